@@ -1,0 +1,1 @@
+"""Agent layer: reasoning, the graduated-autonomy governor, memory and learning."""

@@ -1,0 +1,314 @@
+"""Plain typed values shared by every layer.
+
+Times are UTC epoch seconds (``int``) inside the engine; ledger rows also carry ISO
+8601 text where a person reads them. Money and quantities are ``Decimal`` on orders,
+fills, positions and trades (quote currency and base units respectively).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from decimal import Decimal
+from enum import Enum
+from typing import Any, Mapping
+
+import numpy as np
+
+
+def iso(ts: int) -> str:
+    """Format UTC epoch seconds as ``YYYY-MM-DDTHH:MM:SSZ``."""
+    return datetime.fromtimestamp(int(ts), tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Side(str, Enum):
+    """Order side."""
+
+    BUY = "buy"
+    SELL = "sell"
+
+
+class OrderType(str, Enum):
+    """Order type: market fills at the next bar's open; limit and stop when traded through."""
+
+    MARKET = "market"
+    LIMIT = "limit"
+    STOP = "stop"
+
+
+class OrderRole(str, Enum):
+    """Why an order exists: the entry, a bracket leg, or a signal/manual exit."""
+
+    ENTRY = "entry"
+    TAKE_PROFIT = "take_profit"
+    STOP_LOSS = "stop_loss"
+    EXIT = "exit"
+
+
+class OrderStatus(str, Enum):
+    """Order lifecycle state."""
+
+    PENDING = "pending"      # accepted, waiting for the next bar
+    WORKING = "working"      # resting limit/stop (bracket legs)
+    FILLED = "filled"
+    CANCELLED = "cancelled"
+    REJECTED = "rejected"
+
+
+class PositionState(str, Enum):
+    """Per-symbol position state machine: flat → entry_pending → open → exit_pending → flat."""
+
+    FLAT = "flat"
+    ENTRY_PENDING = "entry_pending"
+    OPEN = "open"
+    EXIT_PENDING = "exit_pending"
+
+
+class Action(str, Enum):
+    """What a strategy asks for on a bar."""
+
+    HOLD = "hold"
+    ENTER_LONG = "enter_long"
+    EXIT = "exit"
+
+
+class ExitReason(str, Enum):
+    """How a round trip ended; every one goes through the engine's ``finalize_exit``."""
+
+    SIGNAL = "signal"
+    STOP_LOSS = "stop_loss"
+    TAKE_PROFIT = "take_profit"
+    END_OF_DATA = "end_of_data"
+    MANUAL = "manual"
+    EMERGENCY = "emergency"
+
+
+@dataclass(frozen=True, slots=True)
+class Bar:
+    """One OHLCV bar.
+
+    Parameters
+    ----------
+    symbol : str
+    ts : int
+        Bar open time, UTC epoch seconds.
+    open, high, low, close : float
+        Prices in quote currency per base unit.
+    volume : float
+        Traded volume in base units.
+    """
+
+    symbol: str
+    ts: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+
+
+@dataclass(slots=True)
+class BarSeries:
+    """Columnar OHLCV for one symbol and timeframe: the shape the engine and strategies use.
+
+    Parameters
+    ----------
+    symbol : str
+    timeframe : str
+        Pandas-style bar length label, e.g. ``"1h"``, ``"4h"``, ``"1d"``.
+    ts : numpy.ndarray of int64, shape (n,)
+        Bar open times, UTC epoch seconds, strictly increasing.
+    open, high, low, close, volume : numpy.ndarray of float64, shape (n,)
+    source : str
+        File or sample the bars came from.
+    """
+
+    symbol: str
+    timeframe: str
+    ts: np.ndarray
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+    source: str = ""
+
+    def __len__(self) -> int:
+        return int(self.ts.shape[0])
+
+    def slice(self, start: int, stop: int) -> "BarSeries":
+        """Return bars ``[start, stop)`` as a view."""
+        return BarSeries(self.symbol, self.timeframe, self.ts[start:stop], self.open[start:stop],
+                         self.high[start:stop], self.low[start:stop], self.close[start:stop],
+                         self.volume[start:stop], self.source)
+
+    def bar(self, i: int) -> Bar:
+        """Return bar ``i`` as a :class:`Bar`."""
+        return Bar(self.symbol, int(self.ts[i]), float(self.open[i]), float(self.high[i]),
+                   float(self.low[i]), float(self.close[i]), float(self.volume[i]))
+
+
+@dataclass(slots=True)
+class Order:
+    """An order as the engine and broker see it.
+
+    Parameters
+    ----------
+    client_order_id : str
+        Deterministic id: ``{run_id}-{symbol}-{seq}-{role}``; a retry reuses it.
+    symbol : str
+    side : Side
+    type : OrderType
+    quantity : Decimal
+        Base units, rounded down to the instrument's increment.
+    role : OrderRole
+    created_ts : int
+        UTC epoch seconds of the bar the order was decided on.
+    price : Decimal or None
+        Limit price (quote currency) for LIMIT orders.
+    stop_price : Decimal or None
+        Trigger price for STOP orders.
+    parent_id : str or None
+        For bracket legs, the entry's client order id.
+    decision_seq : int
+        Sequence number of the decision that produced the order.
+    """
+
+    client_order_id: str
+    symbol: str
+    side: Side
+    type: OrderType
+    quantity: Decimal
+    role: OrderRole
+    created_ts: int
+    price: Decimal | None = None
+    stop_price: Decimal | None = None
+    parent_id: str | None = None
+    decision_seq: int = -1
+    status: OrderStatus = OrderStatus.PENDING
+    status_reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Bracket:
+    """An entry order with attached take-profit (limit) and stop-loss (stop) exits.
+
+    The legs become working when the entry fills and cancel each other (OCO).
+    """
+
+    entry: Order
+    take_profit: Order | None = None
+    stop_loss: Order | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    """An execution.
+
+    Parameters
+    ----------
+    client_order_id : str
+    symbol : str
+    side : Side
+    quantity : Decimal
+        Base units.
+    price : Decimal
+        Execution price in quote currency, slippage included, rounded against the trader.
+    fee : Decimal
+        Fee paid, quote currency.
+    liquidity : str
+        ``"maker"`` or ``"taker"``.
+    ts : int
+        UTC epoch seconds of the bar in which it filled.
+    reference_price : Decimal
+        The price before slippage (bar open or order level).
+    role : OrderRole
+    """
+
+    client_order_id: str
+    symbol: str
+    side: Side
+    quantity: Decimal
+    price: Decimal
+    fee: Decimal
+    liquidity: str
+    ts: int
+    reference_price: Decimal
+    role: OrderRole
+
+
+@dataclass(slots=True)
+class Position:
+    """An open long position in one symbol (spot, long only)."""
+
+    symbol: str
+    quantity: Decimal
+    entry_price: Decimal
+    entry_ts: int
+    entry_fee: Decimal
+    entry_order_id: str
+    stop_loss: Decimal | None = None
+    take_profit: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Trade:
+    """A closed round trip.
+
+    ``pnl`` is net of both fees, in quote currency:
+    ``(exit_price - entry_price) * quantity - entry_fee - exit_fee``.
+    """
+
+    trade_id: str
+    symbol: str
+    side: str
+    quantity: Decimal
+    entry_ts: int
+    entry_price: Decimal
+    exit_ts: int
+    exit_price: Decimal
+    fees: Decimal
+    pnl: Decimal
+    exit_reason: ExitReason
+    entry_order_id: str
+    exit_order_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """A strategy's answer for one bar.
+
+    Parameters
+    ----------
+    action : Action
+    reason : str
+        Short machine code of why (``"breakout"``, ``"no_breakout"``...).
+    inputs : Mapping[str, float]
+        The values the decision used (close, channel bounds, ...).
+    stop_loss, take_profit : float or None
+        Protective levels (quote currency) to attach as a bracket on entry.
+    """
+
+    action: Action
+    reason: str
+    inputs: Mapping[str, float] = field(default_factory=dict)
+    stop_loss: float | None = None
+    take_profit: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What the engine decided on one bar for one symbol (one ledger row).
+
+    ``action`` is one of ``hold``, ``enter_long``, ``exit``, ``rejected``, ``blocked``,
+    ``queued`` (awaiting human approval).
+    """
+
+    seq: int
+    ts: int
+    symbol: str
+    action: str
+    reason: str
+    state: PositionState
+    close: float
+    detail: Mapping[str, Any] | None = None

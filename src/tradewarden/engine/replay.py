@@ -1,0 +1,183 @@
+"""Replay runner: assemble the engine for replay mode and run it over historical bars.
+
+Replay mode = :class:`ReplayClock` + a chunked historical feed + :class:`SimBroker`.
+The same :class:`TradingEngine` runs paper and live with other clocks, feeds and
+brokers.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import subprocess
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from tradewarden.agent.governor import GOVERNORS
+from tradewarden.domain import BarSeries, ExitReason, iso
+from tradewarden.engine.clock import ReplayClock
+from tradewarden.engine.config import RunConfig
+from tradewarden.engine.engine import EngineCounts, TradingEngine
+from tradewarden.execution import SimBroker
+from tradewarden.ledger.store import Ledger, dumps
+from tradewarden.risk import RiskManager
+from tradewarden.strategy import Strategy, build_strategy
+
+MARKET_TIME_BASIS = "bar open time, UTC; market orders fill at the next bar's open"
+
+
+@dataclass(slots=True)
+class ReplayResult:
+    """What a finished replay produced."""
+
+    run_id: str
+    counts: EngineCounts
+    ledger_url: str
+    data_integrity: str
+    warnings: list[str] = field(default_factory=list)
+
+
+def chunked(series: dict[str, BarSeries], chunk_bars: int) -> Iterator[dict[str, BarSeries]]:
+    """Split aligned series into time windows of about ``chunk_bars`` timestamps.
+
+    Every window is ``[t_k, t_{k+1})`` over the union of timestamps, so symbols stay
+    in step and each chunk's bars are all later than the previous chunk's.
+    """
+    all_ts = np.unique(np.concatenate([s.ts for s in series.values()]))
+    bounds = all_ts[::chunk_bars].tolist() + [int(all_ts[-1]) + 1]
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        out = {}
+        for name, s in series.items():
+            a, b = np.searchsorted(s.ts, [lo, hi])
+            out[name] = s.slice(int(a), int(b))
+        yield out
+
+
+def git_sha() -> str | None:
+    """The source tree's commit, when it is a git checkout (else ``None``)."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent,
+                             capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def resolve_config(config: RunConfig) -> tuple[RunConfig, Strategy]:
+    """Build the strategy (validating its params) and return the config with the
+    parameters as validated, so the config hash covers the defaults too.
+
+    Raises
+    ------
+    tradewarden.strategy.StrategyConfigError
+    """
+    strategy = build_strategy(config.strategy, config.params)
+    cfg = config.model_copy(update={"params": strategy.params.model_dump(mode="json")})
+    return cfg, strategy
+
+
+def run_replay(config: RunConfig, ledger: Ledger, *,
+               progress: Callable[[int, int], None] | None = None,
+               created_by: str | None = None, run_id: str | None = None) -> ReplayResult:
+    """Replay historical bars through the engine and record everything in ``ledger``.
+
+    Parameters
+    ----------
+    config : RunConfig
+    ledger : Ledger
+    progress : callable, optional
+        ``progress(bars_done, bars_total)`` after every chunk.
+    created_by : str, optional
+        Who started the run (defaults to the OS user).
+    run_id : str, optional
+        Defaults to 12 random hex digits.
+
+    Returns
+    -------
+    ReplayResult
+
+    Raises
+    ------
+    tradewarden.data.DataError
+        Unreadable, malformed or missing data (no run row is written).
+    tradewarden.strategy.StrategyConfigError
+        Unknown strategy or bad parameter (no run row is written).
+    Exception
+        Anything failing once the run has started: the run is marked ``failed`` with
+        the error before the exception propagates.
+    """
+    from tradewarden.data import load_market_data
+
+    config, strategy = resolve_config(config)
+    loaded = load_market_data(list(config.symbols), Path(config.data) if config.data else None,
+                              timeframe=config.timeframe, start=config.start, end=config.end,
+                              skip_bad_rows=config.skip_bad_rows)
+    series = {s: loaded.series[s] for s in config.symbols}
+    quality = {s: loaded.quality[s].to_dict() for s in config.symbols}
+    integrity = "degraded" if any(q.get("status") == "degraded" for q in quality.values()) else "ok"
+    run_id = run_id or uuid.uuid4().hex[:12]
+    first = min(int(s.ts[0]) for s in series.values())
+    last = max(int(s.ts[-1]) for s in series.values())
+    total = sum(len(s) for s in series.values())
+    ledger.create_run({
+        "run_id": run_id, "mode": config.mode, "capital_mode": config.capital_mode,
+        "market_time_basis": MARKET_TIME_BASIS, "data_integrity": integrity,
+        "data_quality": dumps(quality), "created_by": created_by or _user(),
+        "git_sha": git_sha(), "config_hash": config.config_hash(),
+        "config": config.canonical_json(), "strategy": strategy.name,
+        "input_names": json.dumps(list(strategy.input_names)),
+        "symbols": json.dumps(list(config.symbols)), "timeframe": config.timeframe,
+        "range_start": iso(first), "range_end": iso(last), "initial_capital": config.capital,
+        "notes": "; ".join(loaded.warnings) or None,
+    })
+    try:
+        accounts = list(config.symbols) if config.capital_mode == "independent" else ["portfolio"]
+        broker = SimBroker(loaded.instruments, taker_fee_bps=config.fee_bps,
+                           maker_fee_bps=config.maker_fee_bps, slippage_bps=config.slippage_bps)
+        engine = TradingEngine(
+            run_id=run_id, strategy=strategy, risk=RiskManager(config.risk, accounts),
+            broker=broker, governor=GOVERNORS[config.governor](), ledger=ledger,
+            instruments={s: loaded.instruments[s] for s in config.symbols},
+            capital=config.capital, capital_mode=config.capital_mode, clock=ReplayClock(first))
+        for w in loaded.warnings:
+            engine.event(first, "data", None, w)
+        for sym, q in quality.items():
+            if q.get("rows_skipped"):
+                engine.event(first, "data", sym, f"{q['rows_skipped']} bad rows skipped")
+        done = 0
+        for chunk in chunked(series, config.chunk_bars):
+            done += engine.process_chunk(chunk)
+            if progress is not None:
+                progress(done, total)
+        engine.close_all(ExitReason.END_OF_DATA)
+        c = engine.counts
+        ledger.finish_run(run_id, status="completed", completed_at=_utcnow(),
+                          bars_processed=c.bars, decisions=c.decisions,
+                          trades_opened=c.trades_opened, trades_closed=c.trades_closed)
+    except BaseException as exc:
+        ledger.finish_run(run_id, status="failed", completed_at=_utcnow(),
+                          error=f"{type(exc).__name__}: {exc}"[:2000])
+        raise
+    return ReplayResult(run_id, c, ledger.url, integrity, list(loaded.warnings))
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no login name in some containers
+        return "unknown"
+
+
+def _utcnow() -> str:
+    from tradewarden.ledger.store import utcnow_iso
+    return utcnow_iso()
+
+
+def config_from_json(text: str) -> RunConfig:
+    """Rebuild a :class:`RunConfig` from ``runs.config``."""
+    data: dict[str, Any] = json.loads(text)
+    return RunConfig.model_validate(data)

@@ -1,0 +1,187 @@
+"""The ledger schema (SQLAlchemy Core). Alembic migrations create exactly this.
+
+Conventions
+-----------
+* Every row carries ``run_id``; every table's primary key starts with it, so rows of
+  one run are found through the key's index.
+* ``ts`` columns are bar open times in UTC epoch seconds (INTEGER); tables a person
+  reads row by row (orders, fills, trades) also carry ISO 8601 text times.
+* Money and quantities are exact decimals: TEXT on SQLite, NUMERIC on PostgreSQL
+  (:class:`DecimalText`). High-volume mark-to-market numbers (decision ``close`` and
+  inputs, equity snapshots) are REAL.
+* ``decisions`` holds one row per bar per symbol, holds and blocks included. The
+  strategy's input values are in ``x1``..``x4``; their names are in
+  ``runs.input_names`` (JSON list). Non-hold decisions also carry ``detail`` JSON
+  (all inputs by name, sizing, order ids, rejection reason).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from sqlalchemy import (Column, Float, Index, Integer, MetaData, Numeric, String, Table, Text,
+                        TypeDecorator)
+
+
+class DecimalText(TypeDecorator):
+    """Exact decimal column: TEXT on SQLite (no precision loss), NUMERIC elsewhere."""
+
+    impl = String
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect):  # noqa: D102
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(String(64))
+        return dialect.type_descriptor(Numeric(38, 18))
+
+    def process_bind_param(self, value, dialect):  # noqa: D102
+        if value is None:
+            return None
+        if dialect.name == "sqlite":
+            return str(value)
+        return Decimal(value)
+
+    def process_result_value(self, value, dialect):  # noqa: D102
+        if value is None:
+            return None
+        return Decimal(str(value))
+
+
+metadata = MetaData()
+
+runs = Table(
+    "runs", metadata,
+    Column("run_id", String(32), primary_key=True),
+    Column("mode", String(16), nullable=False),            # replay | paper | live
+    Column("capital_mode", String(16), nullable=False),    # independent | portfolio
+    Column("market_time_basis", String(64), nullable=False),
+    Column("data_integrity", String(16), nullable=False, default="unknown"),  # ok | degraded
+    Column("data_quality", Text),                         # JSON per symbol
+    Column("created_by", String(64)),
+    Column("git_sha", String(40)),
+    Column("config_hash", String(64), nullable=False),
+    Column("config", Text, nullable=False),               # JSON of the frozen run config
+    Column("strategy", String(64), nullable=False),
+    Column("input_names", Text),                          # JSON list naming decisions.x1..x4
+    Column("symbols", Text, nullable=False),              # JSON list
+    Column("timeframe", String(8), nullable=False),
+    Column("range_start", String(32)),
+    Column("range_end", String(32)),
+    Column("initial_capital", DecimalText, nullable=False),  # per symbol (independent) or total
+    Column("started_at", String(32), nullable=False),
+    Column("completed_at", String(32)),
+    Column("status", String(16), nullable=False),         # running | completed | failed
+    Column("error", Text),
+    Column("bars_processed", Integer, default=0),
+    Column("decisions", Integer, default=0),
+    Column("trades_opened", Integer, default=0),
+    Column("trades_closed", Integer, default=0),
+    Column("notes", Text),
+)
+Index("ix_runs_started_at", runs.c.started_at)
+
+decisions = Table(
+    "decisions", metadata,
+    Column("run_id", String(32), primary_key=True),
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("ts", Integer, nullable=False),
+    Column("symbol", String(32), nullable=False),
+    Column("action", String(16), nullable=False),   # hold|enter_long|exit|rejected|blocked|queued
+    Column("reason", String(64), nullable=False),
+    Column("state", String(16), nullable=False),    # position state when deciding
+    Column("close", Float),
+    Column("x1", Float),
+    Column("x2", Float),
+    Column("x3", Float),
+    Column("x4", Float),
+    Column("detail", Text),
+    sqlite_with_rowid=False,
+)
+
+orders = Table(
+    "orders", metadata,
+    Column("run_id", String(32), primary_key=True),
+    Column("client_order_id", String(96), primary_key=True),
+    Column("decision_seq", Integer),
+    Column("symbol", String(32), nullable=False),
+    Column("side", String(8), nullable=False),
+    Column("type", String(8), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("quantity", DecimalText, nullable=False),
+    Column("price", DecimalText),
+    Column("stop_price", DecimalText),
+    Column("parent_id", String(96)),
+    Column("status", String(16), nullable=False),
+    Column("status_reason", Text),
+    Column("created_ts", Integer, nullable=False),
+    Column("created_time", String(32), nullable=False),
+    Column("updated_ts", Integer),
+)
+Index("ix_orders_run_symbol", orders.c.run_id, orders.c.symbol)
+
+fills = Table(
+    "fills", metadata,
+    Column("run_id", String(32), primary_key=True),
+    Column("fill_seq", Integer, primary_key=True, autoincrement=False),
+    Column("client_order_id", String(96), nullable=False),
+    Column("symbol", String(32), nullable=False),
+    Column("side", String(8), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("quantity", DecimalText, nullable=False),
+    Column("price", DecimalText, nullable=False),
+    Column("reference_price", DecimalText, nullable=False),
+    Column("fee", DecimalText, nullable=False),
+    Column("liquidity", String(8), nullable=False),
+    Column("ts", Integer, nullable=False),
+    Column("time", String(32), nullable=False),
+)
+Index("ix_fills_run_order", fills.c.run_id, fills.c.client_order_id)
+
+trades = Table(
+    "trades", metadata,
+    Column("run_id", String(32), primary_key=True),
+    Column("trade_id", String(96), primary_key=True),
+    Column("symbol", String(32), nullable=False),
+    Column("side", String(8), nullable=False),
+    Column("quantity", DecimalText, nullable=False),
+    Column("entry_ts", Integer, nullable=False),
+    Column("entry_time", String(32), nullable=False),
+    Column("entry_price", DecimalText, nullable=False),
+    Column("exit_ts", Integer, nullable=False),
+    Column("exit_time", String(32), nullable=False),
+    Column("exit_price", DecimalText, nullable=False),
+    Column("fees", DecimalText, nullable=False),
+    Column("pnl", DecimalText, nullable=False),
+    Column("return_pct", Float),
+    Column("exit_reason", String(16), nullable=False),
+    Column("entry_order_id", String(96), nullable=False),
+    Column("exit_order_id", String(96), nullable=False),
+    Column("holding_seconds", Integer, nullable=False),
+)
+Index("ix_trades_run_symbol", trades.c.run_id, trades.c.symbol, trades.c.exit_ts)
+
+# Equity marks: one row per account at every bar where equity can change (position
+# open, or a fill happened); while flat, equity equals the last row (a step function).
+equity = Table(
+    "equity", metadata,
+    Column("run_id", String(32), primary_key=True),
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("account", String(32), nullable=False),   # symbol (independent) or "portfolio"
+    Column("ts", Integer, nullable=False),
+    Column("cash", Float, nullable=False),
+    Column("equity", Float, nullable=False),
+    sqlite_with_rowid=False,
+)
+
+# Risk and engine events: halts, resets, data problems, failures.
+events = Table(
+    "events", metadata,
+    Column("run_id", String(32), primary_key=True),
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("ts", Integer),
+    Column("kind", String(32), nullable=False),      # halt | data | error | info
+    Column("symbol", String(32)),
+    Column("message", Text, nullable=False),
+)
+
+ALL_TABLES = (runs, decisions, orders, fills, trades, equity, events)
