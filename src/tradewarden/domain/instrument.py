@@ -118,6 +118,8 @@ class Instrument:
 
 
 def _round(value: Decimal, increment: Decimal, mode: str) -> Decimal:
+    if increment.as_tuple().digits == (1,):          # 1, 0.01, 1e-8: a power of ten
+        return value.quantize(increment, rounding=mode)
     steps = (value / increment).to_integral_value(rounding=mode)
     return (steps * increment).quantize(increment)
 

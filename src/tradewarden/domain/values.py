@@ -11,11 +11,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import Decimal
 from enum import Enum
+from functools import lru_cache
 from typing import Any, Mapping
 
 import numpy as np
 
 
+@lru_cache(maxsize=65_536)
 def iso(ts: int) -> str:
     """Format UTC epoch seconds as ``YYYY-MM-DDTHH:MM:SSZ``."""
     return datetime.fromtimestamp(int(ts), tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -187,6 +189,7 @@ class Order:
     decision_seq: int = -1
     status: OrderStatus = OrderStatus.PENDING
     status_reason: str = ""
+    updated_ts: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

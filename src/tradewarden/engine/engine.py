@@ -22,6 +22,7 @@ Position state per symbol: flat → entry_pending → open → exit_pending → 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Callable, Protocol
@@ -89,6 +90,8 @@ class _Sym:
     entry_order: Order | None = None
     tail: BarSeries | None = None
     bars_seen: int = 0
+    band_lo: float = float("inf")    # broker's quiet band: bars inside it fill nothing
+    band_hi: float = float("-inf")
 
 
 @dataclass(slots=True)
@@ -186,11 +189,12 @@ class TradingEngine:
     def _reset_buffers(self) -> None:
         self._codes: list[int] = []
         self._details: dict[int, str] = {}
-        self._eq_k: list[int] = []
-        self._eq_a: list[int] = []
-        self._eq_cash: list[float] = []
-        self._eq_val: list[float] = []
+        # Cash/position changes in this chunk: (event k, account, cash after, symbol, qty after)
+        self._changes: list[tuple[int, int, float, int, float]] = []
+        # Equity rows made outside a chunk (initial capital, end-of-data liquidation)
+        self._marks: list[tuple[int, int, float, float]] = []
         self._orders: list[Order] = []
+        self._buffered: set[str] = set()
         self._order_updates: list[tuple[str, str, str, int]] = []
         self._fills: list[tuple[int, Fill]] = []
         self._trades: list[Trade] = []
@@ -210,13 +214,22 @@ class TradingEngine:
         self._events.append((self._event_seq, ts, kind, symbol, message))
         self._event_seq += 1
 
-    def _mark(self, k: int, acct: int, cash: float, value: float) -> None:
-        self._eq_k.append(k)
-        self._eq_a.append(acct)
-        self._eq_cash.append(cash)
-        self._eq_val.append(value)
-        if value > self.accounts[acct].peak:
-            self.accounts[acct].peak = value
+    def _sync_band(self, s: _Sym) -> None:
+        s.active = self.broker.has_orders(s.name)
+        s.band_lo, s.band_hi = self.broker.quiet_band(s.name) if s.active else (float("inf"), float("-inf"))
+
+    def _order_changed(self, order: Order, reason: str, ts: int) -> None:
+        """Record a status change: in place if the order is still in this batch."""
+        order.updated_ts = ts
+        if order.client_order_id in self._buffered:
+            order.status_reason = reason
+        else:
+            self._order_updates.append((order.client_order_id, order.status.value, reason, ts))
+
+    def _submit_record(self, orders: list[Order]) -> None:
+        self._orders.extend(orders)
+        self._buffered.update(o.client_order_id for o in orders)
+        self.counts.orders += len(orders)
 
     # -- the tick path ---------------------------------------------------------------
     def process_chunk(self, chunk: dict[str, BarSeries]) -> int:
@@ -259,90 +272,87 @@ class TradingEngine:
         return self._run(prepared)
 
     def _run(self, prepared: list[tuple[_Sym, BarSeries, SignalFrame]]) -> int:
-        strat = self.strategy
         lens = [len(b) for _, b, _ in prepared]
         ts_cat = np.concatenate([b.ts for _, b, _ in prepared])
         pos_cat = np.concatenate([np.full(n, j, dtype=np.int64) for j, n in enumerate(lens)])
         loc_cat = np.concatenate([np.arange(n, dtype=np.int64) for n in lens])
         order = np.lexsort((pos_cat, ts_cat))
-        opos = pos_cat[order].tolist()
-        oloc = loc_cat[order].tolist()
-        m = len(opos)
-
-        # Per-symbol plain lists for the loop.
+        m = int(order.shape[0])
         S = [p[0] for p in prepared]
         F = [p[2] for p in prepared]
-        TS = [b.ts.tolist() for _, b, _ in prepared]
-        O = [b.open.tolist() for _, b, _ in prepared]
-        H = [b.high.tolist() for _, b, _ in prepared]
-        L = [b.low.tolist() for _, b, _ in prepared]
-        C = [b.close.tolist() for _, b, _ in prepared]
-        EN = [f.enter.tolist() for f in F]
-        EX = [f.exit.tolist() for f in F]
-        HF = []
+
+        # Event-ordered plain lists: one index per bar in the loop, no numpy scalars.
+        def ev(arrays: list[np.ndarray]) -> list:
+            return np.concatenate(arrays)[order].tolist()
+
+        hold_open = self._code(HOLD, F[0].hold_reason, OPEN)
+        flat_codes, open_codes = [], []
         for f in F:
             lut = np.array([self._code(HOLD, r, FLAT) for r in f.reasons], dtype=np.int64)
-            HF.append(lut[f.flat_reason.astype(np.int64)].tolist())
-        hold_open = self._code(HOLD, F[0].hold_reason, OPEN)
-        hold_entry_pending = self._code(HOLD, "entry_pending", ENTRY_PENDING)
-        hold_exit_pending = self._code(HOLD, "exit_pending", EXIT_PENDING)
-        pending_code = (0, hold_entry_pending, 0, hold_exit_pending)
+            flat_codes.append(np.where(f.enter, -1, lut[f.flat_reason.astype(np.int64)]))
+            open_codes.append(np.where(f.exit, -1, hold_open))
+        SE = [S[j] for j in pos_cat[order].tolist()]
+        LOC = loc_cat[order].tolist()
+        TS = ev([b.ts for _, b, _ in prepared])
+        O = ev([b.open for _, b, _ in prepared])
+        H = ev([b.high for _, b, _ in prepared])
+        L = ev([b.low for _, b, _ in prepared])
+        C = ev([b.close for _, b, _ in prepared])
+        CF = ev(flat_codes)
+        CO = ev(open_codes)
+        FR = {s.idx: f for s, f in zip(S, F)}
+        pending_code = (0, self._code(HOLD, "entry_pending", ENTRY_PENDING), 0,
+                        self._code(HOLD, "exit_pending", EXIT_PENDING))
 
         if not self._marked_initial:
+            t0 = int(ts_cat.min())
             for a_i, a in enumerate(self.accounts):
-                self._mark(0, a_i, float(a.cash), float(a.cash))
+                self._marks.append((t0, a_i, a.cash_f, a.cash_f))
             self._marked_initial = True
+        start_state = ([a.cash_f for a in self.accounts], [s.qty for s in self.syms],
+                       [s.last_close for s in self.syms])
 
         codes = self._codes
         app = codes.append
-        eq_k, eq_a, eq_c, eq_v = (self._eq_k.append, self._eq_a.append, self._eq_cash.append,
-                                  self._eq_val.append)
         accounts = self.accounts
-        broker_process = self.broker.process
+        broker = self.broker
         portfolio = self.capital_mode == "portfolio"
-        k0 = len(codes)
         for k in range(m):
-            j = opos[k]
-            i = oloc[k]
-            s = S[j]
-            if s.active:
-                ups = broker_process(s.name, TS[j][i], O[j][i], H[j][i], L[j][i], C[j][i])
+            s = SE[k]
+            if s.active and (L[k] <= s.band_lo or H[k] >= s.band_hi):
+                ups = broker.process(s.name, TS[k], O[k], H[k], L[k], C[k])
                 if ups:
-                    self._apply(s, ups, k0 + k, C[j][i])
-                s.active = self.broker.has_orders(s.name)
+                    self._apply(s, ups, k, C[k])
+                    self._sync_band(s)
             st = s.state
             if st == FLAT:
-                if EN[j][i]:
-                    app(self._enter(s, F[j], i, TS[j][i], C[j][i], k0 + k))
-                else:
-                    app(HF[j][i])
+                code = CF[k]
+                if code < 0:
+                    code = self._enter(s, FR[s.idx], LOC[k], TS[k], C[k], k)
             elif st == OPEN:
-                c = C[j][i]
+                c = C[k]
                 s.last_close = c
                 a = accounts[s.acct]
-                cash = a.cash_f
+                # running peak for the drawdown halt (the ledger's equity column is
+                # computed vectorised at flush)
                 if portfolio:
-                    v = cash
+                    v = a.cash_f
                     for o in a.symbols:
                         if o.qty:
                             v += o.qty * o.last_close
                 else:
-                    v = cash + s.qty * c
-                eq_k(k0 + k)
-                eq_a(s.acct)
-                eq_c(cash)
-                eq_v(v)
+                    v = a.cash_f + s.qty * c
                 if v > a.peak:
                     a.peak = v
-                if EX[j][i]:
-                    app(self._exit(s, F[j], i, TS[j][i], c, k0 + k))
-                else:
-                    app(hold_open)
+                code = CO[k]
+                if code < 0:
+                    code = self._exit(s, FR[s.idx], LOC[k], TS[k], c, k)
             else:
-                app(pending_code[st])
+                code = pending_code[st]
+            app(code)
         for s, n in zip(S, lens):
             s.bars_seen += n
-        self._flush(prepared, order, k0, m)
+        self._flush(prepared, order, m, start_state)
         self.counts.bars += m
         return m
 
@@ -351,7 +361,8 @@ class TradingEngine:
         self.clock.advance(ts)
         sig = self.strategy.decide(frame, i, False)
         seq = self._seq + k
-        detail: dict[str, Any] = {"inputs": dict(sig.inputs), "close": close}
+        # Inputs and close are in the decision's own columns; detail adds the rest.
+        detail: dict[str, Any] = {}
         if sig.stop_loss is not None:
             detail["stop_loss"] = sig.stop_loss
         if sig.take_profit is not None:
@@ -371,7 +382,8 @@ class TradingEngine:
         self._drain_risk_events()
         if block is not None:
             self.counts.blocked += 1
-            self._details[k] = _dumps({**detail, "signal": sig.reason})
+            detail["signal"] = sig.reason
+            self._details[k] = _dumps(detail)
             return self._code(BLOCKED, block, FLAT)
         # 3. risk
         s.last_close = close
@@ -380,10 +392,11 @@ class TradingEngine:
             equity=self.equity(s.acct), peak_equity=acct.peak, cash=float(acct.cash),
             open_positions=self.open_positions())
         self._drain_risk_events()
-        detail["risk"] = verdict.detail
+        detail.update(verdict.detail)
         if not verdict.approved:
             self.counts.rejected += 1
-            self._details[k] = _dumps({**detail, "signal": sig.reason})
+            detail["signal"] = sig.reason
+            self._details[k] = _dumps(detail)
             action = BLOCKED if verdict.reason.startswith("halted") else REJECTED
             return self._code(action, verdict.reason, FLAT)
         # 4. governor
@@ -408,38 +421,34 @@ class TradingEngine:
                               stop_price=s.inst.floor_price(sig.stop_loss),
                               parent_id=entry.client_order_id, decision_seq=seq))
         detail["orders"] = [entry.client_order_id] + [o.client_order_id for o in legs]
-        detail["quantity"] = str(qty)
         self._details[k] = _dumps(detail)
         self.broker.submit(entry, tuple(legs))
-        self._orders.append(entry)
-        self._orders.extend(legs)
-        self.counts.orders += 1 + len(legs)
+        self._submit_record([entry, *legs])
         s.state = ENTRY_PENDING
         s.entry_order = entry
-        s.active = True
+        self._sync_band(s)
         return self._code(ENTER, sig.reason, FLAT)
 
     def _exit(self, s: _Sym, frame: SignalFrame, i: int, ts: int, close: float, k: int) -> int:
         self.clock.advance(ts)
         sig = self.strategy.decide(frame, i, True)
         seq = self._seq + k
-        detail: dict[str, Any] = {"inputs": dict(sig.inputs), "close": close}
+        detail: dict[str, Any] = {}
         auth = self.governor.authorize(s.name, "exit", detail)
         if auth.verdict != "execute":
             self._details[k] = _dumps({**detail, "governor": auth.verdict})
             return self._code(QUEUED if auth.verdict == "queue" else MONITORED, auth.reason, OPEN)
         for u in self.broker.cancel_all(s.name, ts, "signal exit"):
-            self._order_updates.append((u.order.client_order_id, u.status.value, u.reason, ts))
+            self._order_changed(u.order, u.reason, ts)
         pos = s.position
         order = Order(make_order_id(self.run_id, s.name, seq, OrderRole.EXIT), s.name, Side.SELL,
                       OrderType.MARKET, pos.quantity, OrderRole.EXIT, ts, decision_seq=seq)
         detail["orders"] = [order.client_order_id]
         self._details[k] = _dumps(detail)
         self.broker.submit(order)
-        self._orders.append(order)
-        self.counts.orders += 1
+        self._submit_record([order])
         s.state = EXIT_PENDING
-        s.active = True
+        self._sync_band(s)
         return self._code(EXIT, sig.reason, OPEN)
 
     def _apply(self, s: _Sym, updates: list[OrderUpdate], k: int, close: float) -> None:
@@ -447,7 +456,7 @@ class TradingEngine:
         acct = self.accounts[s.acct]
         for u in updates:
             self.clock.advance(u.ts)
-            self._order_updates.append((u.order.client_order_id, u.status.value, u.reason, u.ts))
+            self._order_changed(u.order, u.reason, u.ts)
             f = u.fill
             if u.status is OrderStatus.REJECTED and u.order.role is OrderRole.ENTRY:
                 s.state = FLAT
@@ -468,6 +477,7 @@ class TradingEngine:
                 s.qty = float(f.quantity)
                 s.state = OPEN
                 self.counts.trades_opened += 1
+                self._changes.append((k, s.acct, acct.cash_f, s.idx, s.qty))
             else:
                 reason = {OrderRole.STOP_LOSS: ExitReason.STOP_LOSS,
                           OrderRole.TAKE_PROFIT: ExitReason.TAKE_PROFIT}.get(f.role, ExitReason.SIGNAL)
@@ -497,7 +507,10 @@ class TradingEngine:
         s.state = FLAT
         s.entry_order = None
         eq = self.equity(s.acct)
-        self._mark(k, s.acct, float(acct.cash), eq)
+        if k >= 0:
+            self._changes.append((k, s.acct, acct.cash_f, s.idx, 0.0))
+        else:
+            self._marks.append((fill.ts, s.acct, acct.cash_f, eq))
         self.risk.on_trade_closed(acct.name, fill.ts, float(pnl), eq)
         self._drain_risk_events()
         return trade
@@ -506,36 +519,51 @@ class TradingEngine:
         """Liquidate every open position at its last close and cancel pending orders.
 
         Used at the end of a replay (``end_of_data``) and by an emergency stop. Each
-        exit is a recorded market order and fill (taker fee and slippage applied)
-        that goes through :meth:`finalize_exit`. Returns the number of trades closed.
+        liquidation is a recorded decision (action ``exit``), a market order and a
+        fill at the last close (taker fee and slippage applied), and ends in
+        :meth:`finalize_exit`. Returns the number of trades closed.
         """
         closed = 0
-        k = len(self._codes) - 1
+        rows: list[dict[str, Any]] = []
         for s in self.syms:
             if s.tail is None or not len(s.tail):
                 continue
             ts = int(s.tail.ts[-1])
             close = float(s.tail.close[-1])
+            self.clock.advance(max(ts, self.clock.now()))
             for u in self.broker.cancel_all(s.name, ts, reason.value):
-                self._order_updates.append((u.order.client_order_id, u.status.value, u.reason, ts))
+                self._order_changed(u.order, u.reason, ts)
             if s.position is None:
                 s.state = FLAT
+                self._sync_band(s)
                 continue
-            seq = self._seq + max(k, 0)
-            order = Order(make_order_id(self.run_id, s.name, seq, OrderRole.EXIT) + f"-{reason.value}",
-                          s.name, Side.SELL, OrderType.MARKET, s.position.quantity, OrderRole.EXIT, ts,
-                          decision_seq=seq)
-            self._orders.append(order)
-            self.counts.orders += 1
+            seq = self._seq + len(rows)
+            order = Order(make_order_id(self.run_id, s.name, seq, OrderRole.EXIT), s.name, Side.SELL,
+                          OrderType.MARKET, s.position.quantity, OrderRole.EXIT, ts, decision_seq=seq)
+            rows.append({"run_id": self.run_id, "seq": seq, "ts": ts, "symbol": s.name,
+                         "action": "exit", "reason": reason.value, "state": "open", "close": close,
+                         "detail": _dumps({"orders": [order.client_order_id], "close": close})})
+            self._submit_record([order])
             fill = _liquidation_fill(self.broker, s.inst, order, close, ts)
             order.status = OrderStatus.FILLED
-            self._order_updates.append((order.client_order_id, "filled", reason.value, ts))
+            self._order_changed(order, reason.value, ts)
             self._fills.append((self._fill_seq, fill))
             self._fill_seq += 1
             self.counts.fills += 1
-            self.finalize_exit(s, fill, reason, max(k, 0))
+            s.last_close = close
+            self.finalize_exit(s, fill, reason, -1)
+            rows[-1]["equity"] = self.equity(s.acct)
             self.event(ts, "info", s.name, f"position closed at last close ({reason.value})")
+            self._sync_band(s)
             closed += 1
+        if rows:
+            cols = {c: [r.get(c) for r in rows] for c in
+                    ("run_id", "seq", "ts", "symbol", "action", "reason", "state", "close", "equity",
+                     "x1", "x2", "x3", "x4", "detail")}
+            cols["x1"] = cols["x2"] = cols["x3"] = cols["x4"] = pa.nulls(len(rows), pa.float64())
+            self.ledger.write_columns("decisions", cols)
+            self._seq += len(rows)
+            self.counts.decisions += len(rows)
         self._flush_rows()
         return closed
 
@@ -546,88 +574,126 @@ class TradingEngine:
             self.risk.events.clear()
 
     # -- batch write -----------------------------------------------------------------
+    def _equity_column(self, ev_pos: np.ndarray, close: np.ndarray, S: list[_Sym],
+                       start_state: tuple[list[float], list[float], list[float]]) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+        """Mark-to-market equity of each event's account at its bar close, vectorised.
+
+        Cash and quantities are step functions that change only at the recorded
+        changes; each symbol's price is its last close so far (forward-filled over
+        the merged timeline). Returns the per-event equity and each account's series.
+        """
+        m = ev_pos.shape[0]
+        ev_sym = np.asarray([s.idx for s in S], dtype=np.int64)[ev_pos]
+        cash0, qty0, lc0 = start_state
+        ch = self._changes
+        ch_k = np.asarray([c[0] for c in ch], dtype=np.int64)
+        ch_a = np.asarray([c[1] for c in ch], dtype=np.int64)
+        ch_cash = np.asarray([c[2] for c in ch], dtype=np.float64)
+        ch_s = np.asarray([c[3] for c in ch], dtype=np.int64)
+        ch_q = np.asarray([c[4] for c in ch], dtype=np.float64)
+        ar = np.arange(m)
+
+        def step(mask: np.ndarray, values: np.ndarray, initial: float) -> np.ndarray:
+            ks, vs = ch_k[mask], values[mask]
+            if ks.size == 0:
+                return np.full(m, initial)
+            at = np.searchsorted(ks, ar, side="right") - 1
+            return np.where(at >= 0, vs[np.maximum(at, 0)], initial)
+
+        per_acct: dict[int, np.ndarray] = {}
+        for a_i, acct in enumerate(self.accounts):
+            eq = step(ch_a == a_i, ch_cash, cash0[a_i])
+            for s in acct.symbols:
+                on = ev_sym == s.idx
+                qty = step(ch_s == s.idx, ch_q, qty0[s.idx])
+                if not qty.any():
+                    continue
+                last = np.maximum.accumulate(np.where(on, ar, -1))
+                px = np.where(last >= 0, close[np.maximum(last, 0)], lc0[s.idx])
+                eq = eq + qty * np.nan_to_num(px)
+            per_acct[a_i] = eq
+        acct_of = np.asarray([s.acct for s in self.syms], dtype=np.int64)[ev_sym]
+        out = np.empty(m)
+        for a_i, eq in per_acct.items():
+            sel = acct_of == a_i
+            out[sel] = eq[sel]
+        return out, per_acct
+
     def _flush(self, prepared: list[tuple[_Sym, BarSeries, SignalFrame]], order: np.ndarray,
-               k0: int, m: int) -> None:
-        codes = np.asarray(self._codes[k0:k0 + m], dtype=np.int64)
-        pos_idx = np.concatenate([np.full(len(b), j, dtype=np.int32) for j, (_, b, _) in enumerate(prepared)])[order]
-        ts = np.concatenate([b.ts for _, b, _ in prepared])[order]
+               m: int, start_state: tuple[list[float], list[float], list[float]]) -> None:
+        codes = np.asarray(self._codes, dtype=np.int64)
+        S = [p[0] for p in prepared]
+        ev_pos = np.concatenate([np.full(len(b), j, dtype=np.int32) for j, (_, b, _) in enumerate(prepared)])[order]
+        ts = np.concatenate([b.ts for _, b, _ in prepared])[order].astype(np.int64)
         close = np.concatenate([b.close for _, b, _ in prepared])[order]
-        sym_names = [s.name for s, _, _ in prepared]
-        inputs = []
-        for name in self.strategy.input_names:
-            inputs.append(np.concatenate([f.inputs[name] for _, _, f in prepared])[order])
-        reasons = pa.array(self._reasons, pa.string())
+        equity, per_acct = self._equity_column(ev_pos, close, S, start_state)
+        run = pa.DictionaryArray.from_arrays(np.zeros(m, dtype=np.int8), pa.array([self.run_id])).cast(pa.string())
         cols: dict[str, Any] = {
-            "run_id": pa.DictionaryArray.from_arrays(np.zeros(m, dtype=np.int8),
-                                                     pa.array([self.run_id])).cast(pa.string()),
+            "run_id": run,
             "seq": np.arange(self._seq, self._seq + m, dtype=np.int64),
-            "ts": ts.astype(np.int64),
-            "symbol": pa.DictionaryArray.from_arrays(pos_idx, pa.array(sym_names)).cast(pa.string()),
-            "action": pa.DictionaryArray.from_arrays((codes & 15).astype(np.int8),
-                                                     pa.array(ACTIONS)).cast(pa.string()),
-            "reason": pa.DictionaryArray.from_arrays((codes >> 8).astype(np.int32), reasons).cast(pa.string()),
-            "state": pa.DictionaryArray.from_arrays(((codes >> 4) & 15).astype(np.int8),
-                                                    pa.array(STATES)).cast(pa.string()),
+            "ts": ts,
+            "symbol": _labels(ev_pos, [s.name for s in S]),
+            "action": _labels((codes & 15).astype(np.int8), ACTIONS),
+            "reason": _labels((codes >> 8).astype(np.int32), self._reasons),
+            "state": _labels(((codes >> 4) & 15).astype(np.int8), STATES),
             "close": close,
+            "equity": equity,
         }
+        names = self.strategy.input_names
         for n in range(4):
-            cols[f"x{n + 1}"] = (pa.array(inputs[n], from_pandas=True) if n < len(inputs)
-                                 else pa.nulls(m, pa.float64()))
-        detail = [None] * m
-        for kk, text in self._details.items():
-            detail[kk - k0] = text
-        cols["detail"] = pa.array(detail, pa.string())
+            if n < len(names):
+                x = np.concatenate([f.inputs[names[n]] for _, _, f in prepared])[order]
+                cols[f"x{n + 1}"] = pa.array(x, from_pandas=True)
+            else:
+                cols[f"x{n + 1}"] = pa.nulls(m, pa.float64())
+        idx = np.full(m, -1, dtype=np.int32)
+        idx[list(self._details)] = np.arange(len(self._details), dtype=np.int32)
+        cols["detail"] = pa.DictionaryArray.from_arrays(
+            pa.array(idx, mask=idx < 0), pa.array(list(self._details.values()), pa.string())
+        ).cast(pa.string())
         self.ledger.write_columns("decisions", cols)
-        # equity marks: event index -> timestamp
-        if self._eq_k:
-            ek = np.asarray(self._eq_k, dtype=np.int64) - k0
-            ek = np.clip(ek, 0, m - 1)
-            acct_names = [a.name for a in self.accounts]
-            n_eq = len(ek)
-            self.ledger.write_columns("equity", {
-                "run_id": pa.DictionaryArray.from_arrays(np.zeros(n_eq, dtype=np.int8),
-                                                         pa.array([self.run_id])).cast(pa.string()),
-                "seq": np.arange(self._eq_seq, self._eq_seq + n_eq, dtype=np.int64),
-                "account": pa.DictionaryArray.from_arrays(np.asarray(self._eq_a, dtype=np.int32),
-                                                          pa.array(acct_names)).cast(pa.string()),
-                "ts": ts[ek].astype(np.int64),
-                "cash": np.asarray(self._eq_cash, dtype=np.float64),
-                "equity": np.asarray(self._eq_val, dtype=np.float64),
-            })
-            self._eq_seq += n_eq
+        for k, a_i, cash, _s, _q in self._changes:
+            self._marks.append((int(ts[k]), a_i, cash, float(per_acct[a_i][k])))
         self._seq += m
         self.counts.decisions += m
-        self._last_ts = int(ts[-1])
         self._codes = []
         self._details = {}
-        self._eq_k, self._eq_a, self._eq_cash, self._eq_val = [], [], [], []
+        self._changes = []
         self._flush_rows()
 
     def _flush_rows(self) -> None:
-        if self._eq_k:  # marks made outside a chunk (close_all)
-            ts = self._last_ts or 0
-            n_eq = len(self._eq_k)
+        if self._marks:
+            n = len(self._marks)
             self.ledger.write_columns("equity", {
-                "run_id": [self.run_id] * n_eq,
-                "seq": np.arange(self._eq_seq, self._eq_seq + n_eq, dtype=np.int64),
-                "account": [self.accounts[a].name for a in self._eq_a],
-                "ts": np.full(n_eq, ts, dtype=np.int64),
-                "cash": np.asarray(self._eq_cash, dtype=np.float64),
-                "equity": np.asarray(self._eq_val, dtype=np.float64),
+                "run_id": [self.run_id] * n,
+                "seq": np.arange(self._eq_seq, self._eq_seq + n, dtype=np.int64),
+                "account": [self.accounts[a].name for _, a, _, _ in self._marks],
+                "ts": np.asarray([t for t, _, _, _ in self._marks], dtype=np.int64),
+                "cash": np.asarray([c for _, _, c, _ in self._marks], dtype=np.float64),
+                "equity": np.asarray([e for _, _, _, e in self._marks], dtype=np.float64),
             })
-            self._eq_seq += n_eq
-            self._eq_k, self._eq_a, self._eq_cash, self._eq_val = [], [], [], []
+            self._eq_seq += n
+            self._marks = []
         self.ledger.write_orders(self.run_id, self._orders)
         self.ledger.update_orders(self.run_id, self._order_updates)
         self.ledger.write_fills(self.run_id, self._fills)
         self.ledger.write_trades(self.run_id, self._trades)
         self.ledger.write_events(self.run_id, self._events)
         self._orders, self._order_updates, self._fills, self._trades, self._events = [], [], [], [], []
+        self._buffered = set()
+
+
+def _labels(codes: np.ndarray, labels: Any) -> pa.Array:
+    """Strings from integer codes via an Arrow dictionary (no per-row Python)."""
+    return pa.DictionaryArray.from_arrays(codes, pa.array(list(labels), pa.string())).cast(pa.string())
+
+
+_encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 
 
 def _dumps(obj: dict[str, Any]) -> str:
-    from tradewarden.ledger.store import dumps
-    return dumps(obj)
+    """Compact JSON of plain values (floats, ints, str, lists, dicts); NaN is not allowed."""
+    return _encode(obj)
 
 
 def _concat(a: BarSeries, b: BarSeries) -> BarSeries:

@@ -22,5 +22,9 @@ class Broker(Protocol):
     def has_orders(self, symbol: str) -> bool:
         """Whether the symbol has open orders."""
 
+    def quiet_band(self, symbol: str) -> tuple[float, float]:
+        """``(down, up)`` such that a bar with ``low > down`` and ``high < up`` changes
+        nothing; the engine skips ``process`` for such bars."""
+
 
 __all__ = ["Broker", "OrderUpdate", "SimBroker", "make_order_id"]

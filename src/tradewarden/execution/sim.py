@@ -82,6 +82,9 @@ class SimBroker:
         self._market: dict[str, list[Order]] = {}
         self._resting: dict[str, list[_Resting]] = {}
         self._legs: dict[str, list[Order]] = {}     # entry id -> bracket legs awaiting entry fill
+        # Per symbol (down, up): a bar with low > down and high < up touches no resting
+        # order, so it is skipped without looking at each order.
+        self._band: dict[str, tuple[float, float]] = {}
         self._ids: set[str] = set()
 
     # -- commands ----------------------------------------------------------------------
@@ -119,6 +122,7 @@ class SimBroker:
         """Cancel every open order of ``symbol`` (resting legs included)."""
         out = [OrderUpdate(r.order, OrderStatus.CANCELLED, ts, reason)
                for r in self._resting.pop(symbol, [])]
+        self._band.pop(symbol, None)
         out += [OrderUpdate(o, OrderStatus.CANCELLED, ts, reason)
                 for o in self._market.pop(symbol, [])]
         for u in out:
@@ -127,6 +131,16 @@ class SimBroker:
                 leg.status = OrderStatus.CANCELLED
                 out.append(OrderUpdate(leg, OrderStatus.CANCELLED, ts, reason))
         return out
+
+    def quiet_band(self, symbol: str) -> tuple[float, float]:
+        """Return ``(down, up)``: a bar with ``low > down`` and ``high < up`` fills nothing.
+
+        With a market order pending the band is empty (``(inf, -inf)``): the next bar
+        always fills it. With no orders it is ``(-inf, inf)``.
+        """
+        if self._market.get(symbol):
+            return (float("inf"), float("-inf"))
+        return self._band.get(symbol, (float("-inf"), float("inf")))
 
     def has_orders(self, symbol: str) -> bool:
         """Whether ``symbol`` has pending or resting orders."""
@@ -154,9 +168,10 @@ class SimBroker:
             for order in market:
                 ref = to_decimal(o)
                 self._execute(order, ref, ts, taker=True, out=out)
-        resting = self._resting.get(symbol)
-        if resting:
-            self._process_resting(symbol, ts, o, h, low, out)
+        if symbol in self._resting:
+            down, up = self._band[symbol]
+            if low <= down or h >= up:
+                self._process_resting(symbol, ts, o, h, low, out)
         return out
 
     def _process_resting(self, symbol: str, ts: int, o: float, h: float, low: float,
@@ -202,6 +217,7 @@ class SimBroker:
         level = order.stop_price if order.type is OrderType.STOP else order.price
         order.status = OrderStatus.WORKING
         self._resting.setdefault(order.symbol, []).append(_Resting(order, float(level), group))
+        self._rebuild_band(order.symbol)
 
     def _unrest(self, r: _Resting) -> None:
         lst = self._resting.get(r.order.symbol, [])
@@ -209,6 +225,21 @@ class SimBroker:
             lst.remove(r)
         if not lst:
             self._resting.pop(r.order.symbol, None)
+        self._rebuild_band(r.order.symbol)
+
+    def _rebuild_band(self, symbol: str) -> None:
+        down, up = float("-inf"), float("inf")
+        for r in self._resting.get(symbol, ()):
+            sell = r.order.side is Side.SELL
+            on_low = (r.order.type is OrderType.STOP) == sell  # sell stop / buy limit
+            if on_low:
+                down = max(down, r.level)
+            else:
+                up = min(up, r.level)
+        if symbol in self._resting:
+            self._band[symbol] = (down, up)
+        else:
+            self._band.pop(symbol, None)
 
     def _execute(self, order: Order, ref: Decimal, ts: int, *, taker: bool,
                  out: list[OrderUpdate]) -> None:

@@ -9,7 +9,10 @@ Conventions
 * Money and quantities are exact decimals: TEXT on SQLite, NUMERIC on PostgreSQL
   (:class:`DecimalText`). High-volume mark-to-market numbers (decision ``close`` and
   inputs, equity snapshots) are REAL.
-* ``decisions`` holds one row per bar per symbol, holds and blocks included. The
+* ``decisions`` holds one row per bar per symbol, holds and blocks included, with
+  the bar ``close`` and ``equity``: the mark-to-market equity of the decision's
+  account (the symbol in ``independent`` mode, ``portfolio`` otherwise) at that
+  bar's close, after the bar's fills. It is the per-bar equity curve. The
   strategy's input values are in ``x1``..``x4``; their names are in
   ``runs.input_names`` (JSON list). Non-hold decisions also carry ``detail`` JSON
   (all inputs by name, sizing, order ids, rejection reason).
@@ -90,6 +93,7 @@ decisions = Table(
     Column("reason", String(64), nullable=False),
     Column("state", String(16), nullable=False),    # position state when deciding
     Column("close", Float),
+    Column("equity", Float),                        # account equity at the bar close
     Column("x1", Float),
     Column("x2", Float),
     Column("x3", Float),
@@ -160,8 +164,9 @@ trades = Table(
 )
 Index("ix_trades_run_symbol", trades.c.run_id, trades.c.symbol, trades.c.exit_ts)
 
-# Equity marks: one row per account at every bar where equity can change (position
-# open, or a fill happened); while flat, equity equals the last row (a step function).
+# Equity snapshots: one row per account at the start and after every fill that
+# changes its cash (entry, exit, liquidation), marked at that bar's close. The
+# per-bar curve is decisions.equity.
 equity = Table(
     "equity", metadata,
     Column("run_id", String(32), primary_key=True),

@@ -20,7 +20,7 @@ from sqlalchemy import create_engine, event, select, update
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 
-from tradewarden.domain import Fill, Order, Trade, iso
+from tradewarden.domain import Fill, Order, Trade
 from tradewarden.ledger import schema
 
 DEFAULT_DB = "warden-out/ledger.db"
@@ -90,6 +90,7 @@ def open_engine(db: str | os.PathLike[str], *, migrate: bool = True) -> Engine:
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn, _record):  # noqa: ANN001
             cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA page_size=8192")   # takes effect only on a new, empty file
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA busy_timeout=10000")
@@ -101,6 +102,25 @@ def open_engine(db: str | os.PathLike[str], *, migrate: bool = True) -> Engine:
         except OperationalError as exc:
             raise LedgerError(f"--db {db}: cannot open or migrate: {exc.orig}") from None
     return engine
+
+
+def _arrow_type(col) -> pa.DataType:
+    from sqlalchemy import Float, Integer
+    if isinstance(col.type, Integer):
+        return pa.int64()
+    if isinstance(col.type, Float):
+        return pa.float64()
+    return pa.string()
+
+
+def _arrow_schema(table) -> pa.Schema:
+    return pa.schema([pa.field(c.name, _arrow_type(c)) for c in table.columns])
+
+
+def iso_list(ts: list[int]) -> list[str]:
+    """UTC epoch seconds to ``YYYY-MM-DDTHH:MM:SSZ`` strings, vectorised."""
+    text = np.datetime_as_string(np.asarray(ts, dtype="datetime64[s]"), unit="s")
+    return [t + "Z" for t in text.tolist()]
 
 
 def _jsonable(v: Any) -> Any:
@@ -119,6 +139,54 @@ def dumps(obj: Any) -> str:
     return json.dumps(obj, default=_jsonable, sort_keys=True, allow_nan=False)
 
 
+class _Writer:
+    """One background thread that applies ledger writes in submission order.
+
+    Bulk ingest runs in C with the GIL released, so the engine's Python loop keeps
+    going on one core while SQLite works on another. The queue is bounded, so at
+    most a few chunks (about seven jobs each) are in flight, so memory stays flat. The first failure is kept
+    and re-raised by the next :meth:`submit` or :meth:`drain`.
+    """
+
+    def __init__(self, depth: int = 24) -> None:
+        import queue
+        import threading
+        self._q: "queue.Queue" = queue.Queue(maxsize=depth)
+        self.error: BaseException | None = None
+        self._t = threading.Thread(target=self._run, name="ledger-writer", daemon=True)
+        self._t.start()
+
+    def _run(self) -> None:
+        while True:
+            job = self._q.get()
+            try:
+                if job is None:
+                    return
+                if self.error is None:
+                    job()
+            except BaseException as exc:  # kept and re-raised in the submitting thread
+                self.error = exc
+            finally:
+                self._q.task_done()
+
+    def _check(self) -> None:
+        if self.error is not None:
+            err, self.error = self.error, None
+            raise LedgerError(f"ledger write failed: {type(err).__name__}: {err}") from err
+
+    def submit(self, job: Any) -> None:
+        self._check()
+        self._q.put(job)
+
+    def drain(self) -> None:
+        self._q.join()
+        self._check()
+
+    def stop(self) -> None:
+        self._q.put(None)
+        self._t.join()
+
+
 class Ledger:
     """The audited record of runs.
 
@@ -126,17 +194,40 @@ class Ledger:
     ----------
     db : str or path
         SQLite file path or SQLAlchemy URL (``postgresql+psycopg://...``).
+    background : bool
+        Apply batch writes on a background thread (in order). Run-level updates
+        (:meth:`create_run`, :meth:`finish_run`) wait for every pending write first,
+        so a run is only marked completed once all its rows are in.
     """
 
-    def __init__(self, db: str | os.PathLike[str]) -> None:
+    def __init__(self, db: str | os.PathLike[str], *, background: bool = False) -> None:
         self.db = str(db)
         self.engine = open_engine(db)
         self.url = str(self.engine.url)
         self._adbc = None
+        self._writer = _Writer() if background else None
+
+    def _do(self, fn: Any, *args: Any) -> None:
+        if self._writer is None:
+            fn(*args)
+        else:
+            self._writer.submit(lambda: fn(*args))
+
+    def drain(self) -> None:
+        """Wait until every submitted write is applied; raise the first failure.
+
+        Raises
+        ------
+        LedgerError
+            If a background write failed.
+        """
+        if self._writer is not None:
+            self._writer.drain()
 
     # -- runs -------------------------------------------------------------------------
     def create_run(self, row: Mapping[str, Any]) -> None:
         """Insert a run row with ``status='running'``."""
+        self.drain()
         values = dict(row)
         values.setdefault("status", "running")
         values.setdefault("started_at", utcnow_iso())
@@ -144,7 +235,13 @@ class Ledger:
             conn.execute(schema.runs.insert().values(**values))
 
     def finish_run(self, run_id: str, **values: Any) -> None:
-        """Update a run row (status, counts, completion time, error)."""
+        """Update a run row (status, counts, completion time, error), after every
+        pending write has been applied."""
+        try:
+            self.drain()
+        except LedgerError:
+            if values.get("status") != "failed":
+                raise
         with self.engine.begin() as conn:
             conn.execute(update(schema.runs).where(schema.runs.c.run_id == run_id).values(**values))
 
@@ -166,6 +263,9 @@ class Ledger:
         tbl = pa.table(dict(columns))
         if tbl.num_rows == 0:
             return
+        self._do(self._write_table, table, tbl)
+
+    def _write_table(self, table: str, tbl: pa.Table) -> None:
         path = _sqlite_path(self.url)
         if path is not None and path != ":memory:":
             self._ingest(path, table, tbl)
@@ -186,20 +286,59 @@ class Ledger:
             cur.close()
         self._adbc.commit()
 
-    def write_orders(self, run_id: str, orders: Iterable[Order]) -> None:
-        """Insert submitted orders."""
-        rows = [{
-            "run_id": run_id, "client_order_id": o.client_order_id, "decision_seq": o.decision_seq,
-            "symbol": o.symbol, "side": o.side.value, "type": o.type.value, "role": o.role.value,
-            "quantity": o.quantity, "price": o.price, "stop_price": o.stop_price,
-            "parent_id": o.parent_id, "status": o.status.value, "status_reason": o.status_reason,
-            "created_ts": o.created_ts, "created_time": iso(o.created_ts), "updated_ts": o.created_ts,
-        } for o in orders]
-        if rows:
-            with self.engine.begin() as conn:
-                conn.execute(schema.orders.insert(), rows)
+    def write_rows(self, table: str, columns: dict[str, list[Any]]) -> None:
+        """Append a batch given as ``{column: list of values}`` (Decimals become exact text
+        on SQLite). SQLite: one Arrow bulk ingest; other databases: executemany."""
+        n = len(next(iter(columns.values()))) if columns else 0
+        if n == 0:
+            return
+        tbl = schema.metadata.tables[table]
+        path = _sqlite_path(self.url)
+        if path is not None and path != ":memory:":
+            arrays = {}
+            for c in tbl.columns:
+                values = columns.get(c.name)
+                if values is None:
+                    arrays[c.name] = pa.nulls(n, _arrow_type(c))
+                elif isinstance(c.type, schema.DecimalText):
+                    arrays[c.name] = pa.array([None if v is None else str(v) for v in values], pa.string())
+                else:
+                    arrays[c.name] = pa.array(values, _arrow_type(c))
+            self._do(self._ingest, path, table, pa.table(arrays))
+        else:
+            names = list(columns)
+            rows = [dict(zip(names, vals)) for vals in zip(*columns.values())]
+            self._do(self._execute, tbl.insert(), rows)
 
-    def update_orders(self, run_id: str, updates: Iterable[tuple[str, str, str, int]]) -> None:
+    def _execute(self, stmt: Any, rows: list[dict[str, Any]]) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(stmt, rows)
+
+    def write_orders(self, run_id: str, orders: list[Order]) -> None:
+        """Insert orders in their current state (submitted, or already final)."""
+        if not orders:
+            return
+        created = [o.created_ts for o in orders]
+        self.write_rows("orders", {
+            "run_id": [run_id] * len(orders),
+            "client_order_id": [o.client_order_id for o in orders],
+            "decision_seq": [o.decision_seq for o in orders],
+            "symbol": [o.symbol for o in orders],
+            "side": [o.side.value for o in orders],
+            "type": [o.type.value for o in orders],
+            "role": [o.role.value for o in orders],
+            "quantity": [o.quantity for o in orders],
+            "price": [o.price for o in orders],
+            "stop_price": [o.stop_price for o in orders],
+            "parent_id": [o.parent_id for o in orders],
+            "status": [o.status.value for o in orders],
+            "status_reason": [o.status_reason for o in orders],
+            "created_ts": created,
+            "created_time": iso_list(created),
+            "updated_ts": [o.updated_ts or o.created_ts for o in orders],
+        })
+
+    def update_orders(self, run_id: str, updates: list[tuple[str, str, str, int]]) -> None:
         """Apply ``(client_order_id, status, reason, ts)`` status changes in order."""
         rows = [{"r": run_id, "c": c, "s": s, "why": why, "t": t} for c, s, why, t in updates]
         if not rows:
@@ -209,49 +348,67 @@ class Ledger:
         stmt = (update(o).where(o.c.run_id == bindparam("r"), o.c.client_order_id == bindparam("c"))
                 .values(status=bindparam("s"), status_reason=bindparam("why"),
                         updated_ts=bindparam("t")))
-        with self.engine.begin() as conn:
-            conn.execute(stmt, rows)
+        self._do(self._execute, stmt, rows)
 
-    def write_fills(self, run_id: str, fills: Iterable[tuple[int, Fill]]) -> None:
+    def write_fills(self, run_id: str, fills: list[tuple[int, Fill]]) -> None:
         """Insert ``(fill_seq, Fill)`` pairs."""
-        rows = [{
-            "run_id": run_id, "fill_seq": seq, "client_order_id": f.client_order_id,
-            "symbol": f.symbol, "side": f.side.value, "role": f.role.value, "quantity": f.quantity,
-            "price": f.price, "reference_price": f.reference_price, "fee": f.fee,
-            "liquidity": f.liquidity, "ts": f.ts, "time": iso(f.ts),
-        } for seq, f in fills]
-        if rows:
-            with self.engine.begin() as conn:
-                conn.execute(schema.fills.insert(), rows)
+        if not fills:
+            return
+        fs = [f for _, f in fills]
+        ts = [f.ts for f in fs]
+        self.write_rows("fills", {
+            "run_id": [run_id] * len(fs), "fill_seq": [q for q, _ in fills],
+            "client_order_id": [f.client_order_id for f in fs], "symbol": [f.symbol for f in fs],
+            "side": [f.side.value for f in fs], "role": [f.role.value for f in fs],
+            "quantity": [f.quantity for f in fs], "price": [f.price for f in fs],
+            "reference_price": [f.reference_price for f in fs], "fee": [f.fee for f in fs],
+            "liquidity": [f.liquidity for f in fs], "ts": ts, "time": iso_list(ts),
+        })
 
-    def write_trades(self, run_id: str, trades: Iterable[Trade]) -> None:
-        """Insert closed round trips."""
-        rows = []
-        for t in trades:
-            cost = t.entry_price * t.quantity
-            rows.append({
-                "run_id": run_id, "trade_id": t.trade_id, "symbol": t.symbol, "side": t.side,
-                "quantity": t.quantity, "entry_ts": t.entry_ts, "entry_time": iso(t.entry_ts),
-                "entry_price": t.entry_price, "exit_ts": t.exit_ts, "exit_time": iso(t.exit_ts),
-                "exit_price": t.exit_price, "fees": t.fees, "pnl": t.pnl,
-                "return_pct": float(t.pnl / cost * 100) if cost else None,
-                "exit_reason": t.exit_reason.value, "entry_order_id": t.entry_order_id,
-                "exit_order_id": t.exit_order_id, "holding_seconds": t.exit_ts - t.entry_ts,
-            })
-        if rows:
-            with self.engine.begin() as conn:
-                conn.execute(schema.trades.insert(), rows)
+    def write_trades(self, run_id: str, trades: list[Trade]) -> None:
+        """Insert closed round trips (``return_pct`` = pnl / entry notional * 100)."""
+        if not trades:
+            return
+        entry_ts = [t.entry_ts for t in trades]
+        exit_ts = [t.exit_ts for t in trades]
+        self.write_rows("trades", {
+            "run_id": [run_id] * len(trades), "trade_id": [t.trade_id for t in trades],
+            "symbol": [t.symbol for t in trades], "side": [t.side for t in trades],
+            "quantity": [t.quantity for t in trades], "entry_ts": entry_ts,
+            "entry_time": iso_list(entry_ts), "entry_price": [t.entry_price for t in trades],
+            "exit_ts": exit_ts, "exit_time": iso_list(exit_ts),
+            "exit_price": [t.exit_price for t in trades], "fees": [t.fees for t in trades],
+            "pnl": [t.pnl for t in trades],
+            "return_pct": [float(t.pnl / (t.entry_price * t.quantity) * 100) for t in trades],
+            "exit_reason": [t.exit_reason.value for t in trades],
+            "entry_order_id": [t.entry_order_id for t in trades],
+            "exit_order_id": [t.exit_order_id for t in trades],
+            "holding_seconds": [b - a for a, b in zip(entry_ts, exit_ts)],
+        })
 
-    def write_events(self, run_id: str, events: Iterable[tuple[int, int | None, str, str | None, str]]) -> None:
+    def write_events(self, run_id: str, events: list[tuple[int, int | None, str, str | None, str]]) -> None:
         """Insert ``(seq, ts, kind, symbol, message)`` events (halts, resets, data, errors)."""
-        rows = [{"run_id": run_id, "seq": s, "ts": ts, "kind": k, "symbol": sym, "message": m}
-                for s, ts, k, sym, m in events]
-        if rows:
-            with self.engine.begin() as conn:
-                conn.execute(schema.events.insert(), rows)
+        if not events:
+            return
+        self.write_rows("events", {"run_id": [run_id] * len(events),
+                                   "seq": [e[0] for e in events], "ts": [e[1] for e in events],
+                                   "kind": [e[2] for e in events], "symbol": [e[3] for e in events],
+                                   "message": [e[4] for e in events]})
 
     def close(self) -> None:
-        """Release connections."""
+        """Apply pending writes, stop the writer thread and release connections.
+
+        Raises
+        ------
+        LedgerError
+            If a pending background write failed.
+        """
+        if self._writer is not None:
+            try:
+                self._writer.drain()
+            finally:
+                self._writer.stop()
+                self._writer = None
         if self._adbc is not None:
             self._adbc.close()
             self._adbc = None

@@ -205,14 +205,13 @@ class RiskManager:
                                        "max_open_positions": cfg.max_open_positions})
         if not price > 0 or not equity > 0:
             return RiskVerdict(False, "no_equity", detail={"equity": equity, "price": price})
-        detail: dict[str, Any] = {"equity": round(equity, 8), "price": price,
-                                  "sizing": str(cfg.sizing)}
+        detail: dict[str, Any] = {"equity": round(equity, 2)}
         stop = signal.stop_loss
         if cfg.sizing.kind == "fixed":
             qty = cfg.sizing.value
         elif stop is not None and stop < price:
             qty = cfg.sizing.value * equity / (price - stop)
-            detail["risk_per_unit"] = price - stop
+            detail["risk_per_unit"] = round(price - stop, 10)
         elif stop is not None:
             return RiskVerdict(False, "stop_above_entry", detail={"stop_loss": stop, "price": price})
         else:
@@ -220,7 +219,7 @@ class RiskManager:
             detail["note"] = "no stop-loss: sized by position cap"
         cap_qty = min(cfg.max_position_fraction * equity, cash * (1.0 - cfg.cash_buffer)) / price
         if qty > cap_qty:
-            detail["capped_from"] = qty
+            detail["capped_from"] = round(qty, 10)
             qty = cap_qty
         quantity = instrument.round_quantity(qty)
         problem = instrument.check_order_size(quantity, to_decimal(price))

@@ -130,8 +130,8 @@ class Strategy(ABC):
             sl = float(frame.stop_loss[t])
             tp = float(frame.take_profit[t])
             return Signal(Action.ENTER_LONG, frame.entry_reason, inputs,
-                          stop_loss=None if np.isnan(sl) else sl,
-                          take_profit=None if np.isnan(tp) else tp)
+                          stop_loss=None if sl != sl else sl,          # NaN: no level
+                          take_profit=None if tp != tp else tp)
         return Signal(Action.HOLD, frame.reasons[int(frame.flat_reason[t])], inputs)
 
     def describe(self) -> dict[str, Any]:

@@ -1,0 +1,198 @@
+"""Replay throughput and memory benchmark (``warden bench``).
+
+Bars come from the bundled real Coinbase 1h series, tiled forward in time: each
+copy is shifted to start one bar after the previous one ends and rescaled so its
+first open equals the previous copy's last close, so every bar-to-bar return is a
+real one. Bars are generated chunk by chunk, so neither the feed nor the engine
+holds the whole history: peak memory should not grow with the number of bars.
+
+Each measurement runs in a fresh process pinned to one CPU core
+(``sched_setaffinity``), through the full path: strategy frame, per-bar decisions,
+risk, simulated broker with brackets, and every decision, order, fill, trade and
+equity mark written to a SQLite ledger.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from tradewarden.domain import BarSeries, ExitReason, known_instrument
+
+CHUNK = 16_384
+
+
+def tiled_chunks(n_bars: int, n_symbols: int = 3, chunk: int = CHUNK) -> Iterator[dict[str, BarSeries]]:
+    """Yield chunks of real bars tiled forward in time, ``n_bars`` in total.
+
+    Parameters
+    ----------
+    n_bars : int
+        Total bars over all symbols.
+    n_symbols : int
+        Number of symbols; the bundled BTC-USD, ETH-USD, SOL-USD series are cycled and
+        named ``BTC-USD``, ``ETH-USD``, ``SOL-USD``, ``BTC-USD-2``...
+    chunk : int
+        Bars per symbol per chunk.
+    """
+    from tradewarden.data import load_market_data
+
+    loaded = load_market_data(None)
+    base = [loaded.series[s] for s in ("BTC-USD", "ETH-USD", "SOL-USD")]
+    names = bench_symbols(n_symbols)
+    per_symbol = -(-n_bars // n_symbols)
+    step = 3600
+    state = []
+    for j in range(n_symbols):
+        src = base[j % 3]
+        state.append({"src": src, "pos": 0, "scale": 1.0, "t": int(src.ts[0])})
+    produced = 0
+    while produced < per_symbol:
+        take = min(chunk, per_symbol - produced)
+        out = {}
+        for j, st in enumerate(state):
+            parts = {k: [] for k in ("open", "high", "low", "close", "volume")}
+            got = 0
+            while got < take:
+                src = st["src"]
+                if st["pos"] >= len(src):
+                    st["scale"] *= float(src.close[-1]) / float(src.open[0])
+                    st["pos"] = 0
+                n = min(take - got, len(src) - st["pos"])
+                sl = slice(st["pos"], st["pos"] + n)
+                for k in ("open", "high", "low", "close"):
+                    parts[k].append(getattr(src, k)[sl] * st["scale"])
+                parts["volume"].append(src.volume[sl])
+                st["pos"] += n
+                got += n
+            ts = st["t"] + step * np.arange(take, dtype=np.int64)
+            st["t"] = int(ts[-1]) + step
+            out[names[j]] = BarSeries(names[j], "1h", ts, *(np.concatenate(parts[k]) for k in
+                                                           ("open", "high", "low", "close", "volume")),
+                                      source="bench: bundled real data, tiled")
+        produced += take
+        yield out
+
+
+def bench_symbols(n: int) -> list[str]:
+    """Names of the benchmark symbols."""
+    base = ["BTC-USD", "ETH-USD", "SOL-USD"]
+    return [base[j % 3] + ("" if j < 3 else f"-{j // 3 + 1}") for j in range(n)]
+
+
+def measure(n_bars: int, n_symbols: int = 3, db: str | None = None, background: bool = True) -> dict:
+    """Replay ``n_bars`` through the full engine path in this process and measure it.
+
+    ``background`` applies ledger writes on the ledger's writer thread (as ``warden
+    replay`` does); the clock stops only when every row is written.
+
+    Returns
+    -------
+    dict
+        ``bars``, ``seconds``, ``bars_per_second``, ``peak_rss_mb``, ``trades``,
+        ``decisions_in_ledger``.
+    """
+    from tradewarden.agent.governor import AutonomousGovernor
+    from tradewarden.engine import ReplayClock, TradingEngine
+    from tradewarden.execution import SimBroker
+    from tradewarden.ledger import Ledger
+    from tradewarden.risk import RiskConfig, RiskManager
+    from tradewarden.strategy import build_strategy
+    from sqlalchemy import func, select
+    from tradewarden.ledger import schema
+
+    tmp = None
+    if db is None:
+        tmp = tempfile.TemporaryDirectory(prefix="warden-bench-")
+        db = str(Path(tmp.name) / "bench.db")
+    names = bench_symbols(n_symbols)
+    instruments = {}
+    for n in names:
+        spec = known_instrument(n[:7])
+        instruments[n] = type(spec)(n, spec.base, spec.quote, spec.price_increment,
+                                    spec.quantity_increment, spec.min_notional, spec.max_notional)
+    ledger = Ledger(db, background=background)
+    run_id = "bench" + os.urandom(4).hex()
+    strategy = build_strategy("donchian")
+    ledger.create_run({"run_id": run_id, "mode": "replay", "capital_mode": "independent",
+                       "market_time_basis": "bench", "data_integrity": "ok", "config_hash": "bench",
+                       "config": "{}", "strategy": strategy.name, "symbols": json.dumps(names),
+                       "timeframe": "1h", "initial_capital": Decimal(10000)})
+    engine = TradingEngine(run_id=run_id, strategy=strategy,
+                           risk=RiskManager(RiskConfig(max_drawdown_halt=1.0), names),
+                           broker=SimBroker(instruments), governor=AutonomousGovernor(),
+                           ledger=ledger, instruments=instruments, capital=Decimal(10000),
+                           clock=ReplayClock())
+    gen = tiled_chunks(n_bars, n_symbols)
+    feed_seconds = 0.0
+    t0 = time.perf_counter()
+    while True:
+        f0 = time.perf_counter()
+        chunk = next(gen, None)
+        feed_seconds += time.perf_counter() - f0
+        if chunk is None:
+            break
+        engine.process_chunk(chunk)
+    engine.close_all(ExitReason.END_OF_DATA)
+    ledger.drain()
+    seconds = time.perf_counter() - t0 - feed_seconds
+    with ledger.engine.connect() as conn:
+        n_dec = conn.execute(select(func.count()).select_from(schema.decisions)
+                             .where(schema.decisions.c.run_id == run_id)).scalar_one()
+    ledger.close()
+    if tmp is not None:
+        tmp.cleanup()
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {"bars": engine.counts.bars, "seconds": round(seconds, 3),
+            "bars_per_second": round(engine.counts.bars / seconds),
+            "feed_seconds": round(feed_seconds, 3),
+            "peak_rss_mb": round(peak_kb / 1024, 1), "trades": engine.counts.trades_closed,
+            "decisions_in_ledger": n_dec}
+
+
+def measure_in_child(n_bars: int, n_symbols: int, db: str | None = None) -> dict:
+    """Run :func:`measure` in a fresh interpreter pinned to one core; return its figures."""
+    cmd = [sys.executable, "-m", "tradewarden.bench", str(n_bars), str(n_symbols)]
+    if db:
+        cmd.append(db)
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(f"benchmark child failed: {out.stderr.strip().splitlines()[-1:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def run_bench(*, bars: int, n_symbols: int, db: str | None, memory_sizes: list[int], console) -> list[dict]:
+    """Print throughput for ``bars`` and a peak-memory scan over ``memory_sizes``."""
+    from rich.table import Table
+
+    sizes = sorted(set(memory_sizes + [bars]))
+    rows = []
+    with console.status("benchmarking (each size in a fresh process pinned to one core)..."):
+        for n in sizes:
+            rows.append(measure_in_child(n, n_symbols, db))
+    table = Table(title="warden bench: full path (strategy, risk, SimBroker, ledger writes), 1 core")
+    for col in ("bars", "seconds", "bars/s", "peak RSS MB", "trades", "decisions in ledger"):
+        table.add_column(col, justify="right")
+    for r in rows:
+        table.add_row(f"{r['bars']:,}", f"{r['seconds']:.2f}", f"{r['bars_per_second']:,}",
+                      f"{r['peak_rss_mb']:.0f}", f"{r['trades']:,}", f"{r['decisions_in_ledger']:,}")
+    console.print(table)
+    return rows
+
+
+if __name__ == "__main__":
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+    args = sys.argv[1:]
+    result = measure(int(args[0]), int(args[1]) if len(args) > 1 else 3, args[2] if len(args) > 2 else None)
+    print(json.dumps(result))
