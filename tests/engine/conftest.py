@@ -1,0 +1,87 @@
+"""Fixtures for engine tests: real bundled bars and a scripted strategy."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import numpy as np
+import pytest
+
+from tradewarden.agent.governor import AutonomousGovernor
+from tradewarden.data import load_market_data
+from tradewarden.domain import COINBASE_SPECS, BarSeries
+from tradewarden.engine import ReplayClock, TradingEngine
+from tradewarden.execution import SimBroker
+from tradewarden.ledger import Ledger
+from tradewarden.risk import RiskConfig, RiskManager
+from tradewarden.strategy.base import SignalFrame, Strategy, StrategyParams
+
+
+class ScriptParams(StrategyParams):
+    """No parameters: the script is given to the constructor."""
+
+
+class ScriptedStrategy(Strategy):
+    """Enter/exit on given bar timestamps; optional fixed stop/take-profit offsets (fraction of close)."""
+
+    name = "scripted"
+    Params = ScriptParams
+    input_names = ("flag",)
+
+    def __init__(self, enter_ts=(), exit_ts=(), stop_frac=None, tp_frac=None):
+        super().__init__(ScriptParams())
+        self.enter_ts = set(int(t) for t in enter_ts)
+        self.exit_ts = set(int(t) for t in exit_ts)
+        self.stop_frac = stop_frac
+        self.tp_frac = tp_frac
+
+    @property
+    def warmup(self) -> int:
+        return 1
+
+    def prepare(self, bars: BarSeries) -> SignalFrame:
+        n = len(bars)
+        enter = np.isin(bars.ts, list(self.enter_ts)) if self.enter_ts else np.zeros(n, bool)
+        exit_ = np.isin(bars.ts, list(self.exit_ts)) if self.exit_ts else np.zeros(n, bool)
+        sl = bars.close * (1 - self.stop_frac) if self.stop_frac else np.full(n, np.nan)
+        tp = bars.close * (1 + self.tp_frac) if self.tp_frac else np.full(n, np.nan)
+        return SignalFrame(enter, exit_, enter.astype(np.int8), ("idle", "scripted_entry"), sl, tp,
+                           {"flag": enter.astype(float)}, entry_reason="scripted_entry",
+                           exit_reason="scripted_exit")
+
+
+@pytest.fixture(scope="session")
+def real_bars() -> dict[str, BarSeries]:
+    """The bundled real Coinbase 1h series."""
+    return load_market_data(None).series
+
+
+def make_engine(tmp_path, strategy, symbols=("BTC-USD",), *, capital="10000", capital_mode="independent",
+                risk=None, fee_bps=10.0, maker_bps=5.0, slip_bps=2.0, run_id="testrun", db=None):
+    """Build an engine over a fresh SQLite ledger; return (engine, ledger)."""
+    ledger = Ledger(db or tmp_path / "ledger.db")
+    instruments = {s: COINBASE_SPECS[s] for s in symbols}
+    accounts = list(symbols) if capital_mode == "independent" else ["portfolio"]
+    ledger.create_run({"run_id": run_id, "mode": "replay", "capital_mode": capital_mode,
+                       "market_time_basis": "test", "data_integrity": "ok", "config_hash": "x",
+                       "config": "{}", "strategy": strategy.name, "symbols": "[]", "timeframe": "1h",
+                       "initial_capital": Decimal(capital)})
+    engine = TradingEngine(run_id=run_id, strategy=strategy,
+                           risk=RiskManager(risk or RiskConfig(), accounts),
+                           broker=SimBroker(instruments, taker_fee_bps=fee_bps, maker_fee_bps=maker_bps,
+                                            slippage_bps=slip_bps),
+                           governor=AutonomousGovernor(), ledger=ledger, instruments=instruments,
+                           capital=Decimal(capital), capital_mode=capital_mode, clock=ReplayClock())
+    return engine, ledger
+
+
+@pytest.fixture
+def scripted():
+    """The :class:`ScriptedStrategy` class."""
+    return ScriptedStrategy
+
+
+@pytest.fixture(name="make_engine")
+def make_engine_fixture():
+    """The :func:`make_engine` builder."""
+    return make_engine
