@@ -80,9 +80,44 @@ def resolve_config(config: RunConfig) -> tuple[RunConfig, Strategy]:
     return cfg, strategy
 
 
+@dataclass(slots=True)
+class ReplayInputs:
+    """A validated config, its strategy, and the loaded, validated bars."""
+
+    config: RunConfig
+    strategy: Strategy
+    loaded: Any
+
+    @property
+    def total_bars(self) -> int:
+        """Bars over all symbols."""
+        return sum(len(self.loaded.series[s]) for s in self.config.symbols)
+
+
+def load_inputs(config: RunConfig) -> ReplayInputs:
+    """Validate the strategy and load the data: everything that can fail on bad input.
+
+    Raises
+    ------
+    tradewarden.strategy.StrategyConfigError
+    tradewarden.data.DataError
+    ValueError
+        Bad ``start``/``end``/``timeframe`` values (the message names the flag value).
+    """
+    from tradewarden.data import canonical_symbol, load_market_data
+
+    config = config.model_copy(update={"symbols": tuple(canonical_symbol(s) for s in config.symbols)})
+    config, strategy = resolve_config(config)
+    loaded = load_market_data(list(config.symbols), Path(config.data) if config.data else None,
+                              timeframe=config.timeframe, start=config.start, end=config.end,
+                              skip_bad_rows=config.skip_bad_rows)
+    return ReplayInputs(config, strategy, loaded)
+
+
 def run_replay(config: RunConfig, ledger: Ledger, *,
                progress: Callable[[int, int], None] | None = None,
-               created_by: str | None = None, run_id: str | None = None) -> ReplayResult:
+               created_by: str | None = None, run_id: str | None = None,
+               inputs: ReplayInputs | None = None) -> ReplayResult:
     """Replay historical bars through the engine and record everything in ``ledger``.
 
     Parameters
@@ -95,6 +130,8 @@ def run_replay(config: RunConfig, ledger: Ledger, *,
         Who started the run (defaults to the OS user).
     run_id : str, optional
         Defaults to 12 random hex digits.
+    inputs : ReplayInputs, optional
+        Already loaded by :func:`load_inputs` (the CLI loads before showing progress).
 
     Returns
     -------
@@ -110,12 +147,8 @@ def run_replay(config: RunConfig, ledger: Ledger, *,
         Anything failing once the run has started: the run is marked ``failed`` with
         the error before the exception propagates.
     """
-    from tradewarden.data import load_market_data
-
-    config, strategy = resolve_config(config)
-    loaded = load_market_data(list(config.symbols), Path(config.data) if config.data else None,
-                              timeframe=config.timeframe, start=config.start, end=config.end,
-                              skip_bad_rows=config.skip_bad_rows)
+    inputs = inputs or load_inputs(config)
+    config, strategy, loaded = inputs.config, inputs.strategy, inputs.loaded
     series = {s: loaded.series[s] for s in config.symbols}
     quality = {s: loaded.quality[s].to_dict() for s in config.symbols}
     integrity = "degraded" if any(q.get("status") == "degraded" for q in quality.values()) else "ok"

@@ -1,0 +1,394 @@
+"""Run reports: built from the ledger only, rendered to console, JSON, HTML and CSV.
+
+:func:`build_report` reads one run through SQLAlchemy (``runs``, ``trades``,
+``equity``, ``decisions``, ``events``) and returns a :class:`Report`. The renderers
+only format a report; :func:`write_html` and :func:`trades_to_csv` read the ledger
+again for the series they draw or list, so everything shown is re-derivable with SQL.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+from rich import box
+from rich.console import Console, Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+from sqlalchemy import select
+
+from tradewarden.analytics.formatting import (DASH, fmt_int, fmt_money, fmt_pct, fmt_ratio,
+                                              gate_threshold, gate_value, header_rows,
+                                              risk_rows, trade_rows)
+from tradewarden.analytics.htmlpage import render_html
+from tradewarden.analytics.gates import GateConfig, GateResult, all_passed, evaluate_gates
+from tradewarden.analytics.metrics import (ANNUALIZATION_NOTE, AccountStats, Bind, DataQuality,
+                                           DecisionStats, RiskStats, RunInfo, SymbolQuality,
+                                           TradeStats, _trade_stats_from_frame,
+                                           connect, decision_stats, event_counts, ledger_url,
+                                           load_equity_curve, load_run, load_trades,
+                                           summarize_data_quality, summarize_risk)
+from tradewarden.ledger.schema import decisions, runs, trades
+
+__all__ = ["CSV_COLUMNS", "Report", "SymbolBreakdown", "build_report", "list_runs",
+           "render_console", "report_to_dict", "trades_to_csv", "write_html", "write_json"]
+
+#: Column order of :func:`trades_to_csv`.
+CSV_COLUMNS = ("entry_time", "exit_time", "symbol", "side", "quantity", "entry_price",
+               "exit_price", "fees", "pnl", "return_pct", "exit_reason")
+
+CONVENTIONS = (
+    "win: pnl > 0; loss: pnl < 0; breakeven: pnl == 0 (counted in closed trades and the "
+    "win-rate denominator, never a win or a loss; it ends a losing streak)",
+    "profit factor = gross profit / |gross loss|; shown as null in JSON (∞ on screen) "
+    "when there are no losing trades",
+    "expectancy = mean net pnl per closed trade (quote currency); payoff ratio = "
+    "avg win / |avg loss|",
+    "total equity = sum over accounts of each account's last equity mark (step function; "
+    "initial capital before its first mark)",
+    "max drawdown = deepest (peak - trough) / peak of total equity, peak seeded with the "
+    "initial capital; the quote amount is that episode's peak - trough",
+    f"Sharpe and Sortino: {ANNUALIZATION_NOTE} (empyrical)",
+)
+
+
+class SymbolBreakdown(BaseModel):
+    """Per-symbol slice of a report: trades, its account (independent capital mode),
+    decision counts by action and data quality."""
+
+    model_config = ConfigDict(frozen=True)
+
+    symbol: str
+    trades: TradeStats
+    account: AccountStats | None = None
+    decisions: dict[str, int] = {}
+    data_quality: SymbolQuality | None = None
+
+
+class Report(BaseModel):
+    """Everything a run report says, computed from the ledger.
+
+    ``passed`` is True only when every gate passed (a run that is not ``completed``
+    never passes); ``verdict`` is ``'PASS'`` or ``'FAIL'``. ``warnings`` are things a
+    reader must see (an unfinished run first); ``notes`` are the methodology.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    run: RunInfo
+    ledger_url: str
+    verdict: str
+    passed: bool
+    completed: bool
+    gates: list[GateResult]
+    gate_config: GateConfig
+    trades: TradeStats
+    risk: RiskStats
+    per_symbol: dict[str, SymbolBreakdown]
+    data_quality: DataQuality
+    decisions: DecisionStats
+    events: dict[str, int] = {}
+    warnings: list[str] = []
+    notes: list[str] = []
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dict (see :func:`report_to_dict`)."""
+        return report_to_dict(self)
+
+
+# --------------------------------------------------------------------------- build
+
+def build_report(engine: Bind, run_id: str, gates: GateConfig | None = None) -> Report:
+    """Build the report of one run from the ledger.
+
+    Parameters
+    ----------
+    engine : Engine | Connection
+        The ledger database.
+    run_id : str
+        The run to report.
+    gates : GateConfig | None
+        Gate thresholds (default :class:`GateConfig()`).
+
+    Raises
+    ------
+    LookupError
+        ``no run '<run_id>' in ledger <url>`` for an unknown run.
+    """
+    gates = gates or GateConfig()
+    with connect(engine) as conn:
+        run = load_run(conn, run_id)
+        trades_df = load_trades(conn, run_id)
+        curve = load_equity_curve(conn, run_id, run)
+        dstats = decision_stats(conn, run_id)
+        evts = event_counts(conn, run_id)
+    tstats = _trade_stats_from_frame(trades_df, run.symbols)
+    risk = summarize_risk(curve, trades_df)
+    dq = summarize_data_quality(run)
+    completed = run.status == "completed"
+    gate_results = evaluate_gates(gates, run_status=run.status,
+                                  closed_trades=tstats.overall.closed_trades,
+                                  profit_factor=tstats.overall.profit_factor,
+                                  max_drawdown_pct=risk.max_drawdown_pct
+                                  if not curve.total.empty else None)
+    passed = all_passed(gate_results)
+
+    warnings: list[str] = []
+    if not completed:
+        err = f" (error: {run.error})" if run.error else ""
+        warnings.append(f"RUN NOT COMPLETED: status is '{run.status}'{err}; the figures cover "
+                        "only what the ledger recorded, and the gates fail")
+    if run.data_integrity != "ok":
+        warnings.append(f"data integrity is '{run.data_integrity}'")
+    warnings.extend(curve.warnings)
+    if risk.equity_marks == 0:
+        warnings.append("no equity marks in the ledger: the equity curve is flat at the "
+                        "initial capital")
+    if run.trades_closed != tstats.overall.closed_trades:
+        warnings.append(f"runs.trades_closed is {run.trades_closed} but the trades table "
+                        f"holds {tstats.overall.closed_trades} rows")
+    for kind in ("halt", "error"):
+        if evts.get(kind):
+            warnings.append(f"{evts[kind]} '{kind}' event(s) recorded")
+
+    notes = list(CONVENTIONS)
+    if tstats.overall.profit_factor_note:
+        notes.append(f"profit factor {tstats.overall.profit_factor_note}")
+    notes.extend(risk.ratio_notes)
+
+    names = list(tstats.by_symbol)
+    per_symbol = {
+        s: SymbolBreakdown(symbol=s, trades=tstats.by_symbol[s], account=risk.accounts.get(s),
+                           decisions=dstats.by_symbol.get(s, {}),
+                           data_quality=dq.symbols.get(s))
+        for s in names}
+    return Report(run=run, ledger_url=ledger_url(engine), verdict="PASS" if passed else "FAIL",
+                  passed=passed, completed=completed, gates=gate_results, gate_config=gates,
+                  trades=tstats.overall, risk=risk, per_symbol=per_symbol, data_quality=dq,
+                  decisions=dstats, events=evts, warnings=warnings, notes=notes)
+
+
+# --------------------------------------------------------------------------- JSON
+
+def _json_safe(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {str(k): _json_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_json_safe(v) for v in x]
+    if isinstance(x, bool) or x is None or isinstance(x, str):
+        return x
+    if isinstance(x, (int, np.integer)):
+        return int(x)
+    if isinstance(x, (float, np.floating)):
+        f = float(x)
+        return f if math.isfinite(f) else None
+    if isinstance(x, Decimal):
+        return format(x, "f") if x.is_finite() else None
+    return str(x)
+
+
+def report_to_dict(report: Report) -> dict[str, Any]:
+    """A JSON-safe dict of the report: plain floats, non-finite numbers as ``None``.
+
+    An infinite profit factor becomes ``None``; ``trades.profit_factor_note`` and the
+    gate's ``note`` say why. The raw ``runs.data_quality`` text is left out (it is
+    decoded under ``data_quality``).
+    """
+    data = report.model_dump(mode="python", exclude={"run": {"data_quality_json"}})
+    return _json_safe(data)
+
+
+def write_json(report: Report, path: str | Path) -> Path:
+    """Write :func:`report_to_dict` as indented JSON (strict: no NaN/Infinity tokens)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(report_to_dict(report), indent=2, allow_nan=False, ensure_ascii=False)
+    path.write_text(text + "\n", encoding="utf-8")
+    return path
+
+
+# --------------------------------------------------------------------------- console
+
+def _kv_table(title: str, rows: list[tuple[str, str]]) -> Table:
+    table = Table(title=title, box=box.SIMPLE_HEAVY, show_header=False, title_justify="left",
+                  title_style="bold")
+    table.add_column("metric", style="dim", no_wrap=True)
+    table.add_column("value", overflow="fold")
+    for k, v in rows:
+        table.add_row(k, v)
+    return table
+
+
+def render_console(report: Report, console: Console) -> None:
+    """Print the report as Rich panels and tables.
+
+    Sections: header (run metadata, verdict, warnings), trades, risk, per symbol,
+    data quality, decisions, gates (PASS green / FAIL red).
+    """
+    verdict_style = "bold white on green" if report.passed else "bold white on red"
+    status_style = "green" if report.completed else "bold red"
+    head = Table.grid(padding=(0, 2))
+    head.add_column(style="dim", no_wrap=True)
+    head.add_column(overflow="fold")
+    for k, v in header_rows(report):
+        head.add_row(k, Text(v, style=status_style) if k == "status" else Text(v))
+    parts: list[Any] = [Text.assemble(("verdict ", "bold"), (f" {report.verdict} ", verdict_style)),
+                        head]
+    for w in report.warnings:
+        style = "bold red" if w.startswith("RUN NOT COMPLETED") else "yellow"
+        parts.append(Text(f"⚠ {w}", style=style))
+    console.print(Panel(Group(*parts), title=f"tradewarden run report — {report.run.run_id}",
+                        border_style="green" if report.passed else "red"))
+
+    console.print(_kv_table("Trades", trade_rows(report.trades)))
+    console.print(_kv_table("Risk", risk_rows(report.risk)))
+
+    sym = Table(title="Per symbol", box=box.SIMPLE_HEAVY, title_justify="left",
+                title_style="bold")
+    for col in ("symbol", "trades", "win rate", "profit factor", "expectancy", "net pnl",
+                "fees", "final equity", "max DD"):
+        sym.add_column(col, justify="left" if col == "symbol" else "right")
+    for name, b in report.per_symbol.items():
+        t, a = b.trades, b.account
+        sym.add_row(name, fmt_int(t.closed_trades), fmt_pct(t.win_rate_pct),
+                    fmt_ratio(t.profit_factor), fmt_money(t.expectancy), fmt_money(t.net_pnl),
+                    fmt_money(t.fees), fmt_money(a.final_equity) if a else DASH,
+                    fmt_pct(a.max_drawdown_pct) if a else DASH)
+    console.print(sym)
+
+    dq = report.data_quality
+    dqt = Table(title=f"Data quality — integrity {dq.integrity}, "
+                      f"{fmt_int(dq.bars_processed)} bars processed",
+                box=box.SIMPLE_HEAVY, title_justify="left", title_style="bold")
+    for col in ("symbol", "rows", "gaps", "missing bars", "zero-volume", "rows skipped", "status"):
+        dqt.add_column(col, justify="left" if col in ("symbol", "status") else "right")
+    for name, q in dq.symbols.items():
+        dqt.add_row(name, fmt_int(q.rows), fmt_int(q.gaps), fmt_int(q.missing_bars),
+                    fmt_int(q.zero_volume_bars), fmt_int(q.rows_skipped),
+                    Text(q.status or DASH, style="green" if q.status == "ok" else "yellow"))
+    console.print(dqt)
+    for issue in dq.issues:
+        console.print(Text(f"  • {issue}", style="yellow"))
+
+    dec = Table(title=f"Decisions — {fmt_int(report.decisions.total)} total",
+                box=box.SIMPLE_HEAVY, title_justify="left", title_style="bold")
+    dec.add_column("action")
+    dec.add_column("reason")
+    dec.add_column("count", justify="right")
+    for rc in report.decisions.top_reasons:
+        dec.add_row(rc.action, rc.reason, fmt_int(rc.count))
+    console.print(dec)
+    if report.decisions.by_action:
+        console.print(Text("  by action: " + ", ".join(
+            f"{k} {v:,}" for k, v in report.decisions.by_action.items()), style="dim"))
+
+    gt = Table(title="Gates", box=box.SIMPLE_HEAVY, title_justify="left", title_style="bold")
+    for col in ("gate", "threshold", "value", "result", "note"):
+        gt.add_column(col)
+    for g in report.gates:
+        gt.add_row(g.name, gate_threshold(g), gate_value(g),
+                   Text("PASS" if g.passed else "FAIL",
+                        style="bold green" if g.passed else "bold red"), g.note)
+    console.print(gt)
+    console.print(Text.assemble(("overall: ", "bold"), (f" {report.verdict} ", verdict_style)))
+    for n in report.notes:
+        console.print(Text(f"  note: {n}", style="dim"))
+
+
+# --------------------------------------------------------------------------- HTML
+
+def write_html(report: Report, engine: Bind, path: str | Path) -> Path:
+    """Write one self-contained HTML page (inline CSS and SVG; no script, no links).
+
+    It holds the summary tables, the total equity curve, the drawdown curve and, per
+    symbol, the price (``decisions.close`` over ``decisions.ts``, thinned to at most
+    ~2000 points) with trade entries (green up-triangles) and exits (down-triangles
+    coloured by exit reason) from ``trades``. The series are read from ``engine``.
+    """
+    run_id = report.run.run_id
+    with connect(engine) as conn:
+        curve = load_equity_curve(conn, run_id, report.run)
+        trades_df = load_trades(conn, run_id)
+        prices = {s: _price_series(conn, run_id, s) for s in report.per_symbol}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_html(report, curve, prices, trades_df), encoding="utf-8")
+    return path
+
+
+def _price_series(conn, run_id: str, symbol: str) -> tuple[np.ndarray, np.ndarray]:
+    d = decisions.c
+    rows = conn.execute(select(d.ts, d.close).where(d.run_id == run_id, d.symbol == symbol,
+                                                    d.close.is_not(None))
+                        .order_by(d.seq)).all()
+    if not rows:
+        return np.array([], dtype=np.int64), np.array([], dtype=float)
+    ts, close = zip(*rows)
+    ts_a = np.asarray(ts, dtype=np.int64)
+    close_a = np.asarray(close, dtype=float)
+    order = np.argsort(ts_a, kind="stable")
+    ts_a, close_a = ts_a[order], close_a[order]
+    last = np.r_[ts_a[1:] != ts_a[:-1], True]      # one price per bar: the last decision's
+    return ts_a[last], close_a[last]
+
+
+# --------------------------------------------------------------------------- CSV / list
+
+def trades_to_csv(engine: Bind, run_id: str, path: str | Path) -> int:
+    """Write a run's trades as CSV, ordered by entry time then trade id.
+
+    Columns are :data:`CSV_COLUMNS`. Decimal columns (quantity, prices, fees, pnl) are
+    the ledger's exact decimals in plain notation; ``return_pct`` is the ledger's REAL
+    value (percent; empty when missing). Returns the number of trades written.
+
+    Raises
+    ------
+    LookupError
+        For an unknown run.
+    """
+    t = trades.c
+    with connect(engine) as conn:
+        load_run(conn, run_id)
+        rows = conn.execute(select(*[t[c] for c in CSV_COLUMNS])
+                            .where(t.run_id == run_id).order_by(t.entry_ts, t.trade_id)).all()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(CSV_COLUMNS)
+        for row in rows:
+            w.writerow(["" if v is None else format(v, "f") if isinstance(v, Decimal)
+                        else repr(v) if isinstance(v, float) else v for v in row])
+    return len(rows)
+
+
+def list_runs(engine: Bind) -> list[dict[str, Any]]:
+    """Runs in the ledger, newest first (``started_at`` descending, then ``run_id``).
+
+    Each dict has run_id, started_at, status, mode, strategy, symbols (list),
+    timeframe, trades_closed and bars_processed.
+    """
+    r = runs.c
+    with connect(engine) as conn:
+        rows = conn.execute(select(r.run_id, r.started_at, r.status, r.mode, r.strategy,
+                                   r.symbols, r.timeframe, r.trades_closed, r.bars_processed)
+                            .order_by(r.started_at.desc(), r.run_id.desc())).mappings().all()
+    out = []
+    for row in rows:
+        item = dict(row)
+        try:
+            symbols = json.loads(item["symbols"]) if item["symbols"] else []
+        except ValueError:
+            symbols = [item["symbols"]]
+        item["symbols"] = symbols if isinstance(symbols, list) else [symbols]
+        item["trades_closed"] = item["trades_closed"] or 0
+        item["bars_processed"] = item["bars_processed"] or 0
+        out.append(item)
+    return out
