@@ -56,11 +56,6 @@ def test_to_decimal_rejects_non_finite(bad) -> None:
         to_decimal(bad)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: to_decimal(np.float64(0.1)) raises decimal.InvalidOperation under numpy 2: "
-    "np.float64 is a float subclass, so it takes the repr() path, and repr(np.float64(0.1)) is "
-    "'np.float64(0.1)'. Same for Instrument.floor_price/ceil_price/round_quantity and "
-    "RiskManager.evaluate_entry given numpy scalars (e.g. bars.close[t]). Fix: repr(float(value))."))
 def test_to_decimal_accepts_numpy_float64() -> None:
     assert to_decimal(np.float64(0.1)) == Decimal("0.1")
     assert BTC.floor_price(np.float64(63149.427)) == Decimal("63149.42")

@@ -70,10 +70,6 @@ def test_duplicate_id_among_legs_raises_and_registers_nothing() -> None:
     assert [o.client_order_id for o in b.open_orders(SYM)] == ["a", "e"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: SimBroker.submit checks each id only against ids of EARLIER submit calls, so ids "
-    "repeated within one call are accepted: submit(entry 'e', legs=(limit 'e', stop 'e')) does "
-    "not raise (three live orders share one client order id)."))
 def test_leg_duplicating_its_own_entry_id_raises() -> None:
     b = broker()
     e = order("e")
@@ -249,14 +245,6 @@ def test_make_order_id_is_deterministic_and_distinct() -> None:
 
 
 # ---------------------------------------------------------------------- known problems
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: bracket legs of an entry that fills INTRABAR (resting limit/stop entry) are not "
-    "checked on the entry's bar (the hit list is built before the entry fills), contrary to "
-    "'checked on the same bar'. Limit buy 62500 + SL stop 62400 + TP 64000 on bar "
-    "O=62835.28 H=63259.15 L=62358.0 C=63149.42: the entry fills at 62500.00 on the way down "
-    "to the low 62358, so the 62400 stop certainly triggered afterwards (expected fill "
-    "62400*0.9998 = 62387.52), but the SL stays WORKING and the next bar (open 63149.44) "
-    "never reaches it. Latent today: the engine submits market entries only."))
 def test_legs_of_intrabar_limit_entry_are_checked_on_the_entry_bar() -> None:
     b = broker()
     entry = order("e", Side.BUY, OrderType.LIMIT, price="62500.00")

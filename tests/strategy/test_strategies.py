@@ -78,24 +78,16 @@ def test_warmup_history_is_enough(btc, frames, sample_t, name) -> None:
     w = strat.warmup
     ts = [t for t in sample_t.tolist() if t >= w][::2]
     assert len(ts) > 50
-    # Without a bracket Donchian's ATR input is not covered by the warm-up (see the xfail below).
-    skip = frozenset({"atr"}) if name == "donchian-nobracket-55-20" else frozenset()
+    skip = frozenset()
     for t in ts:
         part = strat.prepare(btc.slice(t - w, t + 1))
         assert_frame_prefix_equal(part, full, t, f"{name} warm t={t}", skip)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: DonchianBreakout with use_bracket=False still computes and records the 'atr' "
-    "decision input (ledger column x3), but its warmup (max(entry, exit) + 1 = 56 bars for "
-    "55/20) leaves out the 40*atr_period bars the Wilder ATR needs, so the recorded atr depends "
-    "on the replay chunk boundaries: on real BTC-USD at t=255, atr from bars [199..255] is "
-    "401.665 vs 392.322 from the full history (2.4 % off). Either keep the ATR warm-up "
-    "always or record NaN for atr when the bracket is off."))
 def test_donchian_without_bracket_records_a_chunk_independent_atr(btc, frames) -> None:
     strat, full = frames["donchian-nobracket-55-20"]
     w = strat.warmup
-    for t in (255, 5_000, 12_000):
+    for t in (w + 255, 5_000, 12_000):
         part = strat.prepare(btc.slice(t - w, t + 1))
         np.testing.assert_allclose(part.inputs["atr"][-1], full.inputs["atr"][t], rtol=1e-12,
                                    equal_nan=True, err_msg=f"atr t={t}")
@@ -103,7 +95,7 @@ def test_donchian_without_bracket_records_a_chunk_independent_atr(btc, frames) -
 
 def test_warmup_values() -> None:
     assert DonchianBreakout().warmup == 20 + 1 + 40 * 14
-    assert DonchianBreakout(DonchianParams(use_bracket=False)).warmup == 21
+    assert DonchianBreakout(DonchianParams(use_bracket=False)).warmup == 20 + 1 + 40 * 14
     assert EmaRsiVolume().warmup == 40 * 21 + 20 + 1
 
 

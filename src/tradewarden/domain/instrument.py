@@ -17,7 +17,7 @@ def to_decimal(value: float | int | str | Decimal) -> Decimal:
 
     Parameters
     ----------
-    value : float, int, str or Decimal
+    value : float, numpy floating, int, str or Decimal
         The number. Floats go through ``repr`` so ``0.1`` becomes ``Decimal('0.1')``
         rather than its binary expansion.
 
@@ -32,10 +32,10 @@ def to_decimal(value: float | int | str | Decimal) -> Decimal:
     """
     if isinstance(value, Decimal):
         d = value
-    elif isinstance(value, float):
-        d = Decimal(repr(value))
-    else:
+    elif isinstance(value, (int, str)) and not isinstance(value, bool):
         d = Decimal(value)
+    else:  # float, numpy floating: the shortest repr of the plain float
+        d = Decimal(repr(float(value)))
     if not d.is_finite():
         raise ValueError(f"not a finite number: {value!r}")
     return d

@@ -359,17 +359,10 @@ class TradingEngine:
     # -- slow paths: entries, exits, fills -------------------------------------------
     def _enter(self, s: _Sym, frame: SignalFrame, i: int, ts: int, close: float, k: int) -> int:
         self.clock.advance(ts)
-        sig = self.strategy.decide(frame, i, False)
         seq = self._seq + k
-        # Inputs and close are in the decision's own columns; detail adds the rest.
-        detail: dict[str, Any] = {}
-        if sig.stop_loss is not None:
-            detail["stop_loss"] = sig.stop_loss
-        if sig.take_profit is not None:
-            detail["take_profit"] = sig.take_profit
         acct = self.accounts[s.acct]
-        # 0. fail closed
-        block = None
+        # 0. fail closed: no new entries while paused, halted or on stale data
+        block = why = None
         if self.paused:
             block = "paused"
         elif self.stale_after is not None and self.clock.now() - ts > self.stale_after:
@@ -378,13 +371,19 @@ class TradingEngine:
             why = self.risk.halted(acct.name, ts)
             if why is not None:
                 block = f"halted:{why.split(':')[0]}"
-                detail["halt"] = why
-        self._drain_risk_events()
+        if self.risk.events:
+            self._drain_risk_events()
         if block is not None:
             self.counts.blocked += 1
-            detail["signal"] = sig.reason
-            self._details[k] = _dumps(detail)
+            self._details[k] = _dumps({"signal": frame.entry_reason, "halt": why})
             return self._code(BLOCKED, block, FLAT)
+        # 2. the strategy's decision for this bar (inputs are in the decision's columns)
+        sig = self.strategy.decide(frame, i, False)
+        detail: dict[str, Any] = {}
+        if sig.stop_loss is not None:
+            detail["stop_loss"] = sig.stop_loss
+        if sig.take_profit is not None:
+            detail["take_profit"] = sig.take_profit
         # 3. risk
         s.last_close = close
         verdict = self.risk.evaluate_entry(
@@ -627,7 +626,7 @@ class TradingEngine:
         ts = np.concatenate([b.ts for _, b, _ in prepared])[order].astype(np.int64)
         close = np.concatenate([b.close for _, b, _ in prepared])[order]
         equity, per_acct = self._equity_column(ev_pos, close, S, start_state)
-        run = pa.DictionaryArray.from_arrays(np.zeros(m, dtype=np.int8), pa.array([self.run_id])).cast(pa.string())
+        run = _labels(np.zeros(m, dtype=np.int8), [self.run_id])
         cols: dict[str, Any] = {
             "run_id": run,
             "seq": np.arange(self._seq, self._seq + m, dtype=np.int64),
@@ -649,8 +648,7 @@ class TradingEngine:
         idx = np.full(m, -1, dtype=np.int32)
         idx[list(self._details)] = np.arange(len(self._details), dtype=np.int32)
         cols["detail"] = pa.DictionaryArray.from_arrays(
-            pa.array(idx, mask=idx < 0), pa.array(list(self._details.values()), pa.string())
-        ).cast(pa.string())
+            pa.array(idx, mask=idx < 0), pa.array(list(self._details.values()), pa.string()))
         self.ledger.write_columns("decisions", cols)
         for k, a_i, cash, _s, _q in self._changes:
             self._marks.append((int(ts[k]), a_i, cash, float(per_acct[a_i][k])))
@@ -684,8 +682,9 @@ class TradingEngine:
 
 
 def _labels(codes: np.ndarray, labels: Any) -> pa.Array:
-    """Strings from integer codes via an Arrow dictionary (no per-row Python)."""
-    return pa.DictionaryArray.from_arrays(codes, pa.array(list(labels), pa.string())).cast(pa.string())
+    """Strings from integer codes as an Arrow dictionary array (no per-row Python; the
+    ledger's bulk ingest resolves the dictionary in C)."""
+    return pa.DictionaryArray.from_arrays(codes, pa.array(list(labels), pa.string()))
 
 
 _encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode

@@ -97,9 +97,11 @@ class SimBroker:
             Duplicate client order id, unknown symbol, non-positive quantity, or a
             limit/stop order without its price.
         """
+        seen: set[str] = set()
         for o in (order, *legs):
-            if o.client_order_id in self._ids:
+            if o.client_order_id in self._ids or o.client_order_id in seen:
                 raise ValueError(f"duplicate client order id {o.client_order_id!r}")
+            seen.add(o.client_order_id)
             if o.symbol not in self.instruments:
                 raise ValueError(f"unknown symbol {o.symbol!r}")
             if o.quantity <= 0:
@@ -175,20 +177,27 @@ class SimBroker:
         return out
 
     def _process_resting(self, symbol: str, ts: int, o: float, h: float, low: float,
-                         out: list[OrderUpdate]) -> None:
-        # Candidates that trade this bar: (priority, ref price, resting). Gap fills at
-        # the open come first; among intrabar triggers, stops (adverse) before limits.
+                         out: list[OrderUpdate], only: list[_Resting] | None = None) -> None:
+        """Fill resting orders the bar trades through.
+
+        ``only``: bracket legs that went live mid-bar (their entry filled intrabar at
+        its level). They were not live at the open, so they get no gap fill; they are
+        checked against the rest of the bar's range, stop-loss first (pessimistic).
+        """
+        # Candidates: (priority, ref price, resting). Gap fills at the open come
+        # first; among intrabar triggers, stops (adverse) before limits.
         hits: list[tuple[int, float, _Resting]] = []
-        for r in self._resting.get(symbol, []):
+        for r in (self._resting.get(symbol, []) if only is None else only):
             order = r.order
             sell = order.side is Side.SELL
+            gap_ok = only is None
             if order.type is OrderType.STOP:
-                if (o <= r.level) if sell else (o >= r.level):
+                if gap_ok and ((o <= r.level) if sell else (o >= r.level)):
                     hits.append((0, o, r))
                 elif (low <= r.level) if sell else (h >= r.level):
                     hits.append((1, r.level, r))
             else:
-                if (o >= r.level) if sell else (o <= r.level):
+                if gap_ok and ((o >= r.level) if sell else (o <= r.level)):
                     hits.append((0, o, r))
                 elif (h >= r.level) if sell else (low <= r.level):
                     hits.append((2, r.level, r))
@@ -196,6 +205,7 @@ class SimBroker:
             return
         hits.sort(key=lambda x: x[0])
         done_groups: set[str] = set()
+        live_before = {id(r) for r in self._resting.get(symbol, [])}
         for _, ref, r in hits:
             if r.order.status is not OrderStatus.WORKING:
                 continue
@@ -212,6 +222,9 @@ class SimBroker:
                         other.order.status = OrderStatus.CANCELLED
                         out.append(OrderUpdate(other.order, OrderStatus.CANCELLED, ts,
                                                "oco: other leg filled"))
+        new_legs = [r for r in self._resting.get(symbol, []) if id(r) not in live_before]
+        if new_legs:
+            self._process_resting(symbol, ts, o, h, low, out, only=new_legs)
 
     def _rest(self, order: Order, group: str | None) -> None:
         level = order.stop_price if order.type is OrderType.STOP else order.price

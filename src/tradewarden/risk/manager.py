@@ -92,12 +92,17 @@ class RiskVerdict:
 
 @dataclass(slots=True)
 class _AccountRisk:
-    halted: str | None = None
-    halted_until: int | None = None      # None with halted set: until manual reset
+    # kind -> (reason, until): several halts can be in force at once; each lifts on
+    # its own (cool-down, new UTC day) or by a manual reset. until None: manual only.
+    halts: dict[str, tuple[str, int | None]] = field(default_factory=dict)
     consecutive_losses: int = 0
     day: int = -1
     day_realized: float = 0.0
     day_start_equity: float = 0.0
+
+
+#: Order in which a reason is reported when several halts are in force.
+HALT_PRIORITY = ("kill_switch", "max_drawdown", "consecutive_losses", "daily_loss")
 
 
 class RiskManager:
@@ -118,28 +123,49 @@ class RiskManager:
 
     # -- circuit breakers -------------------------------------------------------------
     def halt(self, account: str, ts: int, reason: str, until: int | None = None) -> None:
-        """Halt new entries for ``account`` (kill switch when called by an operator)."""
-        st = self._acct[account]
-        if st.halted is None:
-            st.halted, st.halted_until = reason, until
-            self.events.append((ts, "halt", account, reason))
+        """Halt new entries for ``account``.
 
-    def reset(self, account: str, ts: int, why: str = "manual reset") -> None:
-        """Lift a halt on ``account``."""
+        ``reason`` is ``kind`` or ``kind:detail`` (``kill_switch`` when an operator
+        calls it). Halts of different kinds stack: a new kind is recorded even while
+        another is in force. A repeated kind keeps the later of the two lift times.
+        """
         st = self._acct[account]
-        if st.halted is not None:
-            self.events.append((ts, "reset", account, f"{why} (was: {st.halted})"))
-        st.halted, st.halted_until = None, None
-        st.consecutive_losses = 0
+        kind = reason.split(":", 1)[0]
+        current = st.halts.get(kind)
+        if current is None:
+            st.halts[kind] = (reason, until)
+            self.events.append((ts, "halt", account, reason))
+        elif current[1] is not None and (until is None or until > current[1]):
+            st.halts[kind] = (current[0], until)
+
+    def reset(self, account: str, ts: int, why: str = "manual reset", kind: str | None = None) -> None:
+        """Lift the halts on ``account`` (all of them, or only ``kind``)."""
+        st = self._acct[account]
+        for k in [k for k in st.halts if kind is None or k == kind]:
+            reason, _ = st.halts.pop(k)
+            self.events.append((ts, "reset", account, f"{why} (was: {reason})"))
+            if k == "consecutive_losses":
+                st.consecutive_losses = 0
+        if kind is None:
+            st.consecutive_losses = 0
 
     def halted(self, account: str, ts: int) -> str | None:
-        """Return the halt reason in force for ``account`` at ``ts``, or ``None``."""
+        """Return the halt reason in force for ``account`` at ``ts``, or ``None``.
+
+        Expired halts are lifted first: a consecutive-loss halt after its cool-down,
+        a daily-loss halt at the next UTC day.
+        """
         st = self._acct[account]
-        if st.halted is not None and st.halted_until is not None and ts >= st.halted_until:
-            self.reset(account, ts, "cool-down elapsed")
-        if st.halted is not None and st.halted.startswith("daily_loss") and ts // DAY != st.day:
-            self.reset(account, ts, "new UTC day")
-        return st.halted
+        for kind, (reason, until) in list(st.halts.items()):
+            if until is not None and ts >= until:
+                self.reset(account, ts, "new UTC day" if kind == "daily_loss" else "cool-down elapsed",
+                           kind=kind)
+        if not st.halts:
+            return None
+        for kind in HALT_PRIORITY:
+            if kind in st.halts:
+                return st.halts[kind][0]
+        return next(iter(st.halts.values()))[0]
 
     def _roll_day(self, st: _AccountRisk, ts: int, equity: float) -> None:
         day = ts // DAY

@@ -41,9 +41,10 @@ class DonchianBreakout(Strategy):
     @property
     def warmup(self) -> int:  # noqa: D102
         p = self.params
-        # Window indicators need exactly their window; ATR (Wilder recursion) is given
-        # 40 periods so a chunk boundary changes it by less than (13/14)**560 ~ 1e-18.
-        return max(p.entry_window, p.exit_window) + 1 + (40 * p.atr_period if p.use_bracket else 0)
+        # Window indicators need exactly their window; ATR (Wilder recursion, recorded
+        # with every decision even without a bracket) is given 40 periods so a chunk
+        # boundary changes it by less than (13/14)**560 ~ 1e-18.
+        return max(p.entry_window, p.exit_window) + 1 + 40 * p.atr_period
 
     def prepare(self, bars: BarSeries) -> SignalFrame:  # noqa: D102
         p = self.params

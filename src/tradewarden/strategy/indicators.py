@@ -63,8 +63,7 @@ def wilder(values: np.ndarray, period: int) -> np.ndarray:
 def true_range(high: np.ndarray, low: np.ndarray, close: np.ndarray) -> np.ndarray:
     """True range: ``max(high - low, |high - prev_close|, |low - prev_close|)``; the
     first bar uses ``high - low``."""
-    prev = np.empty_like(close)
-    prev[0] = np.nan
+    prev = np.full_like(close, np.nan)
     prev[1:] = close[:-1]
     tr = np.fmax(high - low, np.fmax(np.abs(high - prev), np.abs(low - prev)))
     return tr
