@@ -6,10 +6,12 @@ first open equals the previous copy's last close, so every bar-to-bar return is 
 real one. Bars are generated chunk by chunk, so neither the feed nor the engine
 holds the whole history: peak memory should not grow with the number of bars.
 
-Each measurement runs in a fresh process pinned to one CPU core
+Each measurement runs in a fresh process pinned to one CPU core, or to two
 (``sched_setaffinity``), through the full path: strategy frame, per-bar decisions,
 risk, simulated broker with brackets, and every decision, order, fill, trade and
-equity mark written to a SQLite ledger.
+equity snapshot written to a SQLite ledger. On one core the ledger is written inline;
+on two, the ledger's writer thread ingests while the engine loop runs (SQLite
+releases the GIL).
 """
 
 from __future__ import annotations
@@ -160,39 +162,52 @@ def measure(n_bars: int, n_symbols: int = 3, db: str | None = None, background: 
             "decisions_in_ledger": n_dec}
 
 
-def measure_in_child(n_bars: int, n_symbols: int, db: str | None = None) -> dict:
-    """Run :func:`measure` in a fresh interpreter pinned to one core; return its figures."""
-    cmd = [sys.executable, "-m", "tradewarden.bench", str(n_bars), str(n_symbols)]
+def measure_in_child(n_bars: int, n_symbols: int, db: str | None = None, cores: int = 1) -> dict:
+    """Run :func:`measure` in a fresh interpreter pinned to ``cores`` CPU cores.
+
+    With one core the ledger is written inline (no writer thread); with two or more
+    the ledger's writer thread applies batches while the engine loop goes on.
+    """
+    cmd = [sys.executable, "-m", "tradewarden.bench", str(n_bars), str(n_symbols), str(cores)]
     if db:
         cmd.append(db)
     out = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if out.returncode != 0:
         raise RuntimeError(f"benchmark child failed: {out.stderr.strip().splitlines()[-1:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result["cores"] = cores
+    return result
 
 
 def run_bench(*, bars: int, n_symbols: int, db: str | None, memory_sizes: list[int], console) -> list[dict]:
-    """Print throughput for ``bars`` and a peak-memory scan over ``memory_sizes``."""
+    """Print throughput for ``bars`` on one and two cores and a peak-memory scan."""
     from rich.table import Table
 
-    sizes = sorted(set(memory_sizes + [bars]))
+    plan = [(n, 1) for n in sorted(set(memory_sizes + [bars]))]
+    if (os.cpu_count() or 1) >= 2:
+        plan.append((bars, 2))
     rows = []
-    with console.status("benchmarking (each size in a fresh process pinned to one core)..."):
-        for n in sizes:
-            rows.append(measure_in_child(n, n_symbols, db))
-    table = Table(title="warden bench: full path (strategy, risk, SimBroker, ledger writes), 1 core")
-    for col in ("bars", "seconds", "bars/s", "peak RSS MB", "trades", "decisions in ledger"):
+    with console.status("benchmarking (each run in a fresh process pinned to its cores)..."):
+        for n, cores in plan:
+            rows.append(measure_in_child(n, n_symbols, db, cores))
+    table = Table(title="warden bench: full path (strategy, risk, SimBroker, every decision to the SQLite ledger)")
+    for col in ("bars", "cores", "ledger writes", "seconds", "bars/s", "peak RSS MB", "trades",
+                "decisions in ledger"):
         table.add_column(col, justify="right")
     for r in rows:
-        table.add_row(f"{r['bars']:,}", f"{r['seconds']:.2f}", f"{r['bars_per_second']:,}",
-                      f"{r['peak_rss_mb']:.0f}", f"{r['trades']:,}", f"{r['decisions_in_ledger']:,}")
+        table.add_row(f"{r['bars']:,}", str(r["cores"]), "inline" if r["cores"] == 1 else "writer thread",
+                      f"{r['seconds']:.2f}", f"{r['bars_per_second']:,}", f"{r['peak_rss_mb']:.0f}",
+                      f"{r['trades']:,}", f"{r['decisions_in_ledger']:,}")
     console.print(table)
     return rows
 
 
 if __name__ == "__main__":
-    if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
     args = sys.argv[1:]
-    result = measure(int(args[0]), int(args[1]) if len(args) > 1 else 3, args[2] if len(args) > 2 else None)
+    n_cores = int(args[2]) if len(args) > 2 else 1
+    if hasattr(os, "sched_setaffinity"):
+        allowed = sorted(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, set(allowed[:n_cores]))
+    result = measure(int(args[0]), int(args[1]) if len(args) > 1 else 3,
+                     args[3] if len(args) > 3 else None, background=n_cores > 1)
     print(json.dumps(result))

@@ -23,7 +23,9 @@ Position state per symbol: flat → entry_pending → open → exit_pending → 
 from __future__ import annotations
 
 import json
+from bisect import bisect_left
 from dataclasses import dataclass, field
+from heapq import heappop, heappush
 from decimal import Decimal
 from typing import Any, Callable, Protocol
 
@@ -291,8 +293,6 @@ class TradingEngine:
             lut = np.array([self._code(HOLD, r, FLAT) for r in f.reasons], dtype=np.int64)
             flat_codes.append(np.where(f.enter, -1, lut[f.flat_reason.astype(np.int64)]))
             open_codes.append(np.where(f.exit, -1, hold_open))
-        SE = [S[j] for j in pos_cat[order].tolist()]
-        LOC = loc_cat[order].tolist()
         TS = ev([b.ts for _, b, _ in prepared])
         O = ev([b.open for _, b, _ in prepared])
         H = ev([b.high for _, b, _ in prepared])
@@ -300,7 +300,6 @@ class TradingEngine:
         C = ev([b.close for _, b, _ in prepared])
         CF = ev(flat_codes)
         CO = ev(open_codes)
-        FR = {s.idx: f for s, f in zip(S, F)}
         pending_code = (0, self._code(HOLD, "entry_pending", ENTRY_PENDING), 0,
                         self._code(HOLD, "exit_pending", EXIT_PENDING))
 
@@ -312,13 +311,37 @@ class TradingEngine:
         start_state = ([a.cash_f for a in self.accounts], [s.qty for s in self.syms],
                        [s.last_close for s in self.syms])
 
-        codes = self._codes
-        app = codes.append
+        # Every event starts as the frame's hold-when-flat code. The loop visits only
+        # events where something can happen: the symbol is not flat, has orders at the
+        # broker, or has an entry signal. A flat symbol with no orders cannot change
+        # state until its next entry signal, so its bars in between stay holds.
+        codes = CF.copy()
+        self._codes = codes
+        pos_ev = pos_cat[order]
+        ev_of = [np.flatnonzero(pos_ev == j).tolist() for j in range(len(S))]
+        sig_of = [np.flatnonzero(f.enter).tolist() for f in F]
+        heap: list[tuple[int, int, int]] = []
+
+        def schedule(j: int, i: int) -> None:
+            """Queue symbol j's next event to visit at or after its local bar i."""
+            s = S[j]
+            if s.state == FLAT and not s.active:
+                sig = sig_of[j]
+                p = bisect_left(sig, i)
+                if p == len(sig):
+                    return
+                i = sig[p]
+            if i < lens[j]:
+                heappush(heap, (ev_of[j][i], j, i))
+
+        for j in range(len(S)):
+            schedule(j, 0)
         accounts = self.accounts
         broker = self.broker
         portfolio = self.capital_mode == "portfolio"
-        for k in range(m):
-            s = SE[k]
+        while heap:
+            k, j, i = heappop(heap)
+            s = S[j]
             if s.active and (L[k] <= s.band_lo or H[k] >= s.band_hi):
                 ups = broker.process(s.name, TS[k], O[k], H[k], L[k], C[k])
                 if ups:
@@ -326,9 +349,8 @@ class TradingEngine:
                     self._sync_band(s)
             st = s.state
             if st == FLAT:
-                code = CF[k]
-                if code < 0:
-                    code = self._enter(s, FR[s.idx], LOC[k], TS[k], C[k], k)
+                if CF[k] < 0:
+                    codes[k] = self._enter(s, F[j], i, TS[k], C[k], k)
             elif st == OPEN:
                 c = C[k]
                 s.last_close = c
@@ -345,11 +367,10 @@ class TradingEngine:
                 if v > a.peak:
                     a.peak = v
                 code = CO[k]
-                if code < 0:
-                    code = self._exit(s, FR[s.idx], LOC[k], TS[k], c, k)
+                codes[k] = self._exit(s, F[j], i, TS[k], c, k) if code < 0 else code
             else:
-                code = pending_code[st]
-            app(code)
+                codes[k] = pending_code[st]
+            schedule(j, i + 1)
         for s, n in zip(S, lens):
             s.bars_seen += n
         self._flush(prepared, order, m, start_state)

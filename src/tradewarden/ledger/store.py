@@ -150,7 +150,11 @@ class _Writer:
 
     def __init__(self, depth: int = 24) -> None:
         import queue
+        import sys
         import threading
+        # The writer thread wakes when SQLite finishes a batch; with the default 5 ms
+        # switch interval it would wait that long for the GIL each time.
+        sys.setswitchinterval(min(sys.getswitchinterval(), 0.0005))
         self._q: "queue.Queue" = queue.Queue(maxsize=depth)
         self.error: BaseException | None = None
         self._t = threading.Thread(target=self._run, name="ledger-writer", daemon=True)
@@ -315,7 +319,9 @@ class Ledger:
             conn.execute(stmt, rows)
 
     def write_orders(self, run_id: str, orders: list[Order]) -> None:
-        """Insert orders in their current state (submitted, or already final)."""
+        """Insert orders in their current state (submitted, or already final).
+
+        Enum members are ``str`` subclasses; they are written as their values."""
         if not orders:
             return
         created = [o.created_ts for o in orders]
@@ -324,14 +330,14 @@ class Ledger:
             "client_order_id": [o.client_order_id for o in orders],
             "decision_seq": [o.decision_seq for o in orders],
             "symbol": [o.symbol for o in orders],
-            "side": [o.side.value for o in orders],
-            "type": [o.type.value for o in orders],
-            "role": [o.role.value for o in orders],
+            "side": [o.side for o in orders],
+            "type": [o.type for o in orders],
+            "role": [o.role for o in orders],
             "quantity": [o.quantity for o in orders],
             "price": [o.price for o in orders],
             "stop_price": [o.stop_price for o in orders],
             "parent_id": [o.parent_id for o in orders],
-            "status": [o.status.value for o in orders],
+            "status": [o.status for o in orders],
             "status_reason": [o.status_reason for o in orders],
             "created_ts": created,
             "created_time": iso_list(created),
@@ -359,7 +365,7 @@ class Ledger:
         self.write_rows("fills", {
             "run_id": [run_id] * len(fs), "fill_seq": [q for q, _ in fills],
             "client_order_id": [f.client_order_id for f in fs], "symbol": [f.symbol for f in fs],
-            "side": [f.side.value for f in fs], "role": [f.role.value for f in fs],
+            "side": [f.side for f in fs], "role": [f.role for f in fs],
             "quantity": [f.quantity for f in fs], "price": [f.price for f in fs],
             "reference_price": [f.reference_price for f in fs], "fee": [f.fee for f in fs],
             "liquidity": [f.liquidity for f in fs], "ts": ts, "time": iso_list(ts),
@@ -380,7 +386,7 @@ class Ledger:
             "exit_price": [t.exit_price for t in trades], "fees": [t.fees for t in trades],
             "pnl": [t.pnl for t in trades],
             "return_pct": [float(t.pnl / (t.entry_price * t.quantity) * 100) for t in trades],
-            "exit_reason": [t.exit_reason.value for t in trades],
+            "exit_reason": [t.exit_reason for t in trades],
             "entry_order_id": [t.entry_order_id for t in trades],
             "exit_order_id": [t.exit_order_id for t in trades],
             "holding_seconds": [b - a for a, b in zip(entry_ts, exit_ts)],
