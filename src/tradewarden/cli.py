@@ -26,6 +26,10 @@ EXIT_BAD_INPUT = 2
 EXIT_GATE_FAILED = 3
 
 DB_HELP = "Ledger database: SQLite file path or SQLAlchemy URL."
+GATE_OPT = typer.Option(False, "--gate", help="Exit with status 3 when a validation gate fails.")
+MIN_TRADES_OPT = typer.Option(100, help="Gate: minimum closed trades.")
+MIN_PF_OPT = typer.Option(1.0, help="Gate: minimum profit factor.")
+MAX_DD_OPT = typer.Option(35.0, help="Gate: maximum drawdown, percent of peak equity.")
 
 
 class ReportFormat(str, Enum):
@@ -82,10 +86,10 @@ def replay(
     db: str = typer.Option("warden-out/ledger.db", help=DB_HELP),
     out: Path = typer.Option(Path("warden-out/reports"), help="Directory for the JSON and HTML reports."),
     report_format: ReportFormat = typer.Option(ReportFormat.all, help="all: console report + JSON + HTML files; console: console only; json: JSON on stdout (with run_id and paths) and file; html: HTML file only."),
-    gate: bool = typer.Option(False, "--gate", help="Exit with status 3 when a validation gate fails."),
-    min_trades: int = typer.Option(100, help="Gate: minimum closed trades."),
-    min_profit_factor: float = typer.Option(1.0, help="Gate: minimum profit factor."),
-    max_drawdown_pct: float = typer.Option(35.0, help="Gate: maximum drawdown, percent of peak equity."),
+    gate: bool = GATE_OPT,
+    min_trades: int = MIN_TRADES_OPT,
+    min_profit_factor: float = MIN_PF_OPT,
+    max_drawdown_pct: float = MAX_DD_OPT,
 ) -> None:
     """Replay historical bars through the engine, record every decision, print the report."""
     from tradewarden.analytics import GateConfig
@@ -198,10 +202,10 @@ def report(run_id: str = typer.Argument(..., help="Run id (see `warden runs`).")
            db: str = typer.Option("warden-out/ledger.db", help=DB_HELP),
            out: Path = typer.Option(Path("warden-out/reports"), help="Directory for the JSON and HTML reports."),
            report_format: ReportFormat = typer.Option(ReportFormat.console, help="console, json (stdout), html (file), or all."),
-           gate: bool = typer.Option(False, "--gate", help="Exit with status 3 when a validation gate fails."),
-           min_trades: int = typer.Option(100, help="Gate: minimum closed trades."),
-           min_profit_factor: float = typer.Option(1.0, help="Gate: minimum profit factor."),
-           max_drawdown_pct: float = typer.Option(35.0, help="Gate: maximum drawdown, percent of peak equity.")) -> None:
+           gate: bool = GATE_OPT,
+           min_trades: int = MIN_TRADES_OPT,
+           min_profit_factor: float = MIN_PF_OPT,
+           max_drawdown_pct: float = MAX_DD_OPT) -> None:
     """Rebuild a run's report from the ledger alone."""
     from tradewarden.analytics import GateConfig
     from tradewarden.ledger import Ledger

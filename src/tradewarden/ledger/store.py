@@ -117,6 +117,12 @@ def _arrow_schema(table) -> pa.Schema:
     return pa.schema([pa.field(c.name, _arrow_type(c)) for c in table.columns])
 
 
+_ORDER_FIELDS = ("client_order_id", "decision_seq", "symbol", "side", "type", "role", "quantity",
+                 "price", "stop_price", "parent_id", "status", "status_reason", "created_ts")
+_FILL_FIELDS = ("client_order_id", "symbol", "side", "role", "quantity", "price", "reference_price",
+                "fee", "liquidity", "ts")
+
+
 def iso_list(ts: list[int]) -> list[str]:
     """UTC epoch seconds to ``YYYY-MM-DDTHH:MM:SSZ`` strings, vectorised."""
     text = np.datetime_as_string(np.asarray(ts, dtype="datetime64[s]"), unit="s")
@@ -324,25 +330,11 @@ class Ledger:
         Enum members are ``str`` subclasses; they are written as their values."""
         if not orders:
             return
-        created = [o.created_ts for o in orders]
-        self.write_rows("orders", {
-            "run_id": [run_id] * len(orders),
-            "client_order_id": [o.client_order_id for o in orders],
-            "decision_seq": [o.decision_seq for o in orders],
-            "symbol": [o.symbol for o in orders],
-            "side": [o.side for o in orders],
-            "type": [o.type for o in orders],
-            "role": [o.role for o in orders],
-            "quantity": [o.quantity for o in orders],
-            "price": [o.price for o in orders],
-            "stop_price": [o.stop_price for o in orders],
-            "parent_id": [o.parent_id for o in orders],
-            "status": [o.status for o in orders],
-            "status_reason": [o.status_reason for o in orders],
-            "created_ts": created,
-            "created_time": iso_list(created),
-            "updated_ts": [o.updated_ts or o.created_ts for o in orders],
-        })
+        cols: dict[str, list[Any]] = {name: [getattr(o, name) for o in orders] for name in _ORDER_FIELDS}
+        cols["run_id"] = [run_id] * len(orders)
+        cols["created_time"] = iso_list(cols["created_ts"])
+        cols["updated_ts"] = [o.updated_ts or o.created_ts for o in orders]
+        self.write_rows("orders", cols)
 
     def update_orders(self, run_id: str, updates: list[tuple[str, str, str, int]]) -> None:
         """Apply ``(client_order_id, status, reason, ts)`` status changes in order."""
@@ -361,15 +353,11 @@ class Ledger:
         if not fills:
             return
         fs = [f for _, f in fills]
-        ts = [f.ts for f in fs]
-        self.write_rows("fills", {
-            "run_id": [run_id] * len(fs), "fill_seq": [q for q, _ in fills],
-            "client_order_id": [f.client_order_id for f in fs], "symbol": [f.symbol for f in fs],
-            "side": [f.side for f in fs], "role": [f.role for f in fs],
-            "quantity": [f.quantity for f in fs], "price": [f.price for f in fs],
-            "reference_price": [f.reference_price for f in fs], "fee": [f.fee for f in fs],
-            "liquidity": [f.liquidity for f in fs], "ts": ts, "time": iso_list(ts),
-        })
+        cols: dict[str, list[Any]] = {name: [getattr(f, name) for f in fs] for name in _FILL_FIELDS}
+        cols["run_id"] = [run_id] * len(fs)
+        cols["fill_seq"] = [q for q, _ in fills]
+        cols["time"] = iso_list(cols["ts"])
+        self.write_rows("fills", cols)
 
     def write_trades(self, run_id: str, trades: list[Trade]) -> None:
         """Insert closed round trips (``return_pct`` = pnl / entry notional * 100)."""
