@@ -132,7 +132,7 @@ def _real_rows(n: int) -> list[str]:
 
 def test_malformed_file_names_file_row_and_field(tmp_path):
     rows = _real_rows(60)
-    ts, o, h, low, c, v = rows[41].split(",")
+    ts, o, h, low, _close, v = rows[41].split(",")
     rows[41] = ",".join([ts, o, h, low, "-5", v])                 # negative close
     data = _write_csv(tmp_path / "BTC-USD.csv", rows)
     res = runner.invoke(app, ["replay", "--symbols", "BTC-USD", "--data", str(data),
@@ -153,7 +153,7 @@ def test_unsorted_file_is_refused(tmp_path):
 
 def test_skip_bad_rows_runs_degraded_and_counts_them(tmp_path):
     rows = _real_rows(400)
-    ts, o, h, low, c, v = rows[200].split(",")
+    ts, o, h, low, _close, v = rows[200].split(",")
     rows[200] = ",".join([ts, o, h, low, "nan", v])
     data = _write_csv(tmp_path / "BTC-USD.csv", rows)
     res = runner.invoke(app, ["replay", "--symbols", "BTC-USD", "--data", str(data), "--skip-bad-rows",

@@ -3,7 +3,6 @@ make_order_id (the fill rules themselves are pinned in test_sim_candles.py)."""
 
 from __future__ import annotations
 
-import math
 from decimal import Decimal
 
 import pytest

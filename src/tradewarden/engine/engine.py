@@ -27,13 +27,13 @@ from bisect import bisect_left
 from dataclasses import dataclass, field
 from heapq import heappop, heappush
 from decimal import Decimal
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import pyarrow as pa
 
-from tradewarden.domain import (Action, BarSeries, ExitReason, Fill, Instrument, Order, OrderRole,
-                                OrderStatus, OrderType, Position, PositionState, Side, Signal, Trade,
+from tradewarden.domain import (BarSeries, ExitReason, Fill, Instrument, Order, OrderRole,
+                                OrderStatus, OrderType, Position, PositionState, Side, Trade,
                                 to_decimal)
 from tradewarden.engine.clock import ReplayClock
 from tradewarden.execution import OrderUpdate, SimBroker, make_order_id
@@ -89,9 +89,7 @@ class _Sym:
     qty: float = 0.0
     last_close: float = 0.0
     position: Position | None = None
-    entry_order: Order | None = None
     tail: BarSeries | None = None
-    bars_seen: int = 0
     band_lo: float = float("inf")    # broker's quiet band: bars inside it fill nothing
     band_hi: float = float("-inf")
 
@@ -173,7 +171,6 @@ class TradingEngine:
         self._fill_seq = 0
         self._event_seq = 0
         self._eq_seq = 0
-        self._last_ts: int | None = None
         self._marked_initial = False
         self._reset_buffers()
 
@@ -277,7 +274,6 @@ class TradingEngine:
         lens = [len(b) for _, b, _ in prepared]
         ts_cat = np.concatenate([b.ts for _, b, _ in prepared])
         pos_cat = np.concatenate([np.full(n, j, dtype=np.int64) for j, n in enumerate(lens)])
-        loc_cat = np.concatenate([np.arange(n, dtype=np.int64) for n in lens])
         order = np.lexsort((pos_cat, ts_cat))
         m = int(order.shape[0])
         S = [p[0] for p in prepared]
@@ -371,8 +367,6 @@ class TradingEngine:
             else:
                 codes[k] = pending_code[st]
             schedule(j, i + 1)
-        for s, n in zip(S, lens):
-            s.bars_seen += n
         self._flush(prepared, order, m, start_state)
         self.counts.bars += m
         return m
@@ -445,7 +439,6 @@ class TradingEngine:
         self.broker.submit(entry, tuple(legs))
         self._submit_record([entry, *legs])
         s.state = ENTRY_PENDING
-        s.entry_order = entry
         self._sync_band(s)
         return self._code(ENTER, sig.reason, FLAT)
 
@@ -480,7 +473,6 @@ class TradingEngine:
             f = u.fill
             if u.status is OrderStatus.REJECTED and u.order.role is OrderRole.ENTRY:
                 s.state = FLAT
-                s.entry_order = None
                 self.event(u.ts, "order_rejected", s.name, f"{u.order.client_order_id}: {u.reason}")
                 continue
             if f is None:
@@ -517,7 +509,7 @@ class TradingEngine:
         acct.add_cash(fill.price * fill.quantity - fill.fee)
         fees = pos.entry_fee + fill.fee
         pnl = (fill.price - pos.entry_price) * fill.quantity - fees
-        trade = Trade(f"{pos.entry_order_id}", s.name, "long", fill.quantity, pos.entry_ts,
+        trade = Trade(pos.entry_order_id, s.name, "long", fill.quantity, pos.entry_ts,
                       pos.entry_price, fill.ts, fill.price, fees, pnl, reason, pos.entry_order_id,
                       fill.client_order_id)
         self._trades.append(trade)
@@ -525,7 +517,6 @@ class TradingEngine:
         s.position = None
         s.qty = 0.0
         s.state = FLAT
-        s.entry_order = None
         eq = self.equity(s.acct)
         if k >= 0:
             self._changes.append((k, s.acct, acct.cash_f, s.idx, 0.0))

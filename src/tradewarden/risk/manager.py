@@ -156,7 +156,7 @@ class RiskManager:
         a daily-loss halt at the next UTC day.
         """
         st = self._acct[account]
-        for kind, (reason, until) in list(st.halts.items()):
+        for kind, (_reason, until) in list(st.halts.items()):
             if until is not None and ts >= until:
                 self.reset(account, ts, "new UTC day" if kind == "daily_loss" else "cool-down elapsed",
                            kind=kind)
