@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, Decimal
+from functools import lru_cache
 
 
 def to_decimal(value: float | int | str | Decimal) -> Decimal:
@@ -83,15 +84,15 @@ class Instrument:
 
     def floor_price(self, price: Decimal | float) -> Decimal:
         """Round a price down to the price increment (quote currency)."""
-        return _round(to_decimal(price), self.price_increment, ROUND_FLOOR)
+        return _round(price if type(price) is Decimal else to_decimal(price), self.price_increment, ROUND_FLOOR)
 
     def ceil_price(self, price: Decimal | float) -> Decimal:
         """Round a price up to the price increment (quote currency)."""
-        return _round(to_decimal(price), self.price_increment, ROUND_CEILING)
+        return _round(price if type(price) is Decimal else to_decimal(price), self.price_increment, ROUND_CEILING)
 
     def round_quantity(self, quantity: Decimal | float) -> Decimal:
         """Round a quantity down (toward zero) to the base increment, in base units."""
-        return _round(to_decimal(quantity), self.quantity_increment, ROUND_DOWN)
+        return _round(quantity if type(quantity) is Decimal else to_decimal(quantity), self.quantity_increment, ROUND_DOWN)
 
     def notional(self, quantity: Decimal, price: Decimal) -> Decimal:
         """Return ``quantity * price`` in quote currency."""
@@ -117,8 +118,13 @@ class Instrument:
         return None
 
 
+@lru_cache(maxsize=256)
+def _power_of_ten(increment: Decimal) -> bool:
+    return increment.as_tuple().digits == (1,)         # 1, 0.01, 1e-8
+
+
 def _round(value: Decimal, increment: Decimal, mode: str) -> Decimal:
-    if increment.as_tuple().digits == (1,):          # 1, 0.01, 1e-8: a power of ten
+    if _power_of_ten(increment):
         return value.quantize(increment, rounding=mode)
     steps = (value / increment).to_integral_value(rounding=mode)
     return (steps * increment).quantize(increment)

@@ -90,6 +90,7 @@ class _Sym:
     last_close: float = 0.0
     position: Position | None = None
     tail: BarSeries | None = None
+    levels: tuple[Decimal | None, Decimal | None] = (None, None)  # bracket (stop-loss, take-profit)
     band_lo: float = float("inf")    # broker's quiet band: bars inside it fill nothing
     band_hi: float = float("-inf")
 
@@ -172,6 +173,7 @@ class TradingEngine:
         self._event_seq = 0
         self._eq_seq = 0
         self._marked_initial = False
+        self._blocked_detail: dict[tuple[str, str | None], str] = {}
         self._reset_buffers()
 
     # -- helpers ---------------------------------------------------------------------
@@ -390,7 +392,11 @@ class TradingEngine:
             self._drain_risk_events()
         if block is not None:
             self.counts.blocked += 1
-            self._details[k] = _dumps({"signal": frame.entry_reason, "halt": why})
+            key = (frame.entry_reason, why)
+            text = self._blocked_detail.get(key)
+            if text is None:
+                text = self._blocked_detail[key] = _dumps({"signal": frame.entry_reason, "halt": why})
+            self._details[k] = text
             return self._code(BLOCKED, block, FLAT)
         # 2. the strategy's decision for this bar (inputs are in the decision's columns)
         sig = self.strategy.decide(frame, i, False)
@@ -434,6 +440,8 @@ class TradingEngine:
                               s.name, Side.SELL, OrderType.STOP, qty, OrderRole.STOP_LOSS, ts,
                               stop_price=s.inst.floor_price(sig.stop_loss),
                               parent_id=entry.client_order_id, decision_seq=seq))
+        s.levels = (legs[-1].stop_price if sig.stop_loss is not None else None,
+                    legs[0].price if sig.take_profit is not None else None)
         detail["orders"] = [entry.client_order_id] + [o.client_order_id for o in legs]
         self._details[k] = _dumps(detail)
         self.broker.submit(entry, tuple(legs))
@@ -482,10 +490,8 @@ class TradingEngine:
             self.counts.fills += 1
             if f.side is Side.BUY:
                 acct.add_cash(-(f.price * f.quantity + f.fee))
-                legs = {o.role: o for o in self.broker.open_orders(s.name)}
                 s.position = Position(s.name, f.quantity, f.price, f.ts, f.fee, f.client_order_id,
-                                      legs[OrderRole.STOP_LOSS].stop_price if OrderRole.STOP_LOSS in legs else None,
-                                      legs[OrderRole.TAKE_PROFIT].price if OrderRole.TAKE_PROFIT in legs else None)
+                                      *s.levels)
                 s.qty = float(f.quantity)
                 s.state = OPEN
                 self.counts.trades_opened += 1

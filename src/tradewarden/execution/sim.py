@@ -78,6 +78,7 @@ class SimBroker:
         self.taker = to_decimal(taker_fee_bps) / _BPS
         self.maker = to_decimal(maker_fee_bps) / _BPS
         self.slip = to_decimal(slippage_bps) / _BPS
+        self._buy_mult, self._sell_mult = 1 + self.slip, 1 - self.slip
         self.funds = funds
         self._market: dict[str, list[Order]] = {}
         self._resting: dict[str, list[_Resting]] = {}
@@ -85,6 +86,8 @@ class SimBroker:
         # Per symbol (down, up): a bar with low > down and high < up touches no resting
         # order, so it is skipped without looking at each order.
         self._band: dict[str, tuple[float, float]] = {}
+        self._dirty: set[str] = set()
+        self._legs_live: list[_Resting] = []   # legs made live during the current process()
         self._ids: set[str] = set()
 
     # -- commands ----------------------------------------------------------------------
@@ -125,6 +128,7 @@ class SimBroker:
         out = [OrderUpdate(r.order, OrderStatus.CANCELLED, ts, reason)
                for r in self._resting.pop(symbol, [])]
         self._band.pop(symbol, None)
+        self._dirty.discard(symbol)
         out += [OrderUpdate(o, OrderStatus.CANCELLED, ts, reason)
                 for o in self._market.pop(symbol, [])]
         for u in out:
@@ -142,7 +146,7 @@ class SimBroker:
         """
         if self._market.get(symbol):
             return (float("inf"), float("-inf"))
-        return self._band.get(symbol, (float("-inf"), float("inf")))
+        return self._band_of(symbol)
 
     def has_orders(self, symbol: str) -> bool:
         """Whether ``symbol`` has pending or resting orders."""
@@ -165,13 +169,14 @@ class SimBroker:
             take-profit when both are inside the bar).
         """
         out: list[OrderUpdate] = []
+        self._legs_live.clear()
         market = self._market.pop(symbol, None)
         if market:
             for order in market:
                 ref = to_decimal(o)
                 self._execute(order, ref, ts, taker=True, out=out)
         if symbol in self._resting:
-            down, up = self._band[symbol]
+            down, up = self._band_of(symbol)
             if low <= down or h >= up:
                 self._process_resting(symbol, ts, o, h, low, out)
         return out
@@ -205,7 +210,7 @@ class SimBroker:
             return
         hits.sort(key=lambda x: x[0])
         done_groups: set[str] = set()
-        live_before = {id(r) for r in self._resting.get(symbol, [])}
+        n_before = len(self._legs_live)
         for _, ref, r in hits:
             if r.order.status is not OrderStatus.WORKING:
                 continue
@@ -222,15 +227,18 @@ class SimBroker:
                         other.order.status = OrderStatus.CANCELLED
                         out.append(OrderUpdate(other.order, OrderStatus.CANCELLED, ts,
                                                "oco: other leg filled"))
-        new_legs = [r for r in self._resting.get(symbol, []) if id(r) not in live_before]
-        if new_legs:
+        if len(self._legs_live) > n_before:   # an entry filled mid-bar: its legs went live
+            new_legs = self._legs_live[n_before:]
+            del self._legs_live[n_before:]
             self._process_resting(symbol, ts, o, h, low, out, only=new_legs)
 
-    def _rest(self, order: Order, group: str | None) -> None:
+    def _rest(self, order: Order, group: str | None) -> _Resting:
         level = order.stop_price if order.type is OrderType.STOP else order.price
         order.status = OrderStatus.WORKING
-        self._resting.setdefault(order.symbol, []).append(_Resting(order, float(level), group))
-        self._rebuild_band(order.symbol)
+        r = _Resting(order, float(level), group)
+        self._resting.setdefault(order.symbol, []).append(r)
+        self._dirty.add(order.symbol)
+        return r
 
     def _unrest(self, r: _Resting) -> None:
         lst = self._resting.get(r.order.symbol, [])
@@ -238,7 +246,14 @@ class SimBroker:
             lst.remove(r)
         if not lst:
             self._resting.pop(r.order.symbol, None)
-        self._rebuild_band(r.order.symbol)
+        self._dirty.add(r.order.symbol)
+
+    def _band_of(self, symbol: str) -> tuple[float, float]:
+        """The quiet band of the resting orders, rebuilt only after they changed."""
+        if symbol in self._dirty:
+            self._dirty.discard(symbol)
+            self._rebuild_band(symbol)
+        return self._band.get(symbol, (float("-inf"), float("inf")))
 
     def _rebuild_band(self, symbol: str) -> None:
         down, up = float("-inf"), float("inf")
@@ -259,7 +274,7 @@ class SimBroker:
         inst = self.instruments[order.symbol]
         buy = order.side is Side.BUY
         if taker:
-            raw = ref * (1 + self.slip) if buy else ref * (1 - self.slip)
+            raw = ref * (self._buy_mult if buy else self._sell_mult)
         else:
             raw = ref
         price = inst.ceil_price(raw) if buy else inst.floor_price(raw)
@@ -280,7 +295,7 @@ class SimBroker:
         legs = self._legs.pop(order.client_order_id, None)
         if legs:
             for leg in legs:
-                self._rest(leg, order.client_order_id)
+                self._legs_live.append(self._rest(leg, order.client_order_id))
                 out.append(OrderUpdate(leg, OrderStatus.WORKING, ts, "bracket leg live"))
 
 
