@@ -51,18 +51,30 @@ STATES = tuple(s.value for s in (PositionState.FLAT, PositionState.ENTRY_PENDING
 class LedgerSink(Protocol):
     """What the engine writes to (``tradewarden.ledger.Ledger`` implements it)."""
 
-    def write_columns(self, table: str, columns: dict[str, Any]) -> None: ...
-    def write_orders(self, run_id: str, orders: list[Order]) -> None: ...
-    def update_orders(self, run_id: str, updates: list[tuple[str, str, str, int]]) -> None: ...
-    def write_fills(self, run_id: str, fills: list[tuple[int, Fill]]) -> None: ...
-    def write_trades(self, run_id: str, trades: list[Trade]) -> None: ...
-    def write_events(self, run_id: str, events: list[tuple[int, int | None, str, str | None, str]]) -> None: ...
+    def write_columns(self, table: str, columns: dict[str, Any]) -> None:
+        """Append a columnar batch (Arrow or NumPy arrays) to ``decisions`` or ``equity``."""
+
+    def write_orders(self, run_id: str, orders: list[Order]) -> None:
+        """Insert orders in their current state."""
+
+    def update_orders(self, run_id: str, updates: list[tuple[str, str, str, int]]) -> None:
+        """Apply ``(client_order_id, status, reason, ts)`` changes to orders written earlier."""
+
+    def write_fills(self, run_id: str, fills: list[tuple[int, Fill]]) -> None:
+        """Insert ``(fill_seq, Fill)`` pairs."""
+
+    def write_trades(self, run_id: str, trades: list[Trade]) -> None:
+        """Insert closed round trips."""
+
+    def write_events(self, run_id: str, events: list[tuple[int, int | None, str, str | None, str]]) -> None:
+        """Insert ``(seq, ts, kind, symbol, message)`` events."""
 
 
 class Governor(Protocol):
     """Graduated-autonomy gate (see ``tradewarden.agent.governor``)."""
 
-    def authorize(self, symbol: str, action: str, detail: dict) -> Any: ...
+    def authorize(self, symbol: str, action: str, detail: dict) -> Any:
+        """Return an authorization whose ``verdict`` is ``execute``, ``queue`` or ``monitor``."""
 
 
 @dataclass(slots=True)
@@ -74,6 +86,7 @@ class _Account:
     cash_f: float = 0.0
 
     def add_cash(self, amount: Decimal) -> None:
+        """Add ``amount`` (quote currency, negative to debit) and refresh the float mirror."""
         self.cash += amount
         self.cash_f = float(self.cash)
 

@@ -185,14 +185,17 @@ class _Writer:
             raise LedgerError(f"ledger write failed: {type(err).__name__}: {err}") from err
 
     def submit(self, job: Any) -> None:
+        """Queue ``job`` (blocks while the queue is full); raise an earlier failure."""
         self._check()
         self._q.put(job)
 
     def drain(self) -> None:
+        """Wait for every queued job; raise the first failure."""
         self._q.join()
         self._check()
 
     def stop(self) -> None:
+        """End the thread after the queued jobs."""
         self._q.put(None)
         self._t.join()
 

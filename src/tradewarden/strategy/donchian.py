@@ -39,14 +39,16 @@ class DonchianBreakout(Strategy):
     params: DonchianParams
 
     @property
-    def warmup(self) -> int:  # noqa: D102
+    def warmup(self) -> int:
+        """Bars of history the indicators need (see :attr:`Strategy.warmup`)."""
         p = self.params
         # Window indicators need exactly their window; ATR (Wilder recursion, recorded
         # with every decision even without a bracket) is given 40 periods so a chunk
         # boundary changes it by less than (13/14)**560 ~ 1e-18.
         return max(p.entry_window, p.exit_window) + 1 + 40 * p.atr_period
 
-    def prepare(self, bars: BarSeries) -> SignalFrame:  # noqa: D102
+    def prepare(self, bars: BarSeries) -> SignalFrame:
+        """Indicators and per-bar intent over ``bars`` (causal, vectorised)."""
         p = self.params
         n = len(bars)
         upper = ind.highest(bars.high, p.entry_window)

@@ -51,13 +51,15 @@ class EmaRsiVolume(Strategy):
     params: EmaRsiParams
 
     @property
-    def warmup(self) -> int:  # noqa: D102
+    def warmup(self) -> int:
+        """Bars of history the indicators need (see :attr:`Strategy.warmup`)."""
         p = self.params
         # EMA/RSI/ATR are recursions; 40 time constants make a chunk boundary's effect
         # smaller than float64 resolution.
         return 40 * max(p.slow, p.rsi_period, p.atr_period) + p.volume_window + 1
 
-    def prepare(self, bars: BarSeries) -> SignalFrame:  # noqa: D102
+    def prepare(self, bars: BarSeries) -> SignalFrame:
+        """Indicators and per-bar intent over ``bars`` (causal, vectorised)."""
         p = self.params
         n = len(bars)
         fast = ind.ema(bars.close, p.fast)
