@@ -79,10 +79,13 @@ def replay(
     capital: str = typer.Option("10000", help="Starting cash in quote currency: per symbol (independent) or in total (portfolio)."),
     capital_mode: CapitalMode = typer.Option(CapitalMode.independent, help="independent: each symbol trades its own capital; portfolio: symbols share one account."),
     sizing: str = typer.Option("risk:0.01", help="risk:FRACTION of equity lost at the stop-loss per trade, or fixed:QUANTITY in base units."),
-    fee_bps: float = typer.Option(10.0, help="Taker fee, basis points of notional (market and stop fills). Set what your account pays."),
-    maker_fee_bps: float = typer.Option(5.0, help="Maker fee, basis points of notional (limit / take-profit fills)."),
+    fee_bps: Optional[float] = typer.Option(None, help="Taker fee, basis points of notional (market and stop fills). Default 10, or the venue's with --exchange. Set what your account pays."),
+    maker_fee_bps: Optional[float] = typer.Option(None, help="Maker fee, basis points of notional (limit / take-profit fills). Default 5, or the venue's with --exchange."),
     slippage_bps: float = typer.Option(2.0, help="Adverse slippage on market and stop fills, basis points."),
     skip_bad_rows: bool = typer.Option(False, help="Skip and count malformed data rows instead of failing; the run is marked degraded."),
+    exchange: Optional[str] = typer.Option(None, help="Read bars from this exchange's cached history (ccxt id: coinbase, kraken, binance, ...), downloading what is missing; needs --start and --end."),
+    offline: bool = typer.Option(False, help="With --exchange: never download; fail naming the ranges not cached."),
+    cache_dir: Optional[Path] = typer.Option(None, help="Exchange cache root (default $TRADEWARDEN_CACHE or ~/.cache/tradewarden)."),
     db: str = typer.Option("warden-out/ledger.db", help=DB_HELP),
     out: Path = typer.Option(Path("warden-out/reports"), help="Directory for the JSON and HTML reports."),
     report_format: ReportFormat = typer.Option(ReportFormat.all, help="all: console report + JSON + HTML files; console: console only; json: JSON on stdout (with run_id and paths) and file; html: HTML file only."),
@@ -109,13 +112,16 @@ def replay(
             symbols=tuple(s for s in symbols.split(",")), data=str(data) if data else None,
             timeframe=timeframe, start=start, end=end, strategy=strategy,
             params=parse_params(param), capital=cap, capital_mode=capital_mode.value,
-            fee_bps=fee_bps, maker_fee_bps=maker_fee_bps, slippage_bps=slippage_bps,
-            risk=RiskConfig(sizing=Sizing.parse(sizing)), skip_bad_rows=skip_bad_rows)
+            slippage_bps=slippage_bps, risk=RiskConfig(sizing=Sizing.parse(sizing)),
+            skip_bad_rows=skip_bad_rows, exchange=exchange, offline=offline,
+            cache_dir=str(cache_dir) if cache_dir else None,
+            venue_fees=fee_bps is None and maker_fee_bps is None,
+            **{k: v for k, v in (("fee_bps", fee_bps), ("maker_fee_bps", maker_fee_bps)) if v is not None})
         gates = GateConfig(min_closed_trades=min_trades, min_profit_factor=min_profit_factor,
                            max_drawdown_pct=max_drawdown_pct)
         ledger = Ledger(db, background=True)
-        with err_console.status("loading and validating data...", spinner="dots"):
-            inputs = load_inputs(cfg)
+        with _progress(err_console, "download", "candles") as dl:
+            inputs = load_inputs(cfg, progress=dl)
         with Progress(TextColumn("[bold]replay[/]"), BarColumn(), MofNCompleteColumn(),
                       TextColumn("bars"), TimeElapsedColumn(), console=err_console,
                       transient=True) as bar:
@@ -137,6 +143,31 @@ def replay(
         raise _fail(str(exc)) from None
     if gate and not passed:
         raise typer.Exit(EXIT_GATE_FAILED)
+
+
+class _progress:
+    """A Rich progress bar that appears on the first update (long work only)."""
+
+    def __init__(self, console: Console, label: str, unit: str) -> None:
+        self.console, self.label, self.unit = console, label, unit
+        self.bar: Progress | None = None
+        self.task = None
+
+    def __enter__(self) -> "_progress":
+        return self
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is None:
+            self.bar = Progress(TextColumn(f"[bold]{self.label}[/]"), BarColumn(), MofNCompleteColumn(),
+                                TextColumn(self.unit), TimeElapsedColumn(), console=self.console,
+                                transient=True)
+            self.bar.start()
+            self.task = self.bar.add_task(self.label, total=total)
+        self.bar.update(self.task, completed=done, total=total)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()
 
 
 def _emit_report(ledger, run_id: str, gates, fmt: ReportFormat, out: Path, db: str) -> bool:
@@ -255,6 +286,14 @@ def bench(bars: int = typer.Option(1_000_000, help="Bars to replay through the f
 def main() -> None:
     """Console-script entry point."""
     app()
+
+
+def _register_data_commands() -> None:
+    from tradewarden.cli_data import data_app
+    app.add_typer(data_app, name="data")
+
+
+_register_data_commands()
 
 
 if __name__ == "__main__":

@@ -263,6 +263,17 @@ def _find_in_directory(directory: Path, symbol: str, timeframe: str) -> Path:
 # loading
 
 
+def parse_bound(value: str | datetime | None, flag: str) -> int | None:
+    """Parse a ``--start``/``--end`` value (UTC date or datetime) to epoch seconds.
+
+    Raises
+    ------
+    ValueError
+        Naming the flag and the value when it does not parse.
+    """
+    return _parse_bound(value, flag)
+
+
 def _parse_bound(value: str | datetime | None, flag: str) -> int | None:
     """Parse a ``start``/``end`` bound to UTC epoch seconds (naive values are UTC)."""
     if value is None:

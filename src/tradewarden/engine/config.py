@@ -44,6 +44,16 @@ class RunConfig(BaseModel):
     chunk_bars : int
         Bars per symbol per engine batch (memory bound; does not change results for
         series shorter than one chunk).
+    exchange : str or None
+        ccxt id: read bars from the exchange cache (downloading what is missing)
+        instead of files; needs ``start`` and ``end``.
+    cache_dir : str or None
+        Exchange cache root (default ``$TRADEWARDEN_CACHE`` or ``~/.cache/tradewarden``).
+    offline : bool
+        With ``exchange``: never download; fail naming the missing ranges.
+    venue_fees : bool
+        With ``exchange``: use the maker/taker fees from the venue's cached market
+        metadata when present, instead of ``fee_bps``/``maker_fee_bps``.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -65,6 +75,10 @@ class RunConfig(BaseModel):
     skip_bad_rows: bool = False
     governor: Literal["autonomous", "monitor"] = "autonomous"
     chunk_bars: int = Field(100_000, ge=1)
+    exchange: str | None = None
+    cache_dir: str | None = None
+    offline: bool = False
+    venue_fees: bool = True
 
     @field_validator("symbols")
     @classmethod

@@ -94,8 +94,10 @@ class ReplayInputs:
         return sum(len(self.loaded.series[s]) for s in self.config.symbols)
 
 
-def load_inputs(config: RunConfig) -> ReplayInputs:
+def load_inputs(config: RunConfig, progress: Callable[[int, int], None] | None = None) -> ReplayInputs:
     """Validate the strategy and load the data: everything that can fail on bad input.
+
+    ``progress(done, expected)`` reports downloads when ``config.exchange`` is set.
 
     Raises
     ------
@@ -108,6 +110,22 @@ def load_inputs(config: RunConfig) -> ReplayInputs:
 
     config = config.model_copy(update={"symbols": tuple(canonical_symbol(s) for s in config.symbols)})
     config, strategy = resolve_config(config)
+    if config.exchange:
+        if config.data:
+            raise ValueError("--data and --exchange are exclusive: bars come from one source")
+        from tradewarden.data.exchange_source import load_exchange_data
+        got = load_exchange_data(config.exchange, list(config.symbols), config.timeframe,
+                                 config.start or "", config.end or "", cache_dir=config.cache_dir,
+                                 offline=config.offline, progress=progress)
+        loaded = got.loaded
+        if config.venue_fees and got.fees and len(got.fees) == len(config.symbols):
+            maker = max(float(f[0]) for f in got.fees.values())
+            taker = max(float(f[1]) for f in got.fees.values())
+            basis = sorted({f[2] for f in got.fees.values()})
+            config = config.model_copy(update={"fee_bps": taker, "maker_fee_bps": maker})
+            loaded.warnings.append(f"fees from {config.exchange} market metadata ({'/'.join(basis)} "
+                                   f"tier): taker {taker:g} bps, maker {maker:g} bps")
+        return ReplayInputs(config, strategy, loaded)
     loaded = load_market_data(list(config.symbols), Path(config.data) if config.data else None,
                               timeframe=config.timeframe, start=config.start, end=config.end,
                               skip_bad_rows=config.skip_bad_rows)

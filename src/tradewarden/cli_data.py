@@ -1,0 +1,184 @@
+"""``warden data``: download, catalogue and check market data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+data_app = typer.Typer(no_args_is_help=True, help="Download, list and check market data.")
+
+CACHE_HELP = "Exchange cache root (default $TRADEWARDEN_CACHE or ~/.cache/tradewarden)."
+
+
+def _cache(cache_dir: Optional[Path]):
+    from tradewarden.data.cache import OhlcvCache
+    return OhlcvCache(cache_dir)
+
+
+@data_app.command()
+def download(
+    exchange: str = typer.Option(..., help="ccxt exchange id: coinbase, kraken, binance, or any other ccxt id."),
+    symbols: str = typer.Option(..., help="Comma-separated canonical pairs (BTC-USD,ETH-USD)."),
+    timeframe: str = typer.Option("1h", help="Candle length the venue serves (1m, 5m, 15m, 1h, 4h, 1d)."),
+    start: str = typer.Option(..., help="First candle, UTC date or datetime (inclusive)."),
+    end: str = typer.Option(..., help="Stop before this UTC date or datetime (exclusive)."),
+    cache_dir: Optional[Path] = typer.Option(None, help=CACHE_HELP),
+) -> None:
+    """Fetch candles through ccxt into the Parquet cache; only missing ranges are requested.
+
+    Paginates within the venue's per-request limit, uses ccxt's rate limiter, retries
+    429/5xx/timeouts with exponential backoff (honouring Retry-After), and writes
+    every page as it arrives, so an interrupted download resumes where it stopped.
+    """
+    from tradewarden.cli import _fail, _known_errors, _progress
+    from tradewarden.data.download import download_ohlcv
+
+    console, err = Console(), Console(stderr=True)
+    cache = _cache(cache_dir)
+    try:
+        with _progress(err, "download", "candles") as bar:
+            report = download_ohlcv(exchange, [s for s in symbols.split(",") if s.strip()],
+                                    timeframe, start, end, cache=cache, progress=bar)
+    except KeyboardInterrupt:
+        raise _fail("interrupted: what was fetched is cached; run the same command to resume", 130)
+    except _known_errors() as exc:
+        raise _fail(str(exc)) from None
+    table = Table(title=f"{exchange} {timeframe} into {cache.root}", box=None, header_style="bold")
+    for col in ("symbol", "venue pair", "fetched", "requests", "retries", "unavailable"):
+        table.add_column(col, justify="right" if col in ("fetched", "requests", "retries") else "left")
+    for sym, r in report.symbols.items():
+        table.add_row(sym, r.venue_symbol.unified if r.venue_symbol else "", f"{r.fetched_rows:,}",
+                      str(r.requests), str(r.retries),
+                      "; ".join(u.describe() for u in r.unavailable) or "-")
+    console.print(table)
+    for w in report.warnings:
+        err.print(f"[yellow]warning:[/] {w}", highlight=False)
+    if report.unavailable:
+        raise typer.Exit(1)
+
+
+@data_app.command("list")
+def list_(cache_dir: Optional[Path] = typer.Option(None, help=CACHE_HELP),
+          data: Optional[Path] = typer.Option(None, "--data", help="Also list your own CSV/Parquet files in this directory.")) -> None:
+    """List every series available: bundled samples, the exchange cache, your files."""
+    from tradewarden.cli import _fail, _known_errors
+    from tradewarden.data import bundled_symbols, load_market_data
+
+    table = Table(title="market data", box=None, header_style="bold")
+    for col in ("source", "symbol", "tf", "first", "last", "rows", "gaps", "missing", "zero vol"):
+        table.add_column(col, justify="right" if col in ("rows", "gaps", "missing", "zero vol") else "left",
+                         no_wrap=True, min_width=7 if col == "source" else None)
+    try:
+        loaded = load_market_data(bundled_symbols())
+        for sym, q in loaded.quality.items():
+            table.add_row("bundled", sym, "1h", _day(q.first_ts), _day(q.last_ts), f"{q.rows:,}",
+                          str(q.gaps), str(q.missing_bars), str(q.zero_volume_bars))
+        for e in _cache(cache_dir).list():
+            table.add_row(f"cache:{e.venue}", e.symbol, e.timeframe, _day(e.first_ts), _day(e.last_ts),
+                          f"{e.rows:,}", str(e.gaps), str(e.missing_bars), str(e.zero_volume_bars))
+        if data is not None:
+            for path in sorted(p for p in Path(data).iterdir() if _is_data_file(p)):
+                for sym, _, q in _file_series(path):
+                    table.add_row(str(path), sym, _tf(q.timeframe_seconds), _day(q.first_ts),
+                                  _day(q.last_ts), f"{q.rows:,}", str(q.gaps), str(q.missing_bars),
+                                  str(q.zero_volume_bars))
+    except _known_errors() as exc:
+        raise _fail(str(exc)) from None
+    Console().print(table)
+
+
+@data_app.command()
+def check(target: str = typer.Argument(..., help="A symbol (bundled, or cached with --exchange) or a CSV/Parquet path."),
+          exchange: Optional[str] = typer.Option(None, help="Check this venue's cached series of the symbol."),
+          timeframe: str = typer.Option("1h", help="Timeframe of the cached series (with --exchange)."),
+          calendar: Optional[str] = typer.Option(None, help="Check daily bars against an exchange calendar, e.g. XNYS (holidays are not gaps)."),
+          cache_dir: Optional[Path] = typer.Option(None, help=CACHE_HELP),
+          limit: int = typer.Option(30, help="Show at most this many gaps.")) -> None:
+    """Run the data validations on one series and print its gap table."""
+    import numpy as np
+    import pandas as pd
+
+    from tradewarden.cli import _fail, _known_errors
+    from tradewarden.data import load_market_data, timeframe_seconds, validate_frame
+    from tradewarden.domain import iso
+
+    console = Console()
+    try:
+        if exchange:
+            bars = _cache(cache_dir).series(exchange, target, timeframe, require_complete=False)
+            frame = pd.DataFrame({"timestamp": bars.ts, "open": bars.open, "high": bars.high,
+                                  "low": bars.low, "close": bars.close, "volume": bars.volume})
+            _, q = validate_frame(frame, bars.source, timeframe_seconds(timeframe), symbol=target)
+            ts, source = bars.ts, bars.source
+        elif Path(target).exists():
+            _, ts, q = _file_series(Path(target))[0]
+            source = target
+        else:
+            got = load_market_data([target])
+            sym = next(iter(got.series))
+            ts, q, source = got.series[sym].ts, got.quality[sym], got.series[sym].source
+    except _known_errors() as exc:
+        raise _fail(str(exc)) from None
+    console.print(f"[bold]{source}[/]  {q.rows:,} rows  {iso(q.first_ts)} → {iso(q.last_ts)}  "
+                  f"status {q.status}", highlight=False)
+    if not calendar:
+        console.print(f"gaps {q.gaps}, missing bars {q.missing_bars}, largest gap "
+                      f"{q.largest_gap_seconds / 3600:g} h, zero-volume bars {q.zero_volume_bars}, "
+                      f"rows skipped {q.rows_skipped}", highlight=False)
+    step = int(np.median(np.diff(ts))) if len(ts) > 1 else 0
+    if calendar:
+        from tradewarden.data.calendars import session_gaps
+        if calendar.upper() != "XNYS":
+            raise _fail(f"--calendar {calendar!r}: only XNYS is supported")
+        days = pd.to_datetime(ts, unit="s").date
+        sg = session_gaps(days)
+        console.print(f"XNYS: {len(sg.missing_sessions)} missing sessions in {sg.gaps} gaps, "
+                      f"{len(sg.non_session_days)} rows on non-session days (holidays are not gaps); "
+                      f"zero-volume bars {q.zero_volume_bars}, rows skipped {q.rows_skipped}",
+                      highlight=False)
+        rows = [(str(d), "", "missing session") for d in list(sg.missing_sessions)[:limit]]
+        rows += [(str(d), "", "row on a non-session day") for d in list(sg.non_session_days)[:limit]]
+    else:
+        d = np.diff(ts)
+        idx = np.flatnonzero(d > step) if step else np.array([], dtype=int)
+        rows = [(iso(int(ts[i])), iso(int(ts[i + 1])), f"{int(d[i] // step) - 1} bars")
+                for i in idx[:limit]]
+    if rows:
+        table = Table(box=None, header_style="bold")
+        for col in ("after", "next bar", "missing"):
+            table.add_column(col)
+        for r in rows:
+            table.add_row(*r)
+        console.print(table)
+
+
+def _day(ts: int | None) -> str:
+    from tradewarden.domain import iso
+    return "" if ts is None else iso(int(ts))[:10]
+
+
+def _tf(seconds: int | None) -> str:
+    from tradewarden.data import timeframe_label
+    return "" if not seconds else timeframe_label(seconds)
+
+
+def _file_series(path: Path) -> list:
+    """``(symbol, ts array, DataQuality)`` for each symbol in a user OHLCV file."""
+    from tradewarden.data import read_ohlcv_file, validate_frame
+    df = read_ohlcv_file(path)
+    sym_col = next((c for c in df.columns if str(c).lower() == "symbol"), None)
+    groups = df.groupby(sym_col, sort=True) if sym_col else [(path.name.split(".")[0], df)]
+    out = []
+    for sym, part in groups:
+        clean, q = validate_frame(part, str(path), None, symbol=str(sym))
+        out.append((str(sym), clean["ts"].to_numpy(), q))
+    return out
+
+
+def _is_data_file(p: Path) -> bool:
+    name = p.name.lower()
+    return p.is_file() and name.endswith((".csv", ".csv.gz", ".parquet"))
