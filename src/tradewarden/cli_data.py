@@ -40,11 +40,13 @@ def download(
     console, err = Console(), Console(stderr=True)
     cache = _cache(cache_dir)
     try:
+        wanted = [s for s in symbols.split(",") if s.strip()]
         with _progress(err, "download", "candles") as bar:
-            report = download_ohlcv(exchange, [s for s in symbols.split(",") if s.strip()],
-                                    timeframe, start, end, cache=cache, progress=bar)
+            report = download_ohlcv(exchange, wanted, timeframe, start, end, cache=cache, progress=bar)
+        from tradewarden.data.markets import load_market_specs
+        specs = load_market_specs(exchange, wanted, root=cache.root)   # cached with its date
     except KeyboardInterrupt:
-        raise _fail("interrupted: what was fetched is cached; run the same command to resume", 130)
+        raise _fail("interrupted: what was fetched is cached; run the same command to resume", 130) from None
     except _known_errors() as exc:
         raise _fail(str(exc)) from None
     table = Table(title=f"{exchange} {timeframe} into {cache.root}", box=None, header_style="bold")
@@ -55,6 +57,11 @@ def download(
                       str(r.requests), str(r.retries),
                       "; ".join(u.describe() for u in r.unavailable) or "-")
     console.print(table)
+    for sym, spec in specs.items():
+        inst = spec.instrument
+        console.print(f"{sym}: tick {inst.price_increment}, size step {inst.quantity_increment}, "
+                      f"min notional {inst.min_notional}, fees maker {spec.maker_bps} / taker "
+                      f"{spec.taker_bps} bps ({spec.fee_basis}, read {spec.read_at})", highlight=False)
     for w in report.warnings:
         err.print(f"[yellow]warning:[/] {w}", highlight=False)
     if report.unavailable:

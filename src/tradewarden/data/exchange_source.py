@@ -93,7 +93,8 @@ def load_exchange_data(exchange_id: str, symbols: list[str], timeframe: str, sta
     loaded = LoadedData()
     loaded.warnings.extend(warnings)
     fees: dict[str, tuple[Decimal, Decimal, str]] = {}
-    specs = _cached_specs(venue, symbols, cache_dir)
+    specs = _cached_specs(venue, symbols, cache_dir) if offline else _fresh_specs(
+        venue, symbols, cache_dir, exchange, loaded.warnings)
     tf = timeframe_seconds(timeframe)
     for s in symbols:
         bars = cache.series(venue, pairs[s], timeframe, lo, hi)
@@ -117,6 +118,17 @@ def load_exchange_data(exchange_id: str, symbols: list[str], timeframe: str, sta
                                        f"inferred from prices (tick {inst.price_increment})")
             loaded.instruments[s] = inst
     return ExchangeData(loaded, fees, downloaded)
+
+
+def _fresh_specs(venue: str, symbols: list[str], root: str | None, exchange: Any,
+                 warnings: list[str]) -> dict[str, Any]:
+    """Market specs from the cache when younger than a day, else read through ccxt."""
+    from tradewarden.data.markets import load_market_specs
+    try:
+        return load_market_specs(venue, symbols, root=root, exchange=exchange)
+    except DataError as exc:
+        warnings.append(f"market metadata unavailable ({exc}); using static or inferred specs")
+        return _cached_specs(venue, symbols, root)
 
 
 def _cached_specs(venue: str, symbols: list[str], root: str | None) -> dict[str, Any]:

@@ -45,6 +45,14 @@ def test_download_then_offline_replay_from_the_cache(tmp_path, fake_coinbase):
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
     assert doc["report"]["run"]["status"] == "completed"
+    # fees and instrument specs came from the venue's cached market metadata
+    from tradewarden.data.markets import load_market_specs
+    spec = load_market_specs("coinbase", ["BTC-USD"], root=cache_dir, max_age_seconds=None)["BTC-USD"]
+    with sqlite3.connect(db) as c:
+        cfg = json.loads(c.execute("select config from runs").fetchone()[0])
+        notes = c.execute("select notes from runs").fetchone()[0]
+    assert cfg["fee_bps"] == float(spec.taker_bps) and cfg["maker_fee_bps"] == float(spec.maker_bps)
+    assert "fees from coinbase market metadata" in notes
     with sqlite3.connect(db) as c:
         bars = c.execute("select count(*) from decisions where action != 'exit' or reason != 'end_of_data'").fetchone()[0]
         closes = np.array([r[0] for r in c.execute(
