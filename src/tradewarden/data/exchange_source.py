@@ -79,14 +79,18 @@ def load_exchange_data(exchange_id: str, symbols: list[str], timeframe: str, sta
     downloaded = 0
     warnings: list[str] = []
     if any(missing.values()):
+        text = "; ".join(f"{s}: " + ", ".join(f"[{iso(a)}, {iso(b)})" for a, b in rs)
+                         for s, rs in missing.items() if rs)
         if offline:
-            text = "; ".join(f"{s}: " + ", ".join(f"[{iso(a)}, {iso(b)})" for a, b in rs)
-                             for s, rs in missing.items() if rs)
             raise DataError(f"{venue} {timeframe} cache ({cache.root})",
                             f"offline and not cached: {text}")
         from tradewarden.data.download import download_ohlcv
-        report = download_ohlcv(venue, [s for s, rs in missing.items() if rs], timeframe, lo, hi,
-                                cache=cache, progress=progress, exchange=exchange)
+        try:
+            report = download_ohlcv(venue, [s for s, rs in missing.items() if rs], timeframe, lo, hi,
+                                    cache=cache, progress=progress, exchange=exchange)
+        except DataError as exc:
+            raise DataError(f"{venue} {timeframe} cache ({cache.root})",
+                            f"not cached: {text}; download failed: {exc}") from exc
         report.raise_for_unavailable()
         warnings.extend(report.warnings)
         downloaded = report.fetched_rows

@@ -79,6 +79,20 @@ def test_replay_downloads_missing_ranges_unless_offline(tmp_path, fake_coinbase)
                                                 1717200000, 1722470400) == []
 
 
+def test_replay_without_network_names_the_missing_ranges(tmp_path, monkeypatch, sleeps):
+    """No venue reachable (the network guard refuses the real host): the error names what is missing."""
+    import functools
+    monkeypatch.setattr(download_mod, "download_ohlcv",
+                        functools.partial(download_mod.download_ohlcv, sleep=sleeps))
+    res = runner.invoke(app, ["replay", "--exchange", "kraken", "--cache-dir", str(tmp_path / "c"),
+                              "--symbols", "ETH-USD", "--start", "2024-07-01", "--end", "2024-07-02",
+                              "--db", str(tmp_path / "l.db"), "--report-format", "console"])
+    assert res.exit_code == 2
+    assert "not cached: ETH-USD: [2024-07-01T00:00:00Z, 2024-07-02T00:00:00Z)" in res.output
+    assert "download failed" in res.output and "Traceback" not in res.output
+    assert len(sleeps.calls) == 6                      # retried with backoff, then gave up
+
+
 def test_exchange_needs_a_range_and_excludes_data(tmp_path):
     res = runner.invoke(app, ["replay", "--exchange", "coinbase", "--offline", "--db", str(tmp_path / "l.db")])
     assert res.exit_code == 2 and "--start and --end" in res.output
