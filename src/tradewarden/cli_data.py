@@ -71,19 +71,29 @@ def download(
 @data_app.command("list")
 def list_(cache_dir: Optional[Path] = typer.Option(None, help=CACHE_HELP),
           data: Optional[Path] = typer.Option(None, "--data", help="Also list your own CSV/Parquet files in this directory.")) -> None:
-    """List every series available: bundled samples, the exchange cache, your files."""
+    """List every series available: bundled samples, the exchange cache, your files.
+
+    Gaps and missing bars of daily US equity series are counted in NYSE sessions
+    (holidays are not gaps).
+    """
     from tradewarden.cli import _fail, _known_errors
     from tradewarden.data import bundled_symbols, load_market_data
 
-    table = Table(title="market data", box=None, header_style="bold")
-    for col in ("source", "symbol", "tf", "first", "last", "rows", "gaps", "missing", "zero vol"):
-        table.add_column(col, justify="right" if col in ("rows", "gaps", "missing", "zero vol") else "left",
-                         no_wrap=True, min_width=7 if col == "source" else None)
+    table = Table(title="market data (gaps and missing bars of daily equities in NYSE sessions)",
+                  box=None, header_style="bold", pad_edge=False)
+    for col in ("source", "symbol", "tf", "first", "last", "rows", "gaps", "missing", "0-vol"):
+        table.add_column(col, justify="right" if col in ("rows", "gaps", "missing", "0-vol") else "left",
+                         no_wrap=True)
     try:
         loaded = load_market_data(bundled_symbols())
         for sym, q in loaded.quality.items():
             table.add_row("bundled", sym, "1h", _day(q.first_ts), _day(q.last_ts), f"{q.rows:,}",
                           str(q.gaps), str(q.missing_bars), str(q.zero_volume_bars))
+        for source, bars in _bundled_daily():
+            q = bars.quality
+            table.add_row(source, bars.series.symbol, "1d", _day(q.data.first_ts), _day(q.data.last_ts),
+                          f"{q.data.rows:,}", str(q.data.gaps), str(len(q.missing_sessions)),
+                          str(q.data.zero_volume_bars))
         for e in _cache(cache_dir).list():
             table.add_row(f"cache:{e.venue}", e.symbol, e.timeframe, _day(e.first_ts), _day(e.last_ts),
                           f"{e.rows:,}", str(e.gaps), str(e.missing_bars), str(e.zero_volume_bars))
@@ -161,6 +171,17 @@ def check(target: str = typer.Argument(..., help="A symbol (bundled, or cached w
         for r in rows:
             table.add_row(*r)
         console.print(table)
+
+
+def _bundled_daily() -> list:
+    """``(label, DailyBars)`` for the bundled equity, SPY and VIX samples (gaps in NYSE sessions).
+
+    Labels name the bundled sample (``equities``, ``spy``, ``vix``)."""
+    from tradewarden.data.equities import load_equity_panel, load_spy_daily, load_vix_daily
+    out = [("equities", b) for b in load_equity_panel().values()]
+    out.append(("spy", load_spy_daily()))
+    out.append(("vix", load_vix_daily()))
+    return out
 
 
 def _day(ts: int | None) -> str:

@@ -110,6 +110,8 @@ def test_data_list_and_check_show_cached_series_and_gaps(tmp_path, fake_coinbase
     res = runner.invoke(app, ["data", "list", "--cache-dir", str(cache_dir)], env={"COLUMNS": "200"})
     assert res.exit_code == 0
     assert "cache:coinbase" in res.output and "bundled" in res.output
+    spy = next(ln for ln in res.output.splitlines() if ln.startswith("spy"))
+    assert "757" in spy and spy.split()[-3:] == ["0", "0", "0"]     # NYSE: no gaps in 2008-2010
     line = next(ln for ln in res.output.splitlines() if "cache:coinbase" in ln)
     assert "235" in line                          # 240 hourly slots less the 5 missing bars
     res = runner.invoke(app, ["data", "check", "BTC-USD", "--exchange", "coinbase", "--cache-dir",
