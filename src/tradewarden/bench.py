@@ -190,12 +190,12 @@ def run_bench(*, bars: int, n_symbols: int, db: str | None, memory_sizes: list[i
     with console.status("benchmarking (each run in a fresh process pinned to its cores)..."):
         for n, cores in plan:
             rows.append(measure_in_child(n, n_symbols, db, cores))
-    table = Table(title="warden bench: full path (strategy, risk, SimBroker, every decision to the SQLite ledger)")
-    for col in ("bars", "cores", "ledger writes", "seconds", "bars/s", "peak RSS MB", "trades",
-                "decisions in ledger"):
-        table.add_column(col, justify="right")
+    table = Table(title="warden bench: full path, every decision written to the SQLite ledger",
+                  box=None, header_style="bold")
+    for col in ("bars", "cores", "ledger", "seconds", "bars/s", "peak RSS MB", "trades", "decisions"):
+        table.add_column(col, justify="right", no_wrap=True)
     for r in rows:
-        table.add_row(f"{r['bars']:,}", str(r["cores"]), "inline" if r["cores"] == 1 else "writer thread",
+        table.add_row(f"{r['bars']:,}", str(r["cores"]), "inline" if r["cores"] == 1 else "thread",
                       f"{r['seconds']:.2f}", f"{r['bars_per_second']:,}", f"{r['peak_rss_mb']:.0f}",
                       f"{r['trades']:,}", f"{r['decisions_in_ledger']:,}")
     console.print(table)
