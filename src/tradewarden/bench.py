@@ -104,14 +104,14 @@ def measure(n_bars: int, n_symbols: int = 3, db: str | None = None, background: 
         ``bars``, ``seconds``, ``bars_per_second``, ``peak_rss_mb``, ``trades``,
         ``decisions_in_ledger``.
     """
+    from sqlalchemy import func, select
+
     from tradewarden.agent.governor import AutonomousGovernor
     from tradewarden.engine import ReplayClock, TradingEngine
     from tradewarden.execution import SimBroker
-    from tradewarden.ledger import Ledger
+    from tradewarden.ledger import Ledger, schema
     from tradewarden.risk import RiskConfig, RiskManager
     from tradewarden.strategy import build_strategy
-    from sqlalchemy import func, select
-    from tradewarden.ledger import schema
 
     tmp = None
     if db is None:

@@ -16,7 +16,13 @@ from typing import Optional
 import typer
 from pydantic import ValidationError
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -171,7 +177,13 @@ class _progress:
 
 
 def _emit_report(ledger, run_id: str, gates, fmt: ReportFormat, out: Path, db: str) -> bool:
-    from tradewarden.analytics import build_report, render_console, report_to_dict, write_html, write_json
+    from tradewarden.analytics import (
+        build_report,
+        render_console,
+        report_to_dict,
+        write_html,
+        write_json,
+    )
 
     report = build_report(ledger.engine, run_id, gates)
     doc = report_to_dict(report)

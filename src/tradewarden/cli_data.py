@@ -177,7 +177,11 @@ def _bundled_daily() -> list:
     """``(label, DailyBars)`` for the bundled equity, SPY and VIX samples (gaps in NYSE sessions).
 
     Labels name the bundled sample (``equities``, ``spy``, ``vix``)."""
-    from tradewarden.data.equities import load_equity_panel, load_spy_daily, load_vix_daily
+    from tradewarden.data.equities import (
+        load_equity_panel,
+        load_spy_daily,
+        load_vix_daily,
+    )
     out = [("equities", b) for b in load_equity_panel().values()]
     out.append(("spy", load_spy_daily()))
     out.append(("vix", load_vix_daily()))

@@ -12,17 +12,50 @@ Typical use::
     write_html(report, engine, "report.html")
 """
 
-from tradewarden.analytics.gates import GateConfig, GateResult, all_passed, evaluate_gates
-from tradewarden.analytics.metrics import (ANNUALIZATION, ANNUALIZATION_NOTE, AccountStats,
-                                           DataQuality, DecisionStats, EquityCurve, RiskStats,
-                                           RunInfo, SymbolQuality, TradeStats, TradeStatsResult,
-                                           consecutive_losses, daily_returns, data_quality,
-                                           decision_stats, drawdown, event_counts,
-                                           load_equity_curve, load_run, load_trades, risk_stats,
-                                           summarize_risk, summarize_trades, trade_stats)
-from tradewarden.analytics.report import (CSV_COLUMNS, Report, SymbolBreakdown, build_report,
-                                          list_runs, render_console, report_to_dict,
-                                          trades_to_csv, write_html, write_json)
+from tradewarden.analytics.gates import (
+                                           GateConfig,
+                                           GateResult,
+                                           all_passed,
+                                           evaluate_gates,
+)
+from tradewarden.analytics.metrics import (
+                                           ANNUALIZATION,
+                                           ANNUALIZATION_NOTE,
+                                           AccountStats,
+                                           DataQuality,
+                                           DecisionStats,
+                                           EquityCurve,
+                                           RiskStats,
+                                           RunInfo,
+                                           SymbolQuality,
+                                           TradeStats,
+                                           TradeStatsResult,
+                                           consecutive_losses,
+                                           daily_returns,
+                                           data_quality,
+                                           decision_stats,
+                                           drawdown,
+                                           event_counts,
+                                           load_equity_curve,
+                                           load_run,
+                                           load_trades,
+                                           risk_stats,
+                                           summarize_risk,
+                                           summarize_trades,
+                                           trade_stats,
+)
+from tradewarden.analytics.report import (
+                                           CSV_COLUMNS,
+                                           Report,
+                                           SymbolBreakdown,
+                                           build_report,
+                                           list_runs,
+                                           render_console,
+                                           report_to_dict,
+                                           trades_to_csv,
+                                           write_html,
+                                           write_json,
+)
 
 __all__ = [
     "ANNUALIZATION", "ANNUALIZATION_NOTE", "AccountStats", "CSV_COLUMNS", "DataQuality",

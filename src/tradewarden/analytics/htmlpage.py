@@ -9,9 +9,18 @@ import numpy as np
 import pandas as pd
 
 from tradewarden.analytics.charts import Legend, Marker, Segment, line_chart
-from tradewarden.analytics.formatting import (DASH, fmt_int, fmt_money, fmt_pct, fmt_ratio,
-                                              gate_threshold, gate_value, header_rows,
-                                              risk_rows, trade_rows)
+from tradewarden.analytics.formatting import (
+    DASH,
+    fmt_int,
+    fmt_money,
+    fmt_pct,
+    fmt_ratio,
+    gate_threshold,
+    gate_value,
+    header_rows,
+    risk_rows,
+    trade_rows,
+)
 from tradewarden.analytics.metrics import EquityCurve, drawdown
 
 if TYPE_CHECKING:

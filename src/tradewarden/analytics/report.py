@@ -24,17 +24,46 @@ from rich.table import Table
 from rich.text import Text
 from sqlalchemy import select
 
-from tradewarden.analytics.formatting import (DASH, fmt_int, fmt_money, fmt_pct, fmt_ratio,
-                                              gate_threshold, gate_value, header_rows,
-                                              risk_rows, trade_rows)
+from tradewarden.analytics.formatting import (
+    DASH,
+    fmt_int,
+    fmt_money,
+    fmt_pct,
+    fmt_ratio,
+    gate_threshold,
+    gate_value,
+    header_rows,
+    risk_rows,
+    trade_rows,
+)
+from tradewarden.analytics.gates import (
+    GateConfig,
+    GateResult,
+    all_passed,
+    evaluate_gates,
+)
 from tradewarden.analytics.htmlpage import render_html
-from tradewarden.analytics.gates import GateConfig, GateResult, all_passed, evaluate_gates
-from tradewarden.analytics.metrics import (ANNUALIZATION_NOTE, AccountStats, Bind, DataQuality,
-                                           DecisionStats, RiskStats, RunInfo, SymbolQuality,
-                                           TradeStats, _trade_stats_from_frame,
-                                           connect, decision_stats, event_counts, ledger_url,
-                                           load_equity_curve, load_run, load_trades,
-                                           summarize_data_quality, summarize_risk)
+from tradewarden.analytics.metrics import (
+    ANNUALIZATION_NOTE,
+    AccountStats,
+    Bind,
+    DataQuality,
+    DecisionStats,
+    RiskStats,
+    RunInfo,
+    SymbolQuality,
+    TradeStats,
+    _trade_stats_from_frame,
+    connect,
+    decision_stats,
+    event_counts,
+    ledger_url,
+    load_equity_curve,
+    load_run,
+    load_trades,
+    summarize_data_quality,
+    summarize_risk,
+)
 from tradewarden.ledger.schema import decisions, runs, trades
 
 __all__ = ["CSV_COLUMNS", "Report", "SymbolBreakdown", "build_report", "list_runs",

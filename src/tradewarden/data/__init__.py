@@ -14,10 +14,19 @@ names the file and, where relevant, the 1-based data row and the field.
 
 from tradewarden.data._columns import canonical_symbol
 from tradewarden.data.errors import DataError
-from tradewarden.data.loaders import (LoadedData, bundled_path, bundled_symbols,
-                                      load_market_data, read_ohlcv_file)
-from tradewarden.data.quality import (MAX_SKIPPED_DETAILS, DataQuality, infer_timeframe_seconds,
-                                      validate_frame)
+from tradewarden.data.loaders import (
+                                      LoadedData,
+                                      bundled_path,
+                                      bundled_symbols,
+                                      load_market_data,
+                                      read_ohlcv_file,
+)
+from tradewarden.data.quality import (
+                                      MAX_SKIPPED_DETAILS,
+                                      DataQuality,
+                                      infer_timeframe_seconds,
+                                      validate_frame,
+)
 from tradewarden.data.resample import resample, timeframe_label, timeframe_seconds
 
 __all__ = [

@@ -62,13 +62,7 @@ def resolve_columns(df: pd.DataFrame, source: str) -> dict[str, object]:
         If two columns have the same name once case-folded, if the time column is
         ambiguous, or if required columns are missing (all missing ones are named).
     """
-    by_lower: dict[str, object] = {}
-    for col in df.columns:
-        key = str(col).strip().lower()
-        if key in by_lower:
-            raise DataError(source, f"columns {str(by_lower[key])!r} and {str(col)!r} have the "
-                                    "same name when case is ignored")
-        by_lower[key] = col
+    by_lower = fold_columns(df.columns, source)
 
     ts_col: object | None = None
     if "timestamp" in by_lower:
@@ -112,3 +106,21 @@ def normalize_columns(df: pd.DataFrame, source: str) -> pd.DataFrame:
     selected = resolve_columns(df, source)
     return pd.DataFrame({name: df[label] for name, label in selected.items()},
                         index=df.index, copy=False)
+
+
+def fold_columns(columns, source: str) -> dict[str, object]:
+    """Map each column name, stripped and lower-cased, to its original label.
+
+    Raises
+    ------
+    DataError
+        If two columns have the same name once case-folded (naming both).
+    """
+    by_lower: dict[str, object] = {}
+    for col in columns:
+        key = str(col).strip().lower()
+        if key in by_lower:
+            raise DataError(source, f"columns {str(by_lower[key])!r} and {str(col)!r} have the "
+                                    "same name when case is ignored")
+        by_lower[key] = col
+    return by_lower

@@ -76,6 +76,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from tradewarden.data._columns import fold_columns
 from tradewarden.data.calendars import SessionGaps, as_date, session_gaps
 from tradewarden.data.errors import DataError
 from tradewarden.data.quality import MAX_SKIPPED_DETAILS, DataQuality, validate_frame
@@ -217,13 +218,7 @@ def _read_table(path: Path, source: str, required: tuple[str, ...],
         raise DataError(source, f"cannot read file ({type(exc).__name__}: {exc})") from exc
     raw = raw.reset_index(drop=True)
     raw.index = pd.RangeIndex(1, len(raw) + 1, name="row")
-    lower: dict[str, object] = {}
-    for col in raw.columns:
-        key = str(col).strip().lower()
-        if key in lower:
-            raise DataError(source, f"columns {str(lower[key])!r} and {str(col)!r} have the same "
-                                    "name when case is ignored")
-        lower[key] = col
+    lower = fold_columns(raw.columns, source)
     missing = [c for c in required if c not in lower]
     if missing:
         raise DataError(source, f"missing required column(s): {', '.join(missing)} (columns "

@@ -19,7 +19,11 @@ import pandas as pd
 
 from tradewarden.data._columns import canonical_symbol, normalize_columns
 from tradewarden.data.errors import DataError
-from tradewarden.data.quality import DataQuality, infer_timeframe_seconds, validate_frame
+from tradewarden.data.quality import (
+    DataQuality,
+    infer_timeframe_seconds,
+    validate_frame,
+)
 from tradewarden.data.resample import resample, timeframe_label, timeframe_seconds
 from tradewarden.domain.instrument import Instrument, infer_instrument, known_instrument
 from tradewarden.domain.values import BarSeries, iso

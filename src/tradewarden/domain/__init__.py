@@ -1,11 +1,37 @@
 """Plain typed values; imports nothing else of tradewarden."""
 
-from tradewarden.domain.instrument import (COINBASE_SPECS, Instrument, infer_instrument,
-                                           known_instrument, to_decimal)
-from tradewarden.domain.options import OptionContract, OptionQuote, format_occ_symbol, parse_occ_symbol
-from tradewarden.domain.values import (Action, Bar, BarSeries, Bracket, Decision, ExitReason, Fill,
-                                       Order, OrderRole, OrderStatus, OrderType, Position,
-                                       PositionState, Side, Signal, Trade, iso)
+from tradewarden.domain.instrument import (
+                                           COINBASE_SPECS,
+                                           Instrument,
+                                           infer_instrument,
+                                           known_instrument,
+                                           to_decimal,
+)
+from tradewarden.domain.options import (
+                                           OptionContract,
+                                           OptionQuote,
+                                           format_occ_symbol,
+                                           parse_occ_symbol,
+)
+from tradewarden.domain.values import (
+                                           Action,
+                                           Bar,
+                                           BarSeries,
+                                           Bracket,
+                                           Decision,
+                                           ExitReason,
+                                           Fill,
+                                           Order,
+                                           OrderRole,
+                                           OrderStatus,
+                                           OrderType,
+                                           Position,
+                                           PositionState,
+                                           Side,
+                                           Signal,
+                                           Trade,
+                                           iso,
+)
 
 __all__ = [
     "Action", "Bar", "BarSeries", "Bracket", "COINBASE_SPECS", "Decision", "ExitReason", "Fill",

@@ -25,16 +25,28 @@ from __future__ import annotations
 import json
 from bisect import bisect_left
 from dataclasses import dataclass, field
-from heapq import heappop, heappush
 from decimal import Decimal
+from heapq import heappop, heappush
 from typing import Any, Protocol
 
 import numpy as np
 import pyarrow as pa
 
-from tradewarden.domain import (BarSeries, ExitReason, Fill, Instrument, Order, OrderRole,
-                                OrderStatus, OrderType, Position, PositionState, Side, Trade,
-                                to_decimal)
+from tradewarden.domain import (
+    BarSeries,
+    ExitReason,
+    Fill,
+    Instrument,
+    Order,
+    OrderRole,
+    OrderStatus,
+    OrderType,
+    Position,
+    PositionState,
+    Side,
+    Trade,
+    to_decimal,
+)
 from tradewarden.engine.clock import ReplayClock
 from tradewarden.execution import OrderUpdate, SimBroker, make_order_id
 from tradewarden.risk import RiskManager

@@ -27,8 +27,16 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Callable
 
-from tradewarden.domain import (Fill, Instrument, Order, OrderRole, OrderStatus, OrderType, Side,
-                                to_decimal)
+from tradewarden.domain import (
+    Fill,
+    Instrument,
+    Order,
+    OrderRole,
+    OrderStatus,
+    OrderType,
+    Side,
+    to_decimal,
+)
 
 _BPS = Decimal(10_000)
 _FEE_Q = Decimal("0.00000001")

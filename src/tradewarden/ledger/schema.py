@@ -22,8 +22,18 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from sqlalchemy import (Column, Float, Index, Integer, MetaData, Numeric, String, Table, Text,
-                        TypeDecorator)
+from sqlalchemy import (
+    Column,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
 
 
 class DecimalText(TypeDecorator):

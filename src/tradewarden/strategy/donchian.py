@@ -16,7 +16,13 @@ from pydantic import Field
 
 from tradewarden.domain import BarSeries
 from tradewarden.strategy import indicators as ind
-from tradewarden.strategy.base import WARMUP, SignalFrame, Strategy, StrategyParams, reason_codes
+from tradewarden.strategy.base import (
+    WARMUP,
+    SignalFrame,
+    Strategy,
+    StrategyParams,
+    reason_codes,
+)
 
 
 class DonchianParams(StrategyParams):

@@ -14,7 +14,13 @@ from pydantic import Field, model_validator
 
 from tradewarden.domain import BarSeries
 from tradewarden.strategy import indicators as ind
-from tradewarden.strategy.base import WARMUP, SignalFrame, Strategy, StrategyParams, reason_codes
+from tradewarden.strategy.base import (
+    WARMUP,
+    SignalFrame,
+    Strategy,
+    StrategyParams,
+    reason_codes,
+)
 
 
 class EmaRsiParams(StrategyParams):

@@ -4,10 +4,10 @@ Revision ID: 0001
 Revises: 
 Create Date: 2026-11-21 05:59:07.994206
 """
-from alembic import op
 import sqlalchemy as sa
-import tradewarden.ledger.schema
+from alembic import op
 
+import tradewarden.ledger.schema
 
 revision = '0001'
 down_revision = None
