@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Iterator
@@ -120,9 +121,7 @@ def measure(n_bars: int, n_symbols: int = 3, db: str | None = None, background: 
     names = bench_symbols(n_symbols)
     instruments = {}
     for n in names:
-        spec = known_instrument(n[:7])
-        instruments[n] = type(spec)(n, spec.base, spec.quote, spec.price_increment,
-                                    spec.quantity_increment, spec.min_notional, spec.max_notional)
+        instruments[n] = replace(known_instrument(n[:7]), symbol=n)
     ledger = Ledger(db, background=background)
     run_id = "bench" + os.urandom(4).hex()
     strategy = build_strategy("donchian")

@@ -139,7 +139,7 @@ def replay(
             result = run_replay(cfg, ledger, progress=progress, inputs=inputs)
         for w in result.warnings:
             err_console.print(f"[yellow]warning:[/] {w}", highlight=False)
-        passed = _emit_report(ledger, result.run_id, gates, report_format, out, db)
+        passed = _emit_report(ledger, result.run_id, gates, report_format, out)
         ledger.close()
     except ValidationError as exc:
         raise _fail(_validation_message(exc)) from None
@@ -176,7 +176,7 @@ class _progress:
             self.bar.stop()
 
 
-def _emit_report(ledger, run_id: str, gates, fmt: ReportFormat, out: Path, db: str) -> bool:
+def _emit_report(ledger, run_id: str, gates, fmt: ReportFormat, out: Path) -> bool:
     from tradewarden.analytics import (
         build_report,
         render_console,
@@ -186,7 +186,6 @@ def _emit_report(ledger, run_id: str, gates, fmt: ReportFormat, out: Path, db: s
     )
 
     report = build_report(ledger.engine, run_id, gates)
-    doc = report_to_dict(report)
     paths: dict[str, str] = {}
     if fmt in (ReportFormat.json, ReportFormat.all):
         out.mkdir(parents=True, exist_ok=True)
@@ -199,7 +198,7 @@ def _emit_report(ledger, run_id: str, gates, fmt: ReportFormat, out: Path, db: s
         write_json(report, paths["json"])
     console = Console()
     if fmt is ReportFormat.json:
-        doc = {"run_id": run_id, "ledger": ledger.url, "paths": paths, "report": doc}
+        doc = {"run_id": run_id, "ledger": ledger.url, "paths": paths, "report": report_to_dict(report)}
         sys.stdout.write(json.dumps(doc, indent=2, default=str) + "\n")
     else:
         if fmt in (ReportFormat.console, ReportFormat.all):
@@ -256,7 +255,7 @@ def report(run_id: str = typer.Argument(..., help="Run id (see `warden runs`).")
         ledger = Ledger(db)
         gates = GateConfig(min_closed_trades=min_trades, min_profit_factor=min_profit_factor,
                            max_drawdown_pct=max_drawdown_pct)
-        passed = _emit_report(ledger, run_id, gates, report_format, out, db)
+        passed = _emit_report(ledger, run_id, gates, report_format, out)
     except ValidationError as exc:
         raise _fail(_validation_message(exc)) from None
     except _known_errors() as exc:
