@@ -31,7 +31,9 @@ def to_decimal(value: float | int | str | Decimal) -> Decimal:
     ValueError
         If the value is NaN or infinite.
     """
-    if isinstance(value, Decimal):
+    if type(value) is float:         # the common case, first
+        d = Decimal(repr(value))
+    elif isinstance(value, Decimal):
         d = value
     elif isinstance(value, (int, str)) and not isinstance(value, bool):
         d = Decimal(value)

@@ -22,7 +22,6 @@ Position state per symbol: flat → entry_pending → open → exit_pending → 
 
 from __future__ import annotations
 
-import json
 from bisect import bisect_left
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -30,6 +29,7 @@ from heapq import heappop, heappush
 from typing import Any, Protocol
 
 import numpy as np
+import orjson
 import pyarrow as pa
 
 from tradewarden.domain import (
@@ -51,6 +51,8 @@ from tradewarden.engine.clock import ReplayClock
 from tradewarden.execution import OrderUpdate, SimBroker, make_order_id
 from tradewarden.risk import RiskManager
 from tradewarden.strategy import SignalFrame, Strategy
+
+_EXIT_REASON = {OrderRole.STOP_LOSS: ExitReason.STOP_LOSS, OrderRole.TAKE_PROFIT: ExitReason.TAKE_PROFIT}
 
 # Packed decision code: (reason_id << 8) | (state << 4) | action
 HOLD, ENTER, EXIT, REJECTED, BLOCKED, QUEUED, MONITORED = range(7)
@@ -161,6 +163,11 @@ class TradingEngine:
         bars are blocked. ``None`` disables the check (replay).
     """
 
+    #: Record the quiet bars of an open position (independent mode) as holds without
+    #: visiting each one. An optimisation only: the ledger is identical either way
+    #: (``tests/engine/test_engine.py`` compares both).
+    skip_quiet_open: bool = True
+
     def __init__(self, *, run_id: str, strategy: Strategy, risk: RiskManager, broker: SimBroker,
                  governor: Governor, ledger: LedgerSink, instruments: dict[str, Instrument],
                  capital: Decimal, capital_mode: str = "independent", clock: ReplayClock | None = None,
@@ -223,7 +230,6 @@ class TradingEngine:
         # Equity rows made outside a chunk (initial capital, end-of-data liquidation)
         self._marks: list[tuple[int, int, float, float]] = []
         self._orders: list[Order] = []
-        self._buffered: set[str] = set()
         self._order_updates: list[tuple[str, str, str, int]] = []
         self._fills: list[tuple[int, Fill]] = []
         self._trades: list[Trade] = []
@@ -248,16 +254,19 @@ class TradingEngine:
         s.band_lo, s.band_hi = self.broker.quiet_band(s.name) if s.active else (float("inf"), float("-inf"))
 
     def _order_changed(self, order: Order, reason: str, ts: int) -> None:
-        """Record a status change: in place if the order is still in this batch."""
+        """Record a status change: in place if the order is still in this batch.
+
+        Orders decided since the last flush (``decision_seq`` at or after the batch's
+        first sequence number) are still buffered and are written in their final state.
+        """
         order.updated_ts = ts
-        if order.client_order_id in self._buffered:
+        if order.decision_seq >= self._seq:
             order.status_reason = reason
         else:
             self._order_updates.append((order.client_order_id, order.status.value, reason, ts))
 
     def _submit_record(self, orders: list[Order]) -> None:
         self._orders.extend(orders)
-        self._buffered.update(o.client_order_id for o in orders)
         self.counts.orders += len(orders)
 
     # -- the tick path ---------------------------------------------------------------
@@ -309,23 +318,19 @@ class TradingEngine:
         S = [p[0] for p in prepared]
         F = [p[2] for p in prepared]
 
-        # Event-ordered plain lists: one index per bar in the loop, no numpy scalars.
-        def ev(arrays: list[np.ndarray]) -> list:
-            return np.concatenate(arrays)[order].tolist()
-
         hold_open = self._code(HOLD, F[0].hold_reason, OPEN)
-        flat_codes, open_codes = [], []
+        flat_codes = []
         for f in F:
             lut = np.array([self._code(HOLD, r, FLAT) for r in f.reasons], dtype=np.int64)
             flat_codes.append(np.where(f.enter, -1, lut[f.flat_reason.astype(np.int64)]))
-            open_codes.append(np.where(f.exit, -1, hold_open))
-        TS = ev([b.ts for _, b, _ in prepared])
-        O = ev([b.open for _, b, _ in prepared])
-        H = ev([b.high for _, b, _ in prepared])
-        L = ev([b.low for _, b, _ in prepared])
-        C = ev([b.close for _, b, _ in prepared])
-        CF = ev(flat_codes)
-        CO = ev(open_codes)
+        # Per-symbol plain lists indexed by the symbol's local bar: no numpy scalars in
+        # the loop. Decision codes are one list in event (timestamp) order.
+        TS = [b.ts.tolist() for _, b, _ in prepared]
+        O = [b.open.tolist() for _, b, _ in prepared]
+        H = [b.high.tolist() for _, b, _ in prepared]
+        L = [b.low.tolist() for _, b, _ in prepared]
+        C = [b.close.tolist() for _, b, _ in prepared]
+        X = [f.exit.tolist() for f in F]
         pending_code = (0, self._code(HOLD, "entry_pending", ENTRY_PENDING), 0,
                         self._code(HOLD, "exit_pending", EXIT_PENDING))
 
@@ -338,47 +343,69 @@ class TradingEngine:
                        [s.last_close for s in self.syms])
 
         # Every event starts as the frame's hold-when-flat code. The loop visits only
-        # events where something can happen: the symbol is not flat, has orders at the
-        # broker, or has an entry signal. A flat symbol with no orders cannot change
-        # state until its next entry signal, so its bars in between stay holds.
-        codes = CF.copy()
+        # events where something can happen. A flat symbol with no orders cannot change
+        # state until its next entry signal, so its bars in between stay holds. In
+        # independent mode an open position whose bars neither touch its bracket's
+        # quiet band nor carry an exit signal only holds: those bars are recorded as
+        # holds without a visit, and the account's running peak takes their highest
+        # close (cash + qty * close is monotonic in the close).
+        codes = np.concatenate(flat_codes)[order].tolist()
         self._codes = codes
         pos_ev = pos_cat[order]
         ev_of = [np.flatnonzero(pos_ev == j).tolist() for j in range(len(S))]
         sig_of = [np.flatnonzero(f.enter).tolist() for f in F]
         heap: list[tuple[int, int, int]] = []
+        accounts = self.accounts
+        broker = self.broker
+        portfolio = self.capital_mode == "portfolio"
+        skip_open = self.skip_quiet_open and not portfolio
+        inf = float("inf")
 
         def schedule(j: int, i: int) -> None:
             """Queue symbol j's next event to visit at or after its local bar i."""
             s = S[j]
-            if s.state == FLAT and not s.active:
+            st = s.state
+            if st == FLAT and not s.active:
                 sig = sig_of[j]
                 p = bisect_left(sig, i)
                 if p == len(sig):
                     return
                 i = sig[p]
+            elif st == OPEN and skip_open:
+                lo, hi = (s.band_lo, s.band_hi) if s.active else (-inf, inf)
+                lw, hg, xs = L[j], H[j], X[j]
+                n, q = lens[j], i
+                while q < n and not xs[q] and lw[q] > lo and hg[q] < hi:
+                    q += 1
+                if q > i:
+                    for kk in ev_of[j][i:q]:
+                        codes[kk] = hold_open
+                    cl = C[j]
+                    s.last_close = cl[q - 1]
+                    a = accounts[s.acct]
+                    v = a.cash_f + s.qty * max(cl[i:q])
+                    if v > a.peak:
+                        a.peak = v
+                    i = q
             if i < lens[j]:
                 heappush(heap, (ev_of[j][i], j, i))
 
         for j in range(len(S)):
             schedule(j, 0)
-        accounts = self.accounts
-        broker = self.broker
-        portfolio = self.capital_mode == "portfolio"
         while heap:
             k, j, i = heappop(heap)
             s = S[j]
-            if s.active and (L[k] <= s.band_lo or H[k] >= s.band_hi):
-                ups = broker.process(s.name, TS[k], O[k], H[k], L[k], C[k])
+            if s.active and (L[j][i] <= s.band_lo or H[j][i] >= s.band_hi):
+                ups = broker.process(s.name, TS[j][i], O[j][i], H[j][i], L[j][i], C[j][i])
                 if ups:
-                    self._apply(s, ups, k, C[k])
+                    self._apply(s, ups, k, C[j][i])
                     self._sync_band(s)
             st = s.state
             if st == FLAT:
-                if CF[k] < 0:
-                    codes[k] = self._enter(s, F[j], i, TS[k], C[k], k)
+                if codes[k] < 0:
+                    codes[k] = self._enter(s, F[j], i, TS[j][i], C[j][i], k)
             elif st == OPEN:
-                c = C[k]
+                c = C[j][i]
                 s.last_close = c
                 a = accounts[s.acct]
                 # running peak for the drawdown halt (the ledger's equity column is
@@ -392,8 +419,7 @@ class TradingEngine:
                     v = a.cash_f + s.qty * c
                 if v > a.peak:
                     a.peak = v
-                code = CO[k]
-                codes[k] = self._exit(s, F[j], i, TS[k], c, k) if code < 0 else code
+                codes[k] = self._exit(s, F[j], i, TS[j][i], c, k) if X[j][i] else hold_open
             else:
                 codes[k] = pending_code[st]
             schedule(j, i + 1)
@@ -437,7 +463,7 @@ class TradingEngine:
         s.last_close = close
         verdict = self.risk.evaluate_entry(
             account=acct.name, instrument=s.inst, ts=ts, price=close, signal=sig,
-            equity=self.equity(s.acct), peak_equity=acct.peak, cash=float(acct.cash),
+            equity=self.equity(s.acct), peak_equity=acct.peak, cash=acct.cash_f,
             open_positions=self.open_positions())
         self._drain_risk_events()
         detail.update(verdict.detail)
@@ -525,9 +551,7 @@ class TradingEngine:
                 self.counts.trades_opened += 1
                 self._changes.append((k, s.acct, acct.cash_f, s.idx, s.qty))
             else:
-                reason = {OrderRole.STOP_LOSS: ExitReason.STOP_LOSS,
-                          OrderRole.TAKE_PROFIT: ExitReason.TAKE_PROFIT}.get(f.role, ExitReason.SIGNAL)
-                self.finalize_exit(s, f, reason, k)
+                self.finalize_exit(s, f, _EXIT_REASON.get(f.role, ExitReason.SIGNAL), k)
         s.last_close = close
 
     def finalize_exit(self, s: _Sym, fill: Fill, reason: ExitReason, k: int) -> Trade:
@@ -667,6 +691,9 @@ class TradingEngine:
     def _flush(self, prepared: list[tuple[_Sym, BarSeries, SignalFrame]], order: np.ndarray,
                m: int, start_state: tuple[list[float], list[float], list[float]]) -> None:
         codes = np.asarray(self._codes, dtype=np.int64)
+        if m and codes.min() < 0:      # an entry signal the loop never decided: a bug
+            bad = int(np.flatnonzero(codes < 0)[0])
+            raise RuntimeError(f"decision {self._seq + bad} was never decided")
         S = [p[0] for p in prepared]
         ev_pos = np.concatenate([np.full(len(b), j, dtype=np.int32) for j, (_, b, _) in enumerate(prepared)])[order]
         ts = np.concatenate([b.ts for _, b, _ in prepared])[order].astype(np.int64)
@@ -725,7 +752,6 @@ class TradingEngine:
         self.ledger.write_events(self.run_id, self._events)
         self.ledger.commit()
         self._orders, self._order_updates, self._fills, self._trades, self._events = [], [], [], [], []
-        self._buffered = set()
 
 
 def _labels(codes: np.ndarray, labels: Any) -> pa.Array:
@@ -734,12 +760,20 @@ def _labels(codes: np.ndarray, labels: Any) -> pa.Array:
     return pa.DictionaryArray.from_arrays(codes, pa.array(list(labels), pa.string()))
 
 
-_encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
-
-
 def _dumps(obj: dict[str, Any]) -> str:
-    """Compact JSON of plain values (floats, ints, str, lists, dicts); NaN is not allowed."""
-    return _encode(obj)
+    """Compact JSON of plain values (floats, ints, str, lists, dicts), via orjson.
+
+    Floats are written in their shortest round-trip form (as ``json`` does); a
+    non-finite float becomes ``null``; NumPy scalars are plain numbers and a
+    ``Decimal`` is its exact text.
+    """
+    return orjson.dumps(obj, default=_exact_text, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+
+
+def _exact_text(value: Any) -> str:
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
 def _concat(a: BarSeries, b: BarSeries) -> BarSeries:

@@ -156,6 +156,8 @@ class RiskManager:
         a daily-loss halt at the next UTC day.
         """
         st = self._acct[account]
+        if not st.halts:
+            return None
         for kind, (_reason, until) in list(st.halts.items()):
             if until is not None and ts >= until:
                 self.reset(account, ts, "new UTC day" if kind == "daily_loss" else "cool-down elapsed",
