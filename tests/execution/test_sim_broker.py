@@ -9,7 +9,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tradewarden.domain import COINBASE_SPECS, Order, OrderRole, OrderStatus, OrderType, Side
+from tradewarden.domain import (
+    COINBASE_SPECS,
+    Instrument,
+    Order,
+    OrderRole,
+    OrderStatus,
+    OrderType,
+    Side,
+)
 from tradewarden.execution import SimBroker, make_order_id
 
 BTC = COINBASE_SPECS["BTC-USD"]
@@ -256,3 +264,76 @@ def test_legs_of_intrabar_limit_entry_are_checked_on_the_entry_bar() -> None:
     assert fills["e"].price == Decimal("62500.00")
     assert sl.status is OrderStatus.FILLED and tp.status is OrderStatus.CANCELLED
     assert fills["e-sl"].price == Decimal("62387.52")
+
+
+# ---------------------------------------------------------------------- book internals
+@pytest.mark.parametrize("increment", ["1", "0.01", "0.00000001", "0.05", "0.25", "5", "0.010"])
+def test_fill_prices_round_like_the_instrument(increment: str) -> None:
+    """The broker's inlined rounding (power-of-ten increments) agrees with the Instrument's."""
+    inst = Instrument("X-USD", "X", "USD", Decimal(increment), Decimal("0.00000001"))
+    b = SimBroker({"X-USD": inst})
+    slip = Decimal(2) / Decimal(10_000)
+    for i, o in enumerate((1.0, 3.33, 62835.28, 0.123456789, 99.975, 7.77777)):
+        b.submit(order(f"b{i}", Side.BUY, symbol="X-USD"))
+        b.submit(order(f"s{i}", Side.SELL, role=OrderRole.EXIT, symbol="X-USD"))
+        buy, sell = (u.fill for u in b.process("X-USD", TS + i, o, o, o, o))
+        ref = Decimal(repr(o))
+        assert buy.price == inst.ceil_price(ref * (1 + slip))
+        assert sell.price == inst.floor_price(ref * (1 - slip))
+        assert str(buy.price) == str(inst.ceil_price(ref * (1 + slip)))     # same exponent too
+        assert str(sell.price) == str(inst.floor_price(ref * (1 - slip)))
+
+
+def test_replaced_instrument_spec_is_used_for_later_fills() -> None:
+    specs = {SYM: BTC}
+    b = SimBroker(specs)
+    b.submit(order("a"))
+    assert b.process(SYM, *B2)[0].fill.price == Decimal("62847.85")
+    specs[SYM] = Instrument(SYM, "BTC", "USD", Decimal("0.05"), Decimal("0.00000001"))
+    b.submit(order("b"))
+    assert b.process(SYM, *B2)[0].fill.price == Decimal("62847.85")   # 62847.847056 -> 0.05 grid
+    specs[SYM] = Instrument(SYM, "BTC", "USD", Decimal(1), Decimal("0.00000001"))
+    b.submit(order("c"))
+    assert b.process(SYM, *B2)[0].fill.price == Decimal(62848)
+
+
+def test_cancel_all_orders_resting_then_market_then_pending_legs() -> None:
+    b = broker()
+    b.submit(order("l", Side.BUY, OrderType.LIMIT, price="60000"),
+             (order("l-tp", Side.SELL, OrderType.LIMIT, role=OrderRole.TAKE_PROFIT, price="64000"),
+              order("l-sl", Side.SELL, OrderType.STOP, role=OrderRole.STOP_LOSS, stop="59000")))
+    entry, legs = bracket("m", "64000", "62000")
+    b.submit(entry, legs)
+    b.submit(order("s", Side.SELL, OrderType.STOP, role=OrderRole.EXIT, stop="50000"))
+    ups = b.cancel_all(SYM, TS, "x")
+    assert [u.order.client_order_id for u in ups] == ["l", "s", "m", "l-tp", "l-sl", "m-tp", "m-sl"]
+    assert all(u.status is OrderStatus.CANCELLED and u.order.status is OrderStatus.CANCELLED
+               for u in ups)
+    # Nothing is left: later bars fill nothing, even through every old level.
+    assert b.process(SYM, TS + 3600, 70000.0, 70000.0, 40000.0, 50000.0) == []
+
+
+def test_market_fill_and_gap_fill_share_the_open_as_reference() -> None:
+    b = broker()
+    b.submit(order("x", Side.SELL, OrderType.LIMIT, role=OrderRole.EXIT, price="62700.00"))
+    b.submit(order("m"))
+    m, x = b.process(SYM, *B2)
+    assert (m.order.client_order_id, x.order.client_order_id) == ("m", "x")
+    assert m.fill.reference_price == x.fill.reference_price == Decimal("62835.28")
+    assert (m.fill.price, x.fill.price) == (Decimal("62847.85"), Decimal("62835.28"))
+
+
+def test_oco_cancels_only_its_own_group_in_arrival_order() -> None:
+    b = broker()
+    for eid, tp, sl in (("a", "63300.00", "62300.00"), ("b", "64000.00", "61000.00"),
+                        ("c", "63400.00", "62200.00")):
+        entry, legs = bracket(eid, tp, sl)
+        b.submit(entry, legs)
+    b.process(SYM, *B2)       # B2's range touches no take-profit and no stop-loss
+    assert b.quiet_band(SYM) == (62300.0, 63300.0)
+    ups = b.process(SYM, 1713466800, 62900.00, 63050.00, 62150.00, 62900.00)
+    assert [(u.order.client_order_id, u.status.value, u.reason) for u in ups] == [
+        ("a-sl", "filled", ""), ("a-tp", "cancelled", "oco: other leg filled"),
+        ("c-sl", "filled", ""), ("c-tp", "cancelled", "oco: other leg filled")]
+    assert [o.client_order_id for o in b.open_orders(SYM)] == ["b-tp", "b-sl"]
+    assert b.quiet_band(SYM) == (61000.0, 64000.0)
