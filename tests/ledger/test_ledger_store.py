@@ -120,3 +120,123 @@ def test_resolve_url_accepts_paths_and_urls_and_rejects_garbage(tmp_path):
     assert resolve_url("postgresql+psycopg://u@h/db").startswith("postgresql")
     with pytest.raises(LedgerError, match="--db nonsense://x: cannot open"):
         open_engine("nonsense://x")
+
+
+# -- typed batch writers ---------------------------------------------------------------
+def _domain_rows(run_id: str):
+    from tradewarden.domain import (
+        ExitReason,
+        Fill,
+        Order,
+        OrderRole,
+        OrderStatus,
+        OrderType,
+        Side,
+        Trade,
+    )
+
+    entry = Order(f"{run_id}-BTC-USD-1-entry", "BTC-USD", Side.BUY, OrderType.MARKET,
+                  Decimal("0.08658073"), OrderRole.ENTRY, 1713625200, decision_seq=1,
+                  status=OrderStatus.FILLED, updated_ts=1713628800)
+    stop = Order(f"{run_id}-BTC-USD-1-stop_loss", "BTC-USD", Side.SELL, OrderType.STOP,
+                 Decimal("0.08658073"), OrderRole.STOP_LOSS, 1713625200,
+                 stop_price=Decimal("63690.56"), parent_id=entry.client_order_id, decision_seq=1,
+                 status=OrderStatus.CANCELLED, status_reason="signal exit")
+    fill = Fill(entry.client_order_id, "BTC-USD", Side.BUY, Decimal("0.08658073"),
+                Decimal("64845.57"), Decimal("5.61428930"), "taker", 1713628800,
+                Decimal("64832.61"), OrderRole.ENTRY)
+    trade = Trade(f"{run_id}-BTC-USD-1", "BTC-USD", "long", Decimal("0.08658073"), 1713628800,
+                  Decimal("64845.57"), 1713715200, Decimal("66001.10"), Decimal("11.3"),
+                  Decimal("88.7200000001"), ExitReason.SIGNAL, entry.client_order_id,
+                  f"{run_id}-BTC-USD-9-exit")
+    return [entry, stop], [(0, fill)], [trade]
+
+
+def _write_domain_rows(led: Ledger, run_id: str) -> None:
+    orders, fills, trades = _domain_rows(run_id)
+    led.create_run(_run_row(run_id))
+    led.write_orders(run_id, orders)
+    led.write_fills(run_id, fills)
+    led.write_trades(run_id, trades)
+    led.write_events(run_id, [(0, None, "info", None, "hello"), (1, 1713628800, "halt", "BTC-USD", "x")])
+    led.commit()
+
+
+_DUMP = {
+    "orders": "select * from orders order by client_order_id",
+    "fills": "select * from fills order by fill_seq",
+    "trades": "select * from trades order by trade_id",
+    "events": "select * from events order by seq",
+}
+
+
+def test_typed_writers_store_enum_values_exact_decimals_and_iso_times(tmp_path):
+    led = Ledger(tmp_path / "l.db")
+    _write_domain_rows(led, "r1")
+    led.close()
+    with sqlite3.connect(tmp_path / "l.db") as c:
+        entry, stop = c.execute(_DUMP["orders"]).fetchall()
+        fill, = c.execute(_DUMP["fills"]).fetchall()
+        trade, = c.execute(_DUMP["trades"]).fetchall()
+        events = c.execute(_DUMP["events"]).fetchall()
+        types = c.execute("select typeof(quantity), typeof(price), typeof(stop_price), "
+                          "typeof(created_ts) from orders order by client_order_id").fetchall()
+    assert entry == ("r1", "r1-BTC-USD-1-entry", 1, "BTC-USD", "buy", "market", "entry", "0.08658073",
+                     None, None, None, "filled", "", 1713625200, "2024-04-20T15:00:00Z", 1713628800)
+    assert stop == ("r1", "r1-BTC-USD-1-stop_loss", 1, "BTC-USD", "sell", "stop", "stop_loss",
+                    "0.08658073", None, "63690.56", "r1-BTC-USD-1-entry", "cancelled", "signal exit",
+                    1713625200, "2024-04-20T15:00:00Z", 1713625200)          # updated_ts falls back
+    assert types == [("text", "null", "null", "integer"), ("text", "null", "text", "integer")]
+    assert fill == ("r1", 0, "r1-BTC-USD-1-entry", "BTC-USD", "buy", "entry", "0.08658073", "64845.57",
+                    "64832.61", "5.61428930", "taker", 1713628800, "2024-04-20T16:00:00Z")
+    expected_pct = float(Decimal("88.7200000001") / (Decimal("64845.57") * Decimal("0.08658073")) * 100)
+    assert trade == ("r1", "r1-BTC-USD-1", "BTC-USD", "long", "0.08658073", 1713628800,
+                     "2024-04-20T16:00:00Z", "64845.57", 1713715200, "2024-04-21T16:00:00Z",
+                     "66001.10", "11.3", "88.7200000001", expected_pct, "signal",
+                     "r1-BTC-USD-1-entry", "r1-BTC-USD-9-exit", 86400)
+    assert events == [("r1", 0, None, "info", None, "hello"), ("r1", 1, 1713628800, "halt", "BTC-USD", "x")]
+
+
+def test_bulk_and_executemany_paths_write_the_same_rows(tmp_path):
+    bulk = Ledger(tmp_path / "bulk.db")                    # Arrow bulk ingest
+    _write_domain_rows(bulk, "r1")
+    bulk.close()
+    plain = Ledger("sqlite://")                            # in-memory: SQLAlchemy executemany
+    _write_domain_rows(plain, "r1")
+    with plain.engine.connect() as conn:
+        via_executemany = {t: [tuple(r) for r in conn.exec_driver_sql(q)] for t, q in _DUMP.items()}
+    plain.close()
+    with sqlite3.connect(tmp_path / "bulk.db") as c:
+        via_bulk = {t: c.execute(q).fetchall() for t, q in _DUMP.items()}
+    assert via_bulk == via_executemany
+
+
+def test_iso_array_matches_iso_list():
+    import numpy as np
+    import pyarrow as pa
+
+    from tradewarden.ledger.store import iso_array, iso_list
+
+    rng = np.random.default_rng(7)
+    ts = rng.integers(0, 253_402_300_800, 20_000).tolist()
+    ts += [0, 59, 86_399, 86_400, 951_782_400, 951_868_800, 4_107_542_400, 253_402_300_799]
+    assert iso_array(pa.array(ts, pa.int64())).to_pylist() == iso_list(ts)
+    assert iso_array(pa.array(ts, pa.int64())[5:9]).to_pylist() == iso_list(ts[5:9])   # sliced
+    for outside in ([-1, 0], [-86_400 * 400], [253_402_300_800], [1, None]):   # fallback path
+        assert iso_array(pa.array(outside, pa.int64())).to_pylist() == iso_list(outside)
+    assert iso_array(pa.array([], pa.int64())).to_pylist() == []
+
+
+def test_write_rows_accepts_arrow_columns_on_both_paths(tmp_path):
+    import pyarrow as pa
+
+    for db in (tmp_path / "l.db", "sqlite://"):
+        led = Ledger(db)
+        led.create_run(_run_row("r1"))
+        led.write_rows("events", {"run_id": pa.array(["r1", "r1"]), "seq": pa.array([0, 1], pa.int32()),
+                                  "ts": [5, None], "kind": ["info", "info"], "message": ["a", "b"]})
+        led.commit()
+        with led.engine.connect() as conn:
+            rows = [tuple(r) for r in conn.exec_driver_sql(_DUMP["events"])]
+        led.close()
+        assert rows == [("r1", 0, 5, "info", None, "a"), ("r1", 1, None, "info", None, "b")]

@@ -14,11 +14,13 @@ from __future__ import annotations
 import json
 import os
 from decimal import Decimal
+from functools import cache
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from sqlalchemy import create_engine, event, select, update
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
@@ -122,16 +124,75 @@ def _arrow_schema(table) -> pa.Schema:
     return pa.schema([pa.field(c.name, _arrow_type(c)) for c in table.columns])
 
 
-_ORDER_FIELDS = ("client_order_id", "decision_seq", "symbol", "side", "type", "role", "quantity",
-                 "price", "stop_price", "parent_id", "status", "status_reason", "created_ts")
-_FILL_FIELDS = ("client_order_id", "symbol", "side", "role", "quantity", "price", "reference_price",
-                "fee", "liquidity", "ts")
+# Epoch seconds whose ISO text is ``YYYY-MM-DDTHH:MM:SSZ`` with a four-digit year
+# (1970-01-01T00:00:00Z .. 9999-12-31T23:59:59Z): the range the Arrow path formats.
+_ISO_MIN_TS, _ISO_MAX_TS = 0, 253_402_300_799
 
 
 def iso_list(ts: list[int]) -> list[str]:
     """UTC epoch seconds to ``YYYY-MM-DDTHH:MM:SSZ`` strings, vectorised."""
     text = np.datetime_as_string(np.asarray(ts, dtype="datetime64[s]"), unit="s")
     return [t + "Z" for t in text.tolist()]
+
+
+def iso_array(ts: pa.Array) -> pa.Array:
+    """UTC epoch seconds to ``YYYY-MM-DDTHH:MM:SSZ`` text, as an Arrow string array.
+
+    The same text as :func:`iso_list`, without a Python string per value: Arrow formats
+    the timestamps in C and the separator and ``Z`` are patched into the bytes.
+
+    Parameters
+    ----------
+    ts : pyarrow.Array of int64
+        Epoch seconds.
+
+    Returns
+    -------
+    pyarrow.StringArray
+        One 20-character string per value. Values outside 1970..9999, and nulls, go
+        through :func:`iso_list` instead, so the result is always that function's text.
+    """
+    n = len(ts)
+    if n == 0 or ts.null_count:
+        return pa.array(iso_list(ts.to_pylist()), pa.string())
+    bounds = pc.min_max(ts)
+    if bounds["min"].as_py() < _ISO_MIN_TS or bounds["max"].as_py() > _ISO_MAX_TS:
+        return pa.array(iso_list(ts.to_pylist()), pa.string())
+    text = ts.cast(pa.timestamp("s")).cast(pa.string())     # "YYYY-MM-DD HH:MM:SS"
+    offsets, data = text.buffers()[1:]
+    if text.offset or np.frombuffer(offsets, np.int32, n + 1)[-1] != 19 * n:  # not fixed width
+        return pa.array(iso_list(ts.to_pylist()), pa.string())
+    out = np.empty((n, 20), np.uint8)
+    out[:, :19] = np.frombuffer(data, np.uint8, 19 * n).reshape(n, 19)
+    out[:, 10] = 84     # "T"
+    out[:, 19] = 90     # "Z"
+    return pa.StringArray.from_buffers(n, pa.py_buffer(np.arange(0, 20 * n + 1, 20, dtype=np.int32)),
+                                       pa.py_buffer(out), null_count=0)
+
+
+def _int_array(values: list[Any]) -> pa.Array:
+    return pa.array(values, pa.int64())
+
+
+def _repeat(text: str, n: int) -> pa.Array:
+    """A string column holding ``text`` ``n`` times (no Python list of ``n`` items)."""
+    return pa.repeat(pa.scalar(text, pa.string()), n)
+
+
+def _decimal_text(values: Any, nullable: bool) -> list[str | None]:
+    """Decimals (or other values) to ``str``, ``None`` kept as ``None``."""
+    if not nullable:
+        text = list(map(str, values))
+        if "None" not in text:     # no None (the common case: a NOT NULL column)
+            return text
+    return [None if v is None else str(v) for v in values]
+
+
+@cache
+def _columns(table: str) -> tuple[tuple[str, pa.DataType, bool, bool], ...]:
+    """``(name, Arrow type, is exact decimal, nullable)`` for each column of ``table``."""
+    return tuple((c.name, _arrow_type(c), isinstance(c.type, schema.DecimalText), bool(c.nullable))
+                 for c in schema.metadata.tables[table].columns)
 
 
 def _jsonable(v: Any) -> Any:
@@ -244,6 +305,9 @@ class Ledger:
         self.db = str(db)
         self.engine = open_engine(db)
         self.url = str(self.engine.url)
+        path = _sqlite_path(self.url)
+        # SQLite file: batches go through Arrow bulk ingest; otherwise executemany.
+        self._bulk_path = path if path is not None and path != ":memory:" else None
         self._adbc = None
         self._in_txn = False
         self._writer = _Writer() if background else None
@@ -334,9 +398,8 @@ class Ledger:
         self._do(self._write_table, table, tbl)
 
     def _write_table(self, table: str, tbl: pa.Table) -> None:
-        path = _sqlite_path(self.url)
-        if path is not None and path != ":memory:":
-            self._ingest(path, table, tbl)
+        if self._bulk_path is not None:
+            self._ingest(self._bulk_path, table, tbl)
         else:
             rows = tbl.to_pylist()
             with self.engine.begin() as conn:
@@ -366,30 +429,44 @@ class Ledger:
     def _ingest(self, path: str, table: str, tbl: pa.Table) -> None:
         self._in_transaction(path, lambda cur: cur.adbc_ingest(table, tbl, mode="append"))
 
-    def write_rows(self, table: str, columns: dict[str, list[Any]]) -> None:
-        """Append a batch given as ``{column: list of values}`` (Decimals become exact text
-        on SQLite). SQLite: one Arrow bulk ingest in the open transaction, visible after
-        :meth:`commit`; other databases: executemany in its own transaction."""
+    def write_rows(self, table: str, columns: Mapping[str, Any]) -> None:
+        """Append a batch given as ``{column: values}``.
+
+        SQLite: one Arrow bulk ingest in the open transaction, visible after
+        :meth:`commit`; other databases: executemany in its own transaction.
+
+        Parameters
+        ----------
+        table : str
+            Name of a ledger table.
+        columns : mapping of column name to list or pyarrow.Array
+            All the same length; missing columns are NULL. Decimals become exact text
+            on SQLite. An Arrow array is used as is on SQLite (cast to the column's
+            type if needed) and turned into Python values elsewhere.
+        """
         n = len(next(iter(columns.values()))) if columns else 0
         if n == 0:
             return
-        tbl = schema.metadata.tables[table]
-        path = _sqlite_path(self.url)
-        if path is not None and path != ":memory:":
-            arrays = {}
-            for c in tbl.columns:
-                values = columns.get(c.name)
+        path = self._bulk_path
+        if path is not None:
+            arrays = []
+            for name, typ, exact, nullable in _columns(table):
+                values = columns.get(name)
                 if values is None:
-                    arrays[c.name] = pa.nulls(n, _arrow_type(c))
-                elif isinstance(c.type, schema.DecimalText):
-                    arrays[c.name] = pa.array([None if v is None else str(v) for v in values], pa.string())
+                    arrays.append(pa.nulls(n, typ))
+                elif isinstance(values, pa.Array):
+                    arrays.append(values if values.type == typ else values.cast(typ))
+                elif exact:
+                    arrays.append(pa.array(_decimal_text(values, nullable), pa.string()))
                 else:
-                    arrays[c.name] = pa.array(values, _arrow_type(c))
-            self._do(self._ingest, path, table, pa.table(arrays))
+                    arrays.append(pa.array(values, typ))
+            names = [c[0] for c in _columns(table)]
+            self._do(self._ingest, path, table, pa.Table.from_arrays(arrays, names=names))
         else:
             names = list(columns)
-            rows = [dict(zip(names, vals)) for vals in zip(*columns.values())]
-            self._do(self._execute, tbl.insert(), rows)
+            lists = [v.to_pylist() if isinstance(v, pa.Array) else v for v in columns.values()]
+            rows = [dict(zip(names, vals)) for vals in zip(*lists)]
+            self._do(self._execute, schema.metadata.tables[table].insert(), rows)
 
     def _execute(self, stmt: Any, rows: list[dict[str, Any]]) -> None:
         self._commit()   # SQLite has one writer: the bulk transaction goes first
@@ -402,19 +479,33 @@ class Ledger:
         Enum members are ``str`` subclasses; they are written as their values."""
         if not orders:
             return
-        cols: dict[str, list[Any]] = {name: [getattr(o, name) for o in orders] for name in _ORDER_FIELDS}
-        cols["run_id"] = [run_id] * len(orders)
-        cols["created_time"] = iso_list(cols["created_ts"])
-        cols["updated_ts"] = [o.updated_ts or o.created_ts for o in orders]
-        self.write_rows("orders", cols)
+        created_ts = _int_array([o.created_ts for o in orders])
+        self.write_rows("orders", {
+            "run_id": _repeat(run_id, len(orders)),
+            "client_order_id": [o.client_order_id for o in orders],
+            "decision_seq": [o.decision_seq for o in orders],
+            "symbol": [o.symbol for o in orders],
+            "side": [o.side for o in orders],
+            "type": [o.type for o in orders],
+            "role": [o.role for o in orders],
+            "quantity": [o.quantity for o in orders],
+            "price": [o.price for o in orders],
+            "stop_price": [o.stop_price for o in orders],
+            "parent_id": [o.parent_id for o in orders],
+            "status": [o.status for o in orders],
+            "status_reason": [o.status_reason for o in orders],
+            "created_ts": created_ts,
+            "created_time": iso_array(created_ts),
+            "updated_ts": [o.updated_ts or o.created_ts for o in orders],
+        })
 
     def update_orders(self, run_id: str, updates: list[tuple[str, str, str, int]]) -> None:
         """Apply ``(client_order_id, status, reason, ts)`` status changes in order."""
         rows = [{"r": run_id, "c": c, "s": s, "why": why, "t": t} for c, s, why, t in updates]
         if not rows:
             return
-        path = _sqlite_path(self.url)
-        if path is not None and path != ":memory:":
+        path = self._bulk_path
+        if path is not None:
             params = [(s, why, t, run_id, c) for c, s, why, t in updates]
             self._do(self._update_sqlite, path, params)
             return
@@ -436,38 +527,52 @@ class Ledger:
         if not fills:
             return
         fs = [f for _, f in fills]
-        cols: dict[str, list[Any]] = {name: [getattr(f, name) for f in fs] for name in _FILL_FIELDS}
-        cols["run_id"] = [run_id] * len(fs)
-        cols["fill_seq"] = [q for q, _ in fills]
-        cols["time"] = iso_list(cols["ts"])
-        self.write_rows("fills", cols)
+        ts = _int_array([f.ts for f in fs])
+        self.write_rows("fills", {
+            "run_id": _repeat(run_id, len(fs)),
+            "fill_seq": [q for q, _ in fills],
+            "client_order_id": [f.client_order_id for f in fs],
+            "symbol": [f.symbol for f in fs],
+            "side": [f.side for f in fs],
+            "role": [f.role for f in fs],
+            "quantity": [f.quantity for f in fs],
+            "price": [f.price for f in fs],
+            "reference_price": [f.reference_price for f in fs],
+            "fee": [f.fee for f in fs],
+            "liquidity": [f.liquidity for f in fs],
+            "ts": ts,
+            "time": iso_array(ts),
+        })
 
     def write_trades(self, run_id: str, trades: list[Trade]) -> None:
         """Insert closed round trips (``return_pct`` = pnl / entry notional * 100)."""
         if not trades:
             return
-        entry_ts = [t.entry_ts for t in trades]
-        exit_ts = [t.exit_ts for t in trades]
+        quantity = [t.quantity for t in trades]
+        entry_price = [t.entry_price for t in trades]
+        pnl = [t.pnl for t in trades]
+        entry_ts = _int_array([t.entry_ts for t in trades])
+        exit_ts = _int_array([t.exit_ts for t in trades])
         self.write_rows("trades", {
-            "run_id": [run_id] * len(trades), "trade_id": [t.trade_id for t in trades],
+            "run_id": _repeat(run_id, len(trades)), "trade_id": [t.trade_id for t in trades],
             "symbol": [t.symbol for t in trades], "side": [t.side for t in trades],
-            "quantity": [t.quantity for t in trades], "entry_ts": entry_ts,
-            "entry_time": iso_list(entry_ts), "entry_price": [t.entry_price for t in trades],
-            "exit_ts": exit_ts, "exit_time": iso_list(exit_ts),
+            "quantity": quantity, "entry_ts": entry_ts,
+            "entry_time": iso_array(entry_ts), "entry_price": entry_price,
+            "exit_ts": exit_ts, "exit_time": iso_array(exit_ts),
             "exit_price": [t.exit_price for t in trades], "fees": [t.fees for t in trades],
-            "pnl": [t.pnl for t in trades],
-            "return_pct": [float(t.pnl / (t.entry_price * t.quantity) * 100) for t in trades],
+            "pnl": pnl,
+            "return_pct": [float(p / (e * q) * 100) for p, e, q in zip(pnl, entry_price, quantity)],
             "exit_reason": [t.exit_reason for t in trades],
             "entry_order_id": [t.entry_order_id for t in trades],
             "exit_order_id": [t.exit_order_id for t in trades],
-            "holding_seconds": [b - a for a, b in zip(entry_ts, exit_ts)],
+            "holding_seconds": pc.subtract_checked(exit_ts, entry_ts),
         })
 
     def write_events(self, run_id: str, events: list[tuple[int, int | None, str, str | None, str]]) -> None:
         """Insert ``(seq, ts, kind, symbol, message)`` events (halts, resets, data, errors)."""
         if not events:
             return
-        self.write_rows("events", {"run_id": [run_id] * len(events),
+        self.write_rows("events", {"run_id": _repeat(run_id, len(events)),
                                    "seq": [e[0] for e in events], "ts": [e[1] for e in events],
                                    "kind": [e[2] for e in events], "symbol": [e[3] for e in events],
                                    "message": [e[4] for e in events]})
