@@ -195,3 +195,40 @@ def test_skipping_quiet_open_bars_leaves_the_ledger_identical(tmp_path, real_bar
     rows = results[True][0]
     assert len(rows["decisions"]) == 2 * 6000 and rows["trades"]
     assert any(r[4] == "blocked" for r in rows["decisions"])      # the drawdown halt fired
+
+
+@pytest.mark.parametrize("capital_mode", ["independent", "portfolio"])
+def test_decision_equity_is_cash_plus_position_at_every_close(tmp_path, real_bars, make_engine, capital_mode):
+    """The vectorised equity column equals a bar-by-bar replay of the recorded fills:
+    cash (initial, minus buys with fees, plus sells less fees) plus quantity held times
+    the close, for the decision's account."""
+    from tradewarden.strategy import build_strategy
+
+    symbols = ("BTC-USD", "SOL-USD")
+    engine, ledger = make_engine(tmp_path, build_strategy("donchian"), symbols, capital_mode=capital_mode,
+                                 capital="10000")
+    for lo in range(0, 4000, 1000):
+        engine.process_chunk({s: real_bars[s].slice(lo, lo + 1000) for s in symbols})
+    engine.close_all()
+    ledger.close()
+    db = tmp_path / "ledger.db"
+    fills = q(db, "select ts, symbol, side, cast(quantity as real), cast(price as real), cast(fee as real) "
+                  "from fills order by fill_seq")
+    decisions = q(db, "select ts, symbol, close, equity from decisions order by seq")
+    assert len(fills) > 20
+    account = {s: (s if capital_mode == "independent" else "portfolio") for s in symbols}
+    cash = {a: 10000.0 for a in account.values()}
+    qty = {s: 0.0 for s in symbols}
+    last = {s: 0.0 for s in symbols}
+    f = 0
+    for ts, sym, close, equity in decisions:
+        while f < len(fills) and fills[f][0] <= ts and (fills[f][0] < ts or fills[f][1] == sym):
+            fts, fsym, side, fq, fp, fee = fills[f]
+            sign = 1 if side == "buy" else -1
+            cash[account[fsym]] -= sign * fq * fp + fee
+            qty[fsym] += sign * fq
+            f += 1
+        last[sym] = close
+        a = account[sym]
+        expected = cash[a] + sum(qty[s] * last[s] for s in symbols if account[s] == a)
+        assert equity == pytest.approx(expected, rel=1e-9, abs=1e-6), (ts, sym)

@@ -644,15 +644,16 @@ class TradingEngine:
 
     # -- batch write -----------------------------------------------------------------
     def _equity_column(self, ev_pos: np.ndarray, close: np.ndarray, S: list[_Sym],
-                       start_state: tuple[list[float], list[float], list[float]]) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+                       start_state: tuple[list[float], list[float], list[float]]) -> np.ndarray:
         """Mark-to-market equity of each event's account at its bar close, vectorised.
 
         Cash and quantities are step functions that change only at the recorded
         changes; each symbol's price is its last close so far (forward-filled over
-        the merged timeline). Returns the per-event equity and each account's series.
+        the merged timeline). In independent mode an account holds only its own
+        symbol, so its equity is needed only at that symbol's events, where the price
+        is the event's own close.
         """
         m = ev_pos.shape[0]
-        ev_sym = np.asarray([s.idx for s in S], dtype=np.int64)[ev_pos]
         cash0, qty0, lc0 = start_state
         ch = self._changes
         ch_k = np.asarray([c[0] for c in ch], dtype=np.int64)
@@ -660,33 +661,34 @@ class TradingEngine:
         ch_cash = np.asarray([c[2] for c in ch], dtype=np.float64)
         ch_s = np.asarray([c[3] for c in ch], dtype=np.int64)
         ch_q = np.asarray([c[4] for c in ch], dtype=np.float64)
-        ar = np.arange(m)
 
-        def step(mask: np.ndarray, values: np.ndarray, initial: float) -> np.ndarray:
+        def step(mask: np.ndarray, values: np.ndarray, initial: float, at_events: np.ndarray) -> np.ndarray:
             ks, vs = ch_k[mask], values[mask]
             if ks.size == 0:
-                return np.full(m, initial)
-            at = np.searchsorted(ks, ar, side="right") - 1
+                return np.full(at_events.shape[0], initial)
+            at = np.searchsorted(ks, at_events, side="right") - 1
             return np.where(at >= 0, vs[np.maximum(at, 0)], initial)
 
-        per_acct: dict[int, np.ndarray] = {}
-        for a_i, acct in enumerate(self.accounts):
-            eq = step(ch_a == a_i, ch_cash, cash0[a_i])
-            for s in acct.symbols:
-                on = ev_sym == s.idx
-                qty = step(ch_s == s.idx, ch_q, qty0[s.idx])
-                if not qty.any():
-                    continue
-                last = np.maximum.accumulate(np.where(on, ar, -1))
-                px = np.where(last >= 0, close[np.maximum(last, 0)], lc0[s.idx])
-                eq = eq + qty * np.nan_to_num(px)
-            per_acct[a_i] = eq
-        acct_of = np.asarray([s.acct for s in self.syms], dtype=np.int64)[ev_sym]
-        out = np.empty(m)
-        for a_i, eq in per_acct.items():
-            sel = acct_of == a_i
-            out[sel] = eq[sel]
-        return out, per_acct
+        if self.capital_mode == "independent":
+            out = np.empty(m)
+            for j, s in enumerate(S):
+                at_ev = np.flatnonzero(ev_pos == j)
+                cash = step(ch_a == s.acct, ch_cash, cash0[s.acct], at_ev)
+                qty = step(ch_s == s.idx, ch_q, qty0[s.idx], at_ev)
+                out[at_ev] = cash + qty * close[at_ev]
+            return out
+        # portfolio: one account, every event is its
+        ar = np.arange(m)
+        ev_sym = np.asarray([s.idx for s in S], dtype=np.int64)[ev_pos]
+        out = step(ch_a == 0, ch_cash, cash0[0], ar)
+        for s in self.accounts[0].symbols:
+            qty = step(ch_s == s.idx, ch_q, qty0[s.idx], ar)
+            if not qty.any():
+                continue
+            last = np.maximum.accumulate(np.where(ev_sym == s.idx, ar, -1))
+            px = np.where(last >= 0, close[np.maximum(last, 0)], lc0[s.idx])
+            out = out + qty * np.nan_to_num(px)
+        return out
 
     def _flush(self, prepared: list[tuple[_Sym, BarSeries, SignalFrame]], order: np.ndarray,
                m: int, start_state: tuple[list[float], list[float], list[float]]) -> None:
@@ -698,7 +700,7 @@ class TradingEngine:
         ev_pos = np.concatenate([np.full(len(b), j, dtype=np.int32) for j, (_, b, _) in enumerate(prepared)])[order]
         ts = np.concatenate([b.ts for _, b, _ in prepared])[order].astype(np.int64)
         close = np.concatenate([b.close for _, b, _ in prepared])[order]
-        equity, per_acct = self._equity_column(ev_pos, close, S, start_state)
+        equity = self._equity_column(ev_pos, close, S, start_state)
         run = _labels(np.zeros(m, dtype=np.int8), [self.run_id])
         cols: dict[str, Any] = {
             "run_id": run,
@@ -724,7 +726,7 @@ class TradingEngine:
             pa.array(idx, mask=idx < 0), pa.array(list(self._details.values()), pa.string()))
         self.ledger.write_columns("decisions", cols)
         for k, a_i, cash, _s, _q in self._changes:
-            self._marks.append((int(ts[k]), a_i, cash, float(per_acct[a_i][k])))
+            self._marks.append((int(ts[k]), a_i, cash, float(equity[k])))   # k is an event of a_i
         self._seq += m
         self.counts.decisions += m
         self._codes = []
