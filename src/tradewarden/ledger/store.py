@@ -1,12 +1,11 @@
 """Ledger access: open (and migrate) the database, create and close runs, write rows.
 
-High-volume tables (``decisions``, ``equity``) are written in columnar batches: on
-SQLite through Arrow ADBC bulk ingest (one prepared INSERT bound from Arrow arrays in
-C), elsewhere through DBAPI ``executemany``. Everything else goes through SQLAlchemy
-Core. No statement is issued per bar: the engine hands over one batch per chunk, and
-on SQLite a chunk's batches (decisions, equity, orders, fills, trades, events) are one
-transaction, committed by :meth:`Ledger.commit`: a chunk is in the ledger whole or not
-at all.
+Rows are written in columnar batches: on SQLite through Arrow ADBC bulk ingest (one
+prepared INSERT bound from Arrow arrays in C), elsewhere through SQLAlchemy Core
+``executemany``. Run rows and reads go through SQLAlchemy Core. No statement is issued
+per bar: the engine hands over one batch per chunk, and on SQLite a chunk's batches
+(decisions, equity, orders, fills, trades, events) are one transaction, committed by
+:meth:`Ledger.commit`: a chunk is in the ledger whole or not at all.
 """
 
 from __future__ import annotations
