@@ -338,19 +338,16 @@ class Ledger:
         self._do(self._commit)
 
     def _commit(self) -> None:
-        if self._in_txn:
-            cur = self._adbc.cursor()
-            try:
-                cur.execute("COMMIT")
-            finally:
-                cur.close()
-            self._in_txn = False
+        self._end_transaction("COMMIT")
 
     def _rollback(self) -> None:
+        self._end_transaction("ROLLBACK")
+
+    def _end_transaction(self, verb: str) -> None:
         if self._in_txn:
             cur = self._adbc.cursor()
             try:
-                cur.execute("ROLLBACK")
+                cur.execute(verb)
             finally:
                 cur.close()
             self._in_txn = False
