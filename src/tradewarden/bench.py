@@ -109,6 +109,7 @@ def measure(n_bars: int, n_symbols: int = 3, db: str | None = None, background: 
 
     from tradewarden.agent.governor import AutonomousGovernor
     from tradewarden.engine import ReplayClock, TradingEngine
+    from tradewarden.engine.replay import batch_gc
     from tradewarden.execution import SimBroker
     from tradewarden.ledger import Ledger, schema
     from tradewarden.risk import RiskConfig, RiskManager
@@ -137,15 +138,16 @@ def measure(n_bars: int, n_symbols: int = 3, db: str | None = None, background: 
     gen = tiled_chunks(n_bars, n_symbols)
     feed_seconds = 0.0
     t0 = time.perf_counter()
-    while True:
-        f0 = time.perf_counter()
-        chunk = next(gen, None)
-        feed_seconds += time.perf_counter() - f0
-        if chunk is None:
-            break
-        engine.process_chunk(chunk)
-    engine.close_all(ExitReason.END_OF_DATA)
-    ledger.drain()
+    with batch_gc():            # as run_replay does
+        while True:
+            f0 = time.perf_counter()
+            chunk = next(gen, None)
+            feed_seconds += time.perf_counter() - f0
+            if chunk is None:
+                break
+            engine.process_chunk(chunk)
+        engine.close_all(ExitReason.END_OF_DATA)
+        ledger.drain()
     seconds = time.perf_counter() - t0 - feed_seconds
     with ledger.engine.connect() as conn:
         n_dec = conn.execute(select(func.count()).select_from(schema.decisions)

@@ -187,3 +187,41 @@ def test_accounting_invariants_hold_for_any_signal_script(tmp_path_factory, real
     last = q(db, "select equity from decisions order by seq desc limit 1")[0][0]
     assert last == pytest.approx(float(engine.accounts[0].cash), abs=1e-6)
     assert np.isfinite([r[0] for r in q(db, "select equity from decisions")]).all()
+
+
+def test_replay_garbage_cycles_do_not_grow_with_bars(tmp_path):
+    """batch_gc collects generation 0 rarely, which is safe only because orders, fills
+    and trades are freed by reference counting: the cyclic garbage a replay leaves is
+    a few per-run objects, the same for a month as for two years."""
+    import gc
+
+    from tradewarden.engine.replay import load_inputs
+
+    ledger = Ledger(tmp_path / "ledger.db")
+    garbage = []
+    for start, end in (("2025-01-01", "2025-02-01"), ("2024-05-01", "2026-05-01")):
+        inputs = load_inputs(RunConfig(symbols=("ETH-USD", "SOL-USD"), start=start, end=end))
+        gc.collect()
+        gc.disable()
+        try:
+            result = run_replay(inputs.config, ledger, inputs=inputs)
+            garbage.append((result.counts.bars, gc.collect()))
+        finally:
+            gc.enable()
+    ledger.close()
+    (short_bars, short), (long_bars, long) = garbage
+    assert long_bars > 20 * short_bars
+    assert long < 200 and abs(long - short) < 30, garbage
+
+
+def test_batch_gc_restores_the_collector():
+    import gc
+
+    from tradewarden.engine.replay import batch_gc
+
+    before = gc.get_threshold()
+    with batch_gc(12_345):
+        assert gc.get_threshold()[0] == 12_345
+        assert gc.get_freeze_count() > 0
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0

