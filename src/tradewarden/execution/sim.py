@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 
 from tradewarden.domain import (
     Fill,
@@ -115,8 +115,6 @@ class SimBroker:
         self._legs: dict[str, tuple[Order, ...]] = {}  # entry id -> bracket legs awaiting entry fill
         self._legs_live: list[_Resting] = []   # legs made live during the current process()
         self._ids: set[str] = set()
-        # symbol -> (instrument, its price increment if a power of ten, else None)
-        self._ticks: dict[str, tuple[Instrument, Decimal | None]] = {}
 
     # -- commands ----------------------------------------------------------------------
     def submit(self, order: Order, legs: tuple[Order, ...] = ()) -> None:
@@ -336,13 +334,7 @@ class SimBroker:
         inst = self.instruments[symbol]
         buy = order.side is _BUY
         raw = ref * (self._buy_mult if buy else self._sell_mult) if taker else ref
-        tick = self._ticks.get(symbol)
-        if tick is None or tick[0] is not inst:
-            tick = self._ticks[symbol] = (inst, _power_of_ten_increment(inst))
-        if tick[1] is not None:     # what Instrument.ceil_price / floor_price do, inlined
-            price = raw.quantize(tick[1], ROUND_CEILING if buy else ROUND_FLOOR)
-        else:
-            price = inst.ceil_price(raw) if buy else inst.floor_price(raw)
+        price = inst.ceil_price(raw) if buy else inst.floor_price(raw)
         quantity = order.quantity
         notional = price * quantity
         fee = (notional * (self.taker if taker else self.maker)).quantize(_FEE_Q, ROUND_HALF_EVEN)
@@ -364,16 +356,6 @@ class SimBroker:
             for leg in legs:
                 self._legs_live.append(self._rest(leg, cid))
                 out.append(OrderUpdate(leg, _WORKING, ts, "bracket leg live"))
-
-
-def _power_of_ten_increment(inst: Instrument) -> Decimal | None:
-    """``inst.price_increment`` if it is a power of ten (``1``, ``0.01``, ``1e-8``), else None.
-
-    For such increments ``Instrument.ceil_price`` / ``floor_price`` of a Decimal are a
-    plain ``quantize``, which :meth:`SimBroker._execute` then does itself.
-    """
-    inc = inst.price_increment
-    return inc if inc.as_tuple().digits == (1,) else None
 
 
 def make_order_id(run_id: str, symbol: str, seq: int, role: OrderRole) -> str:
