@@ -199,7 +199,10 @@ def test_replay_garbage_cycles_do_not_grow_with_bars(tmp_path):
 
     ledger = Ledger(tmp_path / "ledger.db")
     garbage = []
-    for start, end in (("2025-01-01", "2025-02-01"), ("2024-05-01", "2026-05-01")):
+    # the first run warms one-time caches (imports, Arrow and pandas internals) whose
+    # cycles are not the replay's; the second and third are compared
+    runs = (("2025-01-01", "2025-02-01"),) * 2 + (("2024-05-01", "2026-05-01"),)
+    for start, end in runs:
         inputs = load_inputs(RunConfig(symbols=("ETH-USD", "SOL-USD"), start=start, end=end))
         gc.collect()
         gc.disable()
@@ -209,9 +212,11 @@ def test_replay_garbage_cycles_do_not_grow_with_bars(tmp_path):
         finally:
             gc.enable()
     ledger.close()
-    (short_bars, short), (long_bars, long) = garbage
+    _, (short_bars, short), (long_bars, long) = garbage
     assert long_bars > 20 * short_bars
-    assert long < 200 and abs(long - short) < 30, garbage
+    # a cycle per trade or per bar would leave thousands here; the leftover varies by
+    # a few dozen with where the last generation-0 pass fell, so only growth fails
+    assert long < 200 and long - short < 30, garbage
 
 
 def test_batch_gc_restores_the_collector():
