@@ -497,8 +497,7 @@ class Ledger:
 
     def update_orders(self, run_id: str, updates: list[tuple[str, str, str, int]]) -> None:
         """Apply ``(client_order_id, status, reason, ts)`` status changes in order."""
-        rows = [{"r": run_id, "c": c, "s": s, "why": why, "t": t} for c, s, why, t in updates]
-        if not rows:
+        if not updates:
             return
         path = self._bulk_path
         if path is not None:
@@ -506,6 +505,7 @@ class Ledger:
             self._do(self._update_sqlite, path, params)
             return
         from sqlalchemy import bindparam
+        rows = [{"r": run_id, "c": c, "s": s, "why": why, "t": t} for c, s, why, t in updates]
         o = schema.orders
         stmt = (update(o).where(o.c.run_id == bindparam("r"), o.c.client_order_id == bindparam("c"))
                 .values(status=bindparam("s"), status_reason=bindparam("why"),
