@@ -32,6 +32,8 @@ EXIT_BAD_INPUT = 2
 EXIT_GATE_FAILED = 3
 
 DB_HELP = "Ledger database: SQLite file path or SQLAlchemy URL."
+DB_OPT = typer.Option("warden-out/ledger.db", help=DB_HELP)
+OUT_OPT = typer.Option(Path("warden-out/reports"), help="Directory for the JSON and HTML reports.")
 GATE_OPT = typer.Option(False, "--gate", help="Exit with status 3 when a validation gate fails.")
 MIN_TRADES_OPT = typer.Option(100, help="Gate: minimum closed trades.")
 MIN_PF_OPT = typer.Option(1.0, help="Gate: minimum profit factor.")
@@ -92,8 +94,8 @@ def replay(
     exchange: Optional[str] = typer.Option(None, help="Read bars from this exchange's cached history (ccxt id: coinbase, kraken, binance, ...), downloading what is missing; needs --start and --end."),
     offline: bool = typer.Option(False, help="With --exchange: never download; fail naming the ranges not cached."),
     cache_dir: Optional[Path] = typer.Option(None, help="Exchange cache root (default $TRADEWARDEN_CACHE or ~/.cache/tradewarden)."),
-    db: str = typer.Option("warden-out/ledger.db", help=DB_HELP),
-    out: Path = typer.Option(Path("warden-out/reports"), help="Directory for the JSON and HTML reports."),
+    db: str = DB_OPT,
+    out: Path = OUT_OPT,
     report_format: ReportFormat = typer.Option(ReportFormat.all, help="all: console report + JSON + HTML files; console: console only; json: JSON on stdout (with run_id and paths) and file; html: HTML file only."),
     gate: bool = GATE_OPT,
     min_trades: int = MIN_TRADES_OPT,
@@ -211,7 +213,7 @@ def _emit_report(ledger, run_id: str, gates, fmt: ReportFormat, out: Path) -> bo
 
 
 @app.command()
-def runs(db: str = typer.Option("warden-out/ledger.db", help=DB_HELP),
+def runs(db: str = DB_OPT,
          limit: int = typer.Option(50, help="Show at most this many runs, newest first.")) -> None:
     """List runs recorded in the ledger."""
     from tradewarden.analytics import list_runs
@@ -241,8 +243,8 @@ def _cell(v: object) -> str:
 
 @app.command()
 def report(run_id: str = typer.Argument(..., help="Run id (see `warden runs`)."),
-           db: str = typer.Option("warden-out/ledger.db", help=DB_HELP),
-           out: Path = typer.Option(Path("warden-out/reports"), help="Directory for the JSON and HTML reports."),
+           db: str = DB_OPT,
+           out: Path = OUT_OPT,
            report_format: ReportFormat = typer.Option(ReportFormat.console, help="console, json (stdout), html (file), or all."),
            gate: bool = GATE_OPT,
            min_trades: int = MIN_TRADES_OPT,
@@ -267,7 +269,7 @@ def report(run_id: str = typer.Argument(..., help="Run id (see `warden runs`).")
 @app.command()
 def trades(run_id: str = typer.Argument(..., help="Run id (see `warden runs`)."),
            csv: Path = typer.Option(..., "--csv", help="CSV file to write the round trips to."),
-           db: str = typer.Option("warden-out/ledger.db", help=DB_HELP)) -> None:
+           db: str = DB_OPT) -> None:
     """Export a run's round trips (entry/exit time, side, quantity, prices, fees, PnL, exit reason)."""
     from tradewarden.analytics import trades_to_csv
     from tradewarden.ledger import open_engine
