@@ -27,6 +27,13 @@ class RunConfig(BaseModel):
     start, end : str or None
         UTC dates, start inclusive, end exclusive.
     strategy : str
+        A built-in name (``donchian``), ``path/to/file.py:ClassName``,
+        ``package.module:ClassName`` or an entry point of the
+        ``tradewarden.strategies`` group.
+    strategy_source : str or None
+        Where the strategy's code came from, filled in when the strategy is
+        resolved (``builtin:tradewarden==0.1.0``, ``file:PATH#sha256=...``,
+        ``module:pkg.mod#pkg==1.2``), so the config hash changes when the code does.
     params : dict
         Validated strategy parameters (after defaults are applied).
     capital : Decimal
@@ -65,6 +72,7 @@ class RunConfig(BaseModel):
     start: str | None = None
     end: str | None = None
     strategy: str = "donchian"
+    strategy_source: str | None = None
     params: dict[str, Any] = Field(default_factory=dict)
     capital: Decimal = Decimal("10000")
     capital_mode: Literal["independent", "portfolio"] = "independent"
