@@ -60,6 +60,8 @@ def test_sizing_parse_valid(text: str, kind: str, value: float) -> None:
     ("risk:0e5", "risk fraction must be in (0, 1]"),
     ("fixed:0", "fixed quantity must be positive"),
     ("fixed:0.000", "fixed quantity must be positive"),
+    ("fixed:1e999", "at most 1e+12 base units"),      # float('1e999') is inf
+    ("fixed:2e12", "at most 1e+12 base units"),
     ("risk:-0.1", "expected risk:FRACTION"),
     ("kelly:0.1", "expected risk:FRACTION"),
     ("risk", "expected risk:FRACTION"),
@@ -214,6 +216,56 @@ def test_zero_equity_and_zero_price() -> None:
 
 
 # ---------------------------------------------------------------------- daily loss
+@pytest.mark.parametrize("field", ["daily_loss_limit", "max_drawdown_halt",
+                                   "max_consecutive_losses"])
+@pytest.mark.parametrize("off", [None, False, "off", "OFF", " none ", "false", "disabled"])
+def test_each_breaker_can_be_switched_off(field: str, off: object) -> None:
+    cfg = RiskConfig(**{field: off})
+    assert getattr(cfg, field) is None
+    name = {"daily_loss_limit": "daily_loss", "max_drawdown_halt": "max_drawdown",
+            "max_consecutive_losses": "consecutive_losses"}[field]
+    assert cfg.breakers[name] == "off"
+
+
+@pytest.mark.parametrize("bad", [{"daily_loss_limit": float("nan")}, {"daily_loss_limit": "inf"},
+                                 {"max_drawdown_halt": 1.5}, {"max_drawdown_halt": "sometimes"},
+                                 {"max_consecutive_losses": 0},
+                                 {"consecutive_loss_cooldown_hours": float("inf")},
+                                 {"max_position_fraction": float("nan")},
+                                 {"sizing": {"kind": "fixed", "value": float("inf")}}])
+def test_risk_config_rejects_non_finite_and_out_of_range(bad: dict) -> None:
+    with pytest.raises(ValidationError, match=next(iter(bad))):
+        RiskConfig(**bad)
+
+
+def _crash_and_streak(rm: RiskManager) -> list[RiskVerdict]:
+    """A 99 % drawdown, a 99 % daily loss and 50 losses in a row, then an entry each day."""
+    t = D0 + H
+    for i in range(50):
+        rm.on_trade_closed("BTC-USD", t + i, -198.0, 10_000.0 - 198.0 * (i + 1))
+    return [evaluate(rm, ts=t + 60, equity=100.0, peak=10_000.0),
+            evaluate(rm, ts=t + DAY, equity=100.0, peak=10_000.0)]
+
+
+@pytest.mark.parametrize("cfg", [
+    {"daily_loss_limit": None, "max_drawdown_halt": None, "max_consecutive_losses": None},
+    {"daily_loss_limit": 1.0, "max_drawdown_halt": 1.0, "max_consecutive_losses": 1_000_000_000},
+])
+def test_breakers_off_or_at_their_extremes_never_trip(cfg: dict) -> None:
+    rm = manager(**cfg)
+    verdicts = _crash_and_streak(rm)
+    assert [v.approved for v in verdicts] == [True, True]
+    assert rm.events == []
+
+
+def test_breakers_at_defaults_trip_on_the_same_history() -> None:
+    rm = manager()
+    verdicts = _crash_and_streak(rm)
+    assert [v.reason for v in verdicts] == ["halted:max_drawdown", "halted:max_drawdown"]
+    halts = {e[3].split(":")[0] for e in rm.events if e[1] == "halt"}
+    assert halts == {"consecutive_losses", "daily_loss", "max_drawdown"}
+
+
 def test_daily_loss_limit_halts_and_resets_next_utc_day() -> None:
     rm = manager(daily_loss_limit=0.05)
     assert evaluate(rm, ts=D0 + 1 * H, equity=10_000.0, peak=10_000.0).approved   # day start

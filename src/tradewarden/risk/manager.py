@@ -15,13 +15,33 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from tradewarden.domain import Instrument, Signal, to_decimal
 
 DAY = 86_400
+
+#: Largest fixed order quantity accepted, base units (a bound that keeps float sizing exact
+#: enough and rejects typos such as ``fixed:1e999``).
+MAX_FIXED_QUANTITY = 1e12
+
+_OFF_WORDS = ("off", "none", "false", "disabled", "no")
+
+
+def _breaker_off(value: Any) -> Any:
+    """Map the ways of writing "switched off" (``false``, ``"off"``, ``"none"``) to ``None``."""
+    if value is False or (isinstance(value, str) and value.strip().lower() in _OFF_WORDS):
+        return None
+    return value
+
+
+#: A circuit-breaker fraction of equity: ``None`` (written ``false`` or ``"off"``) switches
+#: it off; ``1.0`` (100 %) can never trip and is treated as off.
+BreakerFraction = Annotated[Annotated[float, Field(gt=0, le=1.0)] | None, BeforeValidator(_breaker_off)]
+#: A circuit-breaker count: ``None`` (``false`` / ``"off"``) switches it off.
+BreakerCount = Annotated[Annotated[int, Field(ge=1)] | None, BeforeValidator(_breaker_off)]
 
 
 class Sizing(BaseModel):
@@ -32,9 +52,9 @@ class Sizing(BaseModel):
     sizes the trade. ``fixed``: quantity = ``value`` base units.
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
     kind: str = "risk"
-    value: float = 0.01
+    value: float = Field(0.01, gt=0, le=MAX_FIXED_QUANTITY)
 
     @classmethod
     def parse(cls, text: str) -> "Sizing":
@@ -44,7 +64,8 @@ class Sizing(BaseModel):
         ------
         ValueError
             Naming the flag value when it does not match either form or the number is
-            out of range (risk fraction in (0, 1], fixed quantity > 0).
+            out of range (risk fraction in (0, 1], fixed quantity in (0, 1e12] base
+            units, never NaN or infinite).
         """
         m = re.fullmatch(r"\s*(risk|fixed)\s*:\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*", text or "")
         if not m:
@@ -53,8 +74,9 @@ class Sizing(BaseModel):
         kind, value = m.group(1), float(m.group(2))
         if kind == "risk" and not 0 < value <= 1:
             raise ValueError(f"--sizing {text!r}: risk fraction must be in (0, 1]")
-        if kind == "fixed" and value <= 0:
-            raise ValueError(f"--sizing {text!r}: fixed quantity must be positive")
+        if kind == "fixed" and not 0 < value <= MAX_FIXED_QUANTITY:
+            raise ValueError(f"--sizing {text!r}: fixed quantity must be positive and at most "
+                             f"{MAX_FIXED_QUANTITY:g} base units")
         return cls(kind=kind, value=value)
 
     def __str__(self) -> str:
@@ -62,22 +84,61 @@ class Sizing(BaseModel):
 
 
 class RiskConfig(BaseModel):
-    """Risk limits (fractions are of account equity; 0.05 = 5 %)."""
+    """Risk limits (fractions are of account equity; 0.05 = 5 %).
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    Parameters
+    ----------
+    sizing : Sizing
+        ``risk:FRACTION`` or ``fixed:QUANTITY`` (a string is parsed).
+    max_position_fraction : float
+        Largest position notional as a fraction of account equity, (0, 1].
+    cash_buffer : float
+        Fraction of free cash kept back from any entry, [0, 0.5).
+    max_open_positions : int
+        Positions open or pending across every account, >= 1.
+    daily_loss_limit : float or None
+        Halt entries for the rest of the UTC day once the day's loss reaches this
+        fraction of the day's starting equity. ``None`` (``false`` or ``"off"`` in a
+        config file) switches the breaker off; ``1.0`` never trips.
+    max_drawdown_halt : float or None
+        Halt entries (until a manual reset) once equity is this fraction below its
+        running peak. ``None`` switches it off; ``1.0`` never trips.
+    max_consecutive_losses : int or None
+        Halt entries after this many losing round trips in a row, for
+        ``consecutive_loss_cooldown_hours``. ``None`` switches it off; a huge number
+        (``1000000000``) never trips.
+    consecutive_loss_cooldown_hours : float
+        Length of the loss-streak halt, hours (at most ten years).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
     sizing: Sizing = Sizing()
     max_position_fraction: float = Field(0.95, gt=0, le=1.0)
     cash_buffer: float = Field(0.02, ge=0, lt=0.5)
     max_open_positions: int = Field(10, ge=1)
-    daily_loss_limit: float = Field(0.05, gt=0, le=1.0)
-    max_drawdown_halt: float = Field(0.30, gt=0, le=1.0)
-    max_consecutive_losses: int = Field(8, ge=1)
-    consecutive_loss_cooldown_hours: float = Field(24.0, ge=0)
+    daily_loss_limit: BreakerFraction = 0.05
+    max_drawdown_halt: BreakerFraction = 0.30
+    max_consecutive_losses: BreakerCount = 8
+    consecutive_loss_cooldown_hours: float = Field(24.0, ge=0, le=87_600)
+
+    @property
+    def breakers(self) -> dict[str, str]:
+        """Each circuit breaker and its state, e.g. ``{"daily_loss": "5%", "max_drawdown": "off"}``."""
+        def frac(v: float | None) -> str:
+            return "off" if v is None or v >= 1.0 else f"{v:.4g} of equity"
+        n = self.max_consecutive_losses
+        return {"daily_loss": frac(self.daily_loss_limit),
+                "max_drawdown": frac(self.max_drawdown_halt),
+                "consecutive_losses": "off" if n is None else f"{n} losses"}
 
     @field_validator("sizing", mode="before")
     @classmethod
     def _parse_sizing(cls, v: Any) -> Any:
         return Sizing.parse(v) if isinstance(v, str) else v
+
+
+def _active_fraction(value: float | None) -> float | None:
+    return None if value is None or value >= 1.0 else value
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +178,11 @@ class RiskManager:
 
     def __init__(self, config: RiskConfig, accounts: list[str]) -> None:
         self.config = config
+        # Breakers in force (None: off). A fraction of 1.0 would need the whole account
+        # lost and is treated as off, so "1.0" reliably means "never trips".
+        self._daily_limit = _active_fraction(config.daily_loss_limit)
+        self._dd_limit = _active_fraction(config.max_drawdown_halt)
+        self._max_losses = config.max_consecutive_losses
         self._acct = {a: _AccountRisk() for a in accounts}
         #: Halts and resets not yet recorded: ``(ts, kind, account, message)``.
         self.events: list[tuple[int, str, str, str]] = []
@@ -181,10 +247,11 @@ class RiskManager:
         self._roll_day(st, ts, equity - pnl)
         st.day_realized += pnl
         st.consecutive_losses = st.consecutive_losses + 1 if pnl < 0 else 0
-        if st.consecutive_losses >= cfg.max_consecutive_losses:
+        if self._max_losses is not None and st.consecutive_losses >= self._max_losses:
             until = ts + int(cfg.consecutive_loss_cooldown_hours * 3600)
             self.halt(account, ts, f"consecutive_losses:{st.consecutive_losses}", until)
-        if st.day_start_equity > 0 and -st.day_realized >= cfg.daily_loss_limit * st.day_start_equity:
+        if (self._daily_limit is not None and st.day_start_equity > 0
+                and -st.day_realized >= self._daily_limit * st.day_start_equity):
             self.halt(account, ts, f"daily_loss:{-st.day_realized:.2f}",
                       (ts // DAY + 1) * DAY)
 
@@ -219,9 +286,11 @@ class RiskManager:
         cfg = self.config
         st = self._acct[account]
         self._roll_day(st, ts, equity)
-        if peak_equity > 0 and (peak_equity - equity) / peak_equity >= cfg.max_drawdown_halt:
+        if (self._dd_limit is not None and peak_equity > 0
+                and (peak_equity - equity) / peak_equity >= self._dd_limit):
             self.halt(account, ts, f"max_drawdown:{(peak_equity - equity) / peak_equity:.4f}")
-        if equity - st.day_start_equity <= -cfg.daily_loss_limit * st.day_start_equity:
+        if (self._daily_limit is not None
+                and equity - st.day_start_equity <= -self._daily_limit * st.day_start_equity):
             self.halt(account, ts, f"daily_loss:{st.day_start_equity - equity:.2f}",
                       (ts // DAY + 1) * DAY)
         why = self.halted(account, ts)
