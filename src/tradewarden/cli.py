@@ -8,7 +8,6 @@ live in ``cli.py`` (replay, bench), ``cli_ledger.py`` (runs, report, trades) and
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Optional
 
@@ -41,64 +40,122 @@ from tradewarden.cli_common import (  # noqa: F401  (re-exported for cli_data)
 )
 from tradewarden.cli_ledger import _emit_report
 
+CONTEXT = {"help_option_names": ["-h", "--help"]}
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  context_settings=CONTEXT,
                   help="tradewarden: replay, validate and audit trading strategies on one engine path.")
+config_app = typer.Typer(no_args_is_help=True, context_settings=CONTEXT,
+                         help="Show the effective configuration, or write a starter file.")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+        typer.echo(f"tradewarden {version('tradewarden')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", "-V", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    """tradewarden: replay, validate and audit trading strategies on one engine path."""
+
+
+CONFIG_OPT = typer.Option(None, "--config", "-c", exists=False, dir_okay=False,
+                          help="TOML config file (see `warden config init`); default $TRADEWARDEN_CONFIG. "
+                               "Flags override the environment, which overrides the file.")
+SET_OPT = typer.Option([], "--set", metavar="KEY=VALUE",
+                       help="Set any config key, repeatable: --set risk.max_drawdown_halt=off "
+                            "--set gates.min_closed_trades=50 (see `warden config show`).")
+TIMEFRAMES = "1m, 5m, 15m, 30m, 1h, 2h, 4h, 6h, 12h or 1d"
+
+
+def _set_pairs(pairs: list[str]) -> dict[str, tuple[str, str]]:
+    """Parse ``--set KEY=VALUE`` items into settings overrides.
+
+    Raises
+    ------
+    ConfigError
+        For an item without ``=`` or with an empty key.
+    """
+    from tradewarden.settings import ConfigError
+    out: dict[str, tuple[str, str]] = {}
+    for item in pairs:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set risk.daily_loss_limit=off")
+        out[key.strip()] = (value.strip(), f"--set {key.strip()}")
+    return out
 
 
 @app.command()
 def replay(
-    symbols: str = typer.Option("BTC-USD,ETH-USD,SOL-USD", "--symbols", "-s",
-                                help="Comma-separated canonical symbols (BASE-QUOTE)."),
+    config: Optional[Path] = CONFIG_OPT,
+    symbols: Optional[str] = typer.Option(None, "--symbols", "-s",
+                                          help="Comma-separated symbols, BASE-QUOTE (btc_usd and BTC/USD are read as BTC-USD). [default: BTC-USD,ETH-USD,SOL-USD]"),
     start: Optional[str] = typer.Option(None, help="First bar to replay, UTC date or datetime (inclusive)."),
     end: Optional[str] = typer.Option(None, help="Stop before this UTC date or datetime (exclusive)."),
-    timeframe: str = typer.Option("1h", help="Bar length to trade on: 1h, 4h or 1d (coarser than the data resamples)."),
+    timeframe: Optional[str] = typer.Option(None, help=f"Bar length to trade on: {TIMEFRAMES}; a multiple of the data's bar length (finer data is resampled). [default: the data's own bar length with --data, else 1h]"),
     data: Optional[Path] = typer.Option(None, "--data", help="Your own OHLCV CSV/Parquet: a directory with one file per symbol, or one file (with a symbol column for several symbols). Default: the bundled Coinbase 1h samples."),
-    strategy: str = typer.Option("donchian", help="Strategy name: donchian or ema_rsi."),
+    strategy: Optional[str] = typer.Option(None, help="Built-in name (donchian, ema_rsi; see `warden strategies list`), path/to/file.py:ClassName, or package.module:ClassName. [default: donchian]"),
     param: list[str] = typer.Option([], "--param", "-p", help="Strategy parameter key=value; repeat for several (e.g. -p entry_window=55)."),
-    capital: str = typer.Option("10000", help="Starting cash in quote currency: per symbol (independent) or in total (portfolio)."),
-    capital_mode: CapitalMode = typer.Option(CapitalMode.independent, help="independent: each symbol trades its own capital; portfolio: symbols share one account."),
-    sizing: str = typer.Option("risk:0.01", help="risk:FRACTION of equity lost at the stop-loss per trade, or fixed:QUANTITY in base units."),
-    fee_bps: Optional[float] = typer.Option(None, help="Taker fee, basis points of notional (market and stop fills). Default 10, or the venue's with --exchange. Set what your account pays."),
-    maker_fee_bps: Optional[float] = typer.Option(None, help="Maker fee, basis points of notional (limit / take-profit fills). Default 5, or the venue's with --exchange."),
-    slippage_bps: float = typer.Option(2.0, help="Adverse slippage on market and stop fills, basis points."),
-    skip_bad_rows: bool = typer.Option(False, help="Skip and count malformed data rows instead of failing; the run is marked degraded."),
+    capital: Optional[str] = typer.Option(None, help="Starting cash in quote currency: per symbol (independent) or in total (portfolio). [default: 10000]"),
+    capital_mode: Optional[CapitalMode] = typer.Option(None, help="independent: each symbol trades its own capital; portfolio: symbols share one account. [default: independent]"),
+    sizing: Optional[str] = typer.Option(None, help="risk:FRACTION of equity lost at the stop-loss per trade, or fixed:QUANTITY in base units. [default: risk:0.01]"),
+    fee_bps: Optional[float] = typer.Option(None, help="Taker fee, basis points of notional (market and stop fills). Set what your account pays. [default: 10, or the venue's with --exchange]"),
+    maker_fee_bps: Optional[float] = typer.Option(None, help="Maker fee, basis points of notional (limit / take-profit fills). [default: 5, or the venue's with --exchange]"),
+    slippage_bps: Optional[float] = typer.Option(None, help="Adverse slippage on market and stop fills, basis points. [default: 2]"),
+    skip_bad_rows: bool = typer.Option(False, "--skip-bad-rows", help="Skip and count malformed data rows instead of failing; the run is marked degraded."),
     exchange: Optional[str] = typer.Option(None, help="Read bars from this exchange's cached history (ccxt id: coinbase, kraken, binance, ...), downloading what is missing; needs --start and --end."),
-    offline: bool = typer.Option(False, help="With --exchange: never download; fail naming the ranges not cached."),
+    offline: bool = typer.Option(False, "--offline", help="With --exchange: never download; fail naming the ranges not cached."),
     cache_dir: Optional[Path] = typer.Option(None, help="Exchange cache root (default $TRADEWARDEN_CACHE or ~/.cache/tradewarden)."),
-    db: str = DB_OPT,
-    out: Path = OUT_OPT,
-    report_format: ReportFormat = typer.Option(ReportFormat.all, help="all: console report + JSON + HTML files; console: console only; json: JSON on stdout (with run_id and paths) and file; html: HTML file only."),
-    gate: bool = GATE_OPT,
-    min_trades: int = MIN_TRADES_OPT,
-    min_profit_factor: float = MIN_PF_OPT,
-    max_drawdown_pct: float = MAX_DD_OPT,
+    db: Optional[str] = typer.Option(None, help="Ledger database: SQLite file path or SQLAlchemy URL. [default: warden-out/ledger.db]"),
+    out: Optional[Path] = typer.Option(None, help="Directory for the JSON and HTML reports. [default: warden-out/reports]"),
+    report_format: Optional[ReportFormat] = typer.Option(None, help="all: console report + JSON + HTML files; console: console only; json: JSON on stdout (with run_id and paths) and file; html: HTML file only. [default: all]"),
+    gate: bool = typer.Option(False, "--gate", help="Exit with status 3 when a validation gate fails."),
+    min_trades: Optional[int] = typer.Option(None, help="Gate: minimum closed trades. [default: 100]"),
+    min_profit_factor: Optional[float] = typer.Option(None, help="Gate: minimum profit factor. [default: 1.0]"),
+    max_drawdown_pct: Optional[float] = typer.Option(None, help="Gate: maximum drawdown, percent of peak equity. [default: 35]"),
+    set_: list[str] = SET_OPT,
 ) -> None:
-    """Replay historical bars through the engine, record every decision, print the report."""
-    from tradewarden.analytics import GateConfig
-    from tradewarden.engine.config import RunConfig
+    """Replay historical bars through the engine, record every decision, print the report.
+
+    Settings come from flags, then the environment (TRADEWARDEN_KEY,
+    TRADEWARDEN_SECTION__KEY), then --config FILE, then defaults.
+    """
     from tradewarden.engine.replay import load_inputs, run_replay
     from tradewarden.ledger import Ledger
-    from tradewarden.risk import RiskConfig, Sizing
+    from tradewarden.settings import load_settings
     from tradewarden.strategy import parse_params
 
     err_console = Console(stderr=True)
     try:
-        try:
-            cap = Decimal(capital)
-        except InvalidOperation:
-            raise ValueError(f"--capital {capital!r}: not a number") from None
-        cfg = RunConfig(
-            symbols=tuple(s for s in symbols.split(",")), data=str(data) if data else None,
-            timeframe=timeframe, start=start, end=end, strategy=strategy,
-            params=parse_params(param), capital=cap, capital_mode=capital_mode.value,
-            slippage_bps=slippage_bps, risk=RiskConfig(sizing=Sizing.parse(sizing)),
-            skip_bad_rows=skip_bad_rows, exchange=exchange, offline=offline,
-            cache_dir=str(cache_dir) if cache_dir else None,
-            venue_fees=fee_bps is None and maker_fee_bps is None,
-            **{k: v for k, v in (("fee_bps", fee_bps), ("maker_fee_bps", maker_fee_bps)) if v is not None})
-        gates = GateConfig(min_closed_trades=min_trades, min_profit_factor=min_profit_factor,
-                           max_drawdown_pct=max_drawdown_pct)
-        ledger = Ledger(db, background=True)
+        flags = {"symbols": (symbols, "--symbols"), "start": (start, "--start"), "end": (end, "--end"),
+                 "timeframe": (timeframe, "--timeframe"), "data": (str(data) if data else None, "--data"),
+                 "strategy": (strategy, "--strategy"), "capital": (capital, "--capital"),
+                 "capital_mode": (capital_mode.value if capital_mode else None, "--capital-mode"),
+                 "risk.sizing": (sizing, "--sizing"), "fee_bps": (fee_bps, "--fee-bps"),
+                 "maker_fee_bps": (maker_fee_bps, "--maker-fee-bps"),
+                 "slippage_bps": (slippage_bps, "--slippage-bps"),
+                 "skip_bad_rows": (skip_bad_rows or None, "--skip-bad-rows"),
+                 "exchange": (exchange, "--exchange"), "offline": (offline or None, "--offline"),
+                 "cache_dir": (str(cache_dir) if cache_dir else None, "--cache-dir"),
+                 "ledger.db": (db, "--db"), "report.out": (str(out) if out else None, "--out"),
+                 "report.format": (report_format.value if report_format else None, "--report-format"),
+                 "gates.enforce": (gate or None, "--gate"),
+                 "gates.min_closed_trades": (min_trades, "--min-trades"),
+                 "gates.min_profit_factor": (min_profit_factor, "--min-profit-factor"),
+                 "gates.max_drawdown_pct": (max_drawdown_pct, "--max-drawdown-pct")}
+        cli = {k: v for k, v in flags.items() if v[0] is not None}
+        cli.update(_set_pairs(set_))
+        cli.update({f"params.{k}": (v, f"-p {k}={v}") for k, v in parse_params(param).items()})
+        cli["mode"] = ("replay", "warden replay")
+        loaded = load_settings(config, cli)
+        cfg = loaded.run_config()
+        fmt = ReportFormat(loaded.report.format)
+        out_dir = _writable_dir(loaded.report.out, loaded.origin("report.out")) \
+            if fmt is not ReportFormat.console else loaded.report.out
+        ledger = Ledger(loaded.ledger.url(), background=True)
         with _progress(err_console, "download", "candles") as dl:
             inputs = load_inputs(cfg, progress=dl)
         with Progress(TextColumn("[bold]replay[/]"), BarColumn(), MofNCompleteColumn(),
@@ -112,7 +169,7 @@ def replay(
             result = run_replay(cfg, ledger, progress=progress, inputs=inputs)
         for w in result.warnings:
             err_console.print(f"[yellow]warning:[/] {w}", highlight=False)
-        passed = _emit_report(ledger, result.run_id, gates, report_format, out)
+        passed = _emit_report(ledger, result.run_id, loaded.gates.gate_config(), fmt, out_dir)
         ledger.close()
     except ValidationError as exc:
         raise _fail(_validation_message(exc)) from None
@@ -120,8 +177,73 @@ def replay(
         raise
     except _known_errors() as exc:
         raise _fail(str(exc)) from None
-    if gate and not passed:
+    if loaded.gates.enforce and not passed:
         raise typer.Exit(EXIT_GATE_FAILED)
+
+
+@config_app.command("show")
+def config_show(config: Optional[Path] = CONFIG_OPT, set_: list[str] = SET_OPT,
+                json_: bool = typer.Option(False, "--json", help="Print key, value and source as JSON.")) -> None:
+    """Print the effective configuration and where each value came from.
+
+    Sources: a flag (--set), the environment (TRADEWARDEN_...), a secret file, the
+    config file, or the default. Secrets are never printed, only whether they are set.
+    """
+    from rich.table import Table
+
+    from tradewarden.settings import load_settings
+    try:
+        loaded = load_settings(config, _set_pairs(set_))
+        loaded.run_config()                 # cross-field checks (duplicate symbols, ...)
+    except _known_errors() as exc:
+        raise _fail(str(exc)) from None
+    rows = loaded.rows()
+    if json_:
+        import json
+        typer.echo(json.dumps([{"key": k, "value": v, "source": o} for k, v, o in rows], indent=2))
+        return
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    table.add_column("key", overflow="fold")
+    table.add_column("value", overflow="fold")
+    table.add_column("source", overflow="fold")
+    for key, value, origin in rows:
+        table.add_row(key, value, origin, style="dim" if origin == "default" else None)
+    Console().print(table)
+
+
+@config_app.command("init")
+def config_init(path: Path = typer.Argument(Path("tradewarden.toml"), help="File to write."),
+                force: bool = typer.Option(False, "--force", help="Overwrite an existing file.")) -> None:
+    """Write a commented starter config file with every setting at its default."""
+    from tradewarden.settings import starter_config
+    if path.exists() and not force:
+        raise _fail(f"{path} exists; pass --force to overwrite it")
+    try:
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(starter_config(), encoding="utf-8")
+        tmp.replace(path)
+    except OSError as exc:
+        raise _fail(f"{path}: cannot write ({exc.strerror})") from None
+    Console().print(f"wrote {path}; use it with `warden replay --config {path}`", highlight=False)
+
+
+def _writable_dir(path: Path, origin: object) -> Path:
+    """Create ``path`` if needed and check it is a writable directory, before any run starts.
+
+    Raises
+    ------
+    OSError
+        Naming the flag or source and the path, when it cannot be created or written.
+    """
+    import os
+    where = "--out" if str(origin) == "default" else str(origin)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OSError(f"{where} {path}: cannot create the directory ({exc.strerror})") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise OSError(f"{where} {path}: the directory is not writable")
+    return path
 
 
 @app.command()
@@ -149,6 +271,7 @@ def _register_commands() -> None:
     from tradewarden.cli_data import data_app
     cli_ledger.register(app)
     app.add_typer(data_app, name="data")
+    app.add_typer(config_app, name="config")
 
 
 _register_commands()

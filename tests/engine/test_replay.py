@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tradewarden.engine.config import RunConfig
-from tradewarden.engine.replay import run_replay
+from tradewarden.engine.replay import config_from_json, run_replay
 from tradewarden.ledger import Ledger
 
 GOLDEN = Path(__file__).with_name("golden_default_replay.json")
@@ -64,11 +64,17 @@ def test_default_replay_records_every_bar_and_completes(default_run):
     assert result.counts.bars == 3 * 17990
     assert q(db, "select count(*) from decisions where run_id='golden' and action != 'exit' "
                  "or (action='exit' and reason != 'end_of_data')")[0][0] == 3 * 17990
-    (status, bars, trades_closed, integrity, cfg_hash), = q(
-        db, "select status, bars_processed, trades_closed, data_integrity, config_hash from runs")
+    (status, bars, trades_closed, integrity, cfg_hash, cfg_json), = q(
+        db, "select status, bars_processed, trades_closed, data_integrity, config_hash, config "
+            "from runs")
     assert status == "completed" and bars == 3 * 17990 and integrity == "ok"
     assert trades_closed == q(db, "select count(*) from trades")[0][0] == result.counts.trades_closed
-    assert cfg_hash == RunConfig().model_copy(update={"params": _default_params()}).config_hash()
+    # The recorded config is the resolved one: defaulted parameters and timeframe included,
+    # and its hash is the hash of what is recorded.
+    recorded = config_from_json(cfg_json)
+    assert recorded.params == _default_params() and recorded.timeframe == "1h"
+    assert cfg_hash == recorded.config_hash()
+    assert cfg_hash != RunConfig().config_hash()
     # every order traces back to a recorded decision of the same symbol
     orphans = q(db, """select count(*) from orders o left join decisions d
                        on d.run_id=o.run_id and d.seq=o.decision_seq and d.symbol=o.symbol

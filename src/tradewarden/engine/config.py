@@ -11,6 +11,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tradewarden.risk import RiskConfig
 
+#: Largest starting capital accepted, quote currency. Larger amounts are typos (``1e400``)
+#: and would overflow the float mirrors the engine keeps for speed.
+MAX_CAPITAL = Decimal("1e15")
+
 
 class RunConfig(BaseModel):
     """Everything that determines a run's result.
@@ -18,12 +22,15 @@ class RunConfig(BaseModel):
     Parameters
     ----------
     symbols : tuple of str
-        Canonical symbols (``BTC-USD``).
+        Symbols in any accepted spelling (``btc_usd``, ``BTC/USD``), stored in the
+        canonical ``BASE-QUOTE`` form; two spellings of one symbol are an error.
     data : str or None
         User CSV/Parquet file or directory; ``None`` uses the bundled samples.
-    timeframe : str
-        Bar length to trade on (``1h``, ``4h``, ``1d``); coarser than the source
-        resamples.
+    timeframe : str or None
+        Bar length to trade on (``1m``, ``5m``, ``15m``, ``30m``, ``1h``, ``2h``,
+        ``4h``, ``6h``, ``12h``, ``1d``); coarser than the source resamples. ``None``:
+        the data's own bar length with ``data`` (no resampling), else ``1h``. The run
+        records the resolved value.
     start, end : str or None
         UTC dates, start inclusive, end exclusive.
     strategy : str
@@ -37,10 +44,11 @@ class RunConfig(BaseModel):
     params : dict
         Validated strategy parameters (after defaults are applied).
     capital : Decimal
-        Quote currency: per symbol in ``independent`` mode, in total in ``portfolio``.
+        Quote currency: per symbol in ``independent`` mode, in total in ``portfolio``;
+        positive and at most 1e15 (:data:`MAX_CAPITAL`).
     capital_mode : {"independent", "portfolio"}
     fee_bps, maker_fee_bps : float
-        Taker and maker fees, basis points of notional.
+        Taker and maker fees, basis points of notional, in [0, 10000).
     slippage_bps : float
         Adverse slippage on market and stop fills, basis points.
     risk : RiskConfig
@@ -63,12 +71,12 @@ class RunConfig(BaseModel):
         metadata when present, instead of ``fee_bps``/``maker_fee_bps``.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     mode: Literal["replay", "paper", "live"] = "replay"
     symbols: tuple[str, ...] = ("BTC-USD", "ETH-USD", "SOL-USD")
     data: str | None = None
-    timeframe: str = "1h"
+    timeframe: str | None = None
     start: str | None = None
     end: str | None = None
     strategy: str = "donchian"
@@ -88,22 +96,43 @@ class RunConfig(BaseModel):
     offline: bool = False
     venue_fees: bool = True
 
+    @field_validator("symbols", mode="before")
+    @classmethod
+    def _split_symbols(cls, v: Any) -> Any:
+        return tuple(v.split(",")) if isinstance(v, str) else v
+
     @field_validator("symbols")
     @classmethod
     def _symbols(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        out = tuple(s.strip().upper() for s in v if s.strip())
-        if not out:
+        from tradewarden.data import canonical_symbol
+        given = [s.strip() for s in v if s.strip()]
+        if not given:
             raise ValueError("at least one symbol is required")
-        if len(set(out)) != len(out):
-            raise ValueError(f"duplicate symbols in {','.join(out)}")
-        return out
+        seen: dict[str, str] = {}
+        for s in given:
+            c = canonical_symbol(s)
+            if c in seen:
+                same = f"{seen[c]!r} and {s!r} are both {c}" if seen[c] != s else f"{s!r} twice"
+                raise ValueError(f"duplicate symbol: {same}")
+            seen[c] = s
+        return tuple(seen)
 
     @field_validator("capital")
     @classmethod
     def _capital(cls, v: Decimal) -> Decimal:
         if not v > 0:
             raise ValueError("capital must be positive")
+        if v > MAX_CAPITAL:
+            raise ValueError(f"capital {v} is above the largest supported amount, {MAX_CAPITAL:.0E}")
         return v
+
+    @field_validator("timeframe")
+    @classmethod
+    def _timeframe(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        from tradewarden.data.resample import timeframe_label, timeframe_seconds
+        return timeframe_label(timeframe_seconds(v))
 
     def canonical_json(self) -> str:
         """Sorted-key JSON of the whole config (the input of :meth:`config_hash`)."""

@@ -30,6 +30,8 @@ from tradewarden.risk import RiskManager
 from tradewarden.strategy import Strategy, build_strategy
 
 MARKET_TIME_BASIS = "bar open time, UTC; market orders fill at the next bar's open"
+#: Bar length of a replay of the bundled samples or an exchange's cache when none is given.
+DEFAULT_TIMEFRAME = "1h"
 
 
 @dataclass(slots=True)
@@ -108,10 +110,11 @@ def load_inputs(config: RunConfig, progress: Callable[[int, int], None] | None =
     ValueError
         Bad ``start``/``end``/``timeframe`` values (the message names the flag value).
     """
-    from tradewarden.data import canonical_symbol, load_market_data
+    from tradewarden.data import load_market_data
 
-    config = config.model_copy(update={"symbols": tuple(canonical_symbol(s) for s in config.symbols)})
     config, strategy = resolve_config(config)
+    if config.timeframe is None and not config.data:
+        config = config.model_copy(update={"timeframe": DEFAULT_TIMEFRAME})
     if config.exchange:
         if config.data:
             raise ValueError("--data and --exchange are exclusive: bars come from one source")
@@ -131,6 +134,8 @@ def load_inputs(config: RunConfig, progress: Callable[[int, int], None] | None =
     loaded = load_market_data(list(config.symbols), Path(config.data) if config.data else None,
                               timeframe=config.timeframe, start=config.start, end=config.end,
                               skip_bad_rows=config.skip_bad_rows)
+    if config.timeframe is None:        # the data's own bar length, now known
+        config = config.model_copy(update={"timeframe": loaded.timeframe})
     return ReplayInputs(config, strategy, loaded)
 
 
