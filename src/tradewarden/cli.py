@@ -202,13 +202,17 @@ def config_show(config: Optional[Path] = CONFIG_OPT, set_: list[str] = SET_OPT,
         import json
         typer.echo(json.dumps([{"key": k, "value": v, "source": o} for k, v, o in rows], indent=2))
         return
+    console = Console()
+    if loaded.config_file is not None:
+        console.print(f"config file: {loaded.config_file}", highlight=False, soft_wrap=True)
     table = Table(box=None, header_style="bold", pad_edge=False)
-    table.add_column("key", overflow="fold")
+    table.add_column("key", no_wrap=True)
     table.add_column("value", overflow="fold")
     table.add_column("source", overflow="fold")
     for key, value, origin in rows:
-        table.add_row(key, value, origin, style="dim" if origin == "default" else None)
-    Console().print(table)
+        short = "file" if origin.startswith("file ") else origin
+        table.add_row(key, value, short, style="dim" if origin == "default" else None)
+    console.print(table)
 
 
 @config_app.command("init")

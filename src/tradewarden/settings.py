@@ -230,6 +230,7 @@ class Origin:
 
     kind: str
     where: str = ""
+    raw: Any = field(default=None, compare=False)
 
     def __str__(self) -> str:
         return {"default": "default", "file": f"file {self.where}", "secret": f"secret file {self.where}",
@@ -464,20 +465,20 @@ def load_settings(config_file: str | os.PathLike[str] | None = None,
     if path is not None:
         data = read_config_file(path)
         merged = _deep_merge(merged, data)
-        origins.update({k: Origin("file", str(path)) for k in _flatten(data)})
+        origins.update({k: Origin("file", str(path), v) for k, v in _flatten(data).items()})
     secrets, directory = _secret_values(secrets_dir)
     if secrets:
         merged = _deep_merge(merged, secrets)
         origins.update({k: Origin("secret", f"{directory}/{env_var(k).lower()}")
-                        for k in _flatten(secrets)})
+                        for k in _flatten(secrets)})     # no raw value: never echoed
     env = _env_values()
     merged = _deep_merge(merged, env)
-    origins.update({k: Origin("env", env_var(k)) for k in _flatten(env)})
+    origins.update({k: Origin("env", env_var(k), v) for k, v in _flatten(env).items()})
     for key, (value, flag) in (cli or {}).items():
         if key in SECRET_KEYS:
             raise _secret_refused(key, flag)
         merged = _deep_merge(merged, _nest({key: value}))
-        origins[key] = Origin("cli", flag)
+        origins[key] = Origin("cli", flag, value)
     loaded = LoadedSettings(None, origins, path)
     try:
         loaded.settings = WardenSettings.model_validate(merged)
@@ -524,7 +525,10 @@ def _explain(exc: ValidationError, loaded: LoadedSettings) -> str:
         known = sorted((model or WardenSettings).model_fields)
         where = f"[{section}]" if section else "the top level"
         return (f"{origin}: unknown setting {key!r}; known keys at {where}: {', '.join(known)}")
-    value = _show(err.get("input")) if not isinstance(err.get("input"), dict) else None
+    given = origin.raw if origin.raw is not None and key in loaded.origins else err.get("input")
+    if origin.kind == "secret":
+        given = None
+    value = _show(given) if not isinstance(given, dict) else None
     problem = msg[0].lower() + msg[1:]
     if origin.kind == "cli":
         return f"{origin.where} {value}: {problem}" if value is not None else f"{origin.where}: {problem}"
