@@ -215,3 +215,14 @@ def test_starter_file_loads_to_the_defaults_and_mentions_every_key(tmp_path):
         leaf = key.split(".")[-1]
         if key != "params":
             assert leaf in text, f"{key} is not documented in the starter file"
+
+
+def test_the_readme_config_example_loads(tmp_path):
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme[readme.index("## Configuration"):]
+    block = section[section.index("```toml") + len("```toml"):section.index("```", section.index("```toml") + 7)]
+    run = load_settings(write(tmp_path, block)).run_config()
+    assert run.risk.daily_loss_limit is None and run.risk.max_drawdown_halt == 1.0
+    assert run.risk.breakers == {"daily_loss": "off", "max_drawdown": "off",
+                                 "consecutive_losses": "1000000000 losses"}
+    assert load_settings(write(tmp_path, block, "again.toml")).gates.min_closed_trades == 50
