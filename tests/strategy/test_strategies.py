@@ -25,8 +25,9 @@ STRATS = {
         EmaRsiParams(fast=5, slow=13, rsi_min=40, rsi_max=75, min_volume_ratio=1.2,
                      use_bracket=False)),
 }
-# Window-based inputs must match exactly; recursive ones (EMA/RSI/ATR) to rtol 1e-12.
-EXACT_INPUTS = {"upper", "lower", "volume_ratio"}
+# Channel inputs (TA-Lib MAX/MIN) must match exactly; recursive ones (EMA/RSI/ATR) and
+# running sums (the volume ratio's TA-Lib SMA) to rtol 1e-12.
+EXACT_INPUTS = {"upper", "lower"}
 
 
 @pytest.fixture(scope="module")
@@ -286,3 +287,39 @@ def test_params_are_frozen_and_hash_is_stable() -> None:
                  "params_hash": DonchianParams(entry_window=21).stable_hash()}
     with pytest.raises(ValidationError):
         EmaRsiParams(unknown=1)
+
+
+# ---------------------------------------------------------------------- textbook Donchian
+def test_textbook_donchian_equals_the_reference_rule(btc) -> None:
+    """use_bracket=false is ../shared/bench/engine_reference.py's rule, bar for bar:
+    enter when close > max(high[t-20..t-1]), exit when close < min(low[t-10..t-1])."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    f = DonchianBreakout(DonchianParams(use_bracket=False)).prepare(btc)
+    h, lo, c = btc.high, btc.low, btc.close
+    n = len(btc)
+    hh = sliding_window_view(h, 20).max(axis=1)[:-1]          # hh[k] = max(h[k..k+19]), for t = k+20
+    ll = sliding_window_view(lo, 10).min(axis=1)[:-1]         # ll[k] = min(lo[k..k+9]), for t = k+10
+    t = np.arange(20, n)
+    np.testing.assert_array_equal(f.enter[20:], c[t] > hh)
+    np.testing.assert_array_equal(f.exit[20:], c[t] < ll[10:])
+    assert not f.enter[:20].any()
+    assert f.enter.sum() > 500 and f.exit.sum() > 500
+    assert np.isnan(f.stop_loss).all() and np.isnan(f.take_profit).all()
+
+
+def test_params_reject_nan_and_infinity() -> None:
+    for value in ("inf", "nan", "-inf", float("inf")):
+        with pytest.raises(StrategyConfigError, match="param 'stop_atr'"):
+            build_strategy("donchian", {"stop_atr": value})
+
+
+def test_subclass_name_defaults_to_its_class_name() -> None:
+    class MyBreakout(DonchianBreakout):
+        pass
+
+    class Named(DonchianBreakout):
+        name = "named"
+
+    assert MyBreakout.name == "MyBreakout" and Named.name == "named"
+    assert DonchianBreakout.name == "donchian"

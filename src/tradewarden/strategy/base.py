@@ -33,9 +33,14 @@ WARMUP = "warmup"
 
 
 class StrategyParams(BaseModel):
-    """Base for frozen, typed strategy parameters with a stable hash."""
+    """Base for frozen, typed strategy parameters with a stable hash.
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    Unknown keys, NaN and infinities are rejected (``-p stop_atr=inf`` fails naming
+    ``stop_atr``). Give each field a ``Field(default, description=...)``: ``warden
+    strategies list`` shows the description, type, bounds and default.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     def stable_hash(self) -> str:
         """Return a SHA-256 hex digest of the parameters as canonical JSON."""
@@ -61,6 +66,11 @@ class SignalFrame:
         Protective levels in quote currency for an entry at bar ``t`` (NaN: none).
     inputs : dict of str to ndarray of float64
         The values decisions use, in the order of :attr:`Strategy.input_names`.
+    entry_reason, exit_reason, hold_reason : str
+        Reasons recorded for an entry, an exit and a hold while a position is open.
+    entry_codes, exit_codes : ndarray of int16, shape (n,), optional
+        Per-bar reasons instead of ``entry_reason`` / ``exit_reason``: indices into
+        ``reasons``, read where ``enter`` (``exit``) is True.
     """
 
     enter: np.ndarray
@@ -73,6 +83,8 @@ class SignalFrame:
     entry_reason: str = "entry"
     exit_reason: str = "exit"
     hold_reason: str = "holding"
+    entry_codes: np.ndarray | None = None
+    exit_codes: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.enter.shape[0])
@@ -82,20 +94,31 @@ class SignalFrame:
         return SignalFrame(self.enter[start:], self.exit[start:], self.flat_reason[start:],
                            self.reasons, self.stop_loss[start:], self.take_profit[start:],
                            {k: v[start:] for k, v in self.inputs.items()},
-                           self.entry_reason, self.exit_reason, self.hold_reason)
+                           self.entry_reason, self.exit_reason, self.hold_reason,
+                           None if self.entry_codes is None else self.entry_codes[start:],
+                           None if self.exit_codes is None else self.exit_codes[start:])
 
 
 class Strategy(ABC):
-    """Base class of every strategy.
+    """Base class of every strategy (the NumPy contract).
 
     Subclasses set :attr:`name`, :attr:`Params` (a :class:`StrategyParams` subclass)
     and :attr:`input_names` (at most four, recorded with every decision), and
-    implement :meth:`warmup` and :meth:`prepare`.
+    implement :meth:`warmup` and :meth:`prepare`. A subclass that does not set
+    ``name`` in its own body is named after its class (``SmaCross``); the name is
+    what ``runs.strategy`` records, while ``runs.config`` keeps the ``--strategy``
+    spec and the code's source. For a pandas interface see
+    :class:`tradewarden.strategy.DataFrameStrategy`.
     """
 
     name: ClassVar[str] = ""
     Params: ClassVar[type[StrategyParams]] = StrategyParams
     input_names: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not cls.__dict__.get("name"):
+            cls.name = cls.__name__
 
     def __init__(self, params: StrategyParams | None = None) -> None:
         self.params = params if params is not None else self.Params()
@@ -103,11 +126,27 @@ class Strategy(ABC):
     @property
     @abstractmethod
     def warmup(self) -> int:
-        """Bars of history the indicators need before signals are valid."""
+        """Bars of history the engine gives :meth:`prepare` before each chunk.
+
+        Window indicators need their window; recursive ones (EMA, RSI, ATR, ADX)
+        about 40 time constants, so that where a chunk starts changes no value
+        (``warden check-lookahead`` checks this too).
+        """
 
     @abstractmethod
     def prepare(self, bars: BarSeries) -> SignalFrame:
-        """Compute indicators and per-bar intent over ``bars`` (causal, vectorised)."""
+        """Compute indicators and per-bar intent over ``bars`` (causal, vectorised).
+
+        Parameters
+        ----------
+        bars : BarSeries
+            ``n`` bars of one symbol: the chunk plus up to :attr:`warmup` bars before it.
+
+        Returns
+        -------
+        SignalFrame
+            Arrays of length ``n``; the value at bar ``t`` may use bars ``<= t`` only.
+        """
 
     def decide(self, frame: SignalFrame, t: int, in_position: bool) -> Signal:
         """Return the decision for bar ``t``.
@@ -124,12 +163,16 @@ class Strategy(ABC):
         inputs = {k: float(v[t]) for k, v in frame.inputs.items()}
         if in_position:
             if frame.exit[t]:
-                return Signal(Action.EXIT, frame.exit_reason, inputs)
+                why = (frame.exit_reason if frame.exit_codes is None
+                       else frame.reasons[int(frame.exit_codes[t])])
+                return Signal(Action.EXIT, why, inputs)
             return Signal(Action.HOLD, frame.hold_reason, inputs)
         if frame.enter[t]:
             sl = float(frame.stop_loss[t])
             tp = float(frame.take_profit[t])
-            return Signal(Action.ENTER_LONG, frame.entry_reason, inputs,
+            why = (frame.entry_reason if frame.entry_codes is None
+                   else frame.reasons[int(frame.entry_codes[t])])
+            return Signal(Action.ENTER_LONG, why, inputs,
                           stop_loss=None if sl != sl else sl,          # NaN: no level
                           take_profit=None if tp != tp else tp)
         return Signal(Action.HOLD, frame.reasons[int(frame.flat_reason[t])], inputs)

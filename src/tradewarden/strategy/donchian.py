@@ -5,7 +5,8 @@ bars; exit when it breaks below the lowest low of the previous ``exit_window`` b
 With ``use_bracket`` a stop-loss at ``close - stop_atr * ATR`` and a take-profit at
 ``close + take_profit_atr * ATR`` (ATR: Wilder, ``atr_period``) travel with the entry
 as an exchange-native bracket. With the bracket off and fixed sizing this is the
-textbook rule (R. Donchian; popularised by the Turtle traders, C. Faith, *Way of the
+textbook rule (channels from TA-Lib MAX/MIN over the previous bars, exactly
+``close > max(high[t-20..t-1])`` to enter and ``close < min(low[t-10..t-1])`` to exit) (R. Donchian; popularised by the Turtle traders, C. Faith, *Way of the
 Turtle*, 2007).
 """
 
@@ -28,16 +29,16 @@ from tradewarden.strategy.base import (
 class DonchianParams(StrategyParams):
     """Parameters of :class:`DonchianBreakout` (bar counts, ATR multiples)."""
 
-    entry_window: int = Field(20, ge=2, le=1000)
-    exit_window: int = Field(10, ge=2, le=1000)
-    use_bracket: bool = True
-    atr_period: int = Field(14, ge=2, le=500)
-    stop_atr: float = Field(2.0, gt=0)
-    take_profit_atr: float = Field(4.0, gt=0)
+    entry_window: int = Field(20, ge=2, le=1000, description="enter when the close breaks the highest high of this many previous bars")
+    exit_window: int = Field(10, ge=2, le=1000, description="exit when the close breaks the lowest low of this many previous bars")
+    use_bracket: bool = Field(True, description="send an ATR stop-loss and take-profit with each entry")
+    atr_period: int = Field(14, ge=2, le=500, description="ATR period in bars (Wilder)")
+    stop_atr: float = Field(2.0, gt=0, description="stop-loss distance below the entry close, in ATRs")
+    take_profit_atr: float = Field(4.0, gt=0, description="take-profit distance above the entry close, in ATRs")
 
 
 class DonchianBreakout(Strategy):
-    """Donchian breakout; decision inputs: upper, lower, atr."""
+    """Donchian channel breakout with an optional ATR bracket; records upper, lower, atr."""
 
     name = "donchian"
     Params = DonchianParams

@@ -4,7 +4,9 @@ Enter long on the bar where EMA(fast) crosses above EMA(slow) while RSI(rsi_peri
 is between ``rsi_min`` and ``rsi_max`` and volume is at least ``min_volume_ratio``
 times the mean of the previous ``volume_window`` bars. Exit when EMA(fast) crosses
 back below EMA(slow) or RSI rises above ``rsi_exit``. Optional ATR bracket as in
-:mod:`tradewarden.strategy.donchian`.
+:mod:`tradewarden.strategy.donchian`. Indicators from
+:mod:`tradewarden.strategy.indicators` (TA-Lib: EMAs and RSI seeded with the simple
+average of their first ``period`` values).
 """
 
 from __future__ import annotations
@@ -26,18 +28,18 @@ from tradewarden.strategy.base import (
 class EmaRsiParams(StrategyParams):
     """Parameters of :class:`EmaRsiVolume` (bar counts, RSI levels 0..100)."""
 
-    fast: int = Field(9, ge=2, le=500)
-    slow: int = Field(21, ge=3, le=1000)
-    rsi_period: int = Field(14, ge=2, le=200)
-    rsi_min: float = Field(50.0, ge=0, le=100)
-    rsi_max: float = Field(70.0, ge=0, le=100)
-    rsi_exit: float = Field(80.0, ge=0, le=100)
-    volume_window: int = Field(20, ge=2, le=1000)
-    min_volume_ratio: float = Field(1.0, ge=0)
-    use_bracket: bool = True
-    atr_period: int = Field(14, ge=2, le=500)
-    stop_atr: float = Field(2.0, gt=0)
-    take_profit_atr: float = Field(3.0, gt=0)
+    fast: int = Field(9, ge=2, le=500, description="fast EMA span in bars")
+    slow: int = Field(21, ge=3, le=1000, description="slow EMA span in bars (longer than fast)")
+    rsi_period: int = Field(14, ge=2, le=200, description="RSI period in bars (Wilder)")
+    rsi_min: float = Field(50.0, ge=0, le=100, description="lowest RSI at which a cross is entered")
+    rsi_max: float = Field(70.0, ge=0, le=100, description="highest RSI at which a cross is entered")
+    rsi_exit: float = Field(80.0, ge=0, le=100, description="exit when RSI rises above this")
+    volume_window: int = Field(20, ge=2, le=1000, description="bars in the volume baseline")
+    min_volume_ratio: float = Field(1.0, ge=0, description="minimum volume over the mean of the previous volume_window bars")
+    use_bracket: bool = Field(True, description="send an ATR stop-loss and take-profit with each entry")
+    atr_period: int = Field(14, ge=2, le=500, description="ATR period in bars (Wilder)")
+    stop_atr: float = Field(2.0, gt=0, description="stop-loss distance below the entry close, in ATRs")
+    take_profit_atr: float = Field(3.0, gt=0, description="take-profit distance above the entry close, in ATRs")
 
     @model_validator(mode="after")
     def _check(self) -> "EmaRsiParams":
@@ -49,7 +51,7 @@ class EmaRsiParams(StrategyParams):
 
 
 class EmaRsiVolume(Strategy):
-    """EMA 9/21 + RSI 14 + volume-ratio filter; decision inputs: ema_fast, ema_slow, rsi, volume_ratio."""
+    """EMA 9/21 cross filtered by RSI 14 and volume; records ema_fast, ema_slow, rsi, volume_ratio."""
 
     name = "ema_rsi"
     Params = EmaRsiParams
