@@ -226,7 +226,8 @@ def test_registry_builds_both_strategies() -> None:
 def test_unknown_strategy_lists_available() -> None:
     with pytest.raises(StrategyConfigError) as exc:
         build_strategy("turtle")
-    assert str(exc.value) == "unknown strategy 'turtle'; available: donchian, ema_rsi"
+    assert str(exc.value) == ("unknown strategy 'turtle'; available: donchian, ema_rsi "
+                              "(or path/to/file.py:ClassName, package.module:ClassName)")
     assert isinstance(exc.value, ValueError)
 
 

@@ -82,14 +82,24 @@ def git_sha() -> str | None:
 
 def resolve_config(config: RunConfig) -> tuple[RunConfig, Strategy]:
     """Build the strategy (validating its params) and return the config with the
-    parameters as validated, so the config hash covers the defaults too.
+    parameters as validated and ``strategy_source`` filled in, so the config hash
+    covers the defaults and the strategy's code too.
+
+    ``strategy_source`` is ``builtin:tradewarden==<version>``,
+    ``file:<abs path>#sha256=<digest of the file>``, ``module:<module>#<dist>==<version>``
+    (plus ``#sha256=`` of the class's file) or ``entrypoint:<name>#<dist>==<version>``
+    (see :mod:`tradewarden.strategy.loader`); a value given in ``config`` is replaced.
 
     Raises
     ------
     tradewarden.strategy.StrategyConfigError
+        Unknown or unloadable strategy (``StrategyLoadError``), or a bad parameter.
     """
-    strategy = build_strategy(config.strategy, config.params)
-    cfg = config.model_copy(update={"params": strategy.params.model_dump(mode="json")})
+    from tradewarden.strategy import resolve_strategy
+
+    strategy, source = resolve_strategy(config.strategy, config.params)
+    cfg = config.model_copy(update={"params": strategy.params.model_dump(mode="json"),
+                                    "strategy_source": source})
     return cfg, strategy
 
 
