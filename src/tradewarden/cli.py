@@ -271,9 +271,10 @@ def main() -> None:
 
 
 def _register_commands() -> None:
-    from tradewarden import cli_ledger
+    from tradewarden import cli_ledger, cli_strategies
     from tradewarden.cli_data import data_app
     cli_ledger.register(app)
+    cli_strategies.register(app)
     app.add_typer(data_app, name="data")
     app.add_typer(config_app, name="config")
 

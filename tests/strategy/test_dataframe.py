@@ -12,8 +12,11 @@ import pandas as pd
 import pytest
 
 from tradewarden.domain import Action
-from tradewarden.strategy import DataFrameStrategy, StrategyConfigError, StrategyOutputError
-
+from tradewarden.strategy import (
+    DataFrameStrategy,
+    StrategyConfigError,
+    StrategyOutputError,
+)
 
 SMA_SOURCE = """
 import numpy as np

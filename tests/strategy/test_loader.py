@@ -13,8 +13,14 @@ from pathlib import Path
 import pytest
 
 from tradewarden import __version__
-from tradewarden.strategy import (DonchianBreakout, StrategyConfigError, StrategyLoadError,
-                                  build_strategy, discover_entry_points, resolve_strategy)
+from tradewarden.strategy import (
+    DonchianBreakout,
+    StrategyConfigError,
+    StrategyLoadError,
+    build_strategy,
+    discover_entry_points,
+    resolve_strategy,
+)
 
 STRAT = textwrap.dedent('''
     from pydantic import Field

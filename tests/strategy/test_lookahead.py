@@ -8,8 +8,15 @@ import numpy as np
 import pytest
 
 from tradewarden.domain import iso
-from tradewarden.strategy import (DataFrameStrategy, DonchianBreakout, DonchianParams,
-                                  EmaRsiVolume, SignalFrame, Strategy, StrategyParams)
+from tradewarden.strategy import (
+    DataFrameStrategy,
+    DonchianBreakout,
+    DonchianParams,
+    EmaRsiVolume,
+    SignalFrame,
+    Strategy,
+    StrategyParams,
+)
 from tradewarden.strategy import indicators as ind
 from tradewarden.strategy.lookahead import check_lookahead, cut_points
 

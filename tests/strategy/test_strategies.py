@@ -11,9 +11,17 @@ import pytest
 from pydantic import ValidationError
 
 from tradewarden.domain import Action
-from tradewarden.strategy import (STRATEGIES, DonchianBreakout, DonchianParams, EmaRsiParams,
-                                  EmaRsiVolume, SignalFrame, StrategyConfigError, build_strategy,
-                                  parse_params)
+from tradewarden.strategy import (
+    STRATEGIES,
+    DonchianBreakout,
+    DonchianParams,
+    EmaRsiParams,
+    EmaRsiVolume,
+    SignalFrame,
+    StrategyConfigError,
+    build_strategy,
+    parse_params,
+)
 from tradewarden.strategy import indicators as ind
 
 STRATS = {

@@ -13,8 +13,16 @@ from tradewarden.strategy.base import SignalFrame, Strategy, StrategyParams
 from tradewarden.strategy.dataframe import DataFrameStrategy
 from tradewarden.strategy.donchian import DonchianBreakout, DonchianParams
 from tradewarden.strategy.ema_rsi import EmaRsiParams, EmaRsiVolume
-from tradewarden.strategy.errors import StrategyConfigError, StrategyLoadError, StrategyOutputError
-from tradewarden.strategy.loader import ENTRY_POINT_GROUP, discover_entry_points, load_strategy_class
+from tradewarden.strategy.errors import (
+    StrategyConfigError,
+    StrategyLoadError,
+    StrategyOutputError,
+)
+from tradewarden.strategy.loader import (
+    ENTRY_POINT_GROUP,
+    discover_entry_points,
+    load_strategy_class,
+)
 from tradewarden.strategy.registry import (
     STRATEGIES,
     ParamInfo,
@@ -24,8 +32,25 @@ from tradewarden.strategy.registry import (
     resolve_strategy,
 )
 
-__all__ = ["DataFrameStrategy", "DonchianBreakout", "DonchianParams", "ENTRY_POINT_GROUP",
-           "EmaRsiParams", "EmaRsiVolume", "ParamInfo", "STRATEGIES", "SignalFrame", "Strategy",
-           "StrategyConfigError", "StrategyLoadError", "StrategyOutputError", "StrategyParams",
-           "build_strategy", "describe_params", "discover_entry_points", "load_strategy_class",
-           "parse_params", "resolve_strategy"]
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "STRATEGIES",
+    "DataFrameStrategy",
+    "DonchianBreakout",
+    "DonchianParams",
+    "EmaRsiParams",
+    "EmaRsiVolume",
+    "ParamInfo",
+    "SignalFrame",
+    "Strategy",
+    "StrategyConfigError",
+    "StrategyLoadError",
+    "StrategyOutputError",
+    "StrategyParams",
+    "build_strategy",
+    "describe_params",
+    "discover_entry_points",
+    "load_strategy_class",
+    "parse_params",
+    "resolve_strategy",
+]

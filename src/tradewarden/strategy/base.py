@@ -89,7 +89,7 @@ class SignalFrame:
     def __len__(self) -> int:
         return int(self.enter.shape[0])
 
-    def slice(self, start: int) -> "SignalFrame":
+    def slice(self, start: int) -> SignalFrame:
         """Return the frame from bar ``start`` on (drop warm-up history)."""
         return SignalFrame(self.enter[start:], self.exit[start:], self.flat_reason[start:],
                            self.reasons, self.stop_loss[start:], self.take_profit[start:],

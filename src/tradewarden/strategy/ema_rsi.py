@@ -42,7 +42,7 @@ class EmaRsiParams(StrategyParams):
     take_profit_atr: float = Field(3.0, gt=0, description="take-profit distance above the entry close, in ATRs")
 
     @model_validator(mode="after")
-    def _check(self) -> "EmaRsiParams":
+    def _check(self) -> EmaRsiParams:
         if self.fast >= self.slow:
             raise ValueError(f"fast ({self.fast}) must be shorter than slow ({self.slow})")
         if self.rsi_min > self.rsi_max:

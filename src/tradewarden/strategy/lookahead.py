@@ -199,6 +199,20 @@ def _show(v: object) -> str:
     return repr(v) if isinstance(v, str) else str(v)
 
 
+class _Notes:
+    """Keep the earliest differing bar per (kind, column) of one symbol."""
+
+    def __init__(self, found: dict[tuple[Kind, str], Finding], symbol: str, bars: BarSeries) -> None:
+        self.found, self.symbol, self.bars = found, symbol, bars
+
+    def __call__(self, kind: Kind, name: str, bar: int, cut: int, partial: object,
+                 whole: object) -> None:
+        key = (kind, name)
+        if key not in self.found or bar < self.found[key].bar:
+            self.found[key] = Finding(self.symbol, name, kind, bar, int(self.bars.ts[bar]), cut,
+                                      _show(partial), _show(whole))
+
+
 def cut_points(n: int, warmup: int, samples: int) -> np.ndarray:
     """Return about ``samples`` sorted bar indices at which the history is cut.
 
@@ -266,13 +280,7 @@ def check_lookahead(strategy: Strategy, series: dict[str, BarSeries], samples: i
             if name not in seen:
                 seen.append(name)
         found: dict[tuple[Kind, str], Finding] = {}
-
-        def note(kind: Kind, name: str, bar: int, cut: int, partial: object, whole: object) -> None:
-            key = (kind, name)
-            if key not in found or bar < found[key].bar:
-                found[key] = Finding(sym, name, kind, bar, int(bars.ts[bar]), cut, _show(partial),
-                                     _show(whole))
-
+        note = _Notes(found, sym, bars)
         for c in cut_points(len(bars), warm, samples).tolist():
             part = strategy_columns(strategy, bars.slice(0, c + 1))
             for name, col in full.items():
