@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import pandas as pd
 
 from tradewarden.data.errors import DataError
@@ -38,6 +40,19 @@ def _listing(names: list[str], limit: int = 20) -> str:
 def resolve_columns(df: pd.DataFrame, source: str) -> dict[str, object]:
     """Map canonical OHLCV names to the frame's own column labels (no data is copied).
 
+    See :func:`resolve_names`, which this applies to ``df.columns``.
+
+    Raises
+    ------
+    DataError
+        As :func:`resolve_names`.
+    """
+    return resolve_names(list(df.columns), source)
+
+
+def resolve_names(columns: Sequence[object], source: str) -> dict[str, object]:
+    """Map canonical OHLCV names to a table's own column labels.
+
     Column names are matched case-insensitively, ignoring surrounding spaces. The time
     column may be called ``timestamp``, ``datetime``, ``date`` or ``time`` (first match
     in that order; ``date`` together with ``time`` is refused as ambiguous). A
@@ -45,8 +60,8 @@ def resolve_columns(df: pd.DataFrame, source: str) -> dict[str, object]:
 
     Parameters
     ----------
-    df : pandas.DataFrame
-        Frame as read from a file.
+    columns : sequence
+        Column labels as read from a file (a CSV header, a Parquet schema).
     source : str
         File name used in error messages.
 
@@ -54,7 +69,7 @@ def resolve_columns(df: pd.DataFrame, source: str) -> dict[str, object]:
     -------
     dict
         ``{"timestamp": label, "open": label, ..., "volume": label}`` plus
-        ``"symbol"`` when the frame has one.
+        ``"symbol"`` when there is one.
 
     Raises
     ------
@@ -62,7 +77,7 @@ def resolve_columns(df: pd.DataFrame, source: str) -> dict[str, object]:
         If two columns have the same name once case-folded, if the time column is
         ambiguous, or if required columns are missing (all missing ones are named).
     """
-    by_lower = fold_columns(df.columns, source)
+    by_lower = fold_columns(columns, source)
 
     ts_col: object | None = None
     if "timestamp" in by_lower:
@@ -82,7 +97,7 @@ def resolve_columns(df: pd.DataFrame, source: str) -> dict[str, object]:
         missing.append("timestamp (or time/date/datetime)")
     missing += [f for f in VALUE_FIELDS if f not in by_lower]
     if missing:
-        found = [str(c) for c in df.columns]
+        found = [str(c) for c in columns]
         raise DataError(source, f"missing required column(s): {', '.join(missing)} "
                                 f"(columns found: {_listing(found) or 'none'})")
 

@@ -1,8 +1,10 @@
 """Loading OHLCV bars from the bundled samples, CSV/Parquet files or a directory of files.
 
 :func:`load_market_data` is the one entry point the engine and CLI use: it finds the
-file for each symbol, reads and validates it, resamples to the requested timeframe,
-applies the date range and attaches an :class:`~tradewarden.domain.Instrument`.
+file for each symbol, streams and validates it block by block (pyarrow's CSV reader,
+Parquet row batches), resamples to the requested timeframe, applies the date range and
+attaches an :class:`~tradewarden.domain.Instrument`. Peak memory is the clean columns
+plus one block, whatever the file's size.
 """
 
 from __future__ import annotations
@@ -14,16 +16,16 @@ from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
 
+from typing import Iterator
+
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from tradewarden.data._columns import canonical_symbol, normalize_columns
+from tradewarden.data._columns import canonical_symbol, normalize_columns, resolve_names
 from tradewarden.data.errors import DataError
-from tradewarden.data.quality import (
-    DataQuality,
-    infer_timeframe_seconds,
-    validate_frame,
-)
+from tradewarden.data.quality import BlockValidator, DataQuality
 from tradewarden.data.resample import resample, timeframe_label, timeframe_seconds
 from tradewarden.domain.instrument import Instrument, infer_instrument, known_instrument
 from tradewarden.domain.values import BarSeries, iso
@@ -55,12 +57,16 @@ class LoadedData:
         Canonical symbol -> static venue spec, or one inferred from the prices.
     warnings : list of str
         One line each: inferred instrument specs, skipped rows.
+    timeframe : str or None
+        Bar length of every series (canonical label such as ``"1m"``, ``"1h"``): the
+        requested timeframe, or the data's own when none was requested.
     """
 
     series: dict[str, BarSeries] = field(default_factory=dict)
     quality: dict[str, DataQuality] = field(default_factory=dict)
     instruments: dict[str, Instrument] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    timeframe: str | None = None
 
 
 # ---------------------------------------------------------------------------------------
@@ -236,7 +242,7 @@ def _symbol_pattern(symbol: str) -> re.Pattern[str]:
     return re.compile(rf"(?<![{_ALNUM}]){body}(?![{_ALNUM}])", re.IGNORECASE)
 
 
-def _find_in_directory(directory: Path, symbol: str, timeframe: str) -> Path:
+def _find_in_directory(directory: Path, symbol: str, timeframe: str | None) -> Path:
     """Pick the one data file in ``directory`` whose name holds ``symbol``."""
     pattern = _symbol_pattern(symbol)
     candidates = [
@@ -254,13 +260,287 @@ def _find_in_directory(directory: Path, symbol: str, timeframe: str) -> Path:
     if len(candidates) == 1:
         return candidates[0]
     # Tie-break: one candidate names the requested timeframe as a token (BTC-USD_1h.csv).
-    tf_token = re.compile(rf"(?<![{_ALNUM}]){re.escape(timeframe)}(?![{_ALNUM}])")
-    named = [c for c in candidates if tf_token.search(c.name)]
-    if len(named) == 1:
-        return named[0]
+    if timeframe is not None:
+        tf_token = re.compile(rf"(?<![{_ALNUM}]){re.escape(timeframe)}(?![{_ALNUM}])")
+        named = [c for c in candidates if tf_token.search(c.name)]
+        if len(named) == 1:
+            return named[0]
+    hint = "" if timeframe is not None else ", or name a timeframe that one of them carries"
     raise DataError(directory, f"ambiguous data files for {symbol} ({looked_for}): "
                                f"{', '.join(c.name for c in candidates)}; pass one file as the "
-                               "data path or remove the others")
+                               f"data path or remove the others{hint}")
+
+
+# ---------------------------------------------------------------------------------------
+# streaming a file block by block
+
+#: Bytes of CSV text parsed per block: with the clean columns, one block's columns are
+#: all the memory a file takes while it loads.
+_CSV_BLOCK_BYTES = 4 << 20
+#: Rows per Parquet batch.
+_PARQUET_BATCH_ROWS = 1 << 17
+#: Cells read as missing: pandas.read_csv's defaults, so both readers agree.
+_NA_TOKENS = ["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND",
+              "1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"]
+#: Every CSV column is read as text; the validator converts each block (typed in C++,
+#: through pandas only for a block with a cell Arrow cannot read).
+_TEXT_COLUMNS = {f"f{i}": pa.string() for i in range(4096)}
+_PARSE_ERROR = re.compile(r"Row #(\d+): Expected (\d+) columns, got (\d+)")
+
+
+@dataclass
+class _Table:
+    """An opened data file: its canonical column map and its blocks in file order.
+
+    ``blocks`` yields ``(table, rows)``: a :class:`pyarrow.Table` holding the mapped
+    columns under their canonical names, and the 1-based data row number of each of
+    its rows. ``rows_hint`` estimates the file's data rows (0 when unknown).
+    """
+
+    columns: dict[str, object]
+    blocks: Iterator[tuple[pa.Table, np.ndarray]]
+    rows_hint: int
+
+
+def _cannot_read(source: str, exc: BaseException) -> DataError:
+    return DataError(source, f"cannot read file ({type(exc).__name__}: {exc})")
+
+
+def _open_table(path: Path, source: str) -> _Table:
+    if not path.exists():
+        raise DataError(source, "file not found")
+    if path.is_dir():
+        raise DataError(source, "is a directory, expected a CSV or Parquet file")
+    name = path.name.lower()
+    if name.endswith(_PARQUET_SUFFIXES):
+        return _open_parquet(path, source)
+    if name.endswith(_CSV_SUFFIXES):
+        return _open_csv(path, source)
+    raise DataError(source, "unsupported file type: expected .csv, .csv.gz or .parquet")
+
+
+def _header_names(cells: list[object]) -> list[str]:
+    """Column names as pandas.read_csv gives them: empty -> ``Unnamed: i``, repeats -> ``x.1``."""
+    names: list[str] = []
+    seen: set[str] = set()
+    for i, cell in enumerate(cells):
+        base = f"Unnamed: {i}" if cell is None or str(cell) == "" else str(cell)
+        name, k = base, 0
+        while name in seen:
+            k += 1
+            name = f"{base}.{k}"
+        seen.add(name)
+        names.append(name)
+    return names
+
+
+def _csv_reader(path: Path, threads: bool) -> "pa.RecordBatchReader":
+    import pyarrow.csv as pacsv
+
+    compression = "gzip" if path.name.lower().endswith(".gz") else None
+    stream = pa.input_stream(os.fspath(path), compression=compression)
+    return pacsv.open_csv(
+        stream,
+        read_options=pacsv.ReadOptions(use_threads=threads, block_size=_CSV_BLOCK_BYTES,
+                                       autogenerate_column_names=True),
+        parse_options=pacsv.ParseOptions(ignore_empty_lines=False),
+        convert_options=pacsv.ConvertOptions(column_types=_TEXT_COLUMNS, null_values=_NA_TOKENS,
+                                             strings_can_be_null=True))
+
+
+def _csv_failure(path: Path, source: str, exc: BaseException) -> DataError:
+    """Name the row of a malformed CSV line (re-read on one thread, which counts rows)."""
+    if "Expected" in str(exc) and "columns" in str(exc):
+        try:
+            for _ in _csv_reader(path, threads=False):
+                pass
+        except pa.ArrowInvalid as serial:
+            found = _PARSE_ERROR.search(str(serial))
+            if found:
+                row, expected, got = (int(g) for g in found.groups())
+                return DataError(source, f"{got} fields where the header has {expected}",
+                                 row=row - 1)
+        except Exception:   # noqa: BLE001 - the first failure is the one to report
+            pass
+    return _cannot_read(source, exc)
+
+
+def _csv_rows_hint(path: Path, first_rows: int) -> int:
+    """Estimate a CSV's data rows from its size and the first block's rows."""
+    size = path.stat().st_size
+    if path.name.lower().endswith(".gz") and size >= 18:
+        with path.open("rb") as fh:            # gzip trailer: uncompressed size mod 2**32
+            fh.seek(-4, os.SEEK_END)
+            isize = int.from_bytes(fh.read(4), "little")
+        size = isize if isize >= size else size * 4
+    if size <= _CSV_BLOCK_BYTES or first_rows <= 1:
+        return first_rows
+    return int(size / (_CSV_BLOCK_BYTES / first_rows) * 1.05) + 1024
+
+
+def _open_csv(path: Path, source: str) -> _Table:
+    try:
+        reader = _csv_reader(path, threads=True)
+        first = reader.read_next_batch()
+    except StopIteration:
+        raise DataError(source, "cannot read file (no header line)") from None
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise _csv_failure(path, source, exc) from None
+    names = _header_names([first.column(i)[0].as_py() for i in range(first.num_columns)])
+    columns = resolve_names(names, source)
+    position = {canon: names.index(label) for canon, label in columns.items()}
+
+    def blocks() -> Iterator[tuple[pa.Table, np.ndarray]]:
+        batch: pa.RecordBatch | None = first.slice(1)
+        start = 1                        # data row number of the batch's first row
+        pending: pa.Table | None = None  # blank rows at the end of the previous batch
+        while batch is not None:
+            table = pa.Table.from_batches([batch])
+            if pending is not None:
+                start -= pending.num_rows
+                table = pa.concat_tables([pending, table])
+                pending = None
+            n = table.num_rows
+            if n:
+                # A blank line at the end of the file is an editor artefact, not a row.
+                blank = table.column(0).is_null()
+                for col in table.columns[1:]:
+                    blank = pc.and_(blank, col.is_null())
+                blank_np = blank.to_numpy(zero_copy_only=False)
+                if blank_np[-1]:
+                    real = np.flatnonzero(~blank_np)
+                    cut = int(real[-1]) + 1 if real.shape[0] else 0
+                    pending, table = table.slice(cut), table.slice(0, cut)
+                rows = np.arange(start, start + table.num_rows, dtype=np.int64)
+                start += n
+                if table.num_rows:
+                    yield (pa.table({c: table.column(i) for c, i in position.items()}), rows)
+            try:
+                batch = reader.read_next_batch()
+            except StopIteration:
+                batch = None
+            except (pa.ArrowException, OSError, ValueError) as exc:
+                raise _csv_failure(path, source, exc) from None
+
+    return _Table(columns, blocks(), _csv_rows_hint(path, first.num_rows - 1))
+
+
+def _open_parquet(path: Path, source: str) -> _Table:
+    import pyarrow.parquet as pq
+
+    try:
+        pfile = pq.ParquetFile(path)
+        names = list(pfile.schema_arrow.names)
+    except Exception as exc:  # any reader failure means the file cannot be used
+        raise _cannot_read(source, exc) from None
+    columns = resolve_names(names, source)
+    wanted = list(dict.fromkeys(columns.values()))
+
+    def blocks() -> Iterator[tuple[pa.Table, np.ndarray]]:
+        start = 1
+        try:
+            batches = pfile.iter_batches(batch_size=_PARQUET_BATCH_ROWS, columns=wanted,
+                                         use_pandas_metadata=False)
+            for batch in batches:
+                table = pa.table({c: batch.column(batch.schema.get_field_index(label))
+                                  for c, label in columns.items()})
+                yield table, np.arange(start, start + batch.num_rows, dtype=np.int64)
+                start += batch.num_rows
+        except DataError:
+            raise
+        except Exception as exc:  # corrupt page, truncated file
+            raise _cannot_read(source, exc) from None
+
+    return _Table(columns, blocks(), int(pfile.metadata.num_rows))
+
+
+def _canonical_symbols(col: pa.ChunkedArray) -> pa.Array:
+    arr = col.combine_chunks()
+    if pa.types.is_dictionary(arr.type):
+        arr = arr.dictionary_decode()
+    if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        arr = arr.cast(pa.string())
+    arr = pc.utf8_upper(pc.utf8_trim_whitespace(arr))
+    for sep in ("_", "/"):
+        arr = pc.replace_substring(arr, sep, "-")
+    return arr
+
+
+@dataclass
+class _Read:
+    """What streaming one file gave, per symbol: clean columns and quality, or the error."""
+
+    results: dict[str, tuple[dict[str, np.ndarray], DataQuality]]
+    errors: dict[str, DataError]
+    held: list[str]                   # symbols of a symbol column, in order of appearance
+    has_symbol_column: bool
+
+
+def _read_file(path: Path, source: str, wanted: list[str] | None, skip_bad_rows: bool,
+               *, single: str | None = None) -> _Read:
+    """Stream one file through the validators.
+
+    Without a ``symbol`` column the whole file is ``single``'s (which must be given;
+    the caller checks first with :func:`_has_symbol_column`). With one, rows go to one
+    validator per symbol in ``wanted`` (``None``: every symbol in the file); errors of
+    a symbol are kept for the caller, which reports them in request order, as loading
+    the symbols one after another would.
+    """
+    table = _open_table(path, source)
+    return _stream(table, source, wanted, skip_bad_rows, single)
+
+
+def _stream(table: _Table, source: str, wanted: list[str] | None, skip_bad_rows: bool,
+            single: str | None) -> _Read:
+    if "symbol" not in table.columns:
+        assert single is not None
+        validator = BlockValidator(source, single, skip_bad_rows, capacity=table.rows_hint)
+        for block, rows in table.blocks:
+            validator.feed({c: block.column(c) for c in block.column_names}, rows)
+        return _Read({single: validator.finish()}, {}, [], False)
+
+    targets = None if wanted is None else set(wanted)
+    held: list[str] = []
+    held_set: set[str] = set()
+    validators: dict[str, BlockValidator] = {}
+    errors: dict[str, DataError] = {}
+    value_names = [c for c in table.columns if c != "symbol"]
+    for block, rows in table.blocks:
+        sym = _canonical_symbols(block.column("symbol"))
+        blank = pc.fill_null(pc.equal(sym, ""), True).to_numpy(zero_copy_only=False)
+        if blank.any():
+            row = int(rows[int(np.flatnonzero(blank)[0])])
+            raise DataError(source, "missing symbol", row=row, field="symbol")
+        encoded = pc.dictionary_encode(sym)
+        names = encoded.dictionary.to_pylist()
+        codes = encoded.indices.to_numpy(zero_copy_only=False)
+        order = np.argsort(codes, kind="stable") if len(names) > 1 else None
+        bounds = np.concatenate(([0], np.cumsum(np.bincount(codes, minlength=len(names)))))
+        for k, name in enumerate(names):
+            if name not in held_set:
+                held_set.add(name)
+                held.append(name)
+            if (targets is not None and name not in targets) or name in errors:
+                continue
+            validator = validators.get(name)
+            if validator is None:
+                share = (bounds[k + 1] - bounds[k]) / max(len(codes), 1)
+                validator = validators[name] = BlockValidator(
+                    source, name, skip_bad_rows, capacity=int(table.rows_hint * share * 1.1))
+            if order is None:
+                part, part_rows = {c: block.column(c) for c in value_names}, rows
+            else:
+                idx = order[bounds[k]:bounds[k + 1]]
+                taken = pa.array(idx)
+                part = {c: block.column(c).take(taken) for c in value_names}
+                part_rows = rows[idx]
+            try:
+                validator.feed(part, part_rows)
+            except DataError as exc:
+                errors[name] = exc
+                del validators[name]       # its rows so far are no longer needed
+    results = {name: v.finish() for name, v in validators.items()}
+    return _Read(results, errors, held, True)
 
 
 # ---------------------------------------------------------------------------------------
@@ -295,26 +575,18 @@ def _parse_bound(value: str | datetime | None, flag: str) -> int | None:
     return int(moment.timestamp())
 
 
-def _series_from(clean: pd.DataFrame, symbol: str, label: str, source: str) -> BarSeries:
-    def owned(name: str, dtype: type) -> np.ndarray:
-        return np.array(clean[name].to_numpy(), dtype=dtype, copy=True, order="C")
-
-    return BarSeries(symbol, label, owned("ts", np.int64), owned("open", np.float64),
-                     owned("high", np.float64), owned("low", np.float64),
-                     owned("close", np.float64), owned("volume", np.float64), source=source)
-
-
-def _load_one(symbol: str, frame: pd.DataFrame, source: str, target_seconds: int,
-              start: int | None, end: int | None, skip_bad_rows: bool,
+def _load_one(symbol: str, cols: dict[str, np.ndarray], quality: DataQuality, source: str,
+              target_seconds: int | None, start: int | None, end: int | None,
               out: LoadedData) -> None:
-    clean, quality = validate_frame(frame, source, None, skip_bad_rows, symbol=symbol)
     if quality.rows == 0:
         skipped = f" ({quality.rows_skipped} skipped)" if quality.rows_skipped else ""
         raise DataError(source, f"no usable rows for {symbol}{skipped}")
-    source_seconds = infer_timeframe_seconds(clean["ts"].to_numpy())
+    source_seconds = quality.timeframe_seconds
     if source_seconds is None:
         raise DataError(source, f"only one bar for {symbol}: cannot infer the bar length")
     source_label = timeframe_label(source_seconds)
+    if target_seconds is None:
+        target_seconds = source_seconds
     target_label = timeframe_label(target_seconds)
     if target_seconds < source_seconds:
         raise DataError(source, f"requested timeframe {target_label} is finer than the data's "
@@ -324,7 +596,9 @@ def _load_one(symbol: str, frame: pd.DataFrame, source: str, target_seconds: int
         raise DataError(source, f"requested timeframe {target_label} is not a whole multiple of "
                                 f"the data's {source_label} bars for {symbol}")
 
-    series = _series_from(clean, symbol, source_label, source)
+    # The validator's columns are owned and C-contiguous: the series takes them as they are.
+    series = BarSeries(symbol, source_label, cols["ts"], cols["open"], cols["high"], cols["low"],
+                       cols["close"], cols["volume"], source=source)
     if target_seconds != source_seconds:
         try:
             series = resample(series, target_label)
@@ -334,10 +608,11 @@ def _load_one(symbol: str, frame: pd.DataFrame, source: str, target_seconds: int
     if start is not None or end is not None:
         lo = 0 if start is None else int(np.searchsorted(series.ts, start, side="left"))
         hi = len(series) if end is None else int(np.searchsorted(series.ts, end, side="left"))
-        series = BarSeries(series.symbol, series.timeframe,
-                           *(np.array(getattr(series, k)[lo:max(lo, hi)], copy=True)
-                             for k in ("ts", "open", "high", "low", "close", "volume")),
-                           source=series.source)
+        if (lo, hi) != (0, len(series)):
+            series = BarSeries(series.symbol, series.timeframe,
+                               *(np.array(getattr(series, k)[lo:max(lo, hi)], copy=True)
+                                 for k in ("ts", "open", "high", "low", "close", "volume")),
+                               source=series.source)
     if len(series) == 0 and start is None and end is None:
         raise DataError(source, f"no complete {target_label} bars for {symbol}: the data covers "
                                 f"only {iso(quality.first_ts)} to {iso(quality.last_ts)}")
@@ -350,8 +625,7 @@ def _load_one(symbol: str, frame: pd.DataFrame, source: str, target_seconds: int
 
     instrument = known_instrument(symbol)
     if instrument is None:
-        sample = np.concatenate([clean[k].to_numpy()[:1250]
-                                 for k in ("open", "high", "low", "close")])
+        sample = np.concatenate([cols[k][:1250] for k in ("open", "high", "low", "close")])
         instrument = infer_instrument(symbol, sample.tolist())
         out.warnings.append(
             f"{symbol}: no known instrument spec; inferred price increment "
@@ -368,9 +642,15 @@ def _load_one(symbol: str, frame: pd.DataFrame, source: str, target_seconds: int
 
 
 def load_market_data(symbols: list[str] | None = None, data_path: Path | str | None = None,
-                     timeframe: str = "1h", start: str | None = None, end: str | None = None,
-                     skip_bad_rows: bool = False) -> LoadedData:
+                     timeframe: str | None = "1h", start: str | None = None,
+                     end: str | None = None, skip_bad_rows: bool = False) -> LoadedData:
     """Load, validate and shape OHLCV bars for a set of symbols.
+
+    Files are streamed: a CSV (plain or gzip) through pyarrow's streaming CSV reader
+    in blocks of a few MiB, a Parquet file by row batches, each block validated as it
+    arrives (the checks and messages of :func:`~tradewarden.data.validate_frame`) and
+    its clean rows appended to the symbol's numpy columns. Peak memory is those
+    columns plus one block.
 
     Parameters
     ----------
@@ -387,12 +667,16 @@ def load_market_data(symbols: list[str] | None = None, data_path: Path | str | N
         not ``BTC-USDT.csv``). When several match and exactly one also names the
         requested ``timeframe`` (``..._1h...``), that one is used. A file: with a
         ``symbol`` column, the requested symbols are selected from it; without one,
-        it is the data of the single requested symbol.
-    timeframe : str, default "1h"
+        it is the data of the single requested symbol. Time column: ISO 8601 text
+        (with or without ``Z``/offset; without one it is UTC) or epoch seconds,
+        milliseconds, microseconds or nanoseconds (the unit from the median
+        magnitude of the first block).
+    timeframe : str or None, default "1h"
         Bar length wanted. The source bar length is inferred per symbol as the median
         timestamp spacing; a coarser ``timeframe`` (a whole multiple) is resampled
         with epoch-aligned buckets and the incomplete last bucket dropped (see
-        :func:`~tradewarden.data.resample`).
+        :func:`~tradewarden.data.resample`). ``None``: each symbol keeps the data's
+        own bar length (no resampling); they must all have the same one.
     start, end : str, optional
         ISO 8601 date or datetime, UTC when no offset is given (``2024-05-01``,
         ``2024-05-01T12:00:00Z``). Bars whose open time ``t`` satisfies
@@ -406,21 +690,23 @@ def load_market_data(symbols: list[str] | None = None, data_path: Path | str | N
     LoadedData
         Bars (owned C-contiguous int64/float64 arrays; ``source`` is the file path as
         given, or ``bundled:<file name>`` for bundled data), quality reports on the
-        source rows, instruments and warnings.
+        source rows, instruments, warnings, and ``timeframe``, the bars' label.
 
     Raises
     ------
     DataError
         Unknown bundled symbol (lists the bundled ones); no or several matching files
-        in a directory; unreadable file, missing columns, bad row (unless skipped),
-        unsorted or duplicate timestamps; a file without a ``symbol`` column asked
-        for no symbol or several; requested timeframe finer than, or not a multiple
-        of, the data's; a date range that leaves no bars (names symbol and range).
+        in a directory; unreadable file, missing columns, a malformed line (names its
+        row), bad row (unless skipped), unsorted or duplicate timestamps; a file
+        without a ``symbol`` column asked for no symbol or several; requested
+        timeframe finer than, or not a multiple of, the data's; with
+        ``timeframe=None``, symbols whose bar lengths differ (names each); a date
+        range that leaves no bars (names symbol and range).
     ValueError
         Invalid ``timeframe`` label, ``start``/``end`` that are not ISO dates (the
         message quotes the value), ``start`` not before ``end``, an empty symbol list.
     """
-    target_seconds = timeframe_seconds(timeframe)
+    target_seconds = None if timeframe is None else timeframe_seconds(timeframe)
     lo = _parse_bound(start, "start")
     hi = _parse_bound(end, "end")
     if lo is not None and hi is not None and lo >= hi:
@@ -434,40 +720,54 @@ def load_market_data(symbols: list[str] | None = None, data_path: Path | str | N
             raise ValueError("no symbols requested: pass at least one symbol, or None for all")
 
     out = LoadedData()
-    tf_label = timeframe_label(target_seconds)
+    tf_label = None if target_seconds is None else timeframe_label(target_seconds)
 
-    def load(symbol: str, frame: pd.DataFrame, source: str) -> None:
-        _load_one(symbol, frame, source, target_seconds, lo, hi, skip_bad_rows, out)
+    def load(symbol: str, got: _Read, source: str) -> None:
+        if symbol in got.errors:
+            raise got.errors[symbol]
+        cols, quality = got.results[symbol]
+        _load_one(symbol, cols, quality, source, target_seconds, lo, hi, out)
+
+    def one_symbol_file(path: Path, symbol: str, source: str) -> None:
+        got = _read_file(path, source, [symbol], skip_bad_rows, single=symbol)
+        if got.has_symbol_column and symbol not in got.held:
+            raise DataError(source, f"no rows for symbol {symbol!r}; symbols in file: "
+                                    f"{_listing(got.held)}")
+        load(symbol, got, source)
 
     if data_path is None:
+        where = "bundled data"
         for symbol in wanted or bundled_symbols():
             path = bundled_path(symbol)
-            source = _bundled_source(path)
-            load(symbol, _read_ohlcv(path, symbol, source), source)
-        return out
+            one_symbol_file(path, symbol, _bundled_source(path))
+    else:
+        root = Path(data_path)
+        where = os.fspath(data_path)
+        if not root.exists():
+            raise DataError(where, "no such file or directory")
+        if root.is_dir():
+            for symbol in wanted or bundled_symbols():
+                path = _find_in_directory(root, symbol, tf_label)
+                one_symbol_file(path, symbol, os.fspath(path))
+        else:
+            table = _open_table(root, where)
+            if "symbol" not in table.columns and (wanted is None or len(wanted) != 1):
+                asked = ("no symbol" if wanted is None
+                         else f"{len(wanted)} symbols ({', '.join(wanted)})")
+                raise DataError(where, f"file has no 'symbol' column, so it holds one symbol's "
+                                       f"bars; {asked} requested: pass exactly one symbol")
+            got = _stream(table, where, wanted, skip_bad_rows,
+                          None if wanted is None else wanted[0])
+            for symbol in (wanted or got.held) if got.has_symbol_column else wanted:
+                if got.has_symbol_column and symbol not in got.held:
+                    raise DataError(where, f"no rows for symbol {symbol!r}; "
+                                           f"symbols in file: {_listing(got.held)}")
+                load(symbol, got, where)
 
-    root = Path(data_path)
-    if not root.exists():
-        raise DataError(os.fspath(data_path), "no such file or directory")
-    if root.is_dir():
-        for symbol in wanted or bundled_symbols():
-            path = _find_in_directory(root, symbol, tf_label)
-            load(symbol, read_ohlcv_file(path, symbol), os.fspath(path))
-        return out
-
-    source = os.fspath(data_path)
-    frame = read_ohlcv_file(root)
-    if "symbol" in frame.columns:
-        held = list(dict.fromkeys(frame["symbol"].tolist()))
-        for symbol in wanted or held:
-            if symbol not in held:
-                raise DataError(source, f"no rows for symbol {symbol!r}; "
-                                        f"symbols in file: {_listing(held)}")
-            load(symbol, frame[frame["symbol"] == symbol], source)
-        return out
-    if wanted is None or len(wanted) != 1:
-        asked = "no symbol" if wanted is None else f"{len(wanted)} symbols ({', '.join(wanted)})"
-        raise DataError(source, f"file has no 'symbol' column, so it holds one symbol's bars; "
-                                f"{asked} requested: pass exactly one symbol")
-    load(wanted[0], frame, source)
+    labels = {s: bars.timeframe for s, bars in out.series.items()}
+    if target_seconds is None and len(set(labels.values())) > 1:
+        listing = ", ".join(f"{s} {tf}" for s, tf in labels.items())
+        raise DataError(where, f"the symbols' bars have different lengths ({listing}); pass a "
+                               "timeframe that is a whole multiple of each")
+    out.timeframe = tf_label if tf_label is not None else next(iter(labels.values()), None)
     return out

@@ -1,28 +1,42 @@
-"""Validation of raw OHLCV frames and the per-symbol data-quality report.
+"""Validation of raw OHLCV rows and the per-symbol data-quality report.
 
 :func:`validate_frame` turns a raw frame (as :func:`tradewarden.data.read_ohlcv_file`
 returns it) into a clean frame of UTC epoch seconds and float64 prices, and measures
-the data: rows, range, gaps, zero-volume bars, skipped rows. Every check is
-vectorised; a million rows validate in a fraction of a second.
+the data: rows, range, gaps, zero-volume bars, skipped rows. The same checks run on
+blocks of a file as it is streamed (:class:`BlockValidator`, used by
+:func:`tradewarden.data.load_market_data`), so a file never has to be in memory as a
+whole: only its clean columns and one block are. Every check is vectorised; a million
+rows validate in a fraction of a second.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Mapping, Union
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from tradewarden.data._columns import PRICE_FIELDS, resolve_columns
+from tradewarden.data._columns import PRICE_FIELDS, VALUE_FIELDS, resolve_columns
 from tradewarden.data.errors import DataError
 from tradewarden.domain.values import iso
 
-__all__ = ["DataQuality", "MAX_SKIPPED_DETAILS", "infer_timeframe_seconds", "validate_frame"]
+__all__ = ["BlockValidator", "DataQuality", "MAX_SKIPPED_DETAILS", "PRICE_MAX", "PRICE_MIN",
+           "infer_timeframe_seconds", "validate_frame"]
 
 #: How many skipped-row descriptions a :class:`DataQuality` keeps.
 MAX_SKIPPED_DETAILS = 20
+
+#: Smallest and largest price accepted, in quote units per base unit. The engine rounds
+#: prices and sizes positions with 28-digit decimals; within these bounds a price, its
+#: increment and a position's notional stay exact. Real markets sit well inside them:
+#: the cheapest listed tokens trade around 1e-10 USD (BabyDoge, SHIB quoted in BTC about
+#: 1e-10) and the dearest instruments around 1e6 (BRK.A about 7e5 USD).
+PRICE_MIN = 1e-12
+PRICE_MAX = 1e12
 
 _STATUSES = ("ok", "degraded")
 _NUMERIC_TEXT = re.compile(r"^\s*[+-]?\d+(\.\d*)?([eE][+-]?\d+)?\s*$")
@@ -31,7 +45,14 @@ _NUMERIC_TEXT = re.compile(r"^\s*[+-]?\d+(\.\d*)?([eE][+-]?\d+)?\s*$")
 # given in milliseconds would be misread as seconds.
 _EPOCH_UNITS = ((1e11, 1, "s"), (1e14, 1_000, "ms"), (1e17, 1_000_000, "us"),
                 (float("inf"), 1_000_000_000, "ns"))
+_EPOCH_LIMITS = np.array([1e11, 1e14, 1e17])
+_EPOCH_TICKS = np.array([1, 1_000, 1_000_000, 1_000_000_000], dtype=np.int64)
+_UNIT_NAMES = {1: "seconds", 1_000: "milliseconds", 1_000_000: "microseconds",
+               1_000_000_000: "nanoseconds"}
 _DT_TICKS = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
+
+#: A block column: a pandas Series (whole frames) or an Arrow array (streamed files).
+Column = Union[pd.Series, pa.Array, pa.ChunkedArray]
 
 
 @dataclass
@@ -140,9 +161,12 @@ class _Check:
     describe: Callable[[int], str]
 
 
-def _raw(series: pd.Series, i: int) -> str:
+def _raw(col: Column, i: int) -> str:
     """The cell as written, quoted: ``'abc'``, ``1.5``."""
-    value = series.iloc[i]
+    if isinstance(col, pd.Series):
+        value = col.iloc[i]
+    else:
+        value = col[i].as_py()
     if isinstance(value, np.generic):
         value = value.item()
     return repr(value.strip() if isinstance(value, str) else value)
@@ -153,88 +177,240 @@ def _num(value: float) -> str:
     return repr(float(value))
 
 
-def _timestamp_checks(raw: pd.Series) -> tuple[np.ndarray, np.ndarray, list[_Check]]:
-    """Parse a time column to UTC epoch seconds.
+def _epoch_text(value: Any) -> str:
+    """An epoch number as written: ``1700000000000``, ``-5``, ``1.5e9`` -> ``1500000000``."""
+    if isinstance(value, (np.integer, int)):
+        return str(int(value))
+    v = float(value)
+    return str(int(v)) if v.is_integer() else repr(v)
 
-    Returns the seconds (0 where unusable), the mask of usable rows, and the checks
-    (missing, unparseable, fractional second) in reporting order.
+
+@dataclass
+class _TimeState:
+    """How a time column is read, decided on its first rows and kept for the rest.
+
+    ``kind`` is ``"numbers"`` (epoch numbers written as text) or ``"text"`` (ISO 8601)
+    for text columns; ``ticks`` is the epoch unit in ticks per second, from the median
+    magnitude of the first numbers seen.
     """
-    n = len(raw)
-    missing = np.array(raw.isna().to_numpy(dtype=bool), copy=True)   # writable: extended below
-    unparseable = np.zeros(n, dtype=bool)
-    fractional = np.zeros(n, dtype=bool)
-    secs = np.zeros(n, dtype=np.int64)
 
-    def from_datetimes(dt: pd.Series) -> None:
-        if getattr(dt.dt, "tz", None) is not None:
-            dt = dt.dt.tz_convert("UTC").dt.tz_localize(None)   # naive values are UTC
-        arr = dt.to_numpy()
-        nat = np.isnat(arr)
-        ticks = _DT_TICKS[np.datetime_data(arr.dtype)[0]]
-        i8 = arr.view("i8")
+    kind: str | None = None
+    ticks: int | None = None
+    zoned: bool = True              # ISO text with Z/offset (else naive): tried first
+
+
+class _TimeParts:
+    """Masks and seconds of one block's time column, filled by the parsers below."""
+
+    def __init__(self, n: int, missing: np.ndarray) -> None:
+        self.n = n
+        self.missing = np.array(missing, dtype=bool, copy=True)   # writable: extended
+        self.unparseable = np.zeros(n, dtype=bool)
+        self.negative = np.zeros(n, dtype=bool)
+        self.mismatch = np.zeros(n, dtype=bool)
+        self.fractional = np.zeros(n, dtype=bool)
+        self.secs = np.zeros(n, dtype=np.int64)
+        self.numbers: np.ndarray | None = None
+        self.classes: np.ndarray | None = None
+
+    def from_datetimes(self, i8: np.ndarray, nat: np.ndarray, ticks: int) -> None:
+        """Epoch ticks (naive values are UTC) with their not-a-time mask."""
         ok = ~nat
-        secs[ok] = i8[ok] // ticks
-        fractional[ok] = (i8[ok] % ticks) != 0
-        unparseable[nat & ~missing] = True
+        self.secs[ok] = i8[ok] // ticks
+        self.fractional[ok] = (i8[ok] % ticks) != 0
+        self.unparseable[nat & ~self.missing] = True
 
-    def from_numbers(num: np.ndarray) -> None:
+    def from_numbers(self, num: np.ndarray, state: _TimeState) -> None:
+        """Epoch numbers; the unit comes from ``state`` or, the first time, from the
+        median magnitude of this block's non-negative numbers."""
         if num.dtype.kind == "f":       # NaN/inf, or too large for int64 ticks: unusable
             with np.errstate(invalid="ignore"):
                 finite = np.isfinite(num) & (np.abs(num) < 9.2e18)
         else:
-            finite = np.ones(n, dtype=bool)
-        unparseable[~finite & ~missing] = True
-        if not finite.any():
+            finite = np.ones(self.n, dtype=bool)
+        finite &= ~self.missing
+        self.unparseable[~finite & ~self.missing] = True
+        self.numbers = num
+        with np.errstate(invalid="ignore"):
+            self.negative = finite & (num < 0)
+        ok = finite & ~self.negative
+        if not ok.any():
             return
-        magnitude = float(np.median(np.abs(num[finite])))
-        ticks = next(t for limit, t, _ in _EPOCH_UNITS if magnitude < limit)
-        vals = num[finite]
+        if state.ticks is None:
+            magnitude = float(np.median(num[ok]))
+            state.ticks = next(t for limit, t, _ in _EPOCH_UNITS if magnitude < limit)
+        ticks = state.ticks
+        classes = np.full(self.n, ticks, dtype=np.int64)
+        classes[ok] = _EPOCH_TICKS[np.searchsorted(_EPOCH_LIMITS, num[ok], side="right")]
+        self.classes = classes
+        self.mismatch = ok & (classes != ticks)
+        good = ok & ~self.mismatch
+        vals = num[good]
         if vals.dtype.kind == "f":
             whole = vals == np.floor(vals)
             ivals = np.where(whole, vals, 0).astype(np.int64)
         else:
             whole = np.ones(vals.shape[0], dtype=bool)
             ivals = vals.astype(np.int64)
-        idx = np.flatnonzero(finite)
-        secs[idx] = ivals // ticks
-        fractional[idx] = ~whole | ((ivals % ticks) != 0)
+        idx = np.flatnonzero(good)
+        self.secs[idx] = ivals // ticks
+        self.fractional[idx] = ~whole | ((ivals % ticks) != 0)
+
+    def checks(self, raw: Column, state: _TimeState) -> tuple[np.ndarray, np.ndarray, list[_Check]]:
+        num, classes = self.numbers, self.classes
+        checks = [
+            _Check("timestamp", self.missing, lambda i: "missing timestamp"),
+            _Check("timestamp", self.unparseable, lambda i: f"unparseable timestamp {_raw(raw, i)}"),
+            _Check("timestamp", self.negative,
+                   lambda i: f"negative epoch time {_epoch_text(num[i])}: epoch numbers count "
+                             "seconds (or ms, us, ns) after 1970-01-01T00:00:00Z"),
+            _Check("timestamp", self.mismatch,
+                   lambda i: f"{_epoch_text(num[i])} looks like {_UNIT_NAMES[int(classes[i])]} "
+                             f"while the column is in {_UNIT_NAMES[int(state.ticks or 1)]} "
+                             "(median magnitude)"),
+            _Check("timestamp", self.fractional,
+                   lambda i: f"timestamp {_raw(raw, i)} is not a whole number of seconds"),
+        ]
+        usable = ~(self.missing | self.unparseable | self.negative | self.mismatch
+                   | self.fractional)
+        return self.secs, usable, checks
+
+
+def _decide_text_kind(sample_matches: float, state: _TimeState) -> None:
+    if state.kind is None:
+        state.kind = "numbers" if sample_matches > 0.5 else "text"
+
+
+def _series_times(raw: pd.Series, state: _TimeState) -> tuple[np.ndarray, np.ndarray, list[_Check]]:
+    """Parse a pandas time column to UTC epoch seconds (see :func:`validate_frame`)."""
+    n = len(raw)
+    parts = _TimeParts(n, raw.isna().to_numpy(dtype=bool))
+
+    def from_datetimes(dt: pd.Series) -> None:
+        if getattr(dt.dt, "tz", None) is not None:
+            dt = dt.dt.tz_convert("UTC").dt.tz_localize(None)   # naive values are UTC
+        arr = dt.to_numpy()
+        parts.from_datetimes(arr.view("i8"), np.isnat(arr), _DT_TICKS[np.datetime_data(arr.dtype)[0]])
 
     if pd.api.types.is_bool_dtype(raw.dtype):
-        unparseable[~missing] = True
+        parts.unparseable[~parts.missing] = True
     elif pd.api.types.is_datetime64_any_dtype(raw.dtype):
         from_datetimes(raw)
     elif pd.api.types.is_numeric_dtype(raw.dtype):
-        if raw.dtype.kind in "iu" and not missing.any():
-            from_numbers(raw.to_numpy(dtype=np.int64))       # exact, even for nanoseconds
+        if raw.dtype.kind in "iu" and not parts.missing.any():
+            parts.from_numbers(raw.to_numpy(dtype=np.int64), state)   # exact, even for ns
         else:
-            from_numbers(raw.to_numpy(dtype=np.float64, na_value=np.nan))
+            parts.from_numbers(raw.to_numpy(dtype=np.float64, na_value=np.nan), state)
     else:
         text = raw if isinstance(raw.dtype, pd.StringDtype) else raw.astype("str")
-        blank = ~missing & text.str.strip().eq("").fillna(False).to_numpy(dtype=bool)
-        missing |= blank
-        sample = text[~missing].head(100)
-        numeric_share = sample.str.match(_NUMERIC_TEXT).mean() if len(sample) else 0.0
-        if numeric_share > 0.5:                               # epoch numbers stored as text
-            num = pd.to_numeric(text.where(~missing), errors="coerce").to_numpy(
+        blank = ~parts.missing & text.str.strip().eq("").fillna(False).to_numpy(dtype=bool)
+        parts.missing |= blank
+        if state.kind is None:
+            sample = text[~parts.missing].head(100)
+            if len(sample):
+                _decide_text_kind(float(sample.str.match(_NUMERIC_TEXT).mean()), state)
+        if state.kind == "numbers":                               # epoch numbers stored as text
+            num = pd.to_numeric(text.where(~parts.missing), errors="coerce").to_numpy(
                 dtype=np.float64, na_value=np.nan)
-            unparseable |= ~missing & np.isnan(num)
-            from_numbers(num)
+            parts.unparseable |= ~parts.missing & np.isnan(num)
+            parts.from_numbers(num, state)
         else:
-            parsed = pd.to_datetime(text.where(~missing), format="ISO8601", utc=True,
+            parsed = pd.to_datetime(text.where(~parts.missing), format="ISO8601", utc=True,
                                     errors="coerce")
             from_datetimes(parsed)
-
-    checks = [
-        _Check("timestamp", missing, lambda i: "missing timestamp"),
-        _Check("timestamp", unparseable, lambda i: f"unparseable timestamp {_raw(raw, i)}"),
-        _Check("timestamp", fractional,
-               lambda i: f"timestamp {_raw(raw, i)} is not a whole number of seconds"),
-    ]
-    usable = ~(missing | unparseable | fractional)
-    return secs, usable, checks
+    return parts.checks(raw, state)
 
 
-def _numbers(raw: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _arrow_times(arr: pa.Array, state: _TimeState
+                 ) -> tuple[np.ndarray, np.ndarray, list[_Check]] | None:
+    """Parse an Arrow time column in C++; ``None`` when only pandas can say what is wrong."""
+    typ = arr.type
+    if pa.types.is_dictionary(typ):
+        arr, typ = arr.dictionary_decode(), typ.value_type
+    n = len(arr)
+    missing = arr.is_null().to_numpy(zero_copy_only=False)
+    if pa.types.is_date(typ):
+        arr, typ = arr.cast(pa.timestamp("s")), pa.timestamp("s")
+    if pa.types.is_timestamp(typ):
+        parts = _TimeParts(n, missing)
+        i8 = pc.fill_null(arr.cast(pa.int64()), 0).to_numpy(zero_copy_only=False)
+        parts.from_datetimes(i8, missing, _DT_TICKS[typ.unit])
+        return parts.checks(arr, state)
+    if pa.types.is_integer(typ) or pa.types.is_floating(typ):
+        parts = _TimeParts(n, missing)
+        if pa.types.is_integer(typ):
+            parts.from_numbers(pc.fill_null(arr.cast(pa.int64()), 0).to_numpy(zero_copy_only=False),
+                               state)
+        else:
+            num = pc.fill_null(arr.cast(pa.float64()), np.nan).to_numpy(zero_copy_only=False)
+            parts.missing |= np.isnan(num)
+            parts.from_numbers(num, state)
+        return parts.checks(arr, state)
+    if not (pa.types.is_string(typ) or pa.types.is_large_string(typ)):
+        return None
+    valid = arr.drop_null()
+    if len(valid) and pc.any(pc.equal(pc.utf8_trim_whitespace(valid), "")).as_py():
+        return None                        # blank cells: pandas' rules decide
+    if state.kind is None and len(valid):
+        sample = valid.slice(0, 100)
+        matches = pc.match_substring_regex(sample, _NUMERIC_TEXT.pattern)
+        _decide_text_kind(pc.mean(matches.cast(pa.float64())).as_py(), state)
+    parts = _TimeParts(n, missing)
+    if state.kind == "numbers":
+        try:
+            parts.from_numbers(pc.fill_null(arr.cast(pa.int64()), 0).to_numpy(zero_copy_only=False),
+                               state)
+            return parts.checks(arr, state)
+        except pa.ArrowInvalid:
+            pass
+        try:
+            num = pc.fill_null(arr.cast(pa.float64()), np.nan).to_numpy(zero_copy_only=False)
+        except pa.ArrowInvalid:
+            return None
+        parts.unparseable |= ~missing & np.isnan(num)
+        parts.from_numbers(num, state)
+        return parts.checks(arr, state)
+    for zoned in (state.zoned, not state.zoned):
+        try:
+            i8 = pc.fill_null(arr.cast(pa.timestamp("ns", tz="UTC" if zoned else None))
+                              .cast(pa.int64()), 0)
+        except pa.ArrowInvalid:
+            continue
+        state.zoned = zoned
+        parts.from_datetimes(i8.to_numpy(zero_copy_only=False), missing, _DT_TICKS["ns"])
+        return parts.checks(arr, state)
+    return None                            # mixed offsets, odd forms, garbage: pandas decides
+
+
+def _to_series(col: Column) -> pd.Series:
+    if isinstance(col, pd.Series):
+        return col
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks()
+    if pa.types.is_dictionary(col.type):
+        col = col.dictionary_decode()
+    return pd.Series(col.to_pandas(), copy=False)
+
+
+def _timestamp_checks(col: Column, state: _TimeState
+                      ) -> tuple[np.ndarray, np.ndarray, list[_Check]]:
+    """Parse a time column to UTC epoch seconds.
+
+    Returns the seconds (0 where unusable), the mask of usable rows, and the checks
+    (missing, unparseable, negative epoch, epoch unit unlike the column's, fractional
+    second) in reporting order.
+    """
+    if not isinstance(col, pd.Series):
+        if isinstance(col, pa.ChunkedArray):
+            col = col.combine_chunks()
+        got = _arrow_times(col, state)
+        if got is not None:
+            return got
+    series = _to_series(col)
+    return _series_times(series, state)
+
+
+def _series_numbers(raw: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Return (float64 values, missing mask, non-numeric mask) for a value column."""
     missing = raw.isna().to_numpy(dtype=bool)
     if pd.api.types.is_numeric_dtype(raw.dtype) and not pd.api.types.is_bool_dtype(raw.dtype):
@@ -245,25 +421,60 @@ def _numbers(raw: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return num, missing, ~missing & np.isnan(num)
 
 
-def _value_checks(cols: dict[str, pd.Series]) -> tuple[dict[str, np.ndarray], list[_Check]]:
+def _numbers(col: Column) -> tuple[np.ndarray, np.ndarray, np.ndarray, Column]:
+    """Return (float64 values, missing mask, non-numeric mask, the column for messages).
+
+    Arrow number and text columns convert in C++; a text block with a cell Arrow cannot
+    read as a number (or reads as NaN) goes through pandas, whose rules decide.
+    """
+    if isinstance(col, pd.Series):
+        return (*_series_numbers(col), col)
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks()
+    typ = col.type
+    if pa.types.is_dictionary(typ):
+        col, typ = col.dictionary_decode(), typ.value_type
+    if pa.types.is_integer(typ) or pa.types.is_floating(typ) or pa.types.is_decimal(typ) \
+            or pa.types.is_string(typ) or pa.types.is_large_string(typ):
+        null = col.is_null().to_numpy(zero_copy_only=False)
+        try:
+            num = pc.fill_null(col.cast(pa.float64()), np.nan).to_numpy(zero_copy_only=False)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            num = None
+        if num is not None:
+            nan = np.isnan(num)
+            if pa.types.is_string(typ) or pa.types.is_large_string(typ):
+                if (nan & ~null).any():
+                    num = None             # "NAN" and the like: pandas decides
+            if num is not None:
+                return num, nan, np.zeros(len(col), dtype=bool), col
+    series = _to_series(col)
+    return (*_series_numbers(series), series)
+
+
+def _value_checks(cols: Mapping[str, Column]) -> tuple[dict[str, np.ndarray], list[_Check]]:
     """Per-field numeric checks, then OHLC consistency, then volume, in reporting order."""
     values: dict[str, np.ndarray] = {}
     checks: list[_Check] = []
-    valid_price = np.ones(len(cols["open"]), dtype=bool)
+    n = len(cols["open"])
+    valid_price = np.ones(n, dtype=bool)
     for name in PRICE_FIELDS:
-        raw = cols[name]
-        num, missing, nonnum = _numbers(raw)
+        num, missing, nonnum, raw = _numbers(cols[name])
         values[name] = num
         inf = np.isinf(num)
         with np.errstate(invalid="ignore"):
             nonpos = ~np.isnan(num) & ~inf & (num <= 0)
+            out_of_range = ~np.isnan(num) & ~inf & ~nonpos & ((num < PRICE_MIN) | (num > PRICE_MAX))
         checks += [
             _Check(name, missing, lambda i: "missing or NaN price"),
             _Check(name, nonnum, lambda i, r=raw: f"not a number: {_raw(r, i)}"),
             _Check(name, inf, lambda i, v=num: f"non-finite price {_num(v[i])}"),
             _Check(name, nonpos, lambda i, v=num: f"non-positive price {_num(v[i])}"),
+            _Check(name, out_of_range,
+                   lambda i, v=num: f"price {_num(v[i])} is outside the supported range "
+                                    f"[{PRICE_MIN:g}, {PRICE_MAX:g}] quote units"),
         ]
-        valid_price &= ~(missing | nonnum | inf | nonpos)
+        valid_price &= ~(missing | nonnum | inf | nonpos | out_of_range)
 
     o, h, lo, c = (values[f] for f in PRICE_FIELDS)
     with np.errstate(invalid="ignore"):
@@ -280,8 +491,7 @@ def _value_checks(cols: dict[str, pd.Series]) -> tuple[dict[str, np.ndarray], li
                lambda i: f"low {_num(lo[i])} is above min(open, close) {_num(bottom[i])}"),
     ]
 
-    raw = cols["volume"]
-    vol, missing, nonnum = _numbers(raw)
+    vol, missing, nonnum, raw = _numbers(cols["volume"])
     values["volume"] = vol
     inf = np.isinf(vol)
     with np.errstate(invalid="ignore"):
@@ -299,6 +509,194 @@ def _first_failure(checks: list[_Check], i: int) -> _Check:
     return next(chk for chk in checks if chk.mask[i])
 
 
+# ---------------------------------------------------------------------------------------
+# block-by-block validation
+
+
+class _Growing:
+    """A 1-D array that grows by appending; ``final()`` hands over an owned, exact array.
+
+    Capacity beyond what is written is never touched, so an over-estimate costs
+    address space, not resident memory.
+    """
+
+    def __init__(self, dtype: type, capacity: int) -> None:
+        self._a = np.empty(max(int(capacity), 16), dtype=dtype)
+        self._n = 0
+
+    def extend(self, values: np.ndarray) -> None:
+        need = self._n + values.shape[0]
+        if need > self._a.shape[0]:
+            bigger = np.empty(max(need, int(self._a.shape[0] * 1.5)), dtype=self._a.dtype)
+            bigger[:self._n] = self._a[:self._n]
+            self._a = bigger
+        self._a[self._n:need] = values
+        self._n = need
+
+    def final(self) -> np.ndarray:
+        a, self._a = self._a, np.empty(0, dtype=self._a.dtype)
+        if a.shape[0] != self._n:
+            a.resize(self._n, refcheck=False)   # shrinks in place: no second copy
+        return a
+
+
+class BlockValidator:
+    """Validate one symbol's rows block by block, in file order, keeping the clean rows.
+
+    Each block gets the checks of :func:`validate_frame`; ordering is checked across
+    block boundaries (the last usable timestamp and its row are carried), skipped
+    rows are counted over the whole stream, and the clean rows are appended to
+    growing numpy columns, so memory is the clean columns plus one block. A time
+    column's form (epoch numbers or ISO text) and epoch unit are decided on the first
+    block that has values and kept for the rest.
+
+    Parameters
+    ----------
+    source : str
+        File name used in messages and in the report.
+    symbol : str, optional
+        Symbol recorded in the report.
+    skip_bad_rows : bool, default False
+        See :func:`validate_frame`.
+    capacity : int, default 0
+        Expected clean rows (a hint: the columns grow past it).
+    """
+
+    def __init__(self, source: str, symbol: str = "", skip_bad_rows: bool = False,
+                 capacity: int = 0) -> None:
+        self.source = str(source)
+        self.symbol = symbol
+        self.skip_bad_rows = skip_bad_rows
+        self._time = _TimeState()
+        self._prev: tuple[int, int] | None = None        # (seconds, row) of last usable time
+        self._skipped = 0
+        self._details: list[str] = []
+        self._cols = {"ts": _Growing(np.int64, capacity),
+                      **{k: _Growing(np.float64, capacity) for k in VALUE_FIELDS}}
+
+    def feed(self, columns: Mapping[str, Column], rows: np.ndarray) -> None:
+        """Check one block and keep its clean rows.
+
+        Parameters
+        ----------
+        columns : mapping of str to pandas.Series or pyarrow.Array
+            ``timestamp``, ``open``, ``high``, ``low``, ``close``, ``volume`` of the
+            block, all of length ``len(rows)``, as read (text or typed).
+        rows : numpy.ndarray of int64, shape (n,)
+            The block's 1-based data row numbers in the file (used in messages).
+
+        Raises
+        ------
+        DataError
+            For unsorted or duplicate timestamps (always, also against the previous
+            block), and, unless ``skip_bad_rows``, for the block's bad row with the
+            lowest row number.
+        """
+        n = int(rows.shape[0])
+        if n == 0:
+            return
+        secs, ts_usable, ts_checks = _timestamp_checks(columns["timestamp"], self._time)
+        values, value_checks = _value_checks(columns)
+
+        # Ordering: strictly increasing over every row with a usable timestamp.
+        pos = np.flatnonzero(ts_usable)
+        order_error: tuple[int, DataError] | None = None
+        if pos.shape[0]:
+            s = secs[pos]
+            head = [] if self._prev is None else [self._prev[0]]
+            step = np.diff(np.concatenate((head, s)).astype(np.int64, copy=False))
+            offenders = np.flatnonzero(step <= 0)
+            if offenders.shape[0]:
+                k = int(offenders[0]) + (0 if head else 1)   # index into pos of the offender
+                here = int(pos[k])
+                if k > 0:
+                    prev_secs, prev_row = int(secs[pos[k - 1]]), int(rows[pos[k - 1]])
+                else:
+                    prev_secs, prev_row = self._prev
+                if secs[here] == prev_secs:
+                    what = (f"duplicate timestamp {iso(secs[here])} (same as row {prev_row}); "
+                            "timestamps must be unique")
+                else:
+                    what = (f"timestamp {iso(secs[here])} is earlier than row {prev_row}'s "
+                            f"{iso(prev_secs)}; rows must be in ascending time order")
+                order_error = (here, DataError(self.source, what, row=int(rows[here]),
+                                               field="timestamp"))
+            self._prev = (int(s[-1]), int(rows[pos[-1]]))
+
+        checks = ts_checks + value_checks
+        bad = np.zeros(n, dtype=bool)
+        for chk in checks:
+            bad |= chk.mask
+        bad_pos = np.flatnonzero(bad)
+
+        if not self.skip_bad_rows:
+            first_bad = int(bad_pos[0]) if bad_pos.shape[0] else None
+            # An ordering offender always has a usable timestamp, so on the same row the
+            # ordering problem comes first (timestamp checks, ordering, then values).
+            if order_error is not None and (first_bad is None or order_error[0] <= first_bad):
+                raise order_error[1]
+            if first_bad is not None:
+                chk = _first_failure(checks, first_bad)
+                raise DataError(self.source, chk.describe(first_bad),
+                                row=int(rows[first_bad]), field=chk.field)
+        elif order_error is not None:
+            raise order_error[1]
+
+        room = MAX_SKIPPED_DETAILS - len(self._details)
+        for i in bad_pos[:max(room, 0)]:
+            chk = _first_failure(checks, int(i))
+            self._details.append(f"row {rows[i]} field '{chk.field}': {chk.describe(int(i))}")
+        self._skipped += int(bad_pos.shape[0])
+
+        if bad_pos.shape[0]:
+            keep = ~bad
+            self._cols["ts"].extend(secs[keep])
+            for k, v in values.items():
+                self._cols[k].extend(v[keep])
+        else:
+            self._cols["ts"].extend(secs)
+            for k, v in values.items():
+                self._cols[k].extend(v)
+
+    def finish(self, timeframe_seconds: int | None = None
+               ) -> tuple[dict[str, np.ndarray], DataQuality]:
+        """Return the clean columns and the quality report; the validator is spent.
+
+        Parameters
+        ----------
+        timeframe_seconds : int, optional
+            Bar length for the gap count; ``None`` infers it (median spacing).
+
+        Returns
+        -------
+        columns : dict of str to numpy.ndarray
+            ``ts`` (int64 UTC epoch seconds) and ``open``, ``high``, ``low``,
+            ``close``, ``volume`` (float64): owned, C-contiguous, shape (rows,).
+        quality : DataQuality
+        """
+        cols = {k: g.final() for k, g in self._cols.items()}
+        ts = cols["ts"]
+        tf = int(timeframe_seconds) if timeframe_seconds is not None else infer_timeframe_seconds(ts)
+        gaps = missing_bars = largest_gap = 0
+        if tf is not None and ts.shape[0] >= 2:
+            diffs = np.diff(ts)
+            holes = diffs[diffs > tf]
+            gaps = int(holes.shape[0])
+            if gaps:
+                missing_bars = int(((holes + tf - 1) // tf - 1).sum())
+                largest_gap = int(holes.max())
+        quality = DataQuality(
+            symbol=self.symbol, source=self.source, rows=int(ts.shape[0]),
+            first_ts=int(ts[0]) if ts.shape[0] else None,
+            last_ts=int(ts[-1]) if ts.shape[0] else None,
+            gaps=gaps, missing_bars=missing_bars, largest_gap_seconds=largest_gap,
+            zero_volume_bars=int(np.count_nonzero(cols["volume"] == 0)),
+            rows_skipped=self._skipped, skipped_details=list(self._details),
+            status="degraded" if self._skipped else "ok", timeframe_seconds=tf,
+        )
+        return cols, quality
+
+
 def validate_frame(df: pd.DataFrame, source: str, timeframe_seconds: int | None = None,
                    skip_bad_rows: bool = False, *,
                    symbol: str = "") -> tuple[pd.DataFrame, DataQuality]:
@@ -310,11 +708,15 @@ def validate_frame(df: pd.DataFrame, source: str, timeframe_seconds: int | None 
        offset, naive text read as UTC, datetimes, or epoch numbers whose unit is
        detected from the median magnitude: below 1e11 seconds, below 1e14
        milliseconds, below 1e17 microseconds, else nanoseconds) to a whole second;
+       an epoch number must not be negative, and must have the column's unit: a
+       value whose own magnitude says another unit (``1700000000000`` in a column
+       of seconds) is a bad row, named as such;
     2. timestamps are strictly increasing: a row earlier than, or equal to, the
        previous row with a usable timestamp is an error naming that row. This is
        checked on every row whose timestamp parses, before any bad row is dropped,
        and is **never** skipped: a file out of order is an error;
-    3. open, high, low, close are numbers, not NaN, finite and > 0;
+    3. open, high, low, close are numbers, not NaN, finite, > 0 and within
+       [:data:`PRICE_MIN`, :data:`PRICE_MAX`] (1e-12 to 1e12 quote units);
     4. OHLC consistency: ``high >= low``, ``high >= max(open, close)``,
        ``low <= min(open, close)``;
     5. volume is a number, not NaN, finite and >= 0.
@@ -362,81 +764,15 @@ def validate_frame(df: pd.DataFrame, source: str, timeframe_seconds: int | None 
         raise ValueError(f"timeframe_seconds must be a positive integer, got {timeframe_seconds!r}")
     source = str(source)
     labels = resolve_columns(df, source)
-    columns = {name: df[label] for name, label in labels.items()}
+    columns = {name: df[label] for name, label in labels.items() if name != "symbol"}
     n = len(df)
     if df.index.name == "row":
         row_numbers = df.index.to_numpy(dtype=np.int64)
     else:
         row_numbers = np.arange(1, n + 1, dtype=np.int64)
-
-    secs, ts_usable, ts_checks = _timestamp_checks(columns["timestamp"])
-    values, value_checks = _value_checks(columns)
-
-    # Ordering: strictly increasing over every row with a usable timestamp.
-    pos = np.flatnonzero(ts_usable)
-    step = np.diff(secs[pos])
-    offenders = np.flatnonzero(step <= 0)
-    order_error: tuple[int, DataError] | None = None
-    if offenders.shape[0]:
-        k = int(offenders[0])
-        here, prev = int(pos[k + 1]), int(pos[k])
-        if secs[here] == secs[prev]:
-            what = (f"duplicate timestamp {iso(secs[here])} (same as row {row_numbers[prev]}); "
-                    "timestamps must be unique")
-        else:
-            what = (f"timestamp {iso(secs[here])} is earlier than row {row_numbers[prev]}'s "
-                    f"{iso(secs[prev])}; rows must be in ascending time order")
-        order_error = (here, DataError(source, what, row=int(row_numbers[here]), field="timestamp"))
-
-    checks = ts_checks + value_checks
-    bad = np.zeros(n, dtype=bool)
-    for chk in checks:
-        bad |= chk.mask
-    bad_pos = np.flatnonzero(bad)
-
-    if not skip_bad_rows:
-        first_bad = int(bad_pos[0]) if bad_pos.shape[0] else None
-        # An ordering offender always has a usable timestamp, so on the same row the
-        # ordering problem comes first (timestamp checks, ordering, then values).
-        if order_error is not None and (first_bad is None or order_error[0] <= first_bad):
-            raise order_error[1]
-        if first_bad is not None:
-            chk = _first_failure(checks, first_bad)
-            raise DataError(source, chk.describe(first_bad), row=int(row_numbers[first_bad]),
-                            field=chk.field)
-    elif order_error is not None:
-        raise order_error[1]
-
-    details = []
-    for i in bad_pos[:MAX_SKIPPED_DETAILS]:
-        chk = _first_failure(checks, int(i))
-        details.append(f"row {row_numbers[i]} field '{chk.field}': {chk.describe(int(i))}")
-
-    keep = ~bad
-    ts = np.ascontiguousarray(secs[keep], dtype=np.int64)
+    validator = BlockValidator(source, symbol, skip_bad_rows, capacity=n)
+    validator.feed(columns, row_numbers)
+    cols, quality = validator.finish(timeframe_seconds)
     # copy=False: one block per column, no consolidation copy of a million-row frame.
-    clean = pd.DataFrame({"ts": ts, **{k: np.ascontiguousarray(v[keep], dtype=np.float64)
-                                       for k, v in values.items()}}, copy=False)
-
-    tf = int(timeframe_seconds) if timeframe_seconds is not None else infer_timeframe_seconds(ts)
-    gaps = missing_bars = largest_gap = 0
-    if tf is not None and ts.shape[0] >= 2:
-        diffs = np.diff(ts)
-        holes = diffs[diffs > tf]
-        gaps = int(holes.shape[0])
-        if gaps:
-            missing_bars = int(((holes + tf - 1) // tf - 1).sum())
-            largest_gap = int(holes.max())
-
-    rows_skipped = int(bad_pos.shape[0])
-    quality = DataQuality(
-        symbol=symbol, source=source, rows=int(ts.shape[0]),
-        first_ts=int(ts[0]) if ts.shape[0] else None,
-        last_ts=int(ts[-1]) if ts.shape[0] else None,
-        gaps=gaps, missing_bars=missing_bars, largest_gap_seconds=largest_gap,
-        zero_volume_bars=int(np.count_nonzero(clean["volume"].to_numpy() == 0)),
-        rows_skipped=rows_skipped, skipped_details=details,
-        status="degraded" if rows_skipped else "ok", timeframe_seconds=tf,
-    )
+    clean = pd.DataFrame(cols, copy=False)
     return clean, quality
-

@@ -8,6 +8,7 @@ quantities down to the base increment.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, Decimal
 from functools import lru_cache
@@ -157,28 +158,42 @@ def infer_instrument(symbol: str, prices: "list[float] | object") -> Instrument:
     symbol : str
         ``BASE-QUOTE`` or a bare ticker (quote assumed ``USD``).
     prices : sequence of float
-        A sample of prices from the data (open/high/low/close).
+        A sample of prices from the data (open/high/low/close), quote units; only the
+        first 5000 are looked at.
 
     Returns
     -------
     Instrument
-        Price increment = ``10**-d`` where ``d`` is the most decimals seen (capped at
-        8); quantity increment ``1e-8``; min notional 1 quote unit; ``source`` says
-        the spec was inferred.
+        Price increment = ``10**-d`` where ``d`` is the most decimals seen, at least 2
+        and at most ``max(8, 3 - floor(log10(p_min)))`` for the smallest positive
+        price ``p_min`` (8 for any price from 1e-5 up; a price of 1e-12 may have 15,
+        so its increment keeps four significant digits); a price written in exponent
+        notation counts as that cap. Quantity increment ``1e-8`` base units, or
+        coarser for prices below 1 quote unit per 1e8 base units:
+        ``10**floor(log10(1e-8 / p_min))``, so that a position worth up to 1e15
+        quote units stays within 28 significant digits (the decimal context's
+        precision) at any price down to the validated minimum of 1e-12. Min notional
+        1 quote unit; ``source`` says the spec was inferred.
     """
+    sample = [float(p) for p in list(prices)[:5000]]
+    positive = [p for p in sample if p > 0 and math.isfinite(p)]
+    p_min = min(positive) if positive else 1.0
+    cap = max(8, 3 - math.floor(math.log10(p_min)))
     decimals = 0
-    for p in list(prices)[:5000]:
-        text = repr(float(p))
+    for p in sample:
+        text = repr(p)
         if "e" in text or "E" in text:
-            decimals = 8
+            decimals = cap
             break
         if "." in text:
             frac = text.split(".", 1)[1].rstrip("0")
             decimals = max(decimals, len(frac))
-    decimals = min(max(decimals, 2), 8)
+    decimals = min(max(decimals, 2), cap)
+    lot = max(-8, math.floor(math.log10(1e-8 / p_min)))
     base, _, quote = symbol.upper().partition("-")
     return Instrument(
         symbol.upper(), base, quote or "USD",
-        Decimal(1).scaleb(-decimals), Decimal("0.00000001"), Decimal("1"), None,
+        Decimal(1).scaleb(-decimals), Decimal(1).scaleb(lot) if lot > -8 else Decimal("0.00000001"),
+        Decimal("1"), None,
         source="inferred from data",
     )
