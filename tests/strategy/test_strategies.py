@@ -332,3 +332,29 @@ def test_subclass_name_defaults_to_its_class_name() -> None:
 
     assert MyBreakout.name == "MyBreakout" and Named.name == "named"
     assert DonchianBreakout.name == "donchian"
+
+
+def test_describe_params_gives_type_default_range_and_description() -> None:
+    from typing import Literal
+
+    from pydantic import Field
+
+    from tradewarden.strategy import StrategyParams, describe_params
+
+    rows = {p.name: p for p in describe_params(DonchianBreakout)}
+    assert list(rows) == list(DonchianParams.model_fields)
+    e = rows["entry_window"]
+    assert (e.type, e.default, e.bounds) == ("int", "20", "2..1000")
+    assert e.description.startswith("enter when the close breaks")
+    assert (rows["use_bracket"].type, rows["use_bracket"].default) == ("bool", "true")
+    assert rows["stop_atr"].bounds == "> 0"
+
+    class Odd(StrategyParams):
+        mode: Literal["fast", "slow"] = "fast"
+        cap: float | None = Field(None, lt=5)
+        need: int
+
+    odd = {p.name: p for p in describe_params(type("S", (DonchianBreakout,), {"Params": Odd}))}
+    assert odd["mode"].type == "'fast' | 'slow'" and odd["mode"].default == "fast"
+    assert odd["cap"].type == "float | none" and odd["cap"].bounds == "< 5"
+    assert odd["need"].default == "required" and odd["need"].description == ""

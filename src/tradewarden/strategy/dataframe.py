@@ -326,23 +326,30 @@ class DataFrameStrategy(Strategy):
 
     def _reason_codes(self, out: pd.DataFrame, col: str, default: str, mask: np.ndarray,
                       reasons: list[str]) -> np.ndarray:
-        n = len(out)
+        """Reason index per bar (read where ``mask``); new labels are appended to ``reasons``.
+
+        Only the signal bars' values are read, so a reason column costs little however
+        long the frame is.
+        """
         if default not in reasons:
             reasons.append(default)
-        codes = np.full(n, reasons.index(default), dtype=np.int16)
-        if col not in out.columns:
+        codes = np.full(len(out), reasons.index(default), dtype=np.int16)
+        if col not in out.columns or not mask.any():
             return codes
-        s = out[col]
-        vals = s.to_numpy(dtype=object)
-        missing = s.isna().to_numpy()
-        bad = ~missing & np.array([not isinstance(v, str) for v in vals], dtype=bool)
+        idx = np.flatnonzero(mask)
+        vals = out[col].iloc[idx].to_numpy(dtype=object)
+        missing = pd.isna(vals)
+        text = np.fromiter((isinstance(v, str) for v in vals), bool, len(vals))
+        bad = ~missing & ~text
         if bad.any():
             i = int(np.argmax(bad))
             raise StrategyOutputError(
                 f"strategy {self.name!r}: column {col!r} holds {type(vals[i]).__name__} {vals[i]!r} "
-                f"at {out.index[i]}; reasons are text labels")
-        use = mask & ~missing & np.array([bool(v) if isinstance(v, str) else False for v in vals])
-        labels = pd.unique(vals[use]) if use.any() else []
+                f"at {out.index[idx[i]]}; reasons are text labels")
+        use = text & np.fromiter((isinstance(v, str) and v != "" for v in vals), bool, len(vals))
+        if not use.any():
+            return codes
+        found, labels = pd.factorize(vals[use])
         if len(labels) > MAX_REASON_LABELS:
             raise StrategyOutputError(
                 f"strategy {self.name!r}: column {col!r} has {len(labels)} distinct labels at signal "
@@ -350,9 +357,8 @@ class DataFrameStrategy(Strategy):
         for label in labels:
             if label not in reasons:
                 reasons.append(label)
-        if use.any():
-            lut = {r: i for i, r in enumerate(reasons)}
-            codes[use] = [lut[v] for v in vals[use]]
+        lut = np.array([reasons.index(label) for label in labels], dtype=np.int16)
+        codes[idx[use]] = lut[found]
         return codes
 
 
