@@ -109,7 +109,7 @@ def check_lookahead(
     strategy: str = typer.Option(..., "--strategy", help="Built-in name, FILE.py:CLASS, package.module:CLASS or an installed entry-point name (see warden strategies list)."),
     data: Optional[Path] = typer.Option(None, "--data", help="Your OHLCV CSV/Parquet file or directory (as for warden replay). Default: the bundled Coinbase 1h samples."),
     symbols: Optional[str] = typer.Option(None, "--symbols", "-s", help="Comma-separated symbols. Default: every bundled symbol, or every symbol in a --data file with a symbol column."),
-    timeframe: Optional[str] = typer.Option(None, "--timeframe", help="Bar length (1m ... 1d); coarser than the data resamples. Default: as warden replay."),
+    timeframe: Optional[str] = typer.Option(None, "--timeframe", help="Bar length (1m, 5m, 15m, 30m, 1h, 2h, 4h, 6h, 12h, 1d); coarser than the data resamples. Default: the data's own bar length."),
     param: list[str] = typer.Option([], "--param", "-p", help="Strategy parameter key=value; repeat for several."),
     samples: int = typer.Option(20, "--samples", min=1, max=10_000, help="Cut points per symbol at which the history is truncated."),
 ) -> None:
@@ -128,8 +128,7 @@ def check_lookahead(
         wanted = [s for s in symbols.split(",") if s.strip()] if symbols else None
         if symbols is not None and not wanted:
             raise ValueError("--symbols is empty")
-        kwargs = {"timeframe": timeframe} if timeframe else {}
-        loaded = load_market_data(wanted, data, **kwargs)
+        loaded = load_market_data(wanted, data, timeframe=timeframe or None)
         series = dict(loaded.series)
         report = run_check(strat, series, samples)
     except typer.Exit:

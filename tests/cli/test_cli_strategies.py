@@ -172,7 +172,11 @@ def test_check_lookahead_reads_user_data(tmp_path) -> None:
     res = invoke("check-lookahead", "--strategy", "donchian", "--data", str(tmp_path),
                  "--symbols", "SOL-USD", "--samples", "4")
     assert res.exit_code == 0, res.output
-    assert "SOL-USD 3,000 bars" in " ".join(res.output.split())
+    assert "SOL-USD 3,000 bars" in " ".join(res.output.split())       # the data's own 1h bars
+    res = invoke("check-lookahead", "--strategy", "donchian", "--data", str(tmp_path / "SOL-USD.csv"),
+                 "--symbols", "SOL-USD", "--timeframe", "4h", "--samples", "4")
+    assert res.exit_code == 0, res.output
+    assert "SOL-USD 750 bars" in " ".join(res.output.split())         # resampled to 4h
 
 
 # ---------------------------------------------------------------------- README examples
