@@ -199,8 +199,9 @@ def test_module_of_an_installed_distribution_names_it() -> None:
                    f"#sha256={sha(Path(mod.__file__))}")
 
 
-def test_module_errors_are_one_line(package) -> None:
+def test_module_errors_are_one_line(package, strat_file, monkeypatch) -> None:
     name, _ = package
+    monkeypatch.chdir(strat_file.parent)
     assert one_line_error("nosuch_pkg_xyz.mod:X") == (
         "--strategy 'nosuch_pkg_xyz.mod:X': module 'nosuch_pkg_xyz.mod' not found (install its "
         "package or add it to PYTHONPATH)")
@@ -210,6 +211,9 @@ def test_module_errors_are_one_line(package) -> None:
     assert msg.endswith("broken.py line 1)")
     assert one_line_error(f"{name}.strats:Nope") == (
         f"module '{name}.strats' has no class 'Nope'; strategies there: Breakout")
+    assert one_line_error("my_strat:Breakout") == (              # .py forgotten
+        "--strategy 'my_strat:Breakout': module 'my_strat' not found; for the file, write "
+        "./my_strat.py:ClassName")
     assert one_line_error("not-a-module:X") == (
         "--strategy 'not-a-module:X': 'not-a-module' is neither a .py file nor a package.module path")
 

@@ -67,6 +67,22 @@ def test_shift_minus_one_and_whole_column_statistics_are_caught(btc, series) -> 
     assert "sma" in report.columns and "sma" not in by_col and "close" not in by_col
 
 
+class LeakyReason(DataFrameStrategy):
+    def populate(self, df):
+        up = df["close"].shift(-3) > df["close"]                        # three bars ahead
+        df["enter_long"] = df["close"] > df["open"]
+        df["exit_long"] = df["close"] < df["open"]
+        df["enter_reason"] = np.where(up, "will_rise", "green_bar")
+        return df
+
+
+def test_a_leak_in_a_text_column_is_caught(btc) -> None:
+    report = check_lookahead(LeakyReason(), {"BTC-USD": btc.slice(0, 3_000)}, samples=5)
+    assert {f.column for f in report.findings} == {"enter_reason"}
+    f = report.findings[0]
+    assert {f.partial, f.full} == {"'will_rise'", "'green_bar'"} and f.cut - 3 < f.bar <= f.cut
+
+
 class ShortWarmup(DataFrameStrategy):
     record = ("ema",)
     warmup_bars = 30

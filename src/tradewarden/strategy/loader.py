@@ -274,9 +274,10 @@ def _import(module_name: str, label: str) -> ModuleType:
     except ModuleNotFoundError as exc:
         missing = exc.name or ""
         if missing and (module_name == missing or module_name.startswith(missing + ".")):
-            raise StrategyLoadError(
-                f"{label}: module {module_name!r} not found (install its package or add it to "
-                "PYTHONPATH)") from None
+            as_file = Path(module_name.replace(".", "/") + ".py")
+            hint = (f"; for the file, write ./{as_file}:ClassName" if as_file.is_file()
+                    else " (install its package or add it to PYTHONPATH)")
+            raise StrategyLoadError(f"{label}: module {module_name!r} not found{hint}") from None
         raise StrategyLoadError(f"{label}: importing {module_name!r} failed: "
                                 f"{_exc_line(exc)}{_exc_where(exc, None)}") from None
     except SyntaxError as exc:

@@ -176,9 +176,14 @@ def _differs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return ~same
     if a.dtype.kind == "b" and b.dtype.kind == "b":
         return a != b
-    pa, pb = pd.Series(a, dtype=object), pd.Series(b, dtype=object)
-    both_missing = (pa.isna() & pb.isna()).to_numpy()
-    ne = np.array([not _same(x, y) for x, y in zip(a.tolist(), b.tolist())], dtype=bool)
+    both_missing = pd.isna(a) & pd.isna(b)
+    try:
+        ne = np.asarray(a != b, dtype=bool)
+        if ne.shape != a.shape:
+            raise ValueError("not element-wise")
+    except (TypeError, ValueError):
+        ne = np.array([not _same(x, y) for x, y in zip(a.tolist(), b.tolist(), strict=True)],
+                      dtype=bool)
     return ne & ~both_missing
 
 
