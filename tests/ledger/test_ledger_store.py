@@ -20,7 +20,7 @@ def test_migrations_create_exactly_the_schema(tmp_path):
         diff = compare_metadata(MigrationContext.configure(conn), schema.metadata)
         version = conn.exec_driver_sql("select version_num from alembic_version").scalar_one()
     assert diff == []
-    assert version == "0001"
+    assert version == "0002"
     names = set(inspect(engine).get_table_names())
     assert {"runs", "decisions", "orders", "fills", "trades", "equity", "events"} <= names
     with sqlite3.connect(tmp_path / "l.db") as c:

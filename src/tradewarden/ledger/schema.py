@@ -9,6 +9,10 @@ Conventions
 * Money and quantities are exact decimals: TEXT on SQLite, NUMERIC on PostgreSQL
   (:class:`DecimalText`). High-volume mark-to-market numbers (decision ``close`` and
   inputs, equity snapshots) are REAL.
+* ``runs`` records the process running each run (``pid``, ``host``,
+  ``process_start``) and its ``heartbeat_at``, so a later command can tell a run
+  whose process died (``crashed``) from one still running; ``summary`` caches the
+  report's headline figures (JSON) for ``warden runs`` and ``warden compare``.
 * ``decisions`` holds one row per bar per symbol, holds and blocks included, with
   the bar ``close`` and ``equity``: the mark-to-market equity of the decision's
   account (the symbol in ``independent`` mode, ``portfolio`` otherwise) at that
@@ -83,13 +87,21 @@ runs = Table(
     Column("initial_capital", DecimalText, nullable=False),  # per symbol (independent) or total
     Column("started_at", String(32), nullable=False),
     Column("completed_at", String(32)),
-    Column("status", String(16), nullable=False),         # running | completed | failed
+    # running | completed | failed | interrupted (stopped by a signal, what was
+    # processed is committed) | crashed (its process is gone; found by a later command)
+    Column("status", String(16), nullable=False),
     Column("error", Text),
     Column("bars_processed", Integer, default=0),
     Column("decisions", Integer, default=0),
     Column("trades_opened", Integer, default=0),
     Column("trades_closed", Integer, default=0),
     Column("notes", Text),
+    # Liveness (migration 0002): the process running the run and when it last reported.
+    Column("pid", Integer),
+    Column("host", String(255)),
+    Column("process_start", String(64)),  # boot id and start time of pid: tells pid reuse apart
+    Column("heartbeat_at", String(32)),   # UTC ISO, wall clock (bookkeeping)
+    Column("summary", Text),              # JSON: the report's headline figures
 )
 Index("ix_runs_started_at", runs.c.started_at)
 

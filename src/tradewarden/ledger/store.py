@@ -11,23 +11,32 @@ per bar: the engine hands over one batch per chunk, and on SQLite a chunk's batc
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
+import time
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from sqlalchemy import create_engine, event, select, update
-from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy import case, create_engine, event, func, inspect, select, update
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from tradewarden.domain import Fill, Order, Trade
 from tradewarden.ledger import schema
+from tradewarden.ledger.lifecycle import process_alive, this_process
 
 DEFAULT_DB = "warden-out/ledger.db"
+#: Environment variable: seconds to wait for a database locked by another process.
+BUSY_TIMEOUT_ENV = "TRADEWARDEN_BUSY_TIMEOUT"
+DEFAULT_BUSY_TIMEOUT = 10.0
+#: Seconds between two heartbeats of a running run (at most one per chunk).
+HEARTBEAT_SECONDS = 2.0
 
 
 def utcnow_iso() -> str:
@@ -40,74 +49,359 @@ class LedgerError(RuntimeError):
     """The ledger cannot be opened or written; the message names the database."""
 
 
+_PASSWORD_IN_URL = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
+
+
+def display_db(db: str | os.PathLike[str] | URL) -> str:
+    """Return ``--db`` as it may be shown: a path as given, a URL with its password masked.
+
+    Parameters
+    ----------
+    db : str, path or sqlalchemy.engine.URL
+
+    Returns
+    -------
+    str
+        The path unchanged, or the URL rendered by SQLAlchemy with
+        ``hide_password=True`` (``postgresql://user:***@host/db``). Text that is not a
+        valid URL still has anything between ``user:`` and ``@`` masked.
+    """
+    if isinstance(db, URL):
+        return db.render_as_string(hide_password=True)
+    text = str(db)
+    if "://" not in text:
+        return text
+    try:
+        return make_url(text).render_as_string(hide_password=True)
+    except ArgumentError:
+        return _PASSWORD_IN_URL.sub(r"\1***@", text)
+
+
+def _scrub(message: str, db: str | os.PathLike[str] | URL | None) -> str:
+    """Remove the database password from an error message, wherever it appears."""
+    from urllib.parse import quote
+
+    url = None
+    if isinstance(db, URL):
+        url = db
+    elif db is not None and "://" in str(db):
+        try:
+            url = make_url(str(db))
+        except ArgumentError:
+            url = None
+    if url is not None and url.password:
+        secret = str(url.password)
+        for form in {secret, quote(secret, safe="")}:
+            message = message.replace(form, "***")
+    return _PASSWORD_IN_URL.sub(r"\1***@", message)
+
+
+def busy_timeout_seconds(value: float | None = None) -> float:
+    """Return how long to wait for a locked database, in seconds.
+
+    Parameters
+    ----------
+    value : float, optional
+        Explicit value; otherwise ``$TRADEWARDEN_BUSY_TIMEOUT``, otherwise 10.
+
+    Raises
+    ------
+    LedgerError
+        If the environment variable is not a finite, non-negative number.
+    """
+    if value is None:
+        env = os.environ.get(BUSY_TIMEOUT_ENV, "").strip()
+        if not env:
+            return DEFAULT_BUSY_TIMEOUT
+        try:
+            value = float(env)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and value >= 0):
+            raise LedgerError(f"{BUSY_TIMEOUT_ENV}={env!r}: not a number of seconds >= 0")
+    return float(value)
+
+
+def describe_db_error(exc: BaseException, db: str | os.PathLike[str] | URL,
+                      busy_timeout: float | None = None) -> str:
+    """Return one line saying what went wrong with the database, without its password.
+
+    Recognises SQLite's messages (from ``sqlite3`` or the ADBC driver): a locked
+    database, a full disk, a file that is not a database, a corrupted file, a missing
+    table or column, a read-only file; anything else is the driver's first line.
+
+    Parameters
+    ----------
+    exc : BaseException
+        A DBAPI error, possibly wrapped by SQLAlchemy (its ``orig`` is used).
+    db : str, path or URL
+        The ``--db`` value, shown with its password masked.
+    busy_timeout : float, optional
+        Seconds waited for a lock (named in the "locked" message).
+    """
+    shown = display_db(db)
+    orig = getattr(exc, "orig", None) or exc
+    lines = [ln.strip() for ln in str(orig).strip().splitlines() if ln.strip()]
+    text = lines[0] if lines else type(orig).__name__
+    text = re.sub(r"^(?:[A-Z_]+: )+(?:failed to execute: |Failed to step query: )?", "", text)
+    text = _scrub(text, db)
+    low = text.lower()
+    if "database is locked" in low or "database table is locked" in low or "sqlite_busy" in low:
+        waited = busy_timeout_seconds(busy_timeout)
+        return (f"--db {shown}: the database is locked by another process (waited {waited:g} s; "
+                f"set {BUSY_TIMEOUT_ENV}=SECONDS to wait longer)")
+    if "disk is full" in low or "no space left" in low or "disk full" in low:
+        return (f"--db {shown}: disk full ({text}); what was committed before is intact, "
+                "the uncommitted chunk was rolled back")
+    if "file is not a database" in low or "not a database" in low:
+        return f"--db {shown}: not an SQLite database ({text})"
+    if "malformed" in low or "corrupt" in low:
+        return f"--db {shown}: the database file is corrupted ({text})"
+    if "no such table" in low or "no such column" in low or "has no column" in low:
+        return f"--db {shown}: not a complete tradewarden ledger ({text})"
+    if "readonly" in low or "read-only" in low:
+        return f"--db {shown}: the database is read-only ({text})"
+    return f"--db {shown}: {text}"
+
+
+def _url(db: str | os.PathLike[str]) -> URL:
+    text = str(db)
+    if "://" in text:
+        try:
+            return make_url(text)
+        except ArgumentError as exc:
+            raise LedgerError(f"--db {display_db(text)!r}: not a valid SQLAlchemy URL "
+                              f"({_scrub(str(exc), None)})") from None
+    return URL.create("sqlite", database=str(Path(text).expanduser().resolve()))
+
+
 def resolve_url(db: str | os.PathLike[str]) -> str:
-    """Turn ``--db`` (a file path or an SQLAlchemy URL) into a URL.
+    """Turn ``--db`` (a file path or an SQLAlchemy URL) into a URL string.
+
+    A path becomes ``sqlite:///<absolute path>``, with characters that mean something
+    in a URL (``%``, ``?``, ``#``) escaped so that the URL parses back to the path.
 
     Raises
     ------
     LedgerError
         If the value is neither a path nor a valid URL.
     """
-    text = str(db)
-    if "://" in text:
-        try:
-            make_url(text)
-        except ArgumentError as exc:
-            raise LedgerError(f"--db {text!r}: not a valid SQLAlchemy URL ({exc})") from None
-        return text
-    return f"sqlite:///{Path(text).expanduser().resolve()}"
+    return _url(db).render_as_string(hide_password=False)
 
 
-def _sqlite_path(url: str) -> str | None:
-    u = make_url(url)
+def _sqlite_path(url: str | URL) -> str | None:
+    u = url if isinstance(url, URL) else make_url(url)
     if u.get_backend_name() != "sqlite":
         return None
     return u.database or ":memory:"
 
 
-def open_engine(db: str | os.PathLike[str], *, migrate: bool = True) -> Engine:
-    """Open the ledger database and bring its schema to the latest migration.
+def open_engine(db: str | os.PathLike[str], *, migrate: bool = True, create: bool = True,
+                busy_timeout: float | None = None) -> Engine:
+    """Open the ledger database, check it is a tradewarden ledger, and bring its schema
+    to the latest migration.
 
-    SQLite files get ``journal_mode=WAL``, ``synchronous=NORMAL`` and a busy timeout.
+    SQLite files get a busy timeout (``busy_timeout`` or ``$TRADEWARDEN_BUSY_TIMEOUT``,
+    default 10 s) and ``synchronous=NORMAL``; a new file gets 64 KiB pages and
+    ``journal_mode=WAL``. After opening, runs left ``running`` by a process that is
+    gone are marked ``crashed`` (:func:`mark_lost_runs`).
+
+    Parameters
+    ----------
+    db : str or path
+        SQLite file path or SQLAlchemy URL.
+    migrate : bool
+        Apply pending migrations (a ledger written by an older tradewarden). The
+        migrations only add tables and nullable columns, so this is done for reading
+        commands too.
+    create : bool
+        Create the file, its directory and the schema when missing. Reading commands
+        pass ``False``: a missing or empty database is ``no ledger at PATH``.
+    busy_timeout : float, optional
+        Seconds to wait for a lock held by another process.
 
     Raises
     ------
     LedgerError
-        If the file's directory cannot be created or written, or the database
-        cannot be opened or migrated; the message names the database.
+        ``no ledger at PATH`` (``create=False``); a directory that cannot be created
+        or written; a file that is not an SQLite database, is corrupted, is locked past
+        the timeout, holds another application's tables, lacks ledger tables or
+        columns, or has a schema revision newer than this tradewarden. The message
+        names the database, with any password masked.
     """
-    url = resolve_url(db)
+    url = _url(db)
+    shown = display_db(db)
+    timeout = busy_timeout_seconds(busy_timeout)
     path = _sqlite_path(url)
     if path and path != ":memory:":
         p = Path(path)
-        try:
-            p.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise LedgerError(f"--db {db}: cannot create directory {p.parent}: {exc.strerror}") from None
-        if not os.access(p.parent, os.W_OK) or (p.exists() and not os.access(p, os.W_OK)):
-            raise LedgerError(f"--db {db}: {p if p.exists() else p.parent} is not writable")
+        if not p.exists():
+            if not create:
+                raise LedgerError(f"no ledger at {shown}")
+            try:
+                p.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise LedgerError(f"--db {shown}: cannot create directory {p.parent}: "
+                                  f"{exc.strerror}") from None
+            if not os.access(p.parent, os.W_OK):
+                raise LedgerError(f"--db {shown}: {p.parent} is not writable")
+        elif p.is_dir():
+            raise LedgerError(f"--db {shown}: is a directory, not a database file")
+        elif create and not os.access(p, os.W_OK):
+            raise LedgerError(f"--db {shown}: {p} is not writable")
     try:
         engine = create_engine(url, future=True)
     except Exception as exc:  # driver missing, bad options
-        raise LedgerError(f"--db {db}: cannot open ({exc})") from None
+        raise LedgerError(f"--db {shown}: cannot open ({_scrub(str(exc), url)})") from None
     if engine.dialect.name == "sqlite":
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn, _record):  # noqa: ANN001
             cur = dbapi_conn.cursor()
-            # Takes effect only on a new, empty file. Large pages make the append-only
-            # decisions B-tree split less often (measured ~0.2 us less per row than 8 KiB).
-            cur.execute("PRAGMA page_size=65536")
-            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
             cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute("PRAGMA busy_timeout=10000")
             cur.close()
-    if migrate:
-        try:
-            from tradewarden.ledger.migrate import upgrade
-            upgrade(engine)
-        except OperationalError as exc:
-            raise LedgerError(f"--db {db}: cannot open or migrate: {exc.orig}") from None
+    try:
+        _prepare(engine, shown, create=create, migrate=migrate)
+    except LedgerError:
+        engine.dispose()
+        raise
+    except Exception as exc:    # DBAPI errors, and what a driver raises on connect
+        engine.dispose()
+        raise LedgerError(describe_db_error(exc, db, timeout)) from None
+    mark_lost_runs(engine)
     return engine
+
+
+def _prepare(engine: Engine, shown: str, *, create: bool, migrate: bool) -> None:
+    """Check what the database holds; initialise or migrate it; check its tables."""
+    from tradewarden.ledger.migrate import (
+        VERSION_TABLE,
+        current_revision,
+        head_revision,
+        known_revisions,
+        upgrade,
+    )
+
+    with engine.connect() as conn:
+        names = set(inspect(conn).get_table_names())
+        revision = current_revision(conn) if VERSION_TABLE in names else None
+    head = head_revision()
+    if revision is None:
+        others = sorted(names - {VERSION_TABLE})
+        if others:
+            more = f", ... ({len(others)} tables)" if len(others) > 5 else ""
+            raise LedgerError(f"--db {shown}: not a tradewarden ledger (it holds "
+                              f"{', '.join(others[:5])}{more} and no {VERSION_TABLE} table)")
+        if not create:
+            raise LedgerError(f"no ledger at {shown} (the database is empty)")
+        if engine.dialect.name == "sqlite":
+            with engine.connect() as conn:
+                # Before the first table: large pages make the append-only decisions
+                # B-tree split less often (measured ~0.2 us less per row than 8 KiB).
+                conn.exec_driver_sql("PRAGMA page_size=65536")
+                conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+    elif revision not in known_revisions():
+        raise LedgerError(f"--db {shown}: ledger schema revision {revision!r} is unknown to "
+                          f"this tradewarden (its latest is {head!r}); was it written by a "
+                          "newer version?")
+    if migrate and revision != head:
+        upgrade(engine)
+    if migrate or revision == head:
+        check_structure(engine, shown)
+
+
+def check_structure(engine: Engine, shown: str | None = None) -> None:
+    """Check that every ledger table and column exists.
+
+    Raises
+    ------
+    LedgerError
+        ``--db X: malformed ledger: missing table(s) ...`` or ``table T lacks
+        column(s) ...``.
+    """
+    shown = shown or display_db(engine.url)
+    with engine.connect() as conn:
+        insp = inspect(conn)
+        present = set(insp.get_table_names())
+        missing = [t.name for t in schema.ALL_TABLES if t.name not in present]
+        if missing:
+            raise LedgerError(f"--db {shown}: malformed ledger: missing table(s) "
+                              f"{', '.join(missing)}")
+        for table in schema.ALL_TABLES:
+            have = {c["name"] for c in insp.get_columns(table.name)}
+            lacking = [c.name for c in table.columns if c.name not in have]
+            if lacking:
+                raise LedgerError(f"--db {shown}: malformed ledger: table {table.name} lacks "
+                                  f"column(s) {', '.join(lacking)}")
+
+
+def recorded_counts(conn: Any, run_id: str) -> dict[str, int]:
+    """Count what the ledger holds for a run (what a stopped run's row should say).
+
+    Returns
+    -------
+    dict
+        ``bars_processed`` (decision rows less end-of-data liquidations),
+        ``decisions``, ``trades_opened`` (entry fills) and ``trades_closed``.
+    """
+    d, t, f = schema.decisions.c, schema.trades.c, schema.fills.c
+    n, eod = conn.execute(select(func.count(), func.coalesce(func.sum(
+        case((d.reason == "end_of_data", 1), else_=0)), 0)).where(d.run_id == run_id)).one()
+    closed = conn.execute(select(func.count()).where(t.run_id == run_id)).scalar_one()
+    opened = conn.execute(select(func.count()).where(f.run_id == run_id, f.role == "entry")
+                          ).scalar_one()
+    return {"bars_processed": int(n) - int(eod), "decisions": int(n),
+            "trades_opened": int(opened), "trades_closed": int(closed)}
+
+
+def mark_lost_runs(engine: Engine) -> list[str]:
+    """Mark ``running`` runs whose process is gone as ``crashed``; return their ids.
+
+    A run is lost when it was started on this host and its process no longer exists,
+    is a zombie, or its pid now belongs to another process (the recorded start time
+    differs; see :mod:`tradewarden.ledger.lifecycle`). Runs started on another host,
+    or recorded before the ledger kept pids, are left alone. A crashed run's ``error``
+    says when it was last seen (its heartbeat), and its counts are what the ledger
+    holds. Best effort: a database that cannot be written now is left as it is.
+    """
+    r = schema.runs.c
+    me = this_process()
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(select(r.run_id, r.pid, r.host, r.process_start, r.heartbeat_at,
+                                       r.started_at).where(r.status == "running")).all()
+        lost = [row for row in rows if row.pid is not None and row.host == me.host
+                and not process_alive(int(row.pid), row.process_start)]
+        for row in lost:
+            seen = row.heartbeat_at or row.started_at
+            with engine.begin() as conn:
+                counts = recorded_counts(conn, row.run_id)
+                conn.execute(update(schema.runs).where(r.run_id == row.run_id,
+                                                       r.status == "running").values(
+                    status="crashed", **counts,
+                    error=f"process {row.pid} on {row.host} ended without finishing the run "
+                          f"(killed or crashed); last seen {seen}"))
+    except SQLAlchemyError:
+        return []
+    return [row.run_id for row in lost]
+
+
+def save_summary(engine: Engine, run_id: str, summary: Mapping[str, Any]) -> bool:
+    """Store a run's headline figures (JSON) in ``runs.summary``.
+
+    Returns
+    -------
+    bool
+        ``False`` when the database could not be written (a read-only copy, a lock);
+        the summary is a cache, so reading commands carry on.
+    """
+    try:
+        with engine.begin() as conn:
+            conn.execute(update(schema.runs).where(schema.runs.c.run_id == run_id)
+                         .values(summary=dumps(summary)))
+    except SQLAlchemyError:
+        return False
+    return True
 
 
 def _arrow_type(col) -> pa.DataType:
@@ -210,7 +504,7 @@ def dumps(obj: Any) -> str:
     return json.dumps(obj, default=_jsonable, sort_keys=True, allow_nan=False)
 
 
-def _adbc_connect(path: str) -> Any:
+def _adbc_connect(path: str, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> Any:
     """Open the ADBC SQLite connection used for bulk ingest.
 
     It runs in autocommit mode so that its pragmas can be set; :class:`Ledger` opens
@@ -223,7 +517,8 @@ def _adbc_connect(path: str) -> Any:
     conn = adbc.connect(path, autocommit=True)
     cur = conn.cursor()
     try:
-        for pragma in ("PRAGMA synchronous=NORMAL", "PRAGMA busy_timeout=10000"):
+        for pragma in ("PRAGMA synchronous=NORMAL",
+                       f"PRAGMA busy_timeout={int(busy_timeout * 1000)}"):
             cur.execute(pragma)
             if cur.description:
                 cur.fetchall()
@@ -237,49 +532,68 @@ class _Writer:
 
     Bulk ingest runs in C with the GIL released, so the engine's Python loop keeps
     going on one core while SQLite works on another. The queue is bounded, so at
-    most a few chunks (about seven jobs each) are in flight, so memory stays flat. The first failure is kept
-    and re-raised by the next :meth:`submit` or :meth:`drain`.
+    most a few chunks (about seven jobs each) are in flight, so memory stays flat.
+
+    The first failure is kept: every later job is skipped (the rest of a failed chunk
+    must not be written), and :meth:`submit` and :meth:`drain` raise it, until
+    :meth:`settle` has run the clean-up jobs and cleared it.
     """
 
-    def __init__(self, depth: int = 24) -> None:
+    def __init__(self, describe: Callable[[BaseException], str], depth: int = 24) -> None:
         import queue
         import sys
         import threading
         # The writer thread wakes when SQLite finishes a batch; with the default 5 ms
         # switch interval it would wait that long for the GIL each time.
         sys.setswitchinterval(min(sys.getswitchinterval(), 0.0005))
+        self._describe = describe
         self._q: "queue.Queue" = queue.Queue(maxsize=depth)
         self.error: BaseException | None = None
+        self.reported = False     # the failure was raised to the submitting thread
         self._t = threading.Thread(target=self._run, name="ledger-writer", daemon=True)
         self._t.start()
 
     def _run(self) -> None:
         while True:
-            job = self._q.get()
+            item = self._q.get()
             try:
-                if job is None:
+                if item is None:
                     return
-                if self.error is None:
+                job, always = item
+                if self.error is None or always:
                     job()
             except BaseException as exc:  # kept and re-raised in the submitting thread
-                self.error = exc
+                if self.error is None:
+                    self.error = exc
             finally:
                 self._q.task_done()
 
     def _check(self) -> None:
-        if self.error is not None:
-            err, self.error = self.error, None
-            raise LedgerError(f"ledger write failed: {type(err).__name__}: {err}") from err
+        err = self.error
+        if err is not None:
+            self.reported = True
+            raise LedgerError(f"ledger write failed: {self._describe(err)}") from err
 
-    def submit(self, job: Any) -> None:
-        """Queue ``job`` (blocks while the queue is full); raise an earlier failure."""
-        self._check()
-        self._q.put(job)
+    def submit(self, job: Any, *, always: bool = False) -> None:
+        """Queue ``job`` (blocks while the queue is full); raise an earlier failure.
+
+        ``always=True`` queues a clean-up job that runs even after a failure.
+        """
+        if not always:
+            self._check()
+        self._q.put((job, always))
 
     def drain(self) -> None:
         """Wait for every queued job; raise the first failure."""
         self._q.join()
         self._check()
+
+    def settle(self, cleanup: Any) -> BaseException | None:
+        """Run ``cleanup`` after the queued jobs, wait, and clear and return the failure."""
+        self._q.put((cleanup, True))
+        self._q.join()
+        err, self.error, self.reported = self.error, None, False
+        return err
 
     def stop(self) -> None:
         """End the thread after the queued jobs."""
@@ -298,22 +612,54 @@ class Ledger:
         Apply batch writes on a background thread (in order). Run-level updates
         (:meth:`create_run`, :meth:`finish_run`) wait for every pending write first,
         so a run is only marked completed once all its rows are in.
+    create : bool
+        Create the database when missing (reading commands pass ``False``).
+    busy_timeout : float, optional
+        Seconds to wait for a lock held by another process (default
+        ``$TRADEWARDEN_BUSY_TIMEOUT`` or 10).
+    heartbeat_seconds : float
+        Least wall-clock time between two :meth:`heartbeat` writes.
+
+    Raises
+    ------
+    LedgerError
+        See :func:`open_engine`.
     """
 
-    def __init__(self, db: str | os.PathLike[str], *, background: bool = False) -> None:
+    def __init__(self, db: str | os.PathLike[str], *, background: bool = False,
+                 create: bool = True, busy_timeout: float | None = None,
+                 heartbeat_seconds: float = HEARTBEAT_SECONDS) -> None:
         self.db = str(db)
-        self.engine = open_engine(db)
-        self.url = str(self.engine.url)
-        path = _sqlite_path(self.url)
+        self.busy_timeout = busy_timeout_seconds(busy_timeout)
+        self.engine = open_engine(db, create=create, busy_timeout=self.busy_timeout)
+        #: The database URL with its password masked (safe to print).
+        self.url = display_db(self.engine.url)
+        path = _sqlite_path(self.engine.url)
         # SQLite file: batches go through Arrow bulk ingest; otherwise executemany.
         self._bulk_path = path if path is not None and path != ":memory:" else None
         self._adbc = None
         self._in_txn = False
-        self._writer = _Writer() if background else None
+        self._writer = _Writer(self.describe) if background else None
+        self.heartbeat_seconds = heartbeat_seconds
+        self._last_beat = -math.inf
+
+    def describe(self, exc: BaseException) -> str:
+        """One line for a database error (see :func:`describe_db_error`)."""
+        if isinstance(exc, LedgerError):
+            return str(exc)
+        return describe_db_error(exc, self.db, self.busy_timeout)
+
+    def _error(self, exc: BaseException) -> LedgerError:
+        return exc if isinstance(exc, LedgerError) else LedgerError(self.describe(exc))
 
     def _do(self, fn: Any, *args: Any) -> None:
         if self._writer is None:
-            fn(*args)
+            try:
+                fn(*args)
+            except LedgerError:
+                raise
+            except Exception as exc:     # DBAPI errors from SQLite / ADBC / SQLAlchemy
+                raise LedgerError(f"ledger write failed: {self.describe(exc)}") from exc
         else:
             self._writer.submit(lambda: fn(*args))
 
@@ -323,7 +669,7 @@ class Ledger:
         Raises
         ------
         LedgerError
-            If a background write failed.
+            If a write failed (the message gives the cause, e.g. a full disk).
         """
         self.commit()
         if self._writer is not None:
@@ -340,38 +686,158 @@ class Ledger:
     def _commit(self) -> None:
         self._end_transaction("COMMIT")
 
-    def _rollback(self) -> None:
-        self._end_transaction("ROLLBACK")
-
     def _end_transaction(self, verb: str) -> None:
-        if self._in_txn:
-            cur = self._adbc.cursor()
-            try:
-                cur.execute(verb)
-            finally:
-                cur.close()
+        """COMMIT or ROLLBACK the open bulk transaction.
+
+        A failed COMMIT (a full disk, an I/O error) is followed by a ROLLBACK, and the
+        COMMIT's error is the one raised. SQLite may already have rolled the
+        transaction back by itself (it does on SQLITE_FULL and SQLITE_IOERR), so the
+        ROLLBACK's own "no transaction is active" is ignored rather than reported in
+        place of the real cause.
+        """
+        if not self._in_txn:
+            return
+        cur = self._adbc.cursor()
+        try:
+            cur.execute(verb)
+        except BaseException:
+            if verb != "ROLLBACK":
+                self._quiet_rollback(cur)
+            raise
+        finally:
             self._in_txn = False
+            cur.close()
+
+    @staticmethod
+    def _quiet_rollback(cur: Any) -> None:
+        try:
+            cur.execute("ROLLBACK")
+        except Exception:   # noqa: BLE001 - already rolled back by SQLite
+            pass
+
+    def _discard_uncommitted(self) -> BaseException | None:
+        """Wait for the queued writes, then roll back whatever no commit covered.
+
+        Complete chunks end with a commit and stay; the batches of a chunk that was
+        cut short (an exception, a signal) or that failed are rolled back, so a chunk
+        is in the ledger whole or not at all. Returns the write failure, if any, and
+        clears it so that the ledger can be used (and closed) again.
+        """
+        def rollback() -> None:
+            # Unconditional: a signal may have landed between BEGIN and ``_in_txn``.
+            if self._adbc is not None:
+                cur = self._adbc.cursor()
+                try:
+                    self._quiet_rollback(cur)
+                finally:
+                    self._in_txn = False
+                    cur.close()
+
+        if self._writer is not None:
+            return self._writer.settle(rollback)
+        rollback()
+        return None
 
     # -- runs -------------------------------------------------------------------------
     def create_run(self, row: Mapping[str, Any]) -> None:
-        """Insert a run row with ``status='running'``."""
+        """Insert a run row with ``status='running'``, this process's pid, host and start
+        token, and a first heartbeat.
+
+        Raises
+        ------
+        LedgerError
+            If the row cannot be written (locked, full disk, ...).
+        """
         self.drain()
+        me = this_process()
         values = dict(row)
         values.setdefault("status", "running")
         values.setdefault("started_at", utcnow_iso())
-        with self.engine.begin() as conn:
-            conn.execute(schema.runs.insert().values(**values))
-
-    def finish_run(self, run_id: str, **values: Any) -> None:
-        """Update a run row (status, counts, completion time, error), after every
-        pending write has been applied."""
+        values.setdefault("pid", me.pid)
+        values.setdefault("host", me.host)
+        values.setdefault("process_start", me.start)
+        values.setdefault("heartbeat_at", values["started_at"])
         try:
+            with self.engine.begin() as conn:
+                conn.execute(schema.runs.insert().values(**values))
+        except SQLAlchemyError as exc:
+            raise self._error(exc) from None
+        self._last_beat = time.monotonic()
+
+    def heartbeat(self, run_id: str, *, force: bool = False, **counts: int) -> bool:
+        """Record that the run is alive, with its progress, at most every
+        :attr:`heartbeat_seconds` (wall clock; bookkeeping only).
+
+        The update is queued behind the writes already submitted, so the counts it
+        stores (``bars_processed``, ``decisions``, ...) never run ahead of what is
+        committed.
+
+        Parameters
+        ----------
+        run_id : str
+        force : bool
+            Write even if the last heartbeat is recent.
+        **counts : int
+            Columns of ``runs`` to update with it.
+
+        Returns
+        -------
+        bool
+            Whether a heartbeat was queued.
+
+        Raises
+        ------
+        LedgerError
+            If an earlier write failed.
+        """
+        now = time.monotonic()
+        if not force and now - self._last_beat < self.heartbeat_seconds:
+            return False
+        self._last_beat = now
+        r = schema.runs.c
+
+        def beat() -> None:
+            self._commit()
+            with self.engine.begin() as conn:
+                conn.execute(update(schema.runs).where(r.run_id == run_id)
+                             .values(heartbeat_at=utcnow_iso(), **counts))
+
+        self._do(beat)
+        return True
+
+    def finish_run(self, run_id: str, **values: Any) -> dict[str, Any]:
+        """Close a run: update its row (status, counts, completion time, error).
+
+        ``status='completed'`` first waits for every pending write and raises if one
+        failed (the run is then not marked completed). Any other status (``failed``,
+        ``interrupted``) first rolls back the batches that no chunk commit covered and
+        fills in the counts (``bars_processed``, ``decisions``, ``trades_opened``,
+        ``trades_closed``) from what the ledger holds, unless given.
+
+        Returns
+        -------
+        dict
+            The values written.
+
+        Raises
+        ------
+        LedgerError
+            If a pending write failed (``completed``), or the row cannot be updated;
+            the message gives the cause (a full disk, a lock).
+        """
+        if values.get("status") == "completed":
             self.drain()
-        except LedgerError:
-            if values.get("status") != "failed":
-                raise
-        with self.engine.begin() as conn:
-            conn.execute(update(schema.runs).where(schema.runs.c.run_id == run_id).values(**values))
+        else:
+            self._discard_uncommitted()
+        try:
+            with self.engine.begin() as conn:
+                if values.get("status") != "completed":
+                    values = {**recorded_counts(conn, run_id), **values}
+                conn.execute(update(schema.runs).where(schema.runs.c.run_id == run_id)
+                             .values(**values))
+        except SQLAlchemyError as exc:
+            raise self._error(exc) from None
+        return values
 
     def run_status(self, run_id: str) -> str | None:
         """Return the run's status, or ``None`` if the run does not exist."""
@@ -409,7 +875,7 @@ class Ledger:
         half-written.
         """
         if self._adbc is None:
-            self._adbc = _adbc_connect(path)
+            self._adbc = _adbc_connect(path, self.busy_timeout)
         cur = self._adbc.cursor()
         try:
             if not self._in_txn:
@@ -417,8 +883,12 @@ class Ledger:
                 self._in_txn = True
             work(cur)
         except BaseException:
+            # SQLite may have rolled back already (SQLITE_FULL, SQLITE_IOERR): the
+            # ROLLBACK is quiet, and ``work``'s error is the one raised.
+            if self._in_txn:
+                self._quiet_rollback(cur)
+                self._in_txn = False
             cur.close()
-            self._rollback()
             raise
         cur.close()
 
@@ -579,17 +1049,29 @@ class Ledger:
         Raises
         ------
         LedgerError
-            If a pending background write failed.
+            If a pending background write failed and that was not reported before (the
+            uncommitted batches are rolled back either way).
         """
         try:
-            self.drain()
+            writer = self._writer
+            if writer is not None and writer.error is not None:
+                reported = writer.reported
+                err = self._discard_uncommitted()
+                if err is not None and not reported:
+                    raise LedgerError(f"ledger write failed: {self.describe(err)}") from err
+            else:
+                self.drain()
         finally:
             if self._writer is not None:
                 self._writer.stop()
                 self._writer = None
             if self._adbc is not None:
                 try:
-                    self._rollback()     # only after a failure: drain committed the rest
+                    if self._in_txn:     # only after a failure: drain committed the rest
+                        cur = self._adbc.cursor()
+                        self._quiet_rollback(cur)
+                        cur.close()
+                        self._in_txn = False
                 finally:
                     self._adbc.close()
                     self._adbc = None
