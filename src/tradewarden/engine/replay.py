@@ -25,7 +25,8 @@ from tradewarden.engine.clock import ReplayClock
 from tradewarden.engine.config import RunConfig
 from tradewarden.engine.engine import EngineCounts, TradingEngine
 from tradewarden.execution import SimBroker
-from tradewarden.ledger.store import Ledger, dumps
+from tradewarden.ledger.lifecycle import RunInterrupted, StopSignals
+from tradewarden.ledger.store import Ledger, LedgerError, dumps
 from tradewarden.risk import RiskManager
 from tradewarden.strategy import Strategy, build_strategy
 
@@ -212,6 +213,17 @@ def run_replay(config: RunConfig, ledger: Ledger, *,
     Exception
         Anything failing once the run has started: the run is marked ``failed`` with
         the error before the exception propagates.
+    tradewarden.ledger.RunInterrupted
+        SIGTERM or SIGINT (Ctrl-C) during the chunk loop: the replay stops after the
+        chunk in progress (a second signal stops at once and that chunk is rolled
+        back), the run is marked ``interrupted`` with the counts the ledger holds, and
+        this is raised (its ``exit_code`` is 143 or 130).
+
+    Notes
+    -----
+    The run row records this process (pid, host, start time) and a heartbeat, updated
+    with the progress at most every few seconds (wall clock, bookkeeping only), so a
+    later command can mark the run ``crashed`` if this process dies without closing it.
     """
     inputs = inputs or load_inputs(config)
     config, strategy, loaded = inputs.config, inputs.strategy, inputs.loaded
@@ -248,19 +260,30 @@ def run_replay(config: RunConfig, ledger: Ledger, *,
             if q.get("rows_skipped"):
                 engine.event(first, "data", sym, f"{q['rows_skipped']} bad rows skipped")
         done = 0
-        with batch_gc():
+        with StopSignals(run_id) as stop, batch_gc():
             for chunk in chunked(series, config.chunk_bars):
                 done += engine.process_chunk(chunk)
                 if progress is not None:
                     progress(done, total)
+                ledger.heartbeat(run_id, bars_processed=done, decisions=engine.counts.decisions,
+                                 trades_closed=engine.counts.trades_closed)
+                stop.check()        # SIGTERM / Ctrl-C: stop here, at a chunk boundary
             engine.close_all(ExitReason.END_OF_DATA)
+            stop.check()
         c = engine.counts
         ledger.finish_run(run_id, status="completed", completed_at=_utcnow(),
                           bars_processed=c.bars, decisions=c.decisions,
                           trades_opened=c.trades_opened, trades_closed=c.trades_closed)
     except BaseException as exc:
-        ledger.finish_run(run_id, status="failed", completed_at=_utcnow(),
-                          error=f"{type(exc).__name__}: {exc}"[:2000])
+        try:    # the uncommitted part of a chunk is rolled back; counts are what is recorded
+            row = ledger.finish_run(
+                run_id, status="interrupted" if isinstance(exc, KeyboardInterrupt) else "failed",
+                completed_at=_utcnow(), error=f"{type(exc).__name__}: {exc}"[:2000])
+        except LedgerError:     # e.g. the disk is full: report the cause; a later command
+            pass                # marks the run crashed once this process is gone
+        else:
+            if isinstance(exc, RunInterrupted):
+                exc.bars_processed, exc.decisions = row["bars_processed"], row["decisions"]
         raise
     return ReplayResult(run_id, c, ledger.url, integrity, list(loaded.warnings))
 
