@@ -45,7 +45,28 @@ class CapitalMode(str, Enum):
 
 
 def _fail(message: str, code: int = EXIT_BAD_INPUT) -> "typer.Exit":
-    Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    from rich.markup import escape
+    Console(stderr=True).print(f"[bold red]error:[/] {escape(message)}", highlight=False,
+                               soft_wrap=True)
+    return typer.Exit(code)
+
+
+def _interrupted(exc: KeyboardInterrupt) -> "typer.Exit":
+    """Print one line for a run stopped by SIGTERM / Ctrl-C; return the exit to raise.
+
+    For :class:`tradewarden.ledger.RunInterrupted` the line names the run, the signal
+    and what the ledger holds, and the exit status is 128 + the signal number (143
+    for SIGTERM, 130 for SIGINT); a plain ``KeyboardInterrupt`` exits with 130.
+    """
+    from rich.markup import escape
+
+    from tradewarden.ledger import RunInterrupted
+    if isinstance(exc, RunInterrupted):
+        message, code = str(exc), exc.exit_code
+    else:
+        message, code = "interrupted (Ctrl-C)", 130
+    Console(stderr=True).print(f"[bold yellow]interrupted:[/] {escape(message)}",
+                               highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 

@@ -235,12 +235,20 @@ def report_to_dict(report: Report) -> dict[str, Any]:
 
 
 def write_json(report: Report, path: str | Path) -> Path:
-    """Write :func:`report_to_dict` as indented JSON (strict: no NaN/Infinity tokens)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write :func:`report_to_dict` as indented JSON (strict: no NaN/Infinity tokens).
+
+    The file is written to a temporary file beside ``path`` and renamed: a failure
+    leaves no partial file (and any previous report untouched).
+
+    Raises
+    ------
+    OSError
+        If the file cannot be written.
+    """
+    from tradewarden._io import atomic_write_text
+
     text = json.dumps(report_to_dict(report), indent=2, allow_nan=False, ensure_ascii=False)
-    path.write_text(text + "\n", encoding="utf-8")
-    return path
+    return atomic_write_text(path, text + "\n")
 
 
 # --------------------------------------------------------------------------- console
@@ -255,11 +263,52 @@ def _kv_table(title: str, rows: list[tuple[str, str]]) -> Table:
     return table
 
 
+def _fitting_tables(console: Console, title: str, headers: list[str], rows: list[list[Any]],
+                    left: tuple[str, ...] = ()) -> list[Table]:
+    """Tables of ``rows`` that fit the console's width, never cutting a value.
+
+    The first column (the key, e.g. the symbol) is repeated in every table; the other
+    columns go into the first table while its narrowest layout (headers wrapped at
+    spaces, every value whole) fits, then into a continuation table. Cells wrap
+    (``overflow="fold"``) rather than end in an ellipsis.
+    """
+    from rich.measure import Measurement
+
+    def build(cols: list[int], heading: str) -> Table:
+        table = Table(title=heading, box=box.SIMPLE_HEAVY, title_justify="left",
+                      title_style="bold", show_edge=False, pad_edge=False,
+                      collapse_padding=True)
+        for j in cols:
+            h = headers[j]
+            table.add_column(h, overflow="fold",
+                             justify="left" if j == 0 or h in left else "right")
+        for row in rows:
+            table.add_row(*[row[j] for j in cols])
+        return table
+
+    wide = console.options.update(width=10_000, max_width=10_000)
+    groups: list[list[int]] = []
+    current = [0]
+    for j in range(1, len(headers)):
+        trial = current + [j]
+        if len(current) == 1 or Measurement.get(console, wide, build(trial, title)).minimum \
+                <= console.width:
+            current = trial
+        else:
+            groups.append(current)
+            current = [0, j]
+    groups.append(current)
+    return [build(g, title if i == 0 else f"{title} (continued)") for i, g in enumerate(groups)]
+
+
 def render_console(report: Report, console: Console) -> None:
     """Print the report as Rich panels and tables.
 
     Sections: header (run metadata, verdict, warnings), trades, risk, per symbol,
-    data quality, decisions, gates (PASS green / FAIL red).
+    data quality, decisions, gates (PASS green / FAIL red). Readable at 80 columns and
+    in a file or pipe (Rich's width is then 80): values are never cut short with an
+    ellipsis; a table too wide for the console continues in a second table, long
+    text wraps.
     """
     verdict_style = "bold white on green" if report.passed else "bold white on red"
     status_style = "green" if report.completed else "bold red"
@@ -279,38 +328,40 @@ def render_console(report: Report, console: Console) -> None:
     console.print(_kv_table("Trades", trade_rows(report.trades)))
     console.print(_kv_table("Risk", risk_rows(report.risk)))
 
-    sym = Table(title="Per symbol", box=box.SIMPLE_HEAVY, title_justify="left",
-                title_style="bold")
-    for col in ("symbol", "trades", "win rate", "profit factor", "expectancy", "net pnl",
-                "fees", "final equity", "max DD"):
-        sym.add_column(col, justify="left" if col == "symbol" else "right")
+    sym_rows = []
     for name, b in report.per_symbol.items():
         t, a = b.trades, b.account
-        sym.add_row(name, fmt_int(t.closed_trades), fmt_pct(t.win_rate_pct),
-                    fmt_ratio(t.profit_factor), fmt_money(t.expectancy), fmt_money(t.net_pnl),
-                    fmt_money(t.fees), fmt_money(a.final_equity) if a else DASH,
-                    fmt_pct(a.max_drawdown_pct) if a else DASH)
-    console.print(sym)
+        sym_rows.append([name, fmt_int(t.closed_trades), fmt_pct(t.win_rate_pct),
+                         fmt_ratio(t.profit_factor), fmt_money(t.expectancy),
+                         fmt_money(t.net_pnl), fmt_money(t.fees),
+                         fmt_money(a.final_equity) if a else DASH,
+                         fmt_pct(a.max_drawdown_pct) if a else DASH])
+    for table in _fitting_tables(console, "Per symbol (PF = profit factor, expect. = "
+                                          "expectancy)",
+                                 ["symbol", "trades", "win rate", "PF", "expect.", "net pnl",
+                                  "fees", "final equity", "max DD"], sym_rows):
+        console.print(table)
+        console.print()
 
     dq = report.data_quality
-    dqt = Table(title=f"Data quality — integrity {dq.integrity}, "
-                      f"{fmt_int(dq.bars_processed)} bars processed",
-                box=box.SIMPLE_HEAVY, title_justify="left", title_style="bold")
-    for col in ("symbol", "rows", "gaps", "missing bars", "zero-volume", "rows skipped", "status"):
-        dqt.add_column(col, justify="left" if col in ("symbol", "status") else "right")
-    for name, q in dq.symbols.items():
-        dqt.add_row(name, fmt_int(q.rows), fmt_int(q.gaps), fmt_int(q.missing_bars),
-                    fmt_int(q.zero_volume_bars), fmt_int(q.rows_skipped),
-                    Text(q.status or DASH, style="green" if q.status == "ok" else "yellow"))
-    console.print(dqt)
+    dq_rows = [[name, fmt_int(q.rows), fmt_int(q.gaps), fmt_int(q.missing_bars),
+                fmt_int(q.zero_volume_bars), fmt_int(q.rows_skipped),
+                Text(q.status or DASH, style="green" if q.status == "ok" else "yellow")]
+               for name, q in dq.symbols.items()]
+    for table in _fitting_tables(console, f"Data quality — integrity {dq.integrity}, "
+                                          f"{fmt_int(dq.bars_processed)} bars processed",
+                                 ["symbol", "rows", "gaps", "missing bars", "zero-volume",
+                                  "rows skipped", "status"], dq_rows, left=("status",)):
+        console.print(table)
+        console.print()
     for issue in dq.issues:
         console.print(Text(f"  • {issue}", style="yellow"))
 
     dec = Table(title=f"Decisions — {fmt_int(report.decisions.total)} total",
                 box=box.SIMPLE_HEAVY, title_justify="left", title_style="bold")
-    dec.add_column("action")
-    dec.add_column("reason")
-    dec.add_column("count", justify="right")
+    dec.add_column("action", overflow="fold")
+    dec.add_column("reason", overflow="fold")
+    dec.add_column("count", justify="right", overflow="fold")
     for rc in report.decisions.top_reasons:
         dec.add_row(rc.action, rc.reason, fmt_int(rc.count))
     console.print(dec)
@@ -320,7 +371,7 @@ def render_console(report: Report, console: Console) -> None:
 
     gt = Table(title="Gates", box=box.SIMPLE_HEAVY, title_justify="left", title_style="bold")
     for col in ("gate", "threshold", "value", "result", "note"):
-        gt.add_column(col)
+        gt.add_column(col, overflow="fold")
     for g in report.gates:
         gt.add_row(g.name, gate_threshold(g), gate_value(g),
                    Text("PASS" if g.passed else "FAIL",
@@ -340,16 +391,22 @@ def write_html(report: Report, engine: Bind, path: str | Path) -> Path:
     symbol, the price (``decisions.close`` over ``decisions.ts``, thinned to at most
     ~2000 points) with trade entries (green up-triangles) and exits (down-triangles
     coloured by exit reason) from ``trades``. The series are read from ``engine``.
+    The page is written to a temporary file beside ``path`` and renamed: a failure
+    leaves no truncated page.
+
+    Raises
+    ------
+    OSError
+        If the file cannot be written.
     """
+    from tradewarden._io import atomic_write_text
+
     run_id = report.run.run_id
     with connect(engine) as conn:
         curve = load_equity_curve(conn, run_id, report.run)
         trades_df = load_trades(conn, run_id)
         prices = {s: _price_series(conn, run_id, s) for s in report.per_symbol}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_html(report, curve, prices, trades_df), encoding="utf-8")
-    return path
+    return atomic_write_text(path, render_html(report, curve, prices, trades_df))
 
 
 def _price_series(conn, run_id: str, symbol: str) -> tuple[np.ndarray, np.ndarray]:
@@ -375,21 +432,25 @@ def trades_to_csv(engine: Bind, run_id: str, path: str | Path) -> int:
 
     Columns are :data:`CSV_COLUMNS`. Decimal columns (quantity, prices, fees, pnl) are
     the ledger's exact decimals in plain notation; ``return_pct`` is the ledger's REAL
-    value (percent; empty when missing). Returns the number of trades written.
+    value (percent; empty when missing). Returns the number of trades written. The
+    rows go to a temporary file beside ``path``, renamed when complete: a failure
+    leaves no empty or truncated CSV.
 
     Raises
     ------
     LookupError
         For an unknown run.
+    OSError
+        If the file cannot be written.
     """
+    from tradewarden._io import atomic_write
+
     t = trades.c
     with connect(engine) as conn:
         load_run(conn, run_id)
         rows = conn.execute(select(*[t[c] for c in CSV_COLUMNS])
                             .where(t.run_id == run_id).order_by(t.entry_ts, t.trade_id)).all()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as fh:
+    with atomic_write(path, newline="") as fh:
         w = csv.writer(fh)
         w.writerow(CSV_COLUMNS)
         for row in rows:
@@ -398,17 +459,37 @@ def trades_to_csv(engine: Bind, run_id: str, path: str | Path) -> int:
     return len(rows)
 
 
-def list_runs(engine: Bind) -> list[dict[str, Any]]:
+def list_runs(engine: Bind, limit: int | None = None, *, figures: bool = False
+              ) -> list[dict[str, Any]]:
     """Runs in the ledger, newest first (``started_at`` descending, then ``run_id``).
 
-    Each dict has run_id, started_at, status, mode, strategy, symbols (list),
-    timeframe, trades_closed and bars_processed.
+    Parameters
+    ----------
+    engine : Engine | Connection
+    limit : int, optional
+        At most this many runs.
+    figures : bool
+        Add what ``warden runs`` shows besides: completed_at, heartbeat_at, error,
+        decisions, ``params`` (the strategy parameters from ``runs.config``, ``{}`` if
+        unreadable) and ``summary`` (the decoded ``runs.summary``, the report's headline
+        figures; ``None`` until a report was built).
+
+    Returns
+    -------
+    list of dict
+        Each has run_id, started_at, status, mode, strategy, symbols (list),
+        timeframe, trades_closed and bars_processed (and the ``figures`` keys).
     """
     r = runs.c
+    cols = [r.run_id, r.started_at, r.status, r.mode, r.strategy, r.symbols, r.timeframe,
+            r.trades_closed, r.bars_processed]
+    if figures:
+        cols += [r.completed_at, r.heartbeat_at, r.error, r.decisions, r.config, r.summary]
+    stmt = select(*cols).order_by(r.started_at.desc(), r.run_id.desc())
+    if limit is not None:
+        stmt = stmt.limit(limit)
     with connect(engine) as conn:
-        rows = conn.execute(select(r.run_id, r.started_at, r.status, r.mode, r.strategy,
-                                   r.symbols, r.timeframe, r.trades_closed, r.bars_processed)
-                            .order_by(r.started_at.desc(), r.run_id.desc())).mappings().all()
+        rows = conn.execute(stmt).mappings().all()
     out = []
     for row in rows:
         item = dict(row)
@@ -419,5 +500,20 @@ def list_runs(engine: Bind) -> list[dict[str, Any]]:
         item["symbols"] = symbols if isinstance(symbols, list) else [symbols]
         item["trades_closed"] = item["trades_closed"] or 0
         item["bars_processed"] = item["bars_processed"] or 0
+        if figures:
+            item["decisions"] = item["decisions"] or 0
+            item["params"] = _json_object(item.pop("config")).get("params") or {}
+            item["summary"] = _json_object(item["summary"]) or None
         out.append(item)
     return out
+
+
+def _json_object(text: str | None) -> dict[str, Any]:
+    """A JSON object column decoded, ``{}`` when empty or not an object."""
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except (TypeError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
