@@ -103,7 +103,7 @@ def _no_completed_runs(db: Path) -> bool:
     (["--param", "nonsense=1"], "param 'nonsense'"),
     (["--param", "novalue"], "--param 'novalue'"),
     (["--sizing", "kelly:0.5"], "--sizing 'kelly:0.5'"),
-    (["--capital", "lots"], "--capital 'lots'"),
+    (["--capital", "lots"], "--capital lots: input should be a valid decimal"),
     (["--timeframe", "7x"], "timeframe '7x'"),
     (["--timeframe", "15m"], "15m"),
     (["--start", "not-a-date"], "not-a-date"),
