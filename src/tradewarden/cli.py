@@ -97,7 +97,7 @@ def replay(
     end: Optional[str] = typer.Option(None, help="Stop before this UTC date or datetime (exclusive)."),
     timeframe: Optional[str] = typer.Option(None, help=f"Bar length to trade on: {TIMEFRAMES}; a multiple of the data's bar length (finer data is resampled). [default: the data's own bar length with --data, else 1h]"),
     data: Optional[Path] = typer.Option(None, "--data", help="Your own OHLCV CSV/Parquet: a directory with one file per symbol, or one file (with a symbol column for several symbols). Default: the bundled Coinbase 1h samples."),
-    strategy: Optional[str] = typer.Option(None, help="Built-in name (donchian, ema_rsi; see `warden strategies list`), path/to/file.py:ClassName, or package.module:ClassName. [default: donchian]"),
+    strategy: Optional[str] = typer.Option(None, help="Built-in or installed name (donchian, ema_rsi, or an entry point of the tradewarden.strategies group; see `warden strategies list`), path/to/file.py:ClassName, or package.module:ClassName. [default: donchian]"),
     param: list[str] = typer.Option([], "--param", "-p", help="Strategy parameter key=value; repeat for several (e.g. -p entry_window=55)."),
     capital: Optional[str] = typer.Option(None, help="Starting cash in quote currency: per symbol (independent) or in total (portfolio). [default: 10000]"),
     capital_mode: Optional[CapitalMode] = typer.Option(None, help="independent: each symbol trades its own capital; portfolio: symbols share one account. [default: independent]"),

@@ -236,3 +236,24 @@ def test_batch_gc_restores_the_collector():
         assert gc.get_freeze_count() > 0
     assert gc.get_threshold() == before
     assert gc.get_freeze_count() == 0
+
+
+def test_a_strategy_failing_on_real_bars_is_bad_input_before_any_run_row(tmp_path):
+    """populate() raising on the bundled bars is caught by the pre-flight, not as a failed run."""
+    from tradewarden.strategy import StrategyConfigError
+    src = tmp_path / "broken.py"
+    src.write_text(
+        "from tradewarden.strategy import DataFrameStrategy\n\n"
+        "class Broken(DataFrameStrategy):\n"
+        "    warmup_bars = 10\n\n"
+        "    def populate(self, df):\n"
+        "        df['enter_long'] = df['close'] > df['rsi']      # no such column\n"
+        "        df['exit_long'] = False\n"
+        "        return df\n")
+    db = tmp_path / "ledger.db"
+    ledger = Ledger(db)
+    with pytest.raises(StrategyConfigError, match="rsi"):
+        run_replay(RunConfig(symbols=("BTC-USD",), strategy=f"{src}:Broken",
+                             start="2025-01-01", end="2025-02-01"), ledger)
+    ledger.close()
+    assert q(db, "select count(*) from runs")[0][0] == 0

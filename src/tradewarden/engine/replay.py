@@ -28,7 +28,7 @@ from tradewarden.execution import SimBroker
 from tradewarden.ledger.lifecycle import RunInterrupted, StopSignals
 from tradewarden.ledger.store import Ledger, LedgerError, dumps
 from tradewarden.risk import RiskManager
-from tradewarden.strategy import Strategy, build_strategy
+from tradewarden.strategy import Strategy
 
 MARKET_TIME_BASIS = "bar open time, UTC; market orders fill at the next bar's open"
 #: Bar length of a replay of the bundled samples or an exchange's cache when none is given.
@@ -150,13 +150,47 @@ def load_inputs(config: RunConfig, progress: Callable[[int, int], None] | None =
             config = config.model_copy(update={"fee_bps": taker, "maker_fee_bps": maker})
             loaded.warnings.append(f"fees from {config.exchange} market metadata ({'/'.join(basis)} "
                                    f"tier): taker {taker:g} bps, maker {maker:g} bps")
+        preflight(strategy, loaded.series[config.symbols[0]])
         return ReplayInputs(config, strategy, loaded)
     loaded = load_market_data(list(config.symbols), Path(config.data) if config.data else None,
                               timeframe=config.timeframe, start=config.start, end=config.end,
                               skip_bad_rows=config.skip_bad_rows)
     if config.timeframe is None:        # the data's own bar length, now known
         config = config.model_copy(update={"timeframe": loaded.timeframe})
+    preflight(strategy, loaded.series[config.symbols[0]])
     return ReplayInputs(config, strategy, loaded)
+
+
+#: Bars after the warm-up that :func:`preflight` computes the strategy's frame over.
+PREFLIGHT_BARS = 500
+
+
+def preflight(strategy: Strategy, bars: BarSeries) -> None:
+    """Compute the strategy's frame over the first bars of one series, before a run exists.
+
+    A strategy whose code fails on real bars (an exception in ``populate()``, a missing
+    column, a frame of the wrong length) is then reported as bad input, with no run row
+    left behind, instead of as a failed run. Costs one ``prepare`` over
+    ``warmup + PREFLIGHT_BARS`` bars.
+
+    Raises
+    ------
+    tradewarden.strategy.StrategyConfigError
+        What the strategy's ``prepare`` raised, or a frame whose length differs from
+        the bars'.
+    """
+    from tradewarden.strategy import StrategyConfigError
+    n = min(len(bars), strategy.warmup + PREFLIGHT_BARS)
+    try:
+        frame = strategy.prepare(bars.slice(0, n))
+    except StrategyConfigError:
+        raise
+    except Exception as exc:
+        raise StrategyConfigError(f"strategy {strategy.name!r} failed on the first {n} bars of "
+                                  f"{bars.symbol}: {type(exc).__name__}: {exc}") from exc
+    if len(frame) != n:
+        raise StrategyConfigError(f"strategy {strategy.name!r}: prepare() returned {len(frame)} rows "
+                                  f"for {n} bars of {bars.symbol}")
 
 
 @contextmanager
