@@ -289,11 +289,9 @@ def _runs_lines(rows: list[dict[str, Any]], width: int) -> list[Text]:
 
 def runs(db: str = DB_OPT,
          limit: int = typer.Option(50, min=1, help="Show at most this many runs, newest first.")) -> None:
-    """List the runs in the ledger: status, return, profit factor, trades, max drawdown,
-    gate verdict, strategy and parameters (newest first).
+    """List the runs in the ledger: status, return, profit factor, trades, max drawdown, gate verdict, strategy and parameters (newest first).
 
-    Runs whose process is gone are marked crashed; figures missing for older runs are
-    computed once and stored.
+    Runs whose process is gone are marked crashed; figures missing for older runs are computed once and stored.
     """
     from tradewarden.analytics import list_runs
     from tradewarden.ledger import display_db

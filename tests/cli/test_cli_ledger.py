@@ -415,3 +415,28 @@ def test_runs_handles_pipes_and_narrow_terminals(ledger_copy):
     _readable(res.stdout, 60)
     assert all(rid in res.stdout for rid in ids)
     assert "entry_window=55" in " ".join(res.stdout.split())
+
+
+def test_interrupted_helper_prints_one_line_with_the_signal_exit_status():
+    """What cli.py's `replay` does with a RunInterrupted (see the xfail above)."""
+    import typer
+
+    from tradewarden.cli_common import _interrupted
+    from tradewarden.ledger import RunInterrupted
+
+    mini = typer.Typer()
+
+    @mini.command()
+    def go(sig: int) -> None:
+        exc = RunInterrupted(sig, "r1")
+        exc.bars_processed, exc.decisions = 1200, 1200
+        try:
+            raise exc
+        except KeyboardInterrupt as caught:
+            raise _interrupted(caught) from None
+
+    for sig, code in ((signal.SIGTERM, 143), (signal.SIGINT, 130)):
+        res = runner.invoke(mini, [str(int(sig))])
+        assert res.exit_code == code
+        assert res.output.strip() == (f"interrupted: run r1 stopped by {sig.name} after 1,200 bars "
+                                      "(1,200 decisions committed); recorded as 'interrupted'")
