@@ -279,6 +279,9 @@ def _runs_lines(rows: list[dict[str, Any]], width: int) -> list[Text]:
         started = (r.get("started_at") or "").replace("T", " ").rstrip("Z")[:16]
         detail = (f"{started} UTC · {r.get('strategy') or '?'} {_params_text(r.get('params') or {})}"
                   f" · {','.join(r.get('symbols') or [])} {r.get('timeframe') or ''}").strip()
+        if r["status"] == "running":
+            beat = (r.get("heartbeat_at") or "").replace("T", " ").rstrip("Z")
+            detail += f" · {r.get('bars_processed') or 0:,} bars so far, last heartbeat {beat or '—'} UTC"
         for part in textwrap.wrap(detail, max(20, width - len(indent)), break_on_hyphens=False):
             lines.append(Text(indent + part, style="dim"))
         if r["status"] in ("failed", "crashed", "interrupted") and r.get("error"):
