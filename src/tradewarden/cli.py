@@ -34,6 +34,7 @@ from tradewarden.cli_common import (  # noqa: F401  (re-exported for cli_data)
     CapitalMode,
     ReportFormat,
     _fail,
+    _interrupted,
     _known_errors,
     _progress,
     _validation_message,
@@ -171,6 +172,8 @@ def replay(
             err_console.print(f"[yellow]warning:[/] {w}", highlight=False)
         passed = _emit_report(ledger, result.run_id, loaded.gates.gate_config(), fmt, out_dir)
         ledger.close()
+    except KeyboardInterrupt as exc:        # SIGTERM / Ctrl-C: the run is marked interrupted
+        raise _interrupted(exc) from None
     except ValidationError as exc:
         raise _fail(_validation_message(exc)) from None
     except typer.Exit:

@@ -153,8 +153,6 @@ def test_sigterm_marks_the_run_interrupted_after_flushing_whole_chunks(stopped):
     assert "interrupted" in res.output and "crashed" not in res.output
 
 
-@pytest.mark.xfail(strict=True, reason="cli.py `replay` must catch KeyboardInterrupt: "
-                                       "`except KeyboardInterrupt as exc: raise _interrupted(exc)`")
 def test_sigterm_exits_143_with_one_line(stopped):
     proc, _out, err, _db = stopped[signal.SIGTERM]
     assert proc.returncode == 143
@@ -418,7 +416,7 @@ def test_runs_handles_pipes_and_narrow_terminals(ledger_copy):
 
 
 def test_interrupted_helper_prints_one_line_with_the_signal_exit_status():
-    """What cli.py's `replay` does with a RunInterrupted (see the xfail above)."""
+    """What cli.py's `replay` does with a RunInterrupted."""
     import typer
 
     from tradewarden.cli_common import _interrupted
