@@ -42,8 +42,9 @@ from tradewarden.cli_common import (  # noqa: F401  (re-exported for cli_data)
 from tradewarden.cli_ledger import _emit_report
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
+# Plain (click) help: it wraps at the terminal's width instead of cutting words with "…".
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  context_settings=CONTEXT,
+                  rich_markup_mode=None, context_settings=CONTEXT,
                   help="tradewarden: replay, validate and audit trading strategies on one engine path.")
 config_app = typer.Typer(no_args_is_help=True, context_settings=CONTEXT,
                          help="Show the effective configuration, or write a starter file.")

@@ -153,3 +153,22 @@ def test_boolean_options_are_plain_flags():
     for flag in ("--skip-bad-rows", "--offline", "--gate"):
         assert flag in res.stdout
         assert "--no-" + flag[2:] not in res.stdout
+
+
+@pytest.mark.parametrize("command", [[], ["replay"], ["config", "show"], ["config", "init"], ["runs"],
+                                     ["report"], ["trades"], ["compare"], ["bench"], ["data", "download"],
+                                     ["data", "list"], ["data", "check"], ["strategies", "list"],
+                                     ["check-lookahead"]])
+def test_help_fits_80_columns_without_cutting_words(command):
+    res = runner.invoke(app, [*command, "--help"], terminal_width=80, env={"COLUMNS": "80"})
+    assert res.exit_code == 0, res.output
+    assert "…" not in res.stdout
+    assert all(len(line) <= 80 for line in res.stdout.splitlines())
+
+
+def test_replay_help_keeps_the_bracketed_default_texts():
+    """Rich markup used to swallow "[default: ...]" texts; plain help keeps them."""
+    res = runner.invoke(app, ["replay", "--help"], terminal_width=80)
+    text = " ".join(res.stdout.split())
+    assert "[default: 10, or the venue's with --exchange]" in text
+    assert "[default: the data's own bar length with --data, else 1h]" in text
