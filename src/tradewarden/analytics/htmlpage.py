@@ -21,7 +21,7 @@ from tradewarden.analytics.formatting import (
     risk_rows,
     trade_rows,
 )
-from tradewarden.analytics.metrics import EquityCurve, drawdown
+from tradewarden.analytics.metrics import EquityChart, EquityCurve, drawdown
 
 if TYPE_CHECKING:
     from tradewarden.analytics.report import Report
@@ -96,18 +96,25 @@ def _table(headers: list[str], rows: list[list[str]], numeric: set[int] | None =
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
-def _equity_charts(report: Report, curve: EquityCurve) -> str:
-    total = curve.total
-    if total.empty:
-        return '<p class="muted">No equity curve in the ledger.</p>'
-    ts = total.index.to_numpy(dtype=np.int64)
-    eq = line_chart(ts, total.to_numpy(dtype=float), title="Total equity",
+def _equity_charts(report: Report, curve: EquityCurve | EquityChart) -> str:
+    if isinstance(curve, EquityChart):          # already thinned, read in chunks
+        if curve.empty:
+            return '<p class="muted">No equity curve in the ledger.</p>'
+        ts, total = curve.ts, curve.total
+        dd_ts, dd = curve.drawdown_ts, curve.drawdown_pct
+    else:
+        if curve.total.empty:
+            return '<p class="muted">No equity curve in the ledger.</p>'
+        ts = dd_ts = curve.total.index.to_numpy(dtype=np.int64)
+        total = curve.total.to_numpy(dtype=float)
+        dd = drawdown(curve.total, curve.initial_total,
+                      curve.start_ts).series_pct.to_numpy(dtype=float)
+    eq = line_chart(ts, total, title="Total equity",
                     y_label="equity (quote)", color="#1c7ed6", step=True,
                     baseline=curve.initial_total,
                     legend=[Legend("total equity", "#1c7ed6"),
                             Legend("initial capital", "#868e96")])
-    dd = drawdown(total, curve.initial_total, curve.start_ts).series_pct
-    ddc = line_chart(ts, dd.to_numpy(dtype=float), title="Drawdown from running peak",
+    ddc = line_chart(dd_ts, dd, title="Drawdown from running peak",
                      y_label="drawdown (%)", color="#e03131", step=True, fill_to_zero=True,
                      value_format=lambda v: f"{v:,.1f}%", height=220)
     return eq + ddc
@@ -145,11 +152,29 @@ def _price_chart(symbol: str, prices: tuple[np.ndarray, np.ndarray],
                       segments=segments, legend=legend)
 
 
-def render_html(report: Report, curve: EquityCurve,
+def render_html(report: Report, curve: EquityCurve | EquityChart,
                 prices: dict[str, tuple[np.ndarray, np.ndarray]],
                 trades_df: pd.DataFrame) -> str:
-    """Render the report page. ``prices`` maps symbol -> (ts, close) arrays; ``trades_df``
-    is :func:`tradewarden.analytics.metrics.load_trades` output."""
+    """Render the report page.
+
+    Parameters
+    ----------
+    report : Report
+    curve : EquityCurve or EquityChart
+        The whole curve (:func:`~tradewarden.analytics.metrics.load_equity_curve`) or
+        the thinned one (:func:`~tradewarden.analytics.metrics.equity_chart`); both
+        draw the same chart.
+    prices : dict of str to (numpy.ndarray, numpy.ndarray)
+        Symbol -> (UTC epoch seconds, close in quote currency), whole or thinned
+        (:func:`~tradewarden.analytics.metrics.price_series`).
+    trades_df : pandas.DataFrame
+        :func:`tradewarden.analytics.metrics.load_trades` output.
+
+    Returns
+    -------
+    str
+        The page: inline CSS and SVG, no script, no links.
+    """
     run = report.run
     title = f"tradewarden report — {run.run_id}"
     warn = "".join(

@@ -55,16 +55,16 @@ from tradewarden.analytics.metrics import (
     TradeStats,
     _trade_stats_from_frame,
     connect,
-    decision_stats,
+    equity_chart,
     event_counts,
     ledger_url,
-    load_equity_curve,
     load_run,
     load_trades,
+    price_series,
+    scan_run,
     summarize_data_quality,
-    summarize_risk,
 )
-from tradewarden.ledger.schema import decisions, runs, trades
+from tradewarden.ledger.schema import runs, trades
 
 __all__ = ["CSV_COLUMNS", "Report", "SymbolBreakdown", "build_report", "list_runs",
            "render_console", "report_to_dict", "trades_to_csv", "write_html", "write_json"]
@@ -150,23 +150,29 @@ def build_report(engine: Bind, run_id: str, gates: GateConfig | None = None) -> 
     ------
     LookupError
         ``no run '<run_id>' in ledger <url>`` for an unknown run.
+
+    Notes
+    -----
+    The equity curve, drawdown, daily returns and decision counts are folded from
+    the ledger in chunks (:func:`~tradewarden.analytics.metrics.scan_run`): memory
+    stays flat in the number of decisions; only the trades are held whole.
     """
     gates = gates or GateConfig()
     with connect(engine) as conn:
         run = load_run(conn, run_id)
         trades_df = load_trades(conn, run_id)
-        curve = load_equity_curve(conn, run_id, run)
-        dstats = decision_stats(conn, run_id)
+        scan = scan_run(conn, run_id, run)       # equity and decisions, in chunks
         evts = event_counts(conn, run_id)
     tstats = _trade_stats_from_frame(trades_df, run.symbols)
-    risk = summarize_risk(curve, trades_df)
+    risk = scan.risk(trades_df)
+    dstats = scan.decisions
     dq = summarize_data_quality(run)
     completed = run.status == "completed"
     gate_results = evaluate_gates(gates, run_status=run.status,
                                   closed_trades=tstats.overall.closed_trades,
                                   profit_factor=tstats.overall.profit_factor,
                                   max_drawdown_pct=risk.max_drawdown_pct
-                                  if not curve.total.empty else None)
+                                  if not scan.empty else None)
     passed = all_passed(gate_results)
 
     warnings: list[str] = []
@@ -176,7 +182,7 @@ def build_report(engine: Bind, run_id: str, gates: GateConfig | None = None) -> 
                         "only what the ledger recorded, and the gates fail")
     if run.data_integrity != "ok":
         warnings.append(f"data integrity is '{run.data_integrity}'")
-    warnings.extend(curve.warnings)
+    warnings.extend(scan.warnings)
     if risk.equity_marks == 0:
         warnings.append("no equity marks in the ledger: the equity curve is flat at the "
                         "initial capital")
@@ -403,26 +409,10 @@ def write_html(report: Report, engine: Bind, path: str | Path) -> Path:
 
     run_id = report.run.run_id
     with connect(engine) as conn:
-        curve = load_equity_curve(conn, run_id, report.run)
+        curve = equity_chart(conn, run_id, report.run)            # thinned, in chunks
         trades_df = load_trades(conn, run_id)
-        prices = {s: _price_series(conn, run_id, s) for s in report.per_symbol}
+        prices = price_series(conn, run_id, list(report.per_symbol))
     return atomic_write_text(path, render_html(report, curve, prices, trades_df))
-
-
-def _price_series(conn, run_id: str, symbol: str) -> tuple[np.ndarray, np.ndarray]:
-    d = decisions.c
-    rows = conn.execute(select(d.ts, d.close).where(d.run_id == run_id, d.symbol == symbol,
-                                                    d.close.is_not(None))
-                        .order_by(d.seq)).all()
-    if not rows:
-        return np.array([], dtype=np.int64), np.array([], dtype=float)
-    ts, close = zip(*rows)
-    ts_a = np.asarray(ts, dtype=np.int64)
-    close_a = np.asarray(close, dtype=float)
-    order = np.argsort(ts_a, kind="stable")
-    ts_a, close_a = ts_a[order], close_a[order]
-    last = np.r_[ts_a[1:] != ts_a[:-1], True]      # one price per bar: the last decision's
-    return ts_a[last], close_a[last]
 
 
 # --------------------------------------------------------------------------- CSV / list

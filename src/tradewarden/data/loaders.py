@@ -10,20 +10,23 @@ plus one block, whatever the file's size.
 from __future__ import annotations
 
 import os
+import queue
 import re
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
 
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tradewarden.data._columns import canonical_symbol, normalize_columns, resolve_names
+from tradewarden.data._columns import (VALUE_FIELDS, canonical_symbol, normalize_columns,
+                                       resolve_names)
 from tradewarden.data.errors import DataError
 from tradewarden.data.quality import BlockValidator, DataQuality
 from tradewarden.data.resample import resample, timeframe_label, timeframe_seconds
@@ -334,95 +337,208 @@ def _header_names(cells: list[object]) -> list[str]:
     return names
 
 
-def _csv_reader(path: Path, threads: bool) -> "pa.RecordBatchReader":
+def _csv_options(names: list[str], include: list[str], typed: dict[str, pa.DataType],
+                 threads: bool) -> dict[str, Any]:
     import pyarrow.csv as pacsv
 
-    compression = "gzip" if path.name.lower().endswith(".gz") else None
-    stream = pa.input_stream(os.fspath(path), compression=compression)
-    return pacsv.open_csv(
-        stream,
-        read_options=pacsv.ReadOptions(use_threads=threads, block_size=_CSV_BLOCK_BYTES,
-                                       autogenerate_column_names=True),
+    return dict(
+        read_options=pacsv.ReadOptions(use_threads=threads, column_names=names),
         parse_options=pacsv.ParseOptions(ignore_empty_lines=False),
-        convert_options=pacsv.ConvertOptions(column_types=_TEXT_COLUMNS, null_values=_NA_TOKENS,
-                                             strings_can_be_null=True))
+        convert_options=pacsv.ConvertOptions(
+            include_columns=include, column_types={c: typed.get(c, pa.string()) for c in include},
+            null_values=_NA_TOKENS, strings_can_be_null=True))
 
 
-def _csv_failure(path: Path, source: str, exc: BaseException) -> DataError:
-    """Name the row of a malformed CSV line (re-read on one thread, which counts rows)."""
-    if "Expected" in str(exc) and "columns" in str(exc):
+def _csv_parse(data: bytes, names: list[str], include: list[str],
+               typed: dict[str, pa.DataType], first_row: int, source: str) -> pa.Table:
+    """Parse one block of whole CSV lines.
+
+    The value columns are typed in C++ when every cell converts; otherwise (a cell that
+    is not a number, or text that reads as NaN) the block is parsed again with every
+    column as text, and the validator names the cell. A line with the wrong number of
+    fields is a DataError naming its row (found by a single-threaded parse, which
+    counts rows)."""
+    import pyarrow.csv as pacsv
+
+    def parse(types: dict[str, pa.DataType], threads: bool) -> pa.Table:
+        return pacsv.read_csv(pa.py_buffer(data), **_csv_options(names, include, types, threads))
+
+    try:
+        table = parse(typed, True)
+        for c in typed:
+            col = table.column(c)
+            if col.null_count < len(col) and pc.any(pc.is_nan(col)).as_py():
+                return parse({}, True)
+        return table
+    except pa.ArrowInvalid as exc:
+        if "columns, got" not in str(exc):
+            try:
+                return parse({}, True)
+            except pa.ArrowInvalid as again:
+                exc = again
         try:
-            for _ in _csv_reader(path, threads=False):
-                pass
+            parse({}, False)
         except pa.ArrowInvalid as serial:
             found = _PARSE_ERROR.search(str(serial))
             if found:
                 row, expected, got = (int(g) for g in found.groups())
-                return DataError(source, f"{got} fields where the header has {expected}",
-                                 row=row - 1)
-        except Exception:   # noqa: BLE001 - the first failure is the one to report
-            pass
-    return _cannot_read(source, exc)
+                raise DataError(source, f"{got} fields where the header has {expected}",
+                                row=first_row + row - 1) from None
+        raise _cannot_read(source, exc) from None
 
 
-def _csv_rows_hint(path: Path, first_rows: int) -> int:
-    """Estimate a CSV's data rows from its size and the first block's rows."""
+def _prefetched(items: Iterator[Any]) -> Iterator[Any]:
+    """Run ``items`` one step ahead on a helper thread (an exception is re-raised here).
+
+    At most one finished item waits, so memory grows by one block; if the consumer
+    stops early, the helper is told to stop and joined.
+    """
+    slot: queue.Queue = queue.Queue(maxsize=1)
+    stop = threading.Event()
+    done = object()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        slot.put((True, item), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            slot.put((True, done))
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer
+            slot.put((False, exc))
+
+    helper = threading.Thread(target=produce, daemon=True, name="tradewarden-csv-reader")
+    helper.start()
+    try:
+        while True:
+            ok, item = slot.get()
+            if not ok:
+                raise item
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+        while not slot.empty():
+            slot.get_nowait()
+        helper.join()
+
+
+def _csv_rows_hint(path: Path, block_rows: int, block_bytes: int) -> int:
+    """Estimate a CSV's data rows from its size and the first block's rows per byte."""
     size = path.stat().st_size
     if path.name.lower().endswith(".gz") and size >= 18:
         with path.open("rb") as fh:            # gzip trailer: uncompressed size mod 2**32
             fh.seek(-4, os.SEEK_END)
             isize = int.from_bytes(fh.read(4), "little")
         size = isize if isize >= size else size * 4
-    if size <= _CSV_BLOCK_BYTES or first_rows <= 1:
-        return first_rows
-    return int(size / (_CSV_BLOCK_BYTES / first_rows) * 1.05) + 1024
+    if block_rows <= 0 or block_bytes <= 0:
+        return 0
+    return int(size / block_bytes * block_rows * 1.05) + 1024
 
 
 def _open_csv(path: Path, source: str) -> _Table:
+    """Open a CSV (gzip by extension) and read its header; blocks are parsed as read.
+
+    The file is read in blocks of :data:`_CSV_BLOCK_BYTES`, each cut after its last
+    line break and parsed on its own (pyarrow, threads within the block), so no more
+    than one block of text and its columns are in memory at once.
+    """
+    import pyarrow.csv as pacsv
+
+    compression = "gzip" if path.name.lower().endswith(".gz") else None
+
+    def read(stream: Any, n: int) -> bytes:
+        try:
+            return stream.read(n)
+        except (pa.ArrowException, OSError, EOFError, ValueError) as exc:
+            raise _cannot_read(source, exc) from None
+
     try:
-        reader = _csv_reader(path, threads=True)
-        first = reader.read_next_batch()
-    except StopIteration:
-        raise DataError(source, "cannot read file (no header line)") from None
-    except (pa.ArrowException, OSError, ValueError) as exc:
-        raise _csv_failure(path, source, exc) from None
-    names = _header_names([first.column(i)[0].as_py() for i in range(first.num_columns)])
+        stream = pa.input_stream(os.fspath(path), compression=compression)
+    except (pa.ArrowException, OSError) as exc:
+        raise _cannot_read(source, exc) from None
+    head = read(stream, _CSV_BLOCK_BYTES)
+    while b"\n" not in head:                        # a header longer than a block
+        more = read(stream, _CSV_BLOCK_BYTES)
+        if not more:
+            break
+        head += more
+    line_end = head.find(b"\n") + 1 or len(head)
+    try:
+        header = pacsv.read_csv(
+            pa.py_buffer(head[:line_end]),
+            read_options=pacsv.ReadOptions(autogenerate_column_names=True),
+            convert_options=pacsv.ConvertOptions(column_types=_TEXT_COLUMNS,
+                                                 strings_can_be_null=True))
+    except pa.ArrowInvalid as exc:
+        raise _cannot_read(source, exc) from None
+    names = _header_names([header.column(i)[0].as_py() if header.num_rows else None
+                           for i in range(header.num_columns)])
     columns = resolve_names(names, source)
-    position = {canon: names.index(label) for canon, label in columns.items()}
+    physical = [f"f{i}" for i in range(len(names))]
+    field_of = {canon: physical[names.index(str(label))] for canon, label in columns.items()}
+    include = list(dict.fromkeys(field_of.values()))
+    typed = {field_of[c]: pa.float64() for c in VALUE_FIELDS}
+    rows_hint = _csv_rows_hint(path, head.count(b"\n", line_end), len(head) - line_end)
+
+    def parsed() -> Iterator[pa.Table]:
+        """Whole-line blocks of the file, parsed; one row per line (blank ones too)."""
+        data = head[line_end:]
+        start = 1                        # data row number of the next block's first row
+        at_end = fresh = False           # the first block is what the header came with
+        while not at_end:
+            if fresh:
+                chunk = read(stream, _CSV_BLOCK_BYTES)
+                at_end = not chunk
+                data += chunk
+            fresh = True
+            cut = len(data) if at_end else data.rfind(b"\n") + 1
+            if cut == 0:
+                continue                 # no whole line yet
+            block, data = data[:cut], data[cut:]
+            if not block:
+                continue
+            table = _csv_parse(block, physical, include, typed, start, source)
+            del block
+            start += table.num_rows
+            yield table
 
     def blocks() -> Iterator[tuple[pa.Table, np.ndarray]]:
-        batch: pa.RecordBatch | None = first.slice(1)
-        start = 1                        # data row number of the batch's first row
-        pending: pa.Table | None = None  # blank rows at the end of the previous batch
-        while batch is not None:
-            table = pa.Table.from_batches([batch])
+        start = 1                        # data row number of the next table's first row
+        pending: pa.Table | None = None  # blank rows at the end of the previous block
+        # The next block is read and parsed (pyarrow, without the GIL) while this one
+        # is validated.
+        for table in _prefetched(parsed()):
             if pending is not None:
                 start -= pending.num_rows
+                if pending.schema != table.schema:      # typed vs text: all null anyway
+                    pending = pending.cast(table.schema)
                 table = pa.concat_tables([pending, table])
                 pending = None
             n = table.num_rows
-            if n:
-                # A blank line at the end of the file is an editor artefact, not a row.
-                blank = table.column(0).is_null()
-                for col in table.columns[1:]:
-                    blank = pc.and_(blank, col.is_null())
-                blank_np = blank.to_numpy(zero_copy_only=False)
-                if blank_np[-1]:
-                    real = np.flatnonzero(~blank_np)
-                    cut = int(real[-1]) + 1 if real.shape[0] else 0
-                    pending, table = table.slice(cut), table.slice(0, cut)
-                rows = np.arange(start, start + table.num_rows, dtype=np.int64)
-                start += n
-                if table.num_rows:
-                    yield (pa.table({c: table.column(i) for c, i in position.items()}), rows)
-            try:
-                batch = reader.read_next_batch()
-            except StopIteration:
-                batch = None
-            except (pa.ArrowException, OSError, ValueError) as exc:
-                raise _csv_failure(path, source, exc) from None
+            if n == 0:
+                continue
+            # A blank line at the end of the file is an editor artefact, not a row.
+            blank = table.column(0).is_null()
+            for col in table.columns[1:]:
+                blank = pc.and_(blank, col.is_null())
+            blank_np = blank.to_numpy(zero_copy_only=False)
+            if blank_np[-1]:
+                real = np.flatnonzero(~blank_np)
+                keep = int(real[-1]) + 1 if real.shape[0] else 0
+                pending, table = table.slice(keep), table.slice(0, keep)
+            rows = np.arange(start, start + table.num_rows, dtype=np.int64)
+            start += n
+            if table.num_rows:
+                yield pa.table({c: table.column(f) for c, f in field_of.items()}), rows
 
-    return _Table(columns, blocks(), _csv_rows_hint(path, first.num_rows - 1))
+    return _Table(columns, blocks(), rows_hint)
 
 
 def _open_parquet(path: Path, source: str) -> _Table:
@@ -492,6 +608,16 @@ def _read_file(path: Path, source: str, wanted: list[str] | None, skip_bad_rows:
 
 def _stream(table: _Table, source: str, wanted: list[str] | None, skip_bad_rows: bool,
             single: str | None) -> _Read:
+    try:
+        return _stream_blocks(table, source, wanted, skip_bad_rows, single)
+    finally:
+        close = getattr(table.blocks, "close", None)
+        if close is not None:            # stop the reader thread at once on an error
+            close()
+
+
+def _stream_blocks(table: _Table, source: str, wanted: list[str] | None, skip_bad_rows: bool,
+                   single: str | None) -> _Read:
     if "symbol" not in table.columns:
         assert single is not None
         validator = BlockValidator(source, single, skip_bad_rows, capacity=table.rows_hint)
