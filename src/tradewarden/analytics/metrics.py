@@ -807,7 +807,7 @@ def risk_stats(bind: Bind, run_id: str) -> RiskStats:
 # --------------------------------------------------------------------------- streamed equity
 
 #: Rows per batch when a run's decisions and equity rows are streamed from the ledger.
-STREAM_BATCH_ROWS = 65536
+STREAM_BATCH_ROWS = 16384
 
 _DECISION_SCAN = ("SELECT ts, symbol, action, reason, COALESCE(equity, 0.0) AS equity, "
                   "CASE WHEN equity IS NULL THEN 1 ELSE 0 END AS no_equity "
@@ -898,8 +898,10 @@ def _batches(conn: Connection, sql: str, run_id: str, schema: pa.Schema
             [pa.array(col, type=f.type) for col, f in zip(cols, schema)], schema=schema)
 
 
-def _decision_batches(conn: Connection, run_id: str, order: str) -> Iterator[pa.RecordBatch]:
-    """The decisions scan (:data:`_DECISION_SCAN`), in ``order``.
+def _decision_batches(conn: Connection, run_id: str, order: str, reasons: bool = True
+                      ) -> Iterator[pa.RecordBatch]:
+    """The decisions scan (:data:`_DECISION_SCAN`), in ``order``; without ``reasons``
+    the action and reason columns are left empty (not read: text is most of the cost).
 
     On a SQLite file in ``seq`` order the rows are read as consecutive ``seq`` ranges
     of :data:`STREAM_BATCH_ROWS` by reader threads, each on its own ADBC connection
@@ -907,10 +909,11 @@ def _decision_batches(conn: Connection, run_id: str, order: str) -> Iterator[pa.
     handed over in order: the scan runs on both cores while the caller folds what it
     has, and memory stays a few batches.
     """
+    scan = _DECISION_SCAN if reasons else _DECISION_SCAN.replace(
+        "action, reason,", "'' AS action, '' AS reason,")
     path = _sqlite_file(conn)
     if path is None or order != "seq":
-        yield from _batches(conn, _DECISION_SCAN.format(p="{p}", order=order), run_id,
-                            _DECISION_SCHEMA)
+        yield from _batches(conn, scan.format(p="{p}", order=order), run_id, _DECISION_SCHEMA)
         return
     # Two index lookups: SQLite answers min() and max() in one query with a full scan.
     seq = select(decisions.c.seq).where(decisions.c.run_id == run_id).limit(1)
@@ -921,7 +924,7 @@ def _decision_batches(conn: Connection, run_id: str, order: str) -> Iterator[pa.
     step = STREAM_BATCH_ROWS
     ranges = [(a, min(a + step, hi + 1)) for a in range(int(lo), int(hi) + 1, step)]
     workers = max(1, min(2, os.cpu_count() or 1, len(ranges)))
-    sql = _DECISION_SCAN.format(p="?", order="seq").replace(
+    sql = scan.format(p="?", order="seq").replace(
         "WHERE run_id = ?", "WHERE run_id = ? AND seq >= ? AND seq < ?")
     queues = [queue.Queue(maxsize=2) for _ in range(workers)]
     stop = threading.Event()
@@ -1250,7 +1253,7 @@ def _equity_points(conn: Connection, run_id: str, run: RunInfo, initial: dict[st
 
     def decisions_marks() -> Iterator[tuple[np.ndarray, ...]]:
         last = None
-        for batch in _decision_batches(conn, run_id, order):
+        for batch in _decision_batches(conn, run_id, order, reasons=counts is not None):
             ts = batch.column(0).to_numpy(zero_copy_only=False)
             if (last is not None and ts[0] < last) or (len(ts) > 1 and (np.diff(ts) < 0).any()):
                 raise _Unsorted()

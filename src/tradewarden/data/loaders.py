@@ -896,4 +896,23 @@ def load_market_data(symbols: list[str] | None = None, data_path: Path | str | N
         raise DataError(where, f"the symbols' bars have different lengths ({listing}); pass a "
                                "timeframe that is a whole multiple of each")
     out.timeframe = tf_label if tf_label is not None else next(iter(labels.values()), None)
+    _release_free_memory()
     return out
+
+
+def _release_free_memory() -> None:
+    """Hand the blocks' freed memory back to the operating system.
+
+    Streaming a large file frees a block's text and columns every few MiB; the
+    allocators keep such memory for reuse (pyarrow's pool, glibc's arenas, one per
+    reader thread), which for a 200 MB CSV is about 50 MB of resident memory that the
+    replay would never use. Best effort: where ``malloc_trim`` does not exist (not
+    glibc) only pyarrow's pool is released.
+    """
+    pa.default_memory_pool().release_unused()
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
