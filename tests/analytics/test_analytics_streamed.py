@@ -12,7 +12,8 @@ from sqlalchemy import func, insert, select
 import tradewarden.analytics.metrics as metrics
 from tradewarden.analytics import build_report, risk_stats
 from tradewarden.analytics.charts import downsample
-from tradewarden.analytics.metrics import (decision_stats, equity_chart, load_equity_curve,
+from tradewarden.analytics.metrics import (chart_series, decision_stats, equity_chart,
+                                           load_equity_curve,
                                            load_run, load_trades, price_series, scan_run,
                                            summarize_risk)
 from tradewarden.ledger import schema
@@ -137,6 +138,15 @@ def test_chunked_figures_equal_the_whole_curve(mixed: Ledger, monkeypatch, run_i
         np.testing.assert_array_equal(prices[sym][0], want_t)
         np.testing.assert_array_equal(prices[sym][1], want_v)
     assert len(prices["ADA-USD"][0]) == 0
+
+    # The HTML page reads both in the same two passes.
+    chart20, prices20 = chart_series(engine, run_id, SYMBOLS, run, max_points=20)
+    alone = equity_chart(engine, run_id, run, max_points=20)
+    for name in ("ts", "total", "drawdown_ts", "drawdown_pct"):
+        np.testing.assert_array_equal(getattr(chart20, name), getattr(alone, name))
+    for sym in SYMBOLS:
+        np.testing.assert_array_equal(prices20[sym][0], prices[sym][0])
+        np.testing.assert_array_equal(prices20[sym][1], prices[sym][1])
 
 
 def test_stray_and_foreign_accounts_are_handled_like_the_whole_curve(mixed: Ledger) -> None:

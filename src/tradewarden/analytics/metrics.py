@@ -50,7 +50,7 @@ __all__ = [
     "AccountStats", "DataQuality", "DecisionStats", "EquityChart", "EquityCurve", "ReasonCount",
     "RiskStats", "RunInfo", "RunScan", "SymbolQuality", "TradeStats", "TradeStatsResult",
     "connect", "consecutive_losses", "daily_returns", "data_quality", "decision_stats",
-    "drawdown", "equity_chart", "event_counts", "ledger_url", "load_equity_curve", "load_run",
+    "chart_series", "drawdown", "equity_chart", "event_counts", "ledger_url", "load_equity_curve", "load_run",
     "load_trades", "price_series", "risk_stats", "scan_run", "summarize_data_quality",
     "summarize_risk", "summarize_trades", "trade_stats",
 ]
@@ -810,18 +810,20 @@ def risk_stats(bind: Bind, run_id: str) -> RiskStats:
 STREAM_BATCH_ROWS = 16384
 
 _DECISION_SCAN = ("SELECT ts, symbol, action, reason, COALESCE(equity, 0.0) AS equity, "
-                  "CASE WHEN equity IS NULL THEN 1 ELSE 0 END AS no_equity "
-                  "FROM decisions WHERE run_id = {p} ORDER BY {order}")
+                  "CASE WHEN equity IS NULL THEN 1 ELSE 0 END AS no_equity, "
+                  "COALESCE(close, 0.0) AS close, CASE WHEN close IS NULL THEN 1 ELSE 0 END "
+                  "AS no_close FROM decisions WHERE run_id = {p} ORDER BY {order}")
+_NO_REASONS = ("action, reason,", "'' AS action, '' AS reason,")
+_NO_CLOSES = ("COALESCE(close, 0.0) AS close, CASE WHEN close IS NULL THEN 1 ELSE 0 END "
+              "AS no_close", "0.0 AS close, 1 AS no_close")
 _DECISION_SCHEMA = pa.schema([("ts", pa.int64()), ("symbol", pa.string()),
                               ("action", pa.string()), ("reason", pa.string()),
-                              ("equity", pa.float64()), ("no_equity", pa.int64())])
+                              ("equity", pa.float64()), ("no_equity", pa.int64()),
+                              ("close", pa.float64()), ("no_close", pa.int64())])
 _SNAPSHOT_SCAN = ("SELECT ts, account, equity FROM equity WHERE run_id = {p} "
                   "ORDER BY ts, seq")
 _SNAPSHOT_SCHEMA = pa.schema([("ts", pa.int64()), ("account", pa.string()),
                               ("equity", pa.float64())])
-_CLOSE_SCAN = ("SELECT ts, symbol, close FROM decisions WHERE run_id = {p} "
-               "AND close IS NOT NULL ORDER BY {order}")
-_CLOSE_SCHEMA = pa.schema([("ts", pa.int64()), ("symbol", pa.string()), ("close", pa.float64())])
 
 
 class _Unsorted(Exception):
@@ -898,10 +900,11 @@ def _batches(conn: Connection, sql: str, run_id: str, schema: pa.Schema
             [pa.array(col, type=f.type) for col, f in zip(cols, schema)], schema=schema)
 
 
-def _decision_batches(conn: Connection, run_id: str, order: str, reasons: bool = True
-                      ) -> Iterator[pa.RecordBatch]:
+def _decision_batches(conn: Connection, run_id: str, order: str, reasons: bool = True,
+                      closes: bool = False) -> Iterator[pa.RecordBatch]:
     """The decisions scan (:data:`_DECISION_SCAN`), in ``order``; without ``reasons``
-    the action and reason columns are left empty (not read: text is most of the cost).
+    the action and reason columns are left empty (not read: text is most of the cost),
+    without ``closes`` the close column is.
 
     On a SQLite file in ``seq`` order the rows are read as consecutive ``seq`` ranges
     of :data:`STREAM_BATCH_ROWS` by reader threads, each on its own ADBC connection
@@ -909,8 +912,11 @@ def _decision_batches(conn: Connection, run_id: str, order: str, reasons: bool =
     handed over in order: the scan runs on both cores while the caller folds what it
     has, and memory stays a few batches.
     """
-    scan = _DECISION_SCAN if reasons else _DECISION_SCAN.replace(
-        "action, reason,", "'' AS action, '' AS reason,")
+    scan = _DECISION_SCAN
+    if not reasons:
+        scan = scan.replace(*_NO_REASONS)
+    if not closes:
+        scan = scan.replace(*_NO_CLOSES)
     path = _sqlite_file(conn)
     if path is None or order != "seq":
         yield from _batches(conn, scan.format(p="{p}", order=order), run_id, _DECISION_SCHEMA)
@@ -1236,14 +1242,15 @@ def _account_names(conn: Connection, run_id: str, run: RunInfo, extra: list[str]
 
 
 def _equity_points(conn: Connection, run_id: str, run: RunInfo, initial: dict[str, float],
-                   order: str, counts: dict[tuple[str, str, str], int] | None
-                   ) -> Iterator[tuple[str, Any]]:
+                   order: str, counts: dict[tuple[str, str, str], int] | None,
+                   closes: _Closes | None = None) -> Iterator[tuple[str, Any]]:
     """Stream a run's total-equity step curve and each account's own marks.
 
     Yields ``("span", (first bar, last bar))`` once the first decisions are read,
     ``("account", (code, ts, values))`` for each account's deduplicated marks,
     ``("total", (ts, totals))`` for the curve's points (with the synthetic first and
-    last points of :func:`load_equity_curve`), in time order. Raises
+    last points of :func:`load_equity_curve`), in time order. Decisions are counted
+    into ``counts`` and their closes fed to ``closes`` on the way. Raises
     :class:`_Unsorted` / :class:`_NewAccount` for the caller to start again.
     """
     names = list(initial)
@@ -1253,11 +1260,14 @@ def _equity_points(conn: Connection, run_id: str, run: RunInfo, initial: dict[st
 
     def decisions_marks() -> Iterator[tuple[np.ndarray, ...]]:
         last = None
-        for batch in _decision_batches(conn, run_id, order, reasons=counts is not None):
+        for batch in _decision_batches(conn, run_id, order, reasons=counts is not None,
+                                       closes=closes is not None):
             ts = batch.column(0).to_numpy(zero_copy_only=False)
             if (last is not None and ts[0] < last) or (len(ts) > 1 and (np.diff(ts) < 0).any()):
                 raise _Unsorted()
             last = int(ts[-1])
+            if closes is not None:
+                closes.feed(batch)
             if span[0] is None:
                 span[0] = int(ts[0])
             span[1] = last
@@ -1469,37 +1479,14 @@ def equity_chart(bind: Bind, run_id: str, run: RunInfo | None = None,
                  max_points: int = 2000) -> EquityChart:
     """Thin a run's total-equity curve and its drawdown for a chart, reading in chunks.
 
-    Two passes over the ledger: the first counts the curve's points, the second keeps
-    each bucket's extremes (the buckets of
-    :func:`tradewarden.analytics.charts.downsample`, so the chart is the one the
-    whole curve would give). Memory is a few chunks whatever the run's length.
+    See :func:`chart_series`, of which this is the equity part.
 
     Raises
     ------
     LookupError
         For an unknown run.
     """
-    with connect(bind) as conn:
-        if run is None:
-            run = load_run(conn, run_id)
-
-        def consume(initial: dict[str, float], warnings: list[str], order: str) -> EquityChart:
-            n = sum(len(item[0]) for kind, item in
-                    _equity_points(conn, run_id, run, initial, order, None) if kind == "total")
-            initial_total = float(sum(initial.values()))
-            eq, dd = _Thin(n, max_points), _Thin(n, max_points)
-            peak = _Peak(initial_total)
-            start = None
-            for kind, item in _equity_points(conn, run_id, run, initial, order, None):
-                if kind == "total":
-                    ts, v = item
-                    start = int(ts[0]) if start is None else start
-                    eq.update(ts, v)
-                    dd.update(ts, -peak.update(ts, v))
-            (t, v), (dt, dv) = eq.points(), dd.points()
-            return EquityChart(t, v, dt, dv, initial_total, start)
-
-        return _with_restarts(conn, run_id, run, consume)
+    return chart_series(bind, run_id, [], run, max_points)[0]
 
 
 def price_series(bind: Bind, run_id: str, symbols: list[str], max_points: int = 2000
@@ -1517,49 +1504,128 @@ def price_series(bind: Bind, run_id: str, symbols: list[str], max_points: int = 
         order = "seq"
         while True:
             try:
-                counts = _close_points(conn, run_id, symbols, order, None)
-                thins = {s: _Thin(counts[s], max_points) for s in symbols}
-                _close_points(conn, run_id, symbols, order, thins)
-                break
+                first = _Closes(symbols, None)
+                for batch in _decision_batches(conn, run_id, order, reasons=False, closes=True):
+                    first.feed(batch)
+                first.finish()
+                closes = _Closes(symbols, {s: _Thin(n, max_points) for s, n in first.counts.items()})
+                for batch in _decision_batches(conn, run_id, order, reasons=False, closes=True):
+                    closes.feed(batch)
+                return closes.finish()
             except _Unsorted:
                 order = "ts, seq"
-    return {s: thins[s].points() for s in symbols}
 
 
-def _close_points(conn: Connection, run_id: str, symbols: list[str], order: str,
-                  thins: dict[str, _Thin] | None) -> dict[str, int]:
-    """One pass over the closes: count each symbol's bars, or feed them to ``thins``."""
-    index = {s: i for i, s in enumerate(symbols)}
-    counts = dict.fromkeys(symbols, 0)
-    held: dict[int, tuple[np.ndarray, np.ndarray]] = {}     # last ts group per symbol
-    last_ts: dict[int, int] = {}
+def chart_series(bind: Bind, run_id: str, symbols: list[str], run: RunInfo | None = None,
+                 max_points: int = 2000
+                 ) -> tuple[EquityChart, dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """The HTML report's series, thinned, from two passes over the run's decisions.
 
-    def emit(code: int, ts: np.ndarray, v: np.ndarray) -> None:
-        keep = np.r_[ts[1:] != ts[:-1], True]               # one price per bar: the last
+    The first pass counts the points of the total-equity curve and of each symbol's
+    close; the second keeps each bucket's extremes (the buckets of
+    :func:`tradewarden.analytics.charts.downsample`, so each chart is the one the
+    whole series would give). Memory is a few chunks whatever the run's length.
+
+    Parameters
+    ----------
+    bind : Engine | Connection
+    run_id : str
+    symbols : list of str
+        Symbols whose closes to thin (see :func:`price_series`).
+    run : RunInfo, optional
+    max_points : int, default 2000
+
+    Returns
+    -------
+    tuple of (EquityChart, dict of str to (numpy.ndarray, numpy.ndarray))
+
+    Raises
+    ------
+    LookupError
+        For an unknown run.
+    """
+    with connect(bind) as conn:
+        if run is None:
+            run = load_run(conn, run_id)
+
+        def consume(initial: dict[str, float], warnings: list[str], order: str
+                    ) -> tuple[EquityChart, dict[str, tuple[np.ndarray, np.ndarray]]]:
+            counter = _Closes(symbols, None) if symbols else None
+            n = sum(len(item[0]) for kind, item in
+                    _equity_points(conn, run_id, run, initial, order, None, counter)
+                    if kind == "total")
+            closes = None
+            if counter is not None:
+                counter.finish()
+                closes = _Closes(symbols, {s: _Thin(c, max_points)
+                                           for s, c in counter.counts.items()})
+            initial_total = float(sum(initial.values()))
+            eq, dd = _Thin(n, max_points), _Thin(n, max_points)
+            peak = _Peak(initial_total)
+            start = None
+            for kind, item in _equity_points(conn, run_id, run, initial, order, None, closes):
+                if kind == "total":
+                    ts, v = item
+                    start = int(ts[0]) if start is None else start
+                    eq.update(ts, v)
+                    dd.update(ts, -peak.update(ts, v))
+            (t, v), (dt, dv) = eq.points(), dd.points()
+            prices = closes.finish() if closes is not None else {}
+            return EquityChart(t, v, dt, dv, initial_total, start), prices
+
+        return _with_restarts(conn, run_id, run, consume)
+
+
+class _Closes:
+    """Each symbol's close per bar (the last decision's when a bar has several), fed
+    decision batches in time order: counted, or thinned by ``thins``."""
+
+    def __init__(self, symbols: list[str], thins: dict[str, _Thin] | None) -> None:
+        self.symbols = list(symbols)
+        self.index = {s: i for i, s in enumerate(self.symbols)}
+        self.thins = thins
+        self.counts = dict.fromkeys(self.symbols, 0)
+        self.held: dict[int, tuple[np.ndarray, np.ndarray]] = {}   # last ts group per symbol
+        self.last_ts: dict[int, int] = {}
+
+    def _emit(self, code: int, ts: np.ndarray, v: np.ndarray) -> None:
+        keep = np.r_[ts[1:] != ts[:-1], True]                      # one price per bar
         ts, v = ts[keep], v[keep]
-        counts[symbols[code]] += len(ts)
-        if thins is not None:
-            thins[symbols[code]].update(ts, v)
+        self.counts[self.symbols[code]] += len(ts)
+        if self.thins is not None:
+            self.thins[self.symbols[code]].update(ts, v)
 
-    for batch in _batches(conn, _CLOSE_SCAN.format(p="{p}", order=order), run_id, _CLOSE_SCHEMA):
-        codes = _codes(batch.column(1), index)
-        ts_all = batch.column(0).to_numpy(zero_copy_only=False)
-        v_all = batch.column(2).to_numpy(zero_copy_only=False)
+    def feed(self, batch: pa.RecordBatch) -> None:
+        if not self.symbols:
+            return
+        has = batch.column(7).to_numpy(zero_copy_only=False) == 0
+        if not has.any():
+            return
+        rows = np.flatnonzero(has)
+        codes = _codes(batch.column(1).take(pa.array(rows)), self.index)
+        ts_all = batch.column(0).to_numpy(zero_copy_only=False)[rows]
+        v_all = batch.column(6).to_numpy(zero_copy_only=False)[rows]
         for code in np.unique(codes[codes >= 0]).tolist():
             mine = codes == code
             ts, v = ts_all[mine], v_all[mine]
-            if code in held:
-                ts, v = np.concatenate((held[code][0], ts)), np.concatenate((held[code][1], v))
-            if (code in last_ts and ts[0] < last_ts[code]) or (np.diff(ts) < 0).any():
+            if code in self.held:
+                ts = np.concatenate((self.held[code][0], ts))
+                v = np.concatenate((self.held[code][1], v))
+            if (code in self.last_ts and ts[0] < self.last_ts[code]) or (np.diff(ts) < 0).any():
                 raise _Unsorted()
-            last_ts[code] = int(ts[-1])
-            cut = int(np.searchsorted(ts, ts[-1], "left"))  # the last ts may continue
-            held[code] = (ts[cut:], v[cut:])
+            self.last_ts[code] = int(ts[-1])
+            cut = int(np.searchsorted(ts, ts[-1], "left"))          # the last ts may continue
+            self.held[code] = (ts[cut:], v[cut:])
             if cut:
-                emit(code, ts[:cut], v[:cut])
-    for code, (ts, v) in held.items():
-        emit(code, ts, v)
-    return counts
+                self._emit(code, ts[:cut], v[:cut])
+
+    def finish(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        for code, (ts, v) in self.held.items():
+            self._emit(code, ts, v)
+        self.held = {}
+        if self.thins is None:
+            return {}
+        return {s: self.thins[s].points() for s in self.symbols}
 
 
 # --------------------------------------------------------------------------- data quality

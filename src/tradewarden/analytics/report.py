@@ -54,13 +54,12 @@ from tradewarden.analytics.metrics import (
     SymbolQuality,
     TradeStats,
     _trade_stats_from_frame,
+    chart_series,
     connect,
-    equity_chart,
     event_counts,
     ledger_url,
     load_run,
     load_trades,
-    price_series,
     scan_run,
     summarize_data_quality,
 )
@@ -409,9 +408,8 @@ def write_html(report: Report, engine: Bind, path: str | Path) -> Path:
 
     run_id = report.run.run_id
     with connect(engine) as conn:
-        curve = equity_chart(conn, run_id, report.run)            # thinned, in chunks
+        curve, prices = chart_series(conn, run_id, list(report.per_symbol), report.run)
         trades_df = load_trades(conn, run_id)
-        prices = price_series(conn, run_id, list(report.per_symbol))
     return atomic_write_text(path, render_html(report, curve, prices, trades_df))
 
 
