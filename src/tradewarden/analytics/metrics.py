@@ -892,8 +892,8 @@ def _batches(conn: Connection, sql: str, run_id: str, schema: pa.Schema
             finally:
                 cur.close()
         return
-    result = conn.execution_options(yield_per=STREAM_BATCH_ROWS).execute(
-        text(sql.format(p=":run_id")), {"run_id": run_id})
+    result = conn.execute(text(sql.format(p=":run_id")).execution_options(
+        yield_per=STREAM_BATCH_ROWS), {"run_id": run_id})
     for rows in result.partitions():
         cols = list(zip(*rows)) if rows else [[] for _ in schema]
         yield pa.RecordBatch.from_arrays(
@@ -954,7 +954,10 @@ def _decision_batches(conn: Connection, run_id: str, order: str, reasons: bool =
                         return
                 cur.close()
         except BaseException as exc:  # noqa: BLE001 - handed to the reading thread
-            q.put(exc)
+            try:
+                q.put(exc, timeout=1.0)
+            except queue.Full:            # the reading thread has stopped
+                pass
 
     threads = [threading.Thread(target=read, args=(w,), daemon=True,
                                 name=f"tradewarden-scan-{w}") for w in range(workers)]

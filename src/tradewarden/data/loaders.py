@@ -155,7 +155,9 @@ def read_ohlcv_file(path: str | os.PathLike[str], symbol: str | None = None) -> 
         Column names are matched case-insensitively; the time column may be called
         ``timestamp``, ``datetime``, ``date`` or ``time`` and may hold ISO 8601 text
         (with or without ``Z``/offset; text without an offset is UTC) or epoch
-        seconds or milliseconds (told apart by magnitude during validation).
+        seconds, milliseconds, microseconds or nanoseconds (told apart by magnitude
+        during validation). This reads the whole file with pandas;
+        :func:`load_market_data` streams it instead.
     symbol : str, optional
         When the file has a ``symbol`` column, keep only this symbol's rows (matched
         in canonical form: ``btc_usd`` matches ``BTC-USD``). Ignored when the file
@@ -408,9 +410,15 @@ def _prefetched(items: Iterator[Any]) -> Iterator[Any]:
                         continue
                 if stop.is_set():
                     return
-            slot.put((True, done))
+            final: tuple[bool, Any] = (True, done)
         except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer
-            slot.put((False, exc))
+            final = (False, exc)
+        while not stop.is_set():
+            try:
+                slot.put(final, timeout=0.1)
+                return
+            except queue.Full:
+                continue
 
     helper = threading.Thread(target=produce, daemon=True, name="tradewarden-csv-reader")
     helper.start()
@@ -596,8 +604,8 @@ def _read_file(path: Path, source: str, wanted: list[str] | None, skip_bad_rows:
                *, single: str | None = None) -> _Read:
     """Stream one file through the validators.
 
-    Without a ``symbol`` column the whole file is ``single``'s (which must be given;
-    the caller checks first with :func:`_has_symbol_column`). With one, rows go to one
+    Without a ``symbol`` column the whole file is ``single``'s (which must be given).
+    With one, rows go to one
     validator per symbol in ``wanted`` (``None``: every symbol in the file); errors of
     a symbol are kept for the caller, which reports them in request order, as loading
     the symbols one after another would.
