@@ -209,3 +209,26 @@ def test_flat_trough_and_peak_report_their_first_and_last_bars(ledger: Ledger,
     assert risk.max_drawdown == pytest.approx(1200.0)
     assert risk == summarize_risk(load_equity_curve(ledger.engine, "r-flat-trough"),
                                   load_trades(ledger.engine, "r-flat-trough"))
+
+
+def test_report_and_trades_accept_what_replay_returns(hand_run: Ledger) -> None:
+    from dataclasses import dataclass
+
+    from tradewarden.analytics import GateConfig
+
+    @dataclass
+    class Result:                        # the shape of tradewarden.replay()'s ReplayRun
+        run_id: str
+        gates: GateConfig
+
+        def engine(self):
+            return hand_run.engine
+
+    result = Result("r-hand", GateConfig(min_closed_trades=3))
+    report = build_report(result)
+    assert report.run.run_id == "r-hand" and report.gate_config.min_closed_trades == 3
+    assert report == build_report(hand_run.engine, "r-hand", GateConfig(min_closed_trades=3))
+    assert load_trades(result)["trade_id"].tolist() == load_trades(hand_run.engine, "r-hand")[
+        "trade_id"].tolist()
+    with pytest.raises(TypeError, match="run_id is required"):
+        build_report(hand_run.engine)

@@ -51,7 +51,7 @@ __all__ = [
     "RiskStats", "RunInfo", "RunScan", "SymbolQuality", "TradeStats", "TradeStatsResult",
     "connect", "consecutive_losses", "daily_returns", "data_quality", "decision_stats",
     "chart_series", "drawdown", "equity_chart", "event_counts", "ledger_url", "load_equity_curve", "load_run",
-    "load_trades", "price_series", "risk_stats", "scan_run", "summarize_data_quality",
+    "load_trades", "price_series", "risk_stats", "run_source", "scan_run", "summarize_data_quality",
     "summarize_risk", "summarize_trades", "trade_stats",
 ]
 
@@ -77,6 +77,28 @@ def connect(bind: Bind) -> Iterator[Connection]:
             yield conn
     else:
         raise TypeError(f"expected a SQLAlchemy Engine or Connection, got {type(bind).__name__}")
+
+
+def run_source(source: Bind | Any, run_id: str | None = None) -> tuple[Bind, str]:
+    """Return (ledger, run id) from a database and a run id, or from what
+    :func:`tradewarden.replay` returns (anything with ``engine()`` and ``run_id``).
+
+    Raises
+    ------
+    TypeError
+        For a database without a run id, or neither a database nor a replay result.
+    """
+    if isinstance(source, (Engine, Connection)):
+        if run_id is None:
+            raise TypeError("run_id is required with a database (or pass what "
+                            "tradewarden.replay() returned)")
+        return source, run_id
+    engine = getattr(source, "engine", None)
+    own = getattr(source, "run_id", None)
+    if callable(engine) and isinstance(own, str):
+        return engine(), run_id or own
+    raise TypeError(f"expected a SQLAlchemy Engine or Connection and a run id, or a replay "
+                    f"result, got {type(source).__name__}")
 
 
 def ledger_url(bind: Bind) -> str:
@@ -215,8 +237,15 @@ def _read_table(path: str, sql: str, run_id: str) -> pa.Table:
                      for name in table.column_names})
 
 
-def load_trades(bind: Bind, run_id: str) -> pd.DataFrame:
+def load_trades(bind: Bind | Any, run_id: str | None = None) -> pd.DataFrame:
     """Read a run's closed round trips, ordered by ``exit_ts`` then ``trade_id``.
+
+    Parameters
+    ----------
+    bind : Engine | Connection | ReplayRun
+        The ledger, or what :func:`tradewarden.replay` returns (see :func:`run_source`).
+    run_id : str, optional
+        Required with a database.
 
     Returns
     -------
@@ -225,6 +254,7 @@ def load_trades(bind: Bind, run_id: str) -> pd.DataFrame:
         prices, ``fees``, ``pnl``) hold exact :class:`~decimal.Decimal` objects, and
         ``pnl_f`` / ``fees_f`` hold the same values as float for statistics.
     """
+    bind, run_id = run_source(bind, run_id)
     cols = [trades.c[name] for name in _TRADE_COLUMNS]
     stmt = (select(*cols).where(trades.c.run_id == run_id)
             .order_by(trades.c.exit_ts, trades.c.trade_id))

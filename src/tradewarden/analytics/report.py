@@ -60,6 +60,7 @@ from tradewarden.analytics.metrics import (
     ledger_url,
     load_run,
     load_trades,
+    run_source,
     scan_run,
     summarize_data_quality,
 )
@@ -133,22 +134,26 @@ class Report(BaseModel):
 
 # --------------------------------------------------------------------------- build
 
-def build_report(engine: Bind, run_id: str, gates: GateConfig | None = None) -> Report:
+def build_report(engine: Bind | Any, run_id: str | None = None,
+                 gates: GateConfig | None = None) -> Report:
     """Build the report of one run from the ledger.
 
     Parameters
     ----------
-    engine : Engine | Connection
-        The ledger database.
-    run_id : str
-        The run to report.
+    engine : Engine | Connection | ReplayRun
+        The ledger database, or what :func:`tradewarden.replay` returns (its ledger,
+        run and gates are used).
+    run_id : str, optional
+        The run to report (required with a database).
     gates : GateConfig | None
-        Gate thresholds (default :class:`GateConfig()`).
+        Gate thresholds (default: the ``ReplayRun``'s, else :class:`GateConfig()`).
 
     Raises
     ------
     LookupError
         ``no run '<run_id>' in ledger <url>`` for an unknown run.
+    TypeError
+        Without ``run_id`` when ``engine`` is a database.
 
     Notes
     -----
@@ -156,6 +161,9 @@ def build_report(engine: Bind, run_id: str, gates: GateConfig | None = None) -> 
     the ledger in chunks (:func:`~tradewarden.analytics.metrics.scan_run`): memory
     stays flat in the number of decisions; only the trades are held whole.
     """
+    if gates is None and run_id is None:
+        gates = getattr(engine, "gates", None)
+    engine, run_id = run_source(engine, run_id)
     gates = gates or GateConfig()
     with connect(engine) as conn:
         run = load_run(conn, run_id)
