@@ -875,19 +875,31 @@ def _sqlite_file(conn: Connection) -> str | None:
     return path if os.path.isfile(path) else None
 
 
-def _adbc_reader(path: str) -> Any:
-    """A read-only ADBC connection to a SQLite ledger file.
+@contextmanager
+def _adbc_reader(path: str) -> Iterator[Any]:
+    """Open a read-only ADBC connection to a SQLite ledger file for one read; close it after.
 
-    Read-only (``mode=ro``): the driver carries its own copy of SQLite, which does not
-    see the locks of Python's ``sqlite3`` connections in this process, so a writable
-    connection closing last could checkpoint and delete the WAL under them; a
-    read-only one cannot. It waits (up to 10 s, as the ledger's own connections do)
-    rather than failing while another connection holds a lock, e.g. during WAL
-    recovery when several readers open at once.
+    The ADBC driver carries its own copy of SQLite, which does not see the POSIX locks
+    of Python's ``sqlite3`` connections to the same file in this process (the hazard of
+    two SQLite libraries in one process, sqlite.org/howtocorrupt.html section 2.2.1).
+    Read-only (``mode=ro``), it can never checkpoint or delete the WAL under them; it
+    is not kept open either, since a connection outliving the others' last close
+    would read a WAL index they have deleted. It waits up to 10 s, as the ledger's own
+    connections do, rather than failing while another connection holds a lock.
     """
+    conn = _open_reader(os.path.abspath(path))
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def _open_reader(path: str) -> Any:
     import adbc_driver_sqlite.dbapi as adbc
 
-    conn = adbc.connect(f"file:{urllib.parse.quote(os.path.abspath(path))}?mode=ro")
+    # autocommit: each query is its own read transaction (the DB-API default would open
+    # one at the first query and hold that snapshot until the connection closes).
+    conn = adbc.connect(f"file:{urllib.parse.quote(path)}?mode=ro", autocommit=True)
     cur = conn.cursor()
     try:
         cur.execute("PRAGMA busy_timeout=10000")
@@ -970,19 +982,22 @@ def _decision_batches(conn: Connection, run_id: str, order: str, reasons: bool =
         try:
             with _adbc_reader(path) as ac:
                 cur = ac.cursor()
-                cur.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(step)})
-                for a, b in ranges[w::workers]:
-                    cur.execute(sql, parameters=(run_id, a, b))
-                    table = cur.fetch_arrow_table()
-                    while not stop.is_set():
-                        try:
-                            q.put(table, timeout=0.1)
-                            break
-                        except queue.Full:
-                            continue
-                    if stop.is_set():
-                        return
-                cur.close()
+                try:
+                    cur.adbc_statement.set_options(
+                        **{"adbc.sqlite.query.batch_rows": str(step)})
+                    for a, b in ranges[w::workers]:
+                        cur.execute(sql, parameters=(run_id, a, b))
+                        table = cur.fetch_arrow_table()
+                        while not stop.is_set():
+                            try:
+                                q.put(table, timeout=0.1)
+                                break
+                            except queue.Full:
+                                continue
+                        if stop.is_set():
+                            return
+                finally:
+                    cur.close()
         except BaseException as exc:  # noqa: BLE001 - handed to the reading thread
             try:
                 q.put(exc, timeout=1.0)
