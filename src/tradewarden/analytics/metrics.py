@@ -42,6 +42,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import Connection, Engine
 
+from tradewarden.analytics.ratios import sharpe_ratio, sortino_ratio
 from tradewarden.domain import iso
 from tradewarden.ledger.schema import decisions, equity, events, runs, trades
 
@@ -696,8 +697,10 @@ class RiskStats(BaseModel):
         Longest streak of ``pnl < 0`` trades by exit time (see
         :func:`consecutive_losses`); ``max_consecutive_loss_pnl`` is its pnl sum.
     sharpe, sortino : float | None
-        ``empyrical.sharpe_ratio`` / ``sortino_ratio`` of :func:`daily_returns` with
-        ``annualization=365`` and zero risk-free rate / required return:
+        empyrical-reloaded's Sharpe and Sortino ratios (computed by
+        :mod:`tradewarden.analytics.ratios`, tested against empyrical) of
+        :func:`daily_returns` with ``annualization=365`` and zero risk-free rate /
+        required return:
         Sharpe = mean(r) / std(r, ddof=1) * sqrt(365); Sortino = mean(r) * 365 /
         (sqrt(mean(min(r, 0)^2)) * sqrt(365)). ``None`` when undefined (fewer than two
         daily returns, a flat curve, or no negative day for Sortino); see
@@ -749,7 +752,7 @@ def _ratio(name: str, value: float, n: int, notes: list[str]) -> float | None:
     if n < 2:
         notes.append(f"{name} undefined: fewer than 2 daily returns")
         return None
-    if math.isnan(value):
+    if math.isnan(value) or (math.isinf(value) and name == "Sharpe"):
         notes.append(f"{name} undefined: zero variance of daily returns (flat equity)")
         return None
     if math.isinf(value):
@@ -803,14 +806,11 @@ def _risk_from_parts(initial_total: float, trades_df: pd.DataFrame, marks: int,
                          max_consecutive_losses=streak, max_consecutive_loss_pnl=streak_pnl,
                          ratio_notes=["Sharpe/Sortino undefined: no equity curve"],
                          equity_marks=marks, accounts=accounts)
-    import empyrical  # imported here: its scipy.stats import costs ~0.6 s at start-up
-
     dd, rets, final, first_ts, last_ts = curve
     notes: list[str] = []
     n = int(len(rets))
-    sharpe = _ratio("Sharpe", empyrical.sharpe_ratio(rets, annualization=ANNUALIZATION), n, notes)
-    sortino = _ratio("Sortino", empyrical.sortino_ratio(rets, annualization=ANNUALIZATION), n,
-                     notes)
+    sharpe = _ratio("Sharpe", sharpe_ratio(rets, ANNUALIZATION), n, notes)
+    sortino = _ratio("Sortino", sortino_ratio(rets, ANNUALIZATION), n, notes)
     return RiskStats(
         initial_capital=initial_total, final_equity=final, peak_equity=dd.peak_equity,
         total_return_pct=_pct(final, initial_total), max_drawdown=dd.max_drawdown,

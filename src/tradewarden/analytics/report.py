@@ -84,7 +84,7 @@ CONVENTIONS = (
     "initial capital before its first mark)",
     "max drawdown = deepest (peak - trough) / peak of total equity, peak seeded with the "
     "initial capital; the quote amount is that episode's peak - trough",
-    f"Sharpe and Sortino: {ANNUALIZATION_NOTE} (empyrical)",
+    f"Sharpe and Sortino: {ANNUALIZATION_NOTE} (empyrical-reloaded's definitions)",
 )
 
 
