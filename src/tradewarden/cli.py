@@ -271,7 +271,14 @@ def bench(bars: int = typer.Option(1_000_000, help="Bars to replay through the f
 
 def main() -> None:
     """Console-script entry point."""
-    app()
+    import gc
+    try:
+        app()
+    finally:
+        # Exit without a last full collection over every object the run left alive
+        # (about 0.3 s after a million-bar replay): move them out of the collector's
+        # reach; the interpreter still runs its normal shutdown.
+        gc.freeze()
 
 
 def _register_commands() -> None:

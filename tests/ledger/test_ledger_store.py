@@ -15,12 +15,24 @@ from tradewarden.ledger import Ledger, LedgerError, open_engine, resolve_url, sc
 
 
 def test_migrations_create_exactly_the_schema(tmp_path):
+    """Both ways of building a ledger: the migrations from nothing, and a new ledger
+    (created from the schema module and stamped at the head) give the schema module."""
+    from sqlalchemy import create_engine
+
+    from tradewarden.ledger.migrate import HEAD_REVISION, REVISIONS, script_directory, upgrade
+    migrated = create_engine(f"sqlite:///{tmp_path / 'migrated.db'}")
+    upgrade(migrated)
+    for engine in (migrated, open_engine(tmp_path / "l.db")):
+        with engine.connect() as conn:
+            diff = compare_metadata(MigrationContext.configure(conn), schema.metadata)
+            version = conn.exec_driver_sql("select version_num from alembic_version").scalar_one()
+        assert diff == []
+        assert version == HEAD_REVISION
+    # the constants that spare a current ledger the Alembic import are the scripts' own
+    scripts = script_directory()
+    assert scripts.get_current_head() == HEAD_REVISION
+    assert tuple(reversed([s.revision for s in scripts.walk_revisions()])) == REVISIONS
     engine = open_engine(tmp_path / "l.db")
-    with engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn), schema.metadata)
-        version = conn.exec_driver_sql("select version_num from alembic_version").scalar_one()
-    assert diff == []
-    assert version == "0002"
     names = set(inspect(engine).get_table_names())
     assert {"runs", "decisions", "orders", "fills", "trades", "equity", "events"} <= names
     with sqlite3.connect(tmp_path / "l.db") as c:

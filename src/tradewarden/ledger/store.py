@@ -276,6 +276,7 @@ def _prepare(engine: Engine, shown: str, *, create: bool, migrate: bool) -> None
     """Check what the database holds; initialise or migrate it; check its tables."""
     from tradewarden.ledger.migrate import (
         VERSION_TABLE,
+        create_at_head,
         current_revision,
         head_revision,
         known_revisions,
@@ -304,7 +305,9 @@ def _prepare(engine: Engine, shown: str, *, create: bool, migrate: bool) -> None
         raise LedgerError(f"--db {shown}: ledger schema revision {revision!r} is unknown to "
                           f"this tradewarden (its latest is {head!r}); was it written by a "
                           "newer version?")
-    if migrate and revision != head:
+    if migrate and revision is None:
+        create_at_head(engine)
+    elif migrate and revision != head:
         upgrade(engine)
     if migrate or revision == head:
         check_structure(engine, shown)
