@@ -169,6 +169,7 @@ def replay(
                 bar.update(task, completed=done, total=total)
 
             result = run_replay(cfg, ledger, progress=progress, inputs=inputs)
+        del inputs                          # the bars are in the ledger now: free them first
         for w in result.warnings:
             err_console.print(f"[yellow]warning:[/] {w}", highlight=False)
         passed = _emit_report(ledger, result.run_id, loaded.gates.gate_config(), fmt, out_dir)
