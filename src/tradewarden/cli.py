@@ -23,6 +23,7 @@ from rich.progress import (
 )
 
 from tradewarden.cli_common import (  # noqa: F401  (re-exported for cli_data)
+    CONFIG_OPT,
     DB_OPT,
     EXIT_BAD_INPUT,
     EXIT_GATE_FAILED,
@@ -63,9 +64,6 @@ def _root(version: bool = typer.Option(False, "--version", "-V", callback=_versi
     """tradewarden: replay, validate and audit trading strategies on one engine path."""
 
 
-CONFIG_OPT = typer.Option(None, "--config", "-c", exists=False, dir_okay=False,
-                          help="TOML config file (see `warden config init`); default $TRADEWARDEN_CONFIG. "
-                               "Flags override the environment, which overrides the file.")
 SET_OPT = typer.Option([], "--set", metavar="KEY=VALUE",
                        help="Set any config key, repeatable: --set risk.max_drawdown_halt=off "
                             "--set gates.min_closed_trades=50 (see `warden config show`).")

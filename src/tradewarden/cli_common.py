@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
+from typing import Any
 
 import typer
 from pydantic import ValidationError
@@ -19,13 +20,41 @@ from rich.progress import (
 EXIT_BAD_INPUT = 2
 EXIT_GATE_FAILED = 3
 
-DB_HELP = "Ledger database: SQLite file path or SQLAlchemy URL."
-DB_OPT = typer.Option("warden-out/ledger.db", help=DB_HELP)
+DB_HELP = ("Ledger database: SQLite file path or SQLAlchemy URL. "
+           "[default: the config's [ledger] db, else warden-out/ledger.db]")
+DB_OPT = typer.Option(None, help=DB_HELP)
 OUT_OPT = typer.Option(Path("warden-out/reports"), help="Directory for the JSON and HTML reports.")
+CONFIG_OPT = typer.Option(None, "--config", "-c", dir_okay=False,
+                          help="TOML config file (see `warden config init`); default $TRADEWARDEN_CONFIG. "
+                               "Flags override the environment, which overrides the file.")
 GATE_OPT = typer.Option(False, "--gate", help="Exit with status 3 when a validation gate fails.")
-MIN_TRADES_OPT = typer.Option(100, help="Gate: minimum closed trades.")
-MIN_PF_OPT = typer.Option(1.0, help="Gate: minimum profit factor.")
-MAX_DD_OPT = typer.Option(35.0, help="Gate: maximum drawdown, percent of peak equity.")
+MIN_TRADES_OPT = typer.Option(None, help="Gate: minimum closed trades. [default: 100]")
+MIN_PF_OPT = typer.Option(None, help="Gate: minimum profit factor. [default: 1.0]")
+MAX_DD_OPT = typer.Option(None, help="Gate: maximum drawdown, percent of peak equity. [default: 35]")
+
+
+def settings_for(config: Path | None, db: str | None = None, *, gate: bool = False,
+                 min_trades: int | None = None, min_profit_factor: float | None = None,
+                 max_drawdown_pct: float | None = None) -> Any:
+    """Load the settings a command needs (ledger, gates) with its flags on top.
+
+    Flags win over the environment (``TRADEWARDEN_LEDGER__DB``, ...), which wins over
+    ``--config``, which wins over the defaults, as for ``warden replay``.
+
+    Raises
+    ------
+    typer.Exit
+        Status 2 with one line naming the bad value and where it came from.
+    """
+    from tradewarden.settings import load_settings
+    flags = {"ledger.db": (db, "--db"), "gates.enforce": (gate or None, "--gate"),
+             "gates.min_closed_trades": (min_trades, "--min-trades"),
+             "gates.min_profit_factor": (min_profit_factor, "--min-profit-factor"),
+             "gates.max_drawdown_pct": (max_drawdown_pct, "--max-drawdown-pct")}
+    try:
+        return load_settings(config, {k: v for k, v in flags.items() if v[0] is not None})
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
 
 
 class ReportFormat(str, Enum):

@@ -19,7 +19,7 @@ import textwrap
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import typer
 from pydantic import ValidationError
@@ -27,6 +27,7 @@ from rich.console import Console
 from rich.text import Text
 
 from tradewarden.cli_common import (
+    CONFIG_OPT,
     DB_OPT,
     EXIT_GATE_FAILED,
     GATE_OPT,
@@ -38,6 +39,7 @@ from tradewarden.cli_common import (
     _fail,
     _known_errors,
     _validation_message,
+    settings_for,
 )
 
 #: Version of the ``runs.summary`` JSON layout.
@@ -290,14 +292,16 @@ def _runs_lines(rows: list[dict[str, Any]], width: int) -> list[Text]:
     return lines
 
 
-def runs(db: str = DB_OPT,
-         limit: int = typer.Option(50, min=1, help="Show at most this many runs, newest first.")) -> None:
+def runs(db: Optional[str] = DB_OPT,
+         limit: int = typer.Option(50, min=1, help="Show at most this many runs, newest first."),
+         config: Optional[Path] = CONFIG_OPT) -> None:
     """List the runs in the ledger: status, return, profit factor, trades, max drawdown, gate verdict, strategy and parameters (newest first).
 
     Runs whose process is gone are marked crashed; figures missing for older runs are computed once and stored.
     """
     from tradewarden.analytics import list_runs
     from tradewarden.ledger import display_db
+    db = settings_for(config, db).ledger.url()
     try:
         engine = _open_reader(db)
         with _reading(db):
@@ -317,21 +321,19 @@ def runs(db: str = DB_OPT,
 # --------------------------------------------------------------------------- report / trades
 
 def report(run_id: str = typer.Argument(..., help="Run id (see `warden runs`)."),
-           db: str = DB_OPT,
+           db: Optional[str] = DB_OPT,
            out: Path = OUT_OPT,
            report_format: ReportFormat = typer.Option(ReportFormat.console, help="console, json (stdout), html (file), or all."),
            gate: bool = GATE_OPT,
-           min_trades: int = MIN_TRADES_OPT,
-           min_profit_factor: float = MIN_PF_OPT,
-           max_drawdown_pct: float = MAX_DD_OPT) -> None:
+           min_trades: Optional[int] = MIN_TRADES_OPT,
+           min_profit_factor: Optional[float] = MIN_PF_OPT,
+           max_drawdown_pct: Optional[float] = MAX_DD_OPT,
+           config: Optional[Path] = CONFIG_OPT) -> None:
     """Rebuild a run's report from the ledger alone."""
-    from tradewarden.analytics import GateConfig
     from tradewarden.ledger import Ledger
-    try:
-        gates = GateConfig(min_closed_trades=min_trades, min_profit_factor=min_profit_factor,
-                           max_drawdown_pct=max_drawdown_pct)
-    except ValidationError as exc:
-        raise _fail(_validation_message(exc)) from None
+    loaded = settings_for(config, db, gate=gate, min_trades=min_trades,
+                          min_profit_factor=min_profit_factor, max_drawdown_pct=max_drawdown_pct)
+    db, gates, gate = loaded.ledger.url(), loaded.gates.gate_config(), loaded.gates.enforce
     try:
         ledger = Ledger(db, create=False)
         passed = _emit_report(ledger, run_id, gates, report_format, out)
@@ -343,9 +345,11 @@ def report(run_id: str = typer.Argument(..., help="Run id (see `warden runs`).")
 
 def trades(run_id: str = typer.Argument(..., help="Run id (see `warden runs`)."),
            csv: Path = typer.Option(..., "--csv", help="CSV file to write the round trips to (written whole or not at all)."),
-           db: str = DB_OPT) -> None:
+           db: Optional[str] = DB_OPT,
+           config: Optional[Path] = CONFIG_OPT) -> None:
     """Export a run's round trips (entry/exit time, side, quantity, prices, fees, PnL, exit reason)."""
     from tradewarden.analytics import trades_to_csv
+    db = settings_for(config, db).ledger.url()
     try:
         engine = _open_reader(db)
         with _writing(str(csv)), _reading(db, run_id):
@@ -399,11 +403,12 @@ _COMPARE_ROWS = (
 
 
 def compare(run_ids: list[str] = typer.Argument(..., help="Run ids to put side by side (see `warden runs`)."),
-            db: str = DB_OPT,
+            db: Optional[str] = DB_OPT,
             as_json: bool = typer.Option(False, "--json", help="Print the comparison as JSON (for scripts)."),
-            min_trades: int = MIN_TRADES_OPT,
-            min_profit_factor: float = MIN_PF_OPT,
-            max_drawdown_pct: float = MAX_DD_OPT) -> None:
+            min_trades: Optional[int] = MIN_TRADES_OPT,
+            min_profit_factor: Optional[float] = MIN_PF_OPT,
+            max_drawdown_pct: Optional[float] = MAX_DD_OPT,
+            config: Optional[Path] = CONFIG_OPT) -> None:
     """Put runs side by side: metrics as rows, runs as columns, then the configuration
     keys whose values differ."""
     from tradewarden.analytics import GateConfig, build_report
@@ -411,11 +416,9 @@ def compare(run_ids: list[str] = typer.Argument(..., help="Run ids to put side b
     from tradewarden.ledger import display_db
 
     ids = list(dict.fromkeys(run_ids))
-    try:
-        gates = GateConfig(min_closed_trades=min_trades, min_profit_factor=min_profit_factor,
-                           max_drawdown_pct=max_drawdown_pct)
-    except ValidationError as exc:
-        raise _fail(_validation_message(exc)) from None
+    loaded = settings_for(config, db, min_trades=min_trades, min_profit_factor=min_profit_factor,
+                          max_drawdown_pct=max_drawdown_pct)
+    db, gates = loaded.ledger.url(), loaded.gates.gate_config()
     try:
         engine = _open_reader(db)
         summaries, configs, infos = [], [], []

@@ -172,3 +172,28 @@ def test_replay_help_keeps_the_bracketed_default_texts():
     text = " ".join(res.stdout.split())
     assert "[default: 10, or the venue's with --exchange]" in text
     assert "[default: the data's own bar length with --data, else 1h]" in text
+
+
+def test_reading_commands_find_the_ledger_and_gates_through_the_config_and_env(tmp_path, monkeypatch):
+    cfg = tmp_path / "run.toml"
+    cfg.write_text(f'symbols = ["BTC-USD"]\nstart = "2025-01-01"\nend = "2025-03-01"\n'
+                   f'[ledger]\ndb = "{tmp_path / "research.db"}"\n[gates]\nmin_closed_trades = 1\n'
+                   f'min_profit_factor = 0\nmax_drawdown_pct = 100\n')
+    res = invoke("replay", "--config", str(cfg), "--report-format", "json", "--out", str(tmp_path / "r"))
+    assert res.exit_code == 0, res.output
+    run_id = json.loads(res.stdout)["run_id"]
+    assert (tmp_path / "research.db").exists() and not (tmp_path / "warden-out").exists()
+    assert run_id in invoke("runs", "--config", str(cfg)).stdout
+    rep = invoke("report", run_id, "--config", str(cfg), "--report-format", "json", "--gate")
+    assert rep.exit_code == 0 and json.loads(rep.stdout)["report"]["verdict"] == "PASS"
+    strict = runner.invoke(app, ["report", run_id, "--config", str(cfg), "--gate",
+                                 "--min-trades", "100000"])
+    assert strict.exit_code == 3                           # the flag wins over the file
+    monkeypatch.setenv("TRADEWARDEN_LEDGER__DB", str(tmp_path / "research.db"))
+    assert run_id in invoke("runs").stdout                 # the environment names the ledger
+    out = tmp_path / "t.csv"
+    assert invoke("trades", run_id, "--csv", str(out)).exit_code == 0 and out.exists()
+    monkeypatch.setenv("TRADEWARDEN_LEDGER__DB", str(tmp_path / "elsewhere.db"))
+    missing = runner.invoke(app, ["runs"])
+    assert missing.exit_code == 2 and "no ledger at" in missing.stderr
+    assert not (tmp_path / "elsewhere.db").exists()
