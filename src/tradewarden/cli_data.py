@@ -80,10 +80,12 @@ def list_(cache_dir: Optional[Path] = typer.Option(None, help=CACHE_HELP),
     from tradewarden.data import bundled_symbols, load_market_data
 
     table = Table(title="market data (gaps and missing bars of daily equities in NYSE sessions)",
-                  box=None, header_style="bold", pad_edge=False)
+                  box=None, header_style="bold", pad_edge=False, padding=(0, 1, 0, 0))
     for col in ("source", "symbol", "tf", "first", "last", "rows", "gaps", "missing", "0-vol"):
+        # The source may be a long file name: it wraps; the figures never do.
         table.add_column(col, justify="right" if col in ("rows", "gaps", "missing", "0-vol") else "left",
-                         no_wrap=True)
+                         no_wrap=col not in ("source", "symbol"), overflow="fold",
+                         min_width={"source": 12, "symbol": 8}.get(col))
     try:
         loaded = load_market_data(bundled_symbols())
         for sym, q in loaded.quality.items():
@@ -98,9 +100,10 @@ def list_(cache_dir: Optional[Path] = typer.Option(None, help=CACHE_HELP),
             table.add_row(f"cache:{e.venue}", e.symbol, e.timeframe, _day(e.first_ts), _day(e.last_ts),
                           f"{e.rows:,}", str(e.gaps), str(e.missing_bars), str(e.zero_volume_bars))
         if data is not None:
+            table.caption = f"files: {data}"
             for path in sorted(p for p in Path(data).iterdir() if _is_data_file(p)):
                 for sym, _, q in _file_series(path):
-                    table.add_row(str(path), sym, _tf(q.timeframe_seconds), _day(q.first_ts),
+                    table.add_row(path.name, sym, _tf(q.timeframe_seconds), _day(q.first_ts),
                                   _day(q.last_ts), f"{q.rows:,}", str(q.gaps), str(q.missing_bars),
                                   str(q.zero_volume_bars))
     except _known_errors() as exc:
@@ -199,16 +202,9 @@ def _tf(seconds: int | None) -> str:
 
 
 def _file_series(path: Path) -> list:
-    """``(symbol, ts array, DataQuality)`` for each symbol in a user OHLCV file."""
-    from tradewarden.data import read_ohlcv_file, validate_frame
-    df = read_ohlcv_file(path)
-    sym_col = next((c for c in df.columns if str(c).lower() == "symbol"), None)
-    groups = df.groupby(sym_col, sort=True) if sym_col else [(path.name.split(".")[0], df)]
-    out = []
-    for sym, part in groups:
-        clean, q = validate_frame(part, str(path), None, symbol=str(sym))
-        out.append((str(sym), clean["ts"].to_numpy(), q))
-    return out
+    """``(symbol, ts array, DataQuality)`` for each symbol in a user OHLCV file (streamed)."""
+    from tradewarden.data.loaders import check_file
+    return check_file(path)
 
 
 def _is_data_file(p: Path) -> bool:

@@ -33,7 +33,7 @@ from tradewarden.data.resample import resample, timeframe_label, timeframe_secon
 from tradewarden.domain.instrument import Instrument, infer_instrument, known_instrument
 from tradewarden.domain.values import BarSeries, iso
 
-__all__ = ["LoadedData", "bundled_path", "bundled_symbols", "load_market_data",
+__all__ = ["LoadedData", "bundled_path", "bundled_symbols", "check_file", "load_market_data",
            "read_ohlcv_file"]
 
 _BUNDLED_PACKAGE = "tradewarden.data"
@@ -675,6 +675,40 @@ def _stream_blocks(table: _Table, source: str, wanted: list[str] | None, skip_ba
                 del validators[name]       # its rows so far are no longer needed
     results = {name: v.finish() for name, v in validators.items()}
     return _Read(results, errors, held, True)
+
+
+def check_file(path: str | os.PathLike[str]) -> list[tuple[str, np.ndarray, DataQuality]]:
+    """Stream one CSV/Parquet file through the validations, symbol by symbol.
+
+    Memory is one block plus the timestamps, as in :func:`load_market_data`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A ``.csv``, ``.csv.gz`` or ``.parquet`` file of OHLCV bars.
+
+    Returns
+    -------
+    list of (symbol, timestamps, DataQuality)
+        One entry per symbol of the file's ``symbol`` column, sorted; without that
+        column one entry named after the file (``BTC-USD`` for ``BTC-USD.csv``).
+        Timestamps are int64 UTC epoch seconds, shape (rows,).
+
+    Raises
+    ------
+    DataError
+        As :func:`load_market_data`: the first bad row (file, row, field), unsorted
+        timestamps, missing columns, an unreadable file.
+    """
+    p = Path(path)
+    source = os.fspath(path)
+    if not p.exists():
+        raise DataError(source, "file not found")
+    read = _read_file(p, source, None, False, single=p.name.split(".")[0])
+    for name in read.held:
+        if name in read.errors:
+            raise read.errors[name]
+    return [(sym, cols["ts"], q) for sym, (cols, q) in sorted(read.results.items())]
 
 
 # ---------------------------------------------------------------------------------------
