@@ -19,7 +19,7 @@ from tradewarden.data.cache import OhlcvCache
 from tradewarden.data.errors import DataError
 from tradewarden.data.loaders import LoadedData, parse_bound
 from tradewarden.data.quality import validate_frame
-from tradewarden.data.resample import timeframe_seconds
+from tradewarden.data.resample import timeframe_label, timeframe_seconds
 from tradewarden.data.venues import resolve_symbol
 from tradewarden.domain import infer_instrument, iso, known_instrument
 
@@ -94,7 +94,7 @@ def load_exchange_data(exchange_id: str, symbols: list[str], timeframe: str, sta
         report.raise_for_unavailable()
         warnings.extend(report.warnings)
         downloaded = report.fetched_rows
-    loaded = LoadedData()
+    loaded = LoadedData(timeframe=timeframe_label(timeframe_seconds(timeframe)))
     loaded.warnings.extend(warnings)
     fees: dict[str, tuple[Decimal, Decimal, str]] = {}
     specs = _cached_specs(venue, symbols, cache_dir) if offline else _fresh_specs(

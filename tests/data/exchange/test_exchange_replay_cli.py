@@ -52,6 +52,7 @@ def test_download_then_offline_replay_from_the_cache(tmp_path, fake_coinbase):
         cfg = json.loads(c.execute("select config from runs").fetchone()[0])
         notes = c.execute("select notes from runs").fetchone()[0]
     assert cfg["fee_bps"] == float(spec.taker_bps) and cfg["maker_fee_bps"] == float(spec.maker_bps)
+    assert cfg["timeframe"] == "1h"            # no --timeframe: the cache's default bar length
     assert "fees from coinbase market metadata" in notes
     with sqlite3.connect(db) as c:
         bars = c.execute("select count(*) from decisions where action != 'exit' or reason != 'end_of_data'").fetchone()[0]
