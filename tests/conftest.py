@@ -9,8 +9,20 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from hypothesis import settings
 
 settings.register_profile("ci", derandomize=True, database=None)
 settings.register_profile("explore", max_examples=500)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+@pytest.fixture(autouse=True)
+def _no_settings_from_outside(monkeypatch, tmp_path_factory):
+    """Give every test a clean configuration: no ``TRADEWARDEN_*`` variable from the shell
+    that runs the suite (a ``TRADEWARDEN_CONFIG`` there would change every replay), and a
+    secrets directory that does not exist. Tests set what they need with ``monkeypatch``."""
+    for name in list(os.environ):
+        if name.startswith("TRADEWARDEN_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("TRADEWARDEN_SECRETS_DIR", str(tmp_path_factory.getbasetemp() / "no-secrets"))

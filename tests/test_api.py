@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from pathlib import Path
 
@@ -17,11 +16,8 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 @pytest.fixture(autouse=True)
-def _clean_env(monkeypatch, tmp_path):
-    for name in list(os.environ):
-        if name.startswith("TRADEWARDEN_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("TRADEWARDEN_SECRETS_DIR", str(tmp_path / "none"))
+def _in_tmp(monkeypatch, tmp_path):
+    """Relative paths (warden-out/...) land in the test's directory."""
     monkeypatch.chdir(tmp_path)
 
 

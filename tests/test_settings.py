@@ -21,16 +21,6 @@ from tradewarden.settings import (
 TEXTBOOK = Path(__file__).resolve().parent / "fixtures" / "textbook.toml"
 
 
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch, tmp_path):
-    """No TRADEWARDEN_* variable from the outside, and no secrets directory."""
-    import os
-    for name in list(os.environ):
-        if name.startswith("TRADEWARDEN_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("TRADEWARDEN_SECRETS_DIR", str(tmp_path / "no-secrets-here"))
-
-
 def write(tmp_path: Path, text: str, name: str = "warden.toml") -> Path:
     p = tmp_path / name
     p.write_text(text)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 from pathlib import Path
 
@@ -18,11 +17,8 @@ SMALL = ["--symbols", "BTC-USD", "--start", "2025-01-01", "--end", "2025-03-01"]
 
 
 @pytest.fixture(autouse=True)
-def _clean_env(monkeypatch, tmp_path):
-    for name in list(os.environ):
-        if name.startswith("TRADEWARDEN_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("TRADEWARDEN_SECRETS_DIR", str(tmp_path / "no-secrets"))
+def _in_tmp(monkeypatch, tmp_path):
+    """Relative paths (warden-out/...) land in the test's directory."""
     monkeypatch.chdir(tmp_path)
 
 
