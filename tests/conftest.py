@@ -17,12 +17,16 @@ settings.register_profile("explore", max_examples=500)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
-@pytest.fixture(autouse=True)
-def _no_settings_from_outside(monkeypatch, tmp_path_factory):
-    """Give every test a clean configuration: no ``TRADEWARDEN_*`` variable from the shell
-    that runs the suite (a ``TRADEWARDEN_CONFIG`` there would change every replay), and a
-    secrets directory that does not exist. Tests set what they need with ``monkeypatch``."""
+@pytest.fixture(autouse=True, scope="session")
+def _no_settings_from_outside(tmp_path_factory):
+    """Give the suite a clean configuration: no ``TRADEWARDEN_*`` variable from the shell
+    that runs it (a ``TRADEWARDEN_CONFIG`` there would change every replay), and a secrets
+    directory that does not exist. Session-wide, so module fixtures see it too; tests set
+    what they need with ``monkeypatch``."""
+    patch = pytest.MonkeyPatch()
     for name in list(os.environ):
         if name.startswith("TRADEWARDEN_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("TRADEWARDEN_SECRETS_DIR", str(tmp_path_factory.getbasetemp() / "no-secrets"))
+            patch.delenv(name)
+    patch.setenv("TRADEWARDEN_SECRETS_DIR", str(tmp_path_factory.getbasetemp() / "no-secrets"))
+    yield
+    patch.undo()
