@@ -203,6 +203,149 @@ def run_bench(*, bars: int, n_symbols: int, db: str | None, memory_sizes: list[i
     return rows
 
 
+# ---------------------------------------------------------------------------------------
+# a large file: the whole replay process and its report, peak memory against targets
+
+#: Peak-RSS targets (MB) of a 3,000,000-bar file: its replay, and its report alone.
+FILE_TARGETS_MB = {"replay": 600, "report": 400}
+
+
+def write_minute_csv(path: Path, n_bars: int, seed: int = 42, block: int = 500_000) -> None:
+    """Write ``n_bars`` one-minute OHLCV bars to a CSV, block by block.
+
+    Prices are a geometric random walk of 16 sub-steps per bar (open the first
+    sub-step, close the last, high and low the extremes; 0.08 % volatility per
+    minute), rounded to a 0.01 tick; timestamps are ``YYYY-MM-DD HH:MM:SS`` bar open
+    times in UTC from 2020-01-01. The same shape as the peer benchmark's file.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+    n_bars : int
+    seed : int
+    block : int
+        Bars generated and written at a time (memory bound).
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    rng = np.random.default_rng(seed)
+    last = np.log(30_000.0)
+    t0 = np.datetime64("2020-01-01T00:00:00", "s")
+    sigma = 0.0008 / 4.0
+    with open(path, "wb") as fh:
+        for start in range(0, n_bars, block):
+            n = min(block, n_bars - start)
+            steps = rng.normal(-0.5 * sigma ** 2, sigma, size=(n, 16))
+            logp = last + np.cumsum(steps.ravel()).reshape(n, 16)
+            last = float(logp[-1, -1])
+            path_ = np.exp(logp)
+            o, c = np.round(path_[:, 0], 2), np.round(path_[:, -1], 2)
+            h = np.maximum(np.round(path_.max(axis=1), 2), np.maximum(o, c))
+            lo = np.minimum(np.round(path_.min(axis=1), 2), np.minimum(o, c))
+            ts = np.datetime_as_string(t0 + np.arange(start, start + n) * np.timedelta64(60, "s"))
+            table = pa.table({"timestamp": pa.array(np.char.replace(ts, "T", " ")), "open": o,
+                              "high": h, "low": lo, "close": c,
+                              "volume": np.round(rng.lognormal(1.0, 1.0, n), 4) + 0.0001})
+            pacsv.write_csv(table, fh, pacsv.WriteOptions(include_header=start == 0,
+                                                          quoting_style="none"))
+
+
+#: Runs a command from a small process and writes "peak-RSS-KB seconds exit-code" to a
+#: file. Linux counts the memory a child had before ``exec`` (a copy of its parent's)
+#: in its peak, so a child forked from this process, which holds bars and libraries,
+#: would report at least this process's size; forked from a bare interpreter it does not.
+_LAUNCHER = """
+import os, sys, time
+t = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    os.execv(sys.argv[2], sys.argv[2:])
+_, status, usage = os.wait4(pid, 0)
+with open(sys.argv[1], "w") as fh:
+    fh.write(f"{usage.ru_maxrss} {time.perf_counter() - t} {os.waitstatus_to_exitcode(status)}")
+"""
+
+
+def _child(cmd: list[str]) -> tuple[float, float, str]:
+    """Run ``cmd``; return (seconds, peak RSS in MB of that process alone, stdout).
+
+    Raises
+    ------
+    RuntimeError
+        When the command fails (the message has its last line of stderr).
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        result = Path(tmp) / "result"
+        done = subprocess.run([sys.executable, "-S", "-c", _LAUNCHER, str(result), *cmd],
+                              capture_output=True, text=True, check=False)
+        kb, seconds, code = result.read_text().split()
+    if int(code) != 0:
+        tail = done.stderr.strip().splitlines()[-1:]
+        raise RuntimeError(f"{' '.join(cmd[3:5])} failed: {tail}")
+    return float(seconds), int(kb) / 1024, done.stdout
+
+
+def measure_file(n_bars: int, console=None) -> list[dict]:
+    """Write an ``n_bars`` one-minute CSV, replay it and report on it, each a fresh process.
+
+    The replay is ``warden replay --data FILE`` with the textbook Donchian (1 unit, no
+    bracket, JSON report: the file streamed, every decision recorded); then
+    ``warden report RUN_ID`` as JSON and as HTML. Peak RSS is each process's own
+    (``wait4``).
+
+    Returns
+    -------
+    list of dict
+        ``step``, ``seconds``, ``peak_rss_mb`` and ``target_mb`` (``None`` for the HTML
+        page, which has none) per step, plus ``bars``, ``csv_mb`` and ``trades``.
+    """
+    warden = [sys.executable, "-m", "tradewarden.cli"]
+    with tempfile.TemporaryDirectory(prefix="warden-bench-") as tmp:
+        root = Path(tmp)
+        csv = root / f"bars_{n_bars}.csv"
+        write_minute_csv(csv, n_bars)
+        csv_mb = csv.stat().st_size / 1e6
+        db, out = str(root / "ledger.db"), str(root / "reports")
+        seconds, rss, text = _child(warden + [
+            "replay", "--data", str(csv), "--symbols", "BTC-USD", "-p", "use_bracket=false",
+            "--sizing", "fixed:1", "--capital", "1000000000", "--slippage-bps", "0",
+            "--set", "risk.max_drawdown_halt=off", "--set", "risk.daily_loss_limit=off",
+            "--set", "risk.max_consecutive_losses=off",
+            "--db", db, "--out", out, "--report-format", "json"])
+        doc = json.loads(text)
+        run_id, trades = doc["run_id"], doc["report"]["trades"]["closed_trades"]
+        rows = [{"step": "replay + JSON report", "seconds": seconds, "peak_rss_mb": rss,
+                 "target_mb": FILE_TARGETS_MB["replay"]}]
+        # The target is the report itself (console or JSON); the HTML page adds an SVG
+        # marker per trade entry and exit, so its size grows with the trades.
+        for fmt, target in (("json", FILE_TARGETS_MB["report"]), ("html", None)):
+            seconds, rss, _ = _child(warden + ["report", run_id, "--db", db, "--out", out,
+                                               "--report-format", fmt])
+            rows.append({"step": f"report ({fmt})", "seconds": seconds, "peak_rss_mb": rss,
+                         "target_mb": target})
+    for r in rows:
+        r.update(bars=n_bars, csv_mb=csv_mb, trades=trades)
+    return rows
+
+
+def print_file_rows(rows: list[dict], console) -> None:
+    """Print :func:`measure_file`'s rows as a table."""
+    from rich.table import Table
+    first = rows[0]
+    table = Table(title=f"a {first['csv_mb']:.0f} MB CSV of {first['bars']:,} one-minute bars, "
+                        f"{first['trades']:,} trades, each step a fresh process",
+                  box=None, header_style="bold")
+    for col in ("step", "seconds", "peak RSS MB", "target MB", "met"):
+        table.add_column(col, justify="left" if col == "step" else "right", no_wrap=True)
+    for r in rows:
+        target = r["target_mb"]
+        table.add_row(r["step"], f"{r['seconds']:.1f}", f"{r['peak_rss_mb']:.0f}",
+                      "-" if target is None else f"< {target}",
+                      "-" if target is None else "yes" if r["peak_rss_mb"] < target else "NO")
+    console.print(table)
+
+
 if __name__ == "__main__":
     args = sys.argv[1:]
     n_cores = int(args[2]) if len(args) > 2 else 1

@@ -257,14 +257,22 @@ def _writable_dir(path: Path, origin: object) -> Path:
 def bench(bars: int = typer.Option(1_000_000, help="Bars to replay through the full path (tiled from the bundled real data)."),
           symbols: int = typer.Option(3, help="Symbols (bundled series cycled)."),
           memory_sizes: str = typer.Option("250000,500000,1000000", help="Comma-separated bar counts for the peak-memory scan (each in a fresh process); empty to skip."),
-          db: Optional[str] = typer.Option(None, help="Ledger for the benchmark (default: a temporary SQLite file).")) -> None:
+          db: Optional[str] = typer.Option(None, help="Ledger for the benchmark (default: a temporary SQLite file)."),
+          file_bars: int = typer.Option(0, min=0, help="Also write a CSV of this many one-minute bars (3000000 is about 200 MB) and measure `warden replay` of it and `warden report` on it, each a fresh process: seconds and peak RSS against the targets (replay < 600 MB, report < 400 MB). 0 skips it."),
+          skip_throughput: bool = typer.Option(False, "--skip-throughput", help="Only the --file-bars measurement.")) -> None:
     """Measure replay throughput (bars/s) and peak memory through the full engine path."""
-    from tradewarden.bench import run_bench
+    from tradewarden.bench import measure_file, print_file_rows, run_bench
+    console = Console()
     try:
-        run_bench(bars=bars, n_symbols=symbols, db=db,
-                  memory_sizes=[int(x) for x in memory_sizes.split(",") if x.strip()],
-                  console=Console())
-    except _known_errors() as exc:
+        if not skip_throughput:
+            run_bench(bars=bars, n_symbols=symbols, db=db,
+                      memory_sizes=[int(x) for x in memory_sizes.split(",") if x.strip()],
+                      console=console)
+        if file_bars:
+            with console.status(f"writing {file_bars:,} bars, replaying them, reporting..."):
+                rows = measure_file(file_bars)
+            print_file_rows(rows, console)
+    except (*_known_errors(), RuntimeError) as exc:
         raise _fail(str(exc)) from None
 
 
