@@ -156,7 +156,7 @@ def replay(config: str | os.PathLike[str] | RunConfig | None = None, *, db: str 
     tradewarden.data.DataError, tradewarden.strategy.StrategyConfigError
         Bad data or strategy; no run is recorded.
     """
-    from tradewarden.engine.replay import load_inputs, run_replay
+    from tradewarden.engine.replay import load_inputs, resolve_config, run_replay
     from tradewarden.ledger import Ledger
     from tradewarden.settings import load_settings
 
@@ -173,6 +173,7 @@ def replay(config: str | os.PathLike[str] | RunConfig | None = None, *, db: str 
         cli["mode"] = ("replay", "tradewarden.replay")
         loaded = load_settings(config, cli)
         run_cfg, gates, url = loaded.run_config(), loaded.gates.gate_config(), loaded.ledger.url()
+    resolve_config(run_cfg)                 # the strategy and its parameters, before any ledger
     ledger = Ledger(url, background=True)
     try:
         inputs = load_inputs(run_cfg)
@@ -186,8 +187,7 @@ def replay(config: str | os.PathLike[str] | RunConfig | None = None, *, db: str 
             result = run_replay(run_cfg, ledger, inputs=inputs)
     finally:
         ledger.close()
-    from tradewarden.ledger import resolve_url
-    from sqlalchemy.engine import make_url
+    from tradewarden.ledger import display_db, resolve_url
     real = resolve_url(url)
-    shown = make_url(real).render_as_string(hide_password=True)
-    return ReplayRun(result.run_id, shown, inputs.config, list(result.warnings), gates, real)
+    return ReplayRun(result.run_id, display_db(real), inputs.config, list(result.warnings), gates,
+                     real)

@@ -123,7 +123,7 @@ def replay(
     Settings come from flags, then the environment (TRADEWARDEN_KEY,
     TRADEWARDEN_SECTION__KEY), then --config FILE, then defaults.
     """
-    from tradewarden.engine.replay import load_inputs, run_replay
+    from tradewarden.engine.replay import load_inputs, resolve_config, run_replay
     from tradewarden.ledger import Ledger
     from tradewarden.settings import load_settings
     from tradewarden.strategy import parse_params
@@ -152,6 +152,7 @@ def replay(
         cli["mode"] = ("replay", "warden replay")
         loaded = load_settings(config, cli)
         cfg = loaded.run_config()
+        resolve_config(cfg)                 # the strategy and its parameters, before any ledger
         fmt = ReportFormat(loaded.report.format)
         out_dir = _writable_dir(loaded.report.out, loaded.origin("report.out")) \
             if fmt is not ReportFormat.console else loaded.report.out

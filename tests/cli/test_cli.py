@@ -102,7 +102,7 @@ def _no_completed_runs(db: Path) -> bool:
     (["--param", "entry_window=abc"], "param 'entry_window'"),
     (["--param", "nonsense=1"], "param 'nonsense'"),
     (["--param", "novalue"], "--param 'novalue'"),
-    (["--sizing", "kelly:0.5"], "--sizing 'kelly:0.5'"),
+    (["--sizing", "kelly:0.5"], "--sizing kelly:0.5: expected risk:FRACTION"),
     (["--capital", "lots"], "--capital lots: input should be a valid decimal"),
     (["--timeframe", "7x"], "timeframe '7x'"),
     (["--timeframe", "15m"], "15m"),

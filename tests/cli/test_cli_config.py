@@ -77,11 +77,13 @@ def test_environment_sits_between_the_file_and_the_flags(tmp_path, monkeypatch):
     (["--slippage-bps", "inf"], "--slippage-bps inf: input should be a finite number"),
     (["--capital", "1e400"], "--capital 1e400: capital 1E+400 is above the largest supported amount"),
     (["--capital", "ten"], "--capital ten: input should be a valid decimal"),
-    (["--sizing", "fixed:1e999"], "--sizing 'fixed:1e999': fixed quantity must be positive and at most"),
+    (["--sizing", "fixed:1e999"], "--sizing fixed:1e999: fixed quantity must be positive and at most"),
     (["--symbols", "BTC-USD,btc_usd"], "--symbols BTC-USD,btc_usd: duplicate symbol"),
     (["--min-profit-factor", "nan"], "--min-profit-factor nan: input should be a finite number"),
     (["--set", "risk.daily_loss_limit=2"], "--set risk.daily_loss_limit 2: input should be less than"),
     (["--set", "nonsense"], "--set 'nonsense': expected KEY=VALUE"),
+    (["-p", "stop_atr=inf"], "param 'stop_atr': Input should be a finite number"),
+    (["-p", "entry_window=nan"], "param 'entry_window'"),
     (["--set", "risk.bogus=1"], "--set risk.bogus: unknown setting 'risk.bogus'"),
 ])
 def test_bad_numbers_fail_in_one_line_before_any_run_row(tmp_path, flags, says):

@@ -71,12 +71,10 @@ def test_sizing_parse_valid(text: str, kind: str, value: float) -> None:
     ("", "expected risk:FRACTION"),
     ("RISK:0.01", "expected risk:FRACTION"),
 ])
-def test_sizing_parse_invalid_names_the_flag_value(text: str, why: str) -> None:
+def test_sizing_parse_invalid_says_why(text: str, why: str) -> None:
     with pytest.raises(ValueError) as exc:
         Sizing.parse(text)
-    msg = str(exc.value)
-    assert msg.startswith(f"--sizing {text!r}:")
-    assert why in msg
+    assert why in str(exc.value)
 
 
 def test_sizing_str_and_frozen() -> None:

@@ -63,19 +63,20 @@ class Sizing(BaseModel):
         Raises
         ------
         ValueError
-            Naming the flag value when it does not match either form or the number is
-            out of range (risk fraction in (0, 1], fixed quantity in (0, 1e12] base
-            units, never NaN or infinite).
+            When the text does not match either form or the number is out of range
+            (risk fraction in (0, 1], fixed quantity in (0, 1e12] base units, never NaN
+            or infinite). The message says which; the settings layer adds where the
+            value came from (``--sizing fixed:0: ...``, ``file run.toml: risk.sizing``).
         """
         m = re.fullmatch(r"\s*(risk|fixed)\s*:\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*", text or "")
         if not m:
-            raise ValueError(f"--sizing {text!r}: expected risk:FRACTION (e.g. risk:0.01) "
+            raise ValueError("expected risk:FRACTION (e.g. risk:0.01) "
                              "or fixed:QUANTITY (e.g. fixed:0.05)")
         kind, value = m.group(1), float(m.group(2))
         if kind == "risk" and not 0 < value <= 1:
-            raise ValueError(f"--sizing {text!r}: risk fraction must be in (0, 1]")
+            raise ValueError("risk fraction must be in (0, 1]")
         if kind == "fixed" and not 0 < value <= MAX_FIXED_QUANTITY:
-            raise ValueError(f"--sizing {text!r}: fixed quantity must be positive and at most "
+            raise ValueError("fixed quantity must be positive and at most "
                              f"{MAX_FIXED_QUANTITY:g} base units")
         return cls(kind=kind, value=value)
 
