@@ -173,10 +173,10 @@ def replay(config: str | os.PathLike[str] | RunConfig | None = None, *, db: str 
         cli["mode"] = ("replay", "tradewarden.replay")
         loaded = load_settings(config, cli)
         run_cfg, gates, url = loaded.run_config(), loaded.gates.gate_config(), loaded.ledger.url()
-    resolve_config(run_cfg)                 # the strategy and its parameters, before any ledger
+    run_cfg, strategy = resolve_config(run_cfg)   # the strategy and its parameters, before any ledger
     ledger = Ledger(url, background=True)
     try:
-        inputs = load_inputs(run_cfg)
+        inputs = load_inputs(run_cfg, strategy=strategy)
         if progress:
             from rich.progress import Progress
             with Progress(transient=True) as bar:

@@ -22,16 +22,9 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from tradewarden.cli_common import (  # noqa: F401  (re-exported for cli_data)
+from tradewarden.cli_common import (
     CONFIG_OPT,
-    DB_OPT,
-    EXIT_BAD_INPUT,
     EXIT_GATE_FAILED,
-    GATE_OPT,
-    MAX_DD_OPT,
-    MIN_PF_OPT,
-    MIN_TRADES_OPT,
-    OUT_OPT,
     CapitalMode,
     ReportFormat,
     _fail,
@@ -152,13 +145,13 @@ def replay(
         cli["mode"] = ("replay", "warden replay")
         loaded = load_settings(config, cli)
         cfg = loaded.run_config()
-        resolve_config(cfg)                 # the strategy and its parameters, before any ledger
+        cfg, strategy = resolve_config(cfg)     # the strategy and its parameters, before any ledger
         fmt = ReportFormat(loaded.report.format)
         out_dir = _writable_dir(loaded.report.out, loaded.origin("report.out")) \
             if fmt is not ReportFormat.console else loaded.report.out
         ledger = Ledger(loaded.ledger.url(), background=True)
         with _progress(err_console, "download", "candles") as dl:
-            inputs = load_inputs(cfg, progress=dl)
+            inputs = load_inputs(cfg, progress=dl, strategy=strategy)
         with Progress(TextColumn("[bold]replay[/]"), BarColumn(), MofNCompleteColumn(),
                       TextColumn("bars"), TimeElapsedColumn(), console=err_console,
                       transient=True) as bar:

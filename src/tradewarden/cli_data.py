@@ -34,7 +34,7 @@ def download(
     429/5xx/timeouts with exponential backoff (honouring Retry-After), and writes
     every page as it arrives, so an interrupted download resumes where it stopped.
     """
-    from tradewarden.cli import _fail, _known_errors, _progress
+    from tradewarden.cli_common import _fail, _known_errors, _progress
     from tradewarden.data.download import download_ohlcv
 
     console, err = Console(), Console(stderr=True)
@@ -76,7 +76,7 @@ def list_(cache_dir: Optional[Path] = typer.Option(None, help=CACHE_HELP),
     Gaps and missing bars of daily US equity series are counted in NYSE sessions
     (holidays are not gaps).
     """
-    from tradewarden.cli import _fail, _known_errors
+    from tradewarden.cli_common import _fail, _known_errors
     from tradewarden.data import bundled_symbols, load_market_data
 
     table = Table(title="market data (gaps and missing bars of daily equities in NYSE sessions)",
@@ -122,7 +122,7 @@ def check(target: str = typer.Argument(..., help="A symbol (bundled, or cached w
     import numpy as np
     import pandas as pd
 
-    from tradewarden.cli import _fail, _known_errors
+    from tradewarden.cli_common import _fail, _known_errors
     from tradewarden.data import load_market_data, timeframe_seconds, validate_frame
     from tradewarden.domain import iso
 

@@ -118,10 +118,13 @@ class ReplayInputs:
         return sum(len(self.loaded.series[s]) for s in self.config.symbols)
 
 
-def load_inputs(config: RunConfig, progress: Callable[[int, int], None] | None = None) -> ReplayInputs:
+def load_inputs(config: RunConfig, progress: Callable[[int, int], None] | None = None, *,
+                strategy: Strategy | None = None) -> ReplayInputs:
     """Validate the strategy and load the data: everything that can fail on bad input.
 
     ``progress(done, expected)`` reports downloads when ``config.exchange`` is set.
+    ``strategy``: when the caller already ran :func:`resolve_config`, pass the config
+    and the strategy it returned; they are used as they are.
 
     Raises
     ------
@@ -132,7 +135,8 @@ def load_inputs(config: RunConfig, progress: Callable[[int, int], None] | None =
     """
     from tradewarden.data import load_market_data
 
-    config, strategy = resolve_config(config)
+    if strategy is None:
+        config, strategy = resolve_config(config)
     if config.timeframe is None and not config.data:
         config = config.model_copy(update={"timeframe": DEFAULT_TIMEFRAME})
     if config.exchange:

@@ -258,12 +258,9 @@ class DataFrameStrategy(Strategy):
             raise StrategyOutputError(
                 f"strategy {self.name!r}: {len(reasons) - 2} distinct reason labels; at most "
                 f"{np.iinfo(np.int8).max - 2} (record numbers in record columns, not in reasons)")
-        if inputs:
-            warm = np.zeros(n, dtype=bool)
-            for v in inputs.values():
-                warm |= np.isnan(v)
-        else:
-            warm = np.zeros(n, dtype=bool)
+        warm = np.zeros(n, dtype=bool)
+        for v in inputs.values():
+            warm |= np.isnan(v)
         flat = np.where(warm, 0, 1).astype(np.int8)
         flat[enter] = codes["enter_reason"][enter]
         return SignalFrame(enter, exit_, flat, tuple(reasons),
