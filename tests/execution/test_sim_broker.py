@@ -1,5 +1,6 @@
-"""SimBroker commands and bookkeeping: validation, duplicate ids, cancel_all, quiet_band,
-make_order_id (the fill rules themselves are pinned in test_sim_candles.py)."""
+"""SimBroker commands and bookkeeping: validation, duplicate ids, cancel_all, quiet_band
+(the fill rules themselves are pinned in test_sim_candles.py; the port in
+test_sim_port.py)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from tradewarden.domain import (
     OrderType,
     Side,
 )
-from tradewarden.execution import SimBroker, make_order_id
+from tradewarden.execution import OrderEventKind, SimBroker
 
 BTC = COINBASE_SPECS["BTC-USD"]
 SYM = "BTC-USD"
@@ -56,11 +57,11 @@ def test_duplicate_client_order_id_raises() -> None:
 def test_duplicate_id_is_refused_even_after_the_first_order_filled() -> None:
     b = broker()
     b.submit(order("a"))
-    (u,) = b.process(SYM, *B2)
-    assert u.status is OrderStatus.FILLED
+    (u,) = b.fill_bar(SYM, *B2)
+    assert u.kind is OrderEventKind.FILLED
     with pytest.raises(ValueError, match="duplicate"):
         b.submit(order("a"))          # a retry after a crash must not double the position
-    assert b.process(SYM, *B2) == []
+    assert b.fill_bar(SYM, *B2) == []
 
 
 def test_duplicate_id_among_legs_raises_and_registers_nothing() -> None:
@@ -114,7 +115,7 @@ def test_fractional_bps_are_exact() -> None:
     # 7.5 bps fee: 628.3843 * 0.00075 = 0.471288225 -> 0.47128822 (1e-8)
     b = broker(slippage_bps=0.5, taker_fee_bps=7.5)
     b.submit(order("a"))
-    (u,) = b.process(SYM, *B2)
+    (u,) = b.fill_bar(SYM, *B2)
     assert u.fill.price == Decimal("62838.43")
     assert u.fill.fee == Decimal("0.47128822")
 
@@ -125,33 +126,33 @@ def test_cancel_all_pending_bracket_cancels_entry_and_legs() -> None:
     entry, legs = bracket("e", "64000", "62000")
     b.submit(entry, legs)
     ups = b.cancel_all(SYM, 1713463200, "kill switch")
-    assert [(u.order.client_order_id, u.status, u.reason, u.ts) for u in ups] == [
-        ("e", OrderStatus.CANCELLED, "kill switch", 1713463200),
-        ("e-tp", OrderStatus.CANCELLED, "kill switch", 1713463200),
-        ("e-sl", OrderStatus.CANCELLED, "kill switch", 1713463200)]
+    assert [(u.order.client_order_id, u.kind, u.reason, u.ts) for u in ups] == [
+        ("e", OrderEventKind.CANCELLED, "kill switch", 1713463200),
+        ("e-tp", OrderEventKind.CANCELLED, "kill switch", 1713463200),
+        ("e-sl", OrderEventKind.CANCELLED, "kill switch", 1713463200)]
     assert all(o.status is OrderStatus.CANCELLED for o in (entry, *legs))
     assert not b.has_orders(SYM)
     assert b.quiet_band(SYM) == (-INF, INF)
-    assert b.process(SYM, *B2) == []   # nothing fills afterwards, legs never go live
+    assert b.fill_bar(SYM, *B2) == []   # nothing fills afterwards, legs never go live
 
 
 def test_cancel_all_live_legs_and_resting_orders() -> None:
     b = broker()
     entry, legs = bracket("e", "64000", "62000")
     b.submit(entry, legs)
-    b.process(SYM, *B2)                                     # entry fills, legs live
+    b.fill_bar(SYM, *B2)                                     # entry fills, legs live
     assert [o.client_order_id for o in b.open_orders(SYM)] == ["e-tp", "e-sl"]
     b.submit(order("m", Side.SELL, role=OrderRole.EXIT))    # pending market exit
     ups = b.cancel_all(SYM, 1713466800, "emergency")
     # Resting orders first, then pending market orders.
-    assert [(u.order.client_order_id, u.status) for u in ups] == [
-        ("e-tp", OrderStatus.CANCELLED), ("e-sl", OrderStatus.CANCELLED),
-        ("m", OrderStatus.CANCELLED)]
+    assert [(u.order.client_order_id, u.kind) for u in ups] == [
+        ("e-tp", OrderEventKind.CANCELLED), ("e-sl", OrderEventKind.CANCELLED),
+        ("m", OrderEventKind.CANCELLED)]
     assert entry.status is OrderStatus.FILLED              # a fill is never undone
     assert not b.has_orders(SYM) and b.open_orders(SYM) == []
     assert b.quiet_band(SYM) == (-INF, INF)
     # A crash through both old levels produces nothing.
-    assert b.process(SYM, 1713466800, 64100.0, 64300.0, 61000.0, 61500.0) == []
+    assert b.fill_bar(SYM, 1713466800, 64100.0, 64300.0, 61000.0, 61500.0) == []
 
 
 def test_cancel_all_is_per_symbol_and_idempotent() -> None:
@@ -178,7 +179,7 @@ def test_quiet_band_with_pending_market_order_is_empty() -> None:
     assert (down, up) == (INF, -INF)
     # No bar can lie strictly inside an empty band, so a quiet-band skip never drops it.
     assert not (B2[3] > down and B2[2] < up)
-    assert b.process(SYM, *B2)[0].order.client_order_id == "m"
+    assert b.fill_bar(SYM, *B2)[0].order.client_order_id == "m"
     assert b.quiet_band(SYM) == (60000.0, INF)
 
 
@@ -186,7 +187,7 @@ def test_quiet_band_of_bracket_legs_and_mixed_orders() -> None:
     b = broker()
     entry, legs = bracket("e", "64000.00", "62000.00")
     b.submit(entry, legs)
-    b.process(SYM, *B2)
+    b.fill_bar(SYM, *B2)
     assert b.quiet_band(SYM) == (62000.0, 64000.0)
     b.submit(order("bl", Side.BUY, OrderType.LIMIT, price="62500.00"))   # raises the floor
     b.submit(order("bs", Side.BUY, OrderType.STOP, stop="63700.00"))     # lowers the ceiling
@@ -199,12 +200,13 @@ def test_bar_strictly_inside_band_changes_nothing_but_touching_an_edge_fills() -
     b = broker()
     entry, (tp, sl) = bracket("e", "64000.00", "62000.00")
     b.submit(entry, (tp, sl))
-    b.process(SYM, *B2)
-    assert b.process(SYM, 1713466800, 63149.44, 63999.99, 62000.01, 63550.01) == []
+    b.fill_bar(SYM, *B2)
+    assert b.fill_bar(SYM, 1713466800, 63149.44, 63999.99, 62000.01, 63550.01) == []
     assert (tp.status, sl.status) == (OrderStatus.WORKING, OrderStatus.WORKING)
-    ups = b.process(SYM, 1713470400, 63552.66, 63686.62, 62000.00, 62100.00)
-    assert [(u.order.client_order_id, u.status) for u in ups] == [
-        ("e-sl", OrderStatus.FILLED), ("e-tp", OrderStatus.CANCELLED)]
+    ups = b.fill_bar(SYM, 1713470400, 63552.66, 63686.62, 62000.00, 62100.00)
+    assert [(u.order.client_order_id, u.kind) for u in ups] == [
+        ("e-sl", OrderEventKind.TRIGGERED), ("e-sl", OrderEventKind.FILLED),
+        ("e-tp", OrderEventKind.CANCELLED)]
     assert b.quiet_band(SYM) == (-INF, INF) and not b.has_orders(SYM)
 
 
@@ -232,23 +234,11 @@ def test_quiet_band_never_hides_a_fill(resting, a, b_, c, d) -> None:
     would_touch = any(
         (low <= float(lv) if (side is Side.BUY) == (typ is OrderType.LIMIT) else high >= float(lv))
         for (side, typ), lv in resting)
-    ups = b.process(SYM, TS + 3600, o, high, low, cl)
+    ups = b.fill_bar(SYM, TS + 3600, o, high, low, cl)
     inside = low > down and high < up
     if inside:
         assert ups == [] and not would_touch
     assert bool(ups) == would_touch
-
-
-# ---------------------------------------------------------------------- ids
-def test_make_order_id_is_deterministic_and_distinct() -> None:
-    a = make_order_id("run7", "BTC-USD", 42, OrderRole.ENTRY)
-    assert a == "tw-run7-BTC-USD-42-entry"
-    assert make_order_id("run7", "BTC-USD", 42, OrderRole.ENTRY) == a
-    ids = {make_order_id(r, s, q, role) for r in ("run7", "run8") for s in ("BTC-USD", "ETH-USD")
-           for q in (1, 42) for role in OrderRole}
-    assert len(ids) == 2 * 2 * 2 * len(OrderRole)
-    assert make_order_id("r", "SOL-USD", 3, OrderRole.STOP_LOSS) == "tw-r-SOL-USD-3-stop_loss"
-    assert make_order_id("r", "SOL-USD", 3, OrderRole.TAKE_PROFIT) == "tw-r-SOL-USD-3-take_profit"
 
 
 # ---------------------------------------------------------------------- known problems
@@ -258,7 +248,7 @@ def test_legs_of_intrabar_limit_entry_are_checked_on_the_entry_bar() -> None:
     tp = order("e-tp", Side.SELL, OrderType.LIMIT, role=OrderRole.TAKE_PROFIT, price="64000.00")
     sl = order("e-sl", Side.SELL, OrderType.STOP, role=OrderRole.STOP_LOSS, stop="62400.00")
     b.submit(entry, (tp, sl))
-    ups = b.process(SYM, *B2)
+    ups = b.fill_bar(SYM, *B2)
     assert entry.status is OrderStatus.FILLED
     fills = {u.order.client_order_id: u.fill for u in ups if u.fill is not None}
     assert fills["e"].price == Decimal("62500.00")
@@ -276,7 +266,7 @@ def test_fill_prices_round_like_the_instrument(increment: str) -> None:
     for i, o in enumerate((1.0, 3.33, 62835.28, 0.123456789, 99.975, 7.77777)):
         b.submit(order(f"b{i}", Side.BUY, symbol="X-USD"))
         b.submit(order(f"s{i}", Side.SELL, role=OrderRole.EXIT, symbol="X-USD"))
-        buy, sell = (u.fill for u in b.process("X-USD", TS + i, o, o, o, o))
+        buy, sell = (u.fill for u in b.fill_bar("X-USD", TS + i, o, o, o, o))
         ref = Decimal(repr(o))
         assert buy.price == inst.ceil_price(ref * (1 + slip))
         assert sell.price == inst.floor_price(ref * (1 - slip))
@@ -288,13 +278,13 @@ def test_replaced_instrument_spec_is_used_for_later_fills() -> None:
     specs = {SYM: BTC}
     b = SimBroker(specs)
     b.submit(order("a"))
-    assert b.process(SYM, *B2)[0].fill.price == Decimal("62847.85")
+    assert b.fill_bar(SYM, *B2)[0].fill.price == Decimal("62847.85")
     specs[SYM] = Instrument(SYM, "BTC", "USD", Decimal("0.05"), Decimal("0.00000001"))
     b.submit(order("b"))
-    assert b.process(SYM, *B2)[0].fill.price == Decimal("62847.85")   # 62847.847056 -> 0.05 grid
+    assert b.fill_bar(SYM, *B2)[0].fill.price == Decimal("62847.85")   # 62847.847056 -> 0.05 grid
     specs[SYM] = Instrument(SYM, "BTC", "USD", Decimal(1), Decimal("0.00000001"))
     b.submit(order("c"))
-    assert b.process(SYM, *B2)[0].fill.price == Decimal(62848)
+    assert b.fill_bar(SYM, *B2)[0].fill.price == Decimal(62848)
 
 
 def test_cancel_all_orders_resting_then_market_then_pending_legs() -> None:
@@ -307,17 +297,17 @@ def test_cancel_all_orders_resting_then_market_then_pending_legs() -> None:
     b.submit(order("s", Side.SELL, OrderType.STOP, role=OrderRole.EXIT, stop="50000"))
     ups = b.cancel_all(SYM, TS, "x")
     assert [u.order.client_order_id for u in ups] == ["l", "s", "m", "l-tp", "l-sl", "m-tp", "m-sl"]
-    assert all(u.status is OrderStatus.CANCELLED and u.order.status is OrderStatus.CANCELLED
+    assert all(u.kind is OrderEventKind.CANCELLED and u.order.status is OrderStatus.CANCELLED
                for u in ups)
     # Nothing is left: later bars fill nothing, even through every old level.
-    assert b.process(SYM, TS + 3600, 70000.0, 70000.0, 40000.0, 50000.0) == []
+    assert b.fill_bar(SYM, TS + 3600, 70000.0, 70000.0, 40000.0, 50000.0) == []
 
 
 def test_market_fill_and_gap_fill_share_the_open_as_reference() -> None:
     b = broker()
     b.submit(order("x", Side.SELL, OrderType.LIMIT, role=OrderRole.EXIT, price="62700.00"))
     b.submit(order("m"))
-    m, x = b.process(SYM, *B2)
+    m, x = b.fill_bar(SYM, *B2)
     assert (m.order.client_order_id, x.order.client_order_id) == ("m", "x")
     assert m.fill.reference_price == x.fill.reference_price == Decimal("62835.28")
     assert (m.fill.price, x.fill.price) == (Decimal("62847.85"), Decimal("62835.28"))
@@ -329,11 +319,13 @@ def test_oco_cancels_only_its_own_group_in_arrival_order() -> None:
                         ("c", "63400.00", "62200.00")):
         entry, legs = bracket(eid, tp, sl)
         b.submit(entry, legs)
-    b.process(SYM, *B2)       # B2's range touches no take-profit and no stop-loss
+    b.fill_bar(SYM, *B2)       # B2's range touches no take-profit and no stop-loss
     assert b.quiet_band(SYM) == (62300.0, 63300.0)
-    ups = b.process(SYM, 1713466800, 62900.00, 63050.00, 62150.00, 62900.00)
-    assert [(u.order.client_order_id, u.status.value, u.reason) for u in ups] == [
-        ("a-sl", "filled", ""), ("a-tp", "cancelled", "oco: other leg filled"),
-        ("c-sl", "filled", ""), ("c-tp", "cancelled", "oco: other leg filled")]
+    ups = b.fill_bar(SYM, 1713466800, 62900.00, 63050.00, 62150.00, 62900.00)
+    assert [(u.order.client_order_id, u.kind.value, u.reason) for u in ups] == [
+        ("a-sl", "triggered", ""), ("a-sl", "filled", ""),
+        ("a-tp", "cancelled", "oco: other leg filled"),
+        ("c-sl", "triggered", ""), ("c-sl", "filled", ""),
+        ("c-tp", "cancelled", "oco: other leg filled")]
     assert [o.client_order_id for o in b.open_orders(SYM)] == ["b-tp", "b-sl"]
     assert b.quiet_band(SYM) == (61000.0, 64000.0)

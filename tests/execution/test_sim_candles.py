@@ -1,8 +1,10 @@
 """Candle-table tests of SimBroker's fill rules (see the docstring of execution/sim.py).
 
 Each case is data: the orders submitted (after the decision bar), then a sequence of
-bars; for every bar the exact status updates (in execution order), the fills (price,
-fee, liquidity, role, reference price) and the status of every order afterwards.
+bars; for every bar the exact order events (kind and reason, in execution order), the
+fills (price, fee, liquidity, role, reference price) and the status of every order
+afterwards. Every event must also be a lifecycle transition allowed by
+``execution.base.TRANSITIONS`` from the order's previous status.
 
 Bars are real Coinbase BTC-USD 1h candles (the first rows of the bundled file,
 2024-04-18T18:00Z on), except a few synthetic gap bars marked ``GAP_*``. Expected
@@ -34,8 +36,20 @@ from decimal import Decimal
 
 import pytest
 
-from tradewarden.domain import COINBASE_SPECS, Order, OrderRole, OrderStatus, OrderType, Side
-from tradewarden.execution import SimBroker
+from tradewarden.domain import (
+    COINBASE_SPECS,
+    Order,
+    OrderRole,
+    OrderStatus,
+    OrderType,
+    Side,
+)
+from tradewarden.execution import (
+    OrderEvent,
+    OrderEventKind,
+    SimBroker,
+    check_transition,
+)
 
 BTC = COINBASE_SPECS["BTC-USD"]
 SYM = "BTC-USD"
@@ -86,7 +100,7 @@ class Fx:
 class Step:
     """One bar and everything it must produce.
 
-    ``updates``: ``"id status [reason]"`` in execution order. ``status``: ``"id:status ..."``
+    ``updates``: ``"id event-kind [reason]"`` in execution order. ``status``: ``"id:status ..."``
     for every order after the bar.
     """
 
@@ -172,30 +186,36 @@ CASES = [
     # ---------------------------------------------------------------- stop orders
     Case("stop-sell-traded-through-fills-at-level-minus-slippage",
          (Ord("s", "sell", "stop", level="62500.00", role="exit"),),
-         (Step(B2, ("s filled",), (Fx("s", "62487.50", "0.62487500", "taker", "exit", "62500.00"),),
+         (Step(B2, ("s triggered", "s filled"),
+               (Fx("s", "62487.50", "0.62487500", "taker", "exit", "62500.00"),),
                "s:filled"),)),
     Case("stop-sell-price-floored-against-trader",
          (Ord("s", "sell", "stop", level="62500.01", role="exit"),),
-         (Step(B2, ("s filled",), (Fx("s", "62487.50", "0.62487500", "taker", "exit", "62500.01"),),
+         (Step(B2, ("s triggered", "s filled"),
+               (Fx("s", "62487.50", "0.62487500", "taker", "exit", "62500.01"),),
                "s:filled"),)),
     Case("stop-sell-gap-below-fills-at-open-minus-slippage",
          (Ord("s", "sell", "stop", level="63000.00", role="exit"),),
-         (Step(B2, ("s filled",), (Fx("s", "62822.71", "0.62822710", "taker", "exit", "62835.28"),),
+         (Step(B2, ("s triggered", "s filled"),
+               (Fx("s", "62822.71", "0.62822710", "taker", "exit", "62835.28"),),
                "s:filled"),)),
     Case("stop-sell-one-tick-below-low-rests",
          (Ord("s", "sell", "stop", level="62357.99", role="exit"),),
          (Step(B2, (), (), "s:working"),)),
     Case("stop-buy-traded-through-fills-at-level-plus-slippage",
          (Ord("s", "buy", "stop", level="63200.00"),),
-         (Step(B2, ("s filled",), (Fx("s", "63212.64", "0.63212640", "taker", "entry", "63200.00"),),
+         (Step(B2, ("s triggered", "s filled"),
+               (Fx("s", "63212.64", "0.63212640", "taker", "entry", "63200.00"),),
                "s:filled"),)),
     Case("stop-buy-price-ceiled-against-trader",
          (Ord("s", "buy", "stop", level="63200.01"),),
-         (Step(B2, ("s filled",), (Fx("s", "63212.66", "0.63212660", "taker", "entry", "63200.01"),),
+         (Step(B2, ("s triggered", "s filled"),
+               (Fx("s", "63212.66", "0.63212660", "taker", "entry", "63200.01"),),
                "s:filled"),)),
     Case("stop-buy-gap-above-fills-at-open-plus-slippage",
          (Ord("s", "buy", "stop", level="62800.00"),),
-         (Step(B2, ("s filled",), (Fx("s", "62847.85", "0.62847850", "taker", "entry", "62835.28"),),
+         (Step(B2, ("s triggered", "s filled"),
+               (Fx("s", "62847.85", "0.62847850", "taker", "entry", "62835.28"),),
                "s:filled"),)),
     # ---------------------------------------------------------------- brackets / OCO
     Case("bracket-legs-live-on-entry-bar-tp-fills-same-bar-sl-cancelled",
@@ -214,14 +234,14 @@ CASES = [
           Step(B5, (), (), "e:filled e.tp:working e.sl:working"),
           Step(B6, (), (), "e:filled e.tp:working e.sl:working"),
           Step(B7, (), (), "e:filled e.tp:working e.sl:working"),
-          Step(B8, ("e.sl filled", f"e.tp cancelled {OCO}"),
+          Step(B8, ("e.sl triggered", "e.sl filled", f"e.tp cancelled {OCO}"),
                (Fx("e.sl", "62987.40", "0.62987400", "taker", "stop_loss", "63000.00"),),
                "e:filled e.tp:cancelled e.sl:filled"),
           Step(B9, (), (), "e:filled e.tp:cancelled e.sl:filled"))),
     Case("bracket-both-levels-inside-one-bar-stop-loss-wins",
          (Ord("e", "buy", "market", tp="62780.00", sl="61000.00"),),
-         (Step(B9, ("e filled", f"e.tp working {LIVE}", f"e.sl working {LIVE}", "e.sl filled",
-                    f"e.tp cancelled {OCO}"),
+         (Step(B9, ("e filled", f"e.tp working {LIVE}", f"e.sl working {LIVE}", "e.sl triggered",
+                    "e.sl filled", f"e.tp cancelled {OCO}"),
                (Fx("e", "62754.57", "0.62754570", "taker", "entry", "62742.02"),
                 Fx("e.sl", "60987.80", "0.60987800", "taker", "stop_loss", "61000.00")),
                "e:filled e.tp:cancelled e.sl:filled"),
@@ -231,7 +251,7 @@ CASES = [
          (Step(B2, ("e filled", f"e.tp working {LIVE}", f"e.sl working {LIVE}"),
                (Fx("e", "62847.85", "0.62847850", "taker", "entry", "62835.28"),),
                "e:filled e.tp:working e.sl:working"),
-          Step(GAP_DOWN, ("e.sl filled", f"e.tp cancelled {OCO}"),
+          Step(GAP_DOWN, ("e.sl triggered", "e.sl filled", f"e.tp cancelled {OCO}"),
                (Fx("e.sl", "61887.62", "0.61887620", "taker", "stop_loss", "61900.00"),),
                "e:filled e.tp:cancelled e.sl:filled"))),
     Case("bracket-gap-above-take-profit-fills-at-open-maker",
@@ -262,13 +282,13 @@ CASES = [
                "a:filled a.tp:filled a.sl:cancelled b:filled b.tp:working b.sl:working"),
           Step(B8, (), (),
                "a:filled a.tp:filled a.sl:cancelled b:filled b.tp:working b.sl:working"),
-          Step(B9, ("b.sl filled", f"b.tp cancelled {OCO}"),
+          Step(B9, ("b.sl triggered", "b.sl filled", f"b.tp cancelled {OCO}"),
                (Fx("b.sl", "60987.80", "0.60987800", "taker", "stop_loss", "61000.00"),),
                "a:filled a.tp:filled a.sl:cancelled b:filled b.tp:cancelled b.sl:filled"))),
     Case("independent-resting-orders-are-not-oco-stop-before-limit",
          (Ord("s", "sell", "stop", level="62500.00", role="exit"),
           Ord("l", "sell", "limit", level="63200.00", role="exit")),
-         (Step(B2, ("s filled", "l filled"),
+         (Step(B2, ("s triggered", "s filled", "l filled"),
                (Fx("s", "62487.50", "0.62487500", "taker", "exit", "62500.00"),
                 Fx("l", "63200.00", "0.31600000", "maker", "exit", "63200.00")),
                "s:filled l:filled"),)),
@@ -301,6 +321,11 @@ CASES = [
          (Ord("e", "buy", "limit", level="62500.00"),),
          (Step(B2, ("e rejected insufficient_funds",), (), "e:rejected"),),
          funds="625"),
+    Case("stop-buy-triggered-then-rejected-for-funds",
+         # cost 632.1264 + 0.6321264 > 600: the trigger is reported, then the reject
+         (Ord("s", "buy", "stop", level="63200.00"),),
+         (Step(B2, ("s triggered", "s rejected insufficient_funds"), (), "s:rejected"),),
+         funds="600"),
     Case("sells-are-not-limited-by-funds",
          (Ord("x", "sell", "market", role="exit"),),
          (Step(B2, ("x filled",), (Fx("x", "62822.71", "0.62822710", "taker", "exit", "62835.28"),),
@@ -316,6 +341,16 @@ def _status_map(text: str) -> dict[str, str]:
 def _update_tuple(text: str) -> tuple[str, str, str]:
     parts = text.split(" ", 2)
     return (parts[0], parts[1], parts[2] if len(parts) > 2 else "")
+
+
+def _check_lifecycle(events: list[OrderEvent], before: dict[str, OrderStatus], where: str) -> None:
+    """Replay ``events`` on the statuses ``before`` (updated in place), each a legal transition."""
+    for ev in events:
+        cid = ev.order.client_order_id
+        shadow = Order(cid, SYM, Side.BUY, OrderType.MARKET, Decimal(1), OrderRole.ENTRY, 0,
+                       status=before[cid])
+        check_transition(shadow, ev.status)      # raises IllegalTransition
+        before[cid] = ev.status
 
 
 def _submit_case(case: Case) -> tuple[SimBroker, dict[str, Order], list[str]]:
@@ -342,7 +377,11 @@ def _submit_case(case: Case) -> tuple[SimBroker, dict[str, Order], list[str]]:
             legs.append(Order(f"{spec.id}.sl", SYM, Side.SELL, OrderType.STOP, Decimal(spec.qty),
                               OrderRole.STOP_LOSS, 1713459600, stop_price=Decimal(spec.sl),
                               parent_id=spec.id))
-        broker.submit(entry, tuple(legs))
+        events = broker.submit(entry, tuple(legs))
+        assert [e.order for e in events] == [entry, *legs]
+        _check_lifecycle(events, {o.client_order_id: OrderStatus.SUBMITTED for o in (entry, *legs)},
+                         "submit")
+        assert all(e.status is e.order.status for e in events)
         orders[entry.client_order_id] = entry
         orders.update((leg.client_order_id, leg) for leg in legs)
     return broker, orders, calls
@@ -351,16 +390,20 @@ def _submit_case(case: Case) -> tuple[SimBroker, dict[str, Order], list[str]]:
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_candle_table(case: Case) -> None:
     broker, orders, calls = _submit_case(case)
+    statuses = {oid: o_.status for oid, o_ in orders.items()}
     for n, step in enumerate(case.steps):
         ts, o, h, low, c = step.bar
-        ups = broker.process(SYM, ts, float(o), float(h), float(low), float(c))
+        ups = broker.fill_bar(SYM, ts, float(o), float(h), float(low), float(c))
         where = f"bar {n} (ts {ts})"
-        got = [(u.order.client_order_id, u.status.value, u.reason) for u in ups]
+        got = [(u.order.client_order_id, u.kind.value, u.reason) for u in ups]
         assert got == [_update_tuple(t) for t in step.updates], where
         assert all(u.ts == ts for u in ups), where
-        # The update's status is the order's status at that moment; no fill without FILLED.
+        assert all(type(u) is OrderEvent for u in ups), where
+        # A fill exactly with FILLED (SimBroker never fills in part).
         for u in ups:
-            assert (u.fill is not None) == (u.status is OrderStatus.FILLED), where
+            assert (u.fill is not None) == (u.kind is OrderEventKind.FILLED), where
+        _check_lifecycle(ups, statuses, where)
+        assert statuses == {oid: o_.status for oid, o_ in orders.items()}, where
         fills = [u.fill for u in ups if u.fill is not None]
         assert len(fills) == len(step.fills), where
         for f, want in zip(fills, step.fills):
@@ -400,7 +443,7 @@ def test_statuses_right_after_submit() -> None:
                            Ord("s", "sell", "stop", level="61000.00", role="exit")), ())
     broker, orders, _ = _submit_case(case)
     assert {k: v.status for k, v in orders.items()} == {
-        "m": OrderStatus.PENDING, "m.tp": OrderStatus.PENDING, "m.sl": OrderStatus.PENDING,
+        "m": OrderStatus.ACCEPTED, "m.tp": OrderStatus.ACCEPTED, "m.sl": OrderStatus.ACCEPTED,
         "l": OrderStatus.WORKING, "s": OrderStatus.WORKING}
     # Legs are not live before the entry fills: only the entry and the two resting orders.
     assert [o.client_order_id for o in broker.open_orders(SYM)] == ["m", "l", "s"]
@@ -410,8 +453,8 @@ def test_statuses_right_after_submit() -> None:
 
 def test_market_order_does_not_fill_before_a_bar_is_processed() -> None:
     broker, orders, _ = _submit_case(Case("m", (Ord("m", "buy", "market"),), ()))
-    assert broker.process("ETH-USD", B2[0], 1.0, 1.0, 1.0, 1.0) == []   # other symbol
-    assert orders["m"].status is OrderStatus.PENDING
-    (u,) = broker.process(SYM, *[float(x) if i else x for i, x in enumerate(B2)])
+    assert broker.fill_bar("ETH-USD", B2[0], 1.0, 1.0, 1.0, 1.0) == []   # other symbol
+    assert orders["m"].status is OrderStatus.ACCEPTED
+    (u,) = broker.fill_bar(SYM, *[float(x) if i else x for i, x in enumerate(B2)])
     assert u.fill is not None and u.fill.ts == B2[0]
     assert not broker.has_orders(SYM)

@@ -19,6 +19,20 @@ Fill rules (pinned by the candle-table tests in ``tests/execution``):
   (buys up, sells down); fees are ``notional * bps / 10_000`` in quote currency.
 * A buy whose cost (notional + fee) exceeds the account's free cash is rejected
   (``insufficient_funds``), as a venue would.
+* :meth:`SimBroker.close_position` fills a market order at once at the reference
+  price the engine gives (the last close), taker fee and slippage against the trader,
+  never refused for funds (end of data, emergency stop).
+
+Events (:class:`~tradewarden.execution.base.OrderEvent`): a market order is
+``accepted`` on submit, a limit or stop order ``working``, a bracket leg ``accepted``
+until its entry fills, then ``working`` (reason ``bracket leg live``). A stop that
+triggers reports ``triggered`` immediately before its ``filled`` (or ``rejected``).
+Every fill is whole (no partial fills).
+
+The quiet band (:meth:`SimBroker.quiet_band`, with :meth:`SimBroker.has_orders` and
+the bar-level :meth:`SimBroker.fill_bar`) is a ``SimBroker`` detail that the replay
+accelerator uses to skip bars that cannot fill anything; it is not part of the
+:class:`~tradewarden.execution.base.Broker` port, which real venues implement.
 """
 
 from __future__ import annotations
@@ -28,15 +42,16 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal
 
 from tradewarden.domain import (
+    Bar,
     Fill,
     Instrument,
     Order,
-    OrderRole,
     OrderStatus,
     OrderType,
     Side,
     to_decimal,
 )
+from tradewarden.execution.base import BrokerCapabilities, OrderEvent, OrderEventKind
 
 _BPS = Decimal(10_000)
 _FEE_Q = Decimal("0.00000001")
@@ -48,19 +63,15 @@ _EMPTY_BAND = (_INF, -_INF)    # a pending market order: every bar fills it
 # the enum metaclass (~80 ns on CPython 3.11), a module global is ~10 ns.
 _BUY, _SELL = Side.BUY, Side.SELL
 _LIMIT, _STOP, _MARKET = OrderType.LIMIT, OrderType.STOP, OrderType.MARKET
-_PENDING, _WORKING, _FILLED = OrderStatus.PENDING, OrderStatus.WORKING, OrderStatus.FILLED
+_ACCEPTED, _WORKING, _FILLED = OrderStatus.ACCEPTED, OrderStatus.WORKING, OrderStatus.FILLED
 _CANCELLED, _REJECTED = OrderStatus.CANCELLED, OrderStatus.REJECTED
+_E_ACCEPTED, _E_WORKING, _E_TRIGGERED = (OrderEventKind.ACCEPTED, OrderEventKind.WORKING,
+                                         OrderEventKind.TRIGGERED)
+_E_FILLED, _E_CANCELLED, _E_REJECTED = (OrderEventKind.FILLED, OrderEventKind.CANCELLED,
+                                        OrderEventKind.REJECTED)
 
-
-@dataclass(slots=True)
-class OrderUpdate:
-    """A change of an order's status (fill, cancel, reject) produced by a bar."""
-
-    order: Order
-    status: OrderStatus
-    ts: int
-    reason: str = ""
-    fill: Fill | None = None
+_LEG_LIVE = "bracket leg live"
+_OCO = "oco: other leg filled"
 
 
 @dataclass(slots=True, eq=False)
@@ -78,29 +89,50 @@ class _Resting:
 class _Book:
     """Open orders of one symbol."""
 
-    market: list[Order] = field(default_factory=list)     # pending, in submission order
+    market: list[Order] = field(default_factory=list)     # accepted, in submission order
     resting: dict[str, _Resting] = field(default_factory=dict)  # by client order id, in arrival order
     band: tuple[float, float] | None = _NO_BAND           # quiet band of ``resting``; None: stale
 
 
 class SimBroker:
-    """Simulated venue for replay and paper trading.
+    """Simulated venue for replay and paper trading; implements the ``Broker`` port.
 
     Parameters
     ----------
     instruments : dict of str to Instrument
+        Specs by symbol (price increment for rounding fills); read at every fill, so a
+        replaced spec applies to later fills.
     taker_fee_bps, maker_fee_bps : float
-        Fees in basis points of notional.
+        Fees in basis points of notional, each in ``[0, 10000)``.
     slippage_bps : float
-        Adverse price move applied to market and stop fills, basis points.
+        Adverse price move applied to market and stop fills, basis points, in ``[0, 10000)``.
     funds : callable, optional
         ``funds(symbol) -> float`` free cash (quote currency) of the account that
         trades ``symbol``; buys costing more are rejected. Defaults to unlimited.
+    native_brackets : bool
+        Take bracket legs with the entry (arm them when it fills, OCO between them), as
+        a venue with native brackets does. With False, :attr:`capabilities` say
+        ``native_bracket=False, native_oco=False`` and :meth:`submit` refuses legs, so
+        the engine's bracket emulation can be tested against the simulator.
+
+    Attributes
+    ----------
+    capabilities : BrokerCapabilities
+        Stop orders and client order ids always, partial fills never; native brackets
+        and OCO as ``native_brackets`` says.
+
+    Raises
+    ------
+    ValueError
+        A fee or slippage outside ``[0, 10000)`` bps.
     """
+
+    capabilities: BrokerCapabilities
 
     def __init__(self, instruments: dict[str, Instrument], *, taker_fee_bps: float = 10.0,
                  maker_fee_bps: float = 5.0, slippage_bps: float = 2.0,
-                 funds: Callable[[str], float] | None = None) -> None:
+                 funds: Callable[[str], float] | None = None,
+                 native_brackets: bool = True) -> None:
         for name, v in (("taker_fee_bps", taker_fee_bps), ("maker_fee_bps", maker_fee_bps),
                         ("slippage_bps", slippage_bps)):
             if not 0 <= v < 10_000:
@@ -111,22 +143,49 @@ class SimBroker:
         self.slip = to_decimal(slippage_bps) / _BPS
         self._buy_mult, self._sell_mult = 1 + self.slip, 1 - self.slip
         self.funds = funds
+        native = bool(native_brackets)
+        self.capabilities = BrokerCapabilities(native_bracket=native, native_oco=native,
+                                               stop_orders=True, client_order_ids=True,
+                                               partial_fills=False)
         self._books: dict[str, _Book] = {}
         self._legs: dict[str, tuple[Order, ...]] = {}  # entry id -> bracket legs awaiting entry fill
-        self._legs_live: list[_Resting] = []   # legs made live during the current process()
+        self._legs_live: list[_Resting] = []   # legs made live during the current fill_bar()
         self._ids: set[str] = set()
 
     # -- commands ----------------------------------------------------------------------
-    def submit(self, order: Order, legs: tuple[Order, ...] = ()) -> None:
+    def submit(self, order: Order, legs: tuple[Order, ...] = ()) -> list[OrderEvent]:
         """Accept an order (and, for a bracket entry, its take-profit/stop-loss legs).
+
+        Everything is checked before anything is recorded: after a ``ValueError`` no
+        id is taken and no order is open.
+
+        Parameters
+        ----------
+        order : Order
+            Market, limit (``price`` set) or stop (``stop_price`` set) order.
+        legs : tuple of Order
+            Bracket legs (a sell limit take-profit and/or a sell stop stop-loss); they
+            go live, as one OCO group, when ``order`` fills.
+
+        Returns
+        -------
+        list of OrderEvent
+            ``accepted`` for a market order (status ``accepted``: it fills at the next
+            bar's open), ``working`` for a limit or stop order (status ``working``),
+            then ``accepted`` for each leg (status ``accepted``: awaiting the entry's
+            fill). Each event's ``ts`` is its order's ``created_ts``.
 
         Raises
         ------
         ValueError
-            Duplicate client order id, unknown symbol, non-positive quantity, or a
-            limit/stop order without its price.
+            Duplicate client order id, unknown symbol, non-positive quantity, a
+            limit/stop order without its price, a leg for another symbol than its
+            entry's, or legs with ``native_brackets=False``.
         """
         ids, instruments = self._ids, self.instruments
+        if legs and not self.capabilities.native_bracket:
+            raise ValueError(f"order {order.client_order_id}: SimBroker(native_brackets=False) "
+                             "does not take bracket legs; submit them once the entry has filled")
         new_ids: list[str] = []
         for o in (order, *legs):      # everything is checked before anything is recorded
             cid = o.client_order_id
@@ -135,6 +194,9 @@ class SimBroker:
             new_ids.append(cid)
             if o.symbol not in instruments:
                 raise ValueError(f"unknown symbol {o.symbol!r}")
+            if o.symbol != order.symbol:
+                raise ValueError(f"order {cid}: bracket leg for {o.symbol!r} on an entry for "
+                                 f"{order.symbol!r}")
             if o.quantity <= 0:
                 raise ValueError(f"order {cid}: quantity must be positive")
             if o.type is _LIMIT and o.price is None:
@@ -142,46 +204,161 @@ class SimBroker:
             if o.type is _STOP and o.stop_price is None:
                 raise ValueError(f"order {cid}: stop order needs a stop price")
         ids.update(new_ids)
-        order.status = _PENDING
         if order.type is _MARKET:
+            order.status = _ACCEPTED
             self._book(order.symbol).market.append(order)
+            out = [OrderEvent(order, _E_ACCEPTED, order.created_ts)]
         else:
             self._rest(order, None)
+            out = [OrderEvent(order, _E_WORKING, order.created_ts)]
         if legs:
             self._legs[order.client_order_id] = tuple(legs)
+            for leg in legs:
+                leg.status = _ACCEPTED
+                out.append(OrderEvent(leg, _E_ACCEPTED, leg.created_ts))
+        return out
 
-    def cancel_all(self, symbol: str, ts: int, reason: str) -> list[OrderUpdate]:
-        """Cancel every open order of ``symbol`` (resting legs included).
+    def cancel(self, client_order_id: str, ts: int, reason: str) -> list[OrderEvent]:
+        """Cancel one open order: resting, accepted market, or a bracket leg not yet live.
+
+        Cancelling an entry that has not filled also cancels its legs (they would
+        never go live). Cancelling one live bracket leg leaves its sibling working.
+
+        Parameters
+        ----------
+        client_order_id : str
+        ts : int
+            Time of the cancel, UTC epoch seconds (stamped on the events).
+        reason : str
+            Recorded on the events.
 
         Returns
         -------
-        list of OrderUpdate
-            Resting orders, then pending market orders, then the not yet live
-            bracket legs of any of them.
+        list of OrderEvent
+            ``cancelled`` for the order, then for its not yet live legs; empty for an
+            unknown id or an order already filled, cancelled or rejected.
+        """
+        for book in self._books.values():
+            r = book.resting.get(client_order_id)
+            if r is not None:
+                self._unrest(r)
+                return self._cancelled([r.order], ts, reason)
+            for i, order in enumerate(book.market):
+                if order.client_order_id == client_order_id:
+                    del book.market[i]
+                    return self._cancelled([order], ts, reason)
+        for entry_id, legs in self._legs.items():      # a leg waiting for its entry's fill
+            for leg in legs:
+                if leg.client_order_id == client_order_id:
+                    rest = tuple(x for x in legs if x is not leg)
+                    if rest:
+                        self._legs[entry_id] = rest
+                    else:
+                        del self._legs[entry_id]
+                    leg.status = _CANCELLED
+                    return [OrderEvent(leg, _E_CANCELLED, ts, reason)]
+        return []
+
+    def cancel_all(self, symbol: str, ts: int, reason: str) -> list[OrderEvent]:
+        """Cancel every open order of ``symbol`` (bracket legs included).
+
+        Parameters
+        ----------
+        symbol : str
+        ts : int
+            Time of the cancel, UTC epoch seconds.
+        reason : str
+
+        Returns
+        -------
+        list of OrderEvent
+            ``cancelled`` for the resting orders, then the accepted market orders,
+            then the not yet live bracket legs of any of them; empty if none is open.
         """
         book = self._books.get(symbol)
         if book is None or not (book.resting or book.market):
             return []
         cancelled = [r.order for r in book.resting.values()] + book.market
         book.resting, book.market, book.band = {}, [], _NO_BAND
-        out = []
-        legs_out = []
-        for order in cancelled:
-            order.status = _CANCELLED
-            out.append(OrderUpdate(order, _CANCELLED, ts, reason))
-            legs = self._legs.pop(order.client_order_id, None)
-            if legs:
-                for leg in legs:
-                    leg.status = _CANCELLED
-                    legs_out.append(OrderUpdate(leg, _CANCELLED, ts, reason))
-        out += legs_out
-        return out
+        return self._cancelled(cancelled, ts, reason)
 
+    def close_position(self, order: Order, reference_price: Decimal, ts: int) -> list[OrderEvent]:
+        """Fill the market ``order`` now at ``reference_price`` (end of data, emergency stop).
+
+        The price is ``reference_price`` moved by the slippage against the trader and
+        rounded against the trader to the instrument's increment (a sell
+        ``floor_price(ref * (1 - slip))``, a buy ``ceil_price(ref * (1 + slip))``); the
+        fee is ``price * quantity * taker`` rounded half-even to 1e-8 quote currency,
+        liquidity ``taker``: the same rules as a market fill at a bar's open. Never
+        refused for funds. Other open orders of the symbol are left alone (cancel them
+        first).
+
+        Parameters
+        ----------
+        order : Order
+            A market order (``client_order_id`` not used before), the position's size
+            in base units.
+        reference_price : Decimal
+            The last price the engine saw, quote currency per base unit (the last close).
+        ts : int
+            Fill time, UTC epoch seconds.
+
+        Returns
+        -------
+        list of OrderEvent
+            One ``filled`` event with the fill (``reference_price`` and the order's role
+            on it); the order's status is ``filled``.
+
+        Raises
+        ------
+        ValueError
+            Duplicate client order id, unknown symbol, non-positive quantity, an order
+            that is not a market order, or a reference price that is not a positive
+            finite Decimal.
+        """
+        cid = order.client_order_id
+        if cid in self._ids:
+            raise ValueError(f"duplicate client order id {cid!r}")
+        inst = self.instruments.get(order.symbol)
+        if inst is None:
+            raise ValueError(f"unknown symbol {order.symbol!r}")
+        if order.quantity <= 0:
+            raise ValueError(f"order {cid}: quantity must be positive")
+        if order.type is not _MARKET:
+            raise ValueError(f"order {cid}: close_position takes a market order, "
+                             f"got {order.type.value}")
+        ref = reference_price
+        if not (isinstance(ref, Decimal) and ref.is_finite() and ref > 0):
+            raise ValueError(f"order {cid}: reference price must be a positive finite Decimal, "
+                             f"got {ref!r}")
+        self._ids.add(cid)
+        if order.side is _BUY:
+            price = inst.ceil_price(ref * self._buy_mult)
+        else:
+            price = inst.floor_price(ref * self._sell_mult)
+        quantity = order.quantity
+        fee = (price * quantity * self.taker).quantize(_FEE_Q, ROUND_HALF_EVEN)
+        fill = Fill(cid, order.symbol, order.side, quantity, price, fee, "taker", ts, ref,
+                    order.role)
+        order.status = _FILLED
+        return [OrderEvent(order, _E_FILLED, ts, "", fill)]
+
+    def open_orders(self, symbol: str) -> list[Order]:
+        """Return the open orders of ``symbol``: accepted market orders, then resting ones.
+
+        Bracket legs appear once live (after their entry filled).
+        """
+        book = self._books.get(symbol)
+        if book is None:
+            return []
+        return book.market + [r.order for r in book.resting.values()]
+
+    # -- SimBroker details for the replay accelerator (not part of the port) -----------
     def quiet_band(self, symbol: str) -> tuple[float, float]:
         """Return ``(down, up)``: a bar with ``low > down`` and ``high < up`` fills nothing.
 
         With a market order pending the band is empty (``(inf, -inf)``): the next bar
-        always fills it. With no orders it is ``(-inf, inf)``.
+        always fills it. With no orders it is ``(-inf, inf)``. Prices in quote currency.
         """
         book = self._books.get(symbol)
         if book is None:
@@ -192,30 +369,40 @@ class SimBroker:
         return self._rebuild_band(book) if band is None else band
 
     def has_orders(self, symbol: str) -> bool:
-        """Whether ``symbol`` has pending or resting orders."""
+        """Return whether ``symbol`` has accepted market or resting orders."""
         book = self._books.get(symbol)
         return book is not None and bool(book.market or book.resting)
 
-    def open_orders(self, symbol: str) -> list[Order]:
-        """Pending market orders then resting orders of ``symbol``."""
-        book = self._books.get(symbol)
-        if book is None:
-            return []
-        return book.market + [r.order for r in book.resting.values()]
-
     # -- the bar -----------------------------------------------------------------------
-    def process(self, symbol: str, ts: int, o: float, h: float, low: float,
-                c: float) -> list[OrderUpdate]:
+    def process(self, bar: Bar) -> list[OrderEvent]:
+        """Return the events of ``bar``: :meth:`fill_bar` with its symbol, open time and prices."""
+        return self.fill_bar(bar.symbol, bar.ts, bar.open, bar.high, bar.low, bar.close)
+
+    def fill_bar(self, symbol: str, ts: int, o: float, h: float, low: float,
+                 c: float) -> list[OrderEvent]:
         """Fill what bar ``(o, h, low, c)`` of ``symbol`` at ``ts`` trades through.
+
+        The replay hot path (no :class:`~tradewarden.domain.Bar` built per bar).
+
+        Parameters
+        ----------
+        symbol : str
+        ts : int
+            Bar open time, UTC epoch seconds (stamped on events and fills).
+        o, h, low, c : float
+            Open, high, low, close, quote currency per base unit.
 
         Returns
         -------
-        list of OrderUpdate
-            In execution order: market fills at the open, then resting orders
-            (gap fills at the open before intrabar fills; stop-loss before
-            take-profit when both are inside the bar).
+        list of OrderEvent
+            In execution order: market fills at the open, then resting orders (gap
+            fills at the open before intrabar fills; stops before limits; stop-loss
+            before take-profit when both are inside the bar). A stop's ``triggered``
+            comes right before its ``filled``; a filled bracket leg's sibling is
+            ``cancelled`` (``oco: other leg filled``) right after it; a filled entry's
+            legs go ``working`` (``bracket leg live``) right after it.
         """
-        out: list[OrderUpdate] = []
+        out: list[OrderEvent] = []
         self._legs_live.clear()
         book = self._books.get(symbol)
         if book is None:
@@ -235,7 +422,7 @@ class SimBroker:
         return out
 
     def _process_resting(self, book: _Book, ts: int, o: float, h: float, low: float,
-                         open_ref: Decimal | None, out: list[OrderUpdate],
+                         open_ref: Decimal | None, out: list[OrderEvent],
                          only: list[_Resting] | None = None) -> None:
         """Fill resting orders of ``book`` the bar trades through.
 
@@ -264,6 +451,7 @@ class SimBroker:
         if not (gaps or stops or limits):
             return
         done_groups: set[str] = set()
+        resting = book.resting
         legs_live = self._legs_live
         n_before = len(legs_live)
         n_gaps = len(gaps)
@@ -274,20 +462,23 @@ class SimBroker:
             group = r.group
             if group is not None and group in done_groups:
                 continue
-            self._unrest(r)
+            del resting[order.client_order_id]   # legs share their entry's book (submit checks)
+            book.band = None
             if i < n_gaps:
                 if open_ref is None:
                     open_ref = to_decimal(o)
                 ref = open_ref
             else:
                 ref = to_decimal(r.level)
+            if r.stop:
+                out.append(OrderEvent(order, _E_TRIGGERED, ts))
             self._execute(order, ref, ts, r.stop, out)
             if group is not None and order.status is _FILLED:
                 done_groups.add(group)
-                for other in [x for x in book.resting.values() if x.group == group]:
-                    self._unrest(other)
+                for other in [x for x in resting.values() if x.group == group]:
+                    del resting[other.order.client_order_id]
                     other.order.status = _CANCELLED
-                    out.append(OrderUpdate(other.order, _CANCELLED, ts, "oco: other leg filled"))
+                    out.append(OrderEvent(other.order, _E_CANCELLED, ts, _OCO))
         if len(legs_live) > n_before:   # an entry filled mid-bar: its legs went live
             new_legs = legs_live[n_before:]
             del legs_live[n_before:]
@@ -315,6 +506,21 @@ class SimBroker:
         if book.resting.pop(r.order.client_order_id, None) is not None:
             book.band = None
 
+    def _cancelled(self, orders: list[Order], ts: int, reason: str) -> list[OrderEvent]:
+        """Mark ``orders`` (already out of the book) and their pending legs cancelled."""
+        out = []
+        legs_out = []
+        for order in orders:
+            order.status = _CANCELLED
+            out.append(OrderEvent(order, _E_CANCELLED, ts, reason))
+            legs = self._legs.pop(order.client_order_id, None)
+            if legs:
+                for leg in legs:
+                    leg.status = _CANCELLED
+                    legs_out.append(OrderEvent(leg, _E_CANCELLED, ts, reason))
+        out += legs_out
+        return out
+
     def _rebuild_band(self, book: _Book) -> tuple[float, float]:
         """Compute, store and return the quiet band of ``book``'s resting orders."""
         down, up = _NO_BAND
@@ -328,7 +534,7 @@ class SimBroker:
 
     # -- fills -------------------------------------------------------------------------
     def _execute(self, order: Order, ref: Decimal, ts: int, taker: bool,
-                 out: list[OrderUpdate]) -> None:
+                 out: list[OrderEvent]) -> None:
         """Fill ``order`` at reference price ``ref`` (or reject it for lack of funds)."""
         symbol = order.symbol
         inst = self.instruments[symbol]
@@ -342,26 +548,17 @@ class SimBroker:
         if buy and self.funds is not None and float(notional + fee) > self.funds(symbol):
             order.status = _REJECTED
             order.status_reason = "insufficient_funds"
-            out.append(OrderUpdate(order, _REJECTED, ts, "insufficient_funds"))
+            out.append(OrderEvent(order, _E_REJECTED, ts, "insufficient_funds"))
             for leg in self._legs.pop(cid, ()):
                 leg.status = _CANCELLED
-                out.append(OrderUpdate(leg, _CANCELLED, ts, "entry rejected"))
+                out.append(OrderEvent(leg, _E_CANCELLED, ts, "entry rejected"))
             return
         fill = Fill(cid, symbol, order.side, quantity, price, fee,
                     "taker" if taker else "maker", ts, ref, order.role)
         order.status = _FILLED
-        out.append(OrderUpdate(order, _FILLED, ts, "", fill))
+        out.append(OrderEvent(order, _E_FILLED, ts, "", fill))
         legs = self._legs.pop(cid, None)
         if legs:
             for leg in legs:
                 self._legs_live.append(self._rest(leg, cid))
-                out.append(OrderUpdate(leg, _WORKING, ts, "bracket leg live"))
-
-
-def make_order_id(run_id: str, symbol: str, seq: int, role: OrderRole) -> str:
-    """Deterministic client order id: ``tw-{run_id}-{symbol}-{seq}-{role}``.
-
-    The same run, symbol, decision sequence and role always give the same id, so a
-    retry after a crash is recognised by the venue instead of doubling a position.
-    """
-    return f"tw-{run_id}-{symbol}-{seq}-{role.value}"
+                out.append(OrderEvent(leg, _E_WORKING, ts, _LEG_LIVE))

@@ -1,0 +1,220 @@
+"""The broker port: what the engine needs from a venue, simulated or real.
+
+The engine talks to every venue through :class:`Broker`: four commands (submit,
+cancel, cancel all, close position), a stream of :class:`OrderEvent` values, and the
+venue's :class:`BrokerCapabilities`. The simulated broker (:mod:`.sim`) and every
+exchange adapter implement it; nothing above this layer knows which one it has.
+
+Order lifecycle (:class:`~tradewarden.domain.OrderStatus`)::
+
+    submitted ─▶ accepted ─▶ working ─▶ partially_filled ─▶ filled
+        │            │          │              │
+        └────────────┴──────────┴──────────────┴──▶ cancelled | rejected | expired
+    unknown: the venue cannot say; any later event settles it
+
+Events carry the venue's time of the change (UTC epoch seconds). The engine applies
+them in the order received and sets the order's status from them. (Venues repeat
+events after a reconnect; recognising a repeat is the order journal's job, which
+records each event as it arrives.)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import Enum
+from typing import Protocol, runtime_checkable
+
+from tradewarden.domain import Bar, Fill, Order, OrderRole, OrderStatus
+
+
+class OrderEventKind(str, Enum):
+    """What happened to an order (one event on the broker's stream)."""
+
+    ACCEPTED = "accepted"                  # the venue acknowledged it
+    WORKING = "working"                    # live at the venue (a bracket leg once its entry filled)
+    TRIGGERED = "triggered"                # a stop's trigger was reached; a fill follows
+    PARTIALLY_FILLED = "partially_filled"  # a fill for part of the quantity (``fill`` set)
+    FILLED = "filled"                      # the last fill (``fill`` set)
+    CANCELLED = "cancelled"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+
+
+#: The status an order has after each kind of event.
+STATUS_AFTER: dict[OrderEventKind, OrderStatus] = {
+    OrderEventKind.ACCEPTED: OrderStatus.ACCEPTED,
+    OrderEventKind.WORKING: OrderStatus.WORKING,
+    OrderEventKind.TRIGGERED: OrderStatus.WORKING,
+    OrderEventKind.PARTIALLY_FILLED: OrderStatus.PARTIALLY_FILLED,
+    OrderEventKind.FILLED: OrderStatus.FILLED,
+    OrderEventKind.CANCELLED: OrderStatus.CANCELLED,
+    OrderEventKind.REJECTED: OrderStatus.REJECTED,
+    OrderEventKind.EXPIRED: OrderStatus.EXPIRED,
+}
+
+_OPEN_STATES = (OrderStatus.SUBMITTED, OrderStatus.ACCEPTED, OrderStatus.WORKING,
+                OrderStatus.PARTIALLY_FILLED, OrderStatus.UNKNOWN)
+_ENDS = frozenset({OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED,
+                   OrderStatus.EXPIRED})
+
+#: Allowed status changes: ``TRANSITIONS[old]`` is the set of statuses ``old`` may become.
+#: Terminal states (filled, cancelled, rejected, expired) have none.
+TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
+    OrderStatus.SUBMITTED: frozenset({OrderStatus.ACCEPTED, OrderStatus.WORKING,
+                                      OrderStatus.PARTIALLY_FILLED, OrderStatus.UNKNOWN} | _ENDS),
+    OrderStatus.ACCEPTED: frozenset({OrderStatus.WORKING, OrderStatus.PARTIALLY_FILLED,
+                                     OrderStatus.UNKNOWN} | _ENDS),
+    OrderStatus.WORKING: frozenset({OrderStatus.PARTIALLY_FILLED, OrderStatus.UNKNOWN} | _ENDS),
+    OrderStatus.PARTIALLY_FILLED: frozenset({OrderStatus.PARTIALLY_FILLED, OrderStatus.UNKNOWN,
+                                             OrderStatus.FILLED, OrderStatus.CANCELLED,
+                                             OrderStatus.EXPIRED}),
+    OrderStatus.UNKNOWN: frozenset(_OPEN_STATES) | _ENDS,
+    OrderStatus.FILLED: frozenset(),
+    OrderStatus.CANCELLED: frozenset(),
+    OrderStatus.REJECTED: frozenset(),
+    OrderStatus.EXPIRED: frozenset(),
+}
+
+
+class IllegalTransition(ValueError):
+    """An order event that its order's current status does not allow."""
+
+
+def check_transition(order: Order, new: OrderStatus) -> None:
+    """Raise unless ``order`` may go from its status to ``new``.
+
+    Raises
+    ------
+    IllegalTransition
+        The change is not in :data:`TRANSITIONS` (for example ``filled`` → ``cancelled``).
+    """
+    old = order.status
+    if new is not old and new not in TRANSITIONS[old]:
+        raise IllegalTransition(f"order {order.client_order_id}: {old.value} -> {new.value} "
+                                "is not a lifecycle transition")
+
+
+@dataclass(slots=True)
+class OrderEvent:
+    """One change of one order, as the venue reported it.
+
+    Parameters
+    ----------
+    order : Order
+        The engine's order object (the broker looks it up by client order id).
+    kind : OrderEventKind
+    ts : int
+        When it happened at the venue, UTC epoch seconds (the bar's open time in replay).
+    reason : str
+        Why, for cancels, rejects and expiries (``insufficient_funds``, ``oco: other leg
+        filled``, ...); empty otherwise.
+    fill : Fill or None
+        The execution, for ``partially_filled`` and ``filled`` (quantity of this fill only).
+    """
+
+    order: Order
+    kind: OrderEventKind
+    ts: int
+    reason: str = ""
+    fill: Fill | None = None
+
+    @property
+    def status(self) -> OrderStatus:
+        """The order's status after this event."""
+        return STATUS_AFTER[self.kind]
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerCapabilities:
+    """What a venue can do natively; the engine emulates what it cannot.
+
+    Parameters
+    ----------
+    native_bracket : bool
+        An entry can carry its take-profit and stop-loss in one request; the venue
+        arms them when the entry fills (Coinbase attached orders, IBKR ``bracketOrder``).
+        Without it the engine submits the legs itself once the entry has filled.
+    native_oco : bool
+        A filled leg cancels its sibling at the venue. Without it the engine cancels
+        the sibling when it sees the fill.
+    stop_orders : bool
+        Resting stop (stop-market) orders are accepted.
+    client_order_ids : bool
+        The venue stores the engine's client order id and can find an order by it.
+    partial_fills : bool
+        Orders may fill in several parts.
+    """
+
+    native_bracket: bool = False
+    native_oco: bool = False
+    stop_orders: bool = True
+    client_order_ids: bool = True
+    partial_fills: bool = True
+
+
+@runtime_checkable
+class Broker(Protocol):
+    """The port every venue implements (``SimBroker``, exchange adapters, test fakes).
+
+    Commands return the events the venue answered synchronously (an acknowledgement,
+    a reject, a cancel confirmation, an immediate fill); everything later arrives from
+    :meth:`process`.
+    """
+
+    capabilities: BrokerCapabilities
+
+    def submit(self, order: Order, legs: tuple[Order, ...] = ()) -> list[OrderEvent]:
+        """Send ``order``; with ``legs`` (take-profit and/or stop-loss), as a native bracket.
+
+        Raises
+        ------
+        ValueError
+            A duplicate client order id, an unknown symbol, a non-positive quantity, a
+            missing limit or stop price, or ``legs`` to a venue without
+            ``native_bracket``. Nothing is sent then.
+        """
+
+    def cancel(self, client_order_id: str, ts: int, reason: str) -> list[OrderEvent]:
+        """Cancel one open order; an unknown or finished id yields no event."""
+
+    def cancel_all(self, symbol: str, ts: int, reason: str) -> list[OrderEvent]:
+        """Cancel every open order of ``symbol`` (bracket legs included)."""
+
+    def close_position(self, order: Order, reference_price: Decimal, ts: int) -> list[OrderEvent]:
+        """Flatten a position now with the market ``order`` (end of data, emergency stop).
+
+        ``reference_price`` is the last price the engine saw (quote currency); a
+        simulated venue fills at it with its taker fee and slippage, a real venue
+        fills at its market.
+        """
+
+    def process(self, bar: Bar) -> list[OrderEvent]:
+        """Return the events up to the end of ``bar``: fills it traded through (simulated),
+        or what the venue reported since the last call (real)."""
+
+    def open_orders(self, symbol: str) -> list[Order]:
+        """Return the open orders of ``symbol`` in submission order."""
+
+
+def make_order_id(run_id: str, symbol: str, seq: int, role: str | OrderRole) -> str:
+    """Return the deterministic client order id ``tw-{run_id}-{symbol}-{seq}-{role}``.
+
+    The same run, symbol, decision sequence and role always give the same id, so a
+    retry is recognised by the venue instead of doubling a position.
+
+    Parameters
+    ----------
+    run_id : str
+    symbol : str
+    seq : int
+        Sequence number of the decision that produced the order.
+    role : str or OrderRole
+        An :class:`~tradewarden.domain.OrderRole` (its value is used, ``"stop_loss"``)
+        or the same text.
+    """
+    return f"tw-{run_id}-{symbol}-{seq}-{getattr(role, 'value', role)}"
+
+
+__all__ = ["STATUS_AFTER", "TRANSITIONS", "Broker", "BrokerCapabilities", "IllegalTransition",
+           "OrderEvent", "OrderEventKind", "check_transition", "make_order_id"]
