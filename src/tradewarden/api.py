@@ -127,7 +127,7 @@ def _overrides(kwargs: Mapping[str, Any], prefix: str = "") -> dict[str, tuple[A
 
 
 def replay(config: str | os.PathLike[str] | RunConfig | None = None, *, db: str | None = None,
-           progress: bool = False, **settings: Any) -> ReplayRun:
+           progress: bool = False, reference_path: bool = False, **settings: Any) -> ReplayRun:
     """Replay bars through the engine into the ledger, as ``warden replay`` does.
 
     Parameters
@@ -140,6 +140,9 @@ def replay(config: str | os.PathLike[str] | RunConfig | None = None, *, db: str 
         config's ``[ledger] db``).
     progress : bool
         Show a Rich progress bar.
+    reference_path : bool
+        Run every bar through ``TradingEngine.on_bar`` (the per-bar reference path)
+        instead of the batch path; the ledger rows are identical.
     **settings
         Any settings key (``symbols``, ``start``, ``end``, ``strategy``, ``capital``,
         ``fee_bps``, ...) or section as a dict (``params={...}``, ``risk={...}``,
@@ -156,8 +159,9 @@ def replay(config: str | os.PathLike[str] | RunConfig | None = None, *, db: str 
     tradewarden.data.DataError, tradewarden.strategy.StrategyConfigError
         Bad data or strategy; no run is recorded.
     """
-    from tradewarden.engine.replay import load_inputs, resolve_config, run_replay
+    from tradewarden.engine.replay import load_inputs, resolve_config
     from tradewarden.ledger import Ledger
+    from tradewarden.ops.kernel import run_replay
     from tradewarden.settings import load_settings
 
     if isinstance(config, RunConfig):
@@ -181,10 +185,10 @@ def replay(config: str | os.PathLike[str] | RunConfig | None = None, *, db: str 
             from rich.progress import Progress
             with Progress(transient=True) as bar:
                 task = bar.add_task("replay", total=inputs.total_bars)
-                result = run_replay(run_cfg, ledger, inputs=inputs,
+                result = run_replay(run_cfg, ledger, inputs=inputs, reference=reference_path,
                                     progress=lambda done, total: bar.update(task, completed=done))
         else:
-            result = run_replay(run_cfg, ledger, inputs=inputs)
+            result = run_replay(run_cfg, ledger, inputs=inputs, reference=reference_path)
     finally:
         ledger.close()
     from tradewarden.ledger import display_db, resolve_url

@@ -107,12 +107,10 @@ def measure(n_bars: int, n_symbols: int = 3, db: str | None = None, background: 
     """
     from sqlalchemy import func, select
 
-    from tradewarden.agent.governor import AutonomousGovernor
-    from tradewarden.engine import ReplayClock, TradingEngine
     from tradewarden.engine.replay import batch_gc
-    from tradewarden.execution import SimBroker
     from tradewarden.ledger import Ledger, schema
-    from tradewarden.risk import RiskConfig, RiskManager
+    from tradewarden.ops.kernel import assemble
+    from tradewarden.risk import RiskConfig
     from tradewarden.strategy import build_strategy
 
     tmp = None
@@ -130,23 +128,25 @@ def measure(n_bars: int, n_symbols: int = 3, db: str | None = None, background: 
                        "market_time_basis": "bench", "data_integrity": "ok", "config_hash": "bench",
                        "config": "{}", "strategy": strategy.name, "symbols": json.dumps(names),
                        "timeframe": "1h", "initial_capital": Decimal(10000)})
-    engine = TradingEngine(run_id=run_id, strategy=strategy,
-                           risk=RiskManager(RiskConfig(max_drawdown_halt=1.0), names),
-                           broker=SimBroker(instruments), governor=AutonomousGovernor(),
-                           ledger=ledger, instruments=instruments, capital=Decimal(10000),
-                           clock=ReplayClock())
-    gen = tiled_chunks(n_bars, n_symbols)
+    kernel = assemble("replay", run_id=run_id, strategy=strategy, instruments=instruments,
+                      ledger=ledger, capital=Decimal(10000), risk=RiskConfig(max_drawdown_halt=1.0))
+    engine = kernel.engine
     feed_seconds = 0.0
-    t0 = time.perf_counter()
-    with batch_gc():            # as run_replay does
+
+    def timed_feed():
+        nonlocal feed_seconds
+        gen = tiled_chunks(n_bars, n_symbols)
         while True:
             f0 = time.perf_counter()
             chunk = next(gen, None)
             feed_seconds += time.perf_counter() - f0
             if chunk is None:
-                break
-            engine.process_chunk(chunk)
-        engine.close_all(ExitReason.END_OF_DATA)
+                return
+            yield chunk
+
+    t0 = time.perf_counter()
+    with batch_gc():            # as run_replay does
+        kernel.run(timed_feed(), heartbeat=False, close=ExitReason.END_OF_DATA)
         ledger.drain()
     seconds = time.perf_counter() - t0 - feed_seconds
     with ledger.engine.connect() as conn:

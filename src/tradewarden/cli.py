@@ -110,14 +110,16 @@ def replay(
     min_profit_factor: Optional[float] = typer.Option(None, help="Gate: minimum profit factor. [default: 1.0]"),
     max_drawdown_pct: Optional[float] = typer.Option(None, help="Gate: maximum drawdown, percent of peak equity. [default: 35]"),
     set_: list[str] = SET_OPT,
+    reference_path: bool = typer.Option(False, "--reference-path", help="Run every bar through the engine's per-bar reference path (TradingEngine.on_bar) instead of the batch path; the ledger rows are identical, only slower."),
 ) -> None:
     """Replay historical bars through the engine, record every decision, print the report.
 
     Settings come from flags, then the environment (TRADEWARDEN_KEY,
     TRADEWARDEN_SECTION__KEY), then --config FILE, then defaults.
     """
-    from tradewarden.engine.replay import load_inputs, resolve_config, run_replay
+    from tradewarden.engine.replay import load_inputs, resolve_config
     from tradewarden.ledger import Ledger
+    from tradewarden.ops.kernel import run_replay
     from tradewarden.settings import load_settings
     from tradewarden.strategy import parse_params
 
@@ -160,7 +162,8 @@ def replay(
             def progress(done: int, total: int) -> None:
                 bar.update(task, completed=done, total=total)
 
-            result = run_replay(cfg, ledger, progress=progress, inputs=inputs)
+            result = run_replay(cfg, ledger, progress=progress, inputs=inputs,
+                                reference=reference_path)
         del inputs                          # the bars are in the ledger now: free them first
         for w in result.warnings:
             err_console.print(f"[yellow]warning:[/] {w}", highlight=False)

@@ -169,34 +169,6 @@ def test_unknown_symbol_and_out_of_order_chunk_are_refused(tmp_path, real_bars, 
         engine.process_chunk({"BTC-USD": btc.slice(5, 15)})
 
 
-@pytest.mark.parametrize("bracket", [True, False])
-def test_skipping_quiet_open_bars_leaves_the_ledger_identical(tmp_path, real_bars, make_engine, monkeypatch, bracket):
-    """The open-position skip is an optimisation: every row and the running peak match a
-    run that visits every bar (a 10 % drawdown halt makes the peak matter)."""
-    from tradewarden.strategy import build_strategy
-
-    symbols = ("BTC-USD", "ETH-USD")
-    results = {}
-    for skip in (True, False):
-        monkeypatch.setattr(TradingEngine, "skip_quiet_open", skip)
-        engine, ledger = make_engine(tmp_path, build_strategy("donchian", {"use_bracket": bracket}),
-                                     symbols, risk=RiskConfig(max_drawdown_halt=0.10),
-                                     db=tmp_path / f"l{skip}.db", run_id="r")
-        for lo in range(0, 6000, 1500):
-            engine.process_chunk({s: real_bars[s].slice(lo, lo + 1500) for s in symbols})
-        engine.close_all()
-        ledger.close()
-        rows = {}
-        with sqlite3.connect(tmp_path / f"l{skip}.db") as c:
-            for table in ("decisions", "orders", "fills", "trades", "equity", "events"):
-                rows[table] = c.execute(f"select * from {table} order by 2").fetchall()
-        results[skip] = (rows, [a.peak for a in engine.accounts])
-    assert results[True] == results[False]
-    rows = results[True][0]
-    assert len(rows["decisions"]) == 2 * 6000 and rows["trades"]
-    assert any(r[4] == "blocked" for r in rows["decisions"])      # the drawdown halt fired
-
-
 @pytest.mark.parametrize("capital_mode", ["independent", "portfolio"])
 def test_decision_equity_is_cash_plus_position_at_every_close(tmp_path, real_bars, make_engine, capital_mode):
     """The vectorised equity column equals a bar-by-bar replay of the recorded fills:

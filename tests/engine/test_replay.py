@@ -14,7 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tradewarden.engine.config import RunConfig
-from tradewarden.engine.replay import config_from_json, run_replay
+from tradewarden.engine.replay import config_from_json
+from tradewarden.ops.kernel import run_replay
 from tradewarden.ledger import Ledger
 
 GOLDEN = Path(__file__).with_name("golden_default_replay.json")
@@ -23,21 +24,6 @@ GOLDEN = Path(__file__).with_name("golden_default_replay.json")
 def q(db, sql, *args):
     with sqlite3.connect(db) as c:
         return c.execute(sql, args).fetchall()
-
-
-def headline(db: Path, run_id: str) -> dict:
-    """Closed trades, win rate, profit factor and final equity per symbol, from the ledger."""
-    out = {}
-    for (sym,) in q(db, "select distinct symbol from decisions where run_id=? order by symbol", run_id):
-        pnl = [Decimal(p) for (p,) in q(db, "select pnl from trades where run_id=? and symbol=?", run_id, sym)]
-        wins = [p for p in pnl if p > 0]
-        losses = [p for p in pnl if p < 0]
-        final = q(db, "select equity from decisions where run_id=? and symbol=? order by seq desc limit 1",
-                  run_id, sym)[0][0]
-        out[sym] = {"closed_trades": len(pnl), "win_rate": round(len(wins) / len(pnl), 6),
-                    "profit_factor": round(float(sum(wins) / -sum(losses)), 6),
-                    "net_pnl": str(sum(pnl)), "final_equity": round(final, 6)}
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +35,7 @@ def default_run(tmp_path_factory):
     return db, result
 
 
-def test_default_replay_matches_golden_statistics(default_run):
+def test_default_replay_matches_golden_statistics(default_run, headline):
     """Any change to these figures must be deliberate: regenerate with UPDATE_GOLDEN=1."""
     db, result = default_run
     stats = headline(db, "golden")

@@ -163,7 +163,7 @@ def test_limited_history_gives_the_same_frame(btc, sma_frame) -> None:
 def test_replay_chunked_equals_whole(tmp_path, sma_file) -> None:
     """A file strategy through run_replay: the ledger does not depend on the chunk size."""
     from tradewarden.engine.config import RunConfig
-    from tradewarden.engine.replay import run_replay
+    from tradewarden.ops.kernel import run_replay
     from tradewarden.ledger import Ledger
 
     src = sma_file

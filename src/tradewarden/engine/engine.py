@@ -1,9 +1,12 @@
 """The TradingEngine: the one tick path shared by replay, paper and live.
 
-For every bar of every symbol, in timestamp order (ties by symbol order):
+:meth:`TradingEngine.on_bar` is the reference path. For one bar of one symbol it runs
+the steps of the map in ``ARCHITECTURE.md``:
 
-0. fail closed: an entry while halted, paused or on stale data is ``blocked``;
-1. ``broker.process(bar)``: fills, bracket take-profit / stop-loss triggers;
+0. the bar has closed (``clock.wait_until``); an entry while halted, paused or on
+   stale data (measured from the bar's close) is ``blocked``;
+1. ``broker.process(bar)``: the order events up to the bar's close (fills, bracket
+   take-profit / stop-loss triggers) update positions and cash;
 2. the strategy's decision for the bar (``hold`` / ``enter_long`` / ``exit``);
 3. ``risk.evaluate_entry``: sized order or rejection;
 4. ``governor.authorize``: execute, queue for approval, or monitor only;
@@ -11,11 +14,21 @@ For every bar of every symbol, in timestamp order (ties by symbol order):
 6. ``broker.submit`` and the order recorded;
 7. fills update the accounts; round trips end in :meth:`TradingEngine.finalize_exit`.
 
-Bars arrive in chunks (a whole file in replay, one bar in live). Strategies compute
-their vectorised frame over ``warmup`` bars of history plus the chunk. The per-bar
-loop works on plain Python lists and appends one packed integer per decision; the
-chunk's decisions, equity marks, orders, fills and trades go to the ledger in one
-batch per chunk, never one statement per bar.
+Strategies are vectorised: :meth:`TradingEngine.prepare` computes a symbol's frame over
+``warmup`` bars of history plus the new bars (a whole file chunk in replay, one bar in
+paper and live), and ``on_bar`` reads the bar's row.
+
+Replay may take the **batch path** (:meth:`TradingEngine.process_chunk`): the same step
+methods (``_apply``, ``_enter``, ``_exit``) for the bars where something can happen,
+with three shortcuts (:class:`Shortcuts`) that each can be switched off, packed
+decision codes and Arrow assembly of the rows. Both paths write identical ledger rows
+(``tests/engine/test_paths.py`` proves it, shortcut by shortcut). The batch path needs
+a bar-simulating broker (``SimBroker``: ``fill_bar`` and its quiet band); with any
+other broker ``process_chunk`` runs the reference path.
+
+Decisions, equity marks, orders, fills and trades are buffered and written by
+:meth:`TradingEngine.flush` (per chunk in replay; the kernel flushes after every bar
+in paper and live).
 
 Position state per symbol: flat → entry_pending → open → exit_pending → flat.
 """
@@ -26,16 +39,17 @@ from bisect import bisect_left
 from dataclasses import dataclass, field
 from decimal import Decimal
 from heapq import heappop, heappush
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import orjson
 import pyarrow as pa
 
 from tradewarden.domain import (
+    Bar,
     BarSeries,
+    Decision,
     ExitReason,
-    Fill,
     Instrument,
     Order,
     OrderRole,
@@ -47,51 +61,57 @@ from tradewarden.domain import (
     Trade,
     to_decimal,
 )
-from tradewarden.engine.clock import ReplayClock
-from tradewarden.execution import OrderUpdate, SimBroker, make_order_id
-from tradewarden.risk import RiskManager
+from tradewarden.domain.timeframes import timeframe_label, timeframe_seconds
+from tradewarden.engine.clock import Clock
+from tradewarden.engine.portfolio import Holding
+from tradewarden.engine.ports import Governor, LedgerSink, RiskGate
+from tradewarden.execution.base import Broker, OrderEvent, OrderEventKind, make_order_id
 from tradewarden.strategy import SignalFrame, Strategy
 
 _EXIT_REASON = {OrderRole.STOP_LOSS: ExitReason.STOP_LOSS, OrderRole.TAKE_PROFIT: ExitReason.TAKE_PROFIT}
+_BUY = Side.BUY
+_FILLED, _TRIGGERED = OrderEventKind.FILLED, OrderEventKind.TRIGGERED
+_ACCEPTED, _WORKING = OrderEventKind.ACCEPTED, OrderEventKind.WORKING
+_REJECTED = OrderEventKind.REJECTED
+_ENDED = frozenset({OrderEventKind.CANCELLED, OrderEventKind.REJECTED, OrderEventKind.EXPIRED})
+_EMULATED = "held by the engine until the entry fills (emulated bracket)"
 
 # Packed decision code: (reason_id << 8) | (state << 4) | action
 HOLD, ENTER, EXIT, REJECTED, BLOCKED, QUEUED, MONITORED = range(7)
 ACTIONS = ("hold", "enter_long", "exit", "rejected", "blocked", "queued", "monitored")
 FLAT, ENTRY_PENDING, OPEN, EXIT_PENDING = range(4)
-STATES = tuple(s.value for s in (PositionState.FLAT, PositionState.ENTRY_PENDING,
-                                 PositionState.OPEN, PositionState.EXIT_PENDING))
+_STATE_ENUMS = (PositionState.FLAT, PositionState.ENTRY_PENDING, PositionState.OPEN,
+                PositionState.EXIT_PENDING)
+STATES = tuple(s.value for s in _STATE_ENUMS)
+_DECISION_COLUMNS = ("run_id", "seq", "ts", "symbol", "action", "reason", "state", "close", "equity",
+                     "x1", "x2", "x3", "x4", "detail")
 
 
-class LedgerSink(Protocol):
-    """What the engine writes to (``tradewarden.ledger.Ledger`` implements it)."""
+@dataclass(frozen=True, slots=True)
+class Shortcuts:
+    """The batch path's shortcuts; each only skips work, never changes a ledger row.
 
-    def write_columns(self, table: str, columns: dict[str, Any]) -> None:
-        """Append a columnar batch (Arrow or NumPy arrays) to ``decisions`` or ``equity``."""
+    Parameters
+    ----------
+    skip_flat : bool
+        A flat symbol with no open orders cannot change state before its next entry
+        signal: its bars in between are recorded as the frame's holds without a visit.
+    skip_quiet_band : bool
+        A bar inside the simulated broker's quiet band (it touches no resting level and
+        no market order is pending) is not passed to the broker.
+    skip_quiet_open : bool
+        Independent capital only: the bars of an open position that neither touch its
+        bracket's quiet band nor carry an exit signal are recorded as holds without a
+        visit (the account's running peak takes their highest close).
+    """
 
-    def write_orders(self, run_id: str, orders: list[Order]) -> None:
-        """Insert orders in their current state."""
-
-    def update_orders(self, run_id: str, updates: list[tuple[str, str, str, int]]) -> None:
-        """Apply ``(client_order_id, status, reason, ts)`` changes to orders written earlier."""
-
-    def write_fills(self, run_id: str, fills: list[tuple[int, Fill]]) -> None:
-        """Insert ``(fill_seq, Fill)`` pairs."""
-
-    def write_trades(self, run_id: str, trades: list[Trade]) -> None:
-        """Insert closed round trips."""
-
-    def write_events(self, run_id: str, events: list[tuple[int, int | None, str, str | None, str]]) -> None:
-        """Insert ``(seq, ts, kind, symbol, message)`` events."""
-
-    def commit(self) -> None:
-        """Make the batches written since the last commit durable, as one transaction."""
+    skip_flat: bool = True
+    skip_quiet_band: bool = True
+    skip_quiet_open: bool = True
 
 
-class Governor(Protocol):
-    """Graduated-autonomy gate (see ``tradewarden.agent.governor``)."""
-
-    def authorize(self, symbol: str, action: str, detail: dict) -> Any:
-        """Return an authorization whose ``verdict`` is ``execute``, ``queue`` or ``monitor``."""
+#: Every shortcut off: the batch path visits every bar (for the equivalence tests).
+NO_SHORTCUTS = Shortcuts(False, False, False)
 
 
 @dataclass(slots=True)
@@ -114,15 +134,23 @@ class _Sym:
     name: str
     inst: Instrument
     acct: int
+    holding: Holding
     state: int = FLAT
     active: bool = False
     qty: float = 0.0
     last_close: float = 0.0
+    mark: float = 0.0                # the latest close seen (reference path's equity rows)
     position: Position | None = None
     tail: BarSeries | None = None
     levels: tuple[Decimal | None, Decimal | None] = (None, None)  # bracket (stop-loss, take-profit)
     band_lo: float = float("inf")    # broker's quiet band: bars inside it fill nothing
     band_hi: float = float("-inf")
+    bar_seconds: int = 0
+    timeframe: str = ""
+    bars: BarSeries | None = None    # the prepared bars and their frame (reference path)
+    frame: SignalFrame | None = None
+    cursor: int = 0
+    exit_reason: ExitReason | None = None    # set while close_all flattens the symbol
 
 
 @dataclass(slots=True)
@@ -146,8 +174,10 @@ class TradingEngine:
     ----------
     run_id : str
     strategy : Strategy
-    risk : RiskManager
-    broker : SimBroker or another Broker
+    risk : RiskGate
+        Usually :class:`tradewarden.risk.RiskManager`.
+    broker : Broker
+        Any implementation of the port in :mod:`tradewarden.execution.base`.
     governor : Governor
     ledger : LedgerSink
     instruments : dict of str to Instrument
@@ -155,23 +185,29 @@ class TradingEngine:
     capital : Decimal
         Starting cash in quote currency: per symbol in ``independent`` mode, in total
         in ``portfolio`` mode.
+    clock : Clock
+        The mode's clock (``ReplayClock`` in replay, ``WallClock`` in paper and live).
     capital_mode : {"independent", "portfolio"}
-    clock : Clock, optional
-        Defaults to a :class:`ReplayClock`.
     stale_after : int, optional
-        Seconds after which a bar is stale relative to the clock; entries on stale
-        bars are blocked. ``None`` disables the check (replay).
+        Seconds after a bar's close beyond which it is stale (clock time); entries on
+        stale bars are blocked. ``None`` disables the check (replay).
+    reference : bool
+        Run :meth:`process_chunk` bar by bar through :meth:`on_bar` instead of the
+        batch path.
+    shortcuts : Shortcuts, optional
+        The batch path's shortcuts (all on by default).
+
+    Raises
+    ------
+    ValueError
+        An unknown capital mode, or a strategy with more than four decision inputs.
     """
 
-    #: Record the quiet bars of an open position (independent mode) as holds without
-    #: visiting each one. An optimisation only: the ledger is identical either way
-    #: (``tests/engine/test_engine.py`` compares both).
-    skip_quiet_open: bool = True
-
-    def __init__(self, *, run_id: str, strategy: Strategy, risk: RiskManager, broker: SimBroker,
+    def __init__(self, *, run_id: str, strategy: Strategy, risk: RiskGate, broker: Broker,
                  governor: Governor, ledger: LedgerSink, instruments: dict[str, Instrument],
-                 capital: Decimal, capital_mode: str = "independent", clock: ReplayClock | None = None,
-                 stale_after: int | None = None) -> None:
+                 capital: Decimal, clock: Clock, capital_mode: str = "independent",
+                 stale_after: int | None = None, reference: bool = False,
+                 shortcuts: Shortcuts | None = None) -> None:
         if capital_mode not in ("independent", "portfolio"):
             raise ValueError(f"capital mode must be independent or portfolio, got {capital_mode!r}")
         if len(strategy.input_names) > 4:
@@ -182,25 +218,36 @@ class TradingEngine:
         self.broker = broker
         self.governor = governor
         self.ledger = ledger
-        self.clock = clock or ReplayClock()
+        self.clock = clock
         self.capital_mode = capital_mode
         self.stale_after = stale_after
+        self.shortcuts = shortcuts or Shortcuts()
+        # The batch path drives a bar simulator directly (SimBroker's fill_bar and quiet band).
+        self.simulated = all(hasattr(broker, a) for a in ("fill_bar", "quiet_band", "has_orders"))
+        self.reference = reference or not self.simulated
+        caps = broker.capabilities
+        self.native_bracket = caps.native_bracket
+        self.native_oco = caps.native_oco
         self.paused = False
         self.counts = EngineCounts()
         names = list(instruments)
         if capital_mode == "independent":
             self.accounts = [_Account(n, capital, float(capital)) for n in names]
-            self.syms = [_Sym(i, n, instruments[n], i) for i, n in enumerate(names)]
+            self.syms = [_Sym(i, n, instruments[n], i, Holding(n)) for i, n in enumerate(names)]
         else:
             self.accounts = [_Account("portfolio", capital, float(capital))]
-            self.syms = [_Sym(i, n, instruments[n], 0) for i, n in enumerate(names)]
+            self.syms = [_Sym(i, n, instruments[n], 0, Holding(n)) for i, n in enumerate(names)]
         for s in self.syms:
             self.accounts[s.acct].symbols.append(s)
         for a in self.accounts:
             a.cash_f = float(a.cash)
         self.by_name = {s.name: s for s in self.syms}
-        if isinstance(broker, SimBroker) and broker.funds is None:
+        if self.simulated and getattr(broker, "funds", None) is None:
             broker.funds = lambda sym: self.accounts[self.by_name[sym].acct].cash_f
+        # Emulated brackets (venues without native ones): legs held until their entry
+        # fills, then each leg's OCO sibling once both rest at the venue.
+        self.held_legs: dict[str, tuple[Order, ...]] = {}
+        self.oco_sibling: dict[str, Order] = {}
         self._reasons: list[str] = []
         self._reason_id: dict[str, int] = {}
         self._seq = 0
@@ -225,20 +272,34 @@ class TradingEngine:
     def _reset_buffers(self) -> None:
         self._codes: list[int] = []
         self._details: dict[int, str] = {}
-        # Cash/position changes in this chunk: (event k, account, cash after, symbol, qty after)
+        # Cash/position changes in this batch: (row k, account, cash after, symbol, qty after)
         self._changes: list[tuple[int, int, float, int, float]] = []
-        # Equity rows made outside a chunk (initial capital, end-of-data liquidation)
+        # Equity rows made outside a batch row (initial capital, end-of-data liquidation)
         self._marks: list[tuple[int, int, float, float]] = []
         self._orders: list[Order] = []
         self._order_updates: list[tuple[str, str, str, int]] = []
-        self._fills: list[tuple[int, Fill]] = []
+        self._fills: list[tuple[int, Any]] = []
         self._trades: list[Trade] = []
         self._events: list[tuple[int, int | None, str, str | None, str]] = []
+        # Rows of the reference path: ts, symbol index, close, equity, inputs
+        self._row_ts: list[int] = []
+        self._row_sym: list[int] = []
+        self._row_close: list[float] = []
+        self._row_equity: list[float] = []
+        self._row_x: list[list[float]] = [[] for _ in self.strategy.input_names]
 
     def equity(self, acct: int) -> float:
-        """Mark-to-market equity of account ``acct`` at the last closes seen (quote currency)."""
+        """Mark-to-market equity of account ``acct`` at the last closes seen (quote currency).
+
+        Cash plus each held quantity times its symbol's last close, summed in symbol
+        order (the order the batch path's vectorised equity column adds them in).
+        """
         a = self.accounts[acct]
-        return a.cash_f + sum(s.qty * s.last_close for s in a.symbols if s.qty)
+        v = a.cash_f
+        for s in a.symbols:
+            if s.qty:
+                v = v + s.qty * s.last_close
+        return v
 
     def open_positions(self) -> int:
         """Positions open or pending across every account."""
@@ -250,8 +311,10 @@ class TradingEngine:
         self._event_seq += 1
 
     def _sync_band(self, s: _Sym) -> None:
-        s.active = self.broker.has_orders(s.name)
-        s.band_lo, s.band_hi = self.broker.quiet_band(s.name) if s.active else (float("inf"), float("-inf"))
+        if self.simulated:
+            s.active = self.broker.has_orders(s.name)
+            s.band_lo, s.band_hi = (self.broker.quiet_band(s.name) if s.active
+                                    else (float("inf"), float("-inf")))
 
     def _order_changed(self, order: Order, reason: str, ts: int) -> None:
         """Record a status change: in place if the order is still in this batch.
@@ -269,19 +332,26 @@ class TradingEngine:
         self._orders.extend(orders)
         self.counts.orders += len(orders)
 
-    # -- the tick path ---------------------------------------------------------------
-    def process_chunk(self, chunk: dict[str, BarSeries]) -> int:
-        """Run every bar of ``chunk`` through the tick path and write the batch.
+    def _mark_initial(self, t0: int) -> None:
+        if not self._marked_initial:
+            for a_i, a in enumerate(self.accounts):
+                self._marks.append((t0, a_i, a.cash_f, a.cash_f))
+            self._marked_initial = True
+
+    # -- frames --------------------------------------------------------------------------
+    def prepare(self, chunk: dict[str, BarSeries]) -> list[tuple[_Sym, BarSeries, SignalFrame]]:
+        """Compute the strategy's frame for each symbol's new bars (after its warm-up tail).
 
         Parameters
         ----------
         chunk : dict of str to BarSeries
-            New bars per symbol, each strictly after that symbol's previous chunk.
+            New bars per symbol, each strictly after that symbol's previous bars.
 
         Returns
         -------
-        int
-            Number of bars processed.
+        list of (symbol state, bars, frame)
+            For the symbols with bars, in ``chunk`` order; :meth:`on_bar` reads these
+            frames for the same bars.
 
         Raises
         ------
@@ -298,15 +368,149 @@ class TradingEngine:
                 continue
             if s.tail is not None and len(s.tail) and bars.ts[0] <= s.tail.ts[-1]:
                 raise ValueError(f"{name}: chunk starts at {bars.ts[0]}, not after {s.tail.ts[-1]}")
+            if bars.timeframe != s.timeframe:
+                s.timeframe, s.bar_seconds = bars.timeframe, timeframe_seconds(bars.timeframe)
             full = _concat(s.tail, bars) if s.tail is not None and len(s.tail) else bars
             frame = self.strategy.prepare(full)
             off = len(full) - len(bars)
             if off:
                 frame = frame.slice(off)
             s.tail = full.slice(max(0, len(full) - warm), len(full))
+            s.bars, s.frame, s.cursor = bars, frame, 0
             prepared.append((s, bars, frame))
+        return prepared
+
+    def _frame_row(self, s: _Sym, bar: Bar) -> tuple[SignalFrame, int]:
+        """The frame and row of ``bar``: prepared earlier, or prepared now as a one-bar chunk."""
+        b, i = s.bars, s.cursor
+        if b is None or i >= len(b) or int(b.ts[i]) != bar.ts:
+            tf = s.timeframe or timeframe_label(bar.close_ts - bar.ts)
+            one = BarSeries(bar.symbol, tf, np.array([bar.ts], dtype=np.int64),
+                            np.array([bar.open]), np.array([bar.high]), np.array([bar.low]),
+                            np.array([bar.close]), np.array([bar.volume]), "feed")
+            self.prepare({bar.symbol: one})
+            i = 0
+        s.cursor = i + 1
+        return s.frame, i
+
+    # -- the reference tick path ---------------------------------------------------------
+    def on_bar(self, bar: Bar) -> Decision:
+        """Run one closed bar of one symbol through the tick path and return the decision.
+
+        The decision row, and any order, fill, trade or equity row it caused, is
+        buffered until :meth:`flush`.
+
+        Parameters
+        ----------
+        bar : Bar
+            The next bar of ``bar.symbol`` (open and close times UTC epoch seconds).
+
+        Returns
+        -------
+        Decision
+            What was decided (``seq`` is its ledger sequence number).
+
+        Raises
+        ------
+        ValueError
+            Unknown symbol, or a bar not after the symbol's previous one.
+        """
+        s = self.by_name.get(bar.symbol)
+        if s is None:
+            raise ValueError(f"bar for unknown symbol {bar.symbol!r}")
+        frame, i = self._frame_row(s, bar)
+        ts, c = bar.ts, bar.close
+        # 0. the bar has closed: decide no earlier than its close
+        self.clock.wait_until(bar.close_ts)
+        self._mark_initial(ts)
+        k = len(self._codes)
+        self._codes.append(-1)
+        # 1. what the venue did up to the bar's close
+        events = self.broker.process(bar)
+        if events:
+            self._apply(s, events, k, c)
+            self._sync_band(s)
+        # 2-6. decide, check, authorize, record, act
+        st = s.state
+        if st == FLAT:
+            if frame.enter[i]:
+                code = self._enter(s, frame, i, ts, c, k, bar.close_ts)
+            else:
+                code = self._code(HOLD, frame.reasons[int(frame.flat_reason[i])], FLAT)
+        elif st == OPEN:
+            s.last_close = c
+            a = self.accounts[s.acct]
+            v = self.equity(s.acct)
+            if v > a.peak:
+                a.peak = v
+            code = (self._exit(s, frame, i, ts, c, k, bar.close_ts) if frame.exit[i]
+                    else self._code(HOLD, frame.hold_reason, OPEN))
+        else:
+            code = self._code(HOLD, "entry_pending" if st == ENTRY_PENDING else "exit_pending", st)
+        self._codes[k] = code
+        # the decision row: equity at the close, after this bar's fills
+        s.mark = c
+        a = self.accounts[s.acct]
+        if self.capital_mode == "independent":
+            eq = a.cash_f + s.qty * c
+        else:
+            eq = a.cash_f
+            for o in a.symbols:
+                if o.qty:
+                    eq = eq + o.qty * o.mark
+        self._row_ts.append(ts)
+        self._row_sym.append(s.idx)
+        self._row_close.append(c)
+        self._row_equity.append(eq)
+        for n, name in enumerate(self.strategy.input_names):
+            self._row_x[n].append(float(frame.inputs[name][i]))
+        self.counts.bars += 1
+        detail = self._details.get(k)
+        return Decision(self._seq + k, ts, s.name, ACTIONS[code & 15], self._reasons[code >> 8],
+                        _STATE_ENUMS[(code >> 4) & 15], c,
+                        None if detail is None else orjson.loads(detail))
+
+    def _process_reference(self, prepared: list[tuple[_Sym, BarSeries, SignalFrame]]) -> int:
+        """Feed prepared bars to :meth:`on_bar` in timestamp order (ties in symbol order)."""
+        lens = [len(b) for _, b, _ in prepared]
+        ts_cat = np.concatenate([b.ts for _, b, _ in prepared])
+        pos_cat = np.concatenate([np.full(n, j, dtype=np.int64) for j, n in enumerate(lens)])
+        local = np.concatenate([np.arange(n, dtype=np.int64) for n in lens])
+        order = np.lexsort((pos_cat, ts_cat))
+        series = [b for _, b, _ in prepared]
+        for j, i in zip(pos_cat[order].tolist(), local[order].tolist()):
+            self.on_bar(series[j].bar(i))
+        self.flush()
+        return int(order.shape[0])
+
+    # -- the batch path --------------------------------------------------------------------
+    def process_chunk(self, chunk: dict[str, BarSeries]) -> int:
+        """Run every bar of ``chunk`` through the tick path and write the batch.
+
+        The batch path (a bar-simulating broker, ``reference`` off) visits only the
+        bars where something can happen; otherwise every bar goes through
+        :meth:`on_bar`. Both write the same rows.
+
+        Parameters
+        ----------
+        chunk : dict of str to BarSeries
+            New bars per symbol, each strictly after that symbol's previous chunk.
+
+        Returns
+        -------
+        int
+            Number of bars processed.
+
+        Raises
+        ------
+        ValueError
+            Unknown symbol or bars not after the previous chunk.
+        """
+        prepared = self.prepare(chunk)
         if not prepared:
             return 0
+        if self.reference:
+            return self._process_reference(prepared)
         return self._run(prepared)
 
     def _run(self, prepared: list[tuple[_Sym, BarSeries, SignalFrame]]) -> int:
@@ -317,6 +521,8 @@ class TradingEngine:
         m = int(order.shape[0])
         S = [p[0] for p in prepared]
         F = [p[2] for p in prepared]
+        for s in S:                   # the batch path reads the frames directly
+            s.cursor = len(s.bars)
 
         hold_open = self._code(HOLD, F[0].hold_reason, OPEN)
         flat_codes = []
@@ -334,21 +540,12 @@ class TradingEngine:
         pending_code = (0, self._code(HOLD, "entry_pending", ENTRY_PENDING), 0,
                         self._code(HOLD, "exit_pending", EXIT_PENDING))
 
-        if not self._marked_initial:
-            t0 = int(ts_cat.min())
-            for a_i, a in enumerate(self.accounts):
-                self._marks.append((t0, a_i, a.cash_f, a.cash_f))
-            self._marked_initial = True
+        self._mark_initial(int(ts_cat.min()))
         start_state = ([a.cash_f for a in self.accounts], [s.qty for s in self.syms],
                        [s.last_close for s in self.syms])
 
         # Every event starts as the frame's hold-when-flat code. The loop visits only
-        # events where something can happen. A flat symbol with no orders cannot change
-        # state until its next entry signal, so its bars in between stay holds. In
-        # independent mode an open position whose bars neither touch its bracket's
-        # quiet band nor carry an exit signal only holds: those bars are recorded as
-        # holds without a visit, and the account's running peak takes their highest
-        # close (cash + qty * close is monotonic in the close).
+        # events where something can happen (see Shortcuts).
         codes = np.concatenate(flat_codes)[order].tolist()
         self._codes = codes
         pos_ev = pos_cat[order]
@@ -356,16 +553,18 @@ class TradingEngine:
         sig_of = [np.flatnonzero(f.enter).tolist() for f in F]
         heap: list[tuple[int, int, int]] = []
         accounts = self.accounts
-        broker = self.broker
+        fill_bar = self.broker.fill_bar
         portfolio = self.capital_mode == "portfolio"
-        skip_open = self.skip_quiet_open and not portfolio
+        cuts = self.shortcuts
+        skip_flat, skip_band = cuts.skip_flat, cuts.skip_quiet_band
+        skip_open = cuts.skip_quiet_open and not portfolio
         inf = float("inf")
 
         def schedule(j: int, i: int) -> None:
             """Queue symbol j's next event to visit at or after its local bar i."""
             s = S[j]
             st = s.state
-            if st == FLAT and not s.active:
+            if st == FLAT and not s.active and skip_flat:
                 sig = sig_of[j]
                 p = bisect_left(sig, i)
                 if p == len(sig):
@@ -395,15 +594,15 @@ class TradingEngine:
         while heap:
             k, j, i = heappop(heap)
             s = S[j]
-            if s.active and (L[j][i] <= s.band_lo or H[j][i] >= s.band_hi):
-                ups = broker.process(s.name, TS[j][i], O[j][i], H[j][i], L[j][i], C[j][i])
+            if (s.active and (L[j][i] <= s.band_lo or H[j][i] >= s.band_hi)) or not skip_band:
+                ups = fill_bar(s.name, TS[j][i], O[j][i], H[j][i], L[j][i], C[j][i])
                 if ups:
                     self._apply(s, ups, k, C[j][i])
                     self._sync_band(s)
             st = s.state
             if st == FLAT:
                 if codes[k] < 0:
-                    codes[k] = self._enter(s, F[j], i, TS[j][i], C[j][i], k)
+                    codes[k] = self._enter(s, F[j], i, TS[j][i], C[j][i], k, TS[j][i] + s.bar_seconds)
             elif st == OPEN:
                 c = C[j][i]
                 s.last_close = c
@@ -414,29 +613,33 @@ class TradingEngine:
                     v = a.cash_f
                     for o in a.symbols:
                         if o.qty:
-                            v += o.qty * o.last_close
+                            v = v + o.qty * o.last_close
                 else:
                     v = a.cash_f + s.qty * c
                 if v > a.peak:
                     a.peak = v
-                codes[k] = self._exit(s, F[j], i, TS[j][i], c, k) if X[j][i] else hold_open
+                codes[k] = (self._exit(s, F[j], i, TS[j][i], c, k, TS[j][i] + s.bar_seconds)
+                            if X[j][i] else hold_open)
             else:
                 codes[k] = pending_code[st]
             schedule(j, i + 1)
+        for s in S:
+            s.mark = float(s.bars.close[-1])
         self._flush(prepared, order, m, start_state)
         self.counts.bars += m
         return m
 
-    # -- slow paths: entries, exits, fills -------------------------------------------
-    def _enter(self, s: _Sym, frame: SignalFrame, i: int, ts: int, close: float, k: int) -> int:
-        self.clock.advance(ts)
+    # -- the step methods: entries, exits, order events ----------------------------------
+    def _enter(self, s: _Sym, frame: SignalFrame, i: int, ts: int, close: float, k: int,
+               close_ts: int) -> int:
+        self.clock.wait_until(close_ts)
         seq = self._seq + k
         acct = self.accounts[s.acct]
         # 0. fail closed: no new entries while paused, halted or on stale data
         block = why = None
         if self.paused:
             block = "paused"
-        elif self.stale_after is not None and self.clock.now() - ts > self.stale_after:
+        elif self.stale_after is not None and self.clock.now() - close_ts > self.stale_after:
             block = "stale_data"
         else:
             why = self.risk.halted(acct.name, ts)
@@ -498,14 +701,22 @@ class TradingEngine:
                     legs[0].price if sig.take_profit is not None else None)
         detail["orders"] = [entry.client_order_id] + [o.client_order_id for o in legs]
         self._details[k] = _dumps(detail)
-        self.broker.submit(entry, tuple(legs))
+        if legs and not self.native_bracket:
+            events = self.broker.submit(entry)
+            self.held_legs[entry.client_order_id] = tuple(legs)
+            for leg in legs:
+                leg.status_reason = _EMULATED
+        else:
+            events = self.broker.submit(entry, tuple(legs))
         self._submit_record([entry, *legs])
         s.state = ENTRY_PENDING
+        self._after_submit(s, events, k, close)
         self._sync_band(s)
         return self._code(ENTER, sig.reason, FLAT)
 
-    def _exit(self, s: _Sym, frame: SignalFrame, i: int, ts: int, close: float, k: int) -> int:
-        self.clock.advance(ts)
+    def _exit(self, s: _Sym, frame: SignalFrame, i: int, ts: int, close: float, k: int,
+              close_ts: int) -> int:
+        self.clock.wait_until(close_ts)
         sig = self.strategy.decide(frame, i, True)
         seq = self._seq + k
         detail: dict[str, Any] = {}
@@ -513,63 +724,140 @@ class TradingEngine:
         if auth.verdict != "execute":
             self._details[k] = _dumps({**detail, "governor": auth.verdict})
             return self._code(QUEUED if auth.verdict == "queue" else MONITORED, auth.reason, OPEN)
-        for u in self.broker.cancel_all(s.name, ts, "signal exit"):
-            self._order_changed(u.order, u.reason, ts)
-        pos = s.position
+        self._cancel_symbol(s, ts, "signal exit")
         order = Order(make_order_id(self.run_id, s.name, seq, OrderRole.EXIT), s.name, Side.SELL,
-                      OrderType.MARKET, pos.quantity, OrderRole.EXIT, ts, decision_seq=seq)
+                      OrderType.MARKET, s.holding.quantity, OrderRole.EXIT, ts, decision_seq=seq)
         detail["orders"] = [order.client_order_id]
         self._details[k] = _dumps(detail)
-        self.broker.submit(order)
+        events = self.broker.submit(order)
         self._submit_record([order])
         s.state = EXIT_PENDING
+        self._after_submit(s, events, k, close)
         self._sync_band(s)
         return self._code(EXIT, sig.reason, OPEN)
 
-    def _apply(self, s: _Sym, updates: list[OrderUpdate], k: int, close: float) -> None:
-        """Apply broker updates for symbol ``s`` on event ``k`` (bar close ``close``)."""
+    def _after_submit(self, s: _Sym, events: list[OrderEvent], k: int, close: float) -> None:
+        """Apply what a venue answered synchronously beyond an acknowledgement."""
+        for e in events:
+            if e.kind is not _ACCEPTED and e.kind is not _WORKING:
+                self._apply(s, events, k, close)
+                return
+
+    def _cancel_symbol(self, s: _Sym, ts: int, reason: str) -> None:
+        """Cancel every open order of ``s`` at the venue and every leg the engine holds."""
+        for e in self.broker.cancel_all(s.name, ts, reason):
+            e.order.status = e.status
+            self._order_changed(e.order, e.reason, ts)
+            self.oco_sibling.pop(e.order.client_order_id, None)
+        for cid in [c for c, legs in self.held_legs.items() if legs[0].symbol == s.name]:
+            for leg in self.held_legs.pop(cid):
+                leg.status = OrderStatus.CANCELLED
+                self._order_changed(leg, reason, ts)
+
+    def _apply(self, s: _Sym, events: list[OrderEvent], k: int, close: float) -> None:
+        """Apply order events of symbol ``s`` on row ``k`` (bar close ``close``).
+
+        Fills update cash and the :class:`~tradewarden.engine.portfolio.Holding`
+        (average entry price, fees per fill); a round trip ends in
+        :meth:`finalize_exit` only when the position is flat. Emulated brackets are
+        armed when their entry fills and their OCO sibling cancelled when a leg fills.
+        """
         acct = self.accounts[s.acct]
-        for u in updates:
-            self.clock.advance(u.ts)
-            self._order_changed(u.order, u.reason, u.ts)
-            f = u.fill
-            if u.status is OrderStatus.REJECTED and u.order.role is OrderRole.ENTRY:
-                s.state = FLAT
-                self.event(u.ts, "order_rejected", s.name, f"{u.order.client_order_id}: {u.reason}")
+        queue = events
+        n = 0
+        while n < len(queue):
+            e = queue[n]
+            n += 1
+            order = e.order
+            order.status = e.status
+            kind = e.kind
+            if kind is _TRIGGERED:
                 continue
+            self._order_changed(order, e.reason, e.ts)
+            f = e.fill
             if f is None:
+                if kind in _ENDED:
+                    self._order_ended(s, order, e)
                 continue
             self._fills.append((self._fill_seq, f))
             self._fill_seq += 1
             self.counts.fills += 1
-            if f.side is Side.BUY:
+            h = s.holding
+            if f.side is _BUY:
                 acct.add_cash(-(f.price * f.quantity + f.fee))
-                s.position = Position(s.name, f.quantity, f.price, f.ts, f.fee, f.client_order_id,
-                                      *s.levels)
-                s.qty = float(f.quantity)
+                if h.is_flat:
+                    self.counts.trades_opened += 1
+                h.apply(f)
+                s.position = h.position(*s.levels)
+                s.qty = float(h.quantity)
                 s.state = OPEN
-                self.counts.trades_opened += 1
                 self._changes.append((k, s.acct, acct.cash_f, s.idx, s.qty))
+                if kind is _FILLED and self.held_legs:
+                    legs = self.held_legs.pop(order.client_order_id, None)
+                    if legs:
+                        queue = queue[n:] + self._arm_legs(legs, e.ts)
+                        n = 0
             else:
-                self.finalize_exit(s, f, _EXIT_REASON.get(f.role, ExitReason.SIGNAL), k)
+                acct.add_cash(f.price * f.quantity - f.fee)
+                trade = h.apply(f, s.exit_reason or _EXIT_REASON.get(f.role, ExitReason.SIGNAL))
+                sibling = self.oco_sibling.pop(order.client_order_id, None)
+                if kind is _FILLED and sibling is not None and not self.native_oco:
+                    self.oco_sibling.pop(sibling.client_order_id, None)
+                    if sibling.status.is_open:
+                        queue = queue[n:] + self.broker.cancel(sibling.client_order_id, e.ts,
+                                                               "oco: other leg filled")
+                        n = 0
+                if trade is None:
+                    s.qty = float(h.quantity)
+                    s.position = h.position(*s.levels)
+                    self._changes.append((k, s.acct, acct.cash_f, s.idx, s.qty))
+                else:
+                    self.finalize_exit(s, trade, k)
         s.last_close = close
 
-    def finalize_exit(self, s: _Sym, fill: Fill, reason: ExitReason, k: int) -> Trade:
+    def _arm_legs(self, legs: tuple[Order, ...], ts: int) -> list[OrderEvent]:
+        """Submit an emulated bracket's legs now that their entry filled; pair them as OCO."""
+        out: list[OrderEvent] = []
+        for leg in legs:
+            leg.status_reason = ""
+            out += self.broker.submit(leg)
+        if len(legs) == 2:
+            self.oco_sibling[legs[0].client_order_id] = legs[1]
+            self.oco_sibling[legs[1].client_order_id] = legs[0]
+        return out
+
+    def _order_ended(self, s: _Sym, order: Order, e: OrderEvent) -> None:
+        """An order ended without (more) fills: put the symbol's state right."""
+        role = order.role
+        if role is OrderRole.ENTRY:
+            legs = self.held_legs.pop(order.client_order_id, ())
+            for leg in legs:
+                leg.status = OrderStatus.CANCELLED
+                self._order_changed(leg, f"entry {e.kind.value}", e.ts)
+            if s.holding.is_flat:
+                s.state = FLAT
+            else:             # partly filled, the rest cancelled: protect what was bought
+                s.state = OPEN
+                if legs:
+                    for leg in legs:
+                        leg.quantity = s.holding.quantity
+                    self._after_submit(s, self._arm_legs(legs, e.ts), -1, s.last_close)
+            if e.kind is _REJECTED:
+                self.event(e.ts, "order_rejected", s.name, f"{order.client_order_id}: {e.reason}")
+        elif role is OrderRole.EXIT and not s.holding.is_flat:
+            s.state = OPEN
+            self.event(e.ts, f"order_{e.kind.value}", s.name, f"{order.client_order_id}: {e.reason}")
+
+    def finalize_exit(self, s: _Sym, trade: Trade, k: int) -> Trade:
         """End a round trip: the one exit path for signal, stop-loss, take-profit,
         end of data, manual and emergency exits.
 
-        Credits the sale to the account, writes the trade, marks equity, informs risk.
+        The closing fill's proceeds are already in the account (every fill is booked
+        as it arrives); this writes the trade, marks equity and informs risk.
+        ``k`` is the decision row of the bar, or ``-1`` outside a bar (end of data,
+        emergency stop), where an equity row is written at once.
         """
-        pos = s.position
-        if pos is None:
-            raise RuntimeError(f"{s.name}: exit fill {fill.client_order_id} with no open position")
         acct = self.accounts[s.acct]
-        acct.add_cash(fill.price * fill.quantity - fill.fee)
-        fees = pos.entry_fee + fill.fee
-        pnl = (fill.price - pos.entry_price) * fill.quantity - fees
-        trade = Trade(pos.entry_order_id, s.name, "long", fill.quantity, pos.entry_ts,
-                      pos.entry_price, fill.ts, fill.price, fees, pnl, reason, pos.entry_order_id,
-                      fill.client_order_id)
         self._trades.append(trade)
         self.counts.trades_closed += 1
         s.position = None
@@ -579,19 +867,22 @@ class TradingEngine:
         if k >= 0:
             self._changes.append((k, s.acct, acct.cash_f, s.idx, 0.0))
         else:
-            self._marks.append((fill.ts, s.acct, acct.cash_f, eq))
-        self.risk.on_trade_closed(acct.name, fill.ts, float(pnl), eq)
+            self._marks.append((trade.exit_ts, s.acct, acct.cash_f, eq))
+        self.risk.on_trade_closed(acct.name, trade.exit_ts, float(trade.pnl), eq)
         self._drain_risk_events()
         return trade
 
     def close_all(self, reason: ExitReason = ExitReason.END_OF_DATA) -> int:
-        """Liquidate every open position at its last close and cancel pending orders.
+        """Flatten every open position through the broker and cancel pending orders.
 
         Used at the end of a replay (``end_of_data``) and by an emergency stop. Each
-        liquidation is a recorded decision (action ``exit``), a market order and a
-        fill at the last close (taker fee and slippage applied), and ends in
-        :meth:`finalize_exit`. Returns the number of trades closed.
+        liquidation is a recorded decision (action ``exit``) and a market order sent
+        with ``broker.close_position`` at the symbol's last close (a simulated venue
+        fills it there with its taker fee and slippage); the fill ends the round trip
+        in :meth:`finalize_exit`. Writes everything buffered. Returns the number of
+        trades closed.
         """
+        self.flush()
         closed = 0
         rows: list[dict[str, Any]] = []
         for s in self.syms:
@@ -599,36 +890,37 @@ class TradingEngine:
                 continue
             ts = int(s.tail.ts[-1])
             close = float(s.tail.close[-1])
-            self.clock.advance(max(ts, self.clock.now()))
-            for u in self.broker.cancel_all(s.name, ts, reason.value):
-                self._order_changed(u.order, u.reason, ts)
-            if s.position is None:
+            self.clock.wait_until(ts + s.bar_seconds)
+            self._cancel_symbol(s, ts, reason.value)
+            if s.holding.is_flat:
                 s.state = FLAT
                 self._sync_band(s)
                 continue
             seq = self._seq + len(rows)
             order = Order(make_order_id(self.run_id, s.name, seq, OrderRole.EXIT), s.name, Side.SELL,
-                          OrderType.MARKET, s.position.quantity, OrderRole.EXIT, ts, decision_seq=seq)
+                          OrderType.MARKET, s.holding.quantity, OrderRole.EXIT, ts, decision_seq=seq)
             rows.append({"run_id": self.run_id, "seq": seq, "ts": ts, "symbol": s.name,
                          "action": "exit", "reason": reason.value, "state": "open", "close": close,
                          "detail": _dumps({"orders": [order.client_order_id], "close": close})})
             self._submit_record([order])
-            fill = _liquidation_fill(self.broker, s.inst, order, close, ts)
-            order.status = OrderStatus.FILLED
-            self._order_changed(order, reason.value, ts)
-            self._fills.append((self._fill_seq, fill))
-            self._fill_seq += 1
-            self.counts.fills += 1
+            events = self.broker.close_position(order, to_decimal(close), ts)
+            for e in events:
+                e.reason = e.reason or reason.value
             s.last_close = close
-            self.finalize_exit(s, fill, reason, -1)
+            s.exit_reason = reason
+            before = self.counts.trades_closed
+            self._apply(s, events, -1, close)
+            s.exit_reason = None
             rows[-1]["equity"] = self.equity(s.acct)
-            self.event(ts, "info", s.name, f"position closed at last close ({reason.value})")
+            if self.counts.trades_closed > before:
+                self.event(ts, "info", s.name, f"position closed at last close ({reason.value})")
+                closed += 1
+            else:
+                self.event(ts, "error", s.name, f"{order.client_order_id}: the venue did not fill "
+                           f"the closing order at once (status {order.status.value})")
             self._sync_band(s)
-            closed += 1
         if rows:
-            cols = {c: [r.get(c) for r in rows] for c in
-                    ("run_id", "seq", "ts", "symbol", "action", "reason", "state", "close", "equity",
-                     "x1", "x2", "x3", "x4", "detail")}
+            cols = {c: [r.get(c) for r in rows] for c in _DECISION_COLUMNS}
             cols["x1"] = cols["x2"] = cols["x3"] = cols["x4"] = pa.nulls(len(rows), pa.float64())
             self.ledger.write_columns("decisions", cols)
             self._seq += len(rows)
@@ -692,47 +984,64 @@ class TradingEngine:
 
     def _flush(self, prepared: list[tuple[_Sym, BarSeries, SignalFrame]], order: np.ndarray,
                m: int, start_state: tuple[list[float], list[float], list[float]]) -> None:
-        codes = np.asarray(self._codes, dtype=np.int64)
-        if m and codes.min() < 0:      # an entry signal the loop never decided: a bug
-            bad = int(np.flatnonzero(codes < 0)[0])
-            raise RuntimeError(f"decision {self._seq + bad} was never decided")
         S = [p[0] for p in prepared]
         ev_pos = np.concatenate([np.full(len(b), j, dtype=np.int32) for j, (_, b, _) in enumerate(prepared)])[order]
         ts = np.concatenate([b.ts for _, b, _ in prepared])[order].astype(np.int64)
         close = np.concatenate([b.close for _, b, _ in prepared])[order]
         equity = self._equity_column(ev_pos, close, S, start_state)
-        run = _labels(np.zeros(m, dtype=np.int8), [self.run_id])
+        xs = [np.concatenate([f.inputs[name] for _, _, f in prepared])[order]
+              for name in self.strategy.input_names]
+        self._write_decisions(ts, _labels(ev_pos, [s.name for s in S]), close, equity, xs)
+
+    def flush(self) -> None:
+        """Write everything buffered since the last flush (decision rows, equity marks,
+        orders and their changes, fills, trades, events) and commit it as one transaction."""
+        if self._row_ts:
+            sym = np.asarray(self._row_sym, dtype=np.int32)
+            xs = [np.asarray(col, dtype=np.float64) for col in self._row_x]
+            self._write_decisions(np.asarray(self._row_ts, dtype=np.int64),
+                                  _labels(sym, [s.name for s in self.syms]),
+                                  np.asarray(self._row_close, dtype=np.float64),
+                                  np.asarray(self._row_equity, dtype=np.float64), xs)
+            self._row_ts, self._row_sym, self._row_close, self._row_equity = [], [], [], []
+            self._row_x = [[] for _ in self.strategy.input_names]
+        self._flush_rows()
+
+    def _write_decisions(self, ts: np.ndarray, symbol: pa.Array, close: np.ndarray,
+                         equity: np.ndarray, xs: list[np.ndarray]) -> None:
+        """Write this batch's decision rows (one per bar, in row order) and their equity marks."""
+        m = ts.shape[0]
+        codes = np.asarray(self._codes, dtype=np.int64)
+        if m and codes.min() < 0:      # an entry signal the loop never decided: a bug
+            bad = int(np.flatnonzero(codes < 0)[0])
+            raise RuntimeError(f"decision {self._seq + bad} was never decided")
         cols: dict[str, Any] = {
-            "run_id": run,
+            "run_id": _labels(np.zeros(m, dtype=np.int8), [self.run_id]),
             "seq": np.arange(self._seq, self._seq + m, dtype=np.int64),
             "ts": ts,
-            "symbol": _labels(ev_pos, [s.name for s in S]),
+            "symbol": symbol,
             "action": _labels((codes & 15).astype(np.int8), ACTIONS),
             "reason": _labels((codes >> 8).astype(np.int32), self._reasons),
             "state": _labels(((codes >> 4) & 15).astype(np.int8), STATES),
             "close": close,
             "equity": equity,
         }
-        names = self.strategy.input_names
         for n in range(4):
-            if n < len(names):
-                x = np.concatenate([f.inputs[names[n]] for _, _, f in prepared])[order]
-                cols[f"x{n + 1}"] = pa.array(x, from_pandas=True)
-            else:
-                cols[f"x{n + 1}"] = pa.nulls(m, pa.float64())
+            cols[f"x{n + 1}"] = (pa.array(xs[n], from_pandas=True) if n < len(xs)
+                                 else pa.nulls(m, pa.float64()))
         idx = np.full(m, -1, dtype=np.int32)
         idx[list(self._details)] = np.arange(len(self._details), dtype=np.int32)
         cols["detail"] = pa.DictionaryArray.from_arrays(
             pa.array(idx, mask=idx < 0), pa.array(list(self._details.values()), pa.string()))
         self.ledger.write_columns("decisions", cols)
         for k, a_i, cash, _s, _q in self._changes:
-            self._marks.append((int(ts[k]), a_i, cash, float(equity[k])))   # k is an event of a_i
+            if k >= 0:
+                self._marks.append((int(ts[k]), a_i, cash, float(equity[k])))   # k is a row of a_i
         self._seq += m
         self.counts.decisions += m
         self._codes = []
         self._details = {}
         self._changes = []
-        self._flush_rows()
 
     def _flush_rows(self) -> None:
         if self._marks:
@@ -783,15 +1092,3 @@ def _concat(a: BarSeries, b: BarSeries) -> BarSeries:
                      np.concatenate((a.open, b.open)), np.concatenate((a.high, b.high)),
                      np.concatenate((a.low, b.low)), np.concatenate((a.close, b.close)),
                      np.concatenate((a.volume, b.volume)), b.source)
-
-
-def _liquidation_fill(broker: Any, inst: Instrument, order: Order, close: float, ts: int) -> Fill:
-    """Fill a market sell at ``close`` with the broker's taker fee and slippage."""
-    from decimal import ROUND_HALF_EVEN
-    slip = getattr(broker, "slip", Decimal(0))
-    taker = getattr(broker, "taker", Decimal(0))
-    ref = to_decimal(close)
-    price = inst.floor_price(ref * (1 - slip))
-    fee = (price * order.quantity * taker).quantize(Decimal("0.00000001"), ROUND_HALF_EVEN)
-    return Fill(order.client_order_id, order.symbol, Side.SELL, order.quantity, price, fee, "taker",
-                ts, ref, OrderRole.EXIT)

@@ -1,49 +1,28 @@
-"""Replay runner: assemble the engine for replay mode and run it over historical bars.
+"""Replay inputs: the strategy resolved, the bars loaded and checked, the chunked feed.
 
-Replay mode = :class:`ReplayClock` + a chunked historical feed + :class:`SimBroker`.
-The same :class:`TradingEngine` runs paper and live with other clocks, feeds and
-brokers.
+Everything here can fail on bad input before a run exists. The kernel
+(:mod:`tradewarden.ops.kernel`) assembles replay mode from these, a ``ReplayClock`` and
+a ``SimBroker``, and records the run.
 """
 
 from __future__ import annotations
 
 import gc
-import getpass
 import json
 import subprocess
-import uuid
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from tradewarden.agent.governor import GOVERNORS
-from tradewarden.domain import BarSeries, ExitReason, iso
-from tradewarden.engine.clock import ReplayClock
+from tradewarden.domain import BarSeries
 from tradewarden.engine.config import RunConfig
-from tradewarden.engine.engine import EngineCounts, TradingEngine
-from tradewarden.execution import SimBroker
-from tradewarden.ledger.lifecycle import RunInterrupted, StopSignals
-from tradewarden.ledger.store import Ledger, LedgerError, dumps
-from tradewarden.risk import RiskManager
 from tradewarden.strategy import Strategy
 
-MARKET_TIME_BASIS = "bar open time, UTC; market orders fill at the next bar's open"
 #: Bar length of a replay of the bundled samples or an exchange's cache when none is given.
 DEFAULT_TIMEFRAME = "1h"
-
-
-@dataclass(slots=True)
-class ReplayResult:
-    """What a finished replay produced."""
-
-    run_id: str
-    counts: EngineCounts
-    ledger_url: str
-    data_integrity: str
-    warnings: list[str] = field(default_factory=list)
 
 
 def chunked(series: dict[str, BarSeries], chunk_bars: int) -> Iterator[dict[str, BarSeries]]:
@@ -217,125 +196,6 @@ def batch_gc(gen0_threshold: int = 20_000) -> Iterator[None]:
     finally:
         gc.set_threshold(*old)
         gc.unfreeze()
-
-
-def run_replay(config: RunConfig, ledger: Ledger, *,
-               progress: Callable[[int, int], None] | None = None,
-               created_by: str | None = None, run_id: str | None = None,
-               inputs: ReplayInputs | None = None) -> ReplayResult:
-    """Replay historical bars through the engine and record everything in ``ledger``.
-
-    Parameters
-    ----------
-    config : RunConfig
-    ledger : Ledger
-    progress : callable, optional
-        ``progress(bars_done, bars_total)`` after every chunk.
-    created_by : str, optional
-        Who started the run (defaults to the OS user).
-    run_id : str, optional
-        Defaults to 12 random hex digits.
-    inputs : ReplayInputs, optional
-        Already loaded by :func:`load_inputs` (the CLI loads before showing progress).
-
-    Returns
-    -------
-    ReplayResult
-
-    Raises
-    ------
-    tradewarden.data.DataError
-        Unreadable, malformed or missing data (no run row is written).
-    tradewarden.strategy.StrategyConfigError
-        Unknown strategy or bad parameter (no run row is written).
-    Exception
-        Anything failing once the run has started: the run is marked ``failed`` with
-        the error before the exception propagates.
-    tradewarden.ledger.RunInterrupted
-        SIGTERM or SIGINT (Ctrl-C) during the chunk loop: the replay stops after the
-        chunk in progress (a second signal stops at once and that chunk is rolled
-        back), the run is marked ``interrupted`` with the counts the ledger holds, and
-        this is raised (its ``exit_code`` is 143 or 130).
-
-    Notes
-    -----
-    The run row records this process (pid, host, start time) and a heartbeat, updated
-    with the progress at most every few seconds (wall clock, bookkeeping only), so a
-    later command can mark the run ``crashed`` if this process dies without closing it.
-    """
-    inputs = inputs or load_inputs(config)
-    config, strategy, loaded = inputs.config, inputs.strategy, inputs.loaded
-    series = {s: loaded.series[s] for s in config.symbols}
-    quality = {s: loaded.quality[s].to_dict() for s in config.symbols}
-    integrity = "degraded" if any(q.get("status") == "degraded" for q in quality.values()) else "ok"
-    run_id = run_id or uuid.uuid4().hex[:12]
-    first = min(int(s.ts[0]) for s in series.values())
-    last = max(int(s.ts[-1]) for s in series.values())
-    total = sum(len(s) for s in series.values())
-    ledger.create_run({
-        "run_id": run_id, "mode": config.mode, "capital_mode": config.capital_mode,
-        "market_time_basis": MARKET_TIME_BASIS, "data_integrity": integrity,
-        "data_quality": dumps(quality), "created_by": created_by or _user(),
-        "git_sha": git_sha(), "config_hash": config.config_hash(),
-        "config": config.canonical_json(), "strategy": strategy.name,
-        "input_names": json.dumps(list(strategy.input_names)),
-        "symbols": json.dumps(list(config.symbols)), "timeframe": config.timeframe,
-        "range_start": iso(first), "range_end": iso(last), "initial_capital": config.capital,
-        "notes": "; ".join(loaded.warnings) or None,
-    })
-    try:
-        accounts = list(config.symbols) if config.capital_mode == "independent" else ["portfolio"]
-        broker = SimBroker(loaded.instruments, taker_fee_bps=config.fee_bps,
-                           maker_fee_bps=config.maker_fee_bps, slippage_bps=config.slippage_bps)
-        engine = TradingEngine(
-            run_id=run_id, strategy=strategy, risk=RiskManager(config.risk, accounts),
-            broker=broker, governor=GOVERNORS[config.governor](), ledger=ledger,
-            instruments={s: loaded.instruments[s] for s in config.symbols},
-            capital=config.capital, capital_mode=config.capital_mode, clock=ReplayClock(first))
-        for w in loaded.warnings:
-            engine.event(first, "data", None, w)
-        for sym, q in quality.items():
-            if q.get("rows_skipped"):
-                engine.event(first, "data", sym, f"{q['rows_skipped']} bad rows skipped")
-        done = 0
-        with StopSignals(run_id) as stop, batch_gc():
-            for chunk in chunked(series, config.chunk_bars):
-                done += engine.process_chunk(chunk)
-                if progress is not None:
-                    progress(done, total)
-                ledger.heartbeat(run_id, bars_processed=done, decisions=engine.counts.decisions,
-                                 trades_closed=engine.counts.trades_closed)
-                stop.check()        # SIGTERM / Ctrl-C: stop here, at a chunk boundary
-            engine.close_all(ExitReason.END_OF_DATA)
-            stop.check()
-        c = engine.counts
-        ledger.finish_run(run_id, status="completed", completed_at=_utcnow(),
-                          bars_processed=c.bars, decisions=c.decisions,
-                          trades_opened=c.trades_opened, trades_closed=c.trades_closed)
-    except BaseException as exc:
-        try:    # the uncommitted part of a chunk is rolled back; counts are what is recorded
-            row = ledger.finish_run(
-                run_id, status="interrupted" if isinstance(exc, KeyboardInterrupt) else "failed",
-                completed_at=_utcnow(), error=f"{type(exc).__name__}: {exc}"[:2000])
-        except LedgerError:     # e.g. the disk is full: report the cause; a later command
-            pass                # marks the run crashed once this process is gone
-        else:
-            if isinstance(exc, RunInterrupted):
-                exc.bars_processed, exc.decisions = row["bars_processed"], row["decisions"]
-        raise
-    return ReplayResult(run_id, c, ledger.url, integrity, list(loaded.warnings))
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # no login name in some containers
-        return "unknown"
-
-
-def _utcnow() -> str:
-    from tradewarden.ledger.store import utcnow_iso
-    return utcnow_iso()
 
 
 def config_from_json(text: str) -> RunConfig:
