@@ -992,6 +992,7 @@ class TradingEngine:
         xs = [np.concatenate([f.inputs[name] for _, _, f in prepared])[order]
               for name in self.strategy.input_names]
         self._write_decisions(ts, _labels(ev_pos, [s.name for s in S]), close, equity, xs)
+        self._flush_rows()
 
     def flush(self) -> None:
         """Write everything buffered since the last flush (decision rows, equity marks,
