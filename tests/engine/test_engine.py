@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from tradewarden.domain import ExitReason
-from tradewarden.engine import TradingEngine
 from tradewarden.risk import RiskConfig
 
 

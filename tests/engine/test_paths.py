@@ -17,7 +17,6 @@ from hypothesis import strategies as st
 
 from tradewarden.domain import ExitReason
 from tradewarden.engine import NO_SHORTCUTS, RunConfig, Shortcuts
-from tradewarden.engine.replay import load_inputs
 from tradewarden.ledger import Ledger
 from tradewarden.ops.kernel import run_replay
 from tradewarden.risk import RiskConfig
@@ -125,8 +124,8 @@ def test_paths_agree_on_scripted_strategies(tmp_path_factory, real_bars, make_en
     """Random entries, exits and bracket levels on real bars: the reference path, the
     batch path with every shortcut and with none write the same rows; with the venue's
     brackets emulated by the engine (``native_brackets=False``) too."""
-    from tradewarden.execution import SimBroker
     from tradewarden.domain import COINBASE_SPECS
+    from tradewarden.execution import SimBroker
 
     symbols, start, n, enters, exits, stop, tp, chunk, mode, halt, native = case
     bars = {s: real_bars[s].slice(start, start + n) for s in symbols}

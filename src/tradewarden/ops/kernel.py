@@ -26,15 +26,14 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
 
 from tradewarden.agent.governor import GOVERNORS
 from tradewarden.domain import BarSeries, ExitReason, Instrument, iso
+from tradewarden.engine import replay as _replay
 from tradewarden.engine.clock import Clock, ReplayClock, WallClock
 from tradewarden.engine.config import RunConfig
 from tradewarden.engine.engine import EngineCounts, Shortcuts, TradingEngine
 from tradewarden.engine.ports import Governor
-from tradewarden.engine import replay as _replay
 from tradewarden.engine.replay import ReplayInputs, batch_gc, git_sha, load_inputs
 from tradewarden.execution import Broker, SimBroker
 from tradewarden.ledger.lifecycle import RunInterrupted, StopSignals
@@ -347,5 +346,14 @@ def _utcnow() -> str:
     return utcnow_iso()
 
 
-__all__ = ["DEFAULT_STALE_AFTER", "Handlers", "Kernel", "MARKET_TIME_BASIS", "MODES", "ReplayFeed",
-           "ReplayResult", "assemble", "run_replay"]
+__all__ = [
+    "DEFAULT_STALE_AFTER",
+    "MARKET_TIME_BASIS",
+    "MODES",
+    "Handlers",
+    "Kernel",
+    "ReplayFeed",
+    "ReplayResult",
+    "assemble",
+    "run_replay",
+]
