@@ -13,6 +13,7 @@ from tradewarden.domain.options import (
                                            format_occ_symbol,
                                            parse_occ_symbol,
 )
+from tradewarden.domain.timeframes import timeframe_label, timeframe_seconds
 from tradewarden.domain.values import (
                                            Action,
                                            Bar,
@@ -36,5 +37,6 @@ from tradewarden.domain.values import (
 __all__ = [
     "Action", "Bar", "BarSeries", "Bracket", "COINBASE_SPECS", "Decision", "ExitReason", "Fill",
     "Instrument", "OptionContract", "OptionQuote", "Order", "OrderRole", "OrderStatus", "OrderType", "Position", "PositionState",
-    "Side", "Signal", "Trade", "format_occ_symbol", "infer_instrument", "iso", "known_instrument", "parse_occ_symbol", "to_decimal",
+    "Side", "Signal", "Trade", "format_occ_symbol", "infer_instrument", "iso", "known_instrument", "parse_occ_symbol",
+    "timeframe_label", "timeframe_seconds", "to_decimal",
 ]

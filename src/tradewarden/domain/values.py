@@ -16,6 +16,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from tradewarden.domain.timeframes import timeframe_seconds
+
 
 @lru_cache(maxsize=65_536)
 def iso(ts: int) -> str:
@@ -87,7 +89,10 @@ class ExitReason(str, Enum):
 
 @dataclass(frozen=True, slots=True)
 class Bar:
-    """One OHLCV bar.
+    """One OHLCV bar, stamped with both its open and its close time.
+
+    A bar is known only once it has closed, so anything that asks how old a bar is
+    (staleness, the time a decision on it was made) measures from ``close_ts``.
 
     Parameters
     ----------
@@ -98,6 +103,14 @@ class Bar:
         Prices in quote currency per base unit.
     volume : float
         Traded volume in base units.
+    close_ts : int
+        Bar close time, UTC epoch seconds: ``ts`` plus the bar length (``ts + 3600``
+        for a 1h bar); the bar covers ``[ts, close_ts)``.
+
+    Raises
+    ------
+    ValueError
+        If ``close_ts`` is not after ``ts``.
     """
 
     symbol: str
@@ -107,6 +120,12 @@ class Bar:
     low: float
     close: float
     volume: float
+    close_ts: int
+
+    def __post_init__(self) -> None:
+        if self.close_ts <= self.ts:
+            raise ValueError(f"{self.symbol} bar at {self.ts}: close_ts {self.close_ts} must be "
+                             "after the open time")
 
 
 @dataclass(slots=True)
@@ -117,9 +136,11 @@ class BarSeries:
     ----------
     symbol : str
     timeframe : str
-        Pandas-style bar length label, e.g. ``"1h"``, ``"4h"``, ``"1d"``.
+        Pandas-style bar length label, e.g. ``"1h"``, ``"4h"``, ``"1d"`` (see
+        :func:`~tradewarden.domain.timeframes.timeframe_seconds`).
     ts : numpy.ndarray of int64, shape (n,)
-        Bar open times, UTC epoch seconds, strictly increasing.
+        Bar open times, UTC epoch seconds, strictly increasing. The close times are
+        derived: :attr:`close_ts` ``= ts + bar_seconds``.
     open, high, low, close, volume : numpy.ndarray of float64, shape (n,)
     source : str
         File or sample the bars came from.
@@ -138,6 +159,28 @@ class BarSeries:
     def __len__(self) -> int:
         return int(self.ts.shape[0])
 
+    @property
+    def bar_seconds(self) -> int:
+        """Bar length in seconds, parsed from :attr:`timeframe` (``"1h"`` -> 3600).
+
+        Raises
+        ------
+        ValueError
+            If :attr:`timeframe` is not a valid label.
+        """
+        return _label_seconds(self.timeframe)
+
+    @property
+    def close_ts(self) -> np.ndarray:
+        """Bar close times, UTC epoch seconds: int64 array of shape (n,), ``ts + bar_seconds``.
+
+        Raises
+        ------
+        ValueError
+            If :attr:`timeframe` is not a valid label.
+        """
+        return np.asarray(self.ts, dtype=np.int64) + np.int64(self.bar_seconds)
+
     def slice(self, start: int, stop: int) -> "BarSeries":
         """Return bars ``[start, stop)`` as a view."""
         return BarSeries(self.symbol, self.timeframe, self.ts[start:stop], self.open[start:stop],
@@ -145,9 +188,25 @@ class BarSeries:
                          self.volume[start:stop], self.source)
 
     def bar(self, i: int) -> Bar:
-        """Return bar ``i`` as a :class:`Bar`."""
-        return Bar(self.symbol, int(self.ts[i]), float(self.open[i]), float(self.high[i]),
-                   float(self.low[i]), float(self.close[i]), float(self.volume[i]))
+        """Return bar ``i`` as a :class:`Bar`, its ``close_ts`` = open time + :attr:`bar_seconds`.
+
+        Raises
+        ------
+        IndexError
+            If ``i`` is out of range.
+        ValueError
+            If :attr:`timeframe` is not a valid label.
+        """
+        ts = int(self.ts[i])
+        return Bar(self.symbol, ts, float(self.open[i]), float(self.high[i]),
+                   float(self.low[i]), float(self.close[i]), float(self.volume[i]),
+                   ts + _label_seconds(self.timeframe))
+
+
+@lru_cache(maxsize=256)
+def _label_seconds(label: str) -> int:
+    """Return :func:`timeframe_seconds` of ``label``, cached (one parse per label, not per bar)."""
+    return timeframe_seconds(label)
 
 
 @dataclass(slots=True)
