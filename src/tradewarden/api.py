@@ -159,7 +159,7 @@ def replay(config: str | os.PathLike[str] | RunConfig | None = None, *, db: str 
     tradewarden.data.DataError, tradewarden.strategy.StrategyConfigError
         Bad data or strategy; no run is recorded.
     """
-    from tradewarden.engine.replay import load_inputs, resolve_config
+    from tradewarden.ops.replay import load_inputs, resolve_config
     from tradewarden.ledger import Ledger
     from tradewarden.ops.kernel import run_replay
     from tradewarden.settings import load_settings

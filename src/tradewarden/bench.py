@@ -107,7 +107,7 @@ def measure(n_bars: int, n_symbols: int = 3, db: str | None = None, background: 
     """
     from sqlalchemy import func, select
 
-    from tradewarden.engine.replay import batch_gc
+    from tradewarden.ops.replay import batch_gc
     from tradewarden.ledger import Ledger, schema
     from tradewarden.ops.kernel import assemble
     from tradewarden.risk import RiskConfig

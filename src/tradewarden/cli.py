@@ -117,7 +117,7 @@ def replay(
     Settings come from flags, then the environment (TRADEWARDEN_KEY,
     TRADEWARDEN_SECTION__KEY), then --config FILE, then defaults.
     """
-    from tradewarden.engine.replay import load_inputs, resolve_config
+    from tradewarden.ops.replay import load_inputs, resolve_config
     from tradewarden.ledger import Ledger
     from tradewarden.ops.kernel import run_replay
     from tradewarden.settings import load_settings

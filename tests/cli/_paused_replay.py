@@ -13,7 +13,7 @@ from __future__ import annotations
 import signal
 import sys
 
-import tradewarden.engine.replay as replay_module
+import tradewarden.ops.replay as replay_module
 from tradewarden.cli import main
 
 

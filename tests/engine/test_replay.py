@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tradewarden.engine.config import RunConfig
-from tradewarden.engine.replay import config_from_json
+from tradewarden.ops.replay import config_from_json
 from tradewarden.ops.kernel import run_replay
 from tradewarden.ledger import Ledger
 
@@ -187,7 +187,7 @@ def test_replay_garbage_cycles_do_not_grow_with_bars(tmp_path):
     a few per-run objects, the same for a month as for two years."""
     import gc
 
-    from tradewarden.engine.replay import load_inputs
+    from tradewarden.ops.replay import load_inputs
 
     ledger = Ledger(tmp_path / "ledger.db")
     garbage = []
@@ -214,7 +214,7 @@ def test_replay_garbage_cycles_do_not_grow_with_bars(tmp_path):
 def test_batch_gc_restores_the_collector():
     import gc
 
-    from tradewarden.engine.replay import batch_gc
+    from tradewarden.ops.replay import batch_gc
 
     before = gc.get_threshold()
     with batch_gc(12_345):

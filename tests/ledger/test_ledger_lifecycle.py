@@ -13,7 +13,7 @@ from decimal import Decimal
 import pytest
 
 from tradewarden.engine.config import RunConfig
-from tradewarden.engine.replay import load_inputs
+from tradewarden.ops.replay import load_inputs
 from tradewarden.ops.kernel import run_replay
 from tradewarden.ledger import Ledger, RunInterrupted, StopSignals, mark_lost_runs, open_engine
 from tradewarden.ledger.lifecycle import process_alive, process_start_token, this_process

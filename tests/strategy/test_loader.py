@@ -96,7 +96,7 @@ def test_relative_path_is_recorded_absolute(strat_file, monkeypatch) -> None:
 
 def test_source_and_config_hash_change_when_the_file_changes(strat_file) -> None:
     from tradewarden.engine.config import RunConfig
-    from tradewarden.engine.replay import resolve_config
+    from tradewarden.ops.replay import resolve_config
 
     cfg = RunConfig(symbols=("BTC-USD",), strategy=f"{strat_file}:Breakout")
     a, _ = resolve_config(cfg)

@@ -50,13 +50,34 @@ class OrderRole(str, Enum):
 
 
 class OrderStatus(str, Enum):
-    """Order lifecycle state."""
+    """Order lifecycle state.
 
-    PENDING = "pending"      # accepted, waiting for the next bar
-    WORKING = "working"      # resting limit/stop (bracket legs)
+    ``submitted`` → ``accepted`` → (``working``) → (``partially_filled``) → ``filled``;
+    from any open state also ``cancelled``, ``rejected`` or ``expired``. ``unknown``:
+    the venue cannot say (a lost acknowledgement, an order reconciliation did not
+    find); it is open until a later event or reconciliation settles it. The allowed
+    transitions are :data:`tradewarden.execution.base.TRANSITIONS`.
+    """
+
+    SUBMITTED = "submitted"                # sent by the engine, not yet acknowledged
+    ACCEPTED = "accepted"                  # acknowledged; a market order awaiting its fill,
+                                           # or a bracket leg awaiting its entry's fill
+    WORKING = "working"                    # live at the venue: a resting limit or stop
+    PARTIALLY_FILLED = "partially_filled"
     FILLED = "filled"
     CANCELLED = "cancelled"
     REJECTED = "rejected"
+    EXPIRED = "expired"
+    UNKNOWN = "unknown"
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the order can still fill (every state but the four terminal ones)."""
+        return self not in _TERMINAL
+
+
+_TERMINAL = frozenset({OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED,
+                       OrderStatus.EXPIRED})
 
 
 class PositionState(str, Enum):
@@ -246,7 +267,7 @@ class Order:
     stop_price: Decimal | None = None
     parent_id: str | None = None
     decision_seq: int = -1
-    status: OrderStatus = OrderStatus.PENDING
+    status: OrderStatus = OrderStatus.SUBMITTED
     status_reason: str = ""
     updated_ts: int | None = None
 

@@ -131,7 +131,7 @@ class RunConfig(BaseModel):
     def _timeframe(cls, v: str | None) -> str | None:
         if v is None:
             return None
-        from tradewarden.data.resample import timeframe_label, timeframe_seconds
+        from tradewarden.domain.timeframes import timeframe_label, timeframe_seconds
         return timeframe_label(timeframe_seconds(v))
 
     def canonical_json(self) -> str:

@@ -29,12 +29,12 @@ from decimal import Decimal
 
 from tradewarden.agent.governor import GOVERNORS
 from tradewarden.domain import BarSeries, ExitReason, Instrument, iso
-from tradewarden.engine import replay as _replay
+from tradewarden.ops import replay as _replay
 from tradewarden.engine.clock import Clock, ReplayClock, WallClock
 from tradewarden.engine.config import RunConfig
 from tradewarden.engine.engine import EngineCounts, Shortcuts, TradingEngine
 from tradewarden.engine.ports import Governor
-from tradewarden.engine.replay import ReplayInputs, batch_gc, git_sha, load_inputs
+from tradewarden.ops.replay import ReplayInputs, batch_gc, git_sha, load_inputs
 from tradewarden.execution import Broker, SimBroker
 from tradewarden.ledger.lifecycle import RunInterrupted, StopSignals
 from tradewarden.ledger.store import Ledger, LedgerError, dumps
@@ -72,7 +72,7 @@ class Handlers:
 @dataclass(slots=True)
 class ReplayFeed:
     """Historical bars in time windows of about ``chunk_bars`` timestamps (see
-    :func:`tradewarden.engine.replay.chunked`)."""
+    :func:`tradewarden.ops.replay.chunked`)."""
 
     series: dict[str, BarSeries]
     chunk_bars: int = 2000
@@ -250,7 +250,7 @@ def run_replay(config: RunConfig, ledger: Ledger, *,
     run_id : str, optional
         Defaults to 12 random hex digits.
     inputs : ReplayInputs, optional
-        Already loaded by :func:`~tradewarden.engine.replay.load_inputs` (the CLI
+        Already loaded by :func:`~tradewarden.ops.replay.load_inputs` (the CLI
         loads before showing progress).
     reference : bool
         Run every bar through ``TradingEngine.on_bar`` (``warden replay
