@@ -351,3 +351,21 @@ def test_close_position_rejects_bad_input_and_registers_nothing(make, ref, match
         b.close_position(o, ref, TS)
     assert o.status is OrderStatus.SUBMITTED
     assert [e.kind for e in b.submit(order("x"))] == [K.ACCEPTED]   # the id is still free
+
+
+def test_without_native_oco_a_second_leg_finds_nothing_to_sell() -> None:
+    """Emulated bracket legs rest as separate orders; a bar through both levels fills the
+    stop-loss (pessimistic order) and the take-profit, now selling more than the account
+    holds, is rejected ``insufficient_balance`` as a spot venue would."""
+    b = broker(native_brackets=False)
+    b.submit(order("e"))
+    (fill,) = b.fill_bar(SYM, *B2)                       # bought 0.01 at the open
+    assert fill.kind is K.FILLED
+    tp, sl = legs("e", tp="63200.00", sl="62400.00")     # both inside the next bar
+    for leg in (tp, sl):
+        leg.parent_id = "e"
+        b.submit(leg)
+    got = view(b.fill_bar(SYM, B2[0] + 3600, 62835.28, 63259.15, 62358.0, 63149.42))
+    assert got == [("e-sl", "triggered", B2[0] + 3600, ""), ("e-sl", "filled", B2[0] + 3600, ""),
+                   ("e-tp", "rejected", B2[0] + 3600, "insufficient_balance")]
+    assert tp.status is OrderStatus.REJECTED and not b.has_orders(SYM)

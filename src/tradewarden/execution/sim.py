@@ -19,6 +19,10 @@ Fill rules (pinned by the candle-table tests in ``tests/execution``):
   (buys up, sells down); fees are ``notional * bps / 10_000`` in quote currency.
 * A buy whose cost (notional + fee) exceeds the account's free cash is rejected
   (``insufficient_funds``), as a venue would.
+* A bracket leg selling more than the account holds (base units bought minus sold
+  through this broker) is rejected (``insufficient_balance``), as a spot venue
+  would: with ``native_brackets=False`` (no native OCO) both legs can trade in one
+  bar, and the second then finds nothing left to sell.
 * :meth:`SimBroker.close_position` fills a market order at once at the reference
   price the engine gives (the last close), taker fee and slippage against the trader,
   never refused for funds (end of data, emergency stop).
@@ -54,6 +58,7 @@ from tradewarden.domain import (
 from tradewarden.execution.base import BrokerCapabilities, OrderEvent, OrderEventKind
 
 _BPS = Decimal(10_000)
+_ZERO = Decimal(0)
 _FEE_Q = Decimal("0.00000001")
 _INF = float("inf")
 _NO_BAND = (-_INF, _INF)       # no resting orders: no bar fills anything
@@ -151,6 +156,9 @@ class SimBroker:
         self._legs: dict[str, tuple[Order, ...]] = {}  # entry id -> bracket legs awaiting entry fill
         self._legs_live: list[_Resting] = []   # legs made live during the current fill_bar()
         self._ids: set[str] = set()
+        # Base units bought minus sold per symbol, from this venue's own fills: a spot
+        # venue refuses a sell of more than the account holds.
+        self._base: dict[str, Decimal] = {}
 
     # -- commands ----------------------------------------------------------------------
     def submit(self, order: Order, legs: tuple[Order, ...] = ()) -> list[OrderEvent]:
@@ -338,6 +346,8 @@ class SimBroker:
             price = inst.floor_price(ref * self._sell_mult)
         quantity = order.quantity
         fee = (price * quantity * self.taker).quantize(_FEE_Q, ROUND_HALF_EVEN)
+        held = self._base.get(order.symbol, _ZERO)
+        self._base[order.symbol] = held + quantity if order.side is _BUY else held - quantity
         fill = Fill(cid, order.symbol, order.side, quantity, price, fee, "taker", ts, ref,
                     order.role)
         order.status = _FILLED
@@ -553,6 +563,14 @@ class SimBroker:
                 leg.status = _CANCELLED
                 out.append(OrderEvent(leg, _E_CANCELLED, ts, "entry rejected"))
             return
+        held = self._base.get(symbol, _ZERO)
+        if not buy and order.parent_id is not None and quantity > held:
+            # An emulated OCO pair whose other leg already sold the position in this bar
+            order.status = _REJECTED
+            order.status_reason = "insufficient_balance"
+            out.append(OrderEvent(order, _E_REJECTED, ts, "insufficient_balance"))
+            return
+        self._base[symbol] = held + quantity if buy else held - quantity
         fill = Fill(cid, symbol, order.side, quantity, price, fee,
                     "taker" if taker else "maker", ts, ref, order.role)
         order.status = _FILLED
