@@ -381,6 +381,35 @@ def test_emulated_leg_filled_in_parts_cancels_its_sibling_when_done(tmp_path, ma
         f"for {sl.order.quantity} with nothing held")
 
 
+def test_partial_leg_fill_replaces_the_sibling_for_what_is_still_held(tmp_path, make_engine, scripted,
+                                                                     bars):
+    """Half the take-profit fills: the stop-loss is cancelled and sent again (``-r1``) for
+    the half still held, so when the market turns and it fills the position is flat,
+    never oversold; the round trip ends with the stop-loss's fill."""
+    ts = bars.ts
+    venue = ScriptedVenue({SYM: BTC}, script={ts[11]: [Part("entry", P1, F1)]})
+    r = Run(tmp_path, make_engine, bracket_strategy(scripted, bars), venue, bars)
+    r.to(11)
+    tp, sl = venue.ticket("take_profit"), venue.ticket("stop_loss")
+    full = sl.order.quantity
+    venue.script[(SYM, int(ts[15]))] = [Part("take_profit", tp.order.price, D("0.5"), D("0.5"), "maker")]
+    r.to(15)
+    held = r.holding.quantity
+    assert 0 < held < full
+    new_sl = venue.ticket("stop_loss")
+    assert new_sl.client_order_id == sl.client_order_id + "-r1" and new_sl.order.quantity == held
+    assert sl.status.value == "cancelled" and new_sl.status.is_open
+    assert r.order(sl.client_order_id)["status_reason"] == "oco: other leg partly filled; replaced"
+    assert D(r.order(new_sl.client_order_id)["quantity"]) == held
+    venue.script[(SYM, int(ts[17]))] = [Part(new_sl.client_order_id, new_sl.order.stop_price, D("0.4"))]
+    r.to(17)
+    (trade,) = r.trades()
+    assert trade["exit_reason"] == "stop_loss" and trade["exit_order_id"] == new_sl.client_order_id
+    assert D(trade["quantity"]) == full and r.holding.is_flat
+    assert venue.ticket("take_profit").status.value == "cancelled"       # its rest, by the engine
+    assert venue.out_of_sync() == []
+
+
 def test_native_bracket_is_sent_with_the_entry_and_the_venue_does_the_oco(tmp_path, make_engine,
                                                                         scripted, bars):
     ts = bars.ts

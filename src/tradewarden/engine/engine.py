@@ -737,10 +737,15 @@ class TradingEngine:
         return self._code(EXIT, sig.reason, OPEN)
 
     def _after_submit(self, s: _Sym, events: list[OrderEvent], k: int, close: float) -> None:
-        """Apply what a venue answered synchronously beyond an acknowledgement."""
-        for e in events:
-            if e.kind is not _ACCEPTED and e.kind is not _WORKING:
-                self._apply(s, events, k, close)
+        """Apply what a venue answered to a submit: an acknowledgement sets the new
+        order's status (it is still in this batch and is written in its final state);
+        anything else (a reject, an immediate fill) goes through :meth:`_apply`."""
+        for n, e in enumerate(events):
+            kind = e.kind
+            if kind is _ACCEPTED or kind is _WORKING:
+                e.order.status = e.status
+            else:
+                self._apply(s, events[n:], k, close)
                 return
 
     def _cancel_symbol(self, s: _Sym, ts: int, reason: str) -> None:
@@ -777,7 +782,10 @@ class TradingEngine:
             f = e.fill
             if f is None:
                 if kind in _ENDED:
-                    self._order_ended(s, order, e)
+                    more = self._order_ended(s, order, e)
+                    if more:
+                        queue = queue[n:] + more
+                        n = 0
                 continue
             self._fills.append((self._fill_seq, f))
             self._fill_seq += 1
@@ -800,12 +808,10 @@ class TradingEngine:
             else:
                 acct.add_cash(f.price * f.quantity - f.fee)
                 trade = h.apply(f, s.exit_reason or _EXIT_REASON.get(f.role, ExitReason.SIGNAL))
-                sibling = self.oco_sibling.pop(order.client_order_id, None)
-                if kind is _FILLED and sibling is not None and not self.native_oco:
-                    self.oco_sibling.pop(sibling.client_order_id, None)
-                    if sibling.status.is_open:
-                        queue = queue[n:] + self.broker.cancel(sibling.client_order_id, e.ts,
-                                                               "oco: other leg filled")
+                if self.oco_sibling and not self.native_oco:
+                    more = self._emulated_oco(order, kind, h.quantity, e.ts)
+                    if more:
+                        queue = queue[n:] + more
                         n = 0
                 if trade is None:
                     s.qty = float(h.quantity)
@@ -826,9 +832,53 @@ class TradingEngine:
             self.oco_sibling[legs[1].client_order_id] = legs[0]
         return out
 
-    def _order_ended(self, s: _Sym, order: Order, e: OrderEvent) -> None:
-        """An order ended without (more) fills: put the symbol's state right."""
+    def _emulated_oco(self, leg: Order, kind: OrderEventKind, remaining: Decimal,
+                      ts: int) -> list[OrderEvent]:
+        """Keep an emulated OCO pair consistent after a fill of ``leg``.
+
+        Filled: cancel the sibling at the venue. Partly filled: the sibling must not
+        sell more than is still held, so it is replaced (cancelled, and sent again
+        under a new client order id for ``remaining`` base units).
+        """
+        sibling = self.oco_sibling.get(leg.client_order_id)
+        if sibling is None:
+            return []
+        if kind is _FILLED:
+            del self.oco_sibling[leg.client_order_id]
+            self.oco_sibling.pop(sibling.client_order_id, None)
+            if sibling.status.is_open:
+                return self.broker.cancel(sibling.client_order_id, ts, "oco: other leg filled")
+            return []
+        if not sibling.status.is_open or sibling.quantity <= remaining:
+            return []
+        self.oco_sibling.pop(sibling.client_order_id, None)
+        out = self.broker.cancel(sibling.client_order_id, ts, "oco: other leg partly filled; replaced")
+        new = self._replacement(sibling, remaining)
+        self.oco_sibling[leg.client_order_id] = new
+        self.oco_sibling[new.client_order_id] = leg
+        return out + self.broker.submit(new)
+
+    def _replacement(self, order: Order, quantity: Decimal) -> Order:
+        """A copy of ``order`` for ``quantity`` under a new client order id (``-r1``,
+        ``-r2``...), recorded as a new order of the same decision."""
+        cid = order.client_order_id
+        head, sep, n = cid.rpartition("-r")
+        new_id = f"{head}-r{int(n) + 1}" if sep and n.isdigit() else f"{cid}-r1"
+        new = Order(new_id, order.symbol,
+                    order.side, order.type, quantity, order.role, order.created_ts, price=order.price,
+                    stop_price=order.stop_price, parent_id=order.parent_id,
+                    decision_seq=order.decision_seq)
+        self._submit_record([new])
+        return new
+
+    def _order_ended(self, s: _Sym, order: Order, e: OrderEvent) -> list[OrderEvent]:
+        """An order ended without (more) fills: put the symbol's state right.
+
+        Returns the events of any order this sends (the legs of an entry that was
+        only partly filled, sized to what was bought).
+        """
         role = order.role
+        out: list[OrderEvent] = []
         if role is OrderRole.ENTRY:
             legs = self.held_legs.pop(order.client_order_id, ())
             for leg in legs:
@@ -836,17 +886,17 @@ class TradingEngine:
                 self._order_changed(leg, f"entry {e.kind.value}", e.ts)
             if s.holding.is_flat:
                 s.state = FLAT
-            else:             # partly filled, the rest cancelled: protect what was bought
+            else:             # partly filled, the rest ended: protect what was bought
                 s.state = OPEN
                 if legs:
-                    for leg in legs:
-                        leg.quantity = s.holding.quantity
-                    self._after_submit(s, self._arm_legs(legs, e.ts), -1, s.last_close)
+                    out = self._arm_legs(tuple(self._replacement(leg, s.holding.quantity)
+                                               for leg in legs), e.ts)
             if e.kind is _REJECTED:
                 self.event(e.ts, "order_rejected", s.name, f"{order.client_order_id}: {e.reason}")
         elif role is OrderRole.EXIT and not s.holding.is_flat:
             s.state = OPEN
             self.event(e.ts, f"order_{e.kind.value}", s.name, f"{order.client_order_id}: {e.reason}")
+        return out
 
     def finalize_exit(self, s: _Sym, trade: Trade, k: int) -> Trade:
         """End a round trip: the one exit path for signal, stop-loss, take-profit,
