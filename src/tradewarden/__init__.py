@@ -7,7 +7,8 @@ from the ledger); see :mod:`tradewarden.api`.
 
 from typing import Any
 
-__version__ = "0.1.0"
+from tradewarden._version import __version__
+
 __all__ = ["ReplayRun", "__version__", "replay"]
 
 

@@ -125,7 +125,7 @@ def load_strategy_class(spec: str, builtins: dict[str, type[Strategy]]) -> Loade
     if not text:
         raise StrategyLoadError("--strategy is empty; give a built-in name, file.py:Class or package.module:Class")
     if text in builtins:
-        from tradewarden import __version__
+        from tradewarden._version import __version__
         return LoadedStrategy(builtins[text], text, "builtin", f"builtin:tradewarden=={__version__}")
     left, sep, right = text.rpartition(":")
     if not sep:
