@@ -588,3 +588,36 @@ def test_replay_never_reads_the_wall_clock(tmp_path, make_engine, scripted, real
     monkeypatch.undo()
     assert engine.counts.trades_closed >= 5 and engine.counts.bars == 600
     assert engine.clock.now() >= int(btc.close_ts[-1])
+
+
+def test_emulated_bracket_state_is_in_the_ledger_after_every_bar(tmp_path, make_engine, scripted, bars):
+    """What the engine holds for emulated brackets (legs waiting for their entry, OCO
+    pairs) can be rebuilt from the ``orders`` rows after every bar: held legs, the
+    armed pair, the pair after a partial fill replaced the stop-loss, nothing once flat."""
+    import sqlite3
+
+    from tradewarden.engine.engine import bracket_state_from_orders
+
+    ts = bars.ts
+    venue = ScriptedVenue({SYM: BTC}, script={ts[11]: [Part("entry", P1, F1)]})
+    r = Run(tmp_path, make_engine, bracket_strategy(scripted, bars), venue, bars)
+    seen = []
+    for i in range(25):
+        if i == 15:
+            tp = venue.ticket("take_profit")
+            venue.script[(SYM, int(ts[15]))] = [Part("take_profit", tp.order.price, D("0.5"), D("0.5"),
+                                                     "maker")]
+        if i == 18:
+            sl = venue.ticket("stop_loss")
+            venue.script[(SYM, int(ts[18]))] = [Part(sl.client_order_id, sl.order.stop_price, D("0.4"))]
+        r.to(i)
+        with sqlite3.connect(r.db) as c:
+            c.row_factory = sqlite3.Row
+            rows = [dict(x) for x in c.execute("select client_order_id, parent_id, status from orders "
+                                               "order by rowid")]
+        state = r.engine.bracket_state()
+        assert bracket_state_from_orders(rows) == state, i
+        seen.append((len(state[0]), len(state[1])))
+    assert seen[10] == (1, 0)              # bar 10: entry sent, its two legs held
+    assert seen[11] == (0, 2) and seen[15] == (0, 2)   # armed; after the replacement
+    assert seen[18] == (0, 0) and r.holding.is_flat

@@ -338,6 +338,26 @@ class TradingEngine:
                 self._marks.append((t0, a_i, a.cash_f, a.cash_f))
             self._marked_initial = True
 
+    def bracket_state(self) -> tuple[dict[str, list[str]], dict[str, str]]:
+        """The emulated brackets' state, by client order id.
+
+        Returns
+        -------
+        held : dict of str to list of str
+            Entry id -> the ids of its legs the engine holds until the entry fills.
+        pairs : dict of str to str
+            Leg id -> its OCO sibling's id, for legs working at the venue.
+
+        Notes
+        -----
+        Every leg is an ``orders`` row (``parent_id`` = its entry) whose status the
+        ledger keeps current, so :func:`bracket_state_from_orders` rebuilds the same
+        state from the ledger after each flush.
+        """
+        held = {e: [leg.client_order_id for leg in legs] for e, legs in self.held_legs.items()}
+        pairs = {c: o.client_order_id for c, o in self.oco_sibling.items()}
+        return held, pairs
+
     # -- frames --------------------------------------------------------------------------
     def prepare(self, chunk: dict[str, BarSeries]) -> list[tuple[_Sym, BarSeries, SignalFrame]]:
         """Compute the strategy's frame for each symbol's new bars (after its warm-up tail).
@@ -1143,3 +1163,37 @@ def _concat(a: BarSeries, b: BarSeries) -> BarSeries:
                      np.concatenate((a.open, b.open)), np.concatenate((a.high, b.high)),
                      np.concatenate((a.low, b.low)), np.concatenate((a.close, b.close)),
                      np.concatenate((a.volume, b.volume)), b.source)
+
+
+def bracket_state_from_orders(rows: list[dict[str, Any]]) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """Rebuild :meth:`TradingEngine.bracket_state` from ``orders`` rows of one run.
+
+    Parameters
+    ----------
+    rows : list of dict
+        ``client_order_id``, ``parent_id``, ``status`` of each order, in insertion order.
+
+    Returns
+    -------
+    held, pairs
+        As :meth:`TradingEngine.bracket_state`: legs still ``submitted`` (held by the
+        engine) per entry, and each open leg's open sibling where two legs of one
+        entry are open at the venue.
+    """
+    held: dict[str, list[str]] = {}
+    open_legs: dict[str, list[str]] = {}
+    live = {s.value for s in (OrderStatus.ACCEPTED, OrderStatus.WORKING,
+                              OrderStatus.PARTIALLY_FILLED, OrderStatus.UNKNOWN)}
+    for r in rows:
+        parent = r.get("parent_id")
+        if parent is None:
+            continue
+        if r["status"] == OrderStatus.SUBMITTED.value:
+            held.setdefault(parent, []).append(r["client_order_id"])
+        elif r["status"] in live:
+            open_legs.setdefault(parent, []).append(r["client_order_id"])
+    pairs: dict[str, str] = {}
+    for legs in open_legs.values():
+        if len(legs) == 2:
+            pairs[legs[0]], pairs[legs[1]] = legs[1], legs[0]
+    return held, pairs
