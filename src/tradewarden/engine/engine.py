@@ -65,7 +65,7 @@ from tradewarden.domain.timeframes import timeframe_label, timeframe_seconds
 from tradewarden.engine.clock import Clock
 from tradewarden.engine.portfolio import Holding
 from tradewarden.engine.ports import Governor, LedgerSink, RiskGate
-from tradewarden.execution.base import Broker, OrderEvent, OrderEventKind, make_order_id
+from tradewarden.execution.base import STATUS_AFTER, Broker, OrderEvent, OrderEventKind, make_order_id
 from tradewarden.strategy import SignalFrame, Strategy
 
 _EXIT_REASON = {OrderRole.STOP_LOSS: ExitReason.STOP_LOSS, OrderRole.TAKE_PROFIT: ExitReason.TAKE_PROFIT}
@@ -75,6 +75,7 @@ _ACCEPTED, _WORKING = OrderEventKind.ACCEPTED, OrderEventKind.WORKING
 _REJECTED = OrderEventKind.REJECTED
 _ENDED = frozenset({OrderEventKind.CANCELLED, OrderEventKind.REJECTED, OrderEventKind.EXPIRED})
 _EMULATED = "held by the engine until the entry fills (emulated bracket)"
+_INF, _NEG_INF = float("inf"), float("-inf")
 
 # Packed decision code: (reason_id << 8) | (state << 4) | action
 HOLD, ENTER, EXIT, REJECTED, BLOCKED, QUEUED, MONITORED = range(7)
@@ -140,7 +141,6 @@ class _Sym:
     qty: float = 0.0
     last_close: float = 0.0
     mark: float = 0.0                # the latest close seen (reference path's equity rows)
-    position: Position | None = None
     tail: BarSeries | None = None
     levels: tuple[Decimal | None, Decimal | None] = (None, None)  # bracket (stop-loss, take-profit)
     band_lo: float = float("inf")    # broker's quiet band: bars inside it fill nothing
@@ -151,6 +151,11 @@ class _Sym:
     frame: SignalFrame | None = None
     cursor: int = 0
     exit_reason: ExitReason | None = None    # set while close_all flattens the symbol
+
+    @property
+    def position(self) -> Position | None:
+        """The open position (average entry price, bracket levels), ``None`` when flat."""
+        return self.holding.position(*self.levels)
 
 
 @dataclass(slots=True)
@@ -223,7 +228,7 @@ class TradingEngine:
         self.stale_after = stale_after
         self.shortcuts = shortcuts or Shortcuts()
         # The batch path drives a bar simulator directly (SimBroker's fill_bar and quiet band).
-        self.simulated = all(hasattr(broker, a) for a in ("fill_bar", "quiet_band", "has_orders"))
+        self.simulated = all(hasattr(broker, a) for a in ("fill_bar", "active_band"))
         self.reference = reference or not self.simulated
         caps = broker.capabilities
         self.native_bracket = caps.native_bracket
@@ -311,10 +316,14 @@ class TradingEngine:
         self._event_seq += 1
 
     def _sync_band(self, s: _Sym) -> None:
+        """Refresh the symbol's copy of the simulated broker's quiet band (batch path)."""
         if self.simulated:
-            s.active = self.broker.has_orders(s.name)
-            s.band_lo, s.band_hi = (self.broker.quiet_band(s.name) if s.active
-                                    else (float("inf"), float("-inf")))
+            band = self.broker.active_band(s.name)
+            if band is None:
+                s.active, s.band_lo, s.band_hi = False, _INF, _NEG_INF
+            else:
+                s.active = True
+                s.band_lo, s.band_hi = band
 
     def _order_changed(self, order: Order, reason: str, ts: int) -> None:
         """Record a status change: in place if the order is still in this batch.
@@ -758,15 +767,19 @@ class TradingEngine:
 
     def _after_submit(self, s: _Sym, events: list[OrderEvent], k: int, close: float) -> None:
         """Apply what a venue answered to a submit: an acknowledgement sets the new
-        order's status (it is still in this batch and is written in its final state);
-        anything else (a reject, an immediate fill) goes through :meth:`_apply`."""
-        for n, e in enumerate(events):
+        order's status (it is still in this batch and is written in its final state;
+        the simulated broker sets it itself); anything else (a reject, an immediate
+        fill) goes through :meth:`_apply`."""
+        sim = self.simulated
+        n = 0
+        for e in events:
             kind = e.kind
-            if kind is _ACCEPTED or kind is _WORKING:
-                e.order.status = e.status
-            else:
+            if kind is not _ACCEPTED and kind is not _WORKING:
                 self._apply(s, events[n:], k, close)
                 return
+            if not sim:
+                e.order.status = STATUS_AFTER[kind]
+            n += 1
 
     def _cancel_symbol(self, s: _Sym, ts: int, reason: str) -> None:
         """Cancel every open order of ``s`` at the venue and every leg the engine holds."""
@@ -794,10 +807,10 @@ class TradingEngine:
             e = queue[n]
             n += 1
             order = e.order
-            order.status = e.status
             kind = e.kind
             if kind is _TRIGGERED:
                 continue
+            order.status = STATUS_AFTER[kind]
             self._order_changed(order, e.reason, e.ts)
             f = e.fill
             if f is None:
@@ -816,7 +829,6 @@ class TradingEngine:
                 if h.is_flat:
                     self.counts.trades_opened += 1
                 h.apply(f)
-                s.position = h.position(*s.levels)
                 s.qty = float(h.quantity)
                 s.state = OPEN
                 self._changes.append((k, s.acct, acct.cash_f, s.idx, s.qty))
@@ -835,7 +847,6 @@ class TradingEngine:
                         n = 0
                 if trade is None:
                     s.qty = float(h.quantity)
-                    s.position = h.position(*s.levels)
                     self._changes.append((k, s.acct, acct.cash_f, s.idx, s.qty))
                 else:
                     self.finalize_exit(s, trade, k)
@@ -930,7 +941,6 @@ class TradingEngine:
         acct = self.accounts[s.acct]
         self._trades.append(trade)
         self.counts.trades_closed += 1
-        s.position = None
         s.qty = 0.0
         s.state = FLAT
         eq = self.equity(s.acct)

@@ -64,6 +64,8 @@ _EXACT = Context(prec=28, rounding=ROUND_HALF_EVEN,
 #: Average prices: Python's default decimal context (28 significant digits, half-even).
 _AVERAGE = Context(prec=28, rounding=ROUND_HALF_EVEN,
                    traps=[InvalidOperation, Overflow, DivisionByZero])
+_MUL, _ADD, _SUB = _EXACT.multiply, _EXACT.add, _EXACT.subtract
+_BUY_SIDE = Side.BUY
 
 _ZERO = Decimal(0)
 _DECIMAL_FIELDS = ("quantity", "bought", "cost", "sold", "proceeds", "fees", "entry_fee")
@@ -193,6 +195,28 @@ class Holding:
                         self.entry_fee, self.entry_order_id, stop_loss, take_profit)
 
     # -- fills -------------------------------------------------------------------------
+    def _refuse(self, fill: Fill) -> Side:
+        """Raise the one-line error for what is wrong with ``fill``; return its side if
+        only the side's type was unusual (a plain ``"buy"`` / ``"sell"`` string)."""
+        where = f"{self.symbol}: fill {fill.client_order_id}"
+        if fill.symbol != self.symbol:
+            raise ValueError(f"{where}: fill is for symbol {fill.symbol!r}")
+        try:
+            side = Side(fill.side)
+        except ValueError:
+            raise ValueError(f"{where}: side {fill.side!r} is not buy or sell") from None
+        qty, price, fee = fill.quantity, fill.price, fill.fee
+        for name, value in (("quantity", qty), ("price", price), ("fee", fee)):
+            if not isinstance(value, Decimal) or not value.is_finite():
+                raise ValueError(f"{where}: {name} {value!r} is not a finite Decimal")
+        if qty <= 0:
+            raise ValueError(f"{where}: quantity {qty} is not positive")
+        if price <= 0:
+            raise ValueError(f"{where}: price {price} is not positive")
+        if fee < 0:
+            raise ValueError(f"{where}: fee {fee} is negative")
+        return side
+
     def apply(self, fill: Fill, reason: ExitReason | None = None) -> Trade | None:
         """Account one fill (or partial fill); return the trade it closes, if any.
 
@@ -233,29 +257,54 @@ class Holding:
             significant digits, or ``reason`` is not an :class:`ExitReason`.
         """
         cid = fill.client_order_id
-        where = f"{self.symbol}: fill {cid}"
-        if fill.symbol != self.symbol:
-            raise ValueError(f"{where}: fill is for symbol {fill.symbol!r}")
-        try:
-            side = Side(fill.side)
-        except ValueError:
-            raise ValueError(f"{where}: side {fill.side!r} is not buy or sell") from None
         qty, price, fee = fill.quantity, fill.price, fill.fee
-        for name, value in (("quantity", qty), ("price", price), ("fee", fee)):
-            if not isinstance(value, Decimal) or not value.is_finite():
-                raise ValueError(f"{where}: {name} {value!r} is not a finite Decimal")
-        if qty <= 0:
-            raise ValueError(f"{where}: quantity {qty} is not positive")
-        if price <= 0:
-            raise ValueError(f"{where}: price {price} is not positive")
-        if fee < 0:
-            raise ValueError(f"{where}: fee {fee} is negative")
-        try:
-            close_reason = ExitReason.SIGNAL if reason is None else ExitReason(reason)
-        except ValueError:
-            raise ValueError(f"{where}: exit reason {reason!r} is not an ExitReason") from None
+        side = fill.side
+        # The common case is checked with identity and type tests only; the messages
+        # are built when something is wrong.
+        if not (fill.symbol == self.symbol and (side is Side.BUY or side is Side.SELL)
+                and type(qty) is Decimal and type(price) is Decimal and type(fee) is Decimal
+                and qty.is_finite() and price.is_finite() and fee.is_finite()
+                and qty > 0 and price > 0 and fee >= 0):
+            side = self._refuse(fill)
+        if reason is None:
+            close_reason = ExitReason.SIGNAL
+        elif type(reason) is ExitReason:
+            close_reason = reason
+        else:
+            try:
+                close_reason = ExitReason(reason)
+            except ValueError:
+                raise ValueError(f"{self.symbol}: fill {cid}: exit reason {reason!r} is not an "
+                                 "ExitReason") from None
         if side is Side.SELL and qty > self.quantity:
-            raise ValueError(f"{where}: oversell: selling {qty} with {self.quantity} held")
+            raise ValueError(f"{self.symbol}: fill {cid}: oversell: selling {qty} with "
+                             f"{self.quantity} held")
+
+        # The two common cases, exactly as the general path below computes them: the
+        # first buy of a round trip, and one sell that closes a position it opened.
+        try:
+            if side is _BUY_SIDE:
+                if self.fills == 0:
+                    notional = _MUL(price, qty)
+                    self.quantity = self.bought = qty
+                    self.cost = notional
+                    self.fees = self.entry_fee = fee
+                    self._buy_price = price
+                    self.entry_ts, self.entry_order_id = fill.ts, cid
+                    self.fills = 1
+                    return None
+            elif self.sold == 0 and qty == self.quantity:
+                proceeds = _MUL(price, qty)
+                fees = _ADD(self.fees, fee)
+                pnl = _SUB(_SUB(proceeds, self.cost), fees)
+                trade = Trade(self.entry_order_id, self.symbol, "long", self.bought, self.entry_ts,
+                              self.entry_price, fill.ts, price, fees, pnl, close_reason,
+                              self.entry_order_id, cid)
+                self._reset()
+                return trade
+        except (Inexact, Overflow):
+            raise ValueError(f"{self.symbol}: fill {cid}: amounts need more than 28 significant "
+                             "digits; refusing to round them") from None
 
         # New totals first (exact, or refused); then assign, so a refusal changes nothing.
         # The first amount of a round trip is taken as is rather than added to zero, so
@@ -278,7 +327,7 @@ class Holding:
                 pnl = (_EXACT.subtract(_EXACT.subtract(proceeds, self.cost), fees)
                        if quantity == 0 else None)
         except (Inexact, Overflow):
-            raise ValueError(f"{where}: amounts need more than 28 significant digits; "
+            raise ValueError(f"{self.symbol}: fill {cid}: amounts need more than 28 significant digits; "
                              "refusing to round them") from None
 
         self.fills += 1

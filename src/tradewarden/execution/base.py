@@ -213,7 +213,7 @@ def make_order_id(run_id: str, symbol: str, seq: int, role: str | OrderRole) -> 
         An :class:`~tradewarden.domain.OrderRole` (its value is used, ``"stop_loss"``)
         or the same text.
     """
-    return f"tw-{run_id}-{symbol}-{seq}-{getattr(role, 'value', role)}"
+    return f"tw-{run_id}-{symbol}-{seq}-{role if type(role) is str else role.value}"
 
 
 __all__ = ["STATUS_AFTER", "TRANSITIONS", "Broker", "BrokerCapabilities", "IllegalTransition",

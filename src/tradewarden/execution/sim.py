@@ -19,10 +19,10 @@ Fill rules (pinned by the candle-table tests in ``tests/execution``):
   (buys up, sells down); fees are ``notional * bps / 10_000`` in quote currency.
 * A buy whose cost (notional + fee) exceeds the account's free cash is rejected
   (``insufficient_funds``), as a venue would.
-* A bracket leg selling more than the account holds (base units bought minus sold
-  through this broker) is rejected (``insufficient_balance``), as a spot venue
-  would: with ``native_brackets=False`` (no native OCO) both legs can trade in one
-  bar, and the second then finds nothing left to sell.
+* Without native OCO (``native_brackets=False``) both legs of a bracket can trade in
+  one bar; the second then sells more than the account holds (base units bought minus
+  sold through this broker) and is rejected (``insufficient_balance``), as a spot
+  venue would.
 * :meth:`SimBroker.close_position` fills a market order at once at the reference
   price the engine gives (the last close), taker fee and slippage against the trader,
   never refused for funds (end of data, emergency stop).
@@ -157,8 +157,10 @@ class SimBroker:
         self._legs_live: list[_Resting] = []   # legs made live during the current fill_bar()
         self._ids: set[str] = set()
         # Base units bought minus sold per symbol, from this venue's own fills: a spot
-        # venue refuses a sell of more than the account holds.
+        # venue refuses a sell of more than the account holds. Only kept without native
+        # OCO (with it, a bracket's legs never both trade).
         self._base: dict[str, Decimal] = {}
+        self._spot_check = not self.capabilities.native_oco
 
     # -- commands ----------------------------------------------------------------------
     def submit(self, order: Order, legs: tuple[Order, ...] = ()) -> list[OrderEvent]:
@@ -346,8 +348,9 @@ class SimBroker:
             price = inst.floor_price(ref * self._sell_mult)
         quantity = order.quantity
         fee = (price * quantity * self.taker).quantize(_FEE_Q, ROUND_HALF_EVEN)
-        held = self._base.get(order.symbol, _ZERO)
-        self._base[order.symbol] = held + quantity if order.side is _BUY else held - quantity
+        if self._spot_check:
+            held = self._base.get(order.symbol, _ZERO)
+            self._base[order.symbol] = held + quantity if order.side is _BUY else held - quantity
         fill = Fill(cid, order.symbol, order.side, quantity, price, fee, "taker", ts, ref,
                     order.role)
         order.status = _FILLED
@@ -375,6 +378,19 @@ class SimBroker:
             return _NO_BAND
         if book.market:
             return _EMPTY_BAND
+        band = book.band
+        return self._rebuild_band(book) if band is None else band
+
+    def active_band(self, symbol: str) -> tuple[float, float] | None:
+        """Return :meth:`quiet_band` when ``symbol`` has orders, else ``None`` (one call
+        for what the replay accelerator asks after every order change)."""
+        book = self._books.get(symbol)
+        if book is None:
+            return None
+        if book.market:
+            return _EMPTY_BAND
+        if not book.resting:
+            return None
         band = book.band
         return self._rebuild_band(book) if band is None else band
 
@@ -563,14 +579,15 @@ class SimBroker:
                 leg.status = _CANCELLED
                 out.append(OrderEvent(leg, _E_CANCELLED, ts, "entry rejected"))
             return
-        held = self._base.get(symbol, _ZERO)
-        if not buy and order.parent_id is not None and quantity > held:
-            # An emulated OCO pair whose other leg already sold the position in this bar
-            order.status = _REJECTED
-            order.status_reason = "insufficient_balance"
-            out.append(OrderEvent(order, _E_REJECTED, ts, "insufficient_balance"))
-            return
-        self._base[symbol] = held + quantity if buy else held - quantity
+        if self._spot_check:      # no native OCO: two legs can trade in one bar
+            held = self._base.get(symbol, _ZERO)
+            if not buy and order.parent_id is not None and quantity > held:
+                # the other leg of the pair already sold the position in this bar
+                order.status = _REJECTED
+                order.status_reason = "insufficient_balance"
+                out.append(OrderEvent(order, _E_REJECTED, ts, "insufficient_balance"))
+                return
+            self._base[symbol] = held + quantity if buy else held - quantity
         fill = Fill(cid, symbol, order.side, quantity, price, fee,
                     "taker" if taker else "maker", ts, ref, order.role)
         order.status = _FILLED
