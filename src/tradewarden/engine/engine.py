@@ -826,7 +826,7 @@ class TradingEngine:
             h = s.holding
             if f.side is _BUY:
                 acct.add_cash(-(f.price * f.quantity + f.fee))
-                if h.is_flat:
+                if not h.fills:         # the first fill of a round trip
                     self.counts.trades_opened += 1
                 h.apply(f)
                 s.qty = float(h.quantity)
