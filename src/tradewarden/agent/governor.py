@@ -7,15 +7,19 @@ replaces this gate.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True, slots=True)
-class Authorization:
-    """``verdict`` is ``execute``, ``queue`` (await human approval) or ``monitor``."""
+class Authorization(NamedTuple):
+    """``verdict`` is ``execute``, ``queue`` (await human approval) or ``monitor``.
+
+    Immutable (a named tuple; asked for on every approved entry and exit)."""
 
     verdict: str
     reason: str
+
+
+_EXECUTE = Authorization("execute", "autonomous")
 
 
 class AutonomousGovernor:
@@ -25,7 +29,7 @@ class AutonomousGovernor:
 
     def authorize(self, symbol: str, action: str, detail: dict) -> Authorization:
         """Return ``execute``."""
-        return Authorization("execute", "autonomous")
+        return _EXECUTE
 
 
 class MonitorOnlyGovernor:

@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from enum import Enum
 from functools import lru_cache
+from types import MappingProxyType
 from typing import Any, Mapping, NamedTuple
 
 import numpy as np
@@ -356,9 +357,8 @@ class Trade(NamedTuple):
     exit_order_id: str
 
 
-@dataclass(frozen=True, slots=True)
-class Signal:
-    """A strategy's answer for one bar.
+class Signal(NamedTuple):
+    """A strategy's answer for one bar (immutable; a named tuple, like :class:`Fill`).
 
     Parameters
     ----------
@@ -373,14 +373,14 @@ class Signal:
 
     action: Action
     reason: str
-    inputs: Mapping[str, float] = field(default_factory=dict)
+    inputs: Mapping[str, float] = MappingProxyType({})
     stop_loss: float | None = None
     take_profit: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """What the engine decided on one bar for one symbol (one ledger row).
+class Decision(NamedTuple):
+    """What the engine decided on one bar for one symbol (one ledger row; immutable, a
+    named tuple: the reference path returns one per bar).
 
     ``action`` is one of ``hold``, ``enter_long``, ``exit``, ``rejected``, ``blocked``,
     ``queued`` (awaiting human approval).

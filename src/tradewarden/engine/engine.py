@@ -308,7 +308,11 @@ class TradingEngine:
 
     def open_positions(self) -> int:
         """Positions open or pending across every account."""
-        return sum(1 for s in self.syms if s.state != FLAT)
+        n = 0
+        for s in self.syms:
+            if s.state:           # FLAT is 0
+                n += 1
+        return n
 
     def event(self, ts: int | None, kind: str, symbol: str | None, message: str) -> None:
         """Record an engine event (halt, reset, data problem, info)."""

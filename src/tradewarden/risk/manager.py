@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
@@ -142,14 +142,17 @@ def _active_fraction(value: float | None) -> float | None:
     return None if value is None or value >= 1.0 else value
 
 
-@dataclass(frozen=True, slots=True)
-class RiskVerdict:
-    """Result of a pre-trade check: ``quantity`` in base units when approved."""
+class RiskVerdict(NamedTuple):
+    """Result of a pre-trade check: ``quantity`` in base units when approved.
+
+    Immutable (a named tuple: built on every entry signal, four times faster than a
+    frozen dataclass). ``detail`` is the decision's JSON detail (sizing, halt, problem).
+    """
 
     approved: bool
     reason: str
     quantity: Decimal | None = None
-    detail: dict[str, Any] = field(default_factory=dict)
+    detail: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)
@@ -184,6 +187,12 @@ class RiskManager:
         self._daily_limit = _active_fraction(config.daily_loss_limit)
         self._dd_limit = _active_fraction(config.max_drawdown_halt)
         self._max_losses = config.max_consecutive_losses
+        # Sizing figures read on every entry signal, taken out of the frozen config once
+        self._fixed = config.sizing.kind == "fixed"
+        self._size_value = config.sizing.value
+        self._max_fraction = config.max_position_fraction
+        self._cash_kept = 1.0 - config.cash_buffer
+        self._max_open = config.max_open_positions
         self._acct = {a: _AccountRisk() for a in accounts}
         #: Halts and resets not yet recorded: ``(ts, kind, account, message)``.
         self.events: list[tuple[int, str, str, str]] = []
@@ -284,9 +293,10 @@ class RiskManager:
             with a machine-readable reason (``halted:...``, ``max_open_positions``,
             ``below_min_notional``, ...).
         """
-        cfg = self.config
         st = self._acct[account]
-        self._roll_day(st, ts, equity)
+        day = ts // DAY
+        if day != st.day:       # _roll_day, inline: this runs on every entry signal
+            st.day, st.day_realized, st.day_start_equity = day, 0.0, equity
         if (self._dd_limit is not None and peak_equity > 0
                 and (peak_equity - equity) / peak_equity >= self._dd_limit):
             self.halt(account, ts, f"max_drawdown:{(peak_equity - equity) / peak_equity:.4f}")
@@ -294,28 +304,28 @@ class RiskManager:
                 and equity - st.day_start_equity <= -self._daily_limit * st.day_start_equity):
             self.halt(account, ts, f"daily_loss:{st.day_start_equity - equity:.2f}",
                       (ts // DAY + 1) * DAY)
-        why = self.halted(account, ts)
+        why = self.halted(account, ts) if st.halts else None
         if why is not None:
             return RiskVerdict(False, f"halted:{why.split(':')[0]}", detail={"halt": why})
-        if open_positions >= cfg.max_open_positions:
+        if open_positions >= self._max_open:
             return RiskVerdict(False, "max_open_positions",
                                detail={"open_positions": open_positions,
-                                       "max_open_positions": cfg.max_open_positions})
+                                       "max_open_positions": self._max_open})
         if not price > 0 or not equity > 0:
             return RiskVerdict(False, "no_equity", detail={"equity": equity, "price": price})
         detail: dict[str, Any] = {"equity": round(equity, 2)}
         stop = signal.stop_loss
-        if cfg.sizing.kind == "fixed":
-            qty = cfg.sizing.value
+        if self._fixed:
+            qty = self._size_value
         elif stop is not None and stop < price:
-            qty = cfg.sizing.value * equity / (price - stop)
+            qty = self._size_value * equity / (price - stop)
             detail["risk_per_unit"] = round(price - stop, 10)
         elif stop is not None:
             return RiskVerdict(False, "stop_above_entry", detail={"stop_loss": stop, "price": price})
         else:
-            qty = cfg.max_position_fraction * equity / price
+            qty = self._max_fraction * equity / price
             detail["note"] = "no stop-loss: sized by position cap"
-        cap_qty = min(cfg.max_position_fraction * equity, cash * (1.0 - cfg.cash_buffer)) / price
+        cap_qty = min(self._max_fraction * equity, cash * self._cash_kept) / price
         if qty > cap_qty:
             detail["capped_from"] = round(qty, 10)
             qty = cap_qty
