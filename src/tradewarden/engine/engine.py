@@ -791,6 +791,8 @@ class TradingEngine:
             e.order.status = e.status
             self._order_changed(e.order, e.reason, ts)
             self.oco_sibling.pop(e.order.client_order_id, None)
+        if not self.held_legs:
+            return
         for cid in [c for c, legs in self.held_legs.items() if legs[0].symbol == s.name]:
             for leg in self.held_legs.pop(cid):
                 leg.status = OrderStatus.CANCELLED

@@ -68,6 +68,7 @@ _MUL, _ADD, _SUB = _EXACT.multiply, _EXACT.add, _EXACT.subtract
 _BUY_SIDE = Side.BUY
 
 _ZERO = Decimal(0)
+_INF = Decimal("Infinity")
 _DECIMAL_FIELDS = ("quantity", "bought", "cost", "sold", "proceeds", "fees", "entry_fee")
 
 
@@ -261,10 +262,15 @@ class Holding:
         side = fill.side
         # The common case is checked with identity and type tests only; the messages
         # are built when something is wrong.
-        if not (fill.symbol == self.symbol and (side is Side.BUY or side is Side.SELL)
-                and type(qty) is Decimal and type(price) is Decimal and type(fee) is Decimal
-                and qty.is_finite() and price.is_finite() and fee.is_finite()
-                and qty > 0 and price > 0 and fee >= 0):
+        # (a NaN or infinite Decimal fails the range tests: comparisons with NaN raise
+        # InvalidOperation, caught here, and infinities are excluded by the bounds)
+        try:
+            ok = (fill.symbol == self.symbol and (side is _BUY_SIDE or side is Side.SELL)
+                  and type(qty) is Decimal and type(price) is Decimal and type(fee) is Decimal
+                  and _ZERO < qty < _INF and _ZERO < price < _INF and _ZERO <= fee < _INF)
+        except InvalidOperation:
+            ok = False
+        if not ok:
             side = self._refuse(fill)
         if reason is None:
             close_reason = ExitReason.SIGNAL
