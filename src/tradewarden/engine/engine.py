@@ -505,11 +505,8 @@ class TradingEngine:
 
     def _process_reference(self, prepared: list[tuple[_Sym, BarSeries, SignalFrame]]) -> int:
         """Feed prepared bars to :meth:`on_bar` in timestamp order (ties in symbol order)."""
-        lens = [len(b) for _, b, _ in prepared]
-        ts_cat = np.concatenate([b.ts for _, b, _ in prepared])
-        pos_cat = np.concatenate([np.full(n, j, dtype=np.int64) for j, n in enumerate(lens)])
+        lens, ts_cat, pos_cat, order = _merged_order(prepared)
         local = np.concatenate([np.arange(n, dtype=np.int64) for n in lens])
-        order = np.lexsort((pos_cat, ts_cat))
         series = [b for _, b, _ in prepared]
         for j, i in zip(pos_cat[order].tolist(), local[order].tolist()):
             self.on_bar(series[j].bar(i))
@@ -547,10 +544,7 @@ class TradingEngine:
         return self._run(prepared)
 
     def _run(self, prepared: list[tuple[_Sym, BarSeries, SignalFrame]]) -> int:
-        lens = [len(b) for _, b, _ in prepared]
-        ts_cat = np.concatenate([b.ts for _, b, _ in prepared])
-        pos_cat = np.concatenate([np.full(n, j, dtype=np.int64) for j, n in enumerate(lens)])
-        order = np.lexsort((pos_cat, ts_cat))
+        lens, ts_cat, pos_cat, order = _merged_order(prepared)
         m = int(order.shape[0])
         S = [p[0] for p in prepared]
         F = [p[2] for p in prepared]
@@ -1150,6 +1144,19 @@ class TradingEngine:
         self.ledger.write_events(self.run_id, self._events)
         self.ledger.commit()
         self._orders, self._order_updates, self._fills, self._trades, self._events = [], [], [], [], []
+
+
+def _merged_order(prepared: list[tuple[_Sym, BarSeries, SignalFrame]]
+                  ) -> tuple[list[int], np.ndarray, np.ndarray, np.ndarray]:
+    """The chunk's bars in tick order: by timestamp, ties in ``prepared`` (symbol) order.
+
+    Returns the bar counts, the concatenated open times, each bar's position in
+    ``prepared``, and the permutation that sorts the concatenation into tick order.
+    """
+    lens = [len(b) for _, b, _ in prepared]
+    ts_cat = np.concatenate([b.ts for _, b, _ in prepared])
+    pos_cat = np.concatenate([np.full(n, j, dtype=np.int64) for j, n in enumerate(lens)])
+    return lens, ts_cat, pos_cat, np.lexsort((pos_cat, ts_cat))
 
 
 def _labels(codes: np.ndarray, labels: Any) -> pa.Array:
