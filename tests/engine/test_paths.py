@@ -67,6 +67,8 @@ CONFIGS = {
                              params={"use_bracket": True}, risk=RiskConfig(max_drawdown_halt=0.10)),
     "portfolio": RunConfig(symbols=("BTC-USD", "ETH-USD", "SOL-USD"), end="2024-10-31",
                            capital_mode="portfolio", chunk_bars=1000),
+    # the monitor-only governor: entries recorded as 'monitored', nothing traded
+    "monitor": RunConfig(symbols=("SOL-USD",), end="2024-09-30", governor="monitor", chunk_bars=700),
 }
 
 
@@ -85,7 +87,10 @@ def test_batch_path_writes_the_reference_paths_rows(tmp_path, monkeypatch, refer
     run_replay(cfg, led, run_id="same")
     led.close()
     got = ledger_rows(db)
-    assert len(got["decisions"]) > 10_000 and len(got["trades"]) > 20
+    if config == "monitor":
+        assert any(r[4] == "monitored" for r in got["decisions"]) and not got["trades"]
+    else:
+        assert len(got["decisions"]) > 10_000 and len(got["trades"]) > 20
     if config == "independent":
         assert any(r[4] == "blocked" for r in got["decisions"])     # the halt fired
     for t in TABLES:
