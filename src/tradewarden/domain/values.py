@@ -383,7 +383,8 @@ class Decision(NamedTuple):
     named tuple: the reference path returns one per bar).
 
     ``action`` is one of ``hold``, ``enter_long``, ``exit``, ``rejected``, ``blocked``,
-    ``queued`` (awaiting human approval).
+    ``queued`` (awaiting human approval) or ``monitored`` (the governor let it be
+    recorded only).
     """
 
     seq: int
