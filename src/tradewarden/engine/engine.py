@@ -201,6 +201,10 @@ class TradingEngine:
         batch path.
     shortcuts : Shortcuts, optional
         The batch path's shortcuts (all on by default).
+    journal : bool
+        Paper and live: commit each decision and its orders to the ledger before
+        ``broker.submit`` (the order journal), and record every venue event in
+        ``order_events``. Implies the reference path.
 
     Raises
     ------
@@ -212,7 +216,7 @@ class TradingEngine:
                  governor: Governor, ledger: LedgerSink, instruments: dict[str, Instrument],
                  capital: Decimal, clock: Clock, capital_mode: str = "independent",
                  stale_after: int | None = None, reference: bool = False,
-                 shortcuts: Shortcuts | None = None) -> None:
+                 shortcuts: Shortcuts | None = None, journal: bool = False) -> None:
         if capital_mode not in ("independent", "portfolio"):
             raise ValueError(f"capital mode must be independent or portfolio, got {capital_mode!r}")
         if len(strategy.input_names) > 4:
@@ -227,9 +231,13 @@ class TradingEngine:
         self.capital_mode = capital_mode
         self.stale_after = stale_after
         self.shortcuts = shortcuts or Shortcuts()
+        self.journal = journal
+        self._bar_ctx: tuple[_Sym, Bar, SignalFrame, int] | None = None
+        self._journaled: tuple[int, str | None] | None = None
+        self._oev_seq = 0
         # The batch path drives a bar simulator directly (SimBroker's fill_bar and quiet band).
         self.simulated = all(hasattr(broker, a) for a in ("fill_bar", "active_band"))
-        self.reference = reference or not self.simulated
+        self.reference = reference or not self.simulated or journal
         caps = broker.capabilities
         self.native_bracket = caps.native_bracket
         self.native_oco = caps.native_oco
@@ -286,6 +294,7 @@ class TradingEngine:
         self._fills: list[tuple[int, Any]] = []
         self._trades: list[Trade] = []
         self._events: list[tuple[int, int | None, str, str | None, str]] = []
+        self._order_events: list[tuple[int, int, str, str, str, str | None, int | None]] = []
         # Rows of the reference path: ts, symbol index, close, equity, inputs
         self._row_ts: list[int] = []
         self._row_sym: list[int] = []
@@ -464,6 +473,7 @@ class TradingEngine:
             self._apply(s, events, k, c)
             self._sync_band(s)
         # 2-6. decide, check, authorize, record, act
+        self._bar_ctx = (s, bar, frame, i)
         st = s.state
         if st == FLAT:
             if frame.enter[i]:
@@ -480,26 +490,16 @@ class TradingEngine:
                     else self._code(HOLD, frame.hold_reason, OPEN))
         else:
             code = self._code(HOLD, "entry_pending" if st == ENTRY_PENDING else "exit_pending", st)
-        self._codes[k] = code
-        # the decision row: equity at the close, after this bar's fills
-        s.mark = c
-        a = self.accounts[s.acct]
-        if self.capital_mode == "independent":
-            eq = a.cash_f + s.qty * c
-        else:
-            eq = a.cash_f
-            for o in a.symbols:
-                if o.qty:
-                    eq = eq + o.qty * o.mark
-        self._row_ts.append(ts)
-        self._row_sym.append(s.idx)
-        self._row_close.append(c)
-        self._row_equity.append(eq)
-        for n, name in enumerate(self.strategy.input_names):
-            self._row_x[n].append(float(frame.inputs[name][i]))
+        self._bar_ctx = None
         self.counts.bars += 1
-        detail = self._details.get(k)
-        return Decision(self._seq + k, ts, s.name, ACTIONS[code & 15], self._reasons[code >> 8],
+        journaled, self._journaled = self._journaled, None
+        if journaled is not None:       # the row was committed before the order was sent
+            seq, detail = journaled
+        else:
+            self._codes[k] = code
+            self._append_row(s, bar, frame, i)
+            seq, detail = self._seq + k, self._details.get(k)
+        return Decision(seq, ts, s.name, ACTIONS[code & 15], self._reasons[code >> 8],
                         _STATE_ENUMS[(code >> 4) & 15], c,
                         None if detail is None else orjson.loads(detail))
 
@@ -728,18 +728,23 @@ class TradingEngine:
                     legs[0].price if sig.take_profit is not None else None)
         detail["orders"] = [entry.client_order_id] + [o.client_order_id for o in legs]
         self._details[k] = _dumps(detail)
-        if legs and not self.native_bracket:
-            events = self.broker.submit(entry)
-            self.held_legs[entry.client_order_id] = tuple(legs)
+        emulate = bool(legs) and not self.native_bracket
+        if emulate:
             for leg in legs:
                 leg.status_reason = _EMULATED
+        self._submit_record([entry, *legs])
+        code = self._code(ENTER, sig.reason, FLAT)
+        if self.journal:          # the decision and its orders are committed before acting
+            k = self._commit_intent(k, code)
+        if emulate:
+            events = self.broker.submit(entry)
+            self.held_legs[entry.client_order_id] = tuple(legs)
         else:
             events = self.broker.submit(entry, tuple(legs))
-        self._submit_record([entry, *legs])
         s.state = ENTRY_PENDING
         self._after_submit(s, events, k, close)
         self._sync_band(s)
-        return self._code(ENTER, sig.reason, FLAT)
+        return code
 
     def _exit(self, s: _Sym, frame: SignalFrame, i: int, ts: int, close: float, k: int,
               close_ts: int) -> int:
@@ -756,12 +761,15 @@ class TradingEngine:
                       OrderType.MARKET, s.holding.quantity, OrderRole.EXIT, ts, decision_seq=seq)
         detail["orders"] = [order.client_order_id]
         self._details[k] = _dumps(detail)
-        events = self.broker.submit(order)
         self._submit_record([order])
+        code = self._code(EXIT, sig.reason, OPEN)
+        if self.journal:
+            k = self._commit_intent(k, code)
+        events = self.broker.submit(order)
         s.state = EXIT_PENDING
         self._after_submit(s, events, k, close)
         self._sync_band(s)
-        return self._code(EXIT, sig.reason, OPEN)
+        return code
 
     def _after_submit(self, s: _Sym, events: list[OrderEvent], k: int, close: float) -> None:
         """Apply what a venue answered to a submit: an acknowledgement sets the new
@@ -777,12 +785,17 @@ class TradingEngine:
                 return
             if not sim:
                 e.order.status = STATUS_AFTER[kind]
+            if self.journal:
+                self._journal_event(e, None)
+                self._order_changed(e.order, e.reason, e.ts)
             n += 1
 
     def _cancel_symbol(self, s: _Sym, ts: int, reason: str) -> None:
         """Cancel every open order of ``s`` at the venue and every leg the engine holds."""
         for e in self.broker.cancel_all(s.name, ts, reason):
             e.order.status = e.status
+            if self.journal:
+                self._journal_event(e, None)
             self._order_changed(e.order, e.reason, ts)
             self.oco_sibling.pop(e.order.client_order_id, None)
         if not self.held_legs:
@@ -808,6 +821,8 @@ class TradingEngine:
             n += 1
             order = e.order
             kind = e.kind
+            if self.journal:
+                self._journal_event(e, self._fill_seq if e.fill is not None else None)
             if kind is _TRIGGERED:
                 continue
             order.status = STATUS_AFTER[kind]
@@ -831,7 +846,7 @@ class TradingEngine:
                 h.apply(f)
                 s.qty = float(h.quantity)
                 s.state = OPEN
-                self._changes.append((k, s.acct, acct.cash_f, s.idx, s.qty))
+                self._changed(k, s, acct, f.ts)
                 if kind is _FILLED and self.held_legs:
                     legs = self.held_legs.pop(order.client_order_id, None)
                     if legs:
@@ -847,10 +862,68 @@ class TradingEngine:
                         n = 0
                 if trade is None:
                     s.qty = float(h.quantity)
-                    self._changes.append((k, s.acct, acct.cash_f, s.idx, s.qty))
+                    self._changed(k, s, acct, f.ts)
                 else:
                     self.finalize_exit(s, trade, k)
         s.last_close = close
+
+    def _changed(self, k: int, s: _Sym, acct: _Account, ts: int) -> None:
+        """Note a cash/position change: on row ``k``'s equity mark, or (``k < 0``:
+        outside a buffered row) as an equity row of its own at once."""
+        if k >= 0:
+            self._changes.append((k, s.acct, acct.cash_f, s.idx, s.qty))
+        else:
+            self._marks.append((ts, s.acct, acct.cash_f, self.equity(s.acct)))
+
+    def _journal_event(self, e: OrderEvent, fill_seq: int | None) -> None:
+        """Add one venue event to the order journal (written with the next flush)."""
+        self._order_events.append((self._oev_seq, e.ts, e.order.client_order_id, e.kind.value,
+                                   STATUS_AFTER[e.kind].value, e.reason or None, fill_seq))
+        self._oev_seq += 1
+
+    def _commit_intent(self, k: int, code: int) -> int:
+        """Journal mode: commit this bar's decision row and its orders before the broker
+        sees them; return ``-1``, the row index for what follows in the bar.
+
+        The row is the one :meth:`on_bar` would write at the end of the bar: the equity
+        at the close (after the bar's fills, before acting), the inputs and detail.
+        Everything buffered before it (earlier rows, the bar's order events and fills)
+        is written in the same transaction.
+
+        Raises
+        ------
+        RuntimeError
+            Outside :meth:`on_bar` (the batch path does not journal).
+        """
+        ctx = self._bar_ctx
+        if ctx is None or k != len(self._codes) - 1:
+            raise RuntimeError("the order journal needs the per-bar reference path (on_bar)")
+        s, bar, frame, i = ctx
+        self._codes[k] = code
+        self._append_row(s, bar, frame, i)
+        self._journaled = (self._seq + k, self._details.get(k))
+        self.flush()
+        self.ledger.drain()        # durable, not just queued, before the broker sees it
+        return -1
+
+    def _append_row(self, s: _Sym, bar: Bar, frame: SignalFrame, i: int) -> None:
+        """Buffer the decision row of ``bar``: equity at its close, the strategy's inputs."""
+        c = bar.close
+        s.mark = c
+        a = self.accounts[s.acct]
+        if self.capital_mode == "independent":
+            eq = a.cash_f + s.qty * c
+        else:
+            eq = a.cash_f
+            for o in a.symbols:
+                if o.qty:
+                    eq = eq + o.qty * o.mark
+        self._row_ts.append(bar.ts)
+        self._row_sym.append(s.idx)
+        self._row_close.append(c)
+        self._row_equity.append(eq)
+        for n, name in enumerate(self.strategy.input_names):
+            self._row_x[n].append(float(frame.inputs[name][i]))
 
     def _arm_legs(self, legs: tuple[Order, ...], ts: int) -> list[OrderEvent]:
         """Submit an emulated bracket's legs now that their entry filled; pair them as OCO."""
@@ -971,6 +1044,7 @@ class TradingEngine:
             ts = int(s.tail.ts[-1])
             close = float(s.tail.close[-1])
             self.clock.wait_until(ts + s.bar_seconds)
+            s.last_close = close
             self._cancel_symbol(s, ts, reason.value)
             if s.holding.is_flat:
                 s.state = FLAT
@@ -983,15 +1057,21 @@ class TradingEngine:
                          "action": "exit", "reason": reason.value, "state": "open", "close": close,
                          "detail": _dumps({"orders": [order.client_order_id], "close": close})})
             self._submit_record([order])
+            if self.journal:          # committed before the broker sees the order
+                rows[-1]["equity"] = self.equity(s.acct)
+                self._write_close_rows(rows)
+                rows = []
+                self._flush_rows()
+                self.ledger.drain()
             events = self.broker.close_position(order, to_decimal(close), ts)
             for e in events:
                 e.reason = e.reason or reason.value
-            s.last_close = close
             s.exit_reason = reason
             before = self.counts.trades_closed
             self._apply(s, events, -1, close)
             s.exit_reason = None
-            rows[-1]["equity"] = self.equity(s.acct)
+            if rows:
+                rows[-1]["equity"] = self.equity(s.acct)
             if self.counts.trades_closed > before:
                 self.event(ts, "info", s.name, f"position closed at last close ({reason.value})")
                 closed += 1
@@ -999,14 +1079,18 @@ class TradingEngine:
                 self.event(ts, "error", s.name, f"{order.client_order_id}: the venue did not fill "
                            f"the closing order at once (status {order.status.value})")
             self._sync_band(s)
+        self._write_close_rows(rows)
+        self._flush_rows()
+        return closed
+
+    def _write_close_rows(self, rows: list[dict[str, Any]]) -> None:
+        """Write close-out decision rows (no strategy inputs) and advance the sequence."""
         if rows:
             cols = {c: [r.get(c) for r in rows] for c in _DECISION_COLUMNS}
             cols["x1"] = cols["x2"] = cols["x3"] = cols["x4"] = pa.nulls(len(rows), pa.float64())
             self.ledger.write_columns("decisions", cols)
             self._seq += len(rows)
             self.counts.decisions += len(rows)
-        self._flush_rows()
-        return closed
 
     def _drain_risk_events(self) -> None:
         if self.risk.events:
@@ -1142,6 +1226,9 @@ class TradingEngine:
         self.ledger.write_fills(self.run_id, self._fills)
         self.ledger.write_trades(self.run_id, self._trades)
         self.ledger.write_events(self.run_id, self._events)
+        if self._order_events:
+            self.ledger.write_order_events(self.run_id, self._order_events)
+            self._order_events = []
         self.ledger.commit()
         self._orders, self._order_updates, self._fills, self._trades, self._events = [], [], [], [], []
 

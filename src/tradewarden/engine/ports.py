@@ -33,8 +33,18 @@ class LedgerSink(Protocol):
     def write_events(self, run_id: str, events: list[tuple[int, int | None, str, str | None, str]]) -> None:
         """Insert ``(seq, ts, kind, symbol, message)`` events."""
 
+    def write_order_events(self, run_id: str,
+                           events: list[tuple[int, int, str, str, str, str | None, int | None]]) -> None:
+        """Insert ``(seq, ts, client_order_id, kind, status, reason, fill_seq)`` journal rows
+        (called only by an engine in journal mode)."""
+
     def commit(self) -> None:
-        """Make the batches written since the last commit durable, as one transaction."""
+        """Make the batches written since the last commit durable, as one transaction
+        (a ledger with a writer thread queues the commit and returns)."""
+
+    def drain(self) -> None:
+        """Wait until every commit so far is applied (the order journal calls it before
+        ``broker.submit``)."""
 
 
 class Authorization(Protocol):

@@ -211,4 +211,19 @@ events = Table(
     Column("message", Text, nullable=False),
 )
 
-ALL_TABLES = (runs, decisions, orders, fills, trades, equity, events)
+#: The order journal: every venue acknowledgement and order event, in the order the
+#: engine received it (paper and live; replay does not journal). ``fill_seq`` links a
+#: fill event to its ``fills`` row.
+order_events = Table(
+    "order_events", metadata,
+    Column("run_id", String(32), primary_key=True),
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("ts", Integer, nullable=False),                   # venue time, UTC epoch seconds
+    Column("client_order_id", String(96), nullable=False),
+    Column("kind", String(24), nullable=False),              # accepted | working | triggered | ...
+    Column("status", String(24), nullable=False),            # the order's status after it
+    Column("reason", Text),
+    Column("fill_seq", Integer),
+)
+
+ALL_TABLES = (runs, decisions, orders, fills, trades, equity, events, order_events)

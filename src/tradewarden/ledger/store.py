@@ -1046,6 +1046,18 @@ class Ledger:
                                    "kind": [e[2] for e in events], "symbol": [e[3] for e in events],
                                    "message": [e[4] for e in events]})
 
+    def write_order_events(self, run_id: str,
+                           events: list[tuple[int, int, str, str, str, str, int | None]]) -> None:
+        """Insert ``(seq, ts, client_order_id, kind, status, reason, fill_seq)`` rows of
+        the order journal (venue acknowledgements and order events, as received)."""
+        if not events:
+            return
+        self.write_rows("order_events", {
+            "run_id": _repeat(run_id, len(events)), "seq": [e[0] for e in events],
+            "ts": [e[1] for e in events], "client_order_id": [e[2] for e in events],
+            "kind": [e[3] for e in events], "status": [e[4] for e in events],
+            "reason": [e[5] for e in events], "fill_seq": [e[6] for e in events]})
+
     def close(self) -> None:
         """Apply pending writes, stop the writer thread and release connections.
 

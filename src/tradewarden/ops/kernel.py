@@ -15,7 +15,9 @@ live      ``WallClock``                  live bars                           a v
 The CLI (``warden replay``), the Python API, ``warden bench`` and the tests assemble
 engines through :func:`assemble` (or :func:`run_replay` for a recorded replay run).
 Paper and live run every bar through the reference path (:meth:`TradingEngine.on_bar`)
-and write the ledger after every bar; replay may take the batch path.
+with the order journal on (each decision and its orders committed before
+``broker.submit``, every venue event recorded in ``order_events``) and write the ledger
+after every bar; replay may take the batch path and does not journal.
 """
 
 from __future__ import annotations
@@ -218,7 +220,7 @@ def assemble(mode: str, *, run_id: str, strategy: Strategy, instruments: dict[st
                            governor=governor, ledger=ledger, instruments=instruments,
                            capital=capital, capital_mode=capital_mode, clock=clock,
                            stale_after=stale_after, reference=reference or mode != "replay",
-                           shortcuts=shortcuts)
+                           shortcuts=shortcuts, journal=mode != "replay")
     return Kernel(handlers, engine)
 
 
