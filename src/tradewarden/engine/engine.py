@@ -63,9 +63,10 @@ from tradewarden.domain import (
 )
 from tradewarden.domain.timeframes import timeframe_label, timeframe_seconds
 from tradewarden.engine.clock import Clock
+from tradewarden.engine.order_ids import DuplicateOrderId, OrderIds, RunOrderIds
 from tradewarden.engine.portfolio import Holding
 from tradewarden.engine.ports import Governor, LedgerSink, RiskGate
-from tradewarden.execution.base import STATUS_AFTER, Broker, OrderEvent, OrderEventKind, make_order_id
+from tradewarden.execution.base import STATUS_AFTER, Broker, OrderEvent, OrderEventKind
 from tradewarden.strategy import SignalFrame, Strategy
 
 _EXIT_REASON = {OrderRole.STOP_LOSS: ExitReason.STOP_LOSS, OrderRole.TAKE_PROFIT: ExitReason.TAKE_PROFIT}
@@ -201,6 +202,9 @@ class TradingEngine:
         batch path.
     shortcuts : Shortcuts, optional
         The batch path's shortcuts (all on by default).
+    order_ids : OrderIds, optional
+        Where client order ids come from: replay's deterministic ``RunOrderIds`` by
+        default, a deployment's persisted sequence in paper and live.
     journal : bool
         Paper and live: commit each decision and its orders to the ledger before
         ``broker.submit`` (the order journal), and record every venue event in
@@ -216,7 +220,8 @@ class TradingEngine:
                  governor: Governor, ledger: LedgerSink, instruments: dict[str, Instrument],
                  capital: Decimal, clock: Clock, capital_mode: str = "independent",
                  stale_after: int | None = None, reference: bool = False,
-                 shortcuts: Shortcuts | None = None, journal: bool = False) -> None:
+                 shortcuts: Shortcuts | None = None, journal: bool = False,
+                 order_ids: OrderIds | None = None) -> None:
         if capital_mode not in ("independent", "portfolio"):
             raise ValueError(f"capital mode must be independent or portfolio, got {capital_mode!r}")
         if len(strategy.input_names) > 4:
@@ -232,6 +237,8 @@ class TradingEngine:
         self.stale_after = stale_after
         self.shortcuts = shortcuts or Shortcuts()
         self.journal = journal
+        self.order_ids = order_ids or RunOrderIds(run_id)
+        self._issued: set[str] = set()
         self._bar_ctx: tuple[_Sym, Bar, SignalFrame, int] | None = None
         self._journaled: tuple[int, str | None] | None = None
         self._oev_seq = 0
@@ -351,6 +358,14 @@ class TradingEngine:
             self._order_updates.append((order.client_order_id, order.status.value, reason, ts))
 
     def _submit_record(self, orders: list[Order]) -> None:
+        """Record new orders (before they are sent); deny an id issued before."""
+        issued = self._issued
+        for o in orders:
+            cid = o.client_order_id
+            if cid in issued:
+                raise DuplicateOrderId(f"client order id {cid!r} was issued before: the engine "
+                                       "never sends one id twice")
+            issued.add(cid)
         self._orders.extend(orders)
         self.counts.orders += len(orders)
 
@@ -711,16 +726,17 @@ class TradingEngine:
             return self._code(QUEUED if auth.verdict == "queue" else MONITORED, auth.reason, FLAT)
         # 5 + 6. decision recorded (this buffer row precedes the order's), then submit
         qty = verdict.quantity
-        entry = Order(make_order_id(self.run_id, s.name, seq, OrderRole.ENTRY), s.name, Side.BUY,
+        pfx = self.order_ids.prefix(s.name, seq)
+        entry = Order(f"{pfx}-entry", s.name, Side.BUY,
                       OrderType.MARKET, qty, OrderRole.ENTRY, ts, decision_seq=seq)
         legs: list[Order] = []
         if sig.take_profit is not None:
-            legs.append(Order(make_order_id(self.run_id, s.name, seq, OrderRole.TAKE_PROFIT),
+            legs.append(Order(f"{pfx}-take_profit",
                               s.name, Side.SELL, OrderType.LIMIT, qty, OrderRole.TAKE_PROFIT, ts,
                               price=s.inst.ceil_price(sig.take_profit),
                               parent_id=entry.client_order_id, decision_seq=seq))
         if sig.stop_loss is not None:
-            legs.append(Order(make_order_id(self.run_id, s.name, seq, OrderRole.STOP_LOSS),
+            legs.append(Order(f"{pfx}-stop_loss",
                               s.name, Side.SELL, OrderType.STOP, qty, OrderRole.STOP_LOSS, ts,
                               stop_price=s.inst.floor_price(sig.stop_loss),
                               parent_id=entry.client_order_id, decision_seq=seq))
@@ -757,7 +773,7 @@ class TradingEngine:
             self._details[k] = _dumps({**detail, "governor": auth.verdict})
             return self._code(QUEUED if auth.verdict == "queue" else MONITORED, auth.reason, OPEN)
         self._cancel_symbol(s, ts, "signal exit")
-        order = Order(make_order_id(self.run_id, s.name, seq, OrderRole.EXIT), s.name, Side.SELL,
+        order = Order(f"{self.order_ids.prefix(s.name, seq)}-exit", s.name, Side.SELL,
                       OrderType.MARKET, s.holding.quantity, OrderRole.EXIT, ts, decision_seq=seq)
         detail["orders"] = [order.client_order_id]
         self._details[k] = _dumps(detail)
@@ -1051,7 +1067,7 @@ class TradingEngine:
                 self._sync_band(s)
                 continue
             seq = self._seq + len(rows)
-            order = Order(make_order_id(self.run_id, s.name, seq, OrderRole.EXIT), s.name, Side.SELL,
+            order = Order(f"{self.order_ids.prefix(s.name, seq)}-exit", s.name, Side.SELL,
                           OrderType.MARKET, s.holding.quantity, OrderRole.EXIT, ts, decision_seq=seq)
             rows.append({"run_id": self.run_id, "seq": seq, "ts": ts, "symbol": s.name,
                          "action": "exit", "reason": reason.value, "state": "open", "close": close,

@@ -226,4 +226,24 @@ order_events = Table(
     Column("fill_seq", Integer),
 )
 
-ALL_TABLES = (runs, decisions, orders, fills, trades, equity, events, order_events)
+#: Paper and live deployments: a named, long-lived run with its own id, configuration
+#: and strategy version. Client order ids come from ``deployment_id`` and
+#: ``next_order_seq``, reserved in blocks and never handed out twice.
+deployments = Table(
+    "deployments", metadata,
+    Column("deployment_id", String(32), primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("mode", String(16), nullable=False),              # paper | live
+    Column("created_at", String(32), nullable=False),
+    Column("config", Text, nullable=False),
+    Column("config_hash", String(64), nullable=False),
+    Column("strategy_source", Text),
+    Column("status", String(16), nullable=False),            # created | running | stopped
+    Column("next_order_seq", Integer, nullable=False),
+    Column("run_id", String(32)),                            # its current run
+)
+
+#: Tables whose rows belong to one run (primary key starting with ``run_id``).
+RUN_TABLES = (runs, decisions, orders, fills, trades, equity, events, order_events)
+#: Every table: the run tables and the deployments registry (rows that span runs).
+ALL_TABLES = (*RUN_TABLES, deployments)

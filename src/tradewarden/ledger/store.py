@@ -767,6 +767,87 @@ class Ledger:
             raise self._error(exc) from None
         self._last_beat = time.monotonic()
 
+    def open_deployment(self, name: str, *, mode: str, config: str, config_hash: str,
+                        strategy_source: str | None = None) -> dict[str, Any]:
+        """Return the deployment called ``name``, creating it on first use.
+
+        Parameters
+        ----------
+        name : str
+            1-64 characters: letters, digits, ``-``, ``_``, ``.``.
+        mode : {"paper", "live"}
+        config, config_hash : str
+            The run configuration (canonical JSON) and its SHA-256.
+        strategy_source : str, optional
+
+        Returns
+        -------
+        dict
+            The ``deployments`` row.
+
+        Raises
+        ------
+        LedgerError
+            A bad name; a deployment of that name with another mode or configuration
+            (a deployment keeps one configuration: start a new name to change it); or
+            the row cannot be read or written.
+        """
+        import re
+        import uuid
+
+        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name or ""):
+            raise LedgerError(f"deployment name {name!r}: use 1-64 letters, digits, '-', '_' or '.'")
+        self.drain()
+        d = schema.deployments
+        try:
+            with self.engine.begin() as conn:
+                row = conn.execute(select(d).where(d.c.name == name)).mappings().first()
+                if row is None:
+                    values = {"deployment_id": uuid.uuid4().hex[:12], "name": name, "mode": mode,
+                              "created_at": utcnow_iso(), "config": config,
+                              "config_hash": config_hash, "strategy_source": strategy_source,
+                              "status": "created", "next_order_seq": 0}
+                    conn.execute(d.insert().values(**values))
+                    return values
+        except SQLAlchemyError as exc:
+            raise self._error(exc) from None
+        row = dict(row)
+        if row["mode"] != mode:
+            raise LedgerError(f"deployment {name!r} is a {row['mode']} deployment, not {mode}")
+        if row["config_hash"] != config_hash:
+            raise LedgerError(f"deployment {name!r} was created with configuration "
+                              f"{row['config_hash'][:12]}, this one is {config_hash[:12]}: a "
+                              "deployment keeps its configuration; start a new deployment name "
+                              "to trade another")
+        return row
+
+    def reserve_order_seq(self, deployment_id: str, n: int) -> int:
+        """Reserve ``n`` client order sequence numbers of a deployment; return the first.
+
+        The reservation is committed before this returns, so a number is never handed out
+        twice, not even after a crash (unused numbers of a block are skipped).
+
+        Raises
+        ------
+        LedgerError
+            Unknown deployment, ``n < 1``, or the row cannot be updated.
+        """
+        if n < 1:
+            raise LedgerError(f"reserve at least one order sequence number, not {n}")
+        self.drain()
+        d = schema.deployments
+        try:
+            with self.engine.begin() as conn:
+                first = conn.execute(select(d.c.next_order_seq)
+                                     .where(d.c.deployment_id == deployment_id)).scalar()
+                if first is None:
+                    raise LedgerError(f"no deployment {deployment_id!r} in this ledger")
+                conn.execute(d.update().where(d.c.deployment_id == deployment_id)
+                             .values(next_order_seq=first + n))
+        except SQLAlchemyError as exc:
+            raise self._error(exc) from None
+        return int(first)
+
     def heartbeat(self, run_id: str, *, force: bool = False, **counts: int) -> bool:
         """Record that the run is alive, with its progress, at most every
         :attr:`heartbeat_seconds` (wall clock; bookkeeping only).

@@ -35,6 +35,7 @@ from tradewarden.ops import replay as _replay
 from tradewarden.engine.clock import Clock, ReplayClock, WallClock
 from tradewarden.engine.config import RunConfig
 from tradewarden.engine.engine import EngineCounts, Shortcuts, TradingEngine
+from tradewarden.engine.order_ids import DeploymentOrderIds
 from tradewarden.engine.ports import Governor
 from tradewarden.ops.replay import ReplayInputs, batch_gc, git_sha, load_inputs
 from tradewarden.execution import Broker, SimBroker
@@ -149,7 +150,7 @@ def assemble(mode: str, *, run_id: str, strategy: Strategy, instruments: dict[st
              fee_bps: float = 10.0, maker_fee_bps: float = 5.0, slippage_bps: float = 2.0,
              clock: Clock | None = None, broker: Broker | None = None, start: int = 0,
              stale_after: int | None = None, reference: bool = False,
-             shortcuts: Shortcuts | None = None) -> Kernel:
+             shortcuts: Shortcuts | None = None, deployment_id: str | None = None) -> Kernel:
     """Assemble the engine of one mode.
 
     Parameters
@@ -185,6 +186,9 @@ def assemble(mode: str, *, run_id: str, strategy: Strategy, instruments: dict[st
         (paper and live always do).
     shortcuts : Shortcuts, optional
         The batch path's shortcuts.
+    deployment_id : str, optional
+        Paper and live: the deployment (``Ledger.open_deployment``) whose persisted
+        sequence issues the client order ids (``tw-{deployment_id}-{n}-{role}``).
 
     Returns
     -------
@@ -213,6 +217,12 @@ def assemble(mode: str, *, run_id: str, strategy: Strategy, instruments: dict[st
         stale_after = None
     elif stale_after is None:
         stale_after = DEFAULT_STALE_AFTER
+    order_ids = None
+    if deployment_id is not None:
+        if mode == "replay":
+            raise ValueError("a replay has no deployment: its order ids come from the run id")
+        order_ids = DeploymentOrderIds(deployment_id,
+                                       lambda n: ledger.reserve_order_seq(deployment_id, n))
     accounts = list(instruments) if capital_mode == "independent" else ["portfolio"]
     risk_manager = RiskManager(risk or RiskConfig(), accounts)
     handlers = Handlers(mode, clock, broker, ledger, risk_manager, governor)
@@ -220,7 +230,7 @@ def assemble(mode: str, *, run_id: str, strategy: Strategy, instruments: dict[st
                            governor=governor, ledger=ledger, instruments=instruments,
                            capital=capital, capital_mode=capital_mode, clock=clock,
                            stale_after=stale_after, reference=reference or mode != "replay",
-                           shortcuts=shortcuts, journal=mode != "replay")
+                           shortcuts=shortcuts, journal=mode != "replay", order_ids=order_ids)
     return Kernel(handlers, engine)
 
 

@@ -1,11 +1,12 @@
-"""order journal: every venue acknowledgement and order event as it arrives
+"""order journal (every venue event as it arrives) and deployments
 
 Revision ID: 0003
 Revises: 0002
 Create Date: 2026-11-29 05:30:00.000000
 
-Adds the ``order_events`` table only: an older ledger is brought up to date in place,
-its rows untouched (runs recorded before this revision have no journal).
+Adds the ``order_events`` and ``deployments`` tables only: an older ledger is brought
+up to date in place, its rows untouched (runs recorded before this revision have no
+journal and no deployment).
 """
 import sqlalchemy as sa
 from alembic import op
@@ -29,7 +30,23 @@ def upgrade() -> None:
         sa.Column('fill_seq', sa.Integer(), nullable=True),
         sa.PrimaryKeyConstraint('run_id', 'seq'),
     )
+    op.create_table(
+        'deployments',
+        sa.Column('deployment_id', sa.String(length=32), nullable=False),
+        sa.Column('name', sa.String(length=64), nullable=False),
+        sa.Column('mode', sa.String(length=16), nullable=False),
+        sa.Column('created_at', sa.String(length=32), nullable=False),
+        sa.Column('config', sa.Text(), nullable=False),
+        sa.Column('config_hash', sa.String(length=64), nullable=False),
+        sa.Column('strategy_source', sa.Text(), nullable=True),
+        sa.Column('status', sa.String(length=16), nullable=False),
+        sa.Column('next_order_seq', sa.Integer(), nullable=False),
+        sa.Column('run_id', sa.String(length=32), nullable=True),
+        sa.PrimaryKeyConstraint('deployment_id'),
+        sa.UniqueConstraint('name'),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table('deployments')
     op.drop_table('order_events')
