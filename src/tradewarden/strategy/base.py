@@ -160,7 +160,7 @@ class Strategy(ABC):
         in_position : bool
             Whether a long position is open (or pending) for this symbol.
         """
-        inputs = {k: float(v[t]) for k, v in frame.inputs.items()}
+        inputs = {k: float(v.item(t)) for k, v in frame.inputs.items()}
         if in_position:
             if frame.exit[t]:
                 why = (frame.exit_reason if frame.exit_codes is None
@@ -168,8 +168,8 @@ class Strategy(ABC):
                 return Signal(Action.EXIT, why, inputs)
             return Signal(Action.HOLD, frame.hold_reason, inputs)
         if frame.enter[t]:
-            sl = float(frame.stop_loss[t])
-            tp = float(frame.take_profit[t])
+            sl = float(frame.stop_loss.item(t))
+            tp = float(frame.take_profit.item(t))
             why = (frame.entry_reason if frame.entry_codes is None
                    else frame.reasons[int(frame.entry_codes[t])])
             return Signal(Action.ENTER_LONG, why, inputs,
