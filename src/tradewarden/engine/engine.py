@@ -205,6 +205,9 @@ class TradingEngine:
     order_ids : OrderIds, optional
         Where client order ids come from: replay's deterministic ``RunOrderIds`` by
         default, a deployment's persisted sequence in paper and live.
+    deployment_id : str, optional
+        Journal mode: save the engine's state (:meth:`snapshot`) with every commit, for
+        the deployment's next start to :meth:`restore`.
     journal : bool
         Paper and live: commit each decision and its orders to the ledger before
         ``broker.submit`` (the order journal), and record every venue event in
@@ -221,7 +224,7 @@ class TradingEngine:
                  capital: Decimal, clock: Clock, capital_mode: str = "independent",
                  stale_after: int | None = None, reference: bool = False,
                  shortcuts: Shortcuts | None = None, journal: bool = False,
-                 order_ids: OrderIds | None = None) -> None:
+                 order_ids: OrderIds | None = None, deployment_id: str | None = None) -> None:
         if capital_mode not in ("independent", "portfolio"):
             raise ValueError(f"capital mode must be independent or portfolio, got {capital_mode!r}")
         if len(strategy.input_names) > 4:
@@ -239,6 +242,10 @@ class TradingEngine:
         self.journal = journal
         self.order_ids = order_ids or RunOrderIds(run_id)
         self._issued: set[str] = set()
+        self.deployment_id = deployment_id
+        self._open: dict[str, Order] = {}      # journal mode: the orders not yet ended
+        self._state_seq = 0
+        self._last_ts: int | None = None
         self._bar_ctx: tuple[_Sym, Bar, SignalFrame, int] | None = None
         self._journaled: tuple[int, str | None] | None = None
         self._oev_seq = 0
@@ -352,6 +359,8 @@ class TradingEngine:
         first sequence number) are still buffered and are written in their final state.
         """
         order.updated_ts = ts
+        if self.journal and not order.status.is_open:
+            self._open.pop(order.client_order_id, None)
         if order.decision_seq >= self._seq:
             order.status_reason = reason
         else:
@@ -366,6 +375,8 @@ class TradingEngine:
                 raise DuplicateOrderId(f"client order id {cid!r} was issued before: the engine "
                                        "never sends one id twice")
             issued.add(cid)
+            if self.journal:
+                self._open[cid] = o
         self._orders.extend(orders)
         self.counts.orders += len(orders)
 
@@ -394,6 +405,75 @@ class TradingEngine:
         held = {e: [leg.client_order_id for leg in legs] for e, legs in self.held_legs.items()}
         pairs = {c: o.client_order_id for c, o in self.oco_sibling.items()}
         return held, pairs
+
+    # -- persistence (paper and live) ----------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        """Return the state a deployment needs to resume, as JSON-safe values.
+
+        Accounts (cash as exact text, running peak), per symbol the position state,
+        :class:`~tradewarden.engine.portfolio.Holding`, bracket levels and last closes,
+        the open orders (journal mode tracks them), emulated bracket legs and pairs,
+        the risk breakers (:meth:`RiskManager.snapshot`: a halt survives a restart) and,
+        for a simulated venue, its books. Money and quantities are decimal text.
+        """
+        broker_snap = getattr(self.broker, "snapshot", None)
+        return {
+            "version": 1,
+            "accounts": [{"name": a.name, "cash": str(a.cash), "peak": a.peak} for a in self.accounts],
+            "symbols": [{"name": s.name, "state": s.state, "holding": s.holding.to_dict(),
+                         "levels": [None if v is None else str(v) for v in s.levels],
+                         "last_close": s.last_close, "mark": s.mark} for s in self.syms],
+            "orders": [_order_dict(o) for o in self._open.values()],
+            "held_legs": {e: [leg.client_order_id for leg in legs] for e, legs in self.held_legs.items()},
+            "oco": {c: o.client_order_id for c, o in self.oco_sibling.items()},
+            "risk": self.risk.snapshot(),
+            "broker": broker_snap() if self.simulated and broker_snap is not None else None,
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Resume from a :meth:`snapshot` (a fresh engine, before its first bar).
+
+        Orders open at the snapshot are re-created; a simulated venue gets its books
+        back. A real venue keeps its own orders: resuming with open orders there needs
+        reconciliation against the venue first, which is refused here (fail closed).
+
+        Raises
+        ------
+        ValueError
+            Another snapshot version, accounts or symbols that differ from this engine's,
+            open orders with a venue that is not simulated, or a malformed snapshot.
+        """
+        if state.get("version") != 1:
+            raise ValueError(f"engine state version {state.get('version')!r}; this engine reads 1")
+        names = [a["name"] for a in state["accounts"]]
+        if names != [a.name for a in self.accounts]:
+            raise ValueError(f"engine state accounts {names} differ from {[a.name for a in self.accounts]}")
+        syms = [d["name"] for d in state["symbols"]]
+        if syms != [s.name for s in self.syms]:
+            raise ValueError(f"engine state symbols {syms} differ from {[s.name for s in self.syms]}")
+        orders = {d["client_order_id"]: _order_from(d) for d in state["orders"]}
+        broker_state = state.get("broker")
+        if orders and (broker_state is None or not hasattr(self.broker, "restore")):
+            raise ValueError(f"{len(orders)} order(s) were open at the venue: reconcile with the "
+                             "venue before resuming")
+        for a, d in zip(self.accounts, state["accounts"]):
+            a.cash, a.peak = Decimal(d["cash"]), float(d["peak"])
+            a.cash_f = float(a.cash)
+        for s, d in zip(self.syms, state["symbols"]):
+            s.holding = Holding.from_dict(d["holding"])
+            s.state = int(d["state"])
+            s.levels = tuple(None if v is None else Decimal(v) for v in d["levels"])
+            s.qty = float(s.holding.quantity)
+            s.last_close, s.mark = float(d["last_close"]), float(d["mark"])
+        self.risk.restore(state["risk"])
+        self._open = dict(orders)
+        self._issued.update(orders)
+        self.held_legs = {e: tuple(orders[c] for c in cids) for e, cids in state["held_legs"].items()}
+        self.oco_sibling = {c: orders[o] for c, o in state["oco"].items()}
+        if broker_state is not None and hasattr(self.broker, "restore"):
+            self.broker.restore(broker_state, orders)
+        for s in self.syms:
+            self._sync_band(s)
 
     # -- frames --------------------------------------------------------------------------
     def prepare(self, chunk: dict[str, BarSeries]) -> list[tuple[_Sym, BarSeries, SignalFrame]]:
@@ -477,6 +557,7 @@ class TradingEngine:
             raise ValueError(f"bar for unknown symbol {bar.symbol!r}")
         frame, i = self._frame_row(s, bar)
         ts, c = bar.ts, bar.close
+        self._last_ts = ts
         # 0. the bar has closed: decide no earlier than its close
         self.clock.wait_until(bar.close_ts)
         self._mark_initial(ts)
@@ -1242,6 +1323,10 @@ class TradingEngine:
         self.ledger.write_fills(self.run_id, self._fills)
         self.ledger.write_trades(self.run_id, self._trades)
         self.ledger.write_events(self.run_id, self._events)
+        if self.journal and self.deployment_id is not None and self._last_ts is not None:
+            self.ledger.write_engine_state(self.run_id, self._state_seq, self.deployment_id,
+                                           self._last_ts, _dumps(self.snapshot()))
+            self._state_seq += 1
         if self._order_events:
             self.ledger.write_order_events(self.run_id, self._order_events)
             self._order_events = []
@@ -1323,3 +1408,27 @@ def bracket_state_from_orders(rows: list[dict[str, Any]]) -> tuple[dict[str, lis
         if len(legs) == 2:
             pairs[legs[0]], pairs[legs[1]] = legs[1], legs[0]
     return held, pairs
+
+
+_ORDER_DECIMALS = ("quantity", "price", "stop_price")
+
+
+def _order_dict(o: Order) -> dict[str, Any]:
+    """An order as JSON-safe values (decimals as text)."""
+    return {"client_order_id": o.client_order_id, "symbol": o.symbol, "side": o.side.value,
+            "type": o.type.value, "quantity": str(o.quantity), "role": o.role.value,
+            "created_ts": o.created_ts, "price": None if o.price is None else str(o.price),
+            "stop_price": None if o.stop_price is None else str(o.stop_price),
+            "parent_id": o.parent_id, "decision_seq": o.decision_seq, "status": o.status.value,
+            "status_reason": o.status_reason, "updated_ts": o.updated_ts}
+
+
+def _order_from(d: dict[str, Any]) -> Order:
+    """Rebuild an :class:`Order` from :func:`_order_dict`."""
+    return Order(d["client_order_id"], d["symbol"], Side(d["side"]), OrderType(d["type"]),
+                 Decimal(d["quantity"]), OrderRole(d["role"]), int(d["created_ts"]),
+                 price=None if d["price"] is None else Decimal(d["price"]),
+                 stop_price=None if d["stop_price"] is None else Decimal(d["stop_price"]),
+                 parent_id=d["parent_id"], decision_seq=int(d["decision_seq"]),
+                 status=OrderStatus(d["status"]), status_reason=d["status_reason"],
+                 updated_ts=d["updated_ts"])

@@ -44,6 +44,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
 
 from tradewarden.domain import (
     Bar,
@@ -398,6 +399,44 @@ class SimBroker:
         """Return whether ``symbol`` has accepted market or resting orders."""
         book = self._books.get(symbol)
         return book is not None and bool(book.market or book.resting)
+
+    # -- persistence (paper trading: the simulated venue's state lives in the ledger) ---
+    def snapshot(self) -> dict[str, Any]:
+        """Return the open orders' places, by client order id: pending market orders,
+        resting orders with their OCO group, bracket legs awaiting their entry, and the
+        base balances (units as text). Orders themselves are the engine's to persist."""
+        return {
+            "market": {sym: [o.client_order_id for o in b.market] for sym, b in self._books.items()
+                       if b.market},
+            "resting": {sym: [[cid, r.group] for cid, r in b.resting.items()]
+                        for sym, b in self._books.items() if b.resting},
+            "legs": {entry: [leg.client_order_id for leg in legs] for entry, legs in self._legs.items()},
+            "base": {sym: str(q) for sym, q in self._base.items()},
+        }
+
+    def restore(self, state: dict[str, Any], orders: dict[str, Order]) -> None:
+        """Rebuild the books of a :meth:`snapshot` around the engine's ``orders`` (by
+        client order id), into a broker with no orders yet.
+
+        Raises
+        ------
+        ValueError
+            The broker already has orders, or the snapshot names an order not in ``orders``.
+        """
+        if self._books and any(b.market or b.resting for b in self._books.values()) or self._legs:
+            raise ValueError("restore into a SimBroker that already has orders")
+        try:
+            for sym, cids in state["market"].items():
+                self._book(sym).market.extend(orders[c] for c in cids)
+            for cids in state["resting"].values():
+                for cid, group in cids:
+                    self._rest(orders[cid], group)
+            for entry, cids in state["legs"].items():
+                self._legs[entry] = tuple(orders[c] for c in cids)
+        except KeyError as exc:
+            raise ValueError(f"broker snapshot names order {exc.args[0]!r}, which is not open") from None
+        self._base = {sym: Decimal(q) for sym, q in state["base"].items()}
+        self._ids.update(orders)
 
     # -- the bar -----------------------------------------------------------------------
     def process(self, bar: Bar) -> list[OrderEvent]:

@@ -226,6 +226,18 @@ order_events = Table(
     Column("fill_seq", Integer),
 )
 
+#: A deployment's engine state after each ledger commit (paper and live): accounts,
+#: holdings, position states, open orders, bracket legs, risk halts, the simulated
+#: venue's books, as JSON. A restart of the deployment reloads the latest one.
+engine_state = Table(
+    "engine_state", metadata,
+    Column("run_id", String(32), primary_key=True),
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("deployment_id", String(32), nullable=False),
+    Column("ts", Integer, nullable=False),                   # the last bar's open time
+    Column("state", Text, nullable=False),
+)
+
 #: Paper and live deployments: a named, long-lived run with its own id, configuration
 #: and strategy version. Client order ids come from ``deployment_id`` and
 #: ``next_order_seq``, reserved in blocks and never handed out twice.
@@ -244,6 +256,6 @@ deployments = Table(
 )
 
 #: Tables whose rows belong to one run (primary key starting with ``run_id``).
-RUN_TABLES = (runs, decisions, orders, fills, trades, equity, events, order_events)
+RUN_TABLES = (runs, decisions, orders, fills, trades, equity, events, order_events, engine_state)
 #: Every table: the run tables and the deployments registry (rows that span runs).
 ALL_TABLES = (*RUN_TABLES, deployments)

@@ -848,6 +848,39 @@ class Ledger:
             raise self._error(exc) from None
         return int(first)
 
+    def write_engine_state(self, run_id: str, seq: int, deployment_id: str, ts: int,
+                           state: str) -> None:
+        """Append a deployment's engine state (JSON) to the current batch: it is committed
+        with the rows it describes."""
+        self.write_rows("engine_state", {"run_id": [run_id], "seq": [seq],
+                                         "deployment_id": [deployment_id], "ts": [ts],
+                                         "state": [state]})
+
+    def latest_engine_state(self, deployment_id: str) -> dict[str, Any] | None:
+        """Return the newest committed engine state of a deployment (parsed JSON), or
+        ``None`` if it never ran.
+
+        Raises
+        ------
+        LedgerError
+            If the ledger cannot be read or the state is not valid JSON.
+        """
+        self.drain()
+        t = schema.engine_state
+        try:
+            with self.engine.connect() as conn:
+                text = conn.execute(select(t.c.state).where(t.c.deployment_id == deployment_id)
+                                    .order_by(t.c.ts.desc(), t.c.seq.desc()).limit(1)).scalar()
+        except SQLAlchemyError as exc:
+            raise self._error(exc) from None
+        if text is None:
+            return None
+        try:
+            return json.loads(text)
+        except ValueError as exc:
+            raise LedgerError(f"deployment {deployment_id}: its saved engine state is not JSON "
+                              f"({exc})") from None
+
     def heartbeat(self, run_id: str, *, force: bool = False, **counts: int) -> bool:
         """Record that the run is alive, with its progress, at most every
         :attr:`heartbeat_seconds` (wall clock; bookkeeping only).

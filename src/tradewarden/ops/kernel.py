@@ -188,7 +188,10 @@ def assemble(mode: str, *, run_id: str, strategy: Strategy, instruments: dict[st
         The batch path's shortcuts.
     deployment_id : str, optional
         Paper and live: the deployment (``Ledger.open_deployment``) whose persisted
-        sequence issues the client order ids (``tw-{deployment_id}-{n}-{role}``).
+        sequence issues the client order ids (``tw-{deployment_id}-{n}-{role}``); the
+        engine saves its state with every commit and resumes from the latest saved
+        state when the deployment starts again (positions, cash, open orders, bracket
+        legs, risk halts).
 
     Returns
     -------
@@ -230,7 +233,12 @@ def assemble(mode: str, *, run_id: str, strategy: Strategy, instruments: dict[st
                            governor=governor, ledger=ledger, instruments=instruments,
                            capital=capital, capital_mode=capital_mode, clock=clock,
                            stale_after=stale_after, reference=reference or mode != "replay",
-                           shortcuts=shortcuts, journal=mode != "replay", order_ids=order_ids)
+                           shortcuts=shortcuts, journal=mode != "replay", order_ids=order_ids,
+                           deployment_id=deployment_id)
+    if deployment_id is not None:      # resume where the deployment's last commit left it
+        state = ledger.latest_engine_state(deployment_id)
+        if state is not None:
+            engine.restore(state)
     return Kernel(handlers, engine)
 
 

@@ -197,6 +197,39 @@ class RiskManager:
         #: Halts and resets not yet recorded: ``(ts, kind, account, message)``.
         self.events: list[tuple[int, str, str, str]] = []
 
+    # -- persistence -------------------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        """Return the breakers' state per account as JSON-safe values: halts in force
+        (reason, lift time or ``None``), loss streak, the UTC day, its realised PnL and
+        starting equity (quote currency). A deployment persists it with every bar so a
+        restart never lifts a halt."""
+        return {a: {"halts": {k: [r, u] for k, (r, u) in st.halts.items()},
+                    "consecutive_losses": st.consecutive_losses, "day": st.day,
+                    "day_realized": st.day_realized, "day_start_equity": st.day_start_equity}
+                for a, st in self._acct.items()}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Load a :meth:`snapshot` (halts in force, streaks, the day's PnL).
+
+        Raises
+        ------
+        ValueError
+            An account the snapshot does not know, or a malformed entry.
+        """
+        missing = set(self._acct) - set(state)
+        if missing:
+            raise ValueError(f"risk state has no account(s) {', '.join(sorted(missing))}")
+        try:
+            for a, st in self._acct.items():
+                d = state[a]
+                st.halts = {k: (str(r), None if u is None else int(u)) for k, (r, u) in d["halts"].items()}
+                st.consecutive_losses = int(d["consecutive_losses"])
+                st.day = int(d["day"])
+                st.day_realized = float(d["day_realized"])
+                st.day_start_equity = float(d["day_start_equity"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"malformed risk state: {exc!r}") from None
+
     # -- circuit breakers -------------------------------------------------------------
     def halt(self, account: str, ts: int, reason: str, until: int | None = None) -> None:
         """Halt new entries for ``account``.

@@ -1,10 +1,10 @@
-"""order journal (every venue event as it arrives) and deployments
+"""order journal (every venue event as it arrives), deployments and their engine state
 
 Revision ID: 0003
 Revises: 0002
 Create Date: 2026-11-29 05:30:00.000000
 
-Adds the ``order_events`` and ``deployments`` tables only: an older ledger is brought
+Adds the ``order_events``, ``engine_state`` and ``deployments`` tables only: an older ledger is brought
 up to date in place, its rows untouched (runs recorded before this revision have no
 journal and no deployment).
 """
@@ -31,6 +31,15 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint('run_id', 'seq'),
     )
     op.create_table(
+        'engine_state',
+        sa.Column('run_id', sa.String(length=32), nullable=False),
+        sa.Column('seq', sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column('deployment_id', sa.String(length=32), nullable=False),
+        sa.Column('ts', sa.Integer(), nullable=False),
+        sa.Column('state', sa.Text(), nullable=False),
+        sa.PrimaryKeyConstraint('run_id', 'seq'),
+    )
+    op.create_table(
         'deployments',
         sa.Column('deployment_id', sa.String(length=32), nullable=False),
         sa.Column('name', sa.String(length=64), nullable=False),
@@ -49,4 +58,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table('deployments')
+    op.drop_table('engine_state')
     op.drop_table('order_events')
