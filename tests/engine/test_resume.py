@@ -76,3 +76,50 @@ def test_a_run_cut_in_two_trades_like_an_uninterrupted_one(tmp_path, make_engine
     (f1, t1, d1), (f2, t2, d2) = results
     assert len(t1) >= 2 and f1 == f2 and t1 == t2
     assert d1 == d2                                   # every bar decided once, the same way
+
+
+class Crash(Exception):
+    """The process 'dies' here."""
+
+
+@pytest.mark.parametrize("when", ["before_submit", "after_submit"])
+def test_a_crash_around_submit_neither_loses_nor_doubles_the_order(tmp_path, make_engine, scripted,
+                                                                   real_bars, when):
+    """The process dies right after the journal committed the entry (before the venue got
+    it), or right after the venue accepted it (before anything else was committed). After
+    the restart the order is at the venue exactly once and the run trades like an
+    uninterrupted one."""
+    bars = real_bars[SYM].slice(0, 50)
+    strategy = lambda: scripted(enter_ts=[bars.ts[10]], exit_ts=[bars.ts[40]], stop_frac=0.01,
+                                tp_frac=0.015)
+    results = []
+    for name in ("whole", "crash"):
+        db = tmp_path / f"{name}.db"
+        engine, ledger = start(tmp_path, make_engine, strategy(), bars, name, "r0", db)
+        if name == "crash":
+            real_submit = engine.broker.submit
+
+            def dying_submit(order, legs=()):
+                if when == "after_submit":
+                    real_submit(order, legs)
+                raise Crash(order.client_order_id)
+            engine.broker.submit = dying_submit
+            with pytest.raises(Crash):
+                feed(engine, bars, 0, 50)
+            ledger.close()                  # nothing after the journal's commit is kept
+            engine, ledger = start(tmp_path, make_engine, strategy(), bars, name, "r1", db)
+            sent = [c for c in engine.broker._ids if c.endswith("-entry")]
+            assert len(sent) == 1           # at the venue once, whichever side of submit
+            feed(engine, bars, 11, 50)
+        else:
+            feed(engine, bars, 0, 50)
+        engine.close_all(ExitReason.END_OF_DATA)
+        ledger.close()
+        with sqlite3.connect(db) as c:
+            fills = c.execute("select ts, side, quantity, price, fee, role from fills "
+                              "order by ts, role").fetchall()
+            n_entry = c.execute("select count(*) from orders where role='entry'").fetchone()[0]
+            decided = c.execute("select count(distinct ts) from decisions where reason != 'end_of_data'"
+                                ).fetchone()[0]
+        results.append((fills, n_entry, decided))
+    assert results[0][0] and results[0] == results[1]

@@ -472,8 +472,28 @@ class TradingEngine:
         self.oco_sibling = {c: orders[o] for c, o in state["oco"].items()}
         if broker_state is not None and hasattr(self.broker, "restore"):
             self.broker.restore(broker_state, orders)
+            self._resend_unsent(orders, broker_state)
         for s in self.syms:
             self._sync_band(s)
+
+    def _resend_unsent(self, orders: dict[str, Order], broker_state: dict[str, Any]) -> None:
+        """Send again, under the same client order ids, the orders journaled but never
+        received by the simulated venue (the process stopped between the journal's commit
+        and ``broker.submit``): a venue that knows an id would refuse it twice, this one
+        never saw them."""
+        placed = {c for cids in broker_state["market"].values() for c in cids}
+        placed |= {c for cids in broker_state["resting"].values() for c, _ in cids}
+        placed |= {c for cids in broker_state["legs"].values() for c in cids}
+        held = {leg.client_order_id for legs in self.held_legs.values() for leg in legs}
+        unsent = [o for c, o in orders.items() if c not in placed and c not in held
+                  and o.status is OrderStatus.SUBMITTED]
+        for o in unsent:
+            if o.parent_id is not None and o.parent_id in orders and orders[o.parent_id] in unsent:
+                continue                                    # goes with its entry
+            legs = tuple(x for x in unsent if x.parent_id == o.client_order_id)
+            self.broker.submit(o, legs)
+            self.event(o.created_ts, "info", o.symbol,
+                       f"{o.client_order_id}: journaled but never sent before a restart; sent now")
 
     # -- frames --------------------------------------------------------------------------
     def prepare(self, chunk: dict[str, BarSeries]) -> list[tuple[_Sym, BarSeries, SignalFrame]]:

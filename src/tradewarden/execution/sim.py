@@ -436,7 +436,10 @@ class SimBroker:
         except KeyError as exc:
             raise ValueError(f"broker snapshot names order {exc.args[0]!r}, which is not open") from None
         self._base = {sym: Decimal(q) for sym, q in state["base"].items()}
-        self._ids.update(orders)
+        for b in self._books.values():      # the ids it holds; others it never received
+            self._ids.update(o.client_order_id for o in b.market)
+            self._ids.update(b.resting)
+        self._ids.update(leg.client_order_id for legs in self._legs.values() for leg in legs)
 
     # -- the bar -----------------------------------------------------------------------
     def process(self, bar: Bar) -> list[OrderEvent]:
