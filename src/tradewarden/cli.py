@@ -292,6 +292,8 @@ def _register_commands() -> None:
     cli_strategies.register(app)
     app.add_typer(data_app, name="data")
     app.add_typer(config_app, name="config")
+    from tradewarden.cli_approvals import approvals_app
+    app.add_typer(approvals_app, name="approvals")
 
 
 _register_commands()

@@ -9,17 +9,21 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from tradewarden.domain import Verdict
+
 
 class Authorization(NamedTuple):
-    """``verdict`` is ``execute``, ``queue`` (await human approval) or ``monitor``.
+    """A typed verdict (:class:`~tradewarden.domain.Verdict`: execute, queue for human
+    approval, or monitor only) and its reason.
 
     Immutable (a named tuple; asked for on every approved entry and exit)."""
 
-    verdict: str
+    verdict: Verdict
     reason: str
 
 
-_EXECUTE = Authorization("execute", "autonomous")
+_EXECUTE = Authorization(Verdict.EXECUTE, "autonomous")
+_EXITS_PASS = Authorization(Verdict.EXECUTE, "exits always pass")
 
 
 class AutonomousGovernor:
@@ -40,8 +44,25 @@ class MonitorOnlyGovernor:
     def authorize(self, symbol: str, action: str, detail: dict) -> Authorization:
         """Return ``monitor`` for entries; exits of existing positions still execute."""
         if action == "exit":
-            return Authorization("execute", "exits always pass")
-        return Authorization("monitor", "monitor-only autonomy level")
+            return _EXITS_PASS
+        return Authorization(Verdict.MONITOR, "monitor-only autonomy level")
 
 
-GOVERNORS = {"autonomous": AutonomousGovernor, "monitor": MonitorOnlyGovernor}
+class ApprovalGovernor:
+    """Queue every risk-approved entry for a person's approval; exits still execute.
+
+    A queued entry is persisted in the ledger's ``approvals`` table with the risk figures
+    it was checked against (status ``pending``).
+    """
+
+    name = "approval"
+
+    def authorize(self, symbol: str, action: str, detail: dict) -> Authorization:
+        """Return ``queue`` for entries and ``execute`` for exits."""
+        if action == "exit":
+            return _EXITS_PASS
+        return Authorization(Verdict.QUEUE, "entries need a person's approval")
+
+
+GOVERNORS = {"autonomous": AutonomousGovernor, "monitor": MonitorOnlyGovernor,
+             "approval": ApprovalGovernor}

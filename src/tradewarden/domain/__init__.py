@@ -31,12 +31,13 @@ from tradewarden.domain.values import (
                                            Side,
                                            Signal,
                                            Trade,
+                                           Verdict,
                                            iso,
 )
 
 __all__ = [
     "Action", "Bar", "BarSeries", "Bracket", "COINBASE_SPECS", "Decision", "ExitReason", "Fill",
     "Instrument", "OptionContract", "OptionQuote", "Order", "OrderRole", "OrderStatus", "OrderType", "Position", "PositionState",
-    "Side", "Signal", "Trade", "format_occ_symbol", "infer_instrument", "iso", "known_instrument", "parse_occ_symbol",
+    "Side", "Signal", "Trade", "Verdict", "format_occ_symbol", "infer_instrument", "iso", "known_instrument", "parse_occ_symbol",
     "timeframe_label", "timeframe_seconds", "to_decimal",
 ]

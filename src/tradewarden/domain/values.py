@@ -98,6 +98,14 @@ class Action(str, Enum):
     EXIT = "exit"
 
 
+class Verdict(str, Enum):
+    """The governor's answer for a risk-approved intent (graduated autonomy)."""
+
+    EXECUTE = "execute"      # send it now
+    QUEUE = "queue"          # persist it in ``approvals`` and wait for a person
+    MONITOR = "monitor"      # record it only
+
+
 class ExitReason(str, Enum):
     """How a round trip ended; every one goes through the engine's ``finalize_exit``."""
 

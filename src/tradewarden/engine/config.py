@@ -55,7 +55,8 @@ class RunConfig(BaseModel):
     skip_bad_rows : bool
         Skip and count malformed rows instead of failing; the run is then degraded.
     governor : str
-        Autonomy level: ``autonomous`` or ``monitor``.
+        Autonomy level: ``autonomous``, ``monitor`` (record entries only) or
+        ``approval`` (queue entries for a person's approval in ``approvals``).
     chunk_bars : int
         Bars per symbol per engine batch (memory bound; does not change results for
         series shorter than one chunk).
@@ -89,7 +90,7 @@ class RunConfig(BaseModel):
     slippage_bps: float = Field(2.0, ge=0, lt=10_000)
     risk: RiskConfig = RiskConfig()
     skip_bad_rows: bool = False
-    governor: Literal["autonomous", "monitor"] = "autonomous"
+    governor: Literal["autonomous", "monitor", "approval"] = "autonomous"
     chunk_bars: int = Field(100_000, ge=1)
     exchange: str | None = None
     cache_dir: str | None = None

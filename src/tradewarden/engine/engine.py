@@ -59,6 +59,7 @@ from tradewarden.domain import (
     PositionState,
     Side,
     Trade,
+    Verdict,
     to_decimal,
 )
 from tradewarden.domain.timeframes import timeframe_label, timeframe_seconds
@@ -77,6 +78,7 @@ _REJECTED = OrderEventKind.REJECTED
 _ENDED = frozenset({OrderEventKind.CANCELLED, OrderEventKind.REJECTED, OrderEventKind.EXPIRED})
 _EMULATED = "held by the engine until the entry fills (emulated bracket)"
 _INF, _NEG_INF = float("inf"), float("-inf")
+_EXECUTE, _QUEUE = Verdict.EXECUTE, Verdict.QUEUE
 
 # Packed decision code: (reason_id << 8) | (state << 4) | action
 HOLD, ENTER, EXIT, REJECTED, BLOCKED, QUEUED, MONITORED = range(7)
@@ -309,6 +311,7 @@ class TradingEngine:
         self._trades: list[Trade] = []
         self._events: list[tuple[int, int | None, str, str | None, str]] = []
         self._order_events: list[tuple[int, int, str, str, str, str | None, int | None]] = []
+        self._approvals: list[dict[str, Any]] = []
         # Rows of the reference path: ts, symbol index, close, equity, inputs
         self._row_ts: list[int] = []
         self._row_sym: list[int] = []
@@ -822,9 +825,15 @@ class TradingEngine:
         # 4. governor
         auth = self.governor.authorize(s.name, "enter_long", detail)
         detail["governor"] = auth.verdict
-        if auth.verdict != "execute":
+        if auth.verdict != _EXECUTE:
             self._details[k] = _dumps(detail)
-            return self._code(QUEUED if auth.verdict == "queue" else MONITORED, auth.reason, FLAT)
+            if auth.verdict == _QUEUE:
+                self._queue_approval(s, k, ts, "enter_long", {
+                    "signal": sig.reason, "price": close, "quantity": str(verdict.quantity),
+                    "stop_loss": sig.stop_loss, "take_profit": sig.take_profit, "sizing": detail,
+                    "account": {"name": acct.name, "cash": str(acct.cash),
+                                "equity": self.equity(s.acct), "peak": acct.peak}})
+            return self._code(QUEUED if auth.verdict == _QUEUE else MONITORED, auth.reason, FLAT)
         # 5 + 6. decision recorded (this buffer row precedes the order's), then submit
         qty = verdict.quantity
         pfx = self.order_ids.prefix(s.name, seq)
@@ -870,9 +879,15 @@ class TradingEngine:
         seq = self._seq + k
         detail: dict[str, Any] = {}
         auth = self.governor.authorize(s.name, "exit", detail)
-        if auth.verdict != "execute":
+        if auth.verdict != _EXECUTE:
             self._details[k] = _dumps({**detail, "governor": auth.verdict})
-            return self._code(QUEUED if auth.verdict == "queue" else MONITORED, auth.reason, OPEN)
+            if auth.verdict == _QUEUE:
+                acct = self.accounts[s.acct]
+                self._queue_approval(s, k, ts, "exit", {
+                    "signal": sig.reason, "price": close, "quantity": str(s.holding.quantity),
+                    "account": {"name": acct.name, "cash": str(acct.cash),
+                                "equity": self.equity(s.acct), "peak": acct.peak}})
+            return self._code(QUEUED if auth.verdict == _QUEUE else MONITORED, auth.reason, OPEN)
         self._cancel_symbol(s, ts, "signal exit")
         order = Order(f"{self.order_ids.prefix(s.name, seq)}-exit", s.name, Side.SELL,
                       OrderType.MARKET, s.holding.quantity, OrderRole.EXIT, ts, decision_seq=seq)
@@ -983,6 +998,14 @@ class TradingEngine:
                 else:
                     self.finalize_exit(s, trade, k)
         s.last_close = close
+
+    def _queue_approval(self, s: _Sym, k: int, ts: int, action: str, intent: dict[str, Any]) -> None:
+        """Persist an intent the governor queued, with the risk figures it was checked
+        against (the account's breakers included), as a pending approval."""
+        intent["breakers"] = self.risk.snapshot().get(self.accounts[s.acct].name)
+        self._approvals.append({"decision_seq": self._seq + k, "ts": ts, "symbol": s.name,
+                                "action": action, "intent": _dumps(intent),
+                                "deployment_id": self.deployment_id})
 
     def _changed(self, k: int, s: _Sym, acct: _Account, ts: int) -> None:
         """Note a cash/position change: on row ``k``'s equity mark, or (``k < 0``:
@@ -1350,6 +1373,9 @@ class TradingEngine:
         if self._order_events:
             self.ledger.write_order_events(self.run_id, self._order_events)
             self._order_events = []
+        if self._approvals:
+            self.ledger.write_approvals(self.run_id, self._approvals)
+            self._approvals = []
         self.ledger.commit()
         self._orders, self._order_updates, self._fills, self._trades, self._events = [], [], [], [], []
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from tradewarden.domain import Fill, Instrument, Order, Signal, Trade
+from tradewarden.domain import Fill, Instrument, Order, Signal, Trade, Verdict
 
 
 class LedgerSink(Protocol):
@@ -38,6 +38,9 @@ class LedgerSink(Protocol):
         """Insert ``(seq, ts, client_order_id, kind, status, reason, fill_seq)`` journal rows
         (called only by an engine in journal mode)."""
 
+    def write_approvals(self, run_id: str, rows: list[dict[str, Any]]) -> None:
+        """Insert intents the governor queued, as pending approvals."""
+
     def commit(self) -> None:
         """Make the batches written since the last commit durable, as one transaction
         (a ledger with a writer thread queues the commit and returns)."""
@@ -48,9 +51,10 @@ class LedgerSink(Protocol):
 
 
 class Authorization(Protocol):
-    """A governor's answer: ``verdict`` (``execute``, ``queue`` or ``monitor``) and ``reason``."""
+    """A governor's answer: a typed ``verdict`` (:class:`~tradewarden.domain.Verdict`:
+    execute, queue, monitor) and its ``reason``."""
 
-    verdict: str
+    verdict: Verdict
     reason: str
 
 

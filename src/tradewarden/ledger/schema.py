@@ -255,7 +255,25 @@ deployments = Table(
     Column("run_id", String(32)),                            # its current run
 )
 
+#: Intents the governor queued for a person's approval, with the risk figures they were
+#: checked against. ``status``: pending, approved, rejected or expired.
+approvals = Table(
+    "approvals", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(32), nullable=False),
+    Column("deployment_id", String(32)),
+    Column("decision_seq", Integer, nullable=False),
+    Column("ts", Integer, nullable=False),                   # the decision's bar, UTC epoch s
+    Column("symbol", String(32), nullable=False),
+    Column("action", String(16), nullable=False),            # enter_long | exit
+    Column("intent", Text, nullable=False),                  # JSON: levels, sizing, risk snapshot
+    Column("status", String(16), nullable=False),            # pending | approved | rejected | expired
+    Column("acted_by", String(64)),
+    Column("acted_at", String(32)),
+    Column("reason", Text),
+)
+
 #: Tables whose rows belong to one run (primary key starting with ``run_id``).
 RUN_TABLES = (runs, decisions, orders, fills, trades, equity, events, order_events, engine_state)
 #: Every table: the run tables and the deployments registry (rows that span runs).
-ALL_TABLES = (*RUN_TABLES, deployments)
+ALL_TABLES = (*RUN_TABLES, deployments, approvals)

@@ -856,6 +856,44 @@ class Ledger:
                                          "deployment_id": [deployment_id], "ts": [ts],
                                          "state": [state]})
 
+    def write_approvals(self, run_id: str, rows: list[dict[str, Any]]) -> None:
+        """Append intents the governor queued (``decision_seq``, ``ts``, ``symbol``,
+        ``action``, ``intent`` JSON, ``deployment_id``) as ``pending`` approvals, in the
+        current batch; the ledger numbers them (``approvals.id``)."""
+        if not rows:
+            return
+        n = len(rows)
+        self.write_rows("approvals", {
+            "run_id": _repeat(run_id, n), "deployment_id": [r.get("deployment_id") for r in rows],
+            "decision_seq": [r["decision_seq"] for r in rows], "ts": [r["ts"] for r in rows],
+            "symbol": [r["symbol"] for r in rows], "action": [r["action"] for r in rows],
+            "intent": [r["intent"] for r in rows], "status": _repeat("pending", n),
+            "acted_by": [None] * n, "acted_at": [None] * n, "reason": [None] * n})
+
+    def approvals(self, *, run_id: str | None = None, deployment_id: str | None = None,
+                  status: str | None = None) -> list[dict[str, Any]]:
+        """Return approvals (oldest first), filtered by run, deployment and status.
+
+        Raises
+        ------
+        LedgerError
+            If the ledger cannot be read.
+        """
+        self.drain()
+        t = schema.approvals
+        q = select(t).order_by(t.c.id)
+        if run_id is not None:
+            q = q.where(t.c.run_id == run_id)
+        if deployment_id is not None:
+            q = q.where(t.c.deployment_id == deployment_id)
+        if status is not None:
+            q = q.where(t.c.status == status)
+        try:
+            with self.engine.connect() as conn:
+                return [dict(r) for r in conn.execute(q).mappings()]
+        except SQLAlchemyError as exc:
+            raise self._error(exc) from None
+
     def latest_engine_state(self, deployment_id: str) -> dict[str, Any] | None:
         """Return the newest committed engine state of a deployment (parsed JSON), or
         ``None`` if it never ran.

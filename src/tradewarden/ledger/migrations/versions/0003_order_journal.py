@@ -1,10 +1,10 @@
-"""order journal (every venue event as it arrives), deployments and their engine state
+"""order journal (every venue event as it arrives), deployments, their engine state, approvals
 
 Revision ID: 0003
 Revises: 0002
 Create Date: 2026-11-29 05:30:00.000000
 
-Adds the ``order_events``, ``engine_state`` and ``deployments`` tables only: an older ledger is brought
+Adds the ``order_events``, ``engine_state``, ``deployments`` and ``approvals`` tables only: an older ledger is brought
 up to date in place, its rows untouched (runs recorded before this revision have no
 journal and no deployment).
 """
@@ -54,9 +54,26 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint('deployment_id'),
         sa.UniqueConstraint('name'),
     )
+    op.create_table(
+        'approvals',
+        sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column('run_id', sa.String(length=32), nullable=False),
+        sa.Column('deployment_id', sa.String(length=32), nullable=True),
+        sa.Column('decision_seq', sa.Integer(), nullable=False),
+        sa.Column('ts', sa.Integer(), nullable=False),
+        sa.Column('symbol', sa.String(length=32), nullable=False),
+        sa.Column('action', sa.String(length=16), nullable=False),
+        sa.Column('intent', sa.Text(), nullable=False),
+        sa.Column('status', sa.String(length=16), nullable=False),
+        sa.Column('acted_by', sa.String(length=64), nullable=True),
+        sa.Column('acted_at', sa.String(length=32), nullable=True),
+        sa.Column('reason', sa.Text(), nullable=True),
+        sa.PrimaryKeyConstraint('id'),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table('approvals')
     op.drop_table('deployments')
     op.drop_table('engine_state')
     op.drop_table('order_events')
