@@ -29,10 +29,7 @@ def list_approvals(
 ) -> None:
     """List queued intents: id, bar, symbol, action, quantity, price and status (pending by
     default, oldest first); --json adds the risk figures each was checked against."""
-    from sqlalchemy import select
-
     from tradewarden.ledger import Ledger
-    from tradewarden.ledger.schema import deployments
 
     if status not in STATUSES:
         raise _fail(f"--status {status}: use one of {', '.join(STATUSES)}")
@@ -42,11 +39,10 @@ def list_approvals(
         try:
             dep_id = None
             if deployment is not None:
-                with led.engine.connect() as conn:
-                    dep_id = conn.execute(select(deployments.c.deployment_id)
-                                          .where(deployments.c.name == deployment)).scalar()
-                if dep_id is None:
+                row = led.deployment(deployment)
+                if row is None:
                     raise _fail(f"--deployment {deployment}: no such deployment in {led.url}")
+                dep_id = row["deployment_id"]
             rows = led.approvals(run_id=run, deployment_id=dep_id,
                                  status=None if status == "all" else status)
         finally:

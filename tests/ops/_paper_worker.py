@@ -51,7 +51,7 @@ def main() -> None:
                       clock=ReplayClock(int(bars.ts[0]))).engine
     start = 0
     if state is not None:       # resume after the last bar whose state was committed
-        start = int((bars.ts <= ledger_last_ts(ledger, dep["deployment_id"])).sum())
+        start = int((bars.ts <= state["ts"]).sum())
         engine.prepare({SYM: bars.slice(max(0, start - strategy.warmup), start)})  # warm-up
     if step is not None:
         arm(engine, ledger, step, nth)
@@ -59,15 +59,6 @@ def main() -> None:
         engine.process_chunk({SYM: bars.slice(i, i + 1)})
     engine.close_all(ExitReason.END_OF_DATA)
     ledger.close()
-
-
-def ledger_last_ts(ledger: Ledger, deployment_id: str) -> int:
-    from sqlalchemy import func, select
-
-    from tradewarden.ledger.schema import engine_state
-    with ledger.engine.connect() as conn:
-        return int(conn.execute(select(func.max(engine_state.c.ts))
-                                .where(engine_state.c.deployment_id == deployment_id)).scalar())
 
 
 def arm(engine, ledger, step: str, nth: int) -> None:

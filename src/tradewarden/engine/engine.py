@@ -413,7 +413,8 @@ class TradingEngine:
     def snapshot(self) -> dict[str, Any]:
         """Return the state a deployment needs to resume, as JSON-safe values.
 
-        Accounts (cash as exact text, running peak), per symbol the position state,
+        The last bar's open time (``ts``, UTC epoch seconds: a resumed feed starts after
+        it), accounts (cash as exact text, running peak), per symbol the position state,
         :class:`~tradewarden.engine.portfolio.Holding`, bracket levels and last closes,
         the open orders (journal mode tracks them), emulated bracket legs and pairs,
         the risk breakers (:meth:`RiskManager.snapshot`: a halt survives a restart) and,
@@ -422,6 +423,7 @@ class TradingEngine:
         broker_snap = getattr(self.broker, "snapshot", None)
         return {
             "version": 1,
+            "ts": self._last_ts,
             "accounts": [{"name": a.name, "cash": str(a.cash), "peak": a.peak} for a in self.accounts],
             "symbols": [{"name": s.name, "state": s.state, "holding": s.holding.to_dict(),
                          "levels": [None if v is None else str(v) for v in s.levels],

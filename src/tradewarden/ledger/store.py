@@ -801,7 +801,7 @@ class Ledger:
         d = schema.deployments
         try:
             with self.engine.begin() as conn:
-                row = conn.execute(select(d).where(d.c.name == name)).mappings().first()
+                row = self._deployment_row(conn, name)
                 if row is None:
                     values = {"deployment_id": uuid.uuid4().hex[:12], "name": name, "mode": mode,
                               "created_at": utcnow_iso(), "config": config,
@@ -820,6 +820,27 @@ class Ledger:
                               "deployment keeps its configuration; start a new deployment name "
                               "to trade another")
         return row
+
+    def deployment(self, name: str) -> dict[str, Any] | None:
+        """Return the ``deployments`` row called ``name``, or ``None``.
+
+        Raises
+        ------
+        LedgerError
+            If the ledger cannot be read.
+        """
+        self.drain()
+        try:
+            with self.engine.connect() as conn:
+                row = self._deployment_row(conn, name)
+        except SQLAlchemyError as exc:
+            raise self._error(exc) from None
+        return None if row is None else dict(row)
+
+    @staticmethod
+    def _deployment_row(conn: Any, name: str) -> Any:
+        d = schema.deployments
+        return conn.execute(select(d).where(d.c.name == name)).mappings().first()
 
     def reserve_order_seq(self, deployment_id: str, n: int) -> int:
         """Reserve ``n`` client order sequence numbers of a deployment; return the first.
