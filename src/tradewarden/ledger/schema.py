@@ -250,7 +250,7 @@ deployments = Table(
     Column("config", Text, nullable=False),
     Column("config_hash", String(64), nullable=False),
     Column("strategy_source", Text),
-    Column("status", String(16), nullable=False),            # created | running | stopped
+    Column("status", String(16), nullable=False),            # created|running|stopped|failed
     Column("next_order_seq", Integer, nullable=False),
     Column("run_id", String(32)),                            # its current run
 )
@@ -273,7 +273,51 @@ approvals = Table(
     Column("reason", Text),
 )
 
+#: The command inbox (migration 0004): what people asked a deployment to do, written by
+#: the CLI (``warden approvals approve``, ``warden pause``, ...) and processed by the
+#: engine between bars. ``kind``: approve, reject, pause, resume, kill, flatten, close,
+#: accept; ``target``: the approval id (approve, reject) or the symbol (close);
+#: ``status``: pending, then done or refused with ``result`` saying what happened.
+commands = Table(
+    "commands", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("deployment_id", String(32), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("target", String(64)),
+    Column("reason", Text),
+    Column("actor", String(64), nullable=False),             # who gave it
+    Column("created_at", String(32), nullable=False),        # UTC ISO, wall clock
+    Column("status", String(16), nullable=False),            # pending | done | refused
+    Column("result", Text),                                  # what the engine did, or why not
+    Column("processed_at", String(32)),
+    Column("run_id", String(32)),                            # the run that processed it
+)
+Index("ix_commands_deployment_status", commands.c.deployment_id, commands.c.status)
+
+#: Differences between the ledger and the venue found when a deployment reconciles
+#: (migration 0004). ``kind``: position, order_unknown (the venue has an order the
+#: ledger does not), order_missing (the reverse), balance; ``ours`` and ``venue`` are
+#: short texts (a quantity such as ``0.0123``, an order id). New entries stay blocked
+#: while one is ``open``; ``accepted`` when a person adopted the venue's view.
+reconciliations = Table(
+    "reconciliations", metadata,
+    Column("run_id", String(32), primary_key=True),
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("deployment_id", String(32), nullable=False),
+    Column("ts", Integer, nullable=False),                   # clock time, UTC epoch seconds
+    Column("kind", String(24), nullable=False),
+    Column("symbol", String(32)),
+    Column("ours", Text),
+    Column("venue", Text),
+    Column("status", String(16), nullable=False),            # open | accepted
+    Column("resolved_by", String(64)),
+    Column("resolved_at", String(32)),
+)
+Index("ix_reconciliations_deployment", reconciliations.c.deployment_id, reconciliations.c.status)
+
 #: Tables whose rows belong to one run (primary key starting with ``run_id``).
-RUN_TABLES = (runs, decisions, orders, fills, trades, equity, events, order_events, engine_state)
-#: Every table: the run tables and the deployments registry (rows that span runs).
-ALL_TABLES = (*RUN_TABLES, deployments, approvals)
+RUN_TABLES = (runs, decisions, orders, fills, trades, equity, events, order_events, engine_state,
+              reconciliations)
+#: Every table: the run tables and the ones whose rows span runs (the deployments
+#: registry, approvals and the command inbox, numbered by the ledger).
+ALL_TABLES = (*RUN_TABLES, deployments, approvals, commands)

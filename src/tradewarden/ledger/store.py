@@ -37,6 +37,20 @@ BUSY_TIMEOUT_ENV = "TRADEWARDEN_BUSY_TIMEOUT"
 DEFAULT_BUSY_TIMEOUT = 10.0
 #: Seconds between two heartbeats of a running run (at most one per chunk).
 HEARTBEAT_SECONDS = 2.0
+#: What the command inbox accepts (``commands.kind``): approve or reject an approval,
+#: pause and resume entries, the kill switch, close every position (flatten) or one
+#: (close, target = the symbol), adopt the venue's view after reconciliation (accept).
+COMMAND_KINDS = ("approve", "reject", "pause", "resume", "kill", "flatten", "close", "accept")
+#: Kinds whose ``target`` is required: the approval id (approve, reject), a symbol (close).
+COMMAND_TARGETS = {"approve": "an approval id", "reject": "an approval id", "close": "a symbol"}
+#: ``commands.status``: pending until the engine processes it, then done or refused.
+COMMAND_STATUSES = ("pending", "done", "refused")
+#: ``deployments.status``.
+DEPLOYMENT_STATUSES = ("created", "running", "stopped", "failed")
+#: ``approvals.status``.
+APPROVAL_STATUSES = ("pending", "approved", "rejected", "expired")
+#: ``reconciliations.status``: open (entries stay blocked) or accepted (venue's view adopted).
+RECONCILIATION_STATUSES = ("open", "accepted")
 
 
 def utcnow_iso() -> str:
@@ -914,6 +928,362 @@ class Ledger:
                 return [dict(r) for r in conn.execute(q).mappings()]
         except SQLAlchemyError as exc:
             raise self._error(exc) from None
+
+    # -- the command inbox, approvals acted on, reconciliation ------------------------
+    def _read(self, query: Any) -> list[dict[str, Any]]:
+        """Run a SELECT after the pending writes; return its rows as dicts."""
+        self.drain()
+        try:
+            with self.engine.connect() as conn:
+                return [dict(r) for r in conn.execute(query).mappings()]
+        except SQLAlchemyError as exc:
+            raise self._error(exc) from None
+
+    def _buffered_update(self, sql: str, params: list[tuple[Any, ...]], stmt: Any,
+                         rows: list[dict[str, Any]]) -> None:
+        """Apply an UPDATE to many rows as part of the current batch.
+
+        SQLite file: one prepared statement (``sql`` with ``params``) in the open bulk
+        transaction, committed by :meth:`commit` with the rows written since the last
+        commit (or rolled back with them). Elsewhere: ``stmt`` with ``rows`` through
+        executemany in its own transaction, as :meth:`write_rows` does.
+        """
+        path = self._bulk_path
+        if path is not None:
+            self._do(self._in_transaction, path, lambda cur: cur.executemany(sql, params))
+        else:
+            self._do(self._execute, stmt, rows)
+
+    def enqueue_command(self, deployment_id: str, kind: str, *, actor: str,
+                        target: str | None = None, reason: str | None = None) -> int:
+        """Queue a command for a deployment; the engine processes it between bars.
+
+        The row (``status='pending'``, ``created_at`` the wall clock, UTC ISO) is
+        inserted in its own transaction, committed before this returns.
+
+        Parameters
+        ----------
+        deployment_id : str
+            The deployment's id (``deployments.deployment_id``, not its name).
+        kind : str
+            One of :data:`COMMAND_KINDS`.
+        actor : str
+            Who gives it (1-64 characters), recorded with it.
+        target : str, optional
+            The approval id as text (``approve``, ``reject``) or the symbol (``close``);
+            required for those kinds. At most 64 characters.
+        reason : str, optional
+            Free text (required by the CLI for ``reject``).
+
+        Returns
+        -------
+        int
+            The command's id (``commands.id``), increasing with each command.
+
+        Raises
+        ------
+        LedgerError
+            An unknown kind, a missing or too long target, an empty or too long actor,
+            an unknown deployment, or a row that cannot be written (locked, full disk).
+        """
+        if kind not in COMMAND_KINDS:
+            raise LedgerError(f"command kind {kind!r}: use one of {', '.join(COMMAND_KINDS)}")
+        if kind in COMMAND_TARGETS and not target:
+            article = "an" if kind[0] in "aeiou" else "a"
+            raise LedgerError(f"{article} {kind} command needs a target ({COMMAND_TARGETS[kind]})")
+        if target is not None and len(target) > 64:
+            raise LedgerError(f"command target {target[:20]!r}...: longer than 64 characters")
+        if not actor or len(actor) > 64:
+            raise LedgerError(f"command actor {actor!r}: give 1-64 characters")
+        self.drain()
+        c, d = schema.commands, schema.deployments
+        try:
+            with self.engine.begin() as conn:
+                known = conn.execute(select(d.c.deployment_id)
+                                     .where(d.c.deployment_id == deployment_id)).scalar()
+                if known is None:
+                    raise LedgerError(f"no deployment {deployment_id!r} in this ledger")
+                res = conn.execute(c.insert().values(
+                    deployment_id=deployment_id, kind=kind, target=target, reason=reason,
+                    actor=actor, created_at=utcnow_iso(), status="pending"))
+                return int(res.inserted_primary_key[0])
+        except SQLAlchemyError as exc:
+            raise self._error(exc) from None
+
+    def pending_commands(self, deployment_id: str) -> list[dict[str, Any]]:
+        """Return the deployment's pending commands, oldest first (by id).
+
+        Returns
+        -------
+        list of dict
+            ``commands`` rows: ``id``, ``deployment_id``, ``kind``, ``target``,
+            ``reason``, ``actor``, ``created_at``, ``status`` (``pending``), ...
+
+        Raises
+        ------
+        LedgerError
+            If the ledger cannot be read.
+        """
+        c = schema.commands
+        return self._read(select(c).where(c.c.deployment_id == deployment_id,
+                                          c.c.status == "pending").order_by(c.c.id))
+
+    def commands(self, *, deployment_id: str | None = None, status: str | None = None,
+                 limit: int | None = None) -> list[dict[str, Any]]:
+        """Return commands, oldest first, filtered by deployment and status.
+
+        Parameters
+        ----------
+        deployment_id : str, optional
+        status : str, optional
+            One of :data:`COMMAND_STATUSES`.
+        limit : int, optional
+            Only the newest ``limit`` commands (still returned oldest first).
+
+        Raises
+        ------
+        LedgerError
+            An unknown status, a ``limit`` below 1, or a ledger that cannot be read.
+        """
+        if status is not None and status not in COMMAND_STATUSES:
+            raise LedgerError(f"command status {status!r}: use one of {', '.join(COMMAND_STATUSES)}")
+        if limit is not None and limit < 1:
+            raise LedgerError(f"command limit {limit}: give at least 1")
+        c = schema.commands
+        q = select(c).order_by(c.c.id.desc())
+        if deployment_id is not None:
+            q = q.where(c.c.deployment_id == deployment_id)
+        if status is not None:
+            q = q.where(c.c.status == status)
+        if limit is not None:
+            q = q.limit(limit)
+        return self._read(q)[::-1]
+
+    def finish_commands(self, run_id: str, updates: list[tuple[int, str, str, str]]) -> None:
+        """Record what the engine did with commands, in the current batch.
+
+        The updates are committed by :meth:`commit` together with the engine rows
+        written since the last commit (SQLite: the same transaction), so a command is
+        marked done exactly when its effects are in the ledger.
+
+        Parameters
+        ----------
+        run_id : str
+            The run that processed them (stored in ``commands.run_id``).
+        updates : list of (int, str, str, str)
+            ``(id, status, result, processed_at)``: ``status`` ``done`` or ``refused``,
+            ``result`` what was done or why not, ``processed_at`` UTC ISO text.
+
+        Raises
+        ------
+        LedgerError
+            A status other than done or refused; an earlier write failed.
+        """
+        if not updates:
+            return
+        for cid, st, _, _ in updates:
+            if st not in ("done", "refused"):
+                raise LedgerError(f"command {cid}: status {st!r}: use done or refused")
+        from sqlalchemy import bindparam
+        c = schema.commands
+        stmt = (update(c).where(c.c.id == bindparam("i"))
+                .values(status=bindparam("s"), result=bindparam("res"),
+                        processed_at=bindparam("at"), run_id=bindparam("r")))
+        self._buffered_update(
+            "UPDATE commands SET status = ?, result = ?, processed_at = ?, run_id = ? WHERE id = ?",
+            [(st, res, at, run_id, int(cid)) for cid, st, res, at in updates], stmt,
+            [{"i": int(cid), "s": st, "res": res, "at": at, "r": run_id}
+             for cid, st, res, at in updates])
+
+    def update_approvals(self, updates: list[tuple[int, str, str | None, str | None, str | None]]
+                         ) -> None:
+        """Record approvals acted on (approved, rejected, expired), in the current batch.
+
+        Committed by :meth:`commit` with the engine rows of the same batch (see
+        :meth:`finish_commands`).
+
+        Parameters
+        ----------
+        updates : list of (int, str, str or None, str or None, str or None)
+            ``(id, status, acted_by, acted_at, reason)``; ``status`` one of
+            :data:`APPROVAL_STATUSES`, ``acted_at`` UTC ISO text.
+
+        Raises
+        ------
+        LedgerError
+            An unknown status; an earlier write failed.
+        """
+        if not updates:
+            return
+        for aid, st, *_ in updates:
+            if st not in APPROVAL_STATUSES:
+                raise LedgerError(f"approval {aid}: status {st!r}: use one of "
+                                  f"{', '.join(APPROVAL_STATUSES)}")
+        from sqlalchemy import bindparam
+        a = schema.approvals
+        stmt = (update(a).where(a.c.id == bindparam("i"))
+                .values(status=bindparam("s"), acted_by=bindparam("by"),
+                        acted_at=bindparam("at"), reason=bindparam("why")))
+        self._buffered_update(
+            "UPDATE approvals SET status = ?, acted_by = ?, acted_at = ?, reason = ? WHERE id = ?",
+            [(st, by, at, why, int(aid)) for aid, st, by, at, why in updates], stmt,
+            [{"i": int(aid), "s": st, "by": by, "at": at, "why": why}
+             for aid, st, by, at, why in updates])
+
+    def approval(self, approval_id: int) -> dict[str, Any] | None:
+        """Return the ``approvals`` row with this id, or ``None``.
+
+        Raises
+        ------
+        LedgerError
+            If the ledger cannot be read.
+        """
+        a = schema.approvals
+        rows = self._read(select(a).where(a.c.id == int(approval_id)))
+        return rows[0] if rows else None
+
+    def write_reconciliations(self, run_id: str, rows: list[dict[str, Any]]) -> None:
+        """Append differences between the ledger and the venue, in the current batch.
+
+        Parameters
+        ----------
+        run_id : str
+        rows : list of dict
+            Each with ``seq`` (unique in the run), ``deployment_id``, ``ts`` (clock
+            time, UTC epoch seconds), ``kind`` (``position``, ``order_unknown``,
+            ``order_missing``, ``balance``), ``symbol``, ``ours`` and ``venue`` (short
+            texts: a quantity such as ``0.0123``, an order id), ``status``
+            (``open`` or ``accepted``); optionally ``resolved_by`` and ``resolved_at``.
+
+        Raises
+        ------
+        LedgerError
+            A missing key, an unknown status; an earlier write failed.
+        """
+        if not rows:
+            return
+        for r in rows:
+            if r["status"] not in RECONCILIATION_STATUSES:
+                raise LedgerError(f"reconciliation {r['seq']}: status {r['status']!r}: use "
+                                  f"one of {', '.join(RECONCILIATION_STATUSES)}")
+        n = len(rows)
+        self.write_rows("reconciliations", {
+            "run_id": _repeat(run_id, n), "seq": [r["seq"] for r in rows],
+            "deployment_id": [r["deployment_id"] for r in rows], "ts": [r["ts"] for r in rows],
+            "kind": [r["kind"] for r in rows], "symbol": [r.get("symbol") for r in rows],
+            "ours": [r.get("ours") for r in rows], "venue": [r.get("venue") for r in rows],
+            "status": [r["status"] for r in rows],
+            "resolved_by": [r.get("resolved_by") for r in rows],
+            "resolved_at": [r.get("resolved_at") for r in rows]})
+
+    def reconciliations(self, *, deployment_id: str, status: str | None = None
+                        ) -> list[dict[str, Any]]:
+        """Return a deployment's reconciliation differences, by ``ts``, run and seq.
+
+        Parameters
+        ----------
+        deployment_id : str
+        status : {"open", "accepted"}, optional
+
+        Raises
+        ------
+        LedgerError
+            An unknown status, or a ledger that cannot be read.
+        """
+        if status is not None and status not in RECONCILIATION_STATUSES:
+            raise LedgerError(f"reconciliation status {status!r}: use one of "
+                              f"{', '.join(RECONCILIATION_STATUSES)}")
+        t = schema.reconciliations
+        q = (select(t).where(t.c.deployment_id == deployment_id)
+             .order_by(t.c.ts, t.c.run_id, t.c.seq))
+        if status is not None:
+            q = q.where(t.c.status == status)
+        return self._read(q)
+
+    def update_reconciliations(self, updates: list[tuple[str, int, str, str, str]]) -> None:
+        """Resolve reconciliation differences, in the current batch.
+
+        Committed by :meth:`commit` with the engine rows of the same batch (see
+        :meth:`finish_commands`).
+
+        Parameters
+        ----------
+        updates : list of (str, int, str, str, str)
+            ``(run_id, seq, status, resolved_by, resolved_at)``; ``resolved_at`` UTC ISO.
+
+        Raises
+        ------
+        LedgerError
+            An unknown status; an earlier write failed.
+        """
+        if not updates:
+            return
+        for run, seq, st, *_ in updates:
+            if st not in RECONCILIATION_STATUSES:
+                raise LedgerError(f"reconciliation {run}/{seq}: status {st!r}: use one of "
+                                  f"{', '.join(RECONCILIATION_STATUSES)}")
+        from sqlalchemy import bindparam
+        t = schema.reconciliations
+        stmt = (update(t).where(t.c.run_id == bindparam("r"), t.c.seq == bindparam("q"))
+                .values(status=bindparam("s"), resolved_by=bindparam("by"),
+                        resolved_at=bindparam("at")))
+        self._buffered_update(
+            "UPDATE reconciliations SET status = ?, resolved_by = ?, resolved_at = ? "
+            "WHERE run_id = ? AND seq = ?",
+            [(st, by, at, run, int(seq)) for run, seq, st, by, at in updates], stmt,
+            [{"r": run, "q": int(seq), "s": st, "by": by, "at": at}
+             for run, seq, st, by, at in updates])
+
+    def set_deployment_status(self, deployment_id: str, status: str, *,
+                              run_id: str | None = None) -> None:
+        """Set a deployment's status (and its current run), committed before returning.
+
+        Parameters
+        ----------
+        deployment_id : str
+        status : str
+            One of :data:`DEPLOYMENT_STATUSES`.
+        run_id : str, optional
+            Its current run (``deployments.run_id``); left as it is when omitted.
+
+        Raises
+        ------
+        LedgerError
+            An unknown status or deployment, or a row that cannot be written.
+        """
+        if status not in DEPLOYMENT_STATUSES:
+            raise LedgerError(f"deployment status {status!r}: use one of "
+                              f"{', '.join(DEPLOYMENT_STATUSES)}")
+        self.drain()
+        d = schema.deployments
+        values: dict[str, Any] = {"status": status}
+        if run_id is not None:
+            values["run_id"] = run_id
+        try:
+            with self.engine.begin() as conn:
+                n = conn.execute(update(d).where(d.c.deployment_id == deployment_id)
+                                 .values(**values)).rowcount
+        except SQLAlchemyError as exc:
+            raise self._error(exc) from None
+        if n == 0:
+            raise LedgerError(f"no deployment {deployment_id!r} in this ledger")
+
+    def deployments(self, *, status: str | None = None) -> list[dict[str, Any]]:
+        """Return the ``deployments`` rows by name, optionally with one status.
+
+        Raises
+        ------
+        LedgerError
+            An unknown status, or a ledger that cannot be read.
+        """
+        if status is not None and status not in DEPLOYMENT_STATUSES:
+            raise LedgerError(f"deployment status {status!r}: use one of "
+                              f"{', '.join(DEPLOYMENT_STATUSES)}")
+        d = schema.deployments
+        q = select(d).order_by(d.c.name)
+        if status is not None:
+            q = q.where(d.c.status == status)
+        return self._read(q)
 
     def latest_engine_state(self, deployment_id: str) -> dict[str, Any] | None:
         """Return the newest committed engine state of a deployment (parsed JSON), or
