@@ -294,6 +294,8 @@ def _register_commands() -> None:
     app.add_typer(config_app, name="config")
     from tradewarden.cli_approvals import approvals_app
     app.add_typer(approvals_app, name="approvals")
+    from tradewarden import cli_deploy
+    cli_deploy.register(app)
 
 
 _register_commands()
