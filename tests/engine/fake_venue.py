@@ -43,6 +43,8 @@ from tradewarden.execution.base import (
     BrokerCapabilities,
     OrderEvent,
     OrderEventKind,
+    VenueAccount,
+    VenueOrder,
     check_transition,
 )
 
@@ -85,6 +87,8 @@ class Ticket:
     filled: Decimal = Decimal(0)
     parent: str | None = None          # native bracket: the entry's id
     live: bool = True                  # native bracket leg: False until its entry fills
+    fills: list[Fill] = field(default_factory=list)
+    reason: str = ""
 
     @property
     def remaining(self) -> Decimal:
@@ -134,6 +138,12 @@ class ScriptedVenue:
     #: Every event handed to the engine, in order.
     log: list[OrderEvent] = field(default_factory=list, init=False)
     cancels: list[tuple[str, str]] = field(default_factory=list, init=False)
+    #: Base units held per symbol, from this venue's fills (a test may set others).
+    positions: dict[str, Decimal] = field(default_factory=dict, init=False)
+    #: Orders open at the venue that no engine sent (a test adds ids to see them reported).
+    foreign: list[str] = field(default_factory=list, init=False)
+    #: ``None``: no balances reported; else quote currency -> total.
+    balances: dict[str, Decimal] | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.capabilities = BrokerCapabilities(
@@ -148,6 +158,8 @@ class ScriptedVenue:
         e = OrderEvent(t.order, kind, ts, reason, fill)
         check_transition(t, e.status)          # raises IllegalTransition: the test fails
         t.status = e.status
+        if reason:
+            t.reason = reason
         self.log.append(e)
         return e
 
@@ -162,6 +174,9 @@ class ScriptedVenue:
         o = t.order
         f = Fill(o.client_order_id, o.symbol, o.side, qty, price, fee, liquidity, ts,
                  price if ref is None else ref, o.role)
+        t.fills.append(f)
+        sign = 1 if o.side is Side.BUY else -1
+        self.positions[o.symbol] = self.positions.get(o.symbol, Decimal(0)) + sign * qty
         out = [self._event(t, K.FILLED if t.remaining == 0 else K.PARTIALLY_FILLED, ts, fill=f)]
         if t.remaining == 0:
             out += self._after_fill(t, ts)
@@ -297,6 +312,27 @@ class ScriptedVenue:
                     continue
                 break
         return out
+
+    def lookup(self, client_order_id: str) -> VenueOrder | None:
+        """The venue's record of an order, or ``None`` if it never received it."""
+        t = self.tickets.get(client_order_id)
+        if t is None:
+            return None
+        return VenueOrder(client_order_id, t.status, t.filled, tuple(t.fills), t.reason)
+
+    def account(self, symbols: list[str]) -> VenueAccount:
+        """Positions from this venue's fills, open order ids (foreign ones included)."""
+        cids = [t.client_order_id for t in self.tickets.values()
+                if t.order.symbol in symbols and t.status.is_open]
+        return VenueAccount({s: q for s, q in self.positions.items() if s in symbols},
+                            tuple(cids + self.foreign), self.balances)
+
+    def adopt(self, orders: dict[str, Order]) -> None:
+        """Link this venue's tickets to a restarted engine's Order objects (by client id)."""
+        for cid, o in orders.items():
+            t = self.tickets.get(cid)
+            if t is not None:
+                t.order = o
 
     # -- for the tests ---------------------------------------------------------------------
     def out_of_sync(self) -> list[tuple[str, str, str]]:

@@ -64,6 +64,7 @@ from tradewarden.domain import (
 )
 from tradewarden.domain.timeframes import timeframe_label, timeframe_seconds
 from tradewarden.engine.clock import Clock
+from tradewarden.engine.inbox import Operations
 from tradewarden.engine.order_ids import DuplicateOrderId, OrderIds, RunOrderIds
 from tradewarden.engine.portfolio import Holding
 from tradewarden.engine.ports import Governor, LedgerSink, RiskGate
@@ -78,6 +79,7 @@ _REJECTED = OrderEventKind.REJECTED
 _ENDED = frozenset({OrderEventKind.CANCELLED, OrderEventKind.REJECTED, OrderEventKind.EXPIRED})
 _EMULATED = "held by the engine until the entry fills (emulated bracket)"
 _INF, _NEG_INF = float("inf"), float("-inf")
+_ZERO = Decimal(0)
 _EXECUTE, _QUEUE = Verdict.EXECUTE, Verdict.QUEUE
 
 # Packed decision code: (reason_id << 8) | (state << 4) | action
@@ -175,7 +177,7 @@ class EngineCounts:
     blocked: int = 0
 
 
-class TradingEngine:
+class TradingEngine(Operations):
     """Run a strategy through risk, governor and broker, recording every decision.
 
     Parameters
@@ -258,6 +260,17 @@ class TradingEngine:
         self.native_bracket = caps.native_bracket
         self.native_oco = caps.native_oco
         self.paused = False
+        #: Entry blocks from outside the tick path: decision reason -> message (a stalled
+        #: feed, a reconciliation difference; see :mod:`tradewarden.engine.inbox`).
+        self.blocks: dict[str, str] = {}
+        self._command_results: list[tuple[int, str, str, str]] = []
+        self._approval_updates: list[tuple[int, str, str | None, str | None, str | None]] = []
+        self._recon_rows: list[dict[str, Any]] = []
+        self._recon_updates: list[tuple[str, int, str, str, str]] = []
+        self._recon_seq = 0
+        self._filled: dict[str, Decimal] = {}    # journal mode: base units booked per open order
+        self._accepted_unknown: set[str] = set()
+        self._state_dirty = False
         self.counts = EngineCounts()
         names = list(instruments)
         if capital_mode == "independent":
@@ -364,6 +377,7 @@ class TradingEngine:
         order.updated_ts = ts
         if self.journal and not order.status.is_open:
             self._open.pop(order.client_order_id, None)
+            self._filled.pop(order.client_order_id, None)
         if order.decision_seq >= self._seq:
             order.status_reason = reason
         else:
@@ -424,6 +438,7 @@ class TradingEngine:
         return {
             "version": 1,
             "ts": self._last_ts,
+            "state_seq": self._state_seq,
             "accounts": [{"name": a.name, "cash": str(a.cash), "peak": a.peak} for a in self.accounts],
             "symbols": [{"name": s.name, "state": s.state, "holding": s.holding.to_dict(),
                          "levels": [None if v is None else str(v) for v in s.levels],
@@ -433,20 +448,24 @@ class TradingEngine:
             "oco": {c: o.client_order_id for c, o in self.oco_sibling.items()},
             "risk": self.risk.snapshot(),
             "broker": broker_snap() if self.simulated and broker_snap is not None else None,
+            "paused": self.paused,
+            "filled": {c: str(q) for c, q in self._filled.items()},
+            "accepted_unknown": sorted(self._accepted_unknown),
         }
 
     def restore(self, state: dict[str, Any]) -> None:
         """Resume from a :meth:`snapshot` (a fresh engine, before its first bar).
 
         Orders open at the snapshot are re-created; a simulated venue gets its books
-        back. A real venue keeps its own orders: resuming with open orders there needs
-        reconciliation against the venue first, which is refused here (fail closed).
+        back. What happened at the venue since (fills, acknowledgements, orders it never
+        received) is for :meth:`reconcile`, which must run before the next bar (the
+        kernel runs it when it assembles a deployment).
 
         Raises
         ------
         ValueError
             Another snapshot version, accounts or symbols that differ from this engine's,
-            open orders with a venue that is not simulated, or a malformed snapshot.
+            or a malformed snapshot.
         """
         if state.get("version") != 1:
             raise ValueError(f"engine state version {state.get('version')!r}; this engine reads 1")
@@ -458,9 +477,6 @@ class TradingEngine:
             raise ValueError(f"engine state symbols {syms} differ from {[s.name for s in self.syms]}")
         orders = {d["client_order_id"]: _order_from(d) for d in state["orders"]}
         broker_state = state.get("broker")
-        if orders and (broker_state is None or not hasattr(self.broker, "restore")):
-            raise ValueError(f"{len(orders)} order(s) were open at the venue: reconcile with the "
-                             "venue before resuming")
         for a, d in zip(self.accounts, state["accounts"]):
             a.cash, a.peak = Decimal(d["cash"]), float(d["peak"])
             a.cash_f = float(a.cash)
@@ -475,30 +491,17 @@ class TradingEngine:
         self._issued.update(orders)
         self.held_legs = {e: tuple(orders[c] for c in cids) for e, cids in state["held_legs"].items()}
         self.oco_sibling = {c: orders[o] for c, o in state["oco"].items()}
+        self._last_ts = state.get("ts")
+        self._state_seq = int(state.get("state_seq", -1)) + 1    # a deployment's states stay in order
+        self.paused = bool(state.get("paused", False))
+        self._filled = {c: Decimal(q) for c, q in state.get("filled", {}).items()}
+        self._accepted_unknown = set(state.get("accepted_unknown", ()))
         if broker_state is not None and hasattr(self.broker, "restore"):
             self.broker.restore(broker_state, orders)
-            self._resend_unsent(orders, broker_state)
+        elif hasattr(self.broker, "adopt"):     # a venue maps its records to these objects
+            self.broker.adopt(orders)
         for s in self.syms:
             self._sync_band(s)
-
-    def _resend_unsent(self, orders: dict[str, Order], broker_state: dict[str, Any]) -> None:
-        """Send again, under the same client order ids, the orders journaled but never
-        received by the simulated venue (the process stopped between the journal's commit
-        and ``broker.submit``): a venue that knows an id would refuse it twice, this one
-        never saw them."""
-        placed = {c for cids in broker_state["market"].values() for c in cids}
-        placed |= {c for cids in broker_state["resting"].values() for c, _ in cids}
-        placed |= {c for cids in broker_state["legs"].values() for c in cids}
-        held = {leg.client_order_id for legs in self.held_legs.values() for leg in legs}
-        unsent = [o for c, o in orders.items() if c not in placed and c not in held
-                  and o.status is OrderStatus.SUBMITTED]
-        for o in unsent:
-            if o.parent_id is not None and o.parent_id in orders and orders[o.parent_id] in unsent:
-                continue                                    # goes with its entry
-            legs = tuple(x for x in unsent if x.parent_id == o.client_order_id)
-            self.broker.submit(o, legs)
-            self.event(o.created_ts, "info", o.symbol,
-                       f"{o.client_order_id}: journaled but never sent before a restart; sent now")
 
     # -- frames --------------------------------------------------------------------------
     def prepare(self, chunk: dict[str, BarSeries]) -> list[tuple[_Sym, BarSeries, SignalFrame]]:
@@ -787,6 +790,9 @@ class TradingEngine:
         block = why = None
         if self.paused:
             block = "paused"
+        elif self.blocks:
+            block = next(iter(self.blocks))
+            why = self.blocks[block]
         elif self.stale_after is not None and self.clock.now() - close_ts > self.stale_after:
             block = "stale_data"
         else:
@@ -837,34 +843,45 @@ class TradingEngine:
                                 "equity": self.equity(s.acct), "peak": acct.peak}})
             return self._code(QUEUED if auth.verdict == _QUEUE else MONITORED, auth.reason, FLAT)
         # 5 + 6. decision recorded (this buffer row precedes the order's), then submit
-        qty = verdict.quantity
-        pfx = self.order_ids.prefix(s.name, seq)
-        entry = Order(f"{pfx}-entry", s.name, Side.BUY,
-                      OrderType.MARKET, qty, OrderRole.ENTRY, ts, decision_seq=seq)
-        legs: list[Order] = []
-        if sig.take_profit is not None:
-            legs.append(Order(f"{pfx}-take_profit",
-                              s.name, Side.SELL, OrderType.LIMIT, qty, OrderRole.TAKE_PROFIT, ts,
-                              price=s.inst.ceil_price(sig.take_profit),
-                              parent_id=entry.client_order_id, decision_seq=seq))
-        if sig.stop_loss is not None:
-            legs.append(Order(f"{pfx}-stop_loss",
-                              s.name, Side.SELL, OrderType.STOP, qty, OrderRole.STOP_LOSS, ts,
-                              stop_price=s.inst.floor_price(sig.stop_loss),
-                              parent_id=entry.client_order_id, decision_seq=seq))
-        s.levels = (legs[-1].stop_price if sig.stop_loss is not None else None,
-                    legs[0].price if sig.take_profit is not None else None)
+        entry, legs = self._entry_orders(s, verdict.quantity, sig.stop_loss, sig.take_profit, ts, seq)
         detail["orders"] = [entry.client_order_id] + [o.client_order_id for o in legs]
         self._details[k] = _dumps(detail)
-        emulate = bool(legs) and not self.native_bracket
-        if emulate:
-            for leg in legs:
-                leg.status_reason = _EMULATED
         self._submit_record([entry, *legs])
         code = self._code(ENTER, sig.reason, FLAT)
         if self.journal:          # the decision and its orders are committed before acting
             k = self._commit_intent(k, code)
-        if emulate:
+        self._send_entry(s, entry, legs, k, close)
+        return code
+
+    def _entry_orders(self, s: _Sym, qty: Decimal, stop_loss: float | None,
+                      take_profit: float | None, ts: int, seq: int) -> tuple[Order, list[Order]]:
+        """Build an entry's market order and its bracket legs (levels rounded away from
+        the fill by the instrument's price increment) and set the symbol's levels."""
+        pfx = self.order_ids.prefix(s.name, seq)
+        entry = Order(f"{pfx}-entry", s.name, Side.BUY,
+                      OrderType.MARKET, qty, OrderRole.ENTRY, ts, decision_seq=seq)
+        legs: list[Order] = []
+        if take_profit is not None:
+            legs.append(Order(f"{pfx}-take_profit",
+                              s.name, Side.SELL, OrderType.LIMIT, qty, OrderRole.TAKE_PROFIT, ts,
+                              price=s.inst.ceil_price(take_profit),
+                              parent_id=entry.client_order_id, decision_seq=seq))
+        if stop_loss is not None:
+            legs.append(Order(f"{pfx}-stop_loss",
+                              s.name, Side.SELL, OrderType.STOP, qty, OrderRole.STOP_LOSS, ts,
+                              stop_price=s.inst.floor_price(stop_loss),
+                              parent_id=entry.client_order_id, decision_seq=seq))
+        s.levels = (legs[-1].stop_price if stop_loss is not None else None,
+                    legs[0].price if take_profit is not None else None)
+        if legs and not self.native_bracket:
+            for leg in legs:
+                leg.status_reason = _EMULATED
+        return entry, legs
+
+    def _send_entry(self, s: _Sym, entry: Order, legs: list[Order], k: int, close: float) -> None:
+        """Send a recorded entry: with its legs as a native bracket, or alone with the legs
+        held by the engine until it fills (emulated bracket)."""
+        if legs and not self.native_bracket:
             events = self.broker.submit(entry)
             self.held_legs[entry.client_order_id] = tuple(legs)
         else:
@@ -872,7 +889,6 @@ class TradingEngine:
         s.state = ENTRY_PENDING
         self._after_submit(s, events, k, close)
         self._sync_band(s)
-        return code
 
     def _exit(self, s: _Sym, frame: SignalFrame, i: int, ts: int, close: float, k: int,
               close_ts: int) -> int:
@@ -972,6 +988,8 @@ class TradingEngine:
             self._fills.append((self._fill_seq, f))
             self._fill_seq += 1
             self.counts.fills += 1
+            if self.journal and order.status.is_open:
+                self._filled[order.client_order_id] = self._filled.get(order.client_order_id, _ZERO) + f.quantity
             h = s.holding
             if f.side is _BUY:
                 acct.add_cash(-(f.price * f.quantity + f.fee))
@@ -1167,10 +1185,13 @@ class TradingEngine:
         self._drain_risk_events()
         return trade
 
-    def close_all(self, reason: ExitReason = ExitReason.END_OF_DATA) -> int:
+    def close_all(self, reason: ExitReason = ExitReason.END_OF_DATA, *,
+                  symbols: list[str] | None = None, detail: dict[str, Any] | None = None) -> int:
         """Flatten every open position through the broker and cancel pending orders.
 
-        Used at the end of a replay (``end_of_data``) and by an emergency stop. Each
+        Used at the end of a replay (``end_of_data``), by an emergency stop and by the
+        inbox's ``flatten`` / ``close`` (``manual``; ``symbols`` limits it, ``detail``
+        is added to each exit decision's detail: the command, who gave it). Each
         liquidation is a recorded decision (action ``exit``) and a market order sent
         with ``broker.close_position`` at the symbol's last close (a simulated venue
         fills it there with its taker fee and slippage); the fill ends the round trip
@@ -1181,10 +1202,16 @@ class TradingEngine:
         closed = 0
         rows: list[dict[str, Any]] = []
         for s in self.syms:
-            if s.tail is None or not len(s.tail):
+            if symbols is not None and s.name not in symbols:
                 continue
-            ts = int(s.tail.ts[-1])
-            close = float(s.tail.close[-1])
+            if s.tail is None or not len(s.tail):
+                if s.holding.is_flat:
+                    continue
+                if not s.last_close > 0:
+                    self.event(self._last_ts, "error", s.name, "cannot close: no price seen yet")
+                    continue
+            ts = int(s.tail.ts[-1]) if s.tail is not None and len(s.tail) else int(self._last_ts or 0)
+            close = float(s.tail.close[-1]) if s.tail is not None and len(s.tail) else s.last_close
             self.clock.wait_until(ts + s.bar_seconds)
             s.last_close = close
             self._cancel_symbol(s, ts, reason.value)
@@ -1197,7 +1224,8 @@ class TradingEngine:
                           OrderType.MARKET, s.holding.quantity, OrderRole.EXIT, ts, decision_seq=seq)
             rows.append({"run_id": self.run_id, "seq": seq, "ts": ts, "symbol": s.name,
                          "action": "exit", "reason": reason.value, "state": "open", "close": close,
-                         "detail": _dumps({"orders": [order.client_order_id], "close": close})})
+                         "detail": _dumps({"orders": [order.client_order_id], "close": close,
+                                           **(detail or {})})})
             self._submit_record([order])
             if self.journal:          # committed before the broker sees the order
                 rows[-1]["equity"] = self.equity(s.acct)
@@ -1368,10 +1396,24 @@ class TradingEngine:
         self.ledger.write_fills(self.run_id, self._fills)
         self.ledger.write_trades(self.run_id, self._trades)
         self.ledger.write_events(self.run_id, self._events)
-        if self.journal and self.deployment_id is not None and self._last_ts is not None:
+        if self.journal and self.deployment_id is not None and (
+                self._last_ts is not None or self._state_dirty):
             self.ledger.write_engine_state(self.run_id, self._state_seq, self.deployment_id,
-                                           self._last_ts, _dumps(self.snapshot()))
+                                           self._last_ts or 0, _dumps(self.snapshot()))
             self._state_seq += 1
+            self._state_dirty = False
+        if self._command_results:
+            self.ledger.finish_commands(self.run_id, self._command_results)
+            self._command_results = []
+        if self._approval_updates:
+            self.ledger.update_approvals(self._approval_updates)
+            self._approval_updates = []
+        if self._recon_rows:
+            self.ledger.write_reconciliations(self.run_id, self._recon_rows)
+            self._recon_rows = []
+        if self._recon_updates:
+            self.ledger.update_reconciliations(self._recon_updates)
+            self._recon_updates = []
         if self._order_events:
             self.ledger.write_order_events(self.run_id, self._order_events)
             self._order_events = []

@@ -41,6 +41,20 @@ class LedgerSink(Protocol):
     def write_approvals(self, run_id: str, rows: list[dict[str, Any]]) -> None:
         """Insert intents the governor queued, as pending approvals."""
 
+    def finish_commands(self, run_id: str, updates: list[tuple[int, str, str, str]]) -> None:
+        """Record ``(command id, status, result, processed_at)`` of inbox commands, in
+        the current batch (called only by a deployment's engine)."""
+
+    def update_approvals(self, updates: list[tuple[int, str, str | None, str | None, str | None]]) -> None:
+        """Record ``(approval id, status, acted_by, acted_at, reason)``, in the current batch."""
+
+    def write_reconciliations(self, run_id: str, rows: list[dict[str, Any]]) -> None:
+        """Insert reconciliation differences (``seq``, ``deployment_id``, ``ts``, ``kind``,
+        ``symbol``, ``ours``, ``venue``, ``status``), in the current batch."""
+
+    def update_reconciliations(self, updates: list[tuple[str, int, str, str, str]]) -> None:
+        """Record ``(run_id, seq, status, resolved_by, resolved_at)``, in the current batch."""
+
     def commit(self) -> None:
         """Make the batches written since the last commit durable, as one transaction
         (a ledger with a writer thread queues the commit and returns)."""
@@ -82,6 +96,15 @@ class RiskGate(Protocol):
     """
 
     events: list[tuple[int, str, str, str]]
+
+    def halt(self, account: str, ts: int, reason: str, until: int | None = None) -> None:
+        """Halt new entries for ``account`` (``kill_switch:...`` from the inbox)."""
+
+    def reset(self, account: str, ts: int, why: str = "manual reset", kind: str | None = None) -> None:
+        """Lift the halts on ``account`` (all, or only ``kind``)."""
+
+    def snapshot(self) -> dict[str, Any]:
+        """Return the breakers' state per account (``halts`` in force among them)."""
 
     def halted(self, account: str, ts: int) -> str | None:
         """Return the halt in force for ``account`` at ``ts`` (UTC epoch seconds), or ``None``."""

@@ -10,10 +10,13 @@ from tradewarden.execution.base import (
     IllegalTransition,
     OrderEvent,
     OrderEventKind,
+    VenueAccount,
+    VenueOrder,
     check_transition,
     make_order_id,
 )
 from tradewarden.execution.sim import SimBroker
 
 __all__ = ["TRANSITIONS", "Broker", "BrokerCapabilities", "IllegalTransition", "OrderEvent",
-           "OrderEventKind", "SimBroker", "check_transition", "make_order_id"]
+           "OrderEventKind", "SimBroker", "VenueAccount", "VenueOrder", "check_transition",
+           "make_order_id"]

@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import Enum
-from typing import Protocol, runtime_checkable
+from typing import NamedTuple, Protocol, runtime_checkable
 
 from tradewarden.domain import Bar, Fill, Order, OrderRole, OrderStatus
 
@@ -153,6 +153,51 @@ class BrokerCapabilities:
     partial_fills: bool = True
 
 
+class VenueOrder(NamedTuple):
+    """What a venue says about one order, found by its client order id.
+
+    Parameters
+    ----------
+    client_order_id : str
+    status : OrderStatus
+        The venue's status now.
+    filled : Decimal
+        Base units filled so far.
+    fills : tuple of Fill
+        Every execution of the order, oldest first (their quantities add up to
+        ``filled``); the engine applies those beyond the quantity it has booked.
+    reason : str
+        Why it ended, for cancels, rejects and expiries.
+    """
+
+    client_order_id: str
+    status: OrderStatus
+    filled: Decimal
+    fills: tuple[Fill, ...] = ()
+    reason: str = ""
+
+
+class VenueAccount(NamedTuple):
+    """What a venue says the account holds, for reconciliation.
+
+    Parameters
+    ----------
+    positions : dict of str to Decimal or None
+        Base units held per symbol (a symbol the account does not hold may be absent);
+        ``None`` when the venue keeps no positions of its own (a simulated venue
+        whose book is the engine's, persisted with it).
+    open_orders : tuple of str
+        Client order ids of every order open at the venue for these symbols.
+    balances : dict of str to Decimal or None
+        Total balance per currency (quote currency included), or ``None`` when the
+        venue keeps no cash (a simulated venue).
+    """
+
+    positions: dict[str, Decimal] | None
+    open_orders: tuple[str, ...] = ()
+    balances: dict[str, Decimal] | None = None
+
+
 @runtime_checkable
 class Broker(Protocol):
     """The port every venue implements (``SimBroker``, exchange adapters, test fakes).
@@ -196,6 +241,23 @@ class Broker(Protocol):
     def open_orders(self, symbol: str) -> list[Order]:
         """Return the open orders of ``symbol`` in submission order."""
 
+    def lookup(self, client_order_id: str) -> VenueOrder | None:
+        """Return what the venue knows of an order, or ``None`` if it never received it
+        (reconciliation after a restart: an order journaled but never sent is sent again
+        under the same id; one the venue knows is brought up to date from its fills)."""
+
+    def account(self, symbols: list[str]) -> VenueAccount:
+        """Return the venue's positions, open orders and balances for ``symbols``.
+
+        Notes
+        -----
+        After a restart the engine hands a venue adapter its open orders (new
+        :class:`~tradewarden.domain.Order` objects, by client order id) through an
+        ``adopt(orders)`` method when the adapter has one, before :meth:`lookup`, so
+        later events carry the engine's objects (``SimBroker`` gets them through
+        ``restore`` with its books instead).
+        """
+
 
 def make_order_id(run_id: str, symbol: str, seq: int, role: str | OrderRole) -> str:
     """Return the deterministic client order id ``tw-{run_id}-{symbol}-{seq}-{role}``.
@@ -217,4 +279,5 @@ def make_order_id(run_id: str, symbol: str, seq: int, role: str | OrderRole) -> 
 
 
 __all__ = ["STATUS_AFTER", "TRANSITIONS", "Broker", "BrokerCapabilities", "IllegalTransition",
-           "OrderEvent", "OrderEventKind", "check_transition", "make_order_id"]
+           "OrderEvent", "OrderEventKind", "VenueAccount", "VenueOrder", "check_transition",
+           "make_order_id"]

@@ -56,7 +56,13 @@ from tradewarden.domain import (
     Side,
     to_decimal,
 )
-from tradewarden.execution.base import BrokerCapabilities, OrderEvent, OrderEventKind
+from tradewarden.execution.base import (
+    BrokerCapabilities,
+    OrderEvent,
+    OrderEventKind,
+    VenueAccount,
+    VenueOrder,
+)
 
 _BPS = Decimal(10_000)
 _ZERO = Decimal(0)
@@ -367,6 +373,34 @@ class SimBroker:
             return []
         return book.market + [r.order for r in book.resting.values()]
 
+    def lookup(self, client_order_id: str) -> VenueOrder | None:
+        """Return an order this venue holds open (``accepted`` market orders and bracket
+        legs awaiting their entry, ``working`` resting orders), or ``None``.
+
+        A simulated venue fills within :meth:`process` and keeps no history: an order
+        it finished was reported then; an id it never held was never received.
+        """
+        if client_order_id not in self._ids:
+            return None
+        for book in self._books.values():
+            if client_order_id in book.resting:
+                return VenueOrder(client_order_id, OrderStatus.WORKING, Decimal(0))
+            if any(o.client_order_id == client_order_id for o in book.market):
+                return VenueOrder(client_order_id, OrderStatus.ACCEPTED, Decimal(0))
+        for legs in self._legs.values():
+            if any(leg.client_order_id == client_order_id for leg in legs):
+                return VenueOrder(client_order_id, OrderStatus.ACCEPTED, Decimal(0))
+        return None
+
+    def account(self, symbols: list[str]) -> VenueAccount:
+        """Return the open orders of ``symbols``; positions and balances are ``None``:
+        a simulated venue's account is the engine's own book (cash and holdings are
+        persisted with the deployment's engine state, this venue's orders with them)."""
+        cids = [o.client_order_id for sym in symbols for o in self.open_orders(sym)]
+        cids += [leg.client_order_id for legs in self._legs.values() for leg in legs
+                 if leg.symbol in symbols]
+        return VenueAccount(None, tuple(cids), None)
+
     # -- SimBroker details for the replay accelerator (not part of the port) -----------
     def quiet_band(self, symbol: str) -> tuple[float, float]:
         """Return ``(down, up)``: a bar with ``low > down`` and ``high < up`` fills nothing.
@@ -479,8 +513,12 @@ class SimBroker:
         market = book.market
         if market:
             book.market = []
-            open_ref = to_decimal(o)
             for order in market:
+                if order.created_ts > ts:       # sent after this bar opened (an approval
+                    book.market.append(order)   # between bars): it fills at the next open
+                    continue
+                if open_ref is None:
+                    open_ref = to_decimal(o)
                 self._execute(order, open_ref, ts, True, out)
         if book.resting:
             band = book.band

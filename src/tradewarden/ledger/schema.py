@@ -298,7 +298,8 @@ Index("ix_commands_deployment_status", commands.c.deployment_id, commands.c.stat
 #: (migration 0004). ``kind``: position, order_unknown (the venue has an order the
 #: ledger does not), order_missing (the reverse), balance; ``ours`` and ``venue`` are
 #: short texts (a quantity such as ``0.0123``, an order id). New entries stay blocked
-#: while one is ``open``; ``accepted`` when a person adopted the venue's view.
+#: while one is ``open``; ``accepted`` when a person adopted the venue's view;
+#: ``resolved`` when a later reconciliation superseded it (found again or gone).
 reconciliations = Table(
     "reconciliations", metadata,
     Column("run_id", String(32), primary_key=True),
@@ -309,7 +310,7 @@ reconciliations = Table(
     Column("symbol", String(32)),
     Column("ours", Text),
     Column("venue", Text),
-    Column("status", String(16), nullable=False),            # open | accepted
+    Column("status", String(16), nullable=False),            # open | accepted | resolved
     Column("resolved_by", String(64)),
     Column("resolved_at", String(32)),
 )

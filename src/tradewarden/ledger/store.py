@@ -50,7 +50,7 @@ DEPLOYMENT_STATUSES = ("created", "running", "stopped", "failed")
 #: ``approvals.status``.
 APPROVAL_STATUSES = ("pending", "approved", "rejected", "expired")
 #: ``reconciliations.status``: open (entries stay blocked) or accepted (venue's view adopted).
-RECONCILIATION_STATUSES = ("open", "accepted")
+RECONCILIATION_STATUSES = ("open", "accepted", "resolved")
 
 
 def utcnow_iso() -> str:

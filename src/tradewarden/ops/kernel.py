@@ -191,7 +191,8 @@ def assemble(mode: str, *, run_id: str, strategy: Strategy, instruments: dict[st
         sequence issues the client order ids (``tw-{deployment_id}-{n}-{role}``); the
         engine saves its state with every commit and resumes from the latest saved
         state when the deployment starts again (positions, cash, open orders, bracket
-        legs, risk halts).
+        legs, risk halts), then reconciles with the venue
+        (:meth:`~tradewarden.engine.TradingEngine.reconcile`) before anything else.
 
     Returns
     -------
@@ -235,10 +236,12 @@ def assemble(mode: str, *, run_id: str, strategy: Strategy, instruments: dict[st
                            stale_after=stale_after, reference=reference or mode != "replay",
                            shortcuts=shortcuts, journal=mode != "replay", order_ids=order_ids,
                            deployment_id=deployment_id)
-    if deployment_id is not None:      # resume where the deployment's last commit left it
-        state = ledger.latest_engine_state(deployment_id)
+    if deployment_id is not None:      # resume where the deployment's last commit left it,
+        state = ledger.latest_engine_state(deployment_id)     # then agree with the venue
         if state is not None:
             engine.restore(state)
+        engine.reconcile(int(clock.now()),
+                         previous=ledger.reconciliations(deployment_id=deployment_id, status="open"))
     return Kernel(handlers, engine)
 
 
