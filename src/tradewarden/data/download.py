@@ -37,6 +37,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
+from urllib.parse import urlparse
 
 import pandas as pd
 
@@ -47,7 +48,8 @@ from tradewarden.data.venues import VenueSymbol, resolve_symbol, venue_spec
 from tradewarden.domain.values import iso
 
 __all__ = ["DownloadInterrupted", "DownloadReport", "SymbolReport", "UnavailableRange",
-           "create_exchange", "download_ohlcv", "prepare_exchange", "retry_delay"]
+           "create_exchange", "create_venue_client", "download_ohlcv", "point_api_url",
+           "prepare_exchange", "retry_delay"]
 
 #: First backoff delay (seconds); doubled on every further retry of the same request.
 BACKOFF_BASE = 1.0
@@ -287,6 +289,91 @@ def create_exchange(exchange_id: str, config: dict[str, Any] | None = None) -> A
                          "(e.g. coinbase, kraken, binance)")
     exchange = getattr(ccxt, key)({**(config or {}), "enableRateLimit": True})
     return prepare_exchange(exchange)
+
+
+def point_api_url(exchange: Any, api_url: str) -> Any:
+    """Point every entry of ``exchange.urls['api']`` at ``api_url``, keeping each path.
+
+    ccxt builds a request URL from the ``urls['api']`` entry of the endpoint's API group
+    plus the endpoint path: Coinbase reads only ``urls['api']['rest']``, Kraken
+    ``public``/``private``, Binance one entry per group (``public`` =
+    ``https://api.binance.com/api/v3``, ``sapi`` = ``.../sapi/v1``, ...). Each entry
+    (nested dicts included) becomes ``api_url`` + that entry's own path, so
+    ``https://api.binance.com/api/v3`` with ``api_url="https://127.0.0.1:8443"`` becomes
+    ``https://127.0.0.1:8443/api/v3``; a path in ``api_url`` is kept in front.
+
+    Parameters
+    ----------
+    exchange : ccxt.Exchange
+    api_url : str
+        ``http://`` or ``https://`` base URL (host, optional port, optional path).
+
+    Returns
+    -------
+    ccxt.Exchange
+        The same instance.
+
+    Raises
+    ------
+    ValueError
+        If ``api_url`` is not an http(s) URL with a host.
+    """
+    parsed = urlparse(api_url.strip()) if isinstance(api_url, str) else None
+    if parsed is None or parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise ValueError(f"invalid api_url {api_url!r}: expected an http:// or https:// base "
+                         "URL such as https://127.0.0.1:8443")
+    base = api_url.strip().rstrip("/")
+
+    def repoint(value: Any) -> Any:
+        if isinstance(value, str):
+            return base + urlparse(value).path
+        if isinstance(value, dict):
+            return {k: repoint(v) for k, v in value.items()}
+        return value
+
+    exchange.urls["api"] = repoint(exchange.urls.get("api"))
+    return exchange
+
+
+def create_venue_client(name: str, *, api_url: str | None = None,
+                        config: dict[str, Any] | None = None) -> Any:
+    """Create the synchronous ccxt client of a venue, optionally at another base URL.
+
+    Parameters
+    ----------
+    name : str
+        ccxt exchange id (``coinbase`` = Coinbase Advanced Trade, ``kraken``, or any
+        other id in ``ccxt.exchanges``), case-insensitive: the ``[venue] name`` setting.
+    api_url : str, optional
+        Base URL used instead of the venue's own for every API group (a sandbox, a
+        proxy, a loopback fake ``https://127.0.0.1:PORT``), see :func:`point_api_url`.
+    config : dict, optional
+        Extra ccxt constructor options (``timeout`` in ms, ``rateLimit`` in ms,
+        credentials). ``enableRateLimit`` is always on.
+
+    Returns
+    -------
+    ccxt.Exchange
+        Rate limiter on, configured by :func:`prepare_exchange`, created with
+        ``requests_trust_env=True`` (unless ``config`` says otherwise) so its
+        ``requests`` session honours ``REQUESTS_CA_BUNDLE`` (and the proxy variables):
+        ccxt's synchronous client otherwise sets ``session.trust_env = False`` and
+        ignores them (ccxt ``base/exchange.py``, ``Exchange.__init__``).
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is not a ccxt exchange id, or ``api_url`` is not an http(s) URL.
+    """
+    ccxt = _ccxt()
+    key = name.strip().lower() if isinstance(name, str) else ""
+    if key not in ccxt.exchanges:
+        raise ValueError(f"unknown venue {name!r}: not a ccxt exchange id (ccxt ids are "
+                         "lower-case names such as coinbase, kraken, binance, bitstamp)")
+    exchange = create_exchange(key, {"requests_trust_env": True, **(config or {})})
+    if api_url is not None:
+        point_api_url(exchange, api_url)
+    return exchange
 
 
 # ---------------------------------------------------------------------------------------

@@ -29,14 +29,36 @@ serve the Coinbase USD candles (it is a fake: only the wire format is Binance's)
 
 Test hooks: ``faults`` (candle-request number -> (status, headers, body)), ``fail_from``
 (every candle request from that number on answers 500), ``transform`` (rewrites the
-rows of a page: shuffle, repeat, empty), ``drop`` (timestamps removed from the data),
-and ``candle_log`` (every candle request: monotonic time, path, query).
+rows of a page: shuffle, repeat, empty), ``drop`` (timestamps removed from the data of
+every pair, or ``(pair id, timestamp)`` removed from one pair's),
+``outage`` (``(from_ts, to_ts)`` in the venue's time: every candle request while
+``from_ts <= now < to_ts`` answers 503 Service Unavailable), and ``candle_log`` (every
+candle request: monotonic time, venue time, path, query).
+
+Time: the venue's "now" (``FakeVenue.now``, UTC epoch seconds) is a fixed number or a
+callable (a test's controllable clock), so candles appear as simulated time passes. A
+candle whose hour has not begun at ``now`` is never served; the candle in progress at
+``now`` is served as the venues serve it (Coinbase's candles endpoint and Kraken's last
+OHLC entry do), built from the bundled candle of that hour as far as it has got: with
+``f = (now - open time) / 3600``, open = the bundled open, close = ``open + f x (close -
+open)``, high/low = the larger/smaller of those two, volume = ``f x volume``. Only after
+the hour has closed does the bundled candle itself appear.
+
+TLS: ``FakeVenue(..., tls=True)`` serves HTTPS on 127.0.0.1 with a server certificate
+(for ``127.0.0.1`` and ``localhost``) issued by a throw-away test CA (``trustme``); the
+CA's certificate is written to :attr:`FakeVenue.ca_bundle`, a PEM file a test names in
+``REQUESTS_CA_BUNDLE`` so the real client verifies the server. TLS handshakes that fail
+(a client that does not trust the CA) are counted in ``tls_failures``.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import random
+import shutil
+import ssl
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -95,31 +117,96 @@ PAIRS = {
 }
 
 
-class FakeVenue:
-    """One venue's public API on 127.0.0.1 (random free port), in a daemon thread."""
+class _Server(ThreadingHTTPServer):
+    """ThreadingHTTPServer that, given an SSL context, does each TLS handshake in the
+    connection's own thread (a client that stalls or fails it holds up nobody else)."""
 
-    def __init__(self, venue: str, now: int) -> None:
+    ssl_context: ssl.SSLContext | None = None
+    tls_failures = 0
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        if self.ssl_context is None:
+            return super().finish_request(request, client_address)
+        try:
+            tls = self.ssl_context.wrap_socket(request, server_side=True)
+        except OSError:                   # handshake refused: the client does not trust us
+            self.tls_failures += 1
+            return None
+        try:
+            return super().finish_request(tls, client_address)
+        finally:
+            tls.close()
+
+
+class FakeVenue:
+    """One venue's public API on 127.0.0.1 (random free port), in a daemon thread.
+
+    Parameters
+    ----------
+    venue : str
+        ``coinbase``, ``kraken`` or ``binance``.
+    now : int or callable () -> float
+        The venue's current time, UTC epoch seconds, or a callable read on every request.
+    tls : bool, default False
+        Serve HTTPS with a certificate from a test CA (see :attr:`ca_bundle`).
+    outage : (int, int), optional
+        ``(from_ts, to_ts)``, venue time: candle requests in ``[from_ts, to_ts)`` get 503.
+    """
+
+    def __init__(self, venue: str, now: int | Callable[[], float], *, tls: bool = False,
+                 outage: tuple[int, int] | None = None) -> None:
         self.venue = venue
-        self.now = int(now)
+        self.now = now
         self.data = {pid: source_rows(sym) for sym, pid in PAIRS[venue].items()}
         self.faults: dict[int, tuple[int, dict[str, str], str]] = {}
         self.fail_from: int | None = None
         self.transform: Callable[[int, list[Row]], list[Row]] | None = None
-        self.drop: set[int] = set()
+        self.drop: set[int | tuple[str, int]] = set()
+        self.outage = outage
         self.candle_log: list[dict[str, Any]] = []
         self.other_log: list[str] = []
         self._lock = threading.Lock()
         handler = type("Handler", (_Handler,), {"venue_server": self})
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.httpd = _Server(("127.0.0.1", 0), handler)
+        self.ca_bundle: str | None = None
+        self._tmp: str | None = None
+        if tls:
+            import trustme
+
+            ca = trustme.CA()
+            cert = ca.issue_cert("127.0.0.1", "localhost")
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            cert.configure_cert(context)
+            self.httpd.ssl_context = context
+            self._tmp = tempfile.mkdtemp(prefix="fake-venue-ca-")
+            self.ca_bundle = os.path.join(self._tmp, "ca.pem")
+            ca.cert_pem.write_to_path(self.ca_bundle)
         self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02},
                                        daemon=True)
+
+    # -- time ----------------------------------------------------------------------------
+
+    @property
+    def now(self) -> int:
+        """The venue's current time, whole UTC epoch seconds."""
+        return int(self._now()) if callable(self._now) else int(self._now)
+
+    @now.setter
+    def now(self, value: int | Callable[[], float]) -> None:
+        self._now = value if callable(value) else int(value)
 
     # -- lifecycle -----------------------------------------------------------------------
 
     @property
     def base_url(self) -> str:
         host, port = self.httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        scheme = "https" if self.httpd.ssl_context is not None else "http"
+        return f"{scheme}://{host}:{port}"
+
+    @property
+    def tls_failures(self) -> int:
+        """TLS handshakes the server refused or that failed (untrusted certificate)."""
+        return self.httpd.tls_failures
 
     def start(self) -> FakeVenue:
         self.thread.start()
@@ -129,6 +216,8 @@ class FakeVenue:
         self.httpd.shutdown()
         self.httpd.server_close()
         self.thread.join(timeout=5)
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
 
     def point(self, exchange: Any) -> Any:
         """Point every ``exchange.urls['api']`` entry at this server, keeping the paths."""
@@ -143,30 +232,44 @@ class FakeVenue:
 
     # -- data ----------------------------------------------------------------------------
 
-    def rows(self, pair_id: str, lo: int, hi: int) -> list[Row]:
-        """Candles with lo <= ts < hi, ascending, minus ``drop``."""
+    def rows(self, pair_id: str, lo: int, hi: int, now: int | None = None) -> list[Row]:
+        """Candles with lo <= ts < hi and ts <= now, ascending, minus ``drop``.
+
+        The candle in progress at ``now`` (default :attr:`now`) is the partial one
+        described in the module docstring; candles not begun yet are left out.
+        """
+        now = self.now if now is None else now
         d = self.data[pair_id]
         i = int(np.searchsorted(d["ts"], lo, side="left"))
-        j = int(np.searchsorted(d["ts"], hi, side="left"))
+        j = int(np.searchsorted(d["ts"], min(hi, now + 1), side="left"))
         out = []
         for k in range(i, j):
             t = int(d["ts"][k])
-            if t in self.drop:
+            if t in self.drop or (pair_id, t) in self.drop:
                 continue
-            out.append((t, float(d["open"][k]), float(d["high"][k]), float(d["low"][k]),
-                        float(d["close"][k]), float(d["volume"][k])))
+            o, h, lo_, c, v = (float(d["open"][k]), float(d["high"][k]), float(d["low"][k]),
+                               float(d["close"][k]), float(d["volume"][k]))
+            if t + HOUR > now:                      # in progress: as far as it has got
+                f = (now - t) / HOUR
+                c = o + f * (c - o)
+                h, lo_, v = max(o, c), min(o, c), f * v
+            out.append((t, o, h, lo_, c, v))
         return out
 
     def candle_request(self, path: str, query: dict[str, str]
                        ) -> tuple[int, tuple[int, dict[str, str], str] | None]:
         """Log a candle request; return its number and a fault to answer with, if any."""
+        now = self.now
         with self._lock:
-            self.candle_log.append({"t": time.monotonic(), "path": path, "query": dict(query)})
+            self.candle_log.append({"t": time.monotonic(), "now": now, "path": path,
+                                    "query": dict(query)})
             n = len(self.candle_log)
         if n in self.faults:
             return n, self.faults[n]
         if self.fail_from is not None and n >= self.fail_from:
             return n, (500, {}, "Internal Server Error")
+        if self.outage is not None and self.outage[0] <= now < self.outage[1]:
+            return n, (503, {}, "Service Unavailable")
         return n, None
 
     def shape(self, n: int, rows: list[Row]) -> list[Row]:
@@ -176,6 +279,9 @@ class FakeVenue:
 class _Handler(BaseHTTPRequestHandler):
     venue_server: FakeVenue
     protocol_version = "HTTP/1.1"
+    # Headers and body go out as two writes; without TCP_NODELAY the second waits for the
+    # client's delayed ACK (~40 ms a response on Linux loopback).
+    disable_nagle_algorithm = True
 
     def log_message(self, *args: Any) -> None:  # keep test output clean
         pass
@@ -284,10 +390,11 @@ class _Handler(BaseHTTPRequestHandler):
             if pair not in s.data:
                 return self.send(200, {"error": ["EQuery:Unknown asset pair"]})
             tf = int(q.get("interval", "1")) * 60
-            open_bar = s.now // tf * tf                       # the entry in progress
+            now = s.now
+            open_bar = now // tf * tf                         # the entry in progress
             first = open_bar - 719 * tf                       # latest 720 entries only
             since = int(q["since"]) if "since" in q else -1
-            rows = [r for r in s.rows(pair, first, open_bar + tf) if r[0] > since]
+            rows = [r for r in s.rows(pair, first, open_bar + tf, now) if r[0] > since]
             rows = s.shape(n, rows)
             entries = [[t, num(o), num(h), num(lo), num(c), num((h + lo + c) / 3), num(v),
                         max(1, int(v))] for t, o, h, lo, c, v in rows]
@@ -324,8 +431,9 @@ class _Handler(BaseHTTPRequestHandler):
                 return self.send(400, {"code": -1130,
                                        "msg": "Data sent for parameter 'limit' is not valid."})
             lo = -(-int(q.get("startTime", "0")) // 1000)
-            hi = int(q["endTime"]) // 1000 + 1 if "endTime" in q else s.now
-            rows = s.rows(symbol, lo, hi)[:limit]
+            now = s.now
+            hi = int(q["endTime"]) // 1000 + 1 if "endTime" in q else now
+            rows = s.rows(symbol, lo, hi, now)[:limit]
             rows = s.shape(n, rows)
             return self.send(200, [
                 [t * 1000, num(o), num(h), num(lo_), num(c), num(v), t * 1000 + tf * 1000 - 1,
