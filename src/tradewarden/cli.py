@@ -296,6 +296,8 @@ def _register_commands() -> None:
     app.add_typer(approvals_app, name="approvals")
     from tradewarden import cli_deploy
     cli_deploy.register(app)
+    from tradewarden import cli_paper
+    cli_paper.register(app)
 
 
 _register_commands()

@@ -299,6 +299,11 @@ class LoadedSettings:
         return self.settings.ledger
 
     @property
+    def venue(self) -> VenueSettings:
+        """The ``[venue]`` section (paper and live)."""
+        return self.settings.venue
+
+    @property
     def report(self) -> ReportSettings:
         """The ``[report]`` section."""
         return self.settings.report

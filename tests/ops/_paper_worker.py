@@ -94,10 +94,6 @@ def main(argv: list[str] | None = None) -> None:
     engine = assemble("paper", run_id=run_id, strategy=strategy, instruments=instruments,
                       ledger=ledger, capital=CAPITAL, deployment_id=dep["deployment_id"],
                       clock=ReplayClock(int(bars.ts[0])), broker=venue).engine
-    if venue is not None:
-        # A restarted engine has new Order objects for the orders the venue holds: link
-        # them, so the venue's events carry the engine's objects (see file_venue.py).
-        venue.adopt(engine._open)
     start = 0
     if state is not None and state.get("ts") is not None:   # resume after the last committed bar
         start = int((bars.ts <= state["ts"]).sum())

@@ -26,8 +26,8 @@ it, then start the next).
 Order objects. The engine passes its :class:`~tradewarden.domain.Order` objects to
 ``submit`` and expects its own objects back in :class:`OrderEvent` values. A restarted
 engine has new objects for the same ids, so :meth:`FileVenue.adopt` links the venue's
-records to them (the kill worker calls ``venue.adopt(engine._open)`` after
-``assemble``; ``tests/engine/fake_venue.py`` uses the same name). An order the process
+records to them (``TradingEngine.restore`` calls a venue's ``adopt`` with the orders
+it restored, before reconciling; ``tests/engine/fake_venue.py`` has the same method). An order the process
 has no object for (never adopted) is reported through a stand-in ``Order`` rebuilt
 from the venue's record (same id, symbol, side, type, quantity, role, prices;
 ``decision_seq`` -1), as a real venue adapter would have to. The venue never writes

@@ -269,8 +269,11 @@ class TradingEngine(Operations):
         self._recon_updates: list[tuple[str, int, str, str, str]] = []
         self._recon_seq = 0
         self._filled: dict[str, Decimal] = {}    # journal mode: base units booked per open order
+        self._unwritten: set[str] = set()        # journal mode: orders buffered, not yet written
+        self._order_run: dict[str, str] = {}     # orders written by an earlier run of the deployment
         self._accepted_unknown: set[str] = set()
         self._state_dirty = False
+        self._reconciling = False
         self.counts = EngineCounts()
         names = list(instruments)
         if capital_mode == "independent":
@@ -375,10 +378,14 @@ class TradingEngine(Operations):
         first sequence number) are still buffered and are written in their final state.
         """
         order.updated_ts = ts
-        if self.journal and not order.status.is_open:
-            self._open.pop(order.client_order_id, None)
-            self._filled.pop(order.client_order_id, None)
-        if order.decision_seq >= self._seq:
+        if self.journal:
+            if not order.status.is_open:
+                self._open.pop(order.client_order_id, None)
+                self._filled.pop(order.client_order_id, None)
+            buffered = order.client_order_id in self._unwritten
+        else:
+            buffered = order.decision_seq >= self._seq
+        if buffered:
             order.status_reason = reason
         else:
             self._order_updates.append((order.client_order_id, order.status.value, reason, ts))
@@ -394,6 +401,7 @@ class TradingEngine(Operations):
             issued.add(cid)
             if self.journal:
                 self._open[cid] = o
+                self._unwritten.add(cid)
         self._orders.extend(orders)
         self.counts.orders += len(orders)
 
@@ -443,7 +451,8 @@ class TradingEngine(Operations):
             "symbols": [{"name": s.name, "state": s.state, "holding": s.holding.to_dict(),
                          "levels": [None if v is None else str(v) for v in s.levels],
                          "last_close": s.last_close, "mark": s.mark} for s in self.syms],
-            "orders": [_order_dict(o) for o in self._open.values()],
+            "orders": [{**_order_dict(o), "run_id": self._order_run.get(c, self.run_id)}
+                       for c, o in self._open.items()],
             "held_legs": {e: [leg.client_order_id for leg in legs] for e, legs in self.held_legs.items()},
             "oco": {c: o.client_order_id for c, o in self.oco_sibling.items()},
             "risk": self.risk.snapshot(),
@@ -476,6 +485,7 @@ class TradingEngine(Operations):
         if syms != [s.name for s in self.syms]:
             raise ValueError(f"engine state symbols {syms} differ from {[s.name for s in self.syms]}")
         orders = {d["client_order_id"]: _order_from(d) for d in state["orders"]}
+        self._order_run = {d["client_order_id"]: d.get("run_id") or self.run_id for d in state["orders"]}
         broker_state = state.get("broker")
         for a, d in zip(self.accounts, state["accounts"]):
             a.cash, a.peak = Decimal(d["cash"]), float(d["peak"])
@@ -1090,6 +1100,11 @@ class TradingEngine(Operations):
         out: list[OrderEvent] = []
         for leg in legs:
             leg.status_reason = ""
+            if self._reconciling:       # the venue may have it from before a crash
+                v = self.broker.lookup(leg.client_order_id)
+                if v is not None:
+                    out += self._events_since(leg, v, ts)
+                    continue
             out += self.broker.submit(leg)
         if len(legs) == 2:
             self.oco_sibling[legs[0].client_order_id] = legs[1]
@@ -1392,7 +1407,14 @@ class TradingEngine(Operations):
             self._eq_seq += n
             self._marks = []
         self.ledger.write_orders(self.run_id, self._orders)
-        self.ledger.update_orders(self.run_id, self._order_updates)
+        self._unwritten.clear()
+        if self._order_run and self._order_updates:     # rows an earlier run wrote
+            runs = self._order_run
+            for run in dict.fromkeys(runs.get(u[0], self.run_id) for u in self._order_updates):
+                self.ledger.update_orders(run, [u for u in self._order_updates
+                                                if runs.get(u[0], self.run_id) == run])
+        else:
+            self.ledger.update_orders(self.run_id, self._order_updates)
         self.ledger.write_fills(self.run_id, self._fills)
         self.ledger.write_trades(self.run_id, self._trades)
         self.ledger.write_events(self.run_id, self._events)

@@ -333,7 +333,11 @@ class Operations:
             The differences found (``kind``, ``symbol``, ``ours``, ``venue``), each also
             a new ``reconciliations`` row with status ``open``.
         """
-        self._catch_up_orders(ts)
+        self._reconciling = True
+        try:
+            self._catch_up_orders(ts)
+        finally:
+            self._reconciling = False
         diffs = self._differences()
         for row in previous or ():
             self._recon_updates.append((row["run_id"], int(row["seq"]), "resolved",
@@ -379,7 +383,11 @@ class Operations:
                 continue                                    # goes with its entry
             legs = tuple(x for x in unsent if x.parent_id == o.client_order_id)
             s = self.by_name[o.symbol]
-            events = self.broker.submit(o, legs)
+            if legs and not self.native_bracket:    # emulated: the legs wait for the fill
+                self.held_legs[o.client_order_id] = legs
+                events = self.broker.submit(o)
+            else:
+                events = self.broker.submit(o, legs)
             self.event(ts, "info", o.symbol,
                        f"{o.client_order_id}: journaled but never received by the venue; sent now")
             self._after_submit(s, events, -1, s.last_close)

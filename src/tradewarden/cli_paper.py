@@ -1,0 +1,204 @@
+"""``warden paper``: a paper deployment on live closed candles; ``warden paper status``.
+
+``warden paper --config FILE`` reads the strategy, symbols, timeframe, risk and
+governor from the config (the same file replay takes) and the venue from its
+``[venue]`` section (``name``: a ccxt id; ``api_url``: another base URL). It loads the
+venue's instrument specs and fees, opens (or resumes) the deployment, reconciles, warms
+the strategy up on history, then decides on every candle as it closes, fills through
+``SimBroker`` at the venue's prices with its fees and increments, and carries out the
+commands people queue (``warden approvals``, ``warden pause``, ...). SIGINT or SIGTERM
+finishes the bar in progress, flushes and marks the deployment stopped; starting it
+again resumes it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+
+from tradewarden.cli_common import CONFIG_OPT, DB_OPT, _fail, _known_errors, _validation_message
+
+paper_app = typer.Typer(invoke_without_command=True, no_args_is_help=False,
+                        add_completion=False)
+
+#: The clock ``warden paper`` runs on (tests replace it with one they control).
+clock_factory: Callable[[Callable[[], bool]], Any] | None = None
+#: The ccxt client factory (tests may replace it; the default honours ``[venue] api_url``).
+client_factory: Callable[[str, str | None], Any] | None = None
+
+
+@paper_app.callback()
+def paper(ctx: typer.Context,
+          config: Optional[Path] = CONFIG_OPT,
+          deployment: Optional[str] = typer.Option(
+              None, "--deployment", help="Deployment name (letters, digits, - _ .); the same "
+              "name resumes it. [default: paper-STRATEGY-SYMBOLS]"),
+          db: Optional[str] = DB_OPT,
+          until: Optional[str] = typer.Option(
+              None, "--until", help="Stop at this UTC date or datetime (default: run until "
+              "SIGINT or SIGTERM)."),
+          inbox_seconds: float = typer.Option(
+              5.0, "--inbox-seconds", min=0.5, help="Seconds between looks at the command "
+              "inbox while waiting for the next candle.")) -> None:
+    """Paper-trade the configured strategy on live closed candles from [venue].
+
+    Fills are simulated (SimBroker) at the venue's prices with its fees and
+    increments; every decision, order and fill is recorded in the ledger. Stop with
+    Ctrl-C or SIGTERM: the bar in progress is finished and the deployment is marked
+    stopped; the same --deployment resumes it.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    try:
+        _run(config, deployment, db, until, inbox_seconds)
+    except typer.Exit:
+        raise
+    except Exception as exc:
+        from pydantic import ValidationError
+        if isinstance(exc, ValidationError):
+            raise _fail(_validation_message(exc)) from None
+        if isinstance(exc, _known_errors()):
+            raise _fail(str(exc)) from None
+        raise
+
+
+def _run(config: Path | None, deployment: str | None, db: str | None, until: str | None,
+         inbox_seconds: float) -> None:
+    from tradewarden.data.download import create_venue_client
+    from tradewarden.data.live_feed import LiveCandleFeed
+    from tradewarden.data.loaders import parse_bound
+    from tradewarden.data.markets import load_market_specs
+    from tradewarden.engine.clock import WallClock
+    from tradewarden.ledger import Ledger
+    from tradewarden.ledger.lifecycle import StopSignals
+    from tradewarden.ops.kernel import _user
+    from tradewarden.ops.paper import describe, open_paper, run_deployment
+    from tradewarden.ops.replay import resolve_config
+    from tradewarden.settings import load_settings
+
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    out = Console(highlight=False, soft_wrap=True)
+    cli = {"mode": ("paper", "warden paper")}
+    if db is not None:
+        cli["ledger.db"] = (db, "--db")
+    loaded = load_settings(config, cli)
+    venue = loaded.venue
+    if not venue.name:
+        raise _fail("paper trading needs a venue: set [venue] name (a ccxt id such as "
+                    "coinbase or kraken) in the config or TRADEWARDEN_VENUE__NAME")
+    stop_at = parse_bound(until, "--until") if until else None
+    cfg = loaded.run_config()
+    if cfg.timeframe is None:
+        cfg = cfg.model_copy(update={"timeframe": "1h"})
+    cfg, strategy = resolve_config(cfg)
+    make_client = client_factory or (lambda name, url: create_venue_client(name, api_url=url))
+    exchange = make_client(venue.name, venue.api_url)
+    err.print(f"loading {venue.name} markets for {', '.join(cfg.symbols)}"
+              + (f" from {venue.api_url}" if venue.api_url else ""))
+    specs = load_market_specs(venue.name, list(cfg.symbols), exchange=exchange, refresh=True)
+    instruments = {s: specs[s].instrument for s in cfg.symbols}
+    fee_bps = maker_bps = None
+    if cfg.venue_fees:
+        fee_bps = float(max(specs[s].taker_bps for s in cfg.symbols))
+        maker_bps = float(max(specs[s].maker_bps for s in cfg.symbols))
+    ledger = Ledger(loaded.ledger.url(), background=True)
+    with StopSignals("paper") as stop:
+        clock = (clock_factory or (lambda stopped: WallClock(stop=stopped)))(
+            lambda: stop.signum is not None)
+        dep = open_paper(cfg, strategy, instruments, ledger, name=deployment, clock=clock,
+                         fee_bps=fee_bps, maker_fee_bps=maker_bps, created_by=_user(),
+                         venue=venue.name)
+        out.print(describe(dep))
+        fees = (f"fees {fee_bps:g}/{maker_bps:g} bps taker/maker ({specs[cfg.symbols[0]].fee_basis})"
+                if fee_bps is not None else f"fees {cfg.fee_bps:g}/{cfg.maker_fee_bps:g} bps (config)")
+        out.print(f"{cfg.strategy} on {', '.join(cfg.symbols)} {cfg.timeframe} candles from "
+                  f"{venue.name}; {fees}; governor {cfg.governor}; Ctrl-C or SIGTERM stops")
+        feed = LiveCandleFeed(exchange, list(cfg.symbols), cfg.timeframe, clock, venue=venue.name,
+                              stall_after=float(DEFAULT_STALL_AFTER), retry_every=30.0)
+
+        def on_bar(bar: Any, d: Any) -> None:
+            from tradewarden.domain import iso
+            out.print(f"{iso(bar.ts)} {bar.symbol} close {bar.close:g}: {d.action} ({d.reason})")
+
+        def on_command(result: tuple[int, str, str]) -> None:
+            out.print(f"command {result[0]}: {result[1]}: {result[2]}")
+
+        stats = run_deployment(dep, feed, stop=stop, inbox_seconds=inbox_seconds, until=stop_at,
+                               on_bar=on_bar, on_command=on_command)
+        ledger.close()
+    out.print(f"deployment {dep.name} stopped: {stats.bars} bar(s), {stats.commands} command(s), "
+              f"{stats.stalls} stalled poll(s) this run; resume with the same --deployment")
+
+
+#: Seconds after a candle's close before a missing candle counts as a stalled feed.
+DEFAULT_STALL_AFTER = 120
+
+
+@paper_app.command("status")
+def status(deployment: Optional[str] = typer.Option(None, "--deployment",
+                                                    help="Only this deployment."),
+           db: Optional[str] = DB_OPT, config: Optional[Path] = CONFIG_OPT,
+           json_: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Show paper deployments: status, positions, cash, last bar, pending approvals."""
+    from tradewarden.cli_common import settings_for
+    from tradewarden.domain import iso
+    from tradewarden.ledger import Ledger
+
+    from decimal import Decimal
+
+    loaded = settings_for(config, db)
+    try:
+        ledger = Ledger(loaded.ledger.url(), create=False)
+    except _known_errors() as exc:
+        raise _fail(str(exc)) from None
+    try:
+        rows = [d for d in ledger.deployments() if d["mode"] == "paper"
+                and (deployment is None or d["name"] == deployment)]
+        if deployment is not None and not rows:
+            raise _fail(f"no paper deployment named {deployment!r} in {ledger.url}")
+        report = []
+        for d in rows:
+            state = ledger.latest_engine_state(d["deployment_id"]) or {}
+            held = [{"symbol": s["name"], "quantity": s["holding"]["quantity"],
+                     "cost": s["holding"]["cost"]}
+                    for s in state.get("symbols", []) if Decimal(s["holding"]["quantity"]) != 0]
+            cash = {a["name"]: a["cash"] for a in state.get("accounts", [])}
+            pending = ledger.approvals(deployment_id=d["deployment_id"], status="pending")
+            diffs = ledger.reconciliations(deployment_id=d["deployment_id"], status="open")
+            report.append({"name": d["name"], "deployment_id": d["deployment_id"],
+                           "status": d["status"], "run_id": d["run_id"],
+                           "last_bar": iso(state["ts"]) if state.get("ts") else None,
+                           "paused": bool(state.get("paused")), "positions": held, "cash": cash,
+                           "pending_approvals": len(pending), "open_differences": len(diffs)})
+    except _known_errors() as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        ledger.close()
+    if json_:
+        typer.echo(json.dumps(report, indent=2))
+        return
+    if not report:
+        typer.echo("no paper deployments in this ledger; start one with `warden paper --config FILE`")
+        return
+    for r in report:
+        pos = ", ".join(f"{p['symbol']} {p['quantity']}" for p in r["positions"]) or "flat"
+        cash = ", ".join(f"{k} {v}" for k, v in r["cash"].items()) or "-"
+        flags = [f for f, on in (("paused", r["paused"]),
+                                 (f"{r['pending_approvals']} pending approval(s)", r["pending_approvals"]),
+                                 (f"{r['open_differences']} open difference(s)", r["open_differences"]))
+                 if on]
+        typer.echo(f"{r['name']}: {r['status']}, last bar {r['last_bar'] or '-'}; {pos}; cash {cash}"
+                   + (f"; {'; '.join(flags)}" if flags else ""))
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``warden paper`` to the CLI."""
+    app.add_typer(paper_app, name="paper")
+
+
+__all__ = ["paper_app", "register"]

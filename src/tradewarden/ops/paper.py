@@ -1,0 +1,305 @@
+"""A long-lived deployment's loop: live closed candles, the inbox between bars, SIGTERM.
+
+``warden paper`` comes here (``warden live`` will too, with a venue adapter as the
+broker). :func:`open_paper` records a run for this start of the deployment and
+assembles the kernel (which restores the deployment's last committed state and
+reconciles with the venue); :func:`run_deployment` then loops until SIGINT / SIGTERM:
+
+1. while the next candle is not due, carry out the commands people queued
+   (``warden approvals approve``, ``warden pause``, ... through the ``commands`` table)
+   every ``inbox_seconds`` of clock time;
+2. at the candle's close (plus the feed's poll delay) poll the feed: every closed candle
+   since the last one processed comes back, in order, none twice; a stalled feed blocks
+   entries (an event says why) until it delivers again;
+3. for each new bar, in time order (ties in symbol order): expire the approvals of its
+   symbol still pending from an earlier bar, run the commands queued, then
+   ``engine.on_bar`` and a flush (the journal commits each decision and its orders
+   before they are sent).
+
+A stop request finishes the bar in progress, flushes, and marks the run ``stopped`` and
+the deployment ``stopped``; starting the same deployment again resumes it. Time comes
+only from the clock (a test shares a controllable one with its fake venue).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple, Protocol
+
+from tradewarden.domain import Bar, BarSeries, Instrument, iso
+from tradewarden.engine.clock import Clock
+from tradewarden.engine.config import RunConfig
+from tradewarden.engine.inbox import FEED_STALLED
+from tradewarden.ledger.lifecycle import RunInterrupted, StopSignals
+from tradewarden.ledger.store import Ledger
+from tradewarden.ops.kernel import MARKET_TIME_BASIS, Kernel, assemble
+from tradewarden.ops.replay import git_sha
+from tradewarden.strategy import Strategy
+
+#: Clock seconds between two looks at the command inbox while waiting for a candle.
+DEFAULT_INBOX_SECONDS = 5
+
+
+class LiveFeed(Protocol):
+    """A live candle feed (:class:`tradewarden.data.live_feed.LiveCandleFeed`)."""
+
+    def warmup(self, bars: int, *, after: int | None = None) -> dict[str, BarSeries]:
+        """Return up to ``bars`` closed candles per symbol ending at ``after`` (or now)."""
+
+    def next_due(self) -> float:
+        """Return the clock time the next poll is due (UTC epoch seconds)."""
+
+    def poll(self) -> Any:
+        """Return a ``FeedPoll`` (:class:`tradewarden.data.live_feed.FeedPoll`): the
+        closed candles not delivered yet, and why the feed is stalled if it is."""
+
+
+@dataclass(slots=True)
+class Deployment:
+    """One start of a deployment: its ledger rows and the assembled kernel."""
+
+    name: str
+    deployment_id: str
+    run_id: str
+    kernel: Kernel
+    ledger: Ledger
+    resumed: bool
+    differences: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def clock(self) -> Clock:
+        """The mode's clock."""
+        return self.kernel.handlers.clock
+
+
+def default_deployment_name(config: RunConfig) -> str:
+    """``paper-<strategy>-<symbols>`` in the characters a deployment name allows."""
+    import re
+    raw = f"{config.mode}-{config.strategy}-{'-'.join(config.symbols)}".lower()
+    name = re.sub(r"[^a-z0-9_.-]+", "-", raw).strip("-")
+    return name[:64]
+
+
+def open_paper(config: RunConfig, strategy: Strategy, instruments: dict[str, Instrument],
+               ledger: Ledger, *, name: str | None = None, clock: Clock,
+               fee_bps: float | None = None, maker_fee_bps: float | None = None,
+               created_by: str = "unknown", venue: str | None = None) -> Deployment:
+    """Open (or resume) a paper deployment and record this start as a run.
+
+    Parameters
+    ----------
+    config : RunConfig
+        Resolved (``resolve_config``); ``mode`` is ``paper``. The deployment keeps the
+        configuration it was created with (a changed one is refused by name).
+    strategy : Strategy
+    instruments : dict of str to Instrument
+        The venue's specs (increments, minimum notional) per symbol.
+    ledger : Ledger
+    name : str, optional
+        Deployment name (default :func:`default_deployment_name`).
+    clock : Clock
+        A ``WallClock`` (a test passes one it controls).
+    fee_bps, maker_fee_bps : float, optional
+        The venue's taker and maker fees in bps (default: the config's).
+    created_by : str
+    venue : str, optional
+        The venue's name, recorded in the run's notes.
+
+    Returns
+    -------
+    Deployment
+
+    Raises
+    ------
+    tradewarden.ledger.LedgerError
+        A bad name, or a deployment of that name with another mode or configuration.
+    """
+    name = name or default_deployment_name(config)
+    dep = ledger.open_deployment(name, mode=config.mode, config=config.canonical_json(),
+                                 config_hash=config.config_hash(),
+                                 strategy_source=config.strategy_source)
+    dep_id = dep["deployment_id"]
+    resumed = ledger.latest_engine_state(dep_id) is not None
+    run_id = uuid.uuid4().hex[:12]
+    import json
+    ledger.create_run({
+        "run_id": run_id, "mode": config.mode, "capital_mode": config.capital_mode,
+        "market_time_basis": MARKET_TIME_BASIS, "data_integrity": "ok",
+        "created_by": created_by, "git_sha": git_sha(), "config_hash": config.config_hash(),
+        "config": config.canonical_json(), "strategy": strategy.name,
+        "input_names": json.dumps(list(strategy.input_names)),
+        "symbols": json.dumps(list(config.symbols)), "timeframe": config.timeframe,
+        "initial_capital": config.capital,
+        "notes": f"deployment {name} ({dep_id})" + (f" on {venue}" if venue else "")
+                 + ("; resumed" if resumed else ""),
+    })
+    kernel = assemble(config.mode, run_id=run_id, strategy=strategy, instruments=instruments,
+                      ledger=ledger, capital=config.capital, capital_mode=config.capital_mode,
+                      risk=config.risk, governor=config.governor,
+                      fee_bps=config.fee_bps if fee_bps is None else fee_bps,
+                      maker_fee_bps=config.maker_fee_bps if maker_fee_bps is None else maker_fee_bps,
+                      slippage_bps=config.slippage_bps, clock=clock, deployment_id=dep_id)
+    differences = ledger.reconciliations(deployment_id=dep_id, status="open")
+    ledger.set_deployment_status(dep_id, "running", run_id=run_id)
+    return Deployment(name, dep_id, run_id, kernel, ledger, resumed, differences)
+
+
+class LoopStats(NamedTuple):
+    """What :func:`run_deployment` did: bars, commands and polls, and how it ended."""
+
+    bars: int
+    commands: int
+    polls: int
+    stalls: int
+    status: str
+
+
+def run_deployment(dep: Deployment, feed: LiveFeed, *, stop: StopSignals | None = None,
+                   inbox_seconds: float = DEFAULT_INBOX_SECONDS,
+                   until: int | None = None,
+                   on_bar: Callable[[Bar, Any], None] | None = None,
+                   on_command: Callable[[tuple[int, str, str]], None] | None = None) -> LoopStats:
+    """Run a deployment on a live feed until a stop request (or ``until``).
+
+    Parameters
+    ----------
+    dep : Deployment
+        From :func:`open_paper`.
+    feed : LiveFeed
+    stop : StopSignals, optional
+        SIGINT / SIGTERM: the loop finishes the bar in progress, flushes and returns.
+    inbox_seconds : float
+        Clock seconds between looks at the command inbox while waiting.
+    until : int, optional
+        Stop once the clock passes this time (UTC epoch seconds; tests and
+        ``warden paper --until``).
+    on_bar, on_command : callable, optional
+        Called with each bar and its decision, and with each command's result.
+
+    Returns
+    -------
+    LoopStats
+
+    Notes
+    -----
+    The run is finished in the ledger as ``completed`` (``until``), ``interrupted`` (a
+    stop request) or ``failed`` (an exception, which propagates); the deployment as
+    ``stopped`` or ``failed``. Venue gaps the feed reports are recorded as events.
+    """
+    engine, ledger, clock = dep.kernel.engine, dep.ledger, dep.clock
+    bars = commands = polls = stalls = 0
+    status = "stopped"
+    last = engine.last_bar_ts
+    warm = feed.warmup(engine.strategy.warmup + 1, after=last)
+    engine.warm_up(warm)
+
+    def inbox() -> None:
+        nonlocal commands
+        pending = ledger.pending_commands(dep.deployment_id)
+        if not pending:
+            return
+        approvals = {a["id"]: a for a in ledger.approvals(deployment_id=dep.deployment_id)}
+        diffs = ledger.reconciliations(deployment_id=dep.deployment_id, status="open")
+        for result in engine.handle_commands(pending, clock.now(), approvals=approvals,
+                                             differences=diffs):
+            commands += 1
+            if on_command is not None:
+                on_command(result)
+
+    def stopping() -> bool:
+        if stop is not None:
+            stop.check()            # a stop request: RunInterrupted, handled below
+        return until is not None and clock.now() >= until
+
+    try:
+        inbox()
+        while not stopping():
+            due = feed.next_due()
+            now = clock.now()
+            if now < due:
+                inbox()
+                clock.wait_until(int(min(due, now + inbox_seconds)) or now + 1)
+                continue
+            got = feed.poll()
+            polls += 1
+            if got.stalled:
+                stalls += 1
+                engine.block_entries(FEED_STALLED, got.stalled, clock.now())
+                engine.flush()
+            elif engine.blocks.get(FEED_STALLED):
+                engine.unblock_entries(FEED_STALLED, "the feed delivers again", clock.now())
+            for line in getattr(got, "gaps", ()):
+                engine.event(clock.now(), "data", None, f"venue gap: {line}")
+            new = _in_time_order(got.bars, list(engine.by_name))
+            for bar in new:
+                pending = ledger.approvals(deployment_id=dep.deployment_id, status="pending")
+                if engine.expire_approvals(pending, bar.ts, bar.symbol):
+                    engine.flush()
+                inbox()
+                decision = engine.on_bar(bar)
+                engine.flush()
+                bars += 1
+                ledger.heartbeat(dep.run_id, bars_processed=engine.counts.bars,
+                                 decisions=engine.counts.decisions,
+                                 trades_closed=engine.counts.trades_closed)
+                if on_bar is not None:
+                    on_bar(bar, decision)
+                if stop is not None and stop.signum is not None:
+                    break               # this bar is finished and committed; stop now
+            if not new and feed.next_due() <= clock.now():
+                clock.wait_until(clock.now() + max(1, int(inbox_seconds)))   # stalled: retry later
+    except RunInterrupted:
+        status = "stopped"
+    except BaseException as exc:
+        status = "failed"
+        _finish(dep, "failed", f"{type(exc).__name__}: {exc}"[:2000], "failed")
+        raise
+    engine.flush()
+    signalled = stop is not None and stop.signum is not None
+    _finish(dep, status, None, "interrupted" if signalled else "completed")
+    return LoopStats(bars, commands, polls, stalls, status)
+
+
+def _finish(dep: Deployment, status: str, error: str | None, run_status: str) -> None:
+    """Mark the run (``completed`` at ``until``, ``interrupted`` by a signal, ``failed``)
+    and the deployment (``stopped`` or ``failed``) finished; best effort on failure."""
+    from tradewarden.ledger.store import LedgerError, utcnow_iso
+    engine = dep.kernel.engine
+    try:
+        dep.ledger.finish_run(dep.run_id, status=run_status,
+                              completed_at=utcnow_iso(), error=error,
+                              bars_processed=engine.counts.bars, decisions=engine.counts.decisions,
+                              trades_opened=engine.counts.trades_opened,
+                              trades_closed=engine.counts.trades_closed)
+        dep.ledger.set_deployment_status(dep.deployment_id, status)
+    except LedgerError:
+        if error is None:
+            raise
+
+
+def _in_time_order(chunk: dict[str, BarSeries], order: list[str]) -> list[Bar]:
+    """The bars of ``chunk`` by open time, ties in the deployment's symbol order."""
+    rank = {n: i for i, n in enumerate(order)}
+    out = [(int(s.ts[i]), rank.get(name, len(rank)), s.bar(i))
+           for name, s in chunk.items() for i in range(len(s))]
+    out.sort(key=lambda t: (t[0], t[1]))
+    return [b for _, _, b in out]
+
+
+def describe(dep: Deployment) -> str:
+    """One line for the terminal: deployment, run, state resumed or new, differences."""
+    engine = dep.kernel.engine
+    held = [f"{s.name} {s.holding.quantity}" for s in engine.syms if not s.holding.is_flat]
+    return (f"deployment {dep.name} ({dep.deployment_id}), run {dep.run_id}: "
+            + ("resumed" if dep.resumed else "new")
+            + (f", holding {', '.join(held)}" if held else ", flat")
+            + (f", {len(dep.differences)} reconciliation difference(s): entries blocked"
+               if dep.differences else "")
+            + (f", last bar {iso(engine.last_bar_ts)}" if engine.last_bar_ts else ""))
+
+
+__all__ = ["DEFAULT_INBOX_SECONDS", "Deployment", "LiveFeed", "LoopStats",
+           "default_deployment_name", "describe", "open_paper", "run_deployment"]
+
