@@ -66,6 +66,12 @@ class LedgerError(RuntimeError):
 _PASSWORD_IN_URL = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
 
 
+def _check_choice(what: str, value: str | None, allowed: tuple[str, ...]) -> None:
+    """Raise :class:`LedgerError` naming ``what`` when ``value`` is set and not allowed."""
+    if value is not None and value not in allowed:
+        raise LedgerError(f"{what} {value!r}: use one of {', '.join(allowed)}")
+
+
 def display_db(db: str | os.PathLike[str] | URL) -> str:
     """Return ``--db`` as it may be shown: a path as given, a URL with its password masked.
 
@@ -986,8 +992,9 @@ class Ledger:
             An unknown kind, a missing or too long target, an empty or too long actor,
             an unknown deployment, or a row that cannot be written (locked, full disk).
         """
-        if kind not in COMMAND_KINDS:
-            raise LedgerError(f"command kind {kind!r}: use one of {', '.join(COMMAND_KINDS)}")
+        _check_choice("command kind", kind, COMMAND_KINDS)
+        if kind is None:
+            raise LedgerError("command kind None: give one of " + ", ".join(COMMAND_KINDS))
         if kind in COMMAND_TARGETS and not target:
             article = "an" if kind[0] in "aeiou" else "a"
             raise LedgerError(f"{article} {kind} command needs a target ({COMMAND_TARGETS[kind]})")
@@ -1045,8 +1052,7 @@ class Ledger:
         LedgerError
             An unknown status, a ``limit`` below 1, or a ledger that cannot be read.
         """
-        if status is not None and status not in COMMAND_STATUSES:
-            raise LedgerError(f"command status {status!r}: use one of {', '.join(COMMAND_STATUSES)}")
+        _check_choice("command status", status, COMMAND_STATUSES)
         if limit is not None and limit < 1:
             raise LedgerError(f"command limit {limit}: give at least 1")
         c = schema.commands
@@ -1190,9 +1196,7 @@ class Ledger:
         LedgerError
             An unknown status, or a ledger that cannot be read.
         """
-        if status is not None and status not in RECONCILIATION_STATUSES:
-            raise LedgerError(f"reconciliation status {status!r}: use one of "
-                              f"{', '.join(RECONCILIATION_STATUSES)}")
+        _check_choice("reconciliation status", status, RECONCILIATION_STATUSES)
         t = schema.reconciliations
         q = (select(t).where(t.c.deployment_id == deployment_id)
              .order_by(t.c.ts, t.c.run_id, t.c.seq))
@@ -1251,9 +1255,7 @@ class Ledger:
         LedgerError
             An unknown status or deployment, or a row that cannot be written.
         """
-        if status not in DEPLOYMENT_STATUSES:
-            raise LedgerError(f"deployment status {status!r}: use one of "
-                              f"{', '.join(DEPLOYMENT_STATUSES)}")
+        _check_choice("deployment status", status, DEPLOYMENT_STATUSES)
         self.drain()
         d = schema.deployments
         values: dict[str, Any] = {"status": status}
@@ -1276,9 +1278,7 @@ class Ledger:
         LedgerError
             An unknown status, or a ledger that cannot be read.
         """
-        if status is not None and status not in DEPLOYMENT_STATUSES:
-            raise LedgerError(f"deployment status {status!r}: use one of "
-                              f"{', '.join(DEPLOYMENT_STATUSES)}")
+        _check_choice("deployment status", status, DEPLOYMENT_STATUSES)
         d = schema.deployments
         q = select(d).order_by(d.c.name)
         if status is not None:
