@@ -816,7 +816,8 @@ class TradingEngine(Operations):
             key = (frame.entry_reason, why)
             text = self._blocked_detail.get(key)
             if text is None:
-                text = self._blocked_detail[key] = _dumps({"signal": frame.entry_reason, "halt": why})
+                what = "why" if block in self.blocks else "halt"    # a block names its cause
+                text = self._blocked_detail[key] = _dumps({"signal": frame.entry_reason, what: why})
             self._details[k] = text
             return self._code(BLOCKED, block, FLAT)
         # 2. the strategy's decision for this bar (inputs are in the decision's columns)
