@@ -82,6 +82,7 @@ class Ord:
     role: str = "entry"
     tp: str | None = None
     sl: str | None = None
+    created: int = 1713459600      # when it was sent (the decision bar's open by default)
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,17 @@ CASES = [
     # ---------------------------------------------------------------- market orders
     Case("market-buy-next-open-slippage-up-ceil",
          (Ord("e", "buy", "market"),),
+         (Step(B2, ("e filled",), (Fx("e", "62847.85", "0.62847850", "taker", "entry", "62835.28"),),
+               "e:filled"),)),
+    # sent between bars (an approval 10 minutes into B2): B2 opened before it, so the
+    # next open (B3) fills it; one sent at B2's open exactly fills at that open
+    Case("market-buy-sent-after-the-bar-opened-fills-at-the-next-open",
+         (Ord("e", "buy", "market", created=B2[0] + 600),),
+         (Step(B2, (), (), "e:accepted"),
+          Step(B3, ("e filled",), (Fx("e", "63162.07", "0.63162070", "taker", "entry", "63149.44"),),
+               "e:filled"))),
+    Case("market-buy-sent-at-the-bar-open-fills-at-that-open",
+         (Ord("e", "buy", "market", created=B2[0]),),
          (Step(B2, ("e filled",), (Fx("e", "62847.85", "0.62847850", "taker", "entry", "62835.28"),),
                "e:filled"),)),
     Case("market-sell-next-open-slippage-down-floor",
@@ -365,7 +377,7 @@ def _submit_case(case: Case) -> tuple[SimBroker, dict[str, Order], list[str]]:
     for spec in case.orders:
         level = Decimal(spec.level) if spec.level is not None else None
         entry = Order(spec.id, SYM, Side(spec.side), OrderType(spec.type), Decimal(spec.qty),
-                      OrderRole(spec.role), 1713459600,
+                      OrderRole(spec.role), spec.created,
                       price=level if spec.type == "limit" else None,
                       stop_price=level if spec.type == "stop" else None)
         legs: list[Order] = []

@@ -4,7 +4,9 @@ Fill rules (pinned by the candle-table tests in ``tests/execution``):
 
 * **Market** orders fill at the *next* bar's open (an order decided on bar ``t``'s
   close is submitted after ``t`` and fills at ``t+1``'s open), taker fee, slippage
-  against the trader.
+  against the trader. One sent after a bar opened (``created_ts`` later than the
+  bar's open: an entry approved between bars) is not filled at that earlier open but
+  at the following bar's.
 * **Limit** orders fill when the bar trades through the level: a buy limit when
   ``low <= price`` at ``price`` (at the open if the bar opens below it), a sell limit
   when ``high >= price`` (at the open if it opens above). Maker fee, no slippage.
