@@ -66,9 +66,11 @@ class LedgerError(RuntimeError):
 _PASSWORD_IN_URL = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
 
 
-def _check_choice(what: str, value: str | None, allowed: tuple[str, ...]) -> None:
-    """Raise :class:`LedgerError` naming ``what`` when ``value`` is set and not allowed."""
-    if value is not None and value not in allowed:
+def _check_choice(what: str, value: str | None, allowed: tuple[str, ...], *,
+                  optional: bool = False) -> None:
+    """Raise :class:`LedgerError` naming ``what`` when ``value`` is not one of ``allowed``
+    (``None`` passes when ``optional``: a filter left out)."""
+    if not (optional and value is None) and value not in allowed:
         raise LedgerError(f"{what} {value!r}: use one of {', '.join(allowed)}")
 
 
@@ -993,8 +995,6 @@ class Ledger:
             an unknown deployment, or a row that cannot be written (locked, full disk).
         """
         _check_choice("command kind", kind, COMMAND_KINDS)
-        if kind is None:
-            raise LedgerError("command kind None: give one of " + ", ".join(COMMAND_KINDS))
         if kind in COMMAND_TARGETS and not target:
             article = "an" if kind[0] in "aeiou" else "a"
             raise LedgerError(f"{article} {kind} command needs a target ({COMMAND_TARGETS[kind]})")
@@ -1052,7 +1052,7 @@ class Ledger:
         LedgerError
             An unknown status, a ``limit`` below 1, or a ledger that cannot be read.
         """
-        _check_choice("command status", status, COMMAND_STATUSES)
+        _check_choice("command status", status, COMMAND_STATUSES, optional=True)
         if limit is not None and limit < 1:
             raise LedgerError(f"command limit {limit}: give at least 1")
         c = schema.commands
@@ -1122,9 +1122,7 @@ class Ledger:
         if not updates:
             return
         for aid, st, *_ in updates:
-            if st not in APPROVAL_STATUSES:
-                raise LedgerError(f"approval {aid}: status {st!r}: use one of "
-                                  f"{', '.join(APPROVAL_STATUSES)}")
+            _check_choice(f"approval {aid}: status", st, APPROVAL_STATUSES)
         from sqlalchemy import bindparam
         a = schema.approvals
         stmt = (update(a).where(a.c.id == bindparam("i"))
@@ -1196,7 +1194,7 @@ class Ledger:
         LedgerError
             An unknown status, or a ledger that cannot be read.
         """
-        _check_choice("reconciliation status", status, RECONCILIATION_STATUSES)
+        _check_choice("reconciliation status", status, RECONCILIATION_STATUSES, optional=True)
         t = schema.reconciliations
         q = (select(t).where(t.c.deployment_id == deployment_id)
              .order_by(t.c.ts, t.c.run_id, t.c.seq))
@@ -1223,9 +1221,7 @@ class Ledger:
         if not updates:
             return
         for run, seq, st, *_ in updates:
-            if st not in RECONCILIATION_STATUSES:
-                raise LedgerError(f"reconciliation {run}/{seq}: status {st!r}: use one of "
-                                  f"{', '.join(RECONCILIATION_STATUSES)}")
+            _check_choice(f"reconciliation {run}/{seq}: status", st, RECONCILIATION_STATUSES)
         from sqlalchemy import bindparam
         t = schema.reconciliations
         stmt = (update(t).where(t.c.run_id == bindparam("r"), t.c.seq == bindparam("q"))
@@ -1278,7 +1274,7 @@ class Ledger:
         LedgerError
             An unknown status, or a ledger that cannot be read.
         """
-        _check_choice("deployment status", status, DEPLOYMENT_STATUSES)
+        _check_choice("deployment status", status, DEPLOYMENT_STATUSES, optional=True)
         d = schema.deployments
         q = select(d).order_by(d.c.name)
         if status is not None:
