@@ -298,6 +298,8 @@ def _register_commands() -> None:
     cli_deploy.register(app)
     from tradewarden import cli_paper
     cli_paper.register(app)
+    from tradewarden import cli_live
+    cli_live.register(app)
 
 
 _register_commands()

@@ -69,6 +69,43 @@ def paper(ctx: typer.Context,
 
 def _run(config: Path | None, deployment: str | None, db: str | None, until: str | None,
          inbox_seconds: float) -> None:
+    from tradewarden.settings import load_settings
+
+    cli = {"mode": ("paper", "warden paper")}
+    if db is not None:
+        cli["ledger.db"] = (db, "--db")
+    loaded = load_settings(config, cli)
+    if not loaded.venue.name:
+        raise _fail("paper trading needs a venue: set [venue] name (a ccxt id such as "
+                    "coinbase or kraken) in the config or TRADEWARDEN_VENUE__NAME")
+    run_mode(loaded, deployment=deployment, until=until, inbox_seconds=inbox_seconds)
+
+
+def run_mode(loaded: Any, *, deployment: str | None, until: str | None, inbox_seconds: float,
+             connect: Callable[..., Any] | None = None,
+             before_start: Callable[..., None] | None = None) -> None:
+    """Run a paper or live deployment from loaded settings until a stop (the CLI's part).
+
+    Parameters
+    ----------
+    loaded : tradewarden.settings.LoadedSettings
+        ``mode`` ``paper`` or ``live``; ``[venue]`` names the venue.
+    deployment, until, inbox_seconds
+        The command's flags.
+    connect : callable, optional
+        Live: ``connect(config, clock) -> (broker, instruments, fees or None)``, the venue
+        adapter with its instrument specs (paper reads specs and fees from the market
+        data client and simulates fills).
+    before_start : callable, optional
+        Live: ``before_start(config, broker, instruments)`` prints what will be traded
+        and asks for confirmation (raises ``typer.Exit`` to refuse) before the
+        deployment opens.
+
+    Raises
+    ------
+    typer.Exit
+        Refused by ``before_start``.
+    """
     from tradewarden.data.download import create_venue_client
     from tradewarden.data.live_feed import LiveCandleFeed
     from tradewarden.data.loaders import parse_bound
@@ -79,45 +116,46 @@ def _run(config: Path | None, deployment: str | None, db: str | None, until: str
     from tradewarden.ops.kernel import _user
     from tradewarden.ops.paper import describe, open_paper, run_deployment
     from tradewarden.ops.replay import resolve_config
-    from tradewarden.settings import load_settings
 
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     out = Console(highlight=False, soft_wrap=True)
-    cli = {"mode": ("paper", "warden paper")}
-    if db is not None:
-        cli["ledger.db"] = (db, "--db")
-    loaded = load_settings(config, cli)
     venue = loaded.venue
-    if not venue.name:
-        raise _fail("paper trading needs a venue: set [venue] name (a ccxt id such as "
-                    "coinbase or kraken) in the config or TRADEWARDEN_VENUE__NAME")
     stop_at = parse_bound(until, "--until") if until else None
     cfg = loaded.run_config()
     if cfg.timeframe is None:
         cfg = cfg.model_copy(update={"timeframe": "1h"})
     cfg, strategy = resolve_config(cfg)
     make_client = client_factory or (lambda name, url: create_venue_client(name, api_url=url))
-    exchange = make_client(venue.name, venue.api_url)
+    data_url = venue.data_url or venue.api_url
+    exchange = make_client(venue.name, data_url)
     err.print(f"loading {venue.name} markets for {', '.join(cfg.symbols)}"
-              + (f" from {venue.api_url}" if venue.api_url else ""))
-    specs = load_market_specs(venue.name, list(cfg.symbols), exchange=exchange, refresh=True)
-    instruments = {s: specs[s].instrument for s in cfg.symbols}
-    fee_bps = maker_bps = None
-    if cfg.venue_fees:
-        fee_bps = float(max(specs[s].taker_bps for s in cfg.symbols))
-        maker_bps = float(max(specs[s].maker_bps for s in cfg.symbols))
-    ledger = Ledger(loaded.ledger.url(), background=True)
-    with StopSignals("paper") as stop:
+              + (f" from {data_url}" if data_url else ""))
+    with StopSignals(cfg.mode) as stop:
         clock = (clock_factory or (lambda stopped: WallClock(stop=stopped)))(
             lambda: stop.signum is not None)
+        broker = None
+        if connect is None:
+            specs = load_market_specs(venue.name, list(cfg.symbols), exchange=exchange, refresh=True)
+            instruments = {s: specs[s].instrument for s in cfg.symbols}
+            fees = ((float(max(specs[s].taker_bps for s in cfg.symbols)),
+                     float(max(specs[s].maker_bps for s in cfg.symbols)), specs[cfg.symbols[0]].fee_basis)
+                    if cfg.venue_fees else None)
+        else:
+            broker, instruments, fees = connect(cfg, clock)
+            if before_start is not None:
+                before_start(cfg, broker, instruments)
+        fee_bps, maker_bps = (fees[0], fees[1]) if fees else (None, None)
+        ledger = Ledger(loaded.ledger.url(), background=True)
         dep = open_paper(cfg, strategy, instruments, ledger, name=deployment, clock=clock,
                          fee_bps=fee_bps, maker_fee_bps=maker_bps, created_by=_user(),
-                         venue=venue.name)
+                         venue=venue.name, broker=broker)
         out.print(describe(dep))
-        fees = (f"fees {fee_bps:g}/{maker_bps:g} bps taker/maker ({specs[cfg.symbols[0]].fee_basis})"
-                if fee_bps is not None else f"fees {cfg.fee_bps:g}/{cfg.maker_fee_bps:g} bps (config)")
-        out.print(f"{cfg.strategy} on {', '.join(cfg.symbols)} {cfg.timeframe} candles from "
-                  f"{venue.name}; {fees}; governor {cfg.governor}; Ctrl-C or SIGTERM stops")
+        fee_text = (f"fees {fee_bps:g}/{maker_bps:g} bps taker/maker ({fees[2]})" if fees
+                    else f"fees {cfg.fee_bps:g}/{cfg.maker_fee_bps:g} bps (config)")
+        fills = "fills at the venue" if broker is not None else "simulated fills"
+        out.print(f"{cfg.mode}: {cfg.strategy} on {', '.join(cfg.symbols)} {cfg.timeframe} candles "
+                  f"from {venue.name}, {fills}; {fee_text}; governor {cfg.governor}; "
+                  "Ctrl-C or SIGTERM stops")
         feed = LiveCandleFeed(exchange, list(cfg.symbols), cfg.timeframe, clock, venue=venue.name,
                               stall_after=float(DEFAULT_STALL_AFTER), retry_every=30.0)
 

@@ -162,6 +162,9 @@ class VenueSettings(BaseModel):
         ccxt id or ``coinbase`` / ``ibkr``.
     api_url : str or None
         Another host for the venue's API (a sandbox, a proxy, a loopback fake).
+    data_url : str or None
+        Another host for the venue's public market data (candles, markets) only;
+        default ``api_url``.
     api_key, api_secret : SecretStr or None
         Credentials, from ``TRADEWARDEN_VENUE__API_KEY`` / ``..._API_SECRET`` or secret
         files only.
@@ -173,6 +176,7 @@ class VenueSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     name: str | None = None
     api_url: str | None = None
+    data_url: str | None = None
     api_key: SecretStr | None = None
     api_secret: SecretStr | None = None
     key_file: Path | None = None
@@ -617,8 +621,9 @@ out = "warden-out/reports"
 format = "all"                  # all | console | json | html
 
 [venue]                         # the account paper and live trading will use
-# name = "coinbase"
-# api_url = "api.coinbase.com"
-# key_file = "~/cdp_api_key.json"
+# name = "coinbase"             # a ccxt id (coinbase, kraken, ...); coinbase trades through Coinbase's SDK
+# api_url = "https://api.coinbase.com"   # another host: a sandbox, a proxy, a loopback fake
+# data_url = "https://api.coinbase.com"  # another host for candles and markets only (default api_url)
+# key_file = "~/cdp_api_key.json"  # Coinbase: the CDP key file (its path; the key stays in the file)
 # api_key, api_secret: only from TRADEWARDEN_VENUE__API_KEY / __API_SECRET or secret files
 '''

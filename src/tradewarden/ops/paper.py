@@ -32,6 +32,7 @@ from tradewarden.domain import Bar, BarSeries, Instrument, iso
 from tradewarden.engine.clock import Clock
 from tradewarden.engine.config import RunConfig
 from tradewarden.engine.inbox import FEED_STALLED
+from tradewarden.execution.base import Broker
 from tradewarden.ledger.lifecycle import RunInterrupted, StopSignals
 from tradewarden.ledger.store import Ledger
 from tradewarden.ops.kernel import MARKET_TIME_BASIS, Kernel, assemble
@@ -85,14 +86,15 @@ def default_deployment_name(config: RunConfig) -> str:
 def open_paper(config: RunConfig, strategy: Strategy, instruments: dict[str, Instrument],
                ledger: Ledger, *, name: str | None = None, clock: Clock,
                fee_bps: float | None = None, maker_fee_bps: float | None = None,
-               created_by: str = "unknown", venue: str | None = None) -> Deployment:
-    """Open (or resume) a paper deployment and record this start as a run.
+               created_by: str = "unknown", venue: str | None = None,
+               broker: Broker | None = None) -> Deployment:
+    """Open (or resume) a paper or live deployment and record this start as a run.
 
     Parameters
     ----------
     config : RunConfig
-        Resolved (``resolve_config``); ``mode`` is ``paper``. The deployment keeps the
-        configuration it was created with (a changed one is refused by name).
+        Resolved (``resolve_config``); ``mode`` is ``paper`` or ``live``. The deployment
+        keeps the configuration it was created with (a changed one is refused by name).
     strategy : Strategy
     instruments : dict of str to Instrument
         The venue's specs (increments, minimum notional) per symbol.
@@ -106,6 +108,8 @@ def open_paper(config: RunConfig, strategy: Strategy, instruments: dict[str, Ins
     created_by : str
     venue : str, optional
         The venue's name, recorded in the run's notes.
+    broker : Broker, optional
+        Live: the venue adapter (paper simulates fills with ``SimBroker``).
 
     Returns
     -------
@@ -140,7 +144,8 @@ def open_paper(config: RunConfig, strategy: Strategy, instruments: dict[str, Ins
                       risk=config.risk, governor=config.governor,
                       fee_bps=config.fee_bps if fee_bps is None else fee_bps,
                       maker_fee_bps=config.maker_fee_bps if maker_fee_bps is None else maker_fee_bps,
-                      slippage_bps=config.slippage_bps, clock=clock, deployment_id=dep_id)
+                      slippage_bps=config.slippage_bps, clock=clock, deployment_id=dep_id,
+                      broker=broker)
     differences = ledger.reconciliations(deployment_id=dep_id, status="open")
     ledger.set_deployment_status(dep_id, "running", run_id=run_id)
     return Deployment(name, dep_id, run_id, kernel, ledger, resumed, differences)

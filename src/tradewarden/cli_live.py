@@ -1,0 +1,89 @@
+"""``warden live``: the deployment loop of ``warden paper`` with real orders at the venue.
+
+Going live is deliberate: the config must say ``mode = "live"``, the command needs
+``--live``, the venue's credentials must be set (environment or secret files; Coinbase
+also takes its CDP key file), the key must pass a read-only pre-flight (trade
+permission, no withdrawal permission), and a person confirms what will be traded and
+the most it can lose (or passes ``--yes``). See :mod:`tradewarden.ops.live`.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+
+from tradewarden.cli_common import CONFIG_OPT, DB_OPT, _fail, _known_errors, _validation_message
+
+
+def live(config: Optional[Path] = CONFIG_OPT,
+         deployment: Optional[str] = typer.Option(
+             None, "--deployment", help="Deployment name (letters, digits, - _ .); the same "
+             "name resumes it. [default: live-STRATEGY-SYMBOLS]"),
+         db: Optional[str] = DB_OPT,
+         live_: bool = typer.Option(False, "--live", help="Trade real money (required)."),
+         yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
+         until: Optional[str] = typer.Option(
+             None, "--until", help="Stop at this UTC date or datetime (default: run until "
+             "SIGINT or SIGTERM)."),
+         inbox_seconds: float = typer.Option(
+             5.0, "--inbox-seconds", min=0.5, help="Seconds between looks at the command "
+             "inbox while waiting for the next candle.")) -> None:
+    """Trade the configured strategy with real orders at the [venue].
+
+    Refused without mode = "live" in the config, --live, and the venue's
+    credentials (TRADEWARDEN_VENUE__API_KEY / __API_SECRET, or Coinbase's
+    [venue] key_file). A read-only pre-flight refuses a key without trade
+    permission or with withdrawal permission. It shows the venue, account,
+    balances, symbols and the most it can lose per trade and per day, and asks
+    for confirmation (--yes skips it). Stop with Ctrl-C or SIGTERM.
+    """
+    from pydantic import ValidationError
+
+    from tradewarden.cli_paper import run_mode
+    from tradewarden.execution.venue import VenueError
+    from tradewarden.ops.live import check_preflight, connect_venue, exposure_lines, live_refusals
+    from tradewarden.settings import load_settings
+
+    try:
+        loaded = load_settings(config, {"ledger.db": (db, "--db")} if db else {})
+        refusals = live_refusals(loaded.run_config().mode, live_, loaded.venue)
+        if refusals:
+            raise _fail("warden live refused: " + "; ".join(refusals))
+        out = Console(highlight=False, soft_wrap=True)
+
+        def connect(cfg: Any, clock: Any) -> tuple[Any, dict[str, Any], None]:
+            broker, instruments = connect_venue(loaded.venue, cfg, clock)
+            return broker, instruments, None
+
+        def before_start(cfg: Any, broker: Any, instruments: dict[str, Any]) -> None:
+            pre = broker.preflight()
+            check_preflight(pre)
+            for line in exposure_lines(cfg, pre):
+                out.print(line)
+            if yes:
+                return
+            if not sys.stdin.isatty():
+                raise _fail("warden live needs a confirmation: run it in a terminal or pass --yes")
+            if not typer.confirm("Trade real money with these settings?", default=False):
+                raise _fail("not confirmed: nothing was traded", code=1)
+
+        run_mode(loaded, deployment=deployment, until=until, inbox_seconds=inbox_seconds,
+                 connect=connect, before_start=before_start)
+    except typer.Exit:
+        raise
+    except ValidationError as exc:
+        raise _fail(_validation_message(exc)) from None
+    except (VenueError, *_known_errors()) as exc:
+        raise _fail(str(exc)) from None
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``warden live`` to the CLI."""
+    app.command("live")(live)
+
+
+__all__ = ["live", "register"]

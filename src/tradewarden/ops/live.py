@@ -1,0 +1,155 @@
+"""Going live: the gates before real money, the venue adapter, what a person is shown.
+
+``warden live`` comes here before the deployment loop (:mod:`tradewarden.ops.paper`,
+the same loop paper trading runs, with a venue adapter as the broker):
+
+1. :func:`live_refusals`: ``mode = "live"`` in the config, the ``--live`` flag, a venue
+   and credentials (``TRADEWARDEN_VENUE__API_KEY`` / ``__API_SECRET``, or Coinbase's CDP
+   key file ``[venue] key_file``); anything missing is refused with what to do instead;
+2. :func:`connect_venue`: the adapter for the venue (Coinbase through its official
+   SDK with native brackets; any other ccxt venue through :class:`CcxtBroker` with
+   brackets the engine emulates) and the instruments as the venue lists them;
+3. a read-only pre-flight (``broker.preflight()``): a key without trade permission or
+   with withdrawal permission is refused;
+4. :func:`exposure_lines`: venue, account, balances, symbols, and the most the
+   configuration can lose per trade and per day, for the confirmation.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from tradewarden.domain import Instrument
+from tradewarden.engine.clock import Clock
+from tradewarden.engine.config import RunConfig
+from tradewarden.execution.venue import Preflight, VenuePermissionError
+
+
+def live_refusals(mode: str, live_flag: bool, venue: Any) -> list[str]:
+    """Return why ``warden live`` must not start (empty when it may).
+
+    Parameters
+    ----------
+    mode : str
+        The config's ``mode``.
+    live_flag : bool
+        ``--live`` was given.
+    venue : tradewarden.settings.VenueSettings
+    """
+    out = []
+    if mode != "live":
+        out.append(f'the config says mode = "{mode}": set mode = "live" in the file you '
+                   "mean to trade with (to try it on live candles without money, use "
+                   "`warden paper`)")
+    if not live_flag:
+        out.append("pass --live to trade real money (without it, use `warden paper`)")
+    if not venue.name:
+        out.append("set [venue] name (coinbase, kraken or another ccxt id)")
+    elif not _has_credentials(venue):
+        where = ("TRADEWARDEN_VENUE__API_KEY and TRADEWARDEN_VENUE__API_SECRET, or "
+                 "[venue] key_file (the CDP key file)" if venue.name == "coinbase"
+                 else "TRADEWARDEN_VENUE__API_KEY and TRADEWARDEN_VENUE__API_SECRET")
+        out.append(f"no credentials for {venue.name}: set {where}")
+    return out
+
+
+def _has_credentials(venue: Any) -> bool:
+    if venue.name == "coinbase" and venue.key_file is not None:
+        return True
+    return venue.api_key is not None and venue.api_secret is not None
+
+
+def connect_venue(venue: Any, config: RunConfig, clock: Clock) -> tuple[Any, dict[str, Instrument]]:
+    """Build the venue adapter for ``[venue]`` and read the instruments it lists.
+
+    Parameters
+    ----------
+    venue : tradewarden.settings.VenueSettings
+        ``name``, ``api_url``, credentials (secrets never printed or stored).
+    config : RunConfig
+        The symbols to trade.
+    clock : Clock
+        The deployment's clock (retries and waits use it).
+
+    Returns
+    -------
+    (Broker, dict of str to Instrument)
+
+    Raises
+    ------
+    tradewarden.execution.venue.VenueError
+        The venue cannot be reached or does not list a symbol.
+    ValueError
+        An unknown venue name.
+    """
+    symbols = list(config.symbols)
+    key = venue.api_key.get_secret_value() if venue.api_key is not None else None
+    secret = venue.api_secret.get_secret_value() if venue.api_secret is not None else None
+    if venue.name == "coinbase":
+        from tradewarden.execution.coinbase import CoinbaseBroker
+        broker = CoinbaseBroker.connect(api_key=key, api_secret=secret,
+                                        key_file=None if venue.key_file is None else str(venue.key_file),
+                                        api_url=venue.api_url, symbols=symbols, clock=clock)
+        return broker, dict(broker.instruments)
+    from tradewarden.data.download import create_venue_client
+    from tradewarden.data.markets import load_market_specs
+    from tradewarden.execution.ccxt_broker import CcxtBroker
+    exchange = create_venue_client(venue.name, api_url=venue.api_url,
+                                   config={"apiKey": key, "secret": secret})
+    specs = load_market_specs(venue.name, symbols, exchange=exchange, refresh=True)
+    instruments = {s: specs[s].instrument for s in symbols}
+    return CcxtBroker(exchange, instruments, clock=clock, venue=venue.name), instruments
+
+
+def check_preflight(pre: Preflight) -> None:
+    """Refuse a key that cannot trade or can withdraw.
+
+    Raises
+    ------
+    VenuePermissionError
+        One line per problem.
+    """
+    problems = pre.problems()
+    if problems:
+        raise VenuePermissionError(pre.venue, "; ".join(p.split(": ", 1)[-1] for p in problems))
+
+
+def exposure_lines(config: RunConfig, pre: Preflight) -> list[str]:
+    """What a person reads before confirming: venue, account, balances, symbols, the
+    most the configuration can lose per trade and per day (quote currency).
+
+    Per trade: with ``risk:F`` sizing, ``F`` of the account's equity if the stop-loss
+    fills at its level (a gap through it can lose more: Coinbase's stop becomes a
+    stop-limit 5 % below the trigger); with ``fixed:Q`` sizing, ``Q`` base units times
+    the distance to the stop-loss. Per day: ``daily_loss_limit`` of equity, after which
+    entries halt until the next UTC day (exits still pass).
+    """
+    capital = Decimal(str(config.capital))
+    accounts = len(config.symbols) if config.capital_mode == "independent" else 1
+    risk = config.risk
+    if risk.sizing.kind == "risk":
+        per_trade = (f"{risk.sizing.value:.2%} of equity per trade at the stop-loss "
+                     f"(about {capital * Decimal(str(risk.sizing.value)):.2f} of "
+                     f"{capital:.2f}{' per symbol' if accounts > 1 else ''})")
+    else:
+        per_trade = (f"{risk.sizing.value:g} base units per trade times the distance to "
+                     "its stop-loss")
+    if risk.daily_loss_limit is None:
+        per_day = "no daily loss limit (risk.daily_loss_limit is off)"
+    else:
+        per_day = (f"{risk.daily_loss_limit:.2%} of equity per UTC day "
+                   f"(about {capital * Decimal(str(risk.daily_loss_limit)) * accounts:.2f}), "
+                   "then no new entries until the next day")
+    balances = ", ".join(f"{c} {v}" for c, v in sorted(pre.balances.items()) if v) or "none"
+    lines = [f"venue     {pre.venue}, account {pre.account}",
+             f"balances  {balances}",
+             f"symbols   {', '.join(config.symbols)} ({config.timeframe}), strategy {config.strategy}",
+             f"capital   {capital:.2f} ({config.capital_mode})",
+             f"at most   {per_trade}",
+             f"per day   {per_day}"]
+    lines += [f"note      {n}" for n in pre.notes]
+    return lines
+
+
+__all__ = ["check_preflight", "connect_venue", "exposure_lines", "live_refusals"]
