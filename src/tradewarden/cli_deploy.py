@@ -74,15 +74,55 @@ def resume(deployment: str = DEPLOYMENT_OPT, reason: Optional[str] = REASON_OPT,
 
 
 def kill(deployment: str = DEPLOYMENT_OPT, reason: Optional[str] = REASON_OPT,
+         flatten_: bool = typer.Option(False, "--flatten", help="Also cancel every open "
+                                       "order and close every position at market."),
+         yes: bool = typer.Option(False, "--yes", help="With --flatten: do not ask."),
+         wait: float = typer.Option(60.0, "--wait", min=0, help="With --flatten: seconds "
+                                    "to wait for a running deployment to report."),
          by: Optional[str] = BY_OPT, db: Optional[str] = DB_OPT,
          config: Optional[Path] = CONFIG_OPT) -> None:
     """Engage the kill switch: no new entries until `warden resume`.
 
     A risk halt of every account of the deployment, saved with its state (it
-    survives a restart). Open positions are kept: close them with `warden
-    flatten`. Queued in the deployment's inbox; the engine acts on it before its
-    next bar."""
+    survives a restart). Open positions are kept unless --flatten: then every
+    open order is cancelled and every position closed at market through the
+    broker, and the venue's positions are checked afterwards. Queued in the
+    deployment's inbox; the engine acts on it before its next bar (a running
+    deployment is waited for up to --wait seconds)."""
+    if flatten_ and not yes:
+        import sys
+        if not sys.stdin.isatty():
+            raise _fail("kill --flatten closes every position at market: pass --yes "
+                        "(or run it in a terminal to confirm)")
+        if not typer.confirm(f"Close every position of {deployment} at market?", default=False):
+            raise _fail("not confirmed: nothing was queued", code=1)
     _queue(deployment, "kill", "kill switch", by=by, db=db, config=config, reason=reason)
+    if flatten_:
+        _queue(deployment, "flatten", "close every position", by=by, db=db, config=config,
+               reason=reason)
+        _wait_for(deployment, db, config, wait)
+
+
+def _wait_for(deployment: str, db: str | None, config: Path | None, seconds: float) -> None:
+    """Wait (wall clock: this is the operator's shell, not engine code) until a running
+    deployment has carried out its pending commands; print their results."""
+    import time
+
+    with deployment_ledger(config, db, deployment) as (led, dep):
+        if "before its next bar" not in when_it_acts(led, dep):
+            return
+        deadline = time.monotonic() + seconds
+        pending = led.pending_commands(dep["deployment_id"])
+        while pending and time.monotonic() < deadline:
+            time.sleep(0.5)
+            pending = led.pending_commands(dep["deployment_id"])
+        recent = led.commands(deployment_id=dep["deployment_id"], limit=2)
+    for row in recent:
+        typer.echo(f"command {row['id']} {row['kind']}: {row['status']}"
+                   + (f": {row['result']}" if row.get("result") else ""))
+    if pending:
+        raise _fail(f"{len(pending)} command(s) still pending after {seconds:g} s: check "
+                    f"`warden commands --deployment {deployment}`", code=1)
 
 
 def _symbols(dep: dict[str, Any]) -> list[str] | None:

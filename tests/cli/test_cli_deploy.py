@@ -168,3 +168,16 @@ def test_help_fits_80_columns_without_cutting_words(command):
     assert "…" not in res.stdout
     assert command == ["approvals"] or "--deployment" in res.stdout
     assert all(len(line) <= 80 for line in res.stdout.splitlines())
+
+
+def test_kill_flatten_needs_a_confirmation_then_queues_both(tmp_path):
+    db, _ = _ledger(tmp_path)
+    base = ["--deployment", "alpha", "--db", db, "--by", "ana"]
+    r = _invoke("kill", *base, "--flatten")                  # no terminal, no --yes
+    assert r.exit_code == 2 and "kill --flatten closes every position at market: pass --yes" in r.output
+    assert _commands(db) == []
+    r = _invoke("kill", *base, "--flatten", "--yes", "--reason", "venue incident")
+    assert r.exit_code == 0, r.output
+    assert _commands(db) == [(1, "kill", None, "venue incident", "ana", "pending"),
+                             (2, "flatten", None, "venue incident", "ana", "pending")]
+    assert "command 2 queued: close every position (reason: venue incident)" in r.stdout

@@ -300,3 +300,22 @@ def test_a_halt_and_its_loss_streak_survive_a_restart(tmp_path, scripted, bars):
     dep.restart()
     assert dep.engine.risk.halted(SYM, int(ts[6])) == halted
     assert (halted is not None) == (pnl < 0)
+
+
+def test_flatten_at_a_venue_checks_what_the_venue_holds_afterwards(tmp_path, scripted, bars):
+    ts = bars.ts
+    venue = _venue()
+    dep = Deploy(tmp_path, scripted(enter_ts=[ts[2], ts[9]], exit_ts=[ts[6]]), bars,
+                 broker_factory=lambda: venue)
+    dep.to(4)
+    assert dep.s.state == OPEN
+    status, result = dep.command("flatten", actor="frank")
+    assert status == "done" and result == "1 position(s) closed (BTC-USD); the venue agrees"
+    assert venue.positions[SYM] == 0 and dep.s.holding.is_flat
+    dep.to(11)
+    assert dep.s.state == OPEN
+    venue.positions[SYM] += D("0.1")                   # the close leaves something at the venue
+    status, result = dep.command("flatten")
+    assert status == "done"
+    assert result.endswith("; the venue still shows position BTC-USD: ledger 0, venue 0.10000000")
+    assert "reconcile_mismatch" in dep.engine.blocks

@@ -212,7 +212,18 @@ class Operations:
                              if held else "nothing held: open orders cancelled", ts)
         closed = self.close_all(ExitReason.MANUAL, symbols=symbols,
                                 detail={"command": cmd["id"], "by": cmd["actor"], "at": iso(ts)})
-        return f"{closed} position(s) closed" + (f" ({', '.join(held)})" if held else "")
+        text = f"{closed} position(s) closed" + (f" ({', '.join(held)})" if held else "")
+        if self.simulated:
+            return text
+        # a real venue: check what it holds now (a close it did not fill, orders left)
+        left = [d for d in self._differences() if d["kind"] != "balance"
+                and (symbols is None or d["symbol"] in symbols or d["symbol"] is None)]
+        if not left:
+            return text + "; the venue agrees"
+        self.block_entries(RECONCILE_MISMATCH, "after closing, the venue still shows: " + "; ".join(
+            f"{d['kind']} {d['symbol'] or ''} {d['venue']}" for d in left), ts)
+        return text + "; the venue still shows " + "; ".join(
+            f"{d['kind']} {d['symbol'] or ''}: ledger {d['ours']}, venue {d['venue']}" for d in left)
 
     def _approval(self, cmd: dict[str, Any], approvals: dict[int, dict[str, Any]]) -> dict[str, Any]:
         try:
