@@ -167,12 +167,15 @@ def run_mode(loaded: Any, *, deployment: str | None, until: str | None, inbox_se
             out.print(f"command {result[0]}: {result[1]}: {result[2]}")
 
         stats = run_deployment(dep, feed, stop=stop, inbox_seconds=inbox_seconds, until=stop_at,
+                               reconcile_seconds=RECONCILE_SECONDS if broker is not None else None,
                                on_bar=on_bar, on_command=on_command)
         ledger.close()
     out.print(f"deployment {dep.name} stopped: {stats.bars} bar(s), {stats.commands} command(s), "
               f"{stats.stalls} stalled poll(s) this run; resume with the same --deployment")
 
 
+#: Live: clock seconds between two reconciliations with the venue while running.
+RECONCILE_SECONDS = 900
 #: Seconds after a candle's close before a missing candle counts as a stalled feed.
 DEFAULT_STALL_AFTER = 120
 

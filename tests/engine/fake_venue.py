@@ -327,8 +327,9 @@ class ScriptedVenue:
         return VenueAccount({s: q for s, q in self.positions.items() if s in symbols},
                             tuple(cids + self.foreign), self.balances)
 
-    def adopt(self, orders: dict[str, Order]) -> None:
-        """Link this venue's tickets to a restarted engine's Order objects (by client id)."""
+    def adopt(self, orders: dict[str, Order], filled: dict[str, Decimal] | None = None) -> None:
+        """Link this venue's tickets to a restarted engine's Order objects (by client id);
+        this venue reports fills only as they happen, so ``filled`` needs no bookkeeping."""
         for cid, o in orders.items():
             t = self.tickets.get(cid)
             if t is not None:

@@ -446,7 +446,7 @@ class FileVenue:
         self._save()
         return out
 
-    def adopt(self, orders: Mapping[str, Order]) -> int:
+    def adopt(self, orders: Mapping[str, Order], filled: Mapping[str, Decimal] | None = None) -> int:
         """Link the venue's records to a (restarted) engine's Order objects by client id.
 
         Events for these orders then carry the engine's own objects. Ids the venue
@@ -456,6 +456,9 @@ class FileVenue:
         ----------
         orders : mapping of str to Order
             The engine's open orders by client order id.
+        filled : mapping of str to Decimal, optional
+            Base units the engine has booked per order; unused: this venue reports a
+            fill only from the ``process`` call in which it happens.
 
         Returns
         -------

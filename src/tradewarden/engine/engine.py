@@ -508,8 +508,6 @@ class TradingEngine(Operations):
         self._accepted_unknown = set(state.get("accepted_unknown", ()))
         if broker_state is not None and hasattr(self.broker, "restore"):
             self.broker.restore(broker_state, orders)
-        elif hasattr(self.broker, "adopt"):     # a venue maps its records to these objects
-            self.broker.adopt(orders)
         for s in self.syms:
             self._sync_band(s)
 

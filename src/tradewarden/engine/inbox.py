@@ -349,6 +349,7 @@ class Operations:
             self._catch_up_orders(ts)
         finally:
             self._reconciling = False
+        self._hand_over_orders()
         diffs = self._differences()
         for row in previous or ():
             self._recon_updates.append((row["run_id"], int(row["seq"]), "resolved",
@@ -403,6 +404,14 @@ class Operations:
                        f"{o.client_order_id}: journaled but never received by the venue; sent now")
             self._after_submit(s, events, -1, s.last_close)
             self._sync_band(s)
+
+    def _hand_over_orders(self) -> None:
+        """Tell a venue adapter which orders are open and what is booked on each (see
+        ``Broker.account``'s notes), so it reports only what comes after."""
+        adopt = getattr(self.broker, "adopt", None)
+        if adopt is not None:
+            held = {leg.client_order_id for legs in self.held_legs.values() for leg in legs}
+            adopt({c: o for c, o in self._open.items() if c not in held}, dict(self._filled))
 
     def _events_since(self, order: Order, v: VenueOrder, ts: int) -> list[OrderEvent]:
         """The events of ``order`` the engine has not applied, from the venue's record."""

@@ -251,11 +251,14 @@ class Broker(Protocol):
 
         Notes
         -----
-        After a restart the engine hands a venue adapter its open orders (new
-        :class:`~tradewarden.domain.Order` objects, by client order id) through an
-        ``adopt(orders)`` method when the adapter has one, before :meth:`lookup`, so
-        later events carry the engine's objects (``SimBroker`` gets them through
-        ``restore`` with its books instead).
+        After every reconciliation (at start, and periodically in live trading) the
+        engine hands a venue adapter that has an ``adopt(orders, filled)`` method the
+        orders it holds open (its :class:`~tradewarden.domain.Order` objects by client
+        order id: after a restart they are new objects) and the base units it has booked
+        on each. The adapter then tracks exactly those orders, and treats their earliest
+        fills adding up to ``filled[id]`` as reported: :meth:`process` reports only what
+        comes after, so a fill the engine caught up through :meth:`lookup` is never
+        booked twice. ``SimBroker`` gets its orders through ``restore`` instead.
         """
 
 

@@ -163,7 +163,7 @@ class LoopStats(NamedTuple):
 
 def run_deployment(dep: Deployment, feed: LiveFeed, *, stop: StopSignals | None = None,
                    inbox_seconds: float = DEFAULT_INBOX_SECONDS,
-                   until: int | None = None,
+                   until: int | None = None, reconcile_seconds: float | None = None,
                    on_bar: Callable[[Bar, Any], None] | None = None,
                    on_command: Callable[[tuple[int, str, str]], None] | None = None) -> LoopStats:
     """Run a deployment on a live feed until a stop request (or ``until``).
@@ -180,6 +180,9 @@ def run_deployment(dep: Deployment, feed: LiveFeed, *, stop: StopSignals | None 
     until : int, optional
         Stop once the clock passes this time (UTC epoch seconds; tests and
         ``warden paper --until``).
+    reconcile_seconds : float, optional
+        Live: reconcile with the venue again every this many clock seconds, between
+        bars (open orders, fills, positions, balance); a difference blocks entries.
     on_bar, on_command : callable, optional
         Called with each bar and its decision, and with each command's result.
 
@@ -218,6 +221,15 @@ def run_deployment(dep: Deployment, feed: LiveFeed, *, stop: StopSignals | None 
             stop.check()            # a stop request: RunInterrupted, handled below
         return until is not None and clock.now() >= until
 
+    next_check = clock.now() + reconcile_seconds if reconcile_seconds else None
+
+    def recheck() -> None:
+        nonlocal next_check
+        if next_check is not None and clock.now() >= next_check:
+            engine.reconcile(clock.now(), name=dep.name, previous=ledger.reconciliations(
+                deployment_id=dep.deployment_id, status="open"))
+            next_check = clock.now() + reconcile_seconds
+
     try:
         inbox()
         while not stopping():
@@ -225,6 +237,7 @@ def run_deployment(dep: Deployment, feed: LiveFeed, *, stop: StopSignals | None 
             now = clock.now()
             if now < due:
                 inbox()
+                recheck()
                 clock.wait_until(int(min(due, now + inbox_seconds)) or now + 1)
                 continue
             got = feed.poll()
