@@ -36,7 +36,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from fake_coinbase import CdpKey, FakeCoinbase, make_cdp_key  # noqa: E402
+from fake_coinbase import CdpKey, FakeCoinbase, make_cdp_key
 
 START = 1_767_225_600          # 2026-01-01T00:00:00Z, the clock fixture's start
 _PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY",
@@ -105,7 +105,7 @@ def make_coinbase(cdp_key: CdpKey, clock: Clock, monkeypatch: pytest.MonkeyPatch
 
     def make(**kwargs: Any) -> FakeCoinbase:
         kwargs.setdefault("keys", {cdp_key.name: cdp_key.public_pem})
-        kwargs.setdefault("balances", {"USD": Decimal("10000"), "BTC": Decimal("0")})
+        kwargs.setdefault("balances", {"USD": Decimal(10000), "BTC": Decimal(0)})
         kwargs.setdefault("products", ["BTC-USD", "ETH-USD"])
         kwargs.setdefault("now", clock)
         fake = FakeCoinbase(**kwargs).start()
@@ -122,8 +122,8 @@ def make_coinbase(cdp_key: CdpKey, clock: Clock, monkeypatch: pytest.MonkeyPatch
 def coinbase(make_coinbase: Callable[..., FakeCoinbase], clock: Clock) -> FakeCoinbase:
     """A started fake: USD 10000, BTC 0; BTC-USD at 50000, ETH-USD at 3000."""
     fake = make_coinbase()
-    fake.set_price("BTC-USD", Decimal("50000"), clock())
-    fake.set_price("ETH-USD", Decimal("3000"), clock())
+    fake.set_price("BTC-USD", Decimal(50000), clock())
+    fake.set_price("ETH-USD", Decimal(3000), clock())
     return fake
 
 

@@ -83,7 +83,7 @@ from datetime import UTC, datetime
 from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, Decimal, InvalidOperation
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
 import jwt
@@ -135,22 +135,31 @@ ZERO = Decimal(0)
 
 @dataclass(frozen=True)
 class CdpKey:
-    """A CDP API key as Coinbase issues it: a name and an EC P-256 private key (PEM).
+    """A CDP API key as Coinbase issues it: a name and a private key.
 
     Attributes
     ----------
     name : str
-        ``organizations/{org_id}/apiKeys/{key_id}``, the JWT ``sub`` and ``kid``.
+        ``organizations/{org_id}/apiKeys/{key_id}`` for an EC key (a UUID for an Ed25519
+        one): the JWT ``sub`` and ``kid``, the SDK's ``api_key``.
     private_pem : str
-        The SEC1 ``-----BEGIN EC PRIVATE KEY-----`` PEM the CDP key file carries.
+        The SDK's ``api_secret``: for ``ES256`` the SEC1 ``-----BEGIN EC PRIVATE
+        KEY-----`` PEM, for ``EdDSA`` the base64 of the 64-byte Ed25519 key (seed and
+        public key), the two forms jwt_generator.py ``_load_private_key`` reads.
+    algorithm : {"ES256", "EdDSA"}
+        The JWT algorithm the key signs with.
     """
 
     name: str
     private_pem: str
+    algorithm: str = "ES256"
 
     @property
-    def public_key(self) -> ec.EllipticCurvePublicKey:
+    def public_key(self) -> ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey:
         """Return the public half (what the fake verifies tokens with)."""
+        if self.algorithm == "EdDSA":
+            raw = base64.b64decode(self.private_pem)
+            return ed25519.Ed25519PrivateKey.from_private_bytes(raw[:32]).public_key()
         key = serialization.load_pem_private_key(self.private_pem.encode(), password=None)
         return key.public_key()  # type: ignore[return-value]
 
@@ -172,29 +181,47 @@ class CdpKey:
         -------
         Path
             ``directory / "cdp_api_key.json"`` holding ``{"name": ..., "privateKey": ...}``
-            (the fields the SDK's ``key_file`` reader takes, api_base.py).
+            (``{"id": ..., "privateKey": ...}`` for an Ed25519 key): the fields the SDK's
+            ``key_file`` reader takes (api_base.py: ``name`` or ``id``, ``privateKey``).
         """
         path = Path(directory) / "cdp_api_key.json"
-        path.write_text(json.dumps({"name": self.name, "privateKey": self.private_pem}))
+        label = "id" if self.algorithm == "EdDSA" else "name"
+        path.write_text(json.dumps({label: self.name, "privateKey": self.private_pem}))
         return path
 
 
-def make_cdp_key(name: str | None = None) -> CdpKey:
-    """Make a fresh CDP-style key (EC P-256, SEC1 PEM) with a CDP-style name.
+def make_cdp_key(name: str | None = None, algorithm: str = "ES256") -> CdpKey:
+    """Make a fresh CDP-style key with a CDP-style name.
 
     Parameters
     ----------
     name : str, optional
-        The key name; default ``organizations/<uuid>/apiKeys/<uuid>``.
+        The key name; default ``organizations/<uuid>/apiKeys/<uuid>`` (a UUID for EdDSA).
+    algorithm : {"ES256", "EdDSA"}
+        An EC P-256 key (SEC1 PEM) or an Ed25519 key (base64 of its 64 bytes).
 
     Returns
     -------
     CdpKey
+
+    Raises
+    ------
+    ValueError
+        For another algorithm.
     """
-    key = ec.generate_private_key(ec.SECP256R1())
-    pem = key.private_bytes(serialization.Encoding.PEM,
-                            serialization.PrivateFormat.TraditionalOpenSSL,
-                            serialization.NoEncryption()).decode()
+    if algorithm == "EdDSA":
+        key = ed25519.Ed25519PrivateKey.generate()
+        raw = key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
+                                serialization.NoEncryption())
+        pub = key.public_key().public_bytes(serialization.Encoding.Raw,
+                                            serialization.PublicFormat.Raw)
+        return CdpKey(name or str(uuid.uuid4()), base64.b64encode(raw + pub).decode(), "EdDSA")
+    if algorithm != "ES256":
+        raise ValueError(f"algorithm must be 'ES256' or 'EdDSA', got {algorithm!r}")
+    ec_key = ec.generate_private_key(ec.SECP256R1())
+    pem = ec_key.private_bytes(serialization.Encoding.PEM,
+                               serialization.PrivateFormat.TraditionalOpenSSL,
+                               serialization.NoEncryption()).decode()
     return CdpKey(name or f"organizations/{uuid.uuid4()}/apiKeys/{uuid.uuid4()}", pem)
 
 
@@ -232,7 +259,14 @@ def iso(ts: float) -> str:
 
 
 def _parse_time(text: str) -> float:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    """Return RFC 3339 text (``Z`` or an offset; naive means UTC) as UTC epoch seconds."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise _BadRequest(400, f"invalid timestamp {text!r} (RFC 3339 expected)") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
 
 
 def _on_increment(value: Decimal, increment: Decimal) -> bool:
@@ -422,6 +456,11 @@ class FakeCoinbase:
     page_limit : int
         Default page size of the list endpoints (orders and fills 100, accounts 49 as
         Coinbase documents; this overrides all three when given).
+    rate_limit : int, optional
+        Private requests allowed per wall-clock second (Coinbase documents 30 for private
+        endpoints); beyond it the answer is 429 like a fault of that status. Responses to
+        private requests then carry ``x-ratelimit-limit``, ``-remaining`` and ``-reset``
+        (the headers the SDK's ``rate_limit_headers`` option reads). Off by default.
     """
 
     USER_ID = "fake-user-0000-0000-000000000000"
@@ -437,7 +476,7 @@ class FakeCoinbase:
                  duplicate_client_order_id: str = "existing",
                  now: Callable[[], float] | None = None,
                  jwt_clock: Callable[[], float] = time.time, jwt_leeway: float = 5.0,
-                 page_limit: int | None = None) -> None:
+                 page_limit: int | None = None, rate_limit: int | None = None) -> None:
         if duplicate_client_order_id not in ("existing", "reject"):
             raise ValueError("duplicate_client_order_id must be 'existing' or 'reject'")
         self.keys = {name: _public_key(k) for name, k in keys.items()}
@@ -452,6 +491,8 @@ class FakeCoinbase:
         self.jwt_clock = jwt_clock
         self.jwt_leeway = jwt_leeway
         self.page_limit = page_limit
+        self.rate_limit = rate_limit
+        self._window: list[float] = []
 
         self.products: dict[str, dict[str, Any]] = {}
         items = (products.items() if isinstance(products, Mapping)
@@ -525,10 +566,11 @@ class FakeCoinbase:
         self._thread.join(timeout=5)
         shutil.rmtree(self._tmp, ignore_errors=True)
 
-    def __enter__(self) -> FakeCoinbase:
-        return self.start()
+    def __enter__(self) -> Self:
+        self.start()
+        return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
     # -- test hooks -----------------------------------------------------------------------
@@ -951,12 +993,20 @@ class FakeCoinbase:
         raw = trigger * (1 + self.stop_limit_buffer)
         return (raw / inc).to_integral_value(ROUND_CEILING) * inc
 
-    def _create(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        """Process a create-order body; return the response dict (HTTP 200)."""
-        cid = body.get("client_order_id")
+    def _create(self, body: Mapping[str, Any], preview: bool = False) -> dict[str, Any]:
+        """Process a create-order body (or preview one); return the response (HTTP 200).
+
+        Raises
+        ------
+        _Rejected
+            What Coinbase answers with ``success: false`` (``errs`` for a preview).
+        _BadRequest
+            A body Coinbase would refuse with 400.
+        """
+        cid = "preview" if preview else body.get("client_order_id")
         if not isinstance(cid, str) or not cid:
             raise _BadRequest(400, "client_order_id is required")
-        if cid in self._by_client_id:
+        if not preview and cid in self._by_client_id:
             existing = self.orders[self._by_client_id[cid]]
             if self.duplicate_client_order_id == "reject":
                 raise _Rejected("UNKNOWN_FAILURE_REASON", "duplicate client order id",
@@ -1092,6 +1142,20 @@ class FakeCoinbase:
                                 "Limit price would cross the spread for a post-only order",
                                 "PREVIEW_INVALID_LIMIT_PRICE_POST_ONLY")
 
+        if preview:
+            if o.order_type == "MARKET":
+                px = fill_px
+            else:
+                px, size = o.limit_price or ZERO, o.base_size or ZERO
+            value = size * px
+            fee = value * self.taker_rate
+            total = value + fee if side == "BUY" else value - fee
+            return {"order_total": fmt(total), "commission_total": fmt(fee), "errs": [],
+                    "warning": [], "quote_size": fmt(value), "base_size": fmt(size),
+                    "best_bid": fmt(price - self.spread / 2) if price is not None else "",
+                    "best_ask": fmt(price + self.spread / 2) if price is not None else "",
+                    "is_max": False, "preview_id": str(uuid.uuid4()), "slippage": "0"}
+
         # accepted
         self._seq += 1
         o.seq = self._seq
@@ -1184,7 +1248,8 @@ class FakeCoinbase:
         side = "SELL" if parent.side == "BUY" else "BUY"
         parent.attached_configuration = {kind: dict(cfg)}
         return FakeOrder(
-            order_id=str(uuid.uuid4()), client_order_id=f"{parent.client_order_id}-attached",
+            # Coinbase creates the attached order itself; its client order id is its own
+            order_id=str(uuid.uuid4()), client_order_id=str(uuid.uuid4()),
             product_id=pid, side=side, order_type="BRACKET",
             configuration={"trigger_bracket_gtc": {"base_size": fmt(parent.base_size),
                                                    "limit_price": cfg["limit_price"],
@@ -1339,6 +1404,40 @@ class FakeCoinbase:
         return {"error": _GRPC_NAME.get(status, "UNKNOWN"), "code": _GRPC_CODE.get(status, 2),
                 "message": message, "details": [], "error_details": details or message}
 
+    @staticmethod
+    def fault_body(status: int) -> Any:
+        """Return the body an injected fault of ``status`` answers with by default.
+
+        429: an HTML page, as the real service was seen answering rate-limited order
+        submissions (coinbase-samples/advanced-trade-sdk-go issue 18, "Coinbase Advanced
+        Trade REST 429 Response Returns HTML"), so a client must not expect JSON there.
+        401: the plain-text ``Unauthorized`` (valid tokens are sometimes refused so:
+        coinbase/coinbase-advanced-py issues 60 and 132). Others: the JSON error body.
+        """
+        if status == 429:
+            return ("<html>\n  <head>\n    <title>Coinbase</title>\n    <meta name=\"robots\" "
+                    "content=\"noindex\">\n  </head>\n  <body>Too Many Requests</body>\n</html>\n")
+        if status == 401:
+            return "Unauthorized"
+        return FakeCoinbase.error_body(status, {503: "Service Unavailable",
+                                                500: "Internal Server Error"}
+                                       .get(status, "injected fault"))
+
+    def _rate(self) -> tuple[bool, dict[str, str]]:
+        """Count a private request: (allowed, the rate-limit headers to send)."""
+        if self.rate_limit is None:
+            return True, {}
+        with self._lock:
+            now = time.monotonic()
+            self._window = [t for t in self._window if now - t < 1.0]
+            allowed = len(self._window) < self.rate_limit
+            if allowed:
+                self._window.append(now)
+            reset = int(time.time()) + 1
+            return allowed, {"x-ratelimit-limit": str(self.rate_limit),
+                             "x-ratelimit-remaining": str(self.rate_limit - len(self._window)),
+                             "x-ratelimit-reset": str(reset)}
+
     def _need(self, permission: str) -> None:
         if not self.permissions.get(permission):
             raise _BadRequest(403, "Missing required scopes")
@@ -1404,6 +1503,15 @@ class FakeCoinbase:
                                                     "preview_failure_reason": r.preview,
                                                     "new_order_failure_reason": r.new_order},
                                  "order_configuration": body.get("order_configuration") or {}}, {}
+            if p == "/orders/preview":
+                self._need("can_view")
+                try:
+                    return 200, self._create(body, preview=True), {}
+                except _Rejected as r:
+                    return 200, {"order_total": "0", "commission_total": "0",
+                                 "errs": [r.preview], "warning": [], "quote_size": "0",
+                                 "base_size": "0", "best_bid": "", "best_ask": "",
+                                 "is_max": False, "preview_id": ""}, {}
             if p == "/orders/batch_cancel":
                 self._need("can_trade")
                 ids = body.get("order_ids")
@@ -1545,7 +1653,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send(self, status: int, body: Any, headers: Mapping[str, str] | None = None) -> None:
         if isinstance(body, str):
-            data, ctype = body.encode(), "text/plain; charset=utf-8"
+            ctype = "text/html; charset=utf-8" if body.startswith("<html") else \
+                "text/plain; charset=utf-8"
+            data = body.encode()
         else:
             # compact separators: the SDK looks for '"error_details":"Missing required
             # scopes"' byte for byte in a 403 body
@@ -1581,9 +1691,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._abort()
             return
         if fault is not None and fault.mode == "status":
-            body = fault.body if fault.body is not None else fake.error_body(
-                fault.status, {429: "Too many requests", 503: "Service Unavailable"}
-                .get(fault.status, "injected fault"))
+            body = fault.body if fault.body is not None else fake.fault_body(fault.status)
             record["status"] = fault.status
             self._send(fault.status, body, fault.headers)
             return
@@ -1602,6 +1710,13 @@ class _Handler(BaseHTTPRequestHandler):
                 record["status"] = 401
                 self._send(401, "Unauthorized")
                 return
+            allowed, limit_headers = fake._rate()
+            if not allowed:
+                record["status"] = 429
+                self._send(429, fake.fault_body(429), limit_headers)
+                return
+        else:
+            limit_headers = {}
         try:
             body = json.loads(raw) if raw.strip() else {}
         except ValueError:
@@ -1609,6 +1724,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(400, fake.error_body(400, "the request body is not JSON"))
             return
         status, answer, headers = fake.handle(method, path, query, body)
+        headers = {**limit_headers, **headers}
         record["status"] = status
         if fault is not None and fault.mode == "lose_response":
             self._abort()
@@ -1618,19 +1734,14 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:                       # the client gave up (a slow fault)
             self.close_connection = True
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_GET(self) -> None:
         self._serve("GET")
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self._serve("POST")
 
-    def do_PUT(self) -> None:  # noqa: N802
+    def do_PUT(self) -> None:
         self._serve("PUT")
 
-    def do_DELETE(self) -> None:  # noqa: N802
+    def do_DELETE(self) -> None:
         self._serve("DELETE")
-
-
-def b64(data: bytes) -> str:
-    """Return URL-safe base64 without padding (JWT segments), for tests that forge tokens."""
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()

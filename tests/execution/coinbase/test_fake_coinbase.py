@@ -12,7 +12,7 @@ from decimal import Decimal
 import jwt
 import pytest
 import requests
-from fake_coinbase import FakeCoinbase, make_cdp_key
+from fake_coinbase import make_cdp_key
 
 D = Decimal
 BRACKET = {"trigger_bracket_gtc": {"limit_price": "55000", "stop_trigger_price": "48000"}}
@@ -271,11 +271,24 @@ def test_429_with_retry_after_and_503_are_http_errors_without_side_effects(rest_
         _entry(client, "rl-1")
     assert err.value.response.status_code == 429
     assert err.value.response.headers["Retry-After"] == "1"
-    assert err.value.response.json()["error"] == "RESOURCE_EXHAUSTED"
-    with pytest.raises(requests.HTTPError, match="503 Server Error"):
+    assert err.value.response.text.startswith("<html>")      # as Coinbase: not JSON
+    with pytest.raises(requests.HTTPError, match="503 Server Error") as err:
         _entry(client, "rl-1")
+    assert err.value.response.json()["error"] == "UNAVAILABLE"
     assert coinbase.orders == {}
     assert _entry(client, "rl-1").success is True
+    assert [r["status"] for r in coinbase.requests] == [429, 503, 200]
+
+
+def test_the_rate_limit_answers_429_with_the_sdk_rate_limit_headers(make_coinbase, rest_client):
+    fake = make_coinbase(rate_limit=3)
+    client = rest_client(fake, rate_limit_headers=True)
+    first = client.get_api_key_permissions()
+    assert (first.rate_limit_limit, first.rate_limit_remaining) == ("3", "2")
+    client.get_api_key_permissions()
+    client.get_api_key_permissions()
+    with pytest.raises(requests.HTTPError, match="429"):
+        client.get_api_key_permissions()
 
 
 def test_a_slow_answer_times_the_client_out_but_the_order_is_placed(rest_client, coinbase):
@@ -311,3 +324,71 @@ def test_balances_fills_and_fees_add_up(rest_client, coinbase, clock):
     assert (entry.total_fees, entry.filled_value) == ("30", "5000")
     with pytest.raises(requests.HTTPError, match="unknown query parameter"):
         client.list_orders(client_order_id="a")
+
+
+# -- more of the surface ------------------------------------------------------------------------
+
+
+def test_an_ed25519_cdp_key_file_is_accepted(make_coinbase, tmp_path):
+    from coinbase.rest import RESTClient
+
+    key = make_cdp_key(algorithm="EdDSA")
+    fake = make_coinbase(keys={key.name: key.public_pem})
+    client = RESTClient(key_file=str(key.file_path(tmp_path)), base_url=fake.host, timeout=5)
+    assert client.get_api_key_permissions().can_view is True
+    assert fake.auth_failures == []
+
+
+def test_preview_says_what_create_would_without_placing_anything(rest_client, coinbase):
+    client = rest_client()
+    ok = client.preview_market_order_buy("BTC-USD", base_size="0.1")
+    assert (ok.errs, ok.order_total, ok.commission_total) == ([], "5030", "30")
+    bad = client.preview_limit_order_gtc_buy("BTC-USD", base_size="0.1", limit_price="49000.005")
+    assert bad.errs == ["PREVIEW_INVALID_PRICE_PRECISION"]
+    assert coinbase.orders == {} and coinbase.submits == []
+
+
+def test_open_orders_list_alone_and_a_filled_bracket_can_be_cancelled_no_more(rest_client,
+                                                                               coinbase, clock):
+    client = rest_client()
+    bracket_id = _entry(client).success_response["attached_order_id"]
+    client.limit_order_gtc_buy("rest-1", "ETH-USD", base_size="0.5", limit_price="2900",
+                               post_only=True)
+    open_now = client.list_orders(order_status=["OPEN"]).orders
+    assert sorted(o.order_type for o in open_now) == ["BRACKET", "LIMIT"]
+    with pytest.raises(requests.HTTPError, match="400"):
+        client.list_orders(order_status=["OPEN", "FILLED"])
+    crossing = client.limit_order_gtc_buy("po-1", "ETH-USD", base_size="0.5",
+                                          limit_price="3100", post_only=True)
+    assert crossing.error_response["error"] == "INVALID_LIMIT_PRICE_POST_ONLY"
+
+    assert client.cancel_orders([bracket_id]).results[0].success is True
+    assert coinbase.balance("BTC") == (D("0.1"), D("0"))            # the hold is released
+    coinbase.set_price("BTC-USD", D("40000"), clock.advance(60))
+    assert client.get_order(bracket_id).order.status == "CANCELLED"
+    again = client.cancel_orders([bracket_id]).results[0]
+    assert (again.success, again.failure_reason) == (False, "INVALID_CANCEL_REQUEST")
+
+
+def test_a_standalone_stop_limit_triggers_on_its_direction(rest_client, coinbase, clock):
+    client = rest_client()
+    client.market_order_buy("b1", "BTC-USD", base_size="0.1")
+    r = client.stop_limit_order_gtc_sell("sl-1", "BTC-USD", base_size="0.1",
+                                         limit_price="47900", stop_price="48000",
+                                         stop_direction="STOP_DIRECTION_STOP_DOWN")
+    oid = r.success_response["order_id"]
+    assert client.get_order(oid).order.trigger_status == "STOP_PENDING"
+    coinbase.set_price("BTC-USD", D("49000"), clock.advance(60))
+    assert client.get_order(oid).order.status == "OPEN"
+    coinbase.set_price("BTC-USD", D("47000"), clock.advance(60))
+    order = client.get_order(oid).order
+    assert (order.status, order.trigger_status, order.average_filled_price) == (
+        "FILLED", "STOP_TRIGGERED", "48000")
+
+
+def test_a_product_with_trading_disabled_refuses_entries(rest_client, coinbase):
+    coinbase.set_product("ETH-USD", trading_disabled=True)
+    r = rest_client().market_order_buy("e1", "ETH-USD", base_size="0.1")
+    assert r.error_response["preview_failure_reason"] == "PREVIEW_TRADING_DISABLED"
+    with pytest.raises(KeyError):
+        coinbase.set_product("ETH-USD", no_such_flag=True)
