@@ -920,12 +920,51 @@ class FakeCoinbase:
         if o.status == "FILLED" and o.attached_order_id:
             child = self.orders.get(o.attached_order_id)
             if child is not None and child.status == "PENDING":
-                child.base_size = o.filled
-                child.configuration["trigger_bracket_gtc"]["base_size"] = fmt(o.filled)
-                child.status = "OPEN"
-                child.trigger_status = "STOP_PENDING"
-                self._set_hold(child)
+                self._activate(child, o.filled)
         return record
+
+    def _activate(self, child: FakeOrder, size: Decimal) -> None:
+        """Put an attached bracket to work for ``size`` (its parent's filled size)."""
+        child.base_size = size
+        child.configuration["trigger_bracket_gtc"]["base_size"] = fmt(size)
+        child.status = "OPEN"
+        child.trigger_status = "STOP_PENDING"
+        self._set_hold(child)
+
+    def fill_partially(self, order_id: str, size: Decimal | str, price: Decimal | str | None = None,
+                       ts: float | None = None) -> dict[str, Any]:
+        """Fill part of a resting limit order (a test hook: the price path fills whole orders).
+
+        Parameters
+        ----------
+        order_id : str
+        size : Decimal
+            Base units, at most what remains.
+        price : Decimal, optional
+            Quote currency; default the order's limit (a maker fill).
+        ts : float, optional
+            UTC epoch seconds; default ``now()``.
+
+        Returns
+        -------
+        dict
+            The fill (wire dict). Filling what remains makes the order FILLED and starts
+            its attached bracket.
+
+        Raises
+        ------
+        ValueError
+            If the order is not an open limit order or the size is not in (0, remaining].
+        """
+        size = Decimal(str(size))
+        with self._lock:
+            o = self.orders[order_id]
+            if o.status != "OPEN" or o.limit_price is None or o.order_type != "LIMIT":
+                raise ValueError(f"order {order_id} is not an open limit order")
+            if not 0 < size <= o.remaining:
+                raise ValueError(f"size {size} is not in (0, {o.remaining}]")
+            px = o.limit_price if price is None else Decimal(str(price))
+            return self._fill(o, px, size, "MAKER", self.now() if ts is None else ts)
 
     # -- order creation -------------------------------------------------------------------
 
@@ -1283,9 +1322,11 @@ class FakeCoinbase:
                 results.append({"success": False, "failure_reason": reason, "order_id": oid})
                 continue
             self._cancel_one(o, "User requested cancel")
-            if o.attached_order_id and o.filled == 0:
-                child = self.orders.get(o.attached_order_id)
-                if child is not None and child.is_open:
+            child = self.orders.get(o.attached_order_id) if o.attached_order_id else None
+            if child is not None and child.status == "PENDING":
+                if o.filled > 0:        # assumption: the bracket protects what was bought
+                    self._activate(child, o.filled)
+                else:
                     self._cancel_one(child, "Originating order cancelled")
             results.append({"success": True, "failure_reason": "UNKNOWN_CANCEL_FAILURE_REASON",
                             "order_id": oid})
@@ -1382,8 +1423,6 @@ class FakeCoinbase:
             return "token not valid yet (nbf)"
         if claims["exp"] <= now - self.jwt_leeway:
             return "token expired (exp)"
-        if claims["exp"] - claims["nbf"] > 300:
-            return "token lifetime above 300 s"
         expected = f"{method} {self.host}{path}"
         if claims.get("uri") != expected:
             return f"uri {claims.get('uri')!r}, expected {expected!r}"
@@ -1485,7 +1524,7 @@ class FakeCoinbase:
                 oid = p[len("/orders/historical/"):]
                 o = self.orders.get(oid)
                 if o is None:
-                    raise _BadRequest(404, "order with this orderID was not found")
+                    raise _BadRequest(404, "order with this orderID was not found")  # as ccxt quotes it
                 return 200, {"order": o.wire()}, {}
         elif method == "POST":
             if not isinstance(body, Mapping):
@@ -1583,9 +1622,10 @@ class FakeCoinbase:
                 continue
             if side and o.side != side:
                 continue
-            if start is not None and o.created < start:
+            # documented: start_date and end_date do not apply to open orders
+            if start is not None and o.created < start and not o.is_open:
                 continue
-            if end is not None and o.created > end:
+            if end is not None and o.created > end and not o.is_open:
                 continue
             out.append(o.wire())
         page, has_next, cursor = self._page(out, one, 100, 1000)

@@ -392,3 +392,22 @@ def test_a_product_with_trading_disabled_refuses_entries(rest_client, coinbase):
     assert r.error_response["preview_failure_reason"] == "PREVIEW_TRADING_DISABLED"
     with pytest.raises(KeyError):
         coinbase.set_product("ETH-USD", no_such_flag=True)
+
+
+def test_a_partly_filled_limit_entry_cancelled_leaves_its_bracket_on_what_was_bought(
+        rest_client, coinbase, clock):
+    client = rest_client()
+    r = client.limit_order_gtc_buy("part-1", "BTC-USD", base_size="0.1", limit_price="49000",
+                                   attached_order_configuration={"trigger_bracket_gtc": {
+                                       "limit_price": "52000", "stop_trigger_price": "47000"}})
+    entry_id, bracket_id = r.success_response["order_id"], r.success_response["attached_order_id"]
+    coinbase.fill_partially(entry_id, "0.04", ts=clock.advance(60))
+    entry = client.get_order(entry_id).order
+    assert (entry.status, entry.filled_size, entry.number_of_fills) == ("OPEN", "0.04", "1")
+    assert coinbase.balance("USD")[1] == D("0.06") * 49000 * D("1.006")   # hold on the rest
+    client.cancel_orders([entry_id])
+    leg = client.get_order(bracket_id).order
+    assert (leg.status, leg.order_configuration.trigger_bracket_gtc.base_size) == ("OPEN", "0.04")
+    coinbase.set_price("BTC-USD", D("46000"), clock.advance(60))
+    assert [f.size for f in client.get_fills(order_ids=[bracket_id]).fills] == ["0.04"]
+    assert coinbase.balance("BTC") == (D("0"), D("0"))
