@@ -52,17 +52,33 @@ Its take-profit rests as a limit at ``limit_price``; its stop triggers at
 whose limit is :attr:`FakeCoinbase.stop_limit_buffer` (5 %) beyond the trigger, rounded to
 the price increment away from the market (the ``stop_trigger_price`` text of Coinbase's
 API reference as several generated SDKs reproduce it; unconfirmed on a live account). It
-is one order, so one exit ends the other (OCO). Cancelling an unfilled parent cancels it.
+is one order, so one exit ends the other (OCO). Cancelling an unfilled parent cancels it;
+cancelling a partly filled one leaves the bracket working on the filled size. The
+statuses of the attached order before and after its parent fills, its own client order
+id and the partly-filled case are this fake's model, not observed on the real service:
+Coinbase's reference documents ``attached_order_id`` and ``originating_order_id`` but not
+that life cycle.
 
 Fees: taker 60 bps, maker 40 bps by default (Coinbase's published lowest-volume
-Advanced Trade tier), commission in quote currency on every fill. Balances move with
+Advanced Trade tier, also served as GET /transaction_summary ``fee_tier``), commission in
+quote currency on every fill; a limit that is marketable when it arrives pays taker
+(Coinbase's help page "Coinbase Advanced fees"). Balances move with
 fills; open orders hold funds (a buy limit: size x limit x (1 + taker rate); a sell or
 a bracket: its base size).
+
+Endpoints (all under ``/api/v3/brokerage``): GET key_permissions, accounts (paginated),
+accounts/{uuid}, products, products/{id}, market/products[/{id}] (public), time (public),
+best_bid_ask, transaction_summary, orders/historical/{id}, orders/historical/batch,
+orders/historical/fills; POST orders, orders/preview, orders/batch_cancel. Anything else
+is 404. The list endpoints refuse query parameters Coinbase does not have (400): List
+Orders has no client order id filter, so a client finds an order by its client order id
+by listing (product, time window) and matching, or by sending the create again.
 
 Test hooks: :attr:`~FakeCoinbase.orders`, :attr:`~FakeCoinbase.submits`,
 :attr:`~FakeCoinbase.fills`, :attr:`~FakeCoinbase.requests`,
 :meth:`~FakeCoinbase.fail_next` (faults: ``lose_response``, ``drop``, ``status``,
-``slow``), :meth:`~FakeCoinbase.set_product` (status flags), :attr:`~FakeCoinbase.now`.
+``slow``), :meth:`~FakeCoinbase.set_product` (status flags),
+:meth:`~FakeCoinbase.fill_partially`, :attr:`~FakeCoinbase.now`.
 """
 
 from __future__ import annotations
@@ -461,6 +477,38 @@ class FakeCoinbase:
         endpoints); beyond it the answer is 429 like a fault of that status. Responses to
         private requests then carry ``x-ratelimit-limit``, ``-remaining`` and ``-reset``
         (the headers the SDK's ``rate_limit_headers`` option reads). Off by default.
+
+    Attributes
+    ----------
+    host : str
+        ``"127.0.0.1:PORT"``, the SDK's ``base_url``.
+    ca_bundle : str
+        The test CA's certificate (PEM file) for ``REQUESTS_CA_BUNDLE``.
+    orders : dict of str to FakeOrder
+        Every accepted order by order id, oldest first (attached brackets included).
+    submits : list of dict
+        Every create-order body received, in order (duplicates and rejections too);
+        :meth:`submit_count` counts one client order id's.
+    fills : list of dict
+        Every fill, oldest first, as GET /orders/historical/fills returns them.
+    requests : list of dict
+        Every request: ``method``, ``path``, ``query`` and the answered ``status`` (None
+        when the connection was closed without an answer).
+    faults : list
+        Faults queued by :meth:`fail_next`, taken first-match in order.
+    balances : dict of str to Decimal
+        Total balance per currency (holds are derived from the open orders).
+    prices : dict of str to Decimal
+        The current price per product (set with :meth:`set_price` / :meth:`step`).
+    now : callable () -> float
+        The exchange's clock; assign another callable to change it.
+    auth_failures : list of str
+        Why each refused token was refused.
+
+    Raises
+    ------
+    ValueError
+        On an unknown ``duplicate_client_order_id`` mode.
     """
 
     USER_ID = "fake-user-0000-0000-000000000000"
@@ -1507,6 +1555,19 @@ class FakeCoinbase:
                 raise _BadRequest(404, "account not found")
             if p.startswith("/products"):
                 return self._products(p, query, one)
+            if p == "/transaction_summary":
+                volume = sum((Decimal(f["price"]) * Decimal(f["size"]) for f in self.fills), ZERO)
+                fees = sum((Decimal(f["commission"]) for f in self.fills), ZERO)
+                return 200, {
+                    "total_volume": float(volume), "total_fees": float(fees),
+                    "fee_tier": {"pricing_tier": "Advanced 1", "usd_from": "0",
+                                 "usd_to": "10000", "taker_fee_rate": fmt(self.taker_rate),
+                                 "maker_fee_rate": fmt(self.maker_rate), "aop_from": "",
+                                 "aop_to": ""},
+                    "margin_rate": None, "goods_and_services_tax": None,
+                    "advanced_trade_only_volume": float(volume),
+                    "advanced_trade_only_fees": float(fees), "coinbase_pro_volume": 0,
+                    "coinbase_pro_fees": 0, "total_balance": "", "has_promo_fee": False}, {}
             if p == "/best_bid_ask":
                 books = []
                 for pid in query.get("product_ids") or list(self.products):

@@ -411,3 +411,12 @@ def test_a_partly_filled_limit_entry_cancelled_leaves_its_bracket_on_what_was_bo
     coinbase.set_price("BTC-USD", D("46000"), clock.advance(60))
     assert [f.size for f in client.get_fills(order_ids=[bracket_id]).fills] == ["0.04"]
     assert coinbase.balance("BTC") == (D("0"), D("0"))
+
+
+def test_the_transaction_summary_names_the_fee_tier_the_fills_pay(rest_client, coinbase):
+    client = rest_client()
+    client.market_order_buy("t1", "BTC-USD", base_size="0.1")
+    summary = client.get_transaction_summary()
+    assert (summary.fee_tier["taker_fee_rate"], summary.fee_tier["maker_fee_rate"]) == (
+        "0.006", "0.004")
+    assert (summary.total_volume, summary.total_fees) == (5000.0, 30.0)
