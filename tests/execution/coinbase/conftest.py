@@ -116,6 +116,8 @@ def make_coinbase(cdp_key: CdpKey, clock: Clock, monkeypatch: pytest.MonkeyPatch
     yield make
     for fake in started:
         fake.stop()
+    errors = [e for fake in started for e in fake.errors]
+    assert not errors, f"fake_coinbase raised while answering: {errors}"
 
 
 @pytest.fixture

@@ -573,6 +573,8 @@ class FakeCoinbase:
         self.requests: list[dict[str, Any]] = []
         #: Why tokens were refused, one line each.
         self.auth_failures: list[str] = []
+        #: Exceptions the fake itself raised while answering (answered 500).
+        self.errors: list[str] = []
         #: Faults still to happen, in order (see :meth:`fail_next`).
         self.faults: list[_Fault] = []
 
@@ -834,9 +836,14 @@ class FakeCoinbase:
         if o.side == "SELL":
             o.hold, o.hold_currency = rem, base
         else:
-            price = (o.stop_limit_price if o.triggered and o.stop_limit_price is not None
-                     else o.limit_price) or ZERO
-            o.hold, o.hold_currency = rem * price * (1 + self.taker_rate), quote
+            o.hold, o.hold_currency = rem * self._buy_price(o) * (1 + self.taker_rate), quote
+
+    @staticmethod
+    def _buy_price(o: FakeOrder) -> Decimal:
+        """The most a resting buy can pay a unit: its limit, or a bracket's higher leg."""
+        if o.order_type == "BRACKET":
+            return max(p for p in (o.limit_price, o.stop_limit_price) if p is not None)
+        return o.limit_price or ZERO
 
     def _conditions(self, o: FakeOrder) -> list[tuple[str, str, Decimal]]:
         """What makes a resting order act: (kind, ">=" or "<=", level)."""
@@ -1214,7 +1221,7 @@ class FakeCoinbase:
                 raise _Rejected("INSUFFICIENT_FUND", "Insufficient balance in source account",
                                 "PREVIEW_INSUFFICIENT_FUND")
         elif side == "BUY":
-            px = o.limit_price or ZERO
+            px = self._buy_price(o)
             if o.base_size * px * (1 + self.taker_rate) > self._available(quote):  # type: ignore[operator]
                 raise _Rejected("INSUFFICIENT_FUND", "Insufficient balance in source account",
                                 "PREVIEW_INSUFFICIENT_FUND")
@@ -1484,6 +1491,9 @@ class FakeCoinbase:
                 return self._route(method, path, query, body)
             except _BadRequest as exc:
                 return exc.status, self.error_body(exc.status, exc.message), {}
+            except Exception as exc:  # noqa: BLE001 (a bug in the fake: say so, do not hang up)
+                self.errors.append(f"{method} {path}: {exc!r}")
+                return 500, self.error_body(500, f"fake_coinbase error: {exc!r}"), {}
 
     @staticmethod
     def error_body(status: int, message: str, details: str | None = None) -> dict[str, Any]:

@@ -420,3 +420,19 @@ def test_the_transaction_summary_names_the_fee_tier_the_fills_pay(rest_client, c
     assert (summary.fee_tier["taker_fee_rate"], summary.fee_tier["maker_fee_rate"]) == (
         "0.006", "0.004")
     assert (summary.total_volume, summary.total_fees) == (5000.0, 30.0)
+
+
+def test_a_standalone_sell_bracket_protects_held_coins(rest_client, coinbase, clock):
+    client = rest_client()
+    client.market_order_buy("hold-1", "BTC-USD", base_size="0.1")
+    r = client.trigger_bracket_order_gtc_sell("br-1", "BTC-USD", base_size="0.1",
+                                              limit_price="53000", stop_trigger_price="49000")
+    oid = r.success_response["order_id"]
+    assert coinbase.balance("BTC") == (D("0.1"), D("0.1"))
+    coinbase.set_price("BTC-USD", D("53500"), clock.advance(60))
+    order = client.get_order(oid).order
+    assert (order.status, order.average_filled_price, order.order_type) == (
+        "FILLED", "53000", "BRACKET")
+    wrong = client.trigger_bracket_order_gtc_sell("br-2", "BTC-USD", base_size="0.1",
+                                                  limit_price="49000", stop_trigger_price="53000")
+    assert wrong.error_response["error"] == "INVALID_BRACKET_PRICES"
