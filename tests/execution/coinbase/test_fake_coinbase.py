@@ -292,7 +292,7 @@ def test_the_rate_limit_answers_429_with_the_sdk_rate_limit_headers(make_coinbas
 
 
 def test_a_slow_answer_times_the_client_out_but_the_order_is_placed(rest_client, coinbase):
-    client = rest_client(timeout=0.2)
+    client = rest_client(timeout=(5, 0.2))          # connect 5 s, read 0.2 s (requests)
     coinbase.fail_next("POST /api/v3/brokerage/orders", mode="slow", seconds=0.5)
     with pytest.raises(requests.Timeout):
         _entry(client, "slow-1")
