@@ -90,7 +90,14 @@ import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, Decimal, InvalidOperation
+from decimal import (
+    ROUND_CEILING,
+    ROUND_DOWN,
+    ROUND_FLOOR,
+    ROUND_HALF_EVEN,
+    Decimal,
+    InvalidOperation,
+)
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -164,9 +171,10 @@ class _Bracket:
     live: bool = False            # legs reported working
     checked: bool = False         # the attached order was seen in place
     triggered: bool = False       # the stop-loss's ``triggered`` reported
-    trades: set[str] = field(default_factory=set)
-    filled: dict[str, Decimal] = field(default_factory=dict)   # leg cid -> reported base units
-    synced: bool = True           # False: adopted legs not yet looked up
+    trades: set[str] = field(default_factory=set)             # attached fills reported whole
+    skip: dict[str, Decimal] = field(default_factory=dict)    # trade id -> base units booked of it
+    filled: dict[str, Decimal] = field(default_factory=dict)  # leg cid -> reported base units
+    booked: dict[str, Decimal] | None = None   # adopted: leg cid -> booked, to seed at the next poll
 
     def legs(self) -> list[Order]:
         return [x for x in (self.tp, self.sl) if x is not None]
@@ -179,9 +187,24 @@ class _Track:
     order: Order
     venue_id: str | None = None
     bracket: _Bracket | None = None
-    trades: set[str] = field(default_factory=set)
+    trades: set[str] = field(default_factory=set)             # fills reported whole (trade ids)
+    skip: dict[str, Decimal] = field(default_factory=dict)    # trade id -> base units booked of it
     filled: Decimal = _ZERO          # base units reported to the engine
-    synced: bool = True              # False: adopted and not yet looked up
+    booked: Decimal | None = None    # adopted: booked base units, to seed at the next poll
+
+
+def _tid(f: dict[str, Any]) -> str:
+    return _text(f.get("trade_id")) or _text(f.get("entry_id"))
+
+
+def _parent_of(cid: str) -> str | None:
+    """The entry's client order id of a bracket leg's, by the engine's naming
+    (``{prefix}-take_profit`` / ``{prefix}-stop_loss`` belong to ``{prefix}-entry``,
+    :meth:`tradewarden.engine.TradingEngine._entry_orders`); None for other ids."""
+    for suffix in ("-take_profit", "-stop_loss"):
+        if cid.endswith(suffix):
+            return cid[: -len(suffix)] + "-entry"
+    return None
 
 
 def _dec(value: Any, default: Decimal = _ZERO) -> Decimal:
@@ -842,7 +865,7 @@ class CoinbaseBroker:
         if got_tp != want_tp or got_sl != want_sl:
             return (f"attached order {att} has limit_price {got_tp} / stop_trigger_price {got_sl}, "
                     f"sent {want_tp} / {want_sl}")
-        b.checked = True
+        b.checked = _text(o.get("status")) == "FILLED"   # a resting entry: again at its fill
         return None
 
     def _unprotected(self, track: _Track, why: str, ts: int) -> list[OrderEvent]:
@@ -860,7 +883,7 @@ class CoinbaseBroker:
                 qty = inst.round_quantity(bought)
                 flat_id = f"{cid}-flatten"
                 sold = self._market_sell(flat_id, order.symbol, qty)
-                note = (f"; {bought} {inst.base} bought, {qty} sold at market by the adapter "
+                note = (f"; {bought:f} {inst.base} bought, {qty.normalize():f} sold at market by the adapter "
                         f"(client order id {flat_id}: {sold})")
         except VenueError as exc:
             note = f"; the cancel or the closing sale failed: {exc}; CHECK THE ACCOUNT"
@@ -953,7 +976,7 @@ class CoinbaseBroker:
                        only_legs: bool = False) -> list[OrderEvent]:
         targets: dict[str, tuple[_Track, bool]] = {}     # venue id -> (track, is attached)
         for t in tracks:
-            if t.venue_id is None and (t.synced is False or self._is_open(t.order.client_order_id)):
+            if t.venue_id is None:
                 self._resolve_id(t)
             if not only_legs and t.venue_id and self._is_open(t.order.client_order_id):
                 targets[t.venue_id] = (t, False)
@@ -1070,8 +1093,8 @@ class CoinbaseBroker:
                                             "and the order is not listed); not sent again")
                 self.alerts.append(f"{cid}: {self._reported[cid].value} here, not found at coinbase")
                 return []
-        if not t.synced:
-            self._sync(t)
+        if t.booked is not None:
+            self._seed_track(t)
         b = t.bracket
         if self._is_open(cid):
             o = self._get_order(t.venue_id)
@@ -1085,7 +1108,9 @@ class CoinbaseBroker:
             fresh = filled > t.filled or status in _ENDED or status == "FILLED"
             inst = self.instruments[order.symbol]
             for f in self._new_fills(t.venue_id, t.trades) if fresh else ():
-                fill = self._fill_of(f, order, inst)
+                fill = self._take(f, order, inst, t.skip)
+                if fill is None:
+                    continue
                 t.filled += fill.quantity
                 done = status == "FILLED" and t.filled >= filled
                 self._emit(out, order, K.FILLED if done else K.PARTIALLY_FILLED, fill.ts, "", fill)
@@ -1103,6 +1128,55 @@ class CoinbaseBroker:
             out += self._poll_bracket(t, ts)
         return out
 
+    def _take(self, f: dict[str, Any], order: Order, inst: Instrument,
+              skip: dict[str, Decimal]) -> Fill | None:
+        """A venue fill as the engine's, less what the engine booked of it already (fee
+        pro rata, rounded half-even to 1e-8 quote currency); None if nothing is left."""
+        fill = self._fill_of(f, order, inst)
+        done = skip.pop(_tid(f), None)
+        if done:
+            rest = fill.quantity - done
+            if rest <= 0:
+                return None
+            fee = (fill.fee * rest / fill.quantity).quantize(Decimal("0.00000001"), ROUND_HALF_EVEN)
+            fill = fill._replace(quantity=rest, fee=fee)
+        return fill
+
+    def _seed_track(self, t: _Track) -> None:
+        """Take an adopted order's earliest fills adding up to what the engine booked as
+        reported (``Broker.account`` notes)."""
+        booked, cum = t.booked or _ZERO, _ZERO
+        inst = self.instruments[t.order.symbol]
+        t.trades, t.skip = set(), {}
+        for f in self._fills(t.venue_id) if booked > 0 else ():
+            if cum >= booked:
+                break
+            size = self._fill_of(f, t.order, inst).quantity
+            if cum + size <= booked:
+                t.trades.add(_tid(f))
+            else:
+                t.skip[_tid(f)] = booked - cum
+            cum += size
+        t.filled, t.booked = booked, None
+
+    def _seed_bracket(self, b: _Bracket, a: dict[str, Any], inst: Instrument) -> None:
+        """:meth:`_seed_track` for the legs: the attached order's fills, mapped to legs."""
+        booked = b.booked or {}
+        cum: dict[str, Decimal] = {}
+        b.trades, b.skip = set(), {}
+        for f in self._fills(b.attached_id) if any(v > 0 for v in booked.values()) else ():
+            leg = self._leg_for(b, a, _dec(f.get("price")))
+            c, want = cum.get(leg.client_order_id, _ZERO), booked.get(leg.client_order_id, _ZERO)
+            if c >= want:
+                continue
+            size = self._fill_of(f, leg, inst).quantity
+            if c + size <= want:
+                b.trades.add(_tid(f))
+            else:
+                b.skip[_tid(f)] = want - c
+            cum[leg.client_order_id] = c + size
+        b.filled, b.booked = dict(booked), None
+
     def _new_fills(self, venue_id: str, seen: set[str]) -> list[dict[str, Any]]:
         new = []
         for f in self._fills(venue_id):
@@ -1114,6 +1188,8 @@ class CoinbaseBroker:
         return new
 
     def _leg_for(self, b: _Bracket, a: dict[str, Any], price: Decimal) -> Order:
+        if b.tp is None or b.sl is None:
+            return b.tp or b.sl
         trig = _text(a.get("trigger_status"))
         if trig == "STOP_TRIGGERED":
             return b.sl
@@ -1141,6 +1217,9 @@ class CoinbaseBroker:
                 return out
         a = self._get_order(b.attached_id)
         status = _text(a.get("status"))
+        inst = self.instruments[t.order.symbol]
+        if b.booked is not None:
+            self._seed_bracket(b, a, inst)
         if not b.live:
             b.live = True
             for leg in b.legs():
@@ -1150,12 +1229,13 @@ class CoinbaseBroker:
             self._emit(out, b.sl, K.TRIGGERED, ts)
         venue_filled = _dec(a.get("filled_size"))
         reported = sum(b.filled.values(), _ZERO)
-        inst = self.instruments[t.order.symbol]
         if venue_filled > reported or status in _ENDED or status == "FILLED":
             for f in self._new_fills(b.attached_id, b.trades):
                 price = _dec(f.get("price"))
                 leg = self._leg_for(b, a, price)
-                fill = self._fill_of(f, leg, inst)
+                fill = self._take(f, leg, inst, b.skip)
+                if fill is None:
+                    continue
                 b.filled[leg.client_order_id] = b.filled.get(leg.client_order_id, _ZERO) + fill.quantity
                 reported += fill.quantity
                 done = status == "FILLED" and reported >= venue_filled
@@ -1168,8 +1248,43 @@ class CoinbaseBroker:
                     self._emit(out, leg, K.CANCELLED, ts, _OCO)
         elif status in _ENDED:
             why = self._reason(a, f"attached bracket {status.lower()} at coinbase")
+            held = t.filled - reported
+            if status != "CANCELLED" and held > 0:       # protection lost, not cancelled by a person
+                return out + self._protection_lost(t, held, why, ts)
+            if status == "CANCELLED" and held > 0:
+                self.alerts.append(f"{t.order.client_order_id}: its bracket was cancelled at "
+                                   f"coinbase ({why}); {held} {inst.base} held without protection")
             for leg in b.legs():
                 self._emit(out, leg, _ENDED[status], ts, why)
+        return out
+
+    def _protection_lost(self, t: _Track, held: Decimal, why: str, ts: int) -> list[OrderEvent]:
+        """The attached bracket failed or expired with the position held: sell it at market
+        and report the sale as the stop-loss leg's fill (the protective exit, done by the
+        adapter), the take-profit cancelled."""
+        b = t.bracket
+        cid = t.order.client_order_id
+        inst = self.instruments[t.order.symbol]
+        qty = inst.round_quantity(held)
+        flat_id = f"{cid}-flatten"
+        reason = f"protection lost: {why}; {qty} {inst.base} sold at market by the adapter ({flat_id})"
+        out: list[OrderEvent] = []
+        try:
+            self._market_sell(flat_id, t.order.symbol, qty)
+            found = self._find(flat_id, t.order.symbol, t.order.created_ts)
+            raw = self._fills(_text(found.get("order_id"))) if found is not None else []
+        except VenueError as exc:
+            raw = []
+            reason += f"; the sale failed: {exc}; CHECK THE ACCOUNT"
+        self.alerts.append(f"{cid}: {reason}")
+        total = _ZERO
+        for f in raw:
+            fill = self._fill_of(f, b.sl, inst)
+            total += fill.quantity
+            self._emit(out, b.sl, K.FILLED if total >= qty else K.PARTIALLY_FILLED, fill.ts,
+                       reason, fill)
+        for leg in b.legs():
+            self._emit(out, leg, K.CANCELLED, ts, reason)
         return out
 
     # -- views ---------------------------------------------------------------------------
@@ -1190,59 +1305,93 @@ class CoinbaseBroker:
     def lookup(self, client_order_id: str) -> VenueOrder | None:
         """Return what Coinbase knows of an order, by client order id, or ``None``.
 
-        An entry or exit is found through its venue id (or List Orders, matched on
-        ``client_order_id``); its fills come from the fills endpoint. A bracket leg is
-        answered from its entry and the attached order (module notes): ``accepted``
-        while the entry has not filled, ``working`` once it has, the fills mapped to it.
-        The answer is taken as applied by the engine: later :meth:`process` calls
-        report only what changes after it.
+        An entry or exit is found through its venue id (List Orders, matched on
+        ``client_order_id``, when this process never placed it: after a restart the
+        engine looks its orders up before it hands them over with :meth:`adopt`); its
+        fills come from the fills endpoint. A bracket leg is answered from its entry
+        (the engine's naming, ``{prefix}-take_profit`` / ``-stop_loss`` of
+        ``{prefix}-entry``, until :meth:`adopt` names the parent) and the attached order
+        (module notes): ``accepted`` while the entry has not filled, ``working`` once it
+        has, the fills mapped to it. The answer is taken as applied by the engine:
+        later :meth:`process` calls report only what changes after it.
 
         Returns
         -------
         VenueOrder or None
             ``None`` when Coinbase has no order with that client order id (for a leg:
-            no entry).
+            no entry, or an entry without an attached bracket).
 
         Raises
         ------
         VenueUnavailable
             Coinbase did not answer.
         """
-        entry_id = self._leg_of.get(client_order_id)
-        if entry_id is not None:
-            return self._lookup_leg(client_order_id, entry_id)
-        t = self._tracks.get(client_order_id)
-        o: dict[str, Any] | None
-        if t is not None and t.venue_id:
-            o = self._get_order(t.venue_id)
-        else:
-            found = self._resolve_id(t) if t is not None else self._find(client_order_id, None, None)
-            if found is None:
+        parent = self._leg_of.get(client_order_id) or _parent_of(client_order_id)
+        if parent is not None:
+            t = self._track_for(parent)
+            if t is None or t.bracket is None or client_order_id not in {
+                    x.client_order_id for x in t.bracket.legs()}:
                 return None
-            o = found
-            if t is not None and t.venue_id:
-                o = self._get_order(t.venue_id)
-        venue_id = _text(o.get("order_id"))
+            return self._lookup_leg(client_order_id, t)
+        t = self._track_for(client_order_id)
+        if t is None:
+            return None
+        o = self._get_order(t.venue_id)
         status = self._port_status(o)
-        order = t.order if t is not None else None
-        inst = self.instruments.get(_text(o.get("product_id")))
-        fills: list[Fill] = []
-        raw = self._fills(venue_id)
-        if order is not None and inst is not None:
-            fills = [self._fill_of(f, order, inst) for f in raw]
-        elif inst is not None:
-            stub = Order(client_order_id, inst.symbol, Side(_text(o.get("side")).lower() or "buy"),
-                         OrderType.MARKET, _dec(o.get("filled_size")), OrderRole.ENTRY, 0)
-            fills = [self._fill_of(f, stub, inst) for f in raw]
+        inst = self.instruments[t.order.symbol]
+        raw = self._fills(t.venue_id)
+        fills = [self._fill_of(f, t.order, inst) for f in raw]
+        t.trades, t.skip, t.booked = {_tid(f) for f in raw}, {}, None
+        t.filled = sum((f.quantity for f in fills), _ZERO)
+        self._reported[client_order_id] = status
+        if t.bracket is not None and not t.bracket.attached_id:
+            t.bracket.attached_id = _text(o.get("attached_order_id")) or None
+        return VenueOrder(client_order_id, status, t.filled, tuple(fills),
+                          self._reason(o, "") if not status.is_open else "")
+
+    def _track_for(self, cid: str) -> _Track | None:
+        """The track of the venue order placed under ``cid`` (an entry or exit): this
+        process's, or one rebuilt from Coinbase's record (with its bracket's legs named by
+        the engine's convention) after a restart; None if Coinbase has no such order."""
+        t = self._tracks.get(cid)
         if t is not None:
-            t.synced = True
-            t.trades = {_text(f.get("trade_id")) or _text(f.get("entry_id")) for f in raw}
-            t.filled = sum((f.quantity for f in fills), _ZERO)
-            self._reported[client_order_id] = status
-            if t.bracket is not None and not t.bracket.attached_id:
-                t.bracket.attached_id = _text(o.get("attached_order_id")) or None
-        return VenueOrder(client_order_id, status, sum((f.quantity for f in fills), _ZERO),
-                          tuple(fills), self._reason(o, "") if not status.is_open else "")
+            return t if t.venue_id is not None or self._resolve_id(t) is not None else None
+        products = list(self.instruments)
+        found = self._find(cid, None, None) if not products else next(
+            (o for o in self._list_orders(product_ids=products)
+             if _text(o.get("client_order_id")) == cid), None)
+        if found is None or _text(found.get("product_id")) not in self.instruments:
+            return None
+        sym = _text(found.get("product_id"))
+        side = Side.SELL if _text(found.get("side")).upper() == "SELL" else Side.BUY
+        kind, body = next(iter(_plain(found.get("order_configuration") or {}).items()), ("", {}))
+        body = _plain(body)
+        limit = kind.startswith("limit")
+        size = _dec(body.get("base_size")) or _dec(found.get("filled_size"))
+        role = (OrderRole.EXIT if cid.endswith("-exit") or side is Side.SELL else OrderRole.ENTRY)
+        order = Order(cid, sym, side, OrderType.LIMIT if limit else OrderType.MARKET, size, role,
+                      _epoch(found.get("created_time"), self.clock.now()),
+                      price=_dec(body.get("limit_price"), None) if limit else None)
+        t = self._tracks[cid] = _Track(order, venue_id=_text(found.get("order_id")) or None)
+        self._reported[cid] = self._port_status(found)
+        att = _text(found.get("attached_order_id"))
+        if att and cid.endswith("-entry"):
+            cfg = _plain(_plain(found.get("attached_order_configuration") or {})
+                         .get("trigger_bracket_gtc") or {})
+            if not cfg:
+                cfg = _plain(_plain(self._get_order(att).get("order_configuration") or {})
+                             .get("trigger_bracket_gtc") or {})
+            stem = cid[: -len("-entry")]
+            tp = Order(f"{stem}-take_profit", sym, Side.SELL, OrderType.LIMIT, size,
+                       OrderRole.TAKE_PROFIT, order.created_ts,
+                       price=_dec(cfg.get("limit_price"), None), parent_id=cid)
+            sl = Order(f"{stem}-stop_loss", sym, Side.SELL, OrderType.STOP, size,
+                       OrderRole.STOP_LOSS, order.created_ts,
+                       stop_price=_dec(cfg.get("stop_trigger_price"), None), parent_id=cid)
+            t.bracket = _Bracket(tp, sl, attached_id=att)
+            for leg in (tp, sl):
+                self._leg_of[leg.client_order_id] = cid
+        return t
 
     @staticmethod
     def _port_status(o: dict[str, Any]) -> OrderStatus:
@@ -1253,12 +1402,9 @@ class CoinbaseBroker:
             return OrderStatus.ACCEPTED
         return status
 
-    def _lookup_leg(self, cid: str, entry_id: str) -> VenueOrder | None:
-        t = self._tracks[entry_id]
+    def _lookup_leg(self, cid: str, t: _Track) -> VenueOrder:
         b = t.bracket
         leg = next(x for x in b.legs() if x.client_order_id == cid)
-        if t.venue_id is None and self._resolve_id(t) is None:
-            return None
         parent = self._get_order(t.venue_id)
         if not b.attached_id:
             b.attached_id = _text(parent.get("attached_order_id")) or None
@@ -1277,12 +1423,12 @@ class CoinbaseBroker:
         totals: dict[str, Decimal] = {}
         for f in raw:
             owner = self._leg_for(b, a, _dec(f.get("price")))
-            totals[owner.client_order_id] = totals.get(owner.client_order_id, _ZERO) + _dec(f.get("size"))
+            fill = self._fill_of(f, owner, inst)
+            totals[owner.client_order_id] = totals.get(owner.client_order_id, _ZERO) + fill.quantity
             if owner is leg:
-                mine.append(self._fill_of(f, leg, inst))
-        b.trades = {_text(f.get("trade_id")) or _text(f.get("entry_id")) for f in raw}
-        b.filled = totals
-        b.live = b.checked = b.synced = True
+                mine.append(fill)
+        b.trades, b.skip, b.booked, b.filled = {_tid(f) for f in raw}, {}, None, totals
+        b.live = b.checked = True
         b.triggered = _text(a.get("trigger_status")) == "STOP_TRIGGERED"
         a_status = _text(a.get("status"))
         filled = sum((f.quantity for f in mine), _ZERO)
@@ -1363,62 +1509,74 @@ class CoinbaseBroker:
                 break
         return out
 
-    def adopt(self, orders: dict[str, Order]) -> None:
-        """Track a restarted engine's open orders (by client order id).
+    def adopt(self, orders: dict[str, Order], filled: dict[str, Decimal] | None = None) -> None:
+        """Follow exactly the engine's open orders, with what it booked on each.
 
-        Entries and exits are tracked as placed orders whose venue id is found by
-        :meth:`lookup` (the engine looks each one up right after); legs join their
-        entry (``parent_id``) as its bracket (an entry that filled before the restart is
-        tracked again as filled, to follow its attached order). An adopted order that
-        was never looked up has its fills up to its first poll taken as already booked
-        (noted in :attr:`alerts`), so nothing is booked twice.
+        Called by the engine after every reconciliation (``Broker.account`` notes): the
+        Order objects replace this adapter's (after a restart they are new objects);
+        ``filled[id]`` base units (default 0) of each order's earliest fills count as
+        reported, so :meth:`process` reports only later ones (seeded at the next poll
+        when they differ from what this adapter reported). Legs join their entry
+        (``parent_id``); an entry that is not open any more (it filled) is followed as
+        filled, for its attached bracket. Orders this adapter followed that the engine
+        does not hold open any more are no longer polled.
+
+        Parameters
+        ----------
+        orders : dict of str to Order
+            The engine's open orders by client order id.
+        filled : dict of str to Decimal, optional
+            Base units booked per client order id.
         """
+        booked = dict(filled or {})
+        keep: set[str] = set()
         for cid, o in orders.items():
-            if o.parent_id is None:
-                t = self._tracks.get(cid)
-                if t is None:
-                    t = self._tracks[cid] = _Track(o, synced=False)
-                else:
-                    t.order = o
-                self._reported[cid] = o.status
-        for cid, o in orders.items():
-            if o.parent_id is None:
+            if o.parent_id is not None:
                 continue
-            t = self._tracks.get(o.parent_id)
-            if t is None:      # its entry is not open any more: it filled before the restart
-                parent = Order(o.parent_id, o.symbol, Side.BUY, OrderType.MARKET, o.quantity,
+            t = self._tracks.get(cid)
+            want = booked.get(cid, _ZERO)
+            if t is None:
+                t = self._tracks[cid] = _Track(o, booked=want)
+            else:
+                t.order = o
+                if t.filled != want:
+                    t.booked = want
+            self._reported[cid] = o.status
+            keep.add(cid)
+        reseed: set[str] = set()
+        for cid, o in orders.items():
+            pid = o.parent_id
+            if pid is None:
+                continue
+            t = self._tracks.get(pid)
+            if t is None:      # its entry filled before: follow the attached bracket
+                parent = Order(pid, o.symbol, Side.BUY, OrderType.MARKET, o.quantity,
                                OrderRole.ENTRY, o.created_ts, decision_seq=o.decision_seq,
                                status=OrderStatus.FILLED)
-                t = self._tracks[o.parent_id] = _Track(parent)
-                self._reported[o.parent_id] = OrderStatus.FILLED
+                t = self._tracks[pid] = _Track(parent)
+                self._reported[pid] = OrderStatus.FILLED
             if t.bracket is None:
-                t.bracket = _Bracket(None, None, synced=False)
+                t.bracket = _Bracket(None, None)
             b = t.bracket
+            old = b.tp if o.role is OrderRole.TAKE_PROFIT else b.sl
             if o.role is OrderRole.TAKE_PROFIT:
                 b.tp = o
             else:
                 b.sl = o
+            if old is None or b.filled.get(cid, _ZERO) != booked.get(cid, _ZERO):
+                reseed.add(pid)
             if o.status in (OrderStatus.WORKING, OrderStatus.PARTIALLY_FILLED):
-                b.live = b.checked = True     # placed and seen in place before the restart
-            self._leg_of[cid] = o.parent_id
+                b.live = b.checked = True     # placed and seen in place before
+            self._leg_of[cid] = pid
             self._reported[cid] = o.status
-
-    def _sync(self, t: _Track) -> None:
-        """Take an adopted order's fills so far as booked (it was never looked up)."""
-        if t.venue_id is None and self._resolve_id(t) is None:
-            return
-        raw = self._fills(t.venue_id)
-        t.trades = {_text(f.get("trade_id")) or _text(f.get("entry_id")) for f in raw}
-        t.filled = sum((_dec(f.get("size")) for f in raw), _ZERO)
-        if t.bracket is not None and t.bracket.attached_id is None:
-            t.bracket.attached_id = _text(self._get_order(t.venue_id).get("attached_order_id")) or None
-        if t.bracket is not None and t.bracket.attached_id and not t.bracket.synced:
-            t.bracket.trades = {_text(f.get("trade_id")) or _text(f.get("entry_id"))
-                                for f in self._fills(t.bracket.attached_id)}
-            t.bracket.synced = True
-        t.synced = True
-        self.alerts.append(f"{t.order.client_order_id}: adopted but never looked up; its fills so "
-                           "far are taken as booked")
+            keep.add(pid)
+        for pid in reseed:
+            b = self._tracks[pid].bracket
+            b.booked = {x.client_order_id: booked.get(x.client_order_id, _ZERO) for x in b.legs()}
+        for cid in [c for c in self._tracks if c not in keep]:
+            t = self._tracks.pop(cid)
+            for leg in t.bracket.legs() if t.bracket else ():
+                self._leg_of.pop(leg.client_order_id, None)
 
     # -- pre-flight ----------------------------------------------------------------------
     def preflight(self) -> Preflight:
