@@ -9,6 +9,10 @@ out a 429 for as long as its ``Retry-After`` asks (through the clock, never the 
 clock), and retries reads after a timeout or a 5xx. A create-order request is never
 retried blindly: after a timeout, a dropped connection or a 5xx the order is looked up
 by its client order id first, and sent again only when Coinbase says it does not have it.
+(A request still in flight when the lookup runs can still be placed; Coinbase then keeps
+one order per client order id: "If the ID provided is not unique, the order will not be
+created and the order corresponding with that ID will be returned instead", Create
+Order reference, ``client_order_id``, as quoted in the test fake; unconfirmed live.)
 
 Venue rules and their sources
 -----------------------------
@@ -67,20 +71,35 @@ The adapter maps them:
   take-profit's and any other the stop-loss's. The other leg is ``cancelled``
   (``oco: other leg filled``) when the filled leg is complete: the venue ends the
   bracket as one order;
-* the attached order cancelled, expired or failed -> both open legs end the same way.
+* the attached order ended without an exit: cancelled (by this adapter, or by a person
+  at Coinbase: an alert says the position is held without protection) -> both legs
+  ``cancelled``; failed or expired while the position is held -> the protection is lost:
+  the adapter sells the position at market (client order id ``{entry}-flatten``) and
+  reports that sale as the stop-loss leg's fill, the take-profit ``cancelled``, both with
+  the reason ``protection lost: ...``.
 
 Never an unprotected position by accident
 -----------------------------------------
 After a bracket entry is placed the adapter reads it back: the entry must name an
 attached order, that order must not have failed or ended, and its ``limit_price`` and
 ``stop_trigger_price`` must be those sent. The same check runs in :meth:`process`
-before the first fill of a bracket entry is reported. When it fails the entry (and
+before the first fill of a bracket entry is reported (again when a resting entry
+fills: its attached order waits as PENDING until then). When it fails the entry (and
 what exists of the attached order) is cancelled, any quantity the entry already bought
 is sold at market, and the entry and its legs are reported ``cancelled`` with the
 reason ``protection not in place: ...`` (which says what was bought and sold); the text
 is also appended to :attr:`CoinbaseBroker.alerts`. The engine's books then stay flat
 while the venue's quote balance carries the round trip's cost, so reconciliation
 reports the balance difference and blocks entries until a person looks.
+
+Following orders across restarts
+--------------------------------
+The engine looks up every order it holds open (:meth:`CoinbaseBroker.lookup`), then
+hands them over with what it booked on each (:meth:`CoinbaseBroker.adopt`). A lookup in
+a new process finds an entry or exit by its client order id (List Orders over the
+adapter's products) and a bracket leg through its entry, named by the engine's
+convention (``{prefix}-take_profit`` / ``{prefix}-stop_loss`` belong to
+``{prefix}-entry``) until :meth:`~CoinbaseBroker.adopt` names the parent.
 """
 
 from __future__ import annotations
@@ -98,7 +117,7 @@ from decimal import (
     Decimal,
     InvalidOperation,
 )
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import requests
@@ -124,8 +143,16 @@ from tradewarden.execution.base import (
 )
 from tradewarden.execution.venue import Preflight, VenueError, VenueUnavailable
 
-if TYPE_CHECKING:
-    from tradewarden.engine.clock import Clock
+
+class Clock(Protocol):
+    """The time this adapter needs (``tradewarden.engine.clock.Clock``'s shape; the engine
+    is a higher layer than execution, so it is not imported)."""
+
+    def now(self) -> int:
+        """Return the current time, UTC epoch seconds."""
+
+    def wait_until(self, ts: int) -> None:
+        """Return once :meth:`now` is at least ``ts`` (UTC epoch seconds)."""
 
 VENUE = "coinbase"
 K = OrderEventKind
@@ -328,9 +355,10 @@ class CoinbaseBroker:
         stop-limit), so a standalone stop order is refused; protective stops go with
         the entry as the attached bracket.
     alerts : list of str
-        What a person must read: a protection that was not in place and what was done,
-        reads that failed during :meth:`process` (retried at the next call), adopted
-        orders that were never looked up. The caller drains it.
+        What a person must read: a protection not in place or lost and what was done
+        about it, a bracket cancelled at Coinbase by someone else, a refused cancel, an
+        order Coinbase does not list, reads that failed during :meth:`process` (done
+        again at the next call). The caller drains it.
 
     Raises
     ------
@@ -692,6 +720,10 @@ class CoinbaseBroker:
             Coinbase refused the credentials (HTTP 401/403): nothing was placed.
         """
         cid = order.client_order_id
+        old = self._tracks.get(cid)
+        if (old is not None and old.venue_id is None
+                and self._reported.get(cid, OrderStatus.SUBMITTED) is OrderStatus.SUBMITTED):
+            self._forget(old)     # never confirmed, and a lookup found nothing: send it again
         self._check_submit(order, legs)
         inst = self.instruments[order.symbol]
         ts = self.clock.now()
@@ -723,6 +755,11 @@ class CoinbaseBroker:
                                                  ROUND_CEILING)),
             }}
         return self._place(track, config, extra, ts)
+
+    def _forget(self, t: _Track) -> None:
+        self._tracks.pop(t.order.client_order_id, None)
+        for leg in t.bracket.legs() if t.bracket else ():
+            self._leg_of.pop(leg.client_order_id, None)
 
     def _check_submit(self, order: Order, legs: tuple[Order, ...]) -> None:
         cid = order.client_order_id
@@ -1574,9 +1611,7 @@ class CoinbaseBroker:
             b = self._tracks[pid].bracket
             b.booked = {x.client_order_id: booked.get(x.client_order_id, _ZERO) for x in b.legs()}
         for cid in [c for c in self._tracks if c not in keep]:
-            t = self._tracks.pop(cid)
-            for leg in t.bracket.legs() if t.bracket else ():
-                self._leg_of.pop(leg.client_order_id, None)
+            self._forget(self._tracks[cid])
 
     # -- pre-flight ----------------------------------------------------------------------
     def preflight(self) -> Preflight:
@@ -1614,4 +1649,4 @@ class CoinbaseBroker:
                          bool(perms.get("can_transfer")), balances, notes)
 
 
-__all__ = ["CLOSE_WAIT", "STATUS_MAP", "CoinbaseBroker", "base_url_of"]
+__all__ = ["CLOSE_WAIT", "STATUS_MAP", "Clock", "CoinbaseBroker", "base_url_of"]

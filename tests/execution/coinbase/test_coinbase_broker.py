@@ -561,3 +561,14 @@ def test_the_engine_trades_real_bars_through_the_adapter(make_coinbase, cdp_key,
     assert reason == leg
     assert fake.balance("BTC") == (Decimal(0), Decimal(0)) and broker.alerts == []
     assert len(q(db, "select seq from decisions")) == last - first + 1
+
+
+def test_an_order_coinbase_never_received_can_be_sent_again_after_a_lookup(coinbase, broker, clock):
+    coinbase.fail_next(ORDERS, "drop")
+    coinbase.fail_next("GET /api/v3/brokerage/orders/historical/batch", status=503, times=4)
+    entry, legs = bracket(22, int(clock()))
+    assert broker.submit(entry, legs) == []                     # outcome unknown
+    assert broker.lookup(entry.client_order_id) is None         # reconciliation: not there
+    events = broker.submit(entry, legs)                         # so the engine sends it again
+    assert kinds(events)[0] == ("entry", "accepted")
+    assert coinbase.submit_count(entry.client_order_id) == 1    # the dropped one never arrived
