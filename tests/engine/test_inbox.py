@@ -319,3 +319,49 @@ def test_flatten_at_a_venue_checks_what_the_venue_holds_afterwards(tmp_path, scr
     assert status == "done"
     assert result.endswith("; the venue still shows position BTC-USD: ledger 0, venue 0.10000000")
     assert "reconcile_mismatch" in dep.engine.blocks
+
+
+class BufferedStopVenue(ScriptedVenue):
+    """A venue whose stop-loss becomes a stop-limit 5 % below its trigger (Coinbase's
+    attached bracket) and that takes no entries for symbols it lists."""
+
+    blocked: dict = {}
+
+    def worst_stop_fill(self, trigger, symbol):
+        return (trigger * D("0.95")).quantize(D("0.01"))
+
+    def entry_blocks(self):
+        return dict(self.blocked)
+
+
+def test_risk_sizes_by_the_worst_fill_the_venue_stop_allows(tmp_path, scripted, bars):
+    ts = bars.ts
+    strategy = scripted(enter_ts=[ts[3]], stop_frac=0.02)
+    plain = Deploy(tmp_path / "a", strategy, bars, broker_factory=_venue)
+    buffered = Deploy(tmp_path / "b", strategy, bars, broker_factory=lambda: BufferedStopVenue(
+        {SYM: COINBASE_SPECS[SYM]}, market_parts=1))
+    for dep in (plain, buffered):
+        dep.to(3)
+    (qa,), (qb,) = (q(d.db, "select quantity from orders where role = 'entry'")[0] for d in (plain, buffered))
+    close, stop = float(bars.close[3]), float(bars.close[3]) * 0.98
+    worst = float((D(repr(stop)) * D("0.95")).quantize(D("0.01")))
+    # 1 % of equity at risk: the distance to the worst fill, not to the trigger
+    assert float(qb) == pytest.approx(float(qa) * (close - stop) / (close - worst), rel=1e-3)
+    (legs,) = q(buffered.db, "select stop_price from orders where role = 'stop_loss'")
+    assert D(legs[0]) == COINBASE_SPECS[SYM].floor_price(stop)    # the trigger itself is unchanged
+
+
+def test_a_venue_status_blocks_entries_in_that_symbol(tmp_path, scripted, bars):
+    ts = bars.ts
+    venue = BufferedStopVenue({SYM: COINBASE_SPECS[SYM]}, market_parts=1)
+    dep = Deploy(tmp_path, scripted(enter_ts=[ts[3], ts[6]]), bars, broker_factory=lambda: venue)
+    dep.engine.set_venue_blocks({SYM: "coinbase product BTC-USD: cancel_only"}, int(ts[2]))
+    d = dep.to(3)
+    assert (d.action, d.reason) == ("blocked", "venue_status")
+    (detail,) = q(dep.db, "select detail from decisions where action = 'blocked'")[0]
+    assert json.loads(detail)["why"] == "coinbase product BTC-USD: cancel_only"
+    dep.engine.set_venue_blocks({}, int(ts[4]))
+    assert dep.to(6).action == "enter_long"
+    events = [m for (m,) in q(dep.db, "select message from events where kind in ('block','unblock') order by seq")]
+    assert events == ["venue_status: coinbase product BTC-USD: cancel_only",
+                      "venue_status: the venue takes entries again"]

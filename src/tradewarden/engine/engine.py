@@ -274,6 +274,11 @@ class TradingEngine(Operations):
         self._accepted_unknown: set[str] = set()
         self._state_dirty = False
         self._reconciling = False
+        #: Symbols whose venue status blocks entries (``cancel_only``, ...): symbol -> why.
+        self.venue_blocks: dict[str, str] = {}
+        # A venue whose stop-loss may fill below its trigger (Coinbase's stop-limit) says
+        # how far: risk sizes by that price.
+        self._worst_stop = getattr(broker, "worst_stop_fill", None)
         self.counts = EngineCounts()
         names = list(instruments)
         if capital_mode == "independent":
@@ -801,6 +806,8 @@ class TradingEngine(Operations):
         elif self.blocks:
             block = next(iter(self.blocks))
             why = self.blocks[block]
+        elif self.venue_blocks and s.name in self.venue_blocks:
+            block, why = "venue_status", self.venue_blocks[s.name]
         elif self.stale_after is not None and self.clock.now() - close_ts > self.stale_after:
             block = "stale_data"
         else:
@@ -814,7 +821,7 @@ class TradingEngine(Operations):
             key = (frame.entry_reason, why)
             text = self._blocked_detail.get(key)
             if text is None:
-                what = "why" if block in self.blocks else "halt"    # a block names its cause
+                what = "why" if block in self.blocks or block == "venue_status" else "halt"
                 text = self._blocked_detail[key] = _dumps({"signal": frame.entry_reason, what: why})
             self._details[k] = text
             return self._code(BLOCKED, block, FLAT)
@@ -825,10 +832,13 @@ class TradingEngine(Operations):
             detail["stop_loss"] = sig.stop_loss
         if sig.take_profit is not None:
             detail["take_profit"] = sig.take_profit
-        # 3. risk
+        # 3. risk (sized by the worst fill the venue's stop allows, where it says)
         s.last_close = close
+        risk_sig = sig
+        if self._worst_stop is not None and sig.stop_loss is not None:
+            risk_sig = sig._replace(stop_loss=float(self._worst_stop(to_decimal(sig.stop_loss), s.name)))
         verdict = self.risk.evaluate_entry(
-            account=acct.name, instrument=s.inst, ts=ts, price=close, signal=sig,
+            account=acct.name, instrument=s.inst, ts=ts, price=close, signal=risk_sig,
             equity=self.equity(s.acct), peak_equity=acct.peak, cash=acct.cash_f,
             open_positions=self.open_positions())
         self._drain_risk_events()

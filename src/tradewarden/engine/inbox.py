@@ -110,6 +110,24 @@ class Operations:
         if self.blocks.pop(code, None) is not None:
             self.event(ts, "unblock", None, f"{code}: {message}")
 
+    def set_venue_blocks(self, blocks: dict[str, str], ts: int | None) -> None:
+        """Block entries in the symbols a venue will not take them for (a product that is
+        ``cancel_only``, ``trading_disabled``, ...); each change is an event.
+
+        Parameters
+        ----------
+        blocks : dict of str to str
+            Symbol -> the venue's reason (``Broker.entry_blocks()`` where an adapter has it).
+        ts : int or None
+            UTC epoch seconds of the events.
+        """
+        for sym, why in blocks.items():
+            if self.venue_blocks.get(sym) != why:
+                self.event(ts, "block", sym, f"venue_status: {why}")
+        for sym in set(self.venue_blocks) - set(blocks):
+            self.event(ts, "unblock", sym, "venue_status: the venue takes entries again")
+        self.venue_blocks = dict(blocks)
+
     # -- the inbox -----------------------------------------------------------------------
     def handle_commands(self, commands: list[dict[str, Any]], ts: int, *,
                         approvals: dict[int, dict[str, Any]] | None = None,

@@ -223,12 +223,20 @@ def run_deployment(dep: Deployment, feed: LiveFeed, *, stop: StopSignals | None 
 
     next_check = clock.now() + reconcile_seconds if reconcile_seconds else None
 
+    venue_blocks = getattr(engine.broker, "entry_blocks", None)
+
     def recheck() -> None:
         nonlocal next_check
         if next_check is not None and clock.now() >= next_check:
             engine.reconcile(clock.now(), name=dep.name, previous=ledger.reconciliations(
                 deployment_id=dep.deployment_id, status="open"))
+            if venue_blocks is not None:
+                engine.set_venue_blocks(venue_blocks(), clock.now())
+                engine.flush()
             next_check = clock.now() + reconcile_seconds
+
+    if venue_blocks is not None:
+        engine.set_venue_blocks(venue_blocks(), clock.now())
 
     try:
         inbox()
