@@ -365,3 +365,28 @@ def test_a_venue_status_blocks_entries_in_that_symbol(tmp_path, scripted, bars):
     events = [m for (m,) in q(dep.db, "select message from events where kind in ('block','unblock') order by seq")]
     assert events == ["venue_status: coinbase product BTC-USD: cancel_only",
                       "venue_status: the venue takes entries again"]
+
+
+class BothLegsVenue(ScriptedVenue):
+    """Like Coinbase: a native bracket needs both a take-profit and a stop-loss."""
+
+    def submit(self, order, legs=()):
+        if len(legs) == 1:
+            raise ValueError(f"order {order.client_order_id}: an attached bracket needs both legs")
+        return super().submit(order, legs)
+
+
+def test_an_order_the_adapter_refuses_before_sending_is_rejected_not_fatal(tmp_path, scripted, bars):
+    ts = bars.ts
+    venue = BothLegsVenue({SYM: COINBASE_SPECS[SYM]}, market_parts=1, native_bracket=True,
+                          native_oco=True)
+    dep = Deploy(tmp_path, scripted(enter_ts=[ts[3], ts[6]], stop_frac=0.05), bars,
+                 broker_factory=lambda: venue)
+    assert dep.to(3).action == "enter_long"
+    rows = q(dep.db, "select role, status, status_reason from orders order by role")
+    assert [r[:2] for r in rows] == [("entry", "rejected"), ("stop_loss", "rejected")]
+    assert rows[0][2] == ("refused before sending: order " + rows[0][2].split("order ")[1])
+    assert "needs both legs" in rows[0][2]
+    assert dep.s.state == FLAT and venue.submitted == []
+    dep.restart()                                      # nothing left to resend
+    assert dep.to(6).action == "enter_long" and dep.s.state == FLAT

@@ -901,10 +901,10 @@ class TradingEngine(Operations):
         """Send a recorded entry: with its legs as a native bracket, or alone with the legs
         held by the engine until it fills (emulated bracket)."""
         if legs and not self.native_bracket:
-            events = self.broker.submit(entry)
+            events = self._submit(entry)
             self.held_legs[entry.client_order_id] = tuple(legs)
         else:
-            events = self.broker.submit(entry, tuple(legs))
+            events = self._submit(entry, tuple(legs))
         s.state = ENTRY_PENDING
         self._after_submit(s, events, k, close)
         self._sync_band(s)
@@ -934,11 +934,22 @@ class TradingEngine(Operations):
         code = self._code(EXIT, sig.reason, OPEN)
         if self.journal:
             k = self._commit_intent(k, code)
-        events = self.broker.submit(order)
+        events = self._submit(order)
         s.state = EXIT_PENDING
         self._after_submit(s, events, k, close)
         self._sync_band(s)
         return code
+
+    def _submit(self, order: Order, legs: tuple[Order, ...] = ()) -> list[OrderEvent]:
+        """``broker.submit``; an order the venue adapter refuses before sending anything
+        (``ValueError``: a bracket it cannot place, a size it cannot express) is answered
+        ``rejected`` with the adapter's words, so a journaled order never stops the
+        deployment (it would be refused again at every restart)."""
+        try:
+            return self.broker.submit(order, legs)
+        except ValueError as exc:
+            why = f"refused before sending: {exc}"
+            return [OrderEvent(o, _REJECTED, o.created_ts, why) for o in (order, *legs)]
 
     def _after_submit(self, s: _Sym, events: list[OrderEvent], k: int, close: float) -> None:
         """Apply what a venue answered to a submit: an acknowledgement sets the new
@@ -1114,7 +1125,7 @@ class TradingEngine(Operations):
                 if v is not None:
                     out += self._events_since(leg, v, ts)
                     continue
-            out += self.broker.submit(leg)
+            out += self._submit(leg)
         if len(legs) == 2:
             self.oco_sibling[legs[0].client_order_id] = legs[1]
             self.oco_sibling[legs[1].client_order_id] = legs[0]
@@ -1144,7 +1155,7 @@ class TradingEngine(Operations):
         new = self._replacement(sibling, remaining)
         self.oco_sibling[leg.client_order_id] = new
         self.oco_sibling[new.client_order_id] = leg
-        return out + self.broker.submit(new)
+        return out + self._submit(new)
 
     def _replacement(self, order: Order, quantity: Decimal) -> Order:
         """A copy of ``order`` for ``quantity`` under a new client order id (``-r1``,

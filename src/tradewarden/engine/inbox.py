@@ -415,9 +415,9 @@ class Operations:
             s = self.by_name[o.symbol]
             if legs and not self.native_bracket:    # emulated: the legs wait for the fill
                 self.held_legs[o.client_order_id] = legs
-                events = self.broker.submit(o)
+                events = self._submit(o)
             else:
-                events = self.broker.submit(o, legs)
+                events = self._submit(o, legs)
             self.event(ts, "info", o.symbol,
                        f"{o.client_order_id}: journaled but never received by the venue; sent now")
             self._after_submit(s, events, -1, s.last_close)

@@ -223,7 +223,9 @@ def run_deployment(dep: Deployment, feed: LiveFeed, *, stop: StopSignals | None 
 
     next_check = clock.now() + reconcile_seconds if reconcile_seconds else None
 
-    venue_blocks = getattr(engine.broker, "entry_blocks", None)
+    broker = engine.broker
+    venue_blocks = getattr(broker, "entry_blocks", None)
+    reread = getattr(broker, "instruments_from_products", None)     # product flags change
 
     def recheck() -> None:
         nonlocal next_check
@@ -231,9 +233,18 @@ def run_deployment(dep: Deployment, feed: LiveFeed, *, stop: StopSignals | None 
             engine.reconcile(clock.now(), name=dep.name, previous=ledger.reconciliations(
                 deployment_id=dep.deployment_id, status="open"))
             if venue_blocks is not None:
+                if reread is not None:
+                    reread(list(engine.by_name))
                 engine.set_venue_blocks(venue_blocks(), clock.now())
-                engine.flush()
+            alerts()
+            engine.flush()
             next_check = clock.now() + reconcile_seconds
+
+    def alerts() -> None:
+        """What a venue adapter raised an alarm about (a bracket not in place, ...)."""
+        pending = getattr(broker, "alerts", None)
+        while pending:
+            engine.event(clock.now(), "alert", None, str(pending.pop(0)))
 
     if venue_blocks is not None:
         engine.set_venue_blocks(venue_blocks(), clock.now())
@@ -265,6 +276,7 @@ def run_deployment(dep: Deployment, feed: LiveFeed, *, stop: StopSignals | None 
                     engine.flush()
                 inbox()
                 decision = engine.on_bar(bar)
+                alerts()
                 engine.flush()
                 bars += 1
                 ledger.heartbeat(dep.run_id, bars_processed=engine.counts.bars,
