@@ -741,6 +741,11 @@ class _PrivateHandler(_Handler):
             return self.send(502, "Bad Gateway")
         if fault is not None and fault.mode == "slow":
             time.sleep(fault.delay)
+            try:
+                return self.send(200, body)
+            except OSError:               # the client gave up waiting: nobody reads it
+                self.close_connection = True
+                return None
         return self.send(200, body)
 
 
