@@ -436,3 +436,17 @@ def test_a_standalone_sell_bracket_protects_held_coins(rest_client, coinbase, cl
     wrong = client.trigger_bracket_order_gtc_sell("br-2", "BTC-USD", base_size="0.1",
                                                   limit_price="49000", stop_trigger_price="53000")
     assert wrong.error_response["error"] == "INVALID_BRACKET_PRICES"
+
+
+def test_a_gap_fills_a_triggered_stop_at_the_new_price_and_a_take_profit_at_its_limit(
+        rest_client, coinbase, clock):
+    client = rest_client()
+    first = _entry(client, "g1").success_response["attached_order_id"]
+    coinbase.set_price("BTC-USD", D("46000"), clock.advance(60), gap=True)   # above 45600
+    fill = client.get_fills(order_ids=[first]).fills[0]
+    assert (fill.price, fill.liquidity_indicator) == ("46000", "TAKER")
+    coinbase.set_price("BTC-USD", D("50000"), clock.advance(60))
+    second = _entry(client, "g2").success_response["attached_order_id"]
+    coinbase.set_price("BTC-USD", D("60000"), clock.advance(60), gap=True)
+    fill = client.get_fills(order_ids=[second]).fills[0]
+    assert (fill.price, fill.liquidity_indicator) == ("55000", "MAKER")
