@@ -287,7 +287,8 @@ class CcxtBroker:
     Raises
     ------
     ValueError
-        An unknown dialect or a negative ``max_retries`` / ``resend_grace``.
+        An unknown dialect, a negative ``max_retries`` / ``resend_grace``, or (Kraken) a
+        secret that is not base64.
     """
 
     def __init__(self, exchange: Any, instruments: dict[str, Instrument], *, clock: Clock,
@@ -304,6 +305,12 @@ class CcxtBroker:
         if max_retries < 0 or resend_grace < 0:
             raise ValueError("max_retries and resend_grace must be >= 0")
         self.kraken = self.dialect == "kraken"
+        if self.kraken and getattr(exchange, "secret", None):
+            try:                  # ccxt would fail on the first private call, with no words
+                base64.b64decode(exchange.secret, validate=True)
+            except (binascii.Error, ValueError):
+                raise ValueError("kraken: the API secret (TRADEWARDEN_VENUE__API_SECRET) is not "
+                                 "base64 as Kraken issues it; paste the private key unchanged") from None
         self.max_retries = int(max_retries)
         self.resend_grace = int(resend_grace)
         self.trade_margin = int(trade_margin)
@@ -366,12 +373,6 @@ class CcxtBroker:
         if not api_key or not api_secret:
             raise ValueError(f"{venue}: live trading needs an API key and secret "
                              "(TRADEWARDEN_VENUE__API_KEY, TRADEWARDEN_VENUE__API_SECRET)")
-        if str(venue).strip().lower() == "kraken":
-            try:
-                base64.b64decode(api_secret, validate=True)
-            except (binascii.Error, ValueError):
-                raise ValueError("kraken: the API secret (TRADEWARDEN_VENUE__API_SECRET) is not "
-                                 "base64 as Kraken issues it; paste the private key unchanged") from None
         exchange = create_venue_client(venue, api_url=api_url,
                                        config={"apiKey": api_key, "secret": api_secret,
                                                **(config or {})})
