@@ -390,3 +390,34 @@ def test_an_order_the_adapter_refuses_before_sending_is_rejected_not_fatal(tmp_p
     assert dep.s.state == FLAT and venue.submitted == []
     dep.restart()                                      # nothing left to resend
     assert dep.to(6).action == "enter_long" and dep.s.state == FLAT
+
+
+def test_a_stop_loss_the_venue_ends_while_the_position_is_held_is_an_alert(tmp_path, scripted, bars):
+    from fake_venue import End
+
+    from tradewarden.execution.base import OrderEventKind
+    ts = bars.ts
+    venue = ScriptedVenue({SYM: COINBASE_SPECS[SYM]}, market_parts=1, native_bracket=True,
+                          native_oco=True,
+                          script={(SYM, int(ts[6])): [End("stop_loss", OrderEventKind.CANCELLED,
+                                                          "cancelled by the exchange")]})
+    dep = Deploy(tmp_path, scripted(enter_ts=[ts[3]], stop_frac=0.05, tp_frac=0.5), bars,
+                 broker_factory=lambda: venue)
+    dep.to(7)
+    assert dep.s.state == OPEN
+    (alert,) = q(dep.db, "select symbol, message from events where kind = 'alert'")
+    assert alert[0] == SYM and "stop-loss was cancelled by the venue (cancelled by the exchange)" in alert[1]
+
+
+def test_a_venue_balance_rounded_below_the_ledger_by_less_than_a_cent_is_no_difference(
+        tmp_path, scripted, bars):
+    venue = _venue()
+    dep = Deploy(tmp_path, scripted(), bars, broker_factory=lambda: venue)
+    cash = dep.engine.accounts[0].cash
+    venue.balances = {"USD": cash - D("0.0049")}
+    dep.restart()
+    assert dep.ledger.reconciliations(deployment_id=dep.dep_id, status="open") == []
+    venue.balances = {"USD": cash - D("0.02")}
+    dep.restart()
+    (diff,) = dep.ledger.reconciliations(deployment_id=dep.dep_id, status="open")
+    assert diff["kind"] == "balance"

@@ -1195,6 +1195,13 @@ class TradingEngine(Operations):
         elif role is OrderRole.EXIT and not s.holding.is_flat:
             s.state = OPEN
             self.event(e.ts, f"order_{e.kind.value}", s.name, f"{order.client_order_id}: {e.reason}")
+        elif (role is OrderRole.STOP_LOSS and not s.holding.is_flat
+              and not (e.reason or "").startswith("oco")):
+            # the venue ended the protection while the position is held: say so loudly
+            self.event(e.ts, "alert", s.name,
+                       f"{order.client_order_id}: the stop-loss was {e.kind.value} by the venue "
+                       f"({e.reason or 'no reason given'}) while {s.holding.quantity} is held: "
+                       "the position has no stop at the venue (warden flatten closes it)")
         return out
 
     def finalize_exit(self, s: _Sym, trade: Trade, k: int) -> Trade:

@@ -52,6 +52,9 @@ _ENDED_KIND = {OrderStatus.CANCELLED: OrderEventKind.CANCELLED,
                OrderStatus.EXPIRED: OrderEventKind.EXPIRED,
                OrderStatus.REJECTED: OrderEventKind.REJECTED}
 _OPEN_AT_VENUE = (OrderStatus.ACCEPTED, OrderStatus.WORKING, OrderStatus.PARTIALLY_FILLED)
+#: Quote currency the venue's balance may fall short of the ledger's cash by, from the
+#: venue's rounding of balances (Kraken reports USD to 4 decimals), before it is a difference.
+BALANCE_TOLERANCE = Decimal("0.01")
 #: Entry blocks the runner and reconciliation set (the decision's ``reason``).
 FEED_STALLED, RECONCILE_MISMATCH = "feed_stalled", "reconcile_mismatch"
 
@@ -477,7 +480,7 @@ class Operations:
             quote = self.syms[0].inst.quote
             ours = sum((a.cash for a in self.accounts), Decimal(0))
             theirs = view.balances.get(quote, Decimal(0))
-            if theirs < ours:
+            if theirs < ours - BALANCE_TOLERANCE:       # venues round balances (Kraken: 4 dp)
                 diffs.append({"kind": "balance", "symbol": None, "ours": f"{ours} {quote}",
                               "venue": f"{theirs} {quote}"})
         return diffs
