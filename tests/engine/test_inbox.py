@@ -267,18 +267,22 @@ def test_differences_block_entries_until_accepted(tmp_path, scripted, bars):
     dep.to(10)
     assert dep.s.holding.is_flat
     venue.positions[SYM] = D("0.25")                   # someone bought on the venue by hand
-    venue.foreign.append("manual-order-1")
+    venue.foreign.append("manual-order-1")              # placed outside tradewarden
+    lost = f"tw-{dep.dep_id}-999-entry"                 # one of ours the ledger never saw
+    venue.foreign.append(lost)
     dep.restart()
     diffs = dep.ledger.reconciliations(deployment_id=dep.dep_id, status="open")
     assert sorted((d["kind"], d["symbol"], d["ours"], d["venue"]) for d in diffs) == [
-        ("order_unknown", None, "none", "manual-order-1"), ("position", SYM, "0", "0.25")]
+        ("order_unknown", None, "none", lost), ("position", SYM, "0", "0.25")]
+    (ext,) = q(dep.db, "select message from events where kind = 'external'")
+    assert ext[0].startswith("order manual-order-1 at the venue was not placed by this deployment")
     d = dep.to(12)
     assert (d.action, d.reason) == ("blocked", "reconcile_mismatch")
     dep.restart()                                       # still different: new rows, old resolved
     assert len(dep.ledger.reconciliations(deployment_id=dep.dep_id, status="resolved")) == 2
     status, result = dep.command("accept", actor="dana")
     assert status == "done"
-    assert "BTC-USD position 0 -> 0.25" in result and "manual-order-1 left to the venue" in result
+    assert "BTC-USD position 0 -> 0.25" in result and f"{lost} left to the venue" in result
     assert dep.s.holding.quantity == D("0.25") and dep.s.state == OPEN
     accepted = dep.ledger.reconciliations(deployment_id=dep.dep_id, status="accepted")
     assert {r["resolved_by"] for r in accepted} == {"dana"} and len(accepted) == 2

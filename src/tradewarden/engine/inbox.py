@@ -17,7 +17,8 @@ what a deployment does outside the tick path, always between two bars.
   date from its fills (those beyond the quantity already booked; a venue's fills carry no
   execution id we keep, so cumulative quantity is what de-duplicates them). Then the
   venue's account (``Broker.account``) is compared with the ledger: positions, open
-  orders, the quote balance. Any difference is a ``reconciliations`` row and blocks new
+  orders (one placed outside tradewarden is recorded as external and left alone; an
+  unknown id of this deployment is a difference), the quote balance. Any difference is a ``reconciliations`` row and blocks new
   entries until it is resolved by a later reconciliation or accepted (``accept``: the
   venue's view is adopted and recorded as such).
 """
@@ -463,9 +464,17 @@ class Operations:
         diffs: list[dict[str, Any]] = []
         held = {leg.client_order_id for legs in self.held_legs.values() for leg in legs}
         at_venue = set(view.open_orders)
+        ours_prefix = f"tw-{self.deployment_id}-"
         for cid in view.open_orders:
-            if cid not in self._open and cid not in self._accepted_unknown:
+            if cid in self._open or cid in self._accepted_unknown:
+                continue
+            if cid.startswith(ours_prefix):      # this deployment's id it does not know of
                 diffs.append({"kind": "order_unknown", "symbol": None, "ours": "none", "venue": cid})
+            else:                                # placed outside tradewarden: left alone
+                self._accepted_unknown.add(cid)
+                self.event(self._last_ts, "external", None,
+                           f"order {cid} at the venue was not placed by this deployment: "
+                           "recorded and left alone")
         for cid, o in self._open.items():
             if cid not in held and o.status in _OPEN_AT_VENUE and cid not in at_venue:
                 diffs.append({"kind": "order_missing", "symbol": o.symbol,
