@@ -132,6 +132,9 @@ def test_live_on_kraken_sends_each_order_once_and_the_ledger_equals_the_venue(li
     r = warden_live(cfg, "--until", iso(until))
     assert r.exit_code == 0, r.output
     assert "venue     kraken, account " in r.output
+    assert SECRET not in r.output and KEY not in r.output          # never printed ...
+    raw = b"".join(p.read_bytes() for p in db.parent.glob(db.name + "*"))   # the WAL too
+    assert SECRET.encode() not in raw and KEY.encode() not in raw  # ... nor stored
     assert "live: donchian on BTC-USD 1h candles from kraken, fills at the venue" in r.output
     got = [t for (t,) in q(db, "select ts from decisions order by seq")]
     assert got == [int(t) for t in source_rows(SYM)["ts"] if ts_of(START) < t + HOUR <= until]
