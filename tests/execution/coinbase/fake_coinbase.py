@@ -78,7 +78,9 @@ Test hooks: :attr:`~FakeCoinbase.orders`, :attr:`~FakeCoinbase.submits`,
 :attr:`~FakeCoinbase.fills`, :attr:`~FakeCoinbase.requests`,
 :meth:`~FakeCoinbase.fail_next` (faults: ``lose_response``, ``drop``, ``status``,
 ``slow``), :meth:`~FakeCoinbase.set_product` (status flags),
-:meth:`~FakeCoinbase.fill_partially`, :attr:`~FakeCoinbase.now`.
+:meth:`~FakeCoinbase.fill_partially`, :attr:`~FakeCoinbase.now`, and
+:attr:`~FakeCoinbase.control` (TEST CONTROL, not Coinbase's API: ``POST /_test/<name>``
+calls a function the test registered, so another process can drive the fake).
 """
 
 from __future__ import annotations
@@ -577,6 +579,12 @@ class FakeCoinbase:
         self.errors: list[str] = []
         #: Faults still to happen, in order (see :meth:`fail_next`).
         self.faults: list[_Fault] = []
+        #: TEST CONTROL, not part of Coinbase's API: ``POST /_test/<name>`` with a JSON
+        #: object body (no token checked, not counted in :attr:`requests`) answers
+        #: ``{"result": control[name](body)}``; a name not registered gets 404. Lets a
+        #: test drive the fake from another process (the SIGKILL suite's deployment
+        #: walks the price through each bar). Empty unless a test fills it.
+        self.control: dict[str, Callable[[dict[str, Any]], Any]] = {}
 
         self._by_client_id: dict[str, str] = {}
         self._seq = 0
@@ -1793,6 +1801,9 @@ class _Handler(BaseHTTPRequestHandler):
         query = parse_qs(parts.query, keep_blank_values=True)
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
+        if path.startswith("/_test/"):              # TEST CONTROL (FakeCoinbase.control)
+            self._control(method, path[len("/_test/"):], raw)
+            return
         record: dict[str, Any] = {"method": method, "path": path,
                                   "query": {k: list(v) for k, v in query.items()}, "status": None}
         with fake._lock:
@@ -1844,6 +1855,25 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(status, answer, headers)
         except OSError:                       # the client gave up (a slow fault)
             self.close_connection = True
+
+    def _control(self, method: str, name: str, raw: bytes) -> None:
+        """Answer a TEST CONTROL request (see :attr:`FakeCoinbase.control`)."""
+        fake = self.fake
+        hook = fake.control.get(name)
+        if method != "POST" or hook is None:
+            self._send(404, fake.error_body(404, f"no test control {method} /_test/{name}"))
+            return
+        try:
+            body = json.loads(raw) if raw.strip() else {}
+            if not isinstance(body, dict):
+                raise TypeError("the body must be a JSON object")
+            result = hook(body)
+        except Exception as exc:  # noqa: BLE001 (the test's hook failed: say so, and fail it)
+            with fake._lock:
+                fake.errors.append(f"test control {name}: {exc!r}")
+            self._send(500, fake.error_body(500, f"test control {name}: {exc!r}"))
+            return
+        self._send(200, {"result": result})
 
     def do_GET(self) -> None:
         self._serve("GET")
