@@ -41,7 +41,9 @@ under the take-profit's client order id; its fill is the take-profit's. Why:
   stop-loss, resting at the venue, fills intrabar. Between the stop's cancel and the
   market sell (two requests) a crash leaves the position without its stop: on restart
   :meth:`CcxtBroker.lookup` reports the stop ``cancelled`` with a reason saying so and
-  :attr:`CcxtBroker.alerts` gets a line.
+  :attr:`CcxtBroker.alerts` gets a line. A crash after the sale went out finds the sale
+  under the take-profit's client order id: the stop's cancel is then the OCO's, without
+  an alert.
 * A venue without stop orders in ccxt's features gets its stop-loss held the same way
   (sold at market once a bar's low reaches it), said in :attr:`CcxtBroker.notes`: such
   a stop does not protect while tradewarden is down.
@@ -1122,8 +1124,12 @@ class CcxtBroker:
         or a take-profit (the engine's naming ``...-take_profit`` of an entry) that is not
         at the venue, is ``working``: the adapter holds it again once adopted. A stop
         this adapter cancelled for its take-profit's sale still in flight is reported as
-        the engine knows it. The answer is taken as applied by the engine: later
-        :meth:`process` calls report only what changes after it.
+        the engine knows it. A stop-loss the venue shows cancelled without a fill is
+        the OCO's cancel (reason ``oco: ...``) when its take-profit was sold at the venue
+        (a restart after the sale, before it was recorded); otherwise it was cancelled
+        outside this process and :attr:`alerts` gets a line (the position has no stop).
+        The answer is taken as applied by the engine: later :meth:`process` calls report
+        only what changes after it.
 
         Returns
         -------
@@ -1175,13 +1181,29 @@ class CcxtBroker:
         else:
             status = STATUS_AFTER[_ENDED.get(cur.status, K.CANCELLED)]
             reason = f"{self.venue}: {cur.reason or cur.status}"
-            if order.role is OrderRole.STOP_LOSS and filled == 0:
+            sold = (self._take_profit_sold(client_order_id, order.symbol)
+                    if order.role is OrderRole.STOP_LOSS and filled == 0 else None)
+            if sold is not None:         # cancelled by this adapter for the sale: the OCO
+                reason = (f"oco: cancelled at {self.venue} for the take-profit's sale ({sold}); "
+                          f"{reason}")
+            elif order.role is OrderRole.STOP_LOSS and filled == 0:
                 reason += (" (cancelled outside this process: a take-profit's sale interrupted "
                            "by a restart, or by hand); the position has no stop-loss at "
                            f"{self.venue}")
                 self.alerts.append(f"{client_order_id}: {reason}")
         t.reported = status if t.raw >= filled else OrderStatus.ACCEPTED
         return VenueOrder(client_order_id, status, filled, fills, reason)
+
+    def _take_profit_sold(self, stop_id: str, symbol: str) -> str | None:
+        """The client order id of the take-profit paired with the stop-loss ``stop_id``
+        (the engine's naming: ``...-stop_loss`` -> ``...-take_profit``) when the venue
+        shows it sold (an order under its id with a fill: this adapter's market sale of a
+        held take-profit, or a resting one that filled), else ``None``."""
+        if f"-{OrderRole.STOP_LOSS.value}" not in stop_id:
+            return None
+        tp = stop_id.replace(f"-{OrderRole.STOP_LOSS.value}", f"-{OrderRole.TAKE_PROFIT.value}")
+        found = self._find(self.venue_client_id(tp), symbol)
+        return tp if any(v.filled > 0 for v in found) else None
 
     def _order_from(self, cid: str, v: _VOrder) -> Order:
         """A stand-in for an order the engine has not handed over yet (a look-up before

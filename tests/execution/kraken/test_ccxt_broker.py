@@ -260,6 +260,23 @@ def test_a_stop_cancelled_outside_tradewarden_is_reported_as_unprotected(kraken,
     assert any("no stop-loss" in a for a in b2.alerts)
 
 
+def test_a_stop_cancelled_for_the_take_profits_sale_before_a_restart_is_the_ocos_cancel(
+        kraken, make_broker, sim):
+    b1 = make_broker()
+    e, tp, sl = orders(15)
+    for o in (e, tp, sl):
+        apply(b1.submit(o))
+    ev = b1.process(bar(kraken, sim, 60000, 61400, 59900, 61200))   # closes above the TP
+    assert [x.kind for x in ev] == [K.FILLED] and kraken.balance("BTC") == 0
+    # the process dies before it records the sale; the next one looks the stop up
+    b2 = make_broker()
+    v = b2.lookup(sl.client_order_id)
+    assert v.status is OrderStatus.CANCELLED and v.filled == 0
+    assert v.reason.startswith("oco: cancelled at kraken for the take-profit's sale "
+                               f"({tp.client_order_id})"), v.reason
+    assert "no stop-loss" not in v.reason and b2.alerts == []
+
+
 def test_a_failed_poll_is_retried_at_the_next_bar(kraken, make_broker, sim):
     b = make_broker()
     e, tp, sl = orders(15)
