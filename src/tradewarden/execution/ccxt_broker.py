@@ -1122,7 +1122,9 @@ class CcxtBroker:
         take-profit's sale fell through has two): filled is their sum, fills are their
         trades, the status is the open one's, else the latest's. A leg the adapter holds,
         or a take-profit (the engine's naming ``...-take_profit`` of an entry) that is not
-        at the venue, is ``working``: the adapter holds it again once adopted. A stop
+        at the venue, is ``working``: the adapter holds it again once adopted; unless its
+        stop-loss filled at the venue (while no process was running, or before the fill
+        was recorded): then it is ``cancelled``, the OCO's (reason ``oco: ...``). A stop
         this adapter cancelled for its take-profit's sale still in flight is reported as
         the engine knows it. A stop-loss the venue shows cancelled without a fill is
         the OCO's cancel (reason ``oco: ...``) when its take-profit was sold at the venue
@@ -1155,6 +1157,12 @@ class CcxtBroker:
                 client_order_id.endswith(f"-{OrderRole.TAKE_PROFIT.value}")
             if held and not self.rest_take_profit and (order is None or order.status in (
                     OrderStatus.ACCEPTED, OrderStatus.WORKING)):
+                stop = self._stop_loss_filled(client_order_id,
+                                              order.symbol if order is not None else None)
+                if stop is not None:      # the position went while we were away: the OCO
+                    return VenueOrder(client_order_id, OrderStatus.CANCELLED, _ZERO, (),
+                                      f"oco: its stop-loss {stop} filled at {self.venue}; the "
+                                      "take-profit held by tradewarden is dropped")
                 return VenueOrder(client_order_id, OrderStatus.WORKING, _ZERO)
             return None
         if order is None:
@@ -1204,6 +1212,15 @@ class CcxtBroker:
         tp = stop_id.replace(f"-{OrderRole.STOP_LOSS.value}", f"-{OrderRole.TAKE_PROFIT.value}")
         found = self._find(self.venue_client_id(tp), symbol)
         return tp if any(v.filled > 0 for v in found) else None
+
+    def _stop_loss_filled(self, tp_id: str, symbol: str | None) -> str | None:
+        """The client order id of the stop-loss paired with the take-profit ``tp_id``
+        (the engine's naming) when the venue shows it filled and done, else ``None``."""
+        if f"-{OrderRole.TAKE_PROFIT.value}" not in tp_id:
+            return None
+        stop = tp_id.replace(f"-{OrderRole.TAKE_PROFIT.value}", f"-{OrderRole.STOP_LOSS.value}")
+        found = self._find(self.venue_client_id(stop), symbol)
+        return stop if any(v.status == "closed" and v.filled > 0 for v in found) else None
 
     def _order_from(self, cid: str, v: _VOrder) -> Order:
         """A stand-in for an order the engine has not handed over yet (a look-up before

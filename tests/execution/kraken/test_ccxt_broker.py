@@ -461,3 +461,23 @@ def material(diffs):
     shows ZUSD to 4 places; the ledger's cash is exact price x quantity)."""
     return [d for d in diffs if not (d["kind"] == "balance" and abs(
         D(d["ours"].split()[0]) - D(d["venue"].split()[0])) < D("0.0001"))]
+
+
+def test_a_held_take_profit_whose_stop_filled_before_a_restart_is_the_ocos_cancel(
+        kraken, make_broker, sim):
+    b1 = make_broker()
+    e, tp, sl = orders(16)
+    for o in (e, tp, sl):
+        apply(b1.submit(o))
+    # the process dies; the price falls through the stop, which fills at Kraken
+    kraken.step(SYM, 59800, 59900, 58500, 58800)
+    b2 = make_broker()
+    v = b2.lookup(tp.client_order_id)
+    assert (v.status, v.filled) == (OrderStatus.CANCELLED, 0)
+    assert v.reason.startswith(f"oco: its stop-loss {sl.client_order_id} filled at kraken"), v.reason
+    assert b2.lookup(sl.client_order_id).status is OrderStatus.FILLED
+    # while the stop rests, the take-profit is held (working), as before
+    e, tp, sl = orders(17, tp="60000", sl="58000")         # the price is 58800 now
+    for o in (e, tp, sl):
+        apply(b1.submit(o))
+    assert make_broker().lookup(tp.client_order_id)[:3] == (tp.client_order_id, OrderStatus.WORKING, 0)
