@@ -76,7 +76,12 @@ The adapter maps them:
   ``cancelled``; failed or expired while the position is held -> the protection is lost:
   the adapter sells the position at market (client order id ``{entry}-flatten``) and
   reports that sale as the stop-loss leg's fill, the take-profit ``cancelled``, both with
-  the reason ``protection lost: ...``.
+  the reason ``protection lost: ...``. The same holds after a restart: what the entry
+  bought is then the venue's ``filled_size`` (the fills were booked by the earlier
+  process), and a bracket that ended while no process watched is sold when
+  :meth:`CoinbaseBroker.lookup` first reads its legs. One sale per entry: a sale under
+  ``{entry}-flatten`` that Coinbase already has (a process killed after making it) is
+  taken, not made again.
 
 Never an unprotected position by accident
 -----------------------------------------
@@ -202,6 +207,7 @@ class _Bracket:
     skip: dict[str, Decimal] = field(default_factory=dict)    # trade id -> base units booked of it
     filled: dict[str, Decimal] = field(default_factory=dict)  # leg cid -> reported base units
     booked: dict[str, Decimal] | None = None   # adopted: leg cid -> booked, to seed at the next poll
+    lost: tuple[Decimal, list[Fill], str] | None = None   # the protection-lost sale: size, fills, why
 
     def legs(self) -> list[Order]:
         return [x for x in (self.tp, self.sl) if x is not None]
@@ -1285,7 +1291,7 @@ class CoinbaseBroker:
                     self._emit(out, leg, K.CANCELLED, ts, _OCO)
         elif status in _ENDED:
             why = self._reason(a, f"attached bracket {status.lower()} at coinbase")
-            held = t.filled - reported
+            held = self._bought(t) - reported
             if status != "CANCELLED" and held > 0:       # protection lost, not cancelled by a person
                 return out + self._protection_lost(t, held, why, ts)
             if status == "CANCELLED" and held > 0:
@@ -1300,29 +1306,50 @@ class CoinbaseBroker:
         and report the sale as the stop-loss leg's fill (the protective exit, done by the
         adapter), the take-profit cancelled."""
         b = t.bracket
-        cid = t.order.client_order_id
-        inst = self.instruments[t.order.symbol]
-        qty = inst.round_quantity(held)
-        flat_id = f"{cid}-flatten"
-        reason = f"protection lost: {why}; {qty} {inst.base} sold at market by the adapter ({flat_id})"
+        qty, sold, reason = self._sell_lost(t, held, why)
         out: list[OrderEvent] = []
-        try:
-            self._market_sell(flat_id, t.order.symbol, qty)
-            found = self._find(flat_id, t.order.symbol, t.order.created_ts)
-            raw = self._fills(_text(found.get("order_id"))) if found is not None else []
-        except VenueError as exc:
-            raw = []
-            reason += f"; the sale failed: {exc}; CHECK THE ACCOUNT"
-        self.alerts.append(f"{cid}: {reason}")
         total = _ZERO
-        for f in raw:
-            fill = self._fill_of(f, b.sl, inst)
+        for fill in sold:
             total += fill.quantity
             self._emit(out, b.sl, K.FILLED if total >= qty else K.PARTIALLY_FILLED, fill.ts,
                        reason, fill)
         for leg in b.legs():
             self._emit(out, leg, K.CANCELLED, ts, reason)
         return out
+
+    def _sell_lost(self, t: _Track, held: Decimal, why: str) -> tuple[Decimal, list[Fill], str]:
+        """Sell ``held`` base units at market for a bracket the venue ended, once: under
+        the client order id ``{entry}-flatten``, and a sale already made under it (by a
+        process killed after making it) is taken, not made again. Returns the size sold,
+        the sale's fills as the stop-loss leg's, and why (also an alert)."""
+        b = t.bracket
+        if b.lost is not None:
+            return b.lost
+        cid = t.order.client_order_id
+        inst = self.instruments[t.order.symbol]
+        qty = inst.round_quantity(held)
+        flat_id = f"{cid}-flatten"
+        reason = f"protection lost: {why}; {qty} {inst.base} sold at market by the adapter ({flat_id})"
+        try:
+            found = self._find(flat_id, t.order.symbol, t.order.created_ts)
+            if found is None:
+                self._market_sell(flat_id, t.order.symbol, qty)
+                found = self._find(flat_id, t.order.symbol, t.order.created_ts)
+            raw = self._fills(_text(found.get("order_id"))) if found is not None else []
+        except VenueError as exc:
+            raw = []
+            reason += f"; the sale failed: {exc}; CHECK THE ACCOUNT"
+        self.alerts.append(f"{cid}: {reason}")
+        b.lost = (qty, [self._fill_of(f, b.sl, inst) for f in raw], reason)
+        return b.lost
+
+    def _bought(self, t: _Track) -> Decimal:
+        """Base units the entry bought: as this process reported them, or the venue's
+        ``filled_size`` for an entry whose fills an earlier process booked (a track
+        rebuilt after a restart has reported none)."""
+        if t.filled > 0 or t.venue_id is None:
+            return t.filled
+        return _dec(self._get_order(t.venue_id).get("filled_size"))
 
     # -- views ---------------------------------------------------------------------------
     def open_orders(self, symbol: str) -> list[Order]:
@@ -1349,7 +1376,10 @@ class CoinbaseBroker:
         (the engine's naming, ``{prefix}-take_profit`` / ``-stop_loss`` of
         ``{prefix}-entry``, until :meth:`adopt` names the parent) and the attached order
         (module notes): ``accepted`` while the entry has not filled, ``working`` once it
-        has, the fills mapped to it. The answer is taken as applied by the engine:
+        has, the fills mapped to it. An attached order that failed or expired with the
+        position held is the protection lost (module notes): the position is sold at
+        market here, once, and the stop-loss answered ``filled`` with that sale's fills,
+        the take-profit ``cancelled``. The answer is taken as applied by the engine:
         later :meth:`process` calls report only what changes after it.
 
         Returns
@@ -1477,6 +1507,15 @@ class CoinbaseBroker:
         elif a_status in _ENDED:
             status = STATUS_MAP[a_status]
             reason = self._reason(a, f"attached bracket {a_status.lower()} at coinbase")
+            held = _dec(parent.get("filled_size")) - sum(totals.values(), _ZERO)
+            if a_status != "CANCELLED" and held > 0:    # the protection was lost while away:
+                qty, sold, reason = self._sell_lost(t, held, reason)    # as _protection_lost
+                status = OrderStatus.CANCELLED
+                if leg is b.sl and sold:
+                    mine += sold
+                    filled += sum((f.quantity for f in sold), _ZERO)
+                    if sum((f.quantity for f in sold), _ZERO) >= qty:
+                        status = OrderStatus.FILLED
         else:
             status = OrderStatus.PARTIALLY_FILLED if filled > 0 else OrderStatus.WORKING
         self._reported[cid] = status
