@@ -33,6 +33,8 @@ that step:
     after_fill     a fill was applied in memory, not yet committed
     after_cancel   ``broker.cancel_all`` cancelled orders at the venue (a signal exit
                    cancels the bracket before its exit is journaled), nothing committed
+    before_bar     this run is about to walk its N-th bar, everything before it durable
+                   (the process idle between bars: a bracket resting at the venue)
     in_commit      the ledger commit after the N-th ``broker.submit`` has started (the
                    venue's answer to that order is never committed)
     after_lost     the N-th create-order request failed without an answer (the test
@@ -73,7 +75,7 @@ ENTRIES = (3, 9, 22)
 EXITS = (26,)
 BRACKET = 0.01          # take-profit and stop-loss this fraction above / below the close
 STEPS = ("after_journal", "in_submit", "after_response", "after_ack", "after_fill",
-         "after_cancel", "in_commit", "after_lost")
+         "after_cancel", "before_bar", "in_commit", "after_lost")
 _PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY",
                "all_proxy", "CURL_CA_BUNDLE")
 
@@ -184,7 +186,10 @@ def main(argv: list[str], cell: Any) -> None:
     if step is not None:
         arm_engine(engine, ledger, step, nth)
     venue = requests.Session()
-    for i in range(start, len(bars)):
+    for n, i in enumerate(range(start, len(bars)), 1):
+        if step == "before_bar" and n == nth:
+            ledger.drain()                               # idle: everything before is durable
+            _die()
         b = bars.bar(i)
         clock.wait_until(b.ts + 1800)                    # the middle of the bar: the venue trades it
         r = venue.post(f"{args.api_url}/_test/step", timeout=10, verify=args.ca_bundle,

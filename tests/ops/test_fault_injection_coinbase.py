@@ -78,9 +78,11 @@ class Scene:
         return p.exitcode, err.read_text() if err.exists() else ""
 
 
-def make_scene(directory: Path) -> Scene:
+def make_scene(directory: Path, expire_at: int | None = None) -> Scene:
     """A started fake (USD = the deployment's capital, BTC 0, BTC-USD at the close before
-    the window) on a clock shared with the worker, its walk hook, a CDP key file."""
+    the window) on a clock shared with the worker, its walk hook, a CDP key file.
+    ``expire_at``: before walking that bar of the window, the venue expires every
+    attached bracket resting (the protection lost at Coinbase)."""
     full, bars = worker.window(BARS)
     key = make_cdp_key()
     cell = _CTX.RawValue("d", float(bars.ts[0]))
@@ -95,10 +97,20 @@ def make_scene(directory: Path) -> Scene:
         if ts <= walked[0]:
             return 0
         walked[0] = ts
+        if expire_at is not None and ts == int(bars.ts[expire_at]):
+            expire(fake)
         prices = (Decimal(body[k]) for k in ("open", "high", "low", "close"))
         return len(fake.step(SYM, *prices, ts=ts + 1800))
     fake.control["step"] = walk
     return Scene(fake, cell, directory / "l.db", key.file_path(directory))
+
+
+def expire(fake: FakeCoinbase) -> list[str]:
+    """Expire the attached brackets resting at the venue; return their order ids."""
+    gone = [o for o in fake.open_orders() if o.order_type == "BRACKET"]
+    for o in gone:
+        o.status = "EXPIRED"
+    return [o.order_id for o in gone]
 
 
 @pytest.fixture
@@ -136,8 +148,11 @@ def venue_fill_rows(fake: FakeCoinbase) -> list[tuple]:
 def venue_order_id(fake: FakeCoinbase, fill: dict) -> str:
     """The client order id the ledger must book a venue fill on: its order's, or for the
     attached bracket the leg that filled (``{prefix}-take_profit`` / ``-stop_loss`` of
-    ``{prefix}-entry``)."""
+    ``{prefix}-entry``), or for the adapter's sale of a position whose bracket the venue
+    ended (``{prefix}-entry-flatten``) the stop-loss leg."""
     o = fake.orders[fill["order_id"]]
+    if o.client_order_id.endswith("-entry-flatten"):
+        return o.client_order_id.removesuffix("entry-flatten") + "stop_loss"
     if o.order_type != "BRACKET":
         return o.client_order_id
     return fake.orders[o.originating_order_id].client_order_id.removesuffix("entry") + o.exit_leg
@@ -150,11 +165,9 @@ def ledger_fill_rows(db: Path) -> list[tuple]:
             q(db, "select price, quantity, fee, liquidity, ts from fills order by ts, role")]
 
 
-@pytest.fixture(scope="module")
-def whole(tmp_path_factory):
-    """The run that was never killed: its ledger view and its venue's fills."""
-    d = tmp_path_factory.mktemp("whole")
-    s = make_scene(d)
+def uninterrupted(directory: Path, expire_at: int | None = None) -> tuple:
+    """Run a deployment that is never killed: its ledger view and its venue's fills."""
+    s = make_scene(directory, expire_at)
     try:
         code, err = s.run()
         assert code == 0, err[-3000:]
@@ -162,6 +175,12 @@ def whole(tmp_path_factory):
         return ledger_view(s.db), venue_fill_rows(s.fake)
     finally:
         s.fake.stop()
+
+
+@pytest.fixture(scope="module")
+def whole(tmp_path_factory):
+    """The run that was never killed."""
+    return uninterrupted(tmp_path_factory.mktemp("whole"))
 
 
 def test_the_uninterrupted_run_enters_with_brackets_that_end_at_the_venue(whole):
@@ -254,25 +273,93 @@ def test_a_lost_create_order_answer_then_a_kill_finds_the_order_and_never_sends_
     check_final(scene, whole)
 
 
+# -- the venue ends a bracket around a restart ------------------------------------------
+
+LOST = "protection lost: attached bracket expired at coinbase"
+
+
+@pytest.fixture(scope="module")
+def whole_expiring(tmp_path_factory):
+    """The run never killed, whose first bracket the venue expires before bar 7."""
+    return uninterrupted(tmp_path_factory.mktemp("whole-expiring"), expire_at=7)
+
+
+def test_a_bracket_the_venue_ends_is_replaced_by_a_sale_at_market(whole_expiring):
+    (_, fills, trades), venue = whole_expiring
+    assert trades[0][6] == "stop_loss" and trades[0][1] == int(worker.window(BARS)[1].ts[7]) + 3600
+    assert len(trades) == 3 and len(fills) == len(venue) == 6
+
+
+def test_a_bracket_expired_while_the_deployment_was_down_is_sold_when_it_starts(tmp_path):
+    s = make_scene(tmp_path)
+    try:
+        code, err = s.run("before_bar", 6)      # entry 1 filled and booked, its bracket resting
+        assert code == KILLED, (code, err[-3000:])
+        assert len(expire(s.fake)) == 1           # the venue ends it while nobody watches
+        code, err = s.run()
+        assert code == 0, err[-3000:]
+        trades = check_agree(s, [LOST], flattened=1)[2]
+        first = trades[0]                         # closed at the start, by the adapter's sale
+        assert first[6] == "stop_loss" and first[1] == int(worker.window(BARS)[1].ts[4]) + 3600
+        assert not s.fake.errors, s.fake.errors
+    finally:
+        s.fake.stop()
+
+
+def test_a_bracket_the_venue_ends_after_a_restart_is_sold_as_if_never_killed(tmp_path, whole_expiring):
+    s = make_scene(tmp_path, expire_at=7)
+    try:
+        code, err = s.run("before_bar", 6)      # entry 1 filled and booked, its bracket resting
+        assert code == KILLED, (code, err[-3000:])
+        code, err = s.run()                       # the venue expires it at bar 7 of this run
+        assert code == 0, err[-3000:]
+        decisions, fills, trades = check_agree(s, [LOST], flattened=1)
+        (w_decisions, w_fills, w_trades), w_venue = whole_expiring
+        assert venue_fill_rows(s.fake) == w_venue
+        assert decisions == w_decisions and fills == w_fills and trades == w_trades
+        assert not s.fake.errors, s.fake.errors
+    finally:
+        s.fake.stop()
+
+
 def check_final(s: Scene, whole, alert: str | None = None) -> None:
-    """The venue and the ledger agree, and equal the run never killed (module notes);
-    ``alert``: the one alert event expected (a part of its text), else none."""
+    """The venue and the ledger agree (:func:`check_agree`) and equal the run never
+    killed; ``alert``: the one alert event expected (a part of its text), else none."""
+    decisions, fills, trades = check_agree(s, [] if alert is None else [alert])
+    (w_decisions, w_fills, w_trades), w_venue = whole
+    assert venue_fill_rows(s.fake) == w_venue
+    assert decisions == w_decisions
+    assert fills == w_fills and trades == w_trades
+
+
+def check_agree(s: Scene, alerts: list[str], flattened: int = 0) -> tuple[list, list, list]:
+    """At the venue: each client order id sent once, one entry and one attached bracket
+    per entry decision, nothing else but ``flattened`` sales of a position whose bracket
+    the venue ended. The ledger: the venue's fills row for row, each on its order (a sale
+    of the adapter's on the stop-loss leg), its balances, its order endings; each bar
+    decided once; no reconciliation difference, no block; the alert events are one per
+    text of ``alerts`` (a part of each). Returns :func:`ledger_view`."""
     fake, db = s.fake, s.db
     # at the venue: each client order id sent exactly once
     sent = Counter(b.get("client_order_id") for b in fake.submits)
     assert sent and {c: k for c, k in sent.items() if k != 1} == {}
-    # one entry and one attached bracket per entry decision; no other protective order,
-    # nothing flattened by the adapter
+    # one entry and one attached bracket per entry decision; no other protective order;
+    # what the adapter sold at market, only when the venue ended a bracket
     decided = [json.loads(d)["orders"][0] for (d,) in
                q(db, "select detail from decisions where action = 'enter_long' order by ts")]
     orders = list(fake.orders.values())
     entries = [o for o in orders if o.client_order_id.endswith("-entry")]
     brackets = [o for o in orders if o.order_type == "BRACKET"]
     assert [o.client_order_id for o in entries] == decided
-    assert len(brackets) == len(entries) == len(worker.ENTRIES)
+    assert len(brackets) == len(entries) >= 2
     assert sorted(b.originating_order_id for b in brackets) == sorted(e.order_id for e in entries)
     assert all(e.attached_order_id in {b.order_id for b in brackets} for e in entries)
-    assert [o for o in orders if o.order_type == "STOP_LIMIT" or "flatten" in o.client_order_id] == []
+    assert [o for o in orders if o.order_type == "STOP_LIMIT"] == []
+    sold = [o for o in orders if o.client_order_id.endswith("-flatten")]
+    assert len(sold) == flattened and all(o.status == "FILLED" for o in sold)
+    lost = {o.client_order_id.removesuffix("-flatten") for o in sold}
+    assert lost == {fake.orders[b.originating_order_id].client_order_id for b in brackets
+                    if b.status == "EXPIRED"}
     # the venue's fills are the ledger's, row for row, each booked on its order (a fill
     # of the attached bracket on the leg the venue says filled)
     assert ledger_fill_rows(db) == venue_fill_rows(fake)
@@ -289,16 +376,18 @@ def check_final(s: Scene, whole, alert: str | None = None) -> None:
     assert Decimal(state["symbols"][0]["holding"]["quantity"]) == held
     assert fake.balance("USD")[0] == Decimal(state["accounts"][0]["cash"])
     # each order one row, ended as the venue ended it (an attached bracket: the leg that
-    # filled ``filled``, the other ``cancelled``; cancelled: both); nothing open anywhere
+    # filled ``filled``, the other ``cancelled``; cancelled: both; expired and sold by the
+    # adapter: the stop-loss ``filled``); nothing open anywhere
     rows = q(db, "select client_order_id, status from orders")
     want = {}
     for o in orders:
         if o.order_type == "BRACKET":
             stem = fake.orders[o.originating_order_id].client_order_id.removesuffix("entry")
-            for leg in ("take_profit", "stop_loss"):
-                want[stem + leg] = ("filled" if o.status == "FILLED" and o.exit_leg == leg
-                                    else "cancelled")
-        else:
+            leg = "stop_loss" if o.status == "EXPIRED" else o.exit_leg
+            for name in ("take_profit", "stop_loss"):
+                want[stem + name] = ("filled" if o.status in ("FILLED", "EXPIRED") and leg == name
+                                     else "cancelled")
+        elif o not in sold:
             want[o.client_order_id] = o.status.lower()
     assert len(rows) == len(dict(rows)) and dict(rows) == want
     assert fake.open_orders() == []
@@ -310,10 +399,6 @@ def check_final(s: Scene, whole, alert: str | None = None) -> None:
     # open, none recorded and resolved later), no entry blocked
     assert q(db, "select kind, ours, venue, status from reconciliations") == []
     assert q(db, "select message from events where kind = 'block'") == []
-    alerts = [m for (m,) in q(db, "select message from events where kind = 'alert'")]
-    assert alerts == [] if alert is None else len(alerts) == 1 and alert in alerts[0], alerts
-    # as if never killed
-    (w_decisions, w_fills, w_trades), w_venue = whole
-    assert venue_fill_rows(fake) == w_venue
-    assert decisions == w_decisions
-    assert fills == w_fills and trades == w_trades
+    got = [m for (m,) in q(db, "select message from events where kind = 'alert'")]
+    assert len(got) == len(alerts) and all(a in m for a, m in zip(alerts, got)), got
+    return decisions, fills, trades
