@@ -16,10 +16,18 @@ After the last run, at the venue: every client order id was sent exactly once (w
 the fake received, duplicates included), one entry with one attached bracket per entry
 decision and no other protective order, nothing sold by the adapter to flatten an
 unprotected position. In the ledger: the venue's fills row for row (price, size,
-commission, liquidity, time), the venue's BTC and USD balances as position and cash,
-every order ended as the venue ended it, every bar decided exactly once, no
-reconciliation difference left open, no alert; and decisions, fills and trades equal to
-a run that was never killed.
+commission, liquidity, time) and each on its order, the venue's BTC and USD balances as
+position and cash, every order ended as the venue ended it, every bar decided exactly
+once, no reconciliation difference recorded, no alert; and decisions, fills and trades
+equal to a run that was never killed.
+
+Also: the venue's answer to a create-order lost and the process killed right after (the
+restart finds the order by its client order id and never sends it again), and a
+bracket the venue expires while the deployment is down or after it restarted (the
+adapter sells the position once, as it does in a run never killed).
+
+Three cases are strict xfails until reconciliation catches up the orders it sends again
+(see ``RESENT``).
 """
 
 from __future__ import annotations
