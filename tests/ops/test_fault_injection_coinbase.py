@@ -26,8 +26,9 @@ restart finds the order by its client order id and never sends it again), and a
 bracket the venue expires while the deployment is down or after it restarted (the
 adapter sells the position once, as it does in a run never killed).
 
-Three cases are strict xfails until reconciliation catches up the orders it sends again
-(see ``RESENT``).
+Three cases kill before an order leaves (after the journal's commit, inside submit): the
+restart sends it again, and Coinbase fills a market order on arrival, so reconciliation
+reads the order back before it compares the accounts.
 """
 
 from __future__ import annotations
@@ -217,20 +218,9 @@ def check_scene(step: str, s: Scene) -> None:
     assert booked == venue_fill_rows(s.fake)[:len(booked)]
 
 
-#: Orders journaled and never received are sent again by the restart's reconciliation,
-#: which then compares the venue's account with the ledger at once: Coinbase filled the
-#: market order on arrival, the adapter reports that fill at its next poll, so the
-#: position, the quote balance and the order (filled there, accepted here) differ: open
-#: reconciliation rows that block every later entry (the lead's to fix in
-#: engine/inbox.py; see the report of this suite).
-RESENT = pytest.mark.xfail(strict=True, reason=(
-    "engine/inbox.py Operations.reconcile: an order sent again by _catch_up_orders is not "
-    "caught up before _differences, so a market order Coinbase filled at once is recorded "
-    "as position/balance/order_missing differences that block later entries"))
-
 CASES = [
-    pytest.param([("after_journal", 1)], marks=RESENT),   # entry 1 and legs committed, never sent
-    pytest.param([("in_submit", 2)], marks=RESENT),       # entry 2's create-order about to leave
+    [("after_journal", 1)],           # entry 1 and legs committed, never sent
+    [("in_submit", 2)],               # entry 2's create-order about to leave
     [("after_response", 1)],          # entry 1 placed (filled, bracket attached), not read back
     [("after_ack", 3)],               # entry 3 acknowledged, nothing committed
     [("after_fill", 1)],              # entry 1's fill booked in memory only
@@ -238,7 +228,7 @@ CASES = [
     [("in_commit", 2)],               # the commit recording entry 2's acknowledgement
     [("after_cancel", 1)],            # the signal exit cancelled the bracket, nothing committed
                                       # (the restart learns it from the venue: an alert)
-    pytest.param([("after_journal", 4)], marks=RESENT),   # the exit journaled, never sent
+    [("after_journal", 4)],           # the exit journaled, never sent
     [("after_fill", 1), ("after_ack", 2)],   # killed again after the restart
 ]
 

@@ -426,6 +426,17 @@ class Operations:
                        f"{o.client_order_id}: journaled but never received by the venue; sent now")
             self._after_submit(s, events, -1, s.last_close)
             self._sync_band(s)
+        if unsent and not self.simulated:
+            # a venue may fill what was just sent on arrival (a market entry): read it back
+            # before comparing accounts, or that fill would look like a difference
+            for o in unsent:
+                if o.status.is_open and o.status is not OrderStatus.SUBMITTED:
+                    v = self.broker.lookup(o.client_order_id)
+                    events = [] if v is None else self._events_since(o, v, ts)
+                    if events:
+                        s = self.by_name[o.symbol]
+                        self._apply(s, events, -1, s.last_close)
+                        self._sync_band(s)
 
     def _hand_over_orders(self) -> None:
         """Tell a venue adapter which orders are open and what is booked on each (see
