@@ -64,7 +64,9 @@ late), ``unavailable`` (``EService:Unavailable``, not processed).
 Test-facing API: ``FakeKraken(key, secret_b64, balances=..., pairs=[...], now=...)``,
 ``.start()``, ``.base_url``, ``.ca_bundle``, ``.set_price``, ``.step``, ``.orders``,
 ``.trades``, ``.submits`` (every authenticated AddOrder body), ``.submit_count(cl_ord_id)``
-(orders placed under it), ``.fail_next``, ``.requests``, ``.balance(asset)``, ``.stop()``.
+(orders placed under it), ``.fail_next``, ``.requests``, ``.balance(asset)``, ``.stop()``,
+and ``.control`` (TEST CONTROL, not Kraken's API: ``POST /_test/<name>`` runs a function
+the test registered, so another process can drive the fake).
 """
 
 from __future__ import annotations
@@ -243,6 +245,12 @@ class FakeKraken(FakeVenue):
         #: Every request: (method name, form fields, error or "").
         self.requests: list[tuple[str, dict[str, str], str]] = []
         self.faults: dict[str, list[Fault]] = {}
+        #: TEST CONTROL, not part of Kraken's API: ``POST /_test/<name>`` with a JSON object
+        #: body (no key checked, not recorded in :attr:`requests`) answers ``{"error": [],
+        #: "result": control[name](body)}``, 404 for a name not registered, 500 naming the
+        #: exception when the function fails. Lets a test drive the fake from another
+        #: process (the SIGKILL suite's deployment walks the price through each bar).
+        self.control: dict[str, Callable[[dict[str, Any]], Any]] = {}
         self.last_nonce: int = 0
         self._seq = 0
         self._trade_no = 0
@@ -705,6 +713,8 @@ class _PrivateHandler(_Handler):
         server = self.venue_server
         path = urlparse(self.path).path
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+        if path.startswith("/_test/"):              # TEST CONTROL (FakeKraken.control)
+            return self._control(path[len("/_test/"):], raw)
         if not path.startswith("/0/private/"):
             return self.send(404, {"error": ["EGeneral:Unknown method"]})
         method = path.rsplit("/", 1)[-1]
@@ -747,6 +757,20 @@ class _PrivateHandler(_Handler):
                 self.close_connection = True
                 return None
         return self.send(200, body)
+
+    def _control(self, name: str, raw: str) -> None:
+        """Answer a TEST CONTROL request (see :attr:`FakeKraken.control`)."""
+        hook = self.venue_server.control.get(name)
+        if hook is None:
+            return self.send(404, {"error": [f"no test control /_test/{name}"], "result": {}})
+        try:
+            body = json.loads(raw or "{}")
+            if not isinstance(body, dict):
+                raise TypeError("the body must be a JSON object")
+            result = hook(body)
+        except Exception as exc:  # noqa: BLE001 - the test's function failed: say which
+            return self.send(500, {"error": [f"test control {name}: {exc!r}"], "result": {}})
+        return self.send(200, {"error": [], "result": result})
 
 
 __all__ = ["DUPLICATE_CL_ORD_ID", "PAIRS", "TRADE_PERMISSIONS", "FakeKraken", "KOrder",
