@@ -28,9 +28,8 @@ held position's stop cancelled; and decisions, fills and trades equal to a run t
 never killed. Last, every state the deployment committed (``engine_state``, one per
 commit, all runs): an entry's two open legs are each other's OCO sibling, no leg is open
 while nothing is held, no order is open that Kraken had ended before that bar closed.
-That last check fails, for an engine bug (:data:`ENGINE_BUG`), in the cases that restart
-from the journal's commit of an entry (:data:`ENGINE_UNPAIRED`); there the test is
-reported as an expected failure after every other check has passed.
+(It failed, before the engine held an emulated entry's legs from the journal's commit on,
+in every case that restarts from that commit: the legs came back as two unrelated orders.)
 """
 
 from __future__ import annotations
@@ -265,23 +264,6 @@ def commit_problems(s: Scene) -> list[str]:
     return out
 
 
-#: What the engine gets wrong after a restart from the journal's commit of an entry
-#: (reported to the lead; engine/* is not this suite's to change). The case ids listed in
-#: ENGINE_UNPAIRED restart from such a commit: every other check passes for them; the
-#: per-commit check must fail there, and the test says so when it stops failing.
-ENGINE_BUG = (
-    "engine: TradingEngine._enter commits the journal (_commit_intent: decision, entry and "
-    "legs, and the engine state) before _send_entry sets held_legs[entry], so that state "
-    "has the legs as 'submitted' orders with no held_legs and no OCO pair; a deployment "
-    "restarted from it recovers the take-profit and the stop-loss as two unrelated orders "
-    "(_catch_up_orders looks each up alone; the entry's fill arms nothing): never an OCO "
-    "pair, so the take-profit's sale leaves the stop 'working' in the ledger though Kraken "
-    "cancelled it, and the stop's fill leaves the take-profit open while nothing is held")
-ENGINE_UNPAIRED = {"after_journal1", "in_submit1", "in_submit2", "after_response1",
-                   "after_response2", "after_ack1", "after_ack3", "after_fill1", "in_commit1",
-                   "in_commit9", "after_journal2", "after_fill1+after_ack2", "lost_entry",
-                   "lost_stop"}
-
 CASES = [
     [("after_journal", 1)],           # entry 1 and its legs committed, never sent
     [("in_submit", 1)],               # entry 1's AddOrder about to leave
@@ -349,7 +331,7 @@ def test_a_lost_stop_loss_answer_after_a_restart_then_a_kill_leaves_one_stop(sce
 
 def check_final(s: Scene, whole, case: str) -> None:
     """After the last run: Kraken and the ledger agree, as if the deployment was never
-    killed; then every committed state (see :data:`ENGINE_UNPAIRED`)."""
+    killed; then every committed state."""
     fake, db = s.fake, s.db
     # at Kraken: each client order id sent exactly once, and placed
     sent = Counter(b.get("cl_ord_id") for b in fake.submits)
@@ -398,10 +380,4 @@ def check_final(s: Scene, whole, case: str) -> None:
     assert decisions == w_decisions
     assert fills == w_fills and trades == w_trades
     # and at every commit: the brackets paired, nothing open that Kraken had ended
-    problems = commit_problems(s)
-    if case not in ENGINE_UNPAIRED:
-        assert problems == []
-    elif problems:
-        pytest.xfail(f"{ENGINE_BUG}; here: {problems[0]}")
-    else:
-        pytest.fail(f"{case}: every committed state is right now; take it out of ENGINE_UNPAIRED")
+    assert commit_problems(s) == []

@@ -895,14 +895,15 @@ class TradingEngine(Operations):
         if legs and not self.native_bracket:
             for leg in legs:
                 leg.status_reason = _EMULATED
+            # held from now on, so the state the journal commits before sending knows them
+            self.held_legs[entry.client_order_id] = tuple(legs)
         return entry, legs
 
     def _send_entry(self, s: _Sym, entry: Order, legs: list[Order], k: int, close: float) -> None:
         """Send a recorded entry: with its legs as a native bracket, or alone with the legs
         held by the engine until it fills (emulated bracket)."""
-        if legs and not self.native_bracket:
+        if legs and not self.native_bracket:     # the legs are held (_entry_orders)
             events = self._submit(entry)
-            self.held_legs[entry.client_order_id] = tuple(legs)
         else:
             events = self._submit(entry, tuple(legs))
         s.state = ENTRY_PENDING
