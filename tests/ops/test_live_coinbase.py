@@ -12,7 +12,6 @@ venue and the venue agrees.
 
 from __future__ import annotations
 
-import socket
 import sqlite3
 import sys
 from decimal import Decimal
@@ -35,7 +34,6 @@ from tradewarden.engine.clock import WallClock  # noqa: E402
 
 SYM = "BTC-USD"
 START = "2026-05-01T10:30:00"
-_PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
 
 
 def q(db, sql, *args):
@@ -63,17 +61,6 @@ class SimTime:
 
 @pytest.fixture
 def live(monkeypatch, tmp_path):
-    real_connect = socket.socket.connect
-
-    def connect(self, address):
-        host = address[0] if isinstance(address, tuple) else address
-        if self.family in (socket.AF_INET, socket.AF_INET6) and host not in ("127.0.0.1", "::1", "localhost"):
-            raise OSError(f"test network guard: refused connection to {address!r}")
-        return real_connect(self, address)
-
-    monkeypatch.setattr(socket.socket, "connect", connect)
-    for name in _PROXY_VARS:
-        monkeypatch.delenv(name, raising=False)
     src = source_rows(SYM)
     rows = {int(t): (o, h, lo, c) for t, o, h, lo, c in
             zip(src["ts"], src["open"], src["high"], src["low"], src["close"])}

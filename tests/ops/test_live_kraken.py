@@ -11,7 +11,6 @@ the venue's; a restart reconciles cleanly; `warden kill --flatten` closes at the
 from __future__ import annotations
 
 import base64
-import socket
 import sqlite3
 import sys
 from decimal import Decimal
@@ -36,7 +35,6 @@ SYM = "BTC-USD"
 START = "2026-05-01T10:30:00"
 KEY = "tw-live-key"
 SECRET = base64.b64encode(b"a kraken secret for the live end-to-end test, 64 bytes ..........").decode()
-_PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
 
 
 def q(db, sql, *args):
@@ -64,17 +62,6 @@ class SimTime:
 
 @pytest.fixture
 def live(monkeypatch, tmp_path):
-    real_connect = socket.socket.connect
-
-    def connect(self, address):
-        host = address[0] if isinstance(address, tuple) else address
-        if self.family in (socket.AF_INET, socket.AF_INET6) and host not in ("127.0.0.1", "::1", "localhost"):
-            raise OSError(f"test network guard: refused connection to {address!r}")
-        return real_connect(self, address)
-
-    monkeypatch.setattr(socket.socket, "connect", connect)
-    for name in _PROXY_VARS:
-        monkeypatch.delenv(name, raising=False)
     src = source_rows(SYM)
     rows = {int(t): (o, h, lo, c) for t, o, h, lo, c in
             zip(src["ts"], src["open"], src["high"], src["low"], src["close"])}

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import sqlite3
 import sys
 from pathlib import Path
@@ -31,7 +30,6 @@ from tradewarden.engine.clock import WallClock  # noqa: E402
 
 SYM = "BTC-USD"
 START = "2026-05-01T10:30:00"
-_PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
 
 
 def q(db, sql, *args):
@@ -59,17 +57,6 @@ class SimTime:
 def venue(monkeypatch, tmp_path):
     """A started TLS fake Coinbase on simulated time, the CLI's clock on the same time,
     and a config file pointing paper trading at it."""
-    real_connect = socket.socket.connect
-
-    def connect(self, address):
-        host = address[0] if isinstance(address, tuple) else address
-        if self.family in (socket.AF_INET, socket.AF_INET6) and host not in ("127.0.0.1", "::1", "localhost"):
-            raise OSError(f"test network guard: refused connection to {address!r}")
-        return real_connect(self, address)
-
-    monkeypatch.setattr(socket.socket, "connect", connect)
-    for name in _PROXY_VARS:
-        monkeypatch.delenv(name, raising=False)
     sim = SimTime(ts_of(START))
     server = FakeVenue("coinbase", sim.time, tls=True).start()
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", server.ca_bundle)

@@ -1,14 +1,13 @@
 """Fixtures for the exchange-download tests: a loopback fake venue and real ccxt clients.
 
-No test may reach the internet: an autouse guard refuses any socket connection that is
-not to the loopback interface, and every ccxt instance has its ``urls['api']`` pointed at
+No test may reach the internet (the suite-wide guard in ``tests/conftest.py`` refuses
+any connection that is not to the loopback interface), and every ccxt instance has its ``urls['api']`` pointed at
 the fake server (configuration only; ccxt itself is unmodified) and ignores proxy
 environment variables.
 """
 
 from __future__ import annotations
 
-import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -23,29 +22,6 @@ from fake_exchange_server import NOW, FakeVenue, source_rows
 from tradewarden.data.cache import OhlcvCache
 from tradewarden.data.download import create_exchange
 
-
-@pytest.fixture(autouse=True)
-def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Refuse every socket connection that is not to 127.0.0.1 / ::1 / localhost."""
-    real_connect = socket.socket.connect
-    real_create = socket.create_connection
-
-    def allowed(address: Any) -> bool:
-        host = address[0] if isinstance(address, tuple) else address
-        return host in ("127.0.0.1", "::1", "localhost")
-
-    def connect(self: socket.socket, address: Any) -> Any:
-        if self.family in (socket.AF_INET, socket.AF_INET6) and not allowed(address):
-            raise OSError(f"test network guard: refused connection to {address!r}")
-        return real_connect(self, address)
-
-    def create_connection(address: Any, *args: Any, **kwargs: Any) -> socket.socket:
-        if not allowed(address):
-            raise OSError(f"test network guard: refused connection to {address!r}")
-        return real_create(address, *args, **kwargs)
-
-    monkeypatch.setattr(socket.socket, "connect", connect)
-    monkeypatch.setattr(socket, "create_connection", create_connection)
 
 
 @pytest.fixture

@@ -1,8 +1,8 @@
 """Fixtures for tests against the loopback fake of Kraken's REST API.
 
-No test here may reach the internet: an autouse guard refuses every socket connection
-that is not to the loopback interface, and proxy variables are removed so ``requests``
-connects to the fake directly.
+No test may reach the internet: the suite-wide guard in ``tests/conftest.py`` refuses
+every connection that is not to the loopback interface and removes proxy variables, so
+``requests`` connects to the fake directly.
 
 Fixtures
 --------
@@ -23,7 +23,6 @@ client
 from __future__ import annotations
 
 import base64
-import socket
 import sys
 from collections.abc import Callable, Iterator
 from decimal import Decimal
@@ -41,35 +40,7 @@ from tradewarden.data.download import create_venue_client
 KEY = "tw-test-key"
 SECRET = base64.b64encode(b"tradewarden kraken test secret, 64 bytes of it ..................").decode()
 START = 1_777_593_600                 # 2026-05-01T00:00:00Z
-_PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY",
-               "all_proxy", "CURL_CA_BUNDLE")
 
-
-@pytest.fixture(autouse=True)
-def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Refuse every socket connection that is not to 127.0.0.1 / ::1 / localhost."""
-    real_connect = socket.socket.connect
-    real_create = socket.create_connection
-
-    def allowed(address: Any) -> bool:
-        host = address[0] if isinstance(address, tuple) else address
-        return host in ("127.0.0.1", "::1", "localhost")
-
-    def connect(self: socket.socket, address: Any) -> Any:
-        if self.family in (socket.AF_INET, socket.AF_INET6) and not allowed(address):
-            raise OSError(f"test network guard: refused connection to {address!r}")
-        return real_connect(self, address)
-
-    def create_connection(address: Any, *args: Any, **kwargs: Any) -> socket.socket:
-        if not allowed(address):
-            raise OSError(f"test network guard: refused connection to {address!r}")
-        return real_create(address, *args, **kwargs)
-
-    monkeypatch.setattr(socket.socket, "connect", connect)
-    monkeypatch.setattr(socket, "create_connection", create_connection)
-    for name in _PROXY_VARS:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
 
 
 class SimTime:
