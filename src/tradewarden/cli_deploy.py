@@ -88,7 +88,8 @@ def kill(deployment: str = DEPLOYMENT_OPT, reason: Optional[str] = REASON_OPT,
     open order is cancelled and every position closed at market through the
     broker, and the venue's positions are checked afterwards. Queued in the
     deployment's inbox; the engine acts on it before its next bar (a running
-    deployment is waited for up to --wait seconds)."""
+    deployment is waited for up to --wait seconds). With --flatten and --config,
+    a deployment that is not running is started just long enough to act."""
     if flatten_ and not yes:
         import sys
         if not sys.stdin.isatty():
@@ -109,8 +110,15 @@ def _wait_for(deployment: str, db: str | None, config: Path | None, seconds: flo
     import time
 
     with deployment_ledger(config, db, deployment) as (led, dep):
-        if "before its next bar" not in when_it_acts(led, dep):
+        running = "before its next bar" in when_it_acts(led, dep)
+    if not running:
+        if config is None:
+            typer.echo("pass --config FILE (the deployment's config) to start it now, just "
+                       "long enough to act on these commands")
             return
+        from tradewarden.cli_live import act_now
+        act_now(config, deployment, db)        # starts, reconciles, acts, stops
+    with deployment_ledger(config, db, deployment) as (led, dep):
         deadline = time.monotonic() + seconds
         pending = led.pending_commands(dep["deployment_id"])
         while pending and time.monotonic() < deadline:

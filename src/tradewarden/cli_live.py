@@ -81,9 +81,55 @@ def live(config: Optional[Path] = CONFIG_OPT,
         raise _fail(str(exc)) from None
 
 
+def act_now(config: Path, deployment: str, db: str | None) -> None:
+    """Start a deployment that is not running just long enough to reconcile and carry out
+    its queued commands, then stop (``warden kill --flatten --config``).
+
+    A live deployment needs what ``warden live`` needs (``mode = "live"``, credentials, a
+    key that passes the pre-flight), but no confirmation: the command is the kill switch.
+
+    Raises
+    ------
+    typer.Exit
+        Status 2 when the deployment cannot be started (one line saying why).
+    """
+    from pydantic import ValidationError
+
+    from tradewarden.cli_paper import run_mode
+    from tradewarden.execution.venue import VenueError
+    from tradewarden.ops.live import check_preflight, connect_venue, live_refusals
+    from tradewarden.settings import load_settings
+
+    try:
+        loaded = load_settings(config, {"ledger.db": (db, "--db")} if db else {})
+        mode = loaded.run_config().mode
+        connect = before = None
+        if mode == "live":
+            refusals = live_refusals(mode, True, loaded.venue)
+            if refusals:
+                raise _fail("cannot start the deployment to act now: " + "; ".join(refusals))
+
+            def connect(cfg: Any, clock: Any) -> tuple[Any, dict[str, Any], None]:
+                broker, instruments = connect_venue(loaded.venue, cfg, clock)
+                return broker, instruments, None
+
+            def before(cfg: Any, broker: Any, instruments: dict[str, Any]) -> None:
+                check_preflight(broker.preflight())
+        elif not loaded.venue.name:
+            raise _fail("cannot start the deployment to act now: the config names no [venue]")
+        run_mode(loaded, deployment=deployment, until=None, inbox_seconds=5.0, connect=connect,
+                 before_start=before, once=True)
+    except typer.Exit:
+        raise
+    except ValidationError as exc:
+        raise _fail(_validation_message(exc)) from None
+    except (VenueError, *_known_errors()) as exc:
+        raise _fail(str(exc)) from None
+
+
 def register(app: typer.Typer) -> None:
     """Add ``warden live`` to the CLI."""
     app.command("live")(live)
 
 
-__all__ = ["live", "register"]
+__all__ = ["act_now", "live", "register"]

@@ -83,7 +83,7 @@ def _run(config: Path | None, deployment: str | None, db: str | None, until: str
 
 def run_mode(loaded: Any, *, deployment: str | None, until: str | None, inbox_seconds: float,
              connect: Callable[..., Any] | None = None,
-             before_start: Callable[..., None] | None = None) -> None:
+             before_start: Callable[..., None] | None = None, once: bool = False) -> None:
     """Run a paper or live deployment from loaded settings until a stop (the CLI's part).
 
     Parameters
@@ -100,6 +100,9 @@ def run_mode(loaded: Any, *, deployment: str | None, until: str | None, inbox_se
         Live: ``before_start(config, broker, instruments)`` prints what will be traded
         and asks for confirmation (raises ``typer.Exit`` to refuse) before the
         deployment opens.
+    once : bool
+        Start, reconcile, carry out the queued commands, and stop (``warden kill
+        --flatten --config`` on a deployment that is not running).
 
     Raises
     ------
@@ -166,6 +169,8 @@ def run_mode(loaded: Any, *, deployment: str | None, until: str | None, inbox_se
         def on_command(result: tuple[int, str, str]) -> None:
             out.print(f"command {result[0]}: {result[1]}: {result[2]}")
 
+        if once:
+            stop_at = clock.now()
         stats = run_deployment(dep, feed, stop=stop, inbox_seconds=inbox_seconds, until=stop_at,
                                reconcile_seconds=RECONCILE_SECONDS if broker is not None else None,
                                on_bar=on_bar, on_command=on_command)

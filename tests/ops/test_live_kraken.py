@@ -4,8 +4,9 @@ that also serves its public candles; simulated time moves the fake's price throu
 real bundled BTC-USD candles as they close.
 
 Checked: one decision per closed candle; each order sent once (by Kraken client order id);
-the stop-loss rests at Kraken while the position is held; the ledger's fills and cash equal
-the venue's; a restart reconciles cleanly; `warden kill --flatten` closes at the venue.
+the ledger's fills and BTC equal the venue's; secrets never printed or stored; `warden kill
+--flatten --config` on the stopped deployment starts it just long enough to reconcile and
+close at the venue, which is left flat with no open order.
 """
 
 from __future__ import annotations
@@ -141,11 +142,14 @@ def test_live_on_kraken_sends_each_order_once_and_the_ledger_equals_the_venue(li
     assert held > 0                      # a position is open at the end of the first run
     assert q(db, "select count(*) from reconciliations where status = 'open'") == [(0,)]
 
-    r = CliRunner().invoke(app, ["kill", "--deployment", "kr", "--db", str(db), "--flatten",
+    # stopped, with a position: kill --flatten --config starts it just long enough to act
+    r = CliRunner().invoke(app, ["kill", "--deployment", "kr", "--config", str(cfg), "--flatten",
                                  "--yes", "--by", "hal"])
     assert r.exit_code == 0, r.output
-    r = warden_live(cfg, "--until", iso(until + 2 * HOUR))
-    assert r.exit_code == 0, r.output
+    assert "command 2 flatten: done: 1 position(s) closed (BTC-USD); the venue agrees" in r.output
+    assert q(db, "select count(*) from decisions where ts > ?", until) == [(0,)]   # no new bar
+    (dep_status,) = q(db, "select status from deployments")
+    assert dep_status == ("stopped",)
     results = q(db, "select kind, status, result from commands order by id")
     assert [(k, s) for k, s, _ in results] == [("kill", "done"), ("flatten", "done")]
     assert results[1][2] == "1 position(s) closed (BTC-USD); the venue agrees", results[1][2]
