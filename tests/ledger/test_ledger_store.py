@@ -38,9 +38,10 @@ def test_migrations_create_exactly_the_schema(tmp_path):
     with sqlite3.connect(tmp_path / "l.db") as c:
         assert c.execute("pragma journal_mode").fetchone()[0] == "wal"
     # every run table's primary key starts with run_id; deployments span runs, approvals and
-    # commands are numbered
-    assert set(schema.ALL_TABLES) - set(schema.RUN_TABLES) == {schema.deployments, schema.approvals,
-                                                               schema.commands}
+    # commands are numbered, the daemon's heartbeats and events are its own
+    assert set(schema.ALL_TABLES) - set(schema.RUN_TABLES) == {
+        schema.deployments, schema.approvals, schema.commands, schema.daemon_heartbeats,
+        schema.daemon_events}
     for table in schema.RUN_TABLES:
         assert list(table.primary_key.columns)[0].name == "run_id"
 

@@ -37,6 +37,7 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    UniqueConstraint,
 )
 
 
@@ -316,9 +317,57 @@ reconciliations = Table(
 )
 Index("ix_reconciliations_deployment", reconciliations.c.deployment_id, reconciliations.c.status)
 
+#: The daemon's heartbeats (migration 0005): one row per beat (about every 60 s), by
+#: daemon and sequence number. ``ts`` is the wall clock (UTC ISO, bookkeeping);
+#: ``pid``, ``host`` and ``process_start`` identify the process as on ``runs``;
+#: ``status``: starting, running, paused, error, shutdown; ``activity`` says what it is
+#: doing; ``queue_depth`` counts the events due or being processed; ``anomalies`` and
+#: ``deployments`` are JSON lists (active anomaly flags, deployment names).
+daemon_heartbeats = Table(
+    "daemon_heartbeats", metadata,
+    Column("daemon_id", String(32), primary_key=True),
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("ts", String(32), nullable=False),                # UTC ISO, wall clock
+    Column("pid", Integer, nullable=False),
+    Column("host", String(255), nullable=False),
+    Column("process_start", String(64)),
+    Column("status", String(16), nullable=False),  # starting|running|paused|error|shutdown
+    Column("activity", Text),
+    Column("queue_depth", Integer, nullable=False),
+    Column("autonomy_level", Integer),                       # 1-4
+    Column("anomalies", Text),                               # JSON list
+    Column("deployments", Text),                             # JSON list of deployment names
+)
+Index("ix_daemon_heartbeats_ts", daemon_heartbeats.c.ts)
+
+#: The daemon's durable event queue (migration 0005). An event is ``pending`` until a
+#: worker claims it (``processing``, with ``lease_owner`` and ``lease_until``); a worker
+#: that dies leaves its lease to expire, and the event is claimed again (``attempts``
+#: counts the claims); then ``done`` or ``failed`` (``error``). ``due_at`` and
+#: ``lease_until`` are UTC epoch seconds; ``payload`` is JSON; an event whose
+#: ``dedupe_key`` is already in the table is not added again.
+daemon_events = Table(
+    "daemon_events", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(32), nullable=False),
+    Column("payload", Text, nullable=False),                 # JSON object
+    Column("dedupe_key", String(128)),
+    Column("status", String(16), nullable=False),            # pending|processing|done|failed
+    Column("attempts", Integer, nullable=False),
+    Column("lease_owner", String(64)),
+    Column("lease_until", Float),                            # UTC epoch seconds
+    Column("due_at", Float, nullable=False),                 # UTC epoch seconds
+    Column("created_at", String(32), nullable=False),        # UTC ISO, wall clock
+    Column("finished_at", String(32)),
+    Column("error", Text),
+    UniqueConstraint("dedupe_key", name="uq_daemon_events_dedupe_key"),
+)
+Index("ix_daemon_events_status_due", daemon_events.c.status, daemon_events.c.due_at)
+
 #: Tables whose rows belong to one run (primary key starting with ``run_id``).
 RUN_TABLES = (runs, decisions, orders, fills, trades, equity, events, order_events, engine_state,
               reconciliations)
 #: Every table: the run tables and the ones whose rows span runs (the deployments
-#: registry, approvals and the command inbox, numbered by the ledger).
-ALL_TABLES = (*RUN_TABLES, deployments, approvals, commands)
+#: registry, approvals, the command inbox, numbered by the ledger, and the daemon's
+#: heartbeats and event queue).
+ALL_TABLES = (*RUN_TABLES, deployments, approvals, commands, daemon_heartbeats, daemon_events)

@@ -23,9 +23,9 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from sqlalchemy import case, create_engine, event, func, inspect, select, update
+from sqlalchemy import and_, case, create_engine, event, func, inspect, or_, select, update
 from sqlalchemy.engine import URL, Engine, make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
 
 from tradewarden.domain import Fill, Order, Trade
 from tradewarden.ledger import schema
@@ -51,6 +51,16 @@ DEPLOYMENT_STATUSES = ("created", "running", "stopped", "failed")
 APPROVAL_STATUSES = ("pending", "approved", "rejected", "expired")
 #: ``reconciliations.status``: open (entries stay blocked) or accepted (venue's view adopted).
 RECONCILIATION_STATUSES = ("open", "accepted", "resolved")
+#: ``daemon_heartbeats.status``: what the daemon reports about itself.
+DAEMON_STATUSES = ("starting", "running", "paused", "error", "shutdown")
+#: ``daemon_events.status``: pending until claimed, processing under a lease, then done
+#: or failed.
+EVENT_STATUSES = ("pending", "processing", "done", "failed")
+#: What :meth:`Ledger.finish_event` may set.
+EVENT_END_STATUSES = ("done", "failed")
+#: The autonomy levels a heartbeat may report (L1 recommend only ... L4 autonomous).
+AUTONOMY_LEVELS = (1, 2, 3, 4)
+_NAME = re.compile(r"[A-Za-z0-9_.:-]+")
 
 
 def utcnow_iso() -> str:
@@ -72,6 +82,32 @@ def _check_choice(what: str, value: str | None, allowed: tuple[str, ...], *,
     (``None`` passes when ``optional``: a filter left out)."""
     if not (optional and value is None) and value not in allowed:
         raise LedgerError(f"{what} {value!r}: use one of {', '.join(allowed)}")
+
+
+def _check_name(what: str, value: Any, longest: int) -> str:
+    """Return ``value`` if it is 1-``longest`` letters, digits, ``_ . : -``; else raise
+    :class:`LedgerError` naming ``what``."""
+    if not isinstance(value, str) or len(value) > longest or not _NAME.fullmatch(value):
+        raise LedgerError(f"{what} {value!r}: use 1-{longest} letters, digits, '_', '.', ':' "
+                          "or '-'")
+    return value
+
+
+def _check_epoch(what: str, value: Any) -> float:
+    """Return ``value`` as float if it is a finite number (UTC epoch seconds or a
+    duration); else raise :class:`LedgerError` naming ``what``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal, np.number)) \
+            or not math.isfinite(float(value)):
+        raise LedgerError(f"{what} {value!r}: give a finite number of seconds")
+    return float(value)
+
+
+def _json_list(what: str, values: Any) -> str:
+    """Return ``values`` (a list, tuple or set, not a string) as a JSON list."""
+    if isinstance(values, (str, bytes, Mapping)) or not isinstance(values, (list, tuple,
+                                                                          set, frozenset)):
+        raise LedgerError(f"{what} {values!r}: give a list")
+    return dumps(list(values))
 
 
 def display_db(db: str | os.PathLike[str] | URL) -> str:
@@ -1305,6 +1341,345 @@ class Ledger:
         except ValueError as exc:
             raise LedgerError(f"deployment {deployment_id}: its saved engine state is not JSON "
                               f"({exc})") from None
+
+    # -- the daemon: heartbeats and the durable event queue ---------------------------
+    def daemon_heartbeat(self, daemon_id: str, *, status: str, activity: str | None = None,
+                         queue_depth: int = 0, autonomy_level: int | None = None,
+                         anomalies: Any = (), deployments: Any = ()) -> int:
+        """Append a heartbeat of a daemon, committed before this returns.
+
+        The row carries this process's ``pid``, ``host`` and ``process_start`` token
+        (:func:`tradewarden.ledger.lifecycle.this_process`) and ``ts``, the wall clock
+        (UTC ISO, bookkeeping only). One process writes a daemon's heartbeats (the
+        daemon's file lock sees to that); a concurrent writer of the same ``daemon_id``
+        may be refused with a duplicate-key error.
+
+        Parameters
+        ----------
+        daemon_id : str
+            1-32 letters, digits, ``_ . : -``.
+        status : str
+            One of :data:`DAEMON_STATUSES`.
+        activity : str, optional
+            What the daemon is doing now (free text).
+        queue_depth : int
+            Events due or being processed (:meth:`event_queue_depth`), at least 0.
+        autonomy_level : int, optional
+            One of :data:`AUTONOMY_LEVELS`.
+        anomalies : list, tuple or set
+            Active anomaly flags (JSON-serialisable items), stored as a JSON list.
+        deployments : list, tuple or set of str
+            Names of the deployments the daemon runs, stored as a JSON list.
+
+        Returns
+        -------
+        int
+            The heartbeat's sequence number: 1 for the daemon's first, then one more each.
+
+        Raises
+        ------
+        LedgerError
+            A bad value (the message names it), or a row that cannot be written.
+        """
+        _check_name("daemon id", daemon_id, 32)
+        _check_choice("daemon status", status, DAEMON_STATUSES)
+        if activity is not None and not isinstance(activity, str):
+            raise LedgerError(f"daemon activity {activity!r}: give text")
+        if isinstance(queue_depth, bool) or not isinstance(queue_depth, (int, np.integer)) \
+                or queue_depth < 0:
+            raise LedgerError(f"daemon queue depth {queue_depth!r}: give a whole number >= 0")
+        if autonomy_level is not None and (isinstance(autonomy_level, bool)
+                                           or autonomy_level not in AUTONOMY_LEVELS):
+            raise LedgerError(f"autonomy level {autonomy_level!r}: use one of 1, 2, 3, 4")
+        anomaly_text = _json_list("daemon anomalies", anomalies)
+        if isinstance(deployments, (list, tuple, set, frozenset)) \
+                and not all(isinstance(d, str) for d in deployments):
+            raise LedgerError(f"daemon deployments {deployments!r}: give a list of names")
+        deployment_text = _json_list("daemon deployments", sorted(deployments)
+                                     if isinstance(deployments, (set, frozenset)) else deployments)
+        me = this_process()
+        self.drain()
+        h = schema.daemon_heartbeats
+        values = {"daemon_id": daemon_id, "pid": me.pid, "host": me.host,
+                  "process_start": me.start, "status": status, "activity": activity,
+                  "queue_depth": int(queue_depth), "autonomy_level": autonomy_level,
+                  "anomalies": anomaly_text, "deployments": deployment_text}
+        try:
+            with self.engine.begin() as conn:
+                last = conn.execute(select(func.max(h.c.seq))
+                                    .where(h.c.daemon_id == daemon_id)).scalar()
+                seq = 1 if last is None else int(last) + 1
+                conn.execute(h.insert().values(seq=seq, ts=utcnow_iso(), **values))
+        except SQLAlchemyError as exc:
+            raise self._error(exc) from None
+        return seq
+
+    def latest_daemon_heartbeat(self, daemon_id: str | None = None) -> dict[str, Any] | None:
+        """Return the newest heartbeat of one daemon (highest ``seq``), or of any daemon
+        (latest ``ts``, then highest ``seq``); ``None`` if there is none.
+
+        Returns
+        -------
+        dict or None
+            The ``daemon_heartbeats`` row, with ``anomalies`` and ``deployments``
+            parsed into lists (empty when not recorded).
+
+        Raises
+        ------
+        LedgerError
+            A bad daemon id, a ledger that cannot be read, or stored lists that are not
+            JSON.
+        """
+        h = schema.daemon_heartbeats
+        q = select(h)
+        if daemon_id is not None:
+            _check_name("daemon id", daemon_id, 32)
+            q = q.where(h.c.daemon_id == daemon_id).order_by(h.c.seq.desc())
+        else:
+            q = q.order_by(h.c.ts.desc(), h.c.seq.desc())
+        rows = self._read(q.limit(1))
+        if not rows:
+            return None
+        row = rows[0]
+        for key in ("anomalies", "deployments"):
+            row[key] = self._parse_json(row[key], [], f"daemon {row['daemon_id']} heartbeat "
+                                        f"{row['seq']}: {key}")
+        return row
+
+    @staticmethod
+    def _parse_json(text: str | None, empty: Any, where: str) -> Any:
+        if text is None:
+            return empty
+        try:
+            return json.loads(text)
+        except ValueError as exc:
+            raise LedgerError(f"{where} is not JSON ({exc})") from None
+
+    def _event_row(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        out = dict(row)
+        out["payload"] = self._parse_json(out["payload"], {}, f"daemon event {out['id']}: payload")
+        return out
+
+    def enqueue_event(self, kind: str, payload: Mapping[str, Any], *, due_at: float,
+                      dedupe_key: str | None = None) -> int | None:
+        """Add an event to the daemon's durable queue, committed before this returns.
+
+        Parameters
+        ----------
+        kind : str
+            The event type (``market_open``, ``order_filled``, ...): 1-32 letters,
+            digits, ``_ . : -``.
+        payload : mapping
+            The event's data, stored as JSON (Decimal as text).
+        due_at : float
+            When it may be processed, UTC epoch seconds.
+        dedupe_key : str, optional
+            1-128 characters; an event with a key already in the queue (whatever its
+            status) is not added again.
+
+        Returns
+        -------
+        int or None
+            The new event's id (``daemon_events.id``), or ``None`` when ``dedupe_key``
+            is already present.
+
+        Raises
+        ------
+        LedgerError
+            A bad kind, payload, time or key (the message names it), or a row that
+            cannot be written.
+        """
+        _check_name("event kind", kind, 32)
+        if not isinstance(payload, Mapping):
+            raise LedgerError(f"event payload {payload!r}: give a mapping (a JSON object)")
+        try:
+            payload_text = dumps(dict(payload))
+        except (TypeError, ValueError) as exc:
+            raise LedgerError(f"event payload of {kind}: not JSON-serialisable ({exc})") from None
+        due = _check_epoch("event due_at", due_at)
+        if dedupe_key is not None and (not isinstance(dedupe_key, str)
+                                       or not 1 <= len(dedupe_key) <= 128):
+            raise LedgerError(f"event dedupe key {dedupe_key!r}: give 1-128 characters")
+        self.drain()
+        e = schema.daemon_events
+        try:
+            with self.engine.begin() as conn:
+                if dedupe_key is not None and conn.execute(
+                        select(e.c.id).where(e.c.dedupe_key == dedupe_key)).first() is not None:
+                    return None
+                res = conn.execute(e.insert().values(
+                    kind=kind, payload=payload_text, dedupe_key=dedupe_key, status="pending",
+                    attempts=0, due_at=due, created_at=utcnow_iso()))
+                return int(res.inserted_primary_key[0])
+        except IntegrityError as exc:
+            # Another process added the same key between the check and the insert.
+            if dedupe_key is not None and self._read(
+                    select(e.c.id).where(e.c.dedupe_key == dedupe_key)):
+                return None
+            raise self._error(exc) from None
+        except SQLAlchemyError as exc:
+            raise self._error(exc) from None
+
+    def claim_event(self, owner: str, now: float, lease_seconds: float) -> dict[str, Any] | None:
+        """Take the oldest due event that is pending, or processing under an expired lease.
+
+        The event (``due_at <= now``; the earliest ``due_at``, then the lowest id) gets
+        ``status='processing'``, ``lease_owner=owner``, ``lease_until = now +
+        lease_seconds`` and one more ``attempts``, committed before this returns. An
+        event whose worker died is taken over once its lease has expired
+        (``lease_until < now``). Each candidate is taken by a conditional UPDATE (its
+        WHERE repeats the claimable test) whose row count says whether this caller won:
+        SQLite serialises writers, and PostgreSQL (READ COMMITTED) re-checks the WHERE
+        against a row another transaction just updated, so two processes claiming at once
+        never get the same event; the loser moves on to the next candidate.
+
+        Parameters
+        ----------
+        owner : str
+            Who claims it, unique per worker process (e.g. ``"<daemon id>:<pid>"``):
+            1-64 letters, digits, ``_ . : -``.
+        now : float
+            The caller's clock, UTC epoch seconds.
+        lease_seconds : float
+            How long the claim holds, seconds (> 0).
+
+        Returns
+        -------
+        dict or None
+            The claimed ``daemon_events`` row after the update (``payload`` parsed into
+            a dict), or ``None`` when no event is due.
+
+        Raises
+        ------
+        LedgerError
+            A bad owner, time or lease (the message names it), or a ledger that cannot be
+            read or written.
+        """
+        _check_name("event lease owner", owner, 64)
+        now = _check_epoch("claim time", now)
+        lease = _check_epoch("lease seconds", lease_seconds)
+        if lease <= 0:
+            raise LedgerError(f"lease seconds {lease_seconds!r}: give more than 0")
+        self.drain()
+        e = schema.daemon_events
+        claimable = and_(e.c.due_at <= now,
+                         or_(e.c.status == "pending",
+                             and_(e.c.status == "processing", e.c.lease_until < now)))
+        candidates = select(e.c.id).where(claimable).order_by(e.c.due_at, e.c.id).limit(16)
+        try:
+            while True:
+                with self.engine.connect() as conn:
+                    ids = conn.execute(candidates).scalars().all()
+                if not ids:
+                    return None
+                for event_id in ids:
+                    with self.engine.begin() as conn:
+                        won = conn.execute(
+                            update(e).where(e.c.id == event_id, claimable)
+                            .values(status="processing", lease_owner=owner,
+                                    lease_until=now + lease, attempts=e.c.attempts + 1)).rowcount
+                        if won == 1:
+                            row = conn.execute(select(e).where(e.c.id == event_id)).mappings().one()
+                            return self._event_row(row)
+        except SQLAlchemyError as exc:
+            raise self._error(exc) from None
+
+    def finish_event(self, event_id: int, owner: str, *, status: str,
+                     error: str | None = None) -> bool:
+        """Mark a claimed event done or failed, if ``owner`` still holds its lease.
+
+        ``finished_at`` is the wall clock (UTC ISO); the lease fields are kept as a
+        record of who finished it. Committed before this returns.
+
+        Parameters
+        ----------
+        event_id : int
+        owner : str
+            The ``owner`` that claimed it (:meth:`claim_event`).
+        status : {"done", "failed"}
+        error : str, optional
+            Why it failed (a traceback's last line, ...).
+
+        Returns
+        -------
+        bool
+            ``True`` when recorded; ``False`` when the event is not ``processing`` under
+            this owner's lease (it expired and another worker took the event over, or it
+            is already finished).
+
+        Raises
+        ------
+        LedgerError
+            A bad status or owner, an event id not in the ledger, or a row that cannot be
+            written.
+        """
+        if isinstance(event_id, bool) or not isinstance(event_id, (int, np.integer)):
+            raise LedgerError(f"daemon event id {event_id!r}: give a whole number")
+        _check_choice("event status", status, EVENT_END_STATUSES)
+        _check_name("event lease owner", owner, 64)
+        if error is not None and not isinstance(error, str):
+            raise LedgerError(f"event error {error!r}: give text")
+        self.drain()
+        e = schema.daemon_events
+        try:
+            with self.engine.begin() as conn:
+                n = conn.execute(update(e).where(e.c.id == int(event_id),
+                                                 e.c.status == "processing",
+                                                 e.c.lease_owner == owner)
+                                 .values(status=status, error=error,
+                                         finished_at=utcnow_iso())).rowcount
+                if n == 0 and conn.execute(select(e.c.id).where(e.c.id == int(event_id))).first() \
+                        is None:
+                    raise LedgerError(f"no daemon event {event_id!r} in this ledger")
+        except SQLAlchemyError as exc:
+            raise self._error(exc) from None
+        return n == 1
+
+    def events(self, status: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        """Return daemon events, oldest first (by id), optionally of one status.
+
+        Parameters
+        ----------
+        status : str, optional
+            One of :data:`EVENT_STATUSES`.
+        limit : int, optional
+            Only the newest ``limit`` events (still returned oldest first).
+
+        Returns
+        -------
+        list of dict
+            ``daemon_events`` rows, ``payload`` parsed into a dict.
+
+        Raises
+        ------
+        LedgerError
+            An unknown status, a ``limit`` below 1, or a ledger that cannot be read.
+        """
+        _check_choice("event status", status, EVENT_STATUSES, optional=True)
+        if limit is not None and limit < 1:
+            raise LedgerError(f"event limit {limit}: give at least 1")
+        e = schema.daemon_events
+        q = select(e).order_by(e.c.id.desc())
+        if status is not None:
+            q = q.where(e.c.status == status)
+        if limit is not None:
+            q = q.limit(limit)
+        return [self._event_row(r) for r in self._read(q)[::-1]]
+
+    def event_queue_depth(self, now: float) -> int:
+        """Count the events waiting or in hand: pending and due by ``now`` (UTC epoch
+        seconds), plus every one processing (events scheduled later are not counted).
+
+        Raises
+        ------
+        LedgerError
+            A bad time, or a ledger that cannot be read.
+        """
+        now = _check_epoch("queue time", now)
+        e = schema.daemon_events
+        rows = self._read(select(func.count().label("n")).where(
+            or_(and_(e.c.status == "pending", e.c.due_at <= now), e.c.status == "processing")))
+        return int(rows[0]["n"])
 
     def heartbeat(self, run_id: str, *, force: bool = False, **counts: int) -> bool:
         """Record that the run is alive, with its progress, at most every
