@@ -83,7 +83,9 @@ def _run(config: Path | None, deployment: str | None, db: str | None, until: str
 
 def run_mode(loaded: Any, *, deployment: str | None, until: str | None, inbox_seconds: float,
              connect: Callable[..., Any] | None = None,
-             before_start: Callable[..., None] | None = None, once: bool = False) -> None:
+             before_start: Callable[..., None] | None = None, once: bool = False,
+             on_start: Callable[[Any], None] | None = None,
+             on_tick: Callable[[str], None] | None = None) -> Any:
     """Run a paper or live deployment from loaded settings until a stop (the CLI's part).
 
     Parameters
@@ -103,6 +105,13 @@ def run_mode(loaded: Any, *, deployment: str | None, until: str | None, inbox_se
     once : bool
         Start, reconcile, carry out the queued commands, and stop (``warden kill
         --flatten --config`` on a deployment that is not running).
+    on_start, on_tick : callable, optional
+        The daemon's hooks: ``on_start(deployment)`` once it is open, ``on_tick(activity)``
+        at every turn of the loop.
+
+    Returns
+    -------
+    tradewarden.ops.paper.LoopStats
 
     Raises
     ------
@@ -153,6 +162,8 @@ def run_mode(loaded: Any, *, deployment: str | None, until: str | None, inbox_se
                          fee_bps=fee_bps, maker_fee_bps=maker_bps, created_by=_user(),
                          venue=venue.name, broker=broker)
         out.print(describe(dep))
+        if on_start is not None:
+            on_start(dep)
         fee_text = (f"fees {fee_bps:g}/{maker_bps:g} bps taker/maker ({fees[2]})" if fees
                     else f"fees {cfg.fee_bps:g}/{cfg.maker_fee_bps:g} bps (config)")
         fills = "fills at the venue" if broker is not None else "simulated fills"
@@ -173,10 +184,11 @@ def run_mode(loaded: Any, *, deployment: str | None, until: str | None, inbox_se
             stop_at = clock.now()
         stats = run_deployment(dep, feed, stop=stop, inbox_seconds=inbox_seconds, until=stop_at,
                                reconcile_seconds=RECONCILE_SECONDS if broker is not None else None,
-                               on_bar=on_bar, on_command=on_command)
+                               on_bar=on_bar, on_command=on_command, on_tick=on_tick)
         ledger.close()
     out.print(f"deployment {dep.name} stopped: {stats.bars} bar(s), {stats.commands} command(s), "
               f"{stats.stalls} stalled poll(s) this run; resume with the same --deployment")
+    return stats
 
 
 #: Live: clock seconds between two reconciliations with the venue while running.

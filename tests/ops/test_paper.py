@@ -12,76 +12,20 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
-import sys
-from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "data" / "exchange"))
-from fake_exchange_server import HOUR, FakeVenue, source_rows, ts_of  # noqa: E402
+from paper_support import START, SYM, q  # noqa: E402
+from fake_exchange_server import HOUR, source_rows, ts_of  # noqa: E402
 
-from tradewarden import cli_paper  # noqa: E402
 from tradewarden.cli import app  # noqa: E402
-from tradewarden.data.download import create_venue_client  # noqa: E402
 from tradewarden.domain import iso  # noqa: E402
-from tradewarden.engine.clock import WallClock  # noqa: E402
-
-SYM = "BTC-USD"
-START = "2026-05-01T10:30:00"
-
-
-def q(db, sql, *args):
-    with sqlite3.connect(db) as c:
-        return c.execute(sql, args).fetchall()
-
-
-class SimTime:
-    """Simulated UTC epoch seconds: ``sleep`` moves it; an optional hook sees every sleep."""
-
-    def __init__(self, start: float) -> None:
-        self.t = float(start)
-        self.on_sleep = None
-
-    def time(self) -> float:
-        return self.t
-
-    def sleep(self, seconds: float) -> None:
-        self.t += seconds
-        if self.on_sleep is not None:
-            self.on_sleep(self.t)
 
 
 @pytest.fixture
-def venue(monkeypatch, tmp_path):
-    """A started TLS fake Coinbase on simulated time, the CLI's clock on the same time,
-    and a config file pointing paper trading at it."""
-    sim = SimTime(ts_of(START))
-    server = FakeVenue("coinbase", sim.time, tls=True).start()
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", server.ca_bundle)
-    monkeypatch.setattr(cli_paper, "clock_factory",
-                        lambda stopped: WallClock(sim.time, sim.sleep, stop=stopped))
-    # ccxt's rate limiter sleeps in real time between requests: 1 ms on loopback
-    monkeypatch.setattr(cli_paper, "client_factory", lambda name, url: create_venue_client(
-        name, api_url=url, config={"rateLimit": 1, "timeout": 5000}))
-    cfg = tmp_path / "paper.toml"
-    cfg.write_text(f"""
-symbols = ["{SYM}"]
-strategy = "donchian"
-timeframe = "1h"
-governor = "autonomous"
-[params]
-entry_window = 6
-exit_window = 3
-[ledger]
-db = "{tmp_path / 'ledger.db'}"
-[venue]
-name = "coinbase"
-api_url = "{server.base_url}"
-""")
-    yield sim, server, cfg, tmp_path / "ledger.db"
-    server.stop()
+def venue(paper_venue):
+    return paper_venue
 
 
 def paper(cfg, *args):

@@ -165,7 +165,8 @@ def run_deployment(dep: Deployment, feed: LiveFeed, *, stop: StopSignals | None 
                    inbox_seconds: float = DEFAULT_INBOX_SECONDS,
                    until: int | None = None, reconcile_seconds: float | None = None,
                    on_bar: Callable[[Bar, Any], None] | None = None,
-                   on_command: Callable[[tuple[int, str, str]], None] | None = None) -> LoopStats:
+                   on_command: Callable[[tuple[int, str, str]], None] | None = None,
+                   on_tick: Callable[[str], None] | None = None) -> LoopStats:
     """Run a deployment on a live feed until a stop request (or ``until``).
 
     Parameters
@@ -185,6 +186,9 @@ def run_deployment(dep: Deployment, feed: LiveFeed, *, stop: StopSignals | None 
         bars (open orders, fills, positions, balance); a difference blocks entries.
     on_bar, on_command : callable, optional
         Called with each bar and its decision, and with each command's result.
+    on_tick : callable, optional
+        Called with what the loop is doing (``waiting for the candle closing at ...``,
+        ``deciding BTC-USD 2026-05-01T10:00:00Z``) at every turn: the daemon's heartbeat.
 
     Returns
     -------
@@ -255,6 +259,8 @@ def run_deployment(dep: Deployment, feed: LiveFeed, *, stop: StopSignals | None 
             due = feed.next_due()
             now = clock.now()
             if now < due:
+                if on_tick is not None:
+                    on_tick(f"waiting for the candles due at {iso(int(due))}")
                 inbox()
                 recheck()
                 clock.wait_until(int(min(due, now + inbox_seconds)) or now + 1)
@@ -275,6 +281,8 @@ def run_deployment(dep: Deployment, feed: LiveFeed, *, stop: StopSignals | None 
                 if engine.expire_approvals(pending, bar.ts, bar.symbol):
                     engine.flush()
                 inbox()
+                if on_tick is not None:
+                    on_tick(f"deciding {bar.symbol} {iso(bar.ts)}")
                 decision = engine.on_bar(bar)
                 alerts()
                 engine.flush()

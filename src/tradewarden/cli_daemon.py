@@ -1,0 +1,283 @@
+"""``warden daemon start | stop | status``: the deployment as a service.
+
+``start`` takes the daemon lock of the ledger (:mod:`tradewarden.ops.daemon`: an OS
+file lock, so a second start is refused while one runs and a lock left by a dead
+process is not), then runs the configured deployment with the same loop as ``warden
+paper`` / ``warden live``, writing a heartbeat row at start, at least every minute, and
+at shutdown. Without ``--foreground`` it starts itself in the background (a new
+session, output to a log file) and returns once the daemon holds the lock. ``stop``
+sends SIGTERM to the daemon that holds the lock and waits for it to finish its bar;
+``status`` reads the lock and the ledger, so it works while the daemon is down.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from tradewarden.cli_common import CONFIG_OPT, DB_OPT, _fail, _known_errors, settings_for
+
+daemon_app = typer.Typer(no_args_is_help=True, add_completion=False,
+                         help="Run deployments as a service: start, stop, status.")
+
+
+def _lock_for(config: Path | None, db: str | None) -> tuple[Any, Path]:
+    from tradewarden.ops.daemon import lock_path
+    loaded = settings_for(config, db)
+    return loaded, lock_path(loaded.ledger.url())
+
+
+@daemon_app.command("start")
+def start(config: Path = typer.Option(..., "--config", "-c", dir_okay=False,
+                                      help="The deployment's config (the file warden paper "
+                                      "and warden live take)."),
+          deployment: Optional[str] = typer.Option(None, "--deployment",
+                                                   help="Deployment name. [default: "
+                                                   "MODE-STRATEGY-SYMBOLS]"),
+          db: Optional[str] = DB_OPT,
+          foreground: bool = typer.Option(False, "--foreground",
+                                          help="Run in this process (for systemd, Docker, "
+                                          "a terminal) instead of in the background."),
+          live_: bool = typer.Option(False, "--live", help="Required when the config says "
+                                     'mode = "live" (real money).'),
+          log: Optional[Path] = typer.Option(None, "--log", dir_okay=False,
+                                             help="Background: the log file. [default: "
+                                             "next to the lock, daemon.log]")) -> None:
+    """Start the daemon for the config's deployment (one per ledger).
+
+    Refused while another daemon runs for the same ledger. A config with mode =
+    "live" needs --live, credentials and a key that passes the pre-flight, as
+    `warden live` does (no confirmation: a service does not ask). Stop it with
+    `warden daemon stop` or SIGTERM: the bar in progress is finished.
+    """
+    from tradewarden.ops.daemon import DaemonRunning, running_daemon
+
+    loaded, lock = _lock_for(config, db)
+    holder = running_daemon(lock)
+    if holder is not None:
+        raise _fail(str(DaemonRunning(holder)))
+    if not foreground:
+        _start_background(config, deployment, db, live_, log or lock.with_name("daemon.log"), lock)
+        return
+    _run_foreground(config, deployment, db, live_, lock)
+
+
+def _start_background(config: Path, deployment: str | None, db: str | None, live_: bool,
+                      log: Path, lock: Path) -> None:
+    """Start ``warden daemon start --foreground`` in a new session; wait until it holds
+    the lock (or has exited, whose log tail is shown)."""
+    from tradewarden.ops.daemon import running_daemon
+    args = [sys.executable, "-m", "tradewarden.cli", "daemon", "start", "--foreground",
+            "--config", str(config)]
+    for flag, value in (("--deployment", deployment), ("--db", db)):
+        if value:
+            args += [flag, value]
+    if live_:
+        args.append("--live")
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                                start_new_session=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        holder = running_daemon(lock)
+        if holder is not None and holder.get("pid") == proc.pid and _beating(config, db, proc.pid):
+            typer.echo(f"daemon started (pid {proc.pid}); log {log}; stop it with "
+                       "`warden daemon stop`")
+            return
+        if proc.poll() is not None:
+            tail = log.read_text(errors="replace").strip().splitlines()[-3:]
+            raise _fail(f"the daemon exited at start (status {proc.returncode}): "
+                        + " | ".join(tail))
+        time.sleep(0.2)
+    raise _fail(f"the daemon did not take its lock within 60 s (pid {proc.pid}); see {log}")
+
+
+def _beating(config: Path, db: str | None, pid: int) -> bool:
+    """Whether the daemon process ``pid`` has written its first heartbeat (it runs)."""
+    from tradewarden.ledger import Ledger
+    try:
+        led = Ledger(settings_for(config, db).ledger.url(), create=False)
+    except Exception:       # no ledger yet: not started
+        return False
+    try:
+        beat = led.latest_daemon_heartbeat()
+    except Exception:
+        return False
+    finally:
+        led.close()
+    return beat is not None and beat.get("pid") == pid
+
+
+def _run_foreground(config: Path, deployment: str | None, db: str | None, live_: bool,
+                    lock_file: Path) -> None:
+    from pydantic import ValidationError
+
+    from tradewarden.cli_common import _validation_message
+    from tradewarden.cli_paper import run_mode
+    from tradewarden.execution.venue import VenueError
+    from tradewarden.ledger import Ledger
+    from tradewarden.ops.daemon import HEARTBEAT_SECONDS, DaemonLock, DaemonRunning
+    from tradewarden.ops.live import check_preflight, connect_venue, live_refusals
+    from tradewarden.settings import load_settings
+
+    daemon_id = uuid.uuid4().hex[:12]
+    lock = DaemonLock(lock_file)
+    state: dict[str, Any] = {"dep": None, "last": None, "status": "starting"}
+
+    def beat(status: str, activity: str | None) -> None:
+        dep = state["dep"]
+        led = dep.ledger if dep is not None else None
+        if led is None:
+            return
+        engine = dep.kernel.engine
+        if status == "running" and engine.paused:
+            status = "paused"
+        led.daemon_heartbeat(daemon_id, status=status, activity=activity,
+                             queue_depth=len(led.pending_commands(dep.deployment_id)),
+                             deployments=[dep.name])
+        state["last"] = dep.clock.now()
+
+    def on_start(dep: Any) -> None:
+        state["dep"] = dep
+        beat("running", f"started deployment {dep.name}")
+
+    def on_tick(activity: str) -> None:
+        dep = state["dep"]
+        if dep is not None and (state["last"] is None
+                                or dep.clock.now() - state["last"] >= HEARTBEAT_SECONDS):
+            beat("running", activity)
+
+    status, why = "shutdown", "stopped"
+    try:
+        loaded = load_settings(config, {"ledger.db": (db, "--db")} if db else {})
+        mode = loaded.run_config().mode
+        connect = before = None
+        if mode == "live":
+            refusals = live_refusals(mode, live_, loaded.venue)
+            if refusals:
+                raise _fail("warden daemon refused: " + "; ".join(refusals))
+
+            def connect(cfg: Any, clock: Any) -> tuple[Any, dict[str, Any], None]:
+                broker, instruments = connect_venue(loaded.venue, cfg, clock)
+                return broker, instruments, None
+
+            def before(cfg: Any, broker: Any, instruments: dict[str, Any]) -> None:
+                check_preflight(broker.preflight())
+        else:
+            if not loaded.venue.name:
+                raise _fail("the daemon needs a venue: set [venue] name in the config")
+            loaded.settings = loaded.settings.model_copy(update={"mode": "paper"})
+        try:                    # the config is sound: now this process is the daemon
+            lock.acquire()
+        except DaemonRunning as exc:
+            raise _fail(str(exc)) from None
+        run_mode(loaded, deployment=deployment, until=None, inbox_seconds=5.0, connect=connect,
+                 before_start=before, on_start=on_start, on_tick=on_tick)
+    except typer.Exit:
+        status, why = "error", "refused at start"
+        raise
+    except ValidationError as exc:
+        status, why = "error", _validation_message(exc)
+        raise _fail(why) from None
+    except (VenueError, *_known_errors()) as exc:
+        status, why = "error", str(exc)
+        raise _fail(why) from None
+    except BaseException as exc:
+        status, why = "error", f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        dep = state["dep"]
+        if dep is not None and lock.held:
+            try:
+                led = Ledger(dep.ledger.url)
+                led.daemon_heartbeat(daemon_id, status=status, activity=why,
+                                     deployments=[dep.name])
+                led.close()
+            except Exception:   # the shutdown row is bookkeeping: never mask the cause
+                pass
+        lock.release()
+
+
+@daemon_app.command("stop")
+def stop(config: Optional[Path] = CONFIG_OPT, db: Optional[str] = DB_OPT,
+         timeout: float = typer.Option(120.0, "--timeout", min=1,
+                                       help="Seconds to wait for the daemon to finish.")) -> None:
+    """Stop the daemon gracefully (SIGTERM: it finishes its bar and records the stop)."""
+    from tradewarden.ops.daemon import holder_alive, running_daemon
+
+    _, lock = _lock_for(config, db)
+    holder = running_daemon(lock)
+    if holder is None:
+        typer.echo(f"no daemon is running for this ledger (lock {lock})")
+        return
+    if not holder_alive(holder):
+        raise _fail(f"the daemon's lock is held by pid {holder.get('pid')} on "
+                    f"{holder.get('host')}, which this host cannot signal")
+    pid = int(holder["pid"])
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if running_daemon(lock) is None:
+            typer.echo(f"daemon stopped (pid {pid})")
+            return
+        time.sleep(0.2)
+    raise _fail(f"the daemon (pid {pid}) did not stop within {timeout:g} s", code=1)
+
+
+@daemon_app.command("status")
+def status(config: Optional[Path] = CONFIG_OPT, db: Optional[str] = DB_OPT,
+           json_: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Show whether the daemon runs, its last heartbeat and its deployments (works while
+    the daemon is down: it reads the lock and the ledger)."""
+    from tradewarden.ledger import Ledger
+    from tradewarden.ops.daemon import running_daemon
+
+    loaded, lock = _lock_for(config, db)
+    holder = running_daemon(lock)
+    try:
+        led = Ledger(loaded.ledger.url(), create=False)
+    except _known_errors() as exc:
+        raise _fail(str(exc)) from None
+    try:
+        beat = led.latest_daemon_heartbeat()
+        deployments = led.deployments()
+    except _known_errors() as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        led.close()
+    report = {"running": holder is not None, "pid": holder.get("pid") if holder else None,
+              "since": holder.get("since") if holder else None, "lock": str(lock),
+              "heartbeat": beat,
+              "deployments": [{"name": d["name"], "mode": d["mode"], "status": d["status"]}
+                              for d in deployments]}
+    if json_:
+        typer.echo(json.dumps(report, indent=2, default=str))
+        return
+    if holder is not None:
+        typer.echo(f"daemon running: pid {holder.get('pid')} since {holder.get('since')}")
+    else:
+        typer.echo("daemon not running")
+    if beat:
+        typer.echo(f"last heartbeat {beat['ts']}: {beat['status']}"
+                   + (f", {beat['activity']}" if beat.get("activity") else "")
+                   + f", queue {beat.get('queue_depth', 0)}")
+    for d in report["deployments"]:
+        typer.echo(f"deployment {d['name']} ({d['mode']}): {d['status']}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``warden daemon`` to the CLI."""
+    app.add_typer(daemon_app, name="daemon")
+
+
+__all__ = ["daemon_app", "register"]
