@@ -127,7 +127,7 @@ def _run_foreground(config: Path, deployment: str | None, db: str | None, live_:
     from tradewarden.execution.venue import VenueError
     from tradewarden.ledger import Ledger
     from tradewarden.ops.daemon import HEARTBEAT_SECONDS, DaemonLock, DaemonRunning
-    from tradewarden.ops.live import check_preflight, connect_venue, live_refusals
+    from tradewarden.cli_live import venue_hooks
     from tradewarden.settings import load_settings
 
     daemon_id = uuid.uuid4().hex[:12]
@@ -160,19 +160,9 @@ def _run_foreground(config: Path, deployment: str | None, db: str | None, live_:
     status, why = "shutdown", "stopped"
     try:
         loaded = load_settings(config, {"ledger.db": (db, "--db")} if db else {})
-        mode = loaded.run_config().mode
         connect = before = None
-        if mode == "live":
-            refusals = live_refusals(mode, live_, loaded.venue)
-            if refusals:
-                raise _fail("warden daemon refused: " + "; ".join(refusals))
-
-            def connect(cfg: Any, clock: Any) -> tuple[Any, dict[str, Any], None]:
-                broker, instruments = connect_venue(loaded.venue, cfg, clock)
-                return broker, instruments, None
-
-            def before(cfg: Any, broker: Any, instruments: dict[str, Any]) -> None:
-                check_preflight(broker.preflight())
+        if loaded.run_config().mode == "live":
+            connect, before = venue_hooks(loaded, live_, "warden daemon refused")
         else:
             if not loaded.venue.name:
                 raise _fail("the daemon needs a venue: set [venue] name in the config")

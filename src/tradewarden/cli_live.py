@@ -10,6 +10,7 @@ the most it can lose (or passes ``--yes``). See :mod:`tradewarden.ops.live`.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Optional
 
@@ -45,23 +46,14 @@ def live(config: Optional[Path] = CONFIG_OPT,
 
     from tradewarden.cli_paper import run_mode
     from tradewarden.execution.venue import VenueError
-    from tradewarden.ops.live import check_preflight, connect_venue, exposure_lines, live_refusals
+    from tradewarden.ops.live import exposure_lines
     from tradewarden.settings import load_settings
 
     try:
         loaded = load_settings(config, {"ledger.db": (db, "--db")} if db else {})
-        refusals = live_refusals(loaded.run_config().mode, live_, loaded.venue)
-        if refusals:
-            raise _fail("warden live refused: " + "; ".join(refusals))
         out = Console(highlight=False, soft_wrap=True)
 
-        def connect(cfg: Any, clock: Any) -> tuple[Any, dict[str, Any], None]:
-            broker, instruments = connect_venue(loaded.venue, cfg, clock)
-            return broker, instruments, None
-
-        def before_start(cfg: Any, broker: Any, instruments: dict[str, Any]) -> None:
-            pre = broker.preflight()
-            check_preflight(pre)
+        def confirm(cfg: Any, pre: Any) -> None:
             for line in exposure_lines(cfg, pre):
                 out.print(line)
             if yes:
@@ -71,6 +63,7 @@ def live(config: Optional[Path] = CONFIG_OPT,
             if not typer.confirm("Trade real money with these settings?", default=False):
                 raise _fail("not confirmed: nothing was traded", code=1)
 
+        connect, before_start = venue_hooks(loaded, live_, "warden live refused", confirm)
         run_mode(loaded, deployment=deployment, until=until, inbox_seconds=inbox_seconds,
                  connect=connect, before_start=before_start)
     except typer.Exit:
@@ -79,6 +72,47 @@ def live(config: Optional[Path] = CONFIG_OPT,
         raise _fail(_validation_message(exc)) from None
     except (VenueError, *_known_errors()) as exc:
         raise _fail(str(exc)) from None
+
+
+def venue_hooks(loaded: Any, live_flag: bool, refused: str,
+                show: Callable[[Any, Any], None] | None = None) -> tuple[Any, Any]:
+    """The ``connect`` and ``before_start`` hooks of :func:`tradewarden.cli_paper.run_mode`
+    for a live config: the gates checked now, the venue adapter built at start, its
+    pre-flight checked before the deployment opens.
+
+    Parameters
+    ----------
+    loaded : tradewarden.settings.LoadedSettings
+        With ``mode = "live"``.
+    live_flag : bool
+        The command's ``--live`` (True where the command itself is the decision).
+    refused : str
+        How a refusal starts (``warden live refused``).
+    show : callable, optional
+        ``show(config, preflight)`` after the pre-flight passed (prints, confirms).
+
+    Raises
+    ------
+    typer.Exit
+        Status 2 naming every gate that is not passed.
+    """
+    from tradewarden.ops.live import check_preflight, connect_venue, live_refusals
+
+    refusals = live_refusals(loaded.run_config().mode, live_flag, loaded.venue)
+    if refusals:
+        raise _fail(f"{refused}: " + "; ".join(refusals))
+
+    def connect(cfg: Any, clock: Any) -> tuple[Any, dict[str, Any], None]:
+        broker, instruments = connect_venue(loaded.venue, cfg, clock)
+        return broker, instruments, None
+
+    def before_start(cfg: Any, broker: Any, instruments: dict[str, Any]) -> None:
+        pre = broker.preflight()
+        check_preflight(pre)
+        if show is not None:
+            show(cfg, pre)
+
+    return connect, before_start
 
 
 def act_now(config: Path, deployment: str, db: str | None) -> None:
@@ -97,24 +131,13 @@ def act_now(config: Path, deployment: str, db: str | None) -> None:
 
     from tradewarden.cli_paper import run_mode
     from tradewarden.execution.venue import VenueError
-    from tradewarden.ops.live import check_preflight, connect_venue, live_refusals
     from tradewarden.settings import load_settings
 
     try:
         loaded = load_settings(config, {"ledger.db": (db, "--db")} if db else {})
-        mode = loaded.run_config().mode
         connect = before = None
-        if mode == "live":
-            refusals = live_refusals(mode, True, loaded.venue)
-            if refusals:
-                raise _fail("cannot start the deployment to act now: " + "; ".join(refusals))
-
-            def connect(cfg: Any, clock: Any) -> tuple[Any, dict[str, Any], None]:
-                broker, instruments = connect_venue(loaded.venue, cfg, clock)
-                return broker, instruments, None
-
-            def before(cfg: Any, broker: Any, instruments: dict[str, Any]) -> None:
-                check_preflight(broker.preflight())
+        if loaded.run_config().mode == "live":
+            connect, before = venue_hooks(loaded, True, "cannot start the deployment to act now")
         elif not loaded.venue.name:
             raise _fail("cannot start the deployment to act now: the config names no [venue]")
         run_mode(loaded, deployment=deployment, until=None, inbox_seconds=5.0, connect=connect,
@@ -132,4 +155,4 @@ def register(app: typer.Typer) -> None:
     app.command("live")(live)
 
 
-__all__ = ["act_now", "live", "register"]
+__all__ = ["act_now", "live", "register", "venue_hooks"]
