@@ -27,7 +27,8 @@ import typer
 from tradewarden.cli_common import CONFIG_OPT, DB_OPT, _fail, _known_errors, settings_for
 
 daemon_app = typer.Typer(no_args_is_help=True, add_completion=False,
-                         help="Run deployments as a service: start, stop, status.")
+                         help="Run deployments as a service: start, stop, status, pause, "
+                         "resume, emergency-stop.")
 
 
 def _lock_for(config: Path | None, db: str | None) -> tuple[Any, Path]:
@@ -263,6 +264,72 @@ def status(config: Optional[Path] = CONFIG_OPT, db: Optional[str] = DB_OPT,
                    + f", queue {beat.get('queue_depth', 0)}")
     for d in report["deployments"]:
         typer.echo(f"deployment {d['name']} ({d['mode']}): {d['status']}")
+
+
+def _daemon_deployments(config: Path | None, db: str | None) -> list[str]:
+    """The deployments the daemon of this ledger runs (from its last heartbeat).
+
+    Raises
+    ------
+    typer.Exit
+        Status 2 when no daemon ever ran on this ledger.
+    """
+    from tradewarden.ledger import Ledger
+    loaded = settings_for(config, db)
+    try:
+        led = Ledger(loaded.ledger.url(), create=False)
+        try:
+            beat = led.latest_daemon_heartbeat()
+        finally:
+            led.close()
+    except _known_errors() as exc:
+        raise _fail(str(exc)) from None
+    if not beat or not beat.get("deployments"):
+        raise _fail("no daemon has run on this ledger: use the deployment commands "
+                    "(warden pause/resume/kill --deployment NAME)")
+    return list(beat["deployments"])
+
+
+REASON_OPT = typer.Option(None, "--reason", help="Why (recorded with the command).")
+BY_OPT = typer.Option(None, "--by", help="Who gives the command. [default: the OS user]")
+
+
+@daemon_app.command("pause")
+def pause(reason: str = typer.Option(..., "--reason", help="Why (recorded)."),
+          config: Optional[Path] = CONFIG_OPT, db: Optional[str] = DB_OPT,
+          by: Optional[str] = BY_OPT) -> None:
+    """Pause every deployment of the daemon: no new entries until `warden daemon resume`."""
+    from tradewarden import cli_deploy
+    for name in _daemon_deployments(config, db):
+        cli_deploy.pause(deployment=name, reason=reason, by=by, db=db, config=config)
+
+
+@daemon_app.command("resume")
+def resume(config: Optional[Path] = CONFIG_OPT, db: Optional[str] = DB_OPT,
+           reason: Optional[str] = REASON_OPT, by: Optional[str] = BY_OPT) -> None:
+    """Resume every deployment of the daemon (lifts a pause and the kill switch)."""
+    from tradewarden import cli_deploy
+    for name in _daemon_deployments(config, db):
+        cli_deploy.resume(deployment=name, reason=reason, by=by, db=db, config=config)
+
+
+@daemon_app.command("emergency-stop")
+def emergency_stop(config: Optional[Path] = CONFIG_OPT, db: Optional[str] = DB_OPT,
+                   yes: bool = typer.Option(False, "--yes", help="Do not ask."),
+                   wait: float = typer.Option(60.0, "--wait", min=0,
+                                              help="Seconds to wait for the daemon to report."),
+                   reason: Optional[str] = REASON_OPT, by: Optional[str] = BY_OPT) -> None:
+    """Flatten every position of the daemon's deployments through the broker and halt.
+
+    For each deployment: the kill switch (no new entries until resume), every open
+    order cancelled, every position closed at market, and the venue's positions
+    checked afterwards (`warden kill --flatten` for each). With --config, a
+    deployment that is not running is started just long enough to act.
+    """
+    from tradewarden import cli_deploy
+    for name in _daemon_deployments(config, db):
+        cli_deploy.kill(deployment=name, reason=reason or "emergency stop", flatten_=True,
+                        yes=yes, wait=wait, by=by, db=db, config=config)
 
 
 def register(app: typer.Typer) -> None:

@@ -140,6 +140,8 @@ def act_now(config: Path, deployment: str, db: str | None) -> None:
             connect, before = venue_hooks(loaded, True, "cannot start the deployment to act now")
         elif not loaded.venue.name:
             raise _fail("cannot start the deployment to act now: the config names no [venue]")
+        else:                   # a paper deployment (the file may say replay, as for paper)
+            loaded.settings = loaded.settings.model_copy(update={"mode": "paper"})
         run_mode(loaded, deployment=deployment, until=None, inbox_seconds=5.0, connect=connect,
                  before_start=before, once=True)
     except typer.Exit:

@@ -90,6 +90,17 @@ def test_daemon_runs_a_paper_deployment_with_heartbeats_and_stops_on_sigterm(pap
     assert status["running"] is False and status["heartbeat"]["status"] == "shutdown"
     assert status["deployments"] == [{"name": "svc", "mode": "paper", "status": "stopped"}]
     assert q(db, "select count(*) from decisions")[0][0] == 6       # the candles of those 6 h
+    # down now: the daemon commands reach its deployment through the ledger, and
+    # emergency-stop with --config starts it just long enough to act
+    r = CliRunner().invoke(app, ["daemon", "pause", "--config", str(cfg), "--reason", "FOMC",
+                                 "--by", "ivy"])
+    assert r.exit_code == 0 and "command 1 queued: pause (reason: FOMC) for deployment svc" in r.output
+    r = CliRunner().invoke(app, ["daemon", "emergency-stop", "--config", str(cfg), "--yes",
+                                 "--by", "ivy"])
+    assert r.exit_code == 0, r.output
+    assert q(db, "select kind, status, actor from commands order by id") == [
+        ("pause", "done", "ivy"), ("kill", "done", "ivy"), ("flatten", "done", "ivy")]
+    assert "command 3 flatten: done: " in r.output
 
 
 def test_stop_without_a_daemon_and_a_background_start_that_fails(tmp_path):
