@@ -51,8 +51,11 @@ def start(config: Path = typer.Option(..., "--config", "-c", dir_okay=False,
           live_: bool = typer.Option(False, "--live", help="Required when the config says "
                                      'mode = "live" (real money).'),
           log: Optional[Path] = typer.Option(None, "--log", dir_okay=False,
-                                             help="Background: the log file. [default: "
-                                             "next to the lock, daemon.log]")) -> None:
+                                             help="The structured log file, rotated (10 MB x "
+                                             "5). [default: background: daemon.log next to "
+                                             "the lock; foreground: standard error]"),
+          log_json: bool = typer.Option(False, "--log-json",
+                                        help="Log JSON lines instead of key=value text.")) -> None:
     """Start the daemon for the config's deployment (one per ledger).
 
     Refused while another daemon runs for the same ledger. A config with mode =
@@ -67,40 +70,45 @@ def start(config: Path = typer.Option(..., "--config", "-c", dir_okay=False,
     if holder is not None:
         raise _fail(str(DaemonRunning(holder)))
     if not foreground:
-        _start_background(config, deployment, db, live_, log or lock.with_name("daemon.log"), lock)
+        _start_background(config, deployment, db, live_, log or lock.with_name("daemon.log"),
+                          log_json, lock)
         return
-    _run_foreground(config, deployment, db, live_, lock)
+    _run_foreground(config, deployment, db, live_, lock, log, log_json)
 
 
 def _start_background(config: Path, deployment: str | None, db: str | None, live_: bool,
-                      log: Path, lock: Path) -> None:
-    """Start ``warden daemon start --foreground`` in a new session; wait until it holds
-    the lock (or has exited, whose log tail is shown)."""
+                      log: Path, log_json: bool, lock: Path) -> None:
+    """Start ``warden daemon start --foreground`` in a new session, its structured log in
+    ``log`` and anything it prints before that in ``daemon.out`` beside it; wait until it
+    has written its first heartbeat (or has exited: the tail of its output is shown)."""
     from tradewarden.ops.daemon import running_daemon
     args = [sys.executable, "-m", "tradewarden.cli", "daemon", "start", "--foreground",
-            "--config", str(config)]
+            "--config", str(config), "--log", str(log)]
+    if log_json:
+        args.append("--log-json")
     for flag, value in (("--deployment", deployment), ("--db", db)):
         if value:
             args += [flag, value]
     if live_:
         args.append("--live")
     log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "ab") as out:
+    printed = log.with_name("daemon.out")
+    with open(printed, "ab") as out:
         proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
                                 start_new_session=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         holder = running_daemon(lock)
         if holder is not None and holder.get("pid") == proc.pid and _beating(config, db, proc.pid):
-            typer.echo(f"daemon started (pid {proc.pid}); log {log}; stop it with "
-                       "`warden daemon stop`")
+            typer.echo(f"daemon started (pid {proc.pid}); log {log}, output {printed}; stop it "
+                       "with `warden daemon stop`")
             return
         if proc.poll() is not None:
-            tail = log.read_text(errors="replace").strip().splitlines()[-3:]
+            tail = printed.read_text(errors="replace").strip().splitlines()[-3:]
             raise _fail(f"the daemon exited at start (status {proc.returncode}): "
                         + " | ".join(tail))
         time.sleep(0.2)
-    raise _fail(f"the daemon did not take its lock within 60 s (pid {proc.pid}); see {log}")
+    raise _fail(f"the daemon did not take its lock within 60 s (pid {proc.pid}); see {printed}")
 
 
 def _beating(config: Path, db: str | None, pid: int) -> bool:
@@ -120,18 +128,20 @@ def _beating(config: Path, db: str | None, pid: int) -> bool:
 
 
 def _run_foreground(config: Path, deployment: str | None, db: str | None, live_: bool,
-                    lock_file: Path) -> None:
+                    lock_file: Path, log_file: Path | None = None, log_json: bool = False) -> None:
     from pydantic import ValidationError
 
     from tradewarden.cli_common import _validation_message
     from tradewarden.cli_paper import run_mode
     from tradewarden.execution.venue import VenueError
     from tradewarden.ledger import Ledger
+    from tradewarden.ops import logs
     from tradewarden.ops.daemon import HEARTBEAT_SECONDS, DaemonLock, DaemonRunning
     from tradewarden.cli_live import venue_hooks
     from tradewarden.settings import load_settings
 
     daemon_id = uuid.uuid4().hex[:12]
+    log = logs.configure(json=log_json, path=log_file).bind(daemon_id=daemon_id, pid=os.getpid())
     lock = DaemonLock(lock_file)
     state: dict[str, Any] = {"dep": None, "last": None, "status": "starting"}
 
@@ -151,12 +161,15 @@ def _run_foreground(config: Path, deployment: str | None, db: str | None, live_:
     def on_start(dep: Any) -> None:
         state["dep"] = dep
         beat("running", f"started deployment {dep.name}")
+        log.info("daemon_started", deployment=dep.name, run_id=dep.run_id, lock=str(lock_file),
+                 mode=dep.kernel.handlers.mode)
 
     def on_tick(activity: str) -> None:
         dep = state["dep"]
         if dep is not None and (state["last"] is None
                                 or dep.clock.now() - state["last"] >= HEARTBEAT_SECONDS):
             beat("running", activity)
+            log.debug("heartbeat", activity=activity)
 
     status, why = "shutdown", "stopped"
     try:
@@ -187,6 +200,7 @@ def _run_foreground(config: Path, deployment: str | None, db: str | None, live_:
         status, why = "error", f"{type(exc).__name__}: {exc}"
         raise
     finally:
+        log.info("daemon_stopped", status=status, why=why)
         dep = state["dep"]
         if dep is not None and lock.held:
             try:

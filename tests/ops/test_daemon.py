@@ -71,9 +71,15 @@ def test_daemon_runs_a_paper_deployment_with_heartbeats_and_stops_on_sigterm(pap
             os.kill(os.getpid(), signal.SIGTERM)
 
     sim.on_sleep = hook
+    log = db.with_name("svc.log")
     r = CliRunner().invoke(app, ["daemon", "start", "--config", str(cfg), "--foreground",
-                                 "--deployment", "svc"])
+                                 "--deployment", "svc", "--log", str(log), "--log-json"])
     assert r.exit_code == 0, r.output
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [x["event"] for x in lines] == ["daemon_started", "daemon_stopped"]
+    assert lines[0]["deployment"] == "svc" and lines[0]["mode"] == "paper"
+    assert lines[1]["status"] == "shutdown" and lines[0]["level"] == "info"
+    assert lines[0]["timestamp"].endswith("Z") and lines[0]["pid"] == os.getpid()
     assert seen["holder"]["pid"] == os.getpid()
     code, output = seen["second"]
     assert code == 2 and "a daemon is already running for this ledger" in output
@@ -117,7 +123,7 @@ def test_stop_without_a_daemon_and_a_background_start_that_fails(tmp_path):
     assert "the daemon exited at start" in out.stderr
     assert "the daemon needs a venue: set [venue] name" in out.stderr
     assert time.monotonic() - started < 60
-    assert "needs a venue" in (tmp_path / "daemon.log").read_text()
+    assert "needs a venue" in (tmp_path / "daemon.out").read_text()
 
 
 def test_a_live_config_needs_the_live_flag(tmp_path):
