@@ -700,6 +700,11 @@ class Ledger:
         self._bulk_path = path if path is not None and path != ":memory:" else None
         self._adbc = None
         self._in_txn = False
+        # Other servers (PostgreSQL): the batches go through executemany on one
+        # connection whose transaction :meth:`commit` ends, as the bulk one does on an
+        # SQLite file. ``sqlite://`` shares one connection per thread: autocommit there.
+        self._batch_conn: Any = None
+        self._batched = path is None and self.engine.dialect.name != "sqlite"
         self._writer = _Writer(self.describe) if background else None
         self.heartbeat_seconds = heartbeat_seconds
         self._last_beat = -math.inf
@@ -756,6 +761,16 @@ class Ledger:
         ROLLBACK's own "no transaction is active" is ignored rather than reported in
         place of the real cause.
         """
+        conn = self._batch_conn
+        if conn is not None and conn.in_transaction():
+            if verb == "COMMIT":
+                try:
+                    conn.commit()
+                except BaseException:
+                    conn.rollback()
+                    raise
+            else:
+                conn.rollback()
         if not self._in_txn:
             return
         cur = self._adbc.cursor()
@@ -785,6 +800,8 @@ class Ledger:
         clears it so that the ledger can be used (and closed) again.
         """
         def rollback() -> None:
+            if self._batch_conn is not None:
+                self._batch_conn.rollback()
             # Unconditional: a signal may have landed between BEGIN and ``_in_txn``.
             if self._adbc is not None:
                 cur = self._adbc.cursor()
@@ -990,7 +1007,7 @@ class Ledger:
         SQLite file: one prepared statement (``sql`` with ``params``) in the open bulk
         transaction, committed by :meth:`commit` with the rows written since the last
         commit (or rolled back with them). Elsewhere: ``stmt`` with ``rows`` through
-        executemany in its own transaction, as :meth:`write_rows` does.
+        executemany, as :meth:`write_rows` does.
         """
         path = self._bulk_path
         if path is not None:
@@ -1780,9 +1797,7 @@ class Ledger:
         if self._bulk_path is not None:
             self._ingest(self._bulk_path, table, tbl)
         else:
-            rows = tbl.to_pylist()
-            with self.engine.begin() as conn:
-                conn.execute(schema.metadata.tables[table].insert(), rows)
+            self._execute(schema.metadata.tables[table].insert(), tbl.to_pylist())
 
     def _in_transaction(self, path: str, work: Any) -> None:
         """Run ``work(cursor)`` on the bulk connection inside the open transaction
@@ -1815,8 +1830,9 @@ class Ledger:
     def write_rows(self, table: str, columns: Mapping[str, Any]) -> None:
         """Append a batch given as ``{column: values}``.
 
-        SQLite: one Arrow bulk ingest in the open transaction, visible after
-        :meth:`commit`; other databases: executemany in its own transaction.
+        SQLite file: one Arrow bulk ingest in the open transaction, visible after
+        :meth:`commit`; other servers: executemany in the open transaction, visible
+        after :meth:`commit`; ``sqlite://``: executemany in its own transaction.
 
         Parameters
         ----------
@@ -1852,9 +1868,21 @@ class Ledger:
             self._do(self._execute, schema.metadata.tables[table].insert(), rows)
 
     def _execute(self, stmt: Any, rows: list[dict[str, Any]]) -> None:
-        self._commit()   # SQLite has one writer: the bulk transaction goes first
-        with self.engine.begin() as conn:
-            conn.execute(stmt, rows)
+        """Run ``stmt`` over ``rows``: in the open batch transaction (begun here if none
+        is open) on a server, where a failure rolls the whole batch back; in its own
+        transaction on ``sqlite://``."""
+        if not self._batched:
+            self._commit()   # SQLite has one writer: the bulk transaction goes first
+            with self.engine.begin() as conn:
+                conn.execute(stmt, rows)
+            return
+        if self._batch_conn is None:
+            self._batch_conn = self.engine.connect()
+        try:
+            self._batch_conn.execute(stmt, rows)     # autobegins the batch transaction
+        except BaseException:
+            self._batch_conn.rollback()
+            raise
 
     def write_orders(self, run_id: str, orders: list[Order]) -> None:
         """Insert orders in their current state (submitted, or already final).
@@ -2004,4 +2032,7 @@ class Ledger:
                 finally:
                     self._adbc.close()
                     self._adbc = None
+            if self._batch_conn is not None:
+                self._batch_conn.close()        # rolls back what no commit covered
+                self._batch_conn = None
             self.engine.dispose()
