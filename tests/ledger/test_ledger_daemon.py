@@ -18,8 +18,8 @@ from tradewarden.ledger.lifecycle import this_process
 T0 = 1_767_225_600.0          # 2026-01-01T00:00:00Z
 
 
-def test_heartbeats_are_numbered_per_daemon_committed_at_once_and_read_back(tmp_path):
-    db = tmp_path / "l.db"
+def test_heartbeats_are_numbered_per_daemon_committed_at_once_and_read_back(ledger_db, query):
+    db = ledger_db
     led = Ledger(db)
     assert led.latest_daemon_heartbeat() is None and led.latest_daemon_heartbeat("d1") is None
     assert led.daemon_heartbeat("d1", status="starting") == 1
@@ -28,10 +28,9 @@ def test_heartbeats_are_numbered_per_daemon_committed_at_once_and_read_back(tmp_
                                 anomalies=[{"kind": "stale_data", "symbol": "SPY"}],
                                 deployments=("alpha", "beta")) == 2
     assert led.daemon_heartbeat("d2", status="paused", deployments={"zeta", "eta"}) == 1
-    with sqlite3.connect(db) as c:                       # another connection sees them at once
-        rows = c.execute("select daemon_id, seq, pid, host, process_start, status, queue_depth, "
-                         "anomalies, deployments from daemon_heartbeats "
-                         "order by daemon_id, seq").fetchall()
+    rows = query(db, "select daemon_id, seq, pid, host, process_start, status, queue_depth, "
+                     "anomalies, deployments from daemon_heartbeats "
+                     "order by daemon_id, seq")               # another connection sees them at once
     me = this_process()
     assert rows == [("d1", 1, os.getpid(), me.host, me.start, "starting", 0, "[]", "[]"),
                     ("d1", 2, os.getpid(), me.host, me.start, "running", 3,
@@ -66,8 +65,10 @@ def test_heartbeats_are_numbered_per_daemon_committed_at_once_and_read_back(tmp_
     ({"daemon_id": "d1", "status": "running", "deployments": [1]}, r"deployments \[1\]"),
     ({"daemon_id": "d1", "status": "running", "activity": 7}, "daemon activity 7"),
 ])
-def test_a_bad_heartbeat_is_refused_and_nothing_is_written(tmp_path, kwargs, message):
-    led = Ledger(tmp_path / "l.db")
+@pytest.mark.parametrize("ledger_db", ["sqlite"], indirect=True)   # checks before SQL
+def test_a_bad_heartbeat_is_refused_and_nothing_is_written(ledger_db, kwargs, message):
+    led = Ledger(ledger_db)
+    kwargs = dict(kwargs)                                # the parameter is shared by both runs
     daemon_id = kwargs.pop("daemon_id")
     with pytest.raises(LedgerError, match=message):
         led.daemon_heartbeat(daemon_id, **kwargs)
@@ -75,8 +76,8 @@ def test_a_bad_heartbeat_is_refused_and_nothing_is_written(tmp_path, kwargs, mes
     led.close()
 
 
-def test_events_are_queued_deduplicated_and_listed(tmp_path):
-    db = tmp_path / "l.db"
+def test_events_are_queued_deduplicated_and_listed(ledger_db, query):
+    db = ledger_db
     led = Ledger(db)
     first = led.enqueue_event("market_open", {"market": "XNYS", "session": "2026-01-02"},
                               due_at=T0 + 60, dedupe_key="market_open:XNYS:2026-01-02")
@@ -86,9 +87,8 @@ def test_events_are_queued_deduplicated_and_listed(tmp_path):
     # the same key again, even with another payload, is not added
     assert led.enqueue_event("market_open", {"market": "XNYS"}, due_at=T0 + 99,
                              dedupe_key="market_open:XNYS:2026-01-02") is None
-    with sqlite3.connect(db) as c:                       # committed at once
-        assert c.execute("select count(*), min(status), max(attempts) from daemon_events"
-                         ).fetchone() == (2, "pending", 0)
+    assert query(db, "select count(*), min(status), max(attempts) from daemon_events"
+                 ) == [(2, "pending", 0)]                 # committed at once
     rows = led.events()
     assert [r["id"] for r in rows] == [first, second]
     assert rows[1]["payload"] == {"client_order_id": "d1-7", "price": "64845.57"}  # exact, as text
@@ -126,16 +126,17 @@ def test_events_are_queued_deduplicated_and_listed(tmp_path):
     (lambda led: led.events(limit=0), "event limit 0"),
     (lambda led: led.event_queue_depth(None), "queue time None"),
 ])
-def test_bad_event_calls_are_refused_naming_the_value(tmp_path, call, message):
-    led = Ledger(tmp_path / "l.db")
+@pytest.mark.parametrize("ledger_db", ["sqlite"], indirect=True)   # checks before SQL
+def test_bad_event_calls_are_refused_naming_the_value(ledger_db, call, message):
+    led = Ledger(ledger_db)
     with pytest.raises(LedgerError, match=message):
         call(led)
     assert led.events() == []
     led.close()
 
 
-def test_claim_takes_the_oldest_due_event_and_finish_needs_the_lease(tmp_path):
-    led = Ledger(tmp_path / "l.db")
+def test_claim_takes_the_oldest_due_event_and_finish_needs_the_lease(ledger_db):
+    led = Ledger(ledger_db)
     late = led.enqueue_event("eod_reflection", {}, due_at=T0 + 3600)
     b = led.enqueue_event("significant_move", {"symbol": "ETH-USD"}, due_at=T0 + 10)
     a = led.enqueue_event("stop_approaching", {"symbol": "BTC-USD"}, due_at=T0 + 5)
@@ -161,9 +162,9 @@ def test_claim_takes_the_oldest_due_event_and_finish_needs_the_lease(tmp_path):
     led.close()
 
 
-def test_an_event_whose_worker_died_is_taken_over_after_its_lease(tmp_path):
+def test_an_event_whose_worker_died_is_taken_over_after_its_lease(ledger_db):
     """A separate process claims the event and dies (os._exit) without finishing it."""
-    db = tmp_path / "l.db"
+    db = ledger_db
     led = Ledger(db)
     eid = led.enqueue_event("order_filled", {"client_order_id": "d1-3"}, due_at=T0)
     child = ("import os, sys\n"
@@ -185,8 +186,8 @@ def test_an_event_whose_worker_died_is_taken_over_after_its_lease(tmp_path):
     led.close()
 
 
-def test_two_claimers_on_one_file_never_get_the_same_event(tmp_path):
-    db = tmp_path / "l.db"
+def test_two_claimers_on_one_database_never_get_the_same_event(ledger_db):
+    db = ledger_db
     led = Ledger(db)
     ids = [led.enqueue_event("tick", {"n": k}, due_at=T0 + k % 7) for k in range(60)]
     led.close()

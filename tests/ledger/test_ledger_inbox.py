@@ -32,18 +32,17 @@ def _approval(ts: int, symbol: str = "BTC-USD") -> dict:
             "intent": '{"quantity": "0.1"}'}
 
 
-def test_commands_are_numbered_committed_at_once_and_listed_oldest_first(tmp_path):
-    db = tmp_path / "l.db"
+def test_commands_are_numbered_committed_at_once_and_listed_oldest_first(ledger_db, query):
+    db = ledger_db
     led = Ledger(db)
     alpha, beta = _deployment(led), _deployment(led, "beta")
     first = led.enqueue_command(alpha, "pause", actor="ana", reason="news at 14:00")
     second = led.enqueue_command(beta, "close", actor="bo", target="ETH-USD")
     third = led.enqueue_command(alpha, "approve", actor="ana", target="3")
     assert first < second < third
-    with sqlite3.connect(db) as c:                       # another connection sees them at once
-        rows = c.execute("select id, deployment_id, kind, target, reason, actor, status "
-                         "from commands order by id").fetchall()
-        created = c.execute("select created_at from commands").fetchone()[0]
+    rows = query(db, "select id, deployment_id, kind, target, reason, actor, status "
+                     "from commands order by id")         # another connection sees them at once
+    created = query(db, "select created_at from commands")[0][0]
     assert rows == [(first, alpha, "pause", None, "news at 14:00", "ana", "pending"),
                     (second, beta, "close", "ETH-USD", None, "bo", "pending"),
                     (third, alpha, "approve", "3", None, "ana", "pending")]
@@ -63,8 +62,9 @@ def test_commands_are_numbered_committed_at_once_and_listed_oldest_first(tmp_pat
     ({"kind": "pause", "actor": ""}, "command actor '': give 1-64 characters"),
     ({"kind": "pause", "actor": "x" * 65}, "give 1-64 characters"),
 ])
-def test_a_bad_command_is_refused_and_nothing_is_queued(tmp_path, kwargs, message):
-    led = Ledger(tmp_path / "l.db")
+@pytest.mark.parametrize("ledger_db", ["sqlite"], indirect=True)   # checks before SQL
+def test_a_bad_command_is_refused_and_nothing_is_queued(ledger_db, kwargs, message):
+    led = Ledger(ledger_db)
     alpha = _deployment(led)
     with pytest.raises(LedgerError, match=message):
         led.enqueue_command(alpha, **kwargs)
@@ -77,8 +77,9 @@ def test_a_bad_command_is_refused_and_nothing_is_queued(tmp_path, kwargs, messag
 
 
 @pytest.mark.parametrize("background", [False, True])
-def test_finished_commands_commit_with_the_batch_and_roll_back_with_it(tmp_path, background):
-    db = tmp_path / "l.db"
+def test_finished_commands_commit_with_the_batch_and_roll_back_with_it(ledger_db, query,
+                                                                       background):
+    db = ledger_db
     led = Ledger(db, background=background)
     alpha = _deployment(led)
     led.create_run(_run_row("r1"))
@@ -88,17 +89,16 @@ def test_finished_commands_commit_with_the_batch_and_roll_back_with_it(tmp_path,
     two = led.enqueue_command(alpha, "reject", actor="ana", target="2", reason="too big")
 
     def seen() -> tuple:
-        with sqlite3.connect(db) as c:
-            return (c.execute("select id, status, result, processed_at, run_id from commands "
-                              "order by id").fetchall(),
-                    c.execute("select id, status, acted_by from approvals order by id").fetchall(),
-                    c.execute("select count(*) from events").fetchone()[0])
+        return (query(db, "select id, status, result, processed_at, run_id from commands "
+                          "order by id"),
+                query(db, "select id, status, acted_by from approvals order by id"),
+                query(db, "select count(*) from events")[0][0])
 
     # a batch whose last write fails: the command and approval updates go with it
     led.write_rows("events", _events(0, 3))
     led.finish_commands("r1", [(one, "done", "entry submitted", "2026-01-01T00:00:00Z")])
     led.update_approvals([(1, "approved", "ana", "2026-01-01T00:00:00Z", None)])
-    with pytest.raises(LedgerError, match="UNIQUE"):
+    with pytest.raises(LedgerError, match="(?i)unique"):
         led.write_rows("events", _events(2, 1))           # duplicate key
         led.drain()
     led.finish_run("r1", status="failed", error="dup")   # rolls back the uncommitted batch
@@ -126,10 +126,13 @@ def test_finished_commands_commit_with_the_batch_and_roll_back_with_it(tmp_path,
     led.close()
 
 
-@pytest.mark.parametrize("where", ["file", "memory"])
-def test_reconciliations_are_written_listed_and_resolved_on_both_write_paths(tmp_path, where):
-    """A file goes through the bulk transaction, ``sqlite://`` through executemany."""
-    led = Ledger(tmp_path / "l.db" if where == "file" else "sqlite://")
+@pytest.mark.parametrize("where", ["given", "memory"])
+def test_reconciliations_are_written_listed_and_resolved_on_both_write_paths(ledger_db, where):
+    """An SQLite file goes through the bulk transaction; ``sqlite://`` and PostgreSQL
+    through executemany."""
+    if where == "memory" and "://" in ledger_db:
+        pytest.skip("sqlite:// once is enough")
+    led = Ledger(ledger_db if where == "given" else "sqlite://")
     alpha, beta = _deployment(led), _deployment(led, "beta")
     led.create_run(_run_row("r1"))
     led.write_reconciliations("r1", [
@@ -159,8 +162,8 @@ def test_reconciliations_are_written_listed_and_resolved_on_both_write_paths(tmp
     led.close()
 
 
-def test_deployment_status_and_list(tmp_path):
-    led = Ledger(tmp_path / "l.db")
+def test_deployment_status_and_list(ledger_db):
+    led = Ledger(ledger_db)
     alpha, beta = _deployment(led), _deployment(led, "beta")
     led.set_deployment_status(alpha, "running", run_id="r7")
     assert led.deployment("alpha")["status"] == "running" and led.deployment("alpha")["run_id"] == "r7"
