@@ -41,7 +41,8 @@ def test_migrations_create_exactly_the_schema(tmp_path):
     # commands are numbered, the daemon's heartbeats and events are its own
     assert set(schema.ALL_TABLES) - set(schema.RUN_TABLES) == {
         schema.deployments, schema.approvals, schema.commands, schema.daemon_heartbeats,
-        schema.daemon_events}
+        schema.daemon_events, schema.agent_decisions, schema.governor_verdicts,
+        schema.autonomy_changes, schema.anomalies, schema.alerts, schema.reasoning_costs}
     for table in schema.RUN_TABLES:
         assert list(table.primary_key.columns)[0].name == "run_id"
 

@@ -364,10 +364,129 @@ daemon_events = Table(
 )
 Index("ix_daemon_events_status_due", daemon_events.c.status, daemon_events.c.due_at)
 
+#: What a reasoning engine decided about an event (migration 0006), recorded with the
+#: full context it saw before anything is done. ``ts``: the event's clock time (UTC
+#: epoch seconds); ``decision_seq`` links a bar's engine decision; ``context`` and
+#: ``output`` (a ``DecisionOutput``) are JSON; ``action`` and ``confidence`` repeat
+#: the output's for queries.
+agent_decisions = Table(
+    "agent_decisions", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("deployment_id", String(32)),
+    Column("run_id", String(32)),
+    Column("ts", Integer, nullable=False),
+    Column("created_at", String(32), nullable=False),        # UTC ISO, wall clock
+    Column("event_id", Integer),                             # daemon_events.id
+    Column("event_kind", String(32), nullable=False),
+    Column("symbol", String(32)),
+    Column("decision_seq", Integer),
+    Column("reasoner", String(32), nullable=False),
+    Column("autonomy_level", Integer, nullable=False),       # 1-4
+    Column("action", String(32), nullable=False),
+    Column("confidence", Float),                             # 0-1
+    Column("context", Text, nullable=False),                 # JSON
+    Column("output", Text, nullable=False),                  # JSON DecisionOutput
+)
+Index("ix_agent_decisions_deployment_ts", agent_decisions.c.deployment_id, agent_decisions.c.ts)
+
+#: What the autonomy governor let a decision do (migration 0006), apart from the
+#: reasoning: ``verdict`` execute, queue (for a person), monitor or refuse;
+#: ``triggers``: JSON list of the mandatory-human triggers that were active;
+#: ``approval_id`` the queued approval.
+governor_verdicts = Table(
+    "governor_verdicts", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("agent_decision_id", Integer),
+    Column("deployment_id", String(32)),
+    Column("ts", Integer, nullable=False),
+    Column("created_at", String(32), nullable=False),
+    Column("autonomy_level", Integer, nullable=False),
+    Column("verdict", String(16), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("triggers", Text),                                # JSON list
+    Column("approval_id", Integer),
+)
+Index("ix_governor_verdicts_decision", governor_verdicts.c.agent_decision_id)
+
+#: Every autonomy level a deployment had (migration 0006): ``kind`` initial,
+#: promotion, demotion or command; ``actor`` the person or ``governor``.
+autonomy_changes = Table(
+    "autonomy_changes", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("deployment_id", String(32), nullable=False),
+    Column("ts", Integer, nullable=False),
+    Column("created_at", String(32), nullable=False),
+    Column("from_level", Integer),
+    Column("to_level", Integer, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("actor", String(64), nullable=False),
+)
+Index("ix_autonomy_changes_deployment", autonomy_changes.c.deployment_id, autonomy_changes.c.id)
+
+#: Anomaly flags (migration 0006): while one is ``open`` a person must decide (only
+#: monitor-only or a review request pass the governor); ``cleared`` with
+#: ``cleared_ts`` when the condition ends or a person clears it. ``detail`` is JSON.
+anomalies = Table(
+    "anomalies", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("deployment_id", String(32)),
+    Column("kind", String(32), nullable=False),
+    Column("symbol", String(32)),
+    Column("opened_ts", Integer, nullable=False),
+    Column("cleared_ts", Integer),
+    Column("status", String(16), nullable=False),            # open | cleared
+    Column("detail", Text),
+    Column("created_at", String(32), nullable=False),
+)
+Index("ix_anomalies_deployment_status", anomalies.c.deployment_id, anomalies.c.status)
+
+#: Every alert raised (migration 0006): ``level`` info, warning or critical;
+#: ``trigger`` what raised it; ``status`` sent, logged (no channel configured),
+#: suppressed (rate limit or duplicate) or failed; ``channels``: JSON of what each
+#: channel did (``{"email": "sent", "slack": "failed: ..."}``).
+alerts = Table(
+    "alerts", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ts", Integer, nullable=False),                   # clock, UTC epoch seconds
+    Column("created_at", String(32), nullable=False),
+    Column("level", String(16), nullable=False),
+    Column("trigger", String(32), nullable=False),
+    Column("dedupe_key", String(128)),
+    Column("deployment_id", String(32)),
+    Column("subject", Text, nullable=False),
+    Column("body", Text),
+    Column("status", String(16), nullable=False),
+    Column("channels", Text),
+)
+Index("ix_alerts_ts", alerts.c.ts)
+
+#: Tokens and price of every reasoning-model call (migration 0006); ``cost_usd`` from
+#: the configured price table.
+reasoning_costs = Table(
+    "reasoning_costs", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ts", Integer, nullable=False),
+    Column("created_at", String(32), nullable=False),
+    Column("deployment_id", String(32)),
+    Column("agent_decision_id", Integer),
+    Column("provider", String(32), nullable=False),
+    Column("model", String(64), nullable=False),
+    Column("call_type", String(32), nullable=False),
+    Column("input_tokens", Integer, nullable=False),
+    Column("output_tokens", Integer, nullable=False),
+    Column("cache_read_tokens", Integer, nullable=False),
+    Column("cache_write_tokens", Integer, nullable=False),
+    Column("cost_usd", Float, nullable=False),
+)
+Index("ix_reasoning_costs_ts", reasoning_costs.c.ts)
+
 #: Tables whose rows belong to one run (primary key starting with ``run_id``).
 RUN_TABLES = (runs, decisions, orders, fills, trades, equity, events, order_events, engine_state,
               reconciliations)
 #: Every table: the run tables and the ones whose rows span runs (the deployments
 #: registry, approvals, the command inbox, numbered by the ledger, and the daemon's
 #: heartbeats and event queue).
-ALL_TABLES = (*RUN_TABLES, deployments, approvals, commands, daemon_heartbeats, daemon_events)
+ALL_TABLES = (*RUN_TABLES, deployments, approvals, commands, daemon_heartbeats, daemon_events,
+              agent_decisions, governor_verdicts, autonomy_changes, anomalies, alerts,
+              reasoning_costs)
