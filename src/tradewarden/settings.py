@@ -66,9 +66,9 @@ from tradewarden.analytics.gates import GateConfig
 from tradewarden.engine.config import RunConfig
 from tradewarden.ledger.store import DEFAULT_DB
 
-__all__ = ["ENV_PREFIX", "ConfigError", "GateSettings", "LedgerSettings", "LoadedSettings",
+__all__ = ["ENV_PREFIX", "ConfigError", "DaemonSettings", "GateSettings", "LedgerSettings", "LoadedSettings",
            "Origin", "ReportSettings", "VenueSettings", "WardenSettings", "env_var",
-           "load_settings", "starter_config"]
+           "deployment_settings", "load_settings", "starter_config"]
 
 #: Prefix of every environment variable tradewarden reads.
 ENV_PREFIX = "TRADEWARDEN_"
@@ -182,9 +182,51 @@ class VenueSettings(BaseModel):
     key_file: Path | None = None
 
 
+class DaemonSettings(BaseModel):
+    """``[daemon]``: how ``warden daemon start`` runs its deployments.
+
+    Parameters
+    ----------
+    calendar : str or None
+        The exchange-calendars code of the deployments' market (``XNYS`` for US
+        equities) for market open, pre-market and close events; ``None`` (the default)
+        for 24/7 crypto, which has none of them.
+    pre_market_minutes : int
+        Minutes before the open the ``pre_market`` event fires.
+    end_of_day_utc : str
+        ``HH:MM`` UTC of the ``end_of_day`` event on a 24/7 market (with a calendar it
+        fires after the close).
+    watch_folder : pathlib.Path or None
+        A folder whose new files raise ``new_data_file`` events.
+    inbox_seconds : float
+        Clock seconds between looks at the command inbox while waiting for a bar.
+    reconnect_seconds : float
+        Clock seconds between two attempts to restart a deployment whose venue (or
+        anything else) failed; it reconciles before it trades again.
+    stale_seconds : float
+        No market-data update for this long while the market is open raises
+        ``stale_data`` (seconds).
+    stop_approach_fraction, significant_move_fraction : float
+        ``stop_approaching`` when a price is within this fraction of a stop (0.05),
+        ``significant_move`` when it is this far from the entry (0.03).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+    calendar: str | None = None
+    pre_market_minutes: int = Field(30, ge=0, le=720)
+    end_of_day_utc: str = Field("23:55", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    watch_folder: Path | None = None
+    inbox_seconds: float = Field(5.0, gt=0)
+    reconnect_seconds: float = Field(60.0, gt=0)
+    stale_seconds: float = Field(300.0, gt=0)
+    stop_approach_fraction: float = Field(0.05, gt=0, lt=1)
+    significant_move_fraction: float = Field(0.03, gt=0, lt=1)
+
+
 #: Sections that are not part of :class:`RunConfig`.
 SECTIONS: dict[str, type[BaseModel]] = {"gates": GateSettings, "ledger": LedgerSettings,
-                                        "report": ReportSettings, "venue": VenueSettings}
+                                        "report": ReportSettings, "venue": VenueSettings,
+                                        "daemon": DaemonSettings}
 
 
 class _SettingsBase(BaseSettings):
@@ -204,6 +246,8 @@ def _settings_fields() -> dict[str, Any]:
                          RunConfig.model_fields["symbols"])
     for name, model in SECTIONS.items():
         fields[name] = (model, Field(default_factory=model))
+    # ``[[deployments]]``: several deployments in one file (checked by deployment_settings)
+    fields["deployments"] = (tuple[dict[str, Any], ...], Field(default=()))
     return fields
 
 
@@ -306,6 +350,11 @@ class LoadedSettings:
     def venue(self) -> VenueSettings:
         """The ``[venue]`` section (paper and live)."""
         return self.settings.venue
+
+    @property
+    def daemon(self) -> DaemonSettings:
+        """The ``[daemon]`` section."""
+        return self.settings.daemon
 
     @property
     def report(self) -> ReportSettings:
@@ -496,6 +545,79 @@ def load_settings(config_file: str | os.PathLike[str] | None = None,
     return loaded
 
 
+#: Keys a ``[[deployments]]`` entry may set: the run's keys and ``[venue]``; the
+#: ledger, the daemon and the other sections are the file's, shared by all.
+DEPLOYMENT_KEYS = frozenset(RunConfig.model_fields) | {"name", "venue"}
+
+
+def deployment_settings(loaded: LoadedSettings) -> list[tuple[str | None, LoadedSettings]]:
+    """Return each deployment a config file names, with its own settings.
+
+    A file without ``[[deployments]]`` is one deployment (its name from
+    ``--deployment`` or the default). Each ``[[deployments]]`` entry needs a ``name``
+    and may set any run key (``strategy``, ``symbols``, ``capital``, ``timeframe``,
+    ``mode``, ``governor``, ``[params]``, ``[risk]``...) and ``[venue]``; the file's
+    top level gives the defaults. An entry's ``params`` replace the top level's
+    (parameters belong to a strategy), and an entry that changes ``strategy`` without
+    ``params`` gets the strategy's defaults.
+
+    Parameters
+    ----------
+    loaded : LoadedSettings
+
+    Returns
+    -------
+    list of (str or None, LoadedSettings)
+        ``(name, settings)``; ``name`` is ``None`` for a file without entries.
+
+    Raises
+    ------
+    ConfigError
+        An entry without a name, a duplicate name, a key an entry may not set, or a
+        value that fails validation; the message names the file, the entry
+        (``deployments[2]``, counting from 1) and the key.
+    """
+    entries = loaded.settings.deployments
+    if not entries:
+        return [(None, loaded)]
+    where = str(loaded.config_file) if loaded.config_file else "the settings"
+    base = loaded.settings.model_dump(exclude={"deployments"})
+    out: list[tuple[str | None, LoadedSettings]] = []
+    seen: set[str] = set()
+    for i, entry in enumerate(entries, 1):
+        label = f"{where}: deployments[{i}]"
+        name = entry.get("name")
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigError(f"{label}: give each [[deployments]] entry a name")
+        if name in seen:
+            raise ConfigError(f"{label}: deployment name {name!r} is used twice")
+        seen.add(name)
+        unknown = sorted(set(entry) - DEPLOYMENT_KEYS)
+        if unknown:
+            raise ConfigError(f"{label} ({name}): {', '.join(unknown)} cannot be set per "
+                              "deployment (the ledger, daemon, alert and report sections are "
+                              "the file's); keys an entry may set: strategy, symbols, params, "
+                              "risk, capital, timeframe, mode, governor, venue and the other "
+                              "run keys")
+        merged = dict(base)
+        if "params" in entry or ("strategy" in entry and entry["strategy"] != base.get("strategy")):
+            merged["params"] = {}
+        merged = _deep_merge(merged, {k: v for k, v in entry.items() if k != "name"})
+        origins = dict(loaded.origins)
+        origins.update({k: Origin("file", f"{where} deployments[{i}]", v)
+                        for k, v in _flatten({k: v for k, v in entry.items() if k != "name"}).items()})
+        one = LoadedSettings(None, origins, loaded.config_file)
+        try:
+            one.settings = WardenSettings.model_validate(merged)
+            one.run_config()
+        except (ValidationError, ConfigError) as exc:
+            msg = _explain(exc, one) if isinstance(exc, ValidationError) else str(exc)
+            raise ConfigError(msg.replace(f"deployments[{i}]", f"deployments[{i}] ({name})")
+                              if f"deployments[{i}]" in msg else f"{label} ({name}): {msg}") from None
+        out.append((name, one))
+    return out
+
+
 # ------------------------------------------------------------------------- messages
 
 def _show(value: Any) -> str:
@@ -626,4 +748,25 @@ format = "all"                  # all | console | json | html
 # data_url = "https://api.coinbase.com"  # another host for candles and markets only (default api_url)
 # key_file = "~/cdp_api_key.json"  # Coinbase: the CDP key file (its path; the key stays in the file)
 # api_key, api_secret: only from TRADEWARDEN_VENUE__API_KEY / __API_SECRET or secret files
+
+[daemon]                        # `warden daemon start`: events, schedules, restarts
+# calendar = "XNYS"             # exchange-calendars code for market open/close events; none: 24/7 crypto
+pre_market_minutes = 30         # pre_market event this long before the open
+end_of_day_utc = "23:55"        # end_of_day on a 24/7 market (with a calendar: after the close)
+# watch_folder = "incoming/"    # new files here raise new_data_file events
+inbox_seconds = 5.0             # clock seconds between looks at the command inbox
+reconnect_seconds = 60.0        # a failed deployment (venue down, ...) is restarted this often
+stale_seconds = 300.0           # no market data this long while the market is open: stale_data
+stop_approach_fraction = 0.05   # stop_approaching: price within 5 % of a stop
+significant_move_fraction = 0.03  # significant_move: 3 % from the entry
+
+# Several deployments in one file (warden daemon start runs them all); each entry may
+# set the run keys and [venue]; the top level gives the defaults.
+# [[deployments]]
+# name = "btc-trend"
+# symbols = ["BTC-USD"]
+# [[deployments]]
+# name = "eth-meanrev"
+# strategy = "ema_rsi"
+# symbols = ["ETH-USD"]
 '''

@@ -161,6 +161,167 @@ class LoopStats(NamedTuple):
     status: str
 
 
+class DeploymentLoop:
+    """One deployment's loop, a step at a time (the daemon interleaves several).
+
+    :func:`run_deployment` drives one of these to the end; ``warden daemon`` steps
+    several in one thread, each when its wake-up time comes. A step never sleeps: it
+    returns the clock time it wants to run again.
+
+    Parameters
+    ----------
+    dep : Deployment
+    feed : LiveFeed
+    inbox_seconds, reconcile_seconds, on_bar, on_command, on_tick
+        As :func:`run_deployment`.
+    stop_requested : callable () -> bool, optional
+        Checked after each bar: a stop request ends the step after the bar in progress.
+
+    Attributes
+    ----------
+    bars, commands, polls, stalls : int
+        Counts of this run.
+    """
+
+    def __init__(self, dep: Deployment, feed: LiveFeed, *,
+                 inbox_seconds: float = DEFAULT_INBOX_SECONDS,
+                 reconcile_seconds: float | None = None,
+                 on_bar: Callable[[Bar, Any], None] | None = None,
+                 on_command: Callable[[tuple[int, str, str]], None] | None = None,
+                 on_tick: Callable[[str], None] | None = None,
+                 stop_requested: Callable[[], bool] | None = None) -> None:
+        self.dep, self.feed = dep, feed
+        self.inbox_seconds = inbox_seconds
+        self.reconcile_seconds = reconcile_seconds
+        self.on_bar, self.on_command, self.on_tick = on_bar, on_command, on_tick
+        self.stop_requested = stop_requested
+        self.bars = self.commands = self.polls = self.stalls = 0
+        engine = dep.kernel.engine
+        self.broker = engine.broker
+        self.venue_blocks = getattr(self.broker, "entry_blocks", None)
+        self.reread = getattr(self.broker, "instruments_from_products", None)  # product flags
+        self.next_check: float | None = None
+
+    def begin(self) -> None:
+        """Warm the strategy up on the venue's history after the last bar decided, carry
+        out the commands queued while the deployment was down, and set the venue's
+        blocks."""
+        dep, engine, clock = self.dep, self.dep.kernel.engine, self.dep.clock
+        warm = self.feed.warmup(engine.strategy.warmup + 1, after=engine.last_bar_ts)
+        engine.warm_up(warm)
+        self.next_check = clock.now() + self.reconcile_seconds if self.reconcile_seconds else None
+        if self.venue_blocks is not None:
+            engine.set_venue_blocks(self.venue_blocks(), clock.now())
+        self.inbox()
+
+    def inbox(self) -> None:
+        """Carry out the commands people queued (the ``commands`` table)."""
+        dep, engine, ledger = self.dep, self.dep.kernel.engine, self.dep.ledger
+        pending = ledger.pending_commands(dep.deployment_id)
+        if not pending:
+            return
+        approvals = {a["id"]: a for a in ledger.approvals(deployment_id=dep.deployment_id)}
+        diffs = ledger.reconciliations(deployment_id=dep.deployment_id, status="open")
+        for result in engine.handle_commands(pending, dep.clock.now(), approvals=approvals,
+                                             differences=diffs):
+            self.commands += 1
+            if self.on_command is not None:
+                self.on_command(result)
+
+    def recheck(self) -> None:
+        """Live: reconcile with the venue again when ``reconcile_seconds`` have passed."""
+        dep, engine, clock = self.dep, self.dep.kernel.engine, self.dep.clock
+        if self.next_check is not None and clock.now() >= self.next_check:
+            engine.reconcile(clock.now(), name=dep.name, previous=dep.ledger.reconciliations(
+                deployment_id=dep.deployment_id, status="open"))
+            if self.venue_blocks is not None:
+                if self.reread is not None:
+                    self.reread(list(engine.by_name))
+                engine.set_venue_blocks(self.venue_blocks(), clock.now())
+            self.alerts()
+            engine.flush()
+            self.next_check = clock.now() + self.reconcile_seconds
+
+    def alerts(self) -> None:
+        """Record what the venue adapter raised an alarm about (a bracket not in place,
+        ...) as ``alert`` events."""
+        pending = getattr(self.broker, "alerts", None)
+        engine, clock = self.dep.kernel.engine, self.dep.clock
+        while pending:
+            engine.event(clock.now(), "alert", None, str(pending.pop(0)))
+
+    def step(self) -> float:
+        """Do what is due now and return when to step again (clock time, UTC epoch s).
+
+        Before the next candle is due: the inbox and (live) the periodic
+        reconciliation, then wake at the due time or after ``inbox_seconds``. At or
+        after it: poll the feed and decide every new bar in time order (approvals of
+        the bar's symbol expired, the inbox read, ``engine.on_bar``, a flush, the run's
+        heartbeat), stopping after a bar when a stop is requested.
+        """
+        dep, engine, ledger, clock, feed = (self.dep, self.dep.kernel.engine, self.dep.ledger,
+                                            self.dep.clock, self.feed)
+        due = feed.next_due()
+        now = clock.now()
+        if now < due:
+            if self.on_tick is not None:
+                self.on_tick(f"waiting for the candles due at {iso(int(due))}")
+            self.inbox()
+            self.recheck()
+            return int(min(due, now + self.inbox_seconds)) or now + 1
+        got = feed.poll()
+        self.polls += 1
+        if got.stalled:
+            self.stalls += 1
+            engine.block_entries(FEED_STALLED, got.stalled, clock.now())
+            engine.flush()
+        elif engine.blocks.get(FEED_STALLED):
+            engine.unblock_entries(FEED_STALLED, "the feed delivers again", clock.now())
+        for line in getattr(got, "gaps", ()):
+            engine.event(clock.now(), "data", None, f"venue gap: {line}")
+        new = _in_time_order(got.bars, list(engine.by_name))
+        for bar in new:
+            pending = ledger.approvals(deployment_id=dep.deployment_id, status="pending")
+            if engine.expire_approvals(pending, bar.ts, bar.symbol):
+                engine.flush()
+            self.inbox()
+            if self.on_tick is not None:
+                self.on_tick(f"deciding {bar.symbol} {iso(bar.ts)}")
+            decision = engine.on_bar(bar)
+            self.alerts()
+            engine.flush()
+            self.bars += 1
+            ledger.heartbeat(dep.run_id, bars_processed=engine.counts.bars,
+                             decisions=engine.counts.decisions,
+                             trades_closed=engine.counts.trades_closed)
+            if self.on_bar is not None:
+                self.on_bar(bar, decision)
+            if self.stop_requested is not None and self.stop_requested():
+                return clock.now()      # this bar is finished and committed; stop now
+        if not new and feed.next_due() <= clock.now():
+            return clock.now() + max(1, int(self.inbox_seconds))      # stalled: retry later
+        return clock.now()
+
+    def finish(self, status: str, *, error: str | None = None, signalled: bool = False) -> LoopStats:
+        """Flush and record the end: the run ``completed`` (``until``), ``interrupted``
+        (a stop request) or ``failed``; the deployment ``stopped`` or ``failed``.
+
+        Parameters
+        ----------
+        status : {"stopped", "failed"}
+        error : str, optional
+            Why it failed (recorded on the run).
+        signalled : bool
+            Ended by a stop request rather than by ``until``.
+        """
+        if status == "failed":
+            _finish(self.dep, "failed", (error or "failed")[:2000], "failed")
+        else:
+            self.dep.kernel.engine.flush()
+            _finish(self.dep, status, None, "interrupted" if signalled else "completed")
+        return LoopStats(self.bars, self.commands, self.polls, self.stalls, status)
+
+
 def run_deployment(dep: Deployment, feed: LiveFeed, *, stop: StopSignals | None = None,
                    inbox_seconds: float = DEFAULT_INBOX_SECONDS,
                    until: int | None = None, reconcile_seconds: float | None = None,
@@ -188,7 +349,7 @@ def run_deployment(dep: Deployment, feed: LiveFeed, *, stop: StopSignals | None 
         Called with each bar and its decision, and with each command's result.
     on_tick : callable, optional
         Called with what the loop is doing (``waiting for the candle closing at ...``,
-        ``deciding BTC-USD 2026-05-01T10:00:00Z``) at every turn: the daemon's heartbeat.
+        ``deciding BTC-USD 2026-05-01T10:00:00Z``) at every turn.
 
     Returns
     -------
@@ -199,113 +360,31 @@ def run_deployment(dep: Deployment, feed: LiveFeed, *, stop: StopSignals | None 
     The run is finished in the ledger as ``completed`` (``until``), ``interrupted`` (a
     stop request) or ``failed`` (an exception, which propagates); the deployment as
     ``stopped`` or ``failed``. Venue gaps the feed reports are recorded as events.
+    The loop is :class:`DeploymentLoop` stepped until the stop.
     """
-    engine, ledger, clock = dep.kernel.engine, dep.ledger, dep.clock
-    bars = commands = polls = stalls = 0
-    status = "stopped"
-    last = engine.last_bar_ts
-    warm = feed.warmup(engine.strategy.warmup + 1, after=last)
-    engine.warm_up(warm)
-
-    def inbox() -> None:
-        nonlocal commands
-        pending = ledger.pending_commands(dep.deployment_id)
-        if not pending:
-            return
-        approvals = {a["id"]: a for a in ledger.approvals(deployment_id=dep.deployment_id)}
-        diffs = ledger.reconciliations(deployment_id=dep.deployment_id, status="open")
-        for result in engine.handle_commands(pending, clock.now(), approvals=approvals,
-                                             differences=diffs):
-            commands += 1
-            if on_command is not None:
-                on_command(result)
+    clock = dep.clock
+    loop = DeploymentLoop(dep, feed, inbox_seconds=inbox_seconds,
+                          reconcile_seconds=reconcile_seconds, on_bar=on_bar,
+                          on_command=on_command, on_tick=on_tick,
+                          stop_requested=lambda: stop is not None and stop.signum is not None)
 
     def stopping() -> bool:
         if stop is not None:
             stop.check()            # a stop request: RunInterrupted, handled below
         return until is not None and clock.now() >= until
 
-    next_check = clock.now() + reconcile_seconds if reconcile_seconds else None
-
-    broker = engine.broker
-    venue_blocks = getattr(broker, "entry_blocks", None)
-    reread = getattr(broker, "instruments_from_products", None)     # product flags change
-
-    def recheck() -> None:
-        nonlocal next_check
-        if next_check is not None and clock.now() >= next_check:
-            engine.reconcile(clock.now(), name=dep.name, previous=ledger.reconciliations(
-                deployment_id=dep.deployment_id, status="open"))
-            if venue_blocks is not None:
-                if reread is not None:
-                    reread(list(engine.by_name))
-                engine.set_venue_blocks(venue_blocks(), clock.now())
-            alerts()
-            engine.flush()
-            next_check = clock.now() + reconcile_seconds
-
-    def alerts() -> None:
-        """What a venue adapter raised an alarm about (a bracket not in place, ...)."""
-        pending = getattr(broker, "alerts", None)
-        while pending:
-            engine.event(clock.now(), "alert", None, str(pending.pop(0)))
-
-    if venue_blocks is not None:
-        engine.set_venue_blocks(venue_blocks(), clock.now())
-
     try:
-        inbox()
+        loop.begin()
         while not stopping():
-            due = feed.next_due()
-            now = clock.now()
-            if now < due:
-                if on_tick is not None:
-                    on_tick(f"waiting for the candles due at {iso(int(due))}")
-                inbox()
-                recheck()
-                clock.wait_until(int(min(due, now + inbox_seconds)) or now + 1)
-                continue
-            got = feed.poll()
-            polls += 1
-            if got.stalled:
-                stalls += 1
-                engine.block_entries(FEED_STALLED, got.stalled, clock.now())
-                engine.flush()
-            elif engine.blocks.get(FEED_STALLED):
-                engine.unblock_entries(FEED_STALLED, "the feed delivers again", clock.now())
-            for line in getattr(got, "gaps", ()):
-                engine.event(clock.now(), "data", None, f"venue gap: {line}")
-            new = _in_time_order(got.bars, list(engine.by_name))
-            for bar in new:
-                pending = ledger.approvals(deployment_id=dep.deployment_id, status="pending")
-                if engine.expire_approvals(pending, bar.ts, bar.symbol):
-                    engine.flush()
-                inbox()
-                if on_tick is not None:
-                    on_tick(f"deciding {bar.symbol} {iso(bar.ts)}")
-                decision = engine.on_bar(bar)
-                alerts()
-                engine.flush()
-                bars += 1
-                ledger.heartbeat(dep.run_id, bars_processed=engine.counts.bars,
-                                 decisions=engine.counts.decisions,
-                                 trades_closed=engine.counts.trades_closed)
-                if on_bar is not None:
-                    on_bar(bar, decision)
-                if stop is not None and stop.signum is not None:
-                    break               # this bar is finished and committed; stop now
-            if not new and feed.next_due() <= clock.now():
-                clock.wait_until(clock.now() + max(1, int(inbox_seconds)))   # stalled: retry later
+            wake = loop.step()
+            if wake > clock.now():
+                clock.wait_until(int(wake))
     except RunInterrupted:
-        status = "stopped"
+        pass
     except BaseException as exc:
-        status = "failed"
-        _finish(dep, "failed", f"{type(exc).__name__}: {exc}"[:2000], "failed")
+        loop.finish("failed", error=f"{type(exc).__name__}: {exc}")
         raise
-    engine.flush()
-    signalled = stop is not None and stop.signum is not None
-    _finish(dep, status, None, "interrupted" if signalled else "completed")
-    return LoopStats(bars, commands, polls, stalls, status)
+    return loop.finish("stopped", signalled=stop is not None and stop.signum is not None)
 
 
 def _finish(dep: Deployment, status: str, error: str | None, run_status: str) -> None:
@@ -346,6 +425,6 @@ def describe(dep: Deployment) -> str:
             + (f", last bar {iso(engine.last_bar_ts)}" if engine.last_bar_ts else ""))
 
 
-__all__ = ["DEFAULT_INBOX_SECONDS", "Deployment", "LiveFeed", "LoopStats",
+__all__ = ["DEFAULT_INBOX_SECONDS", "Deployment", "DeploymentLoop", "LiveFeed", "LoopStats",
            "default_deployment_name", "describe", "open_paper", "run_deployment"]
 
