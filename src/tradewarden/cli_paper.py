@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
@@ -81,6 +82,111 @@ def _run(config: Path | None, deployment: str | None, db: str | None, until: str
     run_mode(loaded, deployment=deployment, until=until, inbox_seconds=inbox_seconds)
 
 
+@dataclass
+class Opened:
+    """A deployment opened for its loop (:func:`open_mode`).
+
+    Attributes
+    ----------
+    dep : tradewarden.ops.paper.Deployment
+    feed : tradewarden.data.live_feed.LiveCandleFeed
+    ledger : tradewarden.ledger.Ledger
+        The deployment's own ledger connection (background writer); close it at the end.
+    reconcile_seconds : float or None
+        Live: seconds between reconciliations while running.
+    """
+
+    dep: Any
+    feed: Any
+    ledger: Any
+    reconcile_seconds: float | None
+
+
+def open_mode(loaded: Any, *, deployment: str | None, clock: Any,
+              connect: Callable[..., Any] | None = None,
+              before_start: Callable[..., None] | None = None,
+              wrap_ledger: Callable[[Any], Any] | None = None,
+              quiet: bool = False) -> Opened:
+    """Open (or resume) a paper or live deployment from loaded settings, ready to loop.
+
+    Loads the venue's instrument specs (paper) or connects the venue adapter (live),
+    opens the deployment (a new run; the kernel restores its state and reconciles) and
+    makes the candle feed.
+
+    Parameters
+    ----------
+    loaded : tradewarden.settings.LoadedSettings
+        ``mode`` ``paper`` or ``live``; ``[venue]`` names the venue.
+    deployment : str or None
+        The deployment's name (default from the mode, strategy and symbols).
+    clock : tradewarden.engine.clock.Clock
+    connect, before_start : callable, optional
+        As :func:`run_mode`.
+    wrap_ledger : callable, optional
+        ``wrap_ledger(ledger) -> ledger``: the daemon's spool around a server ledger.
+    quiet : bool
+        Print nothing (the daemon logs instead).
+
+    Returns
+    -------
+    Opened
+    """
+    from tradewarden.data.download import create_venue_client
+    from tradewarden.data.live_feed import LiveCandleFeed
+    from tradewarden.data.markets import load_market_specs
+    from tradewarden.ledger import Ledger
+    from tradewarden.ops.kernel import _user
+    from tradewarden.ops.paper import describe, open_paper
+    from tradewarden.ops.replay import resolve_config
+
+    err = Console(stderr=True, highlight=False, soft_wrap=True, quiet=quiet)
+    out = Console(highlight=False, soft_wrap=True, quiet=quiet)
+    venue = loaded.venue
+    cfg = loaded.run_config()
+    if cfg.timeframe is None:
+        cfg = cfg.model_copy(update={"timeframe": "1h"})
+    cfg, strategy = resolve_config(cfg)
+    make_client = client_factory or (lambda name, url: create_venue_client(name, api_url=url))
+    data_url = venue.data_url or venue.api_url
+    exchange = make_client(venue.name, data_url)
+    err.print(f"loading {venue.name} markets for {', '.join(cfg.symbols)}"
+              + (f" from {data_url}" if data_url else ""))
+    broker = None
+    if connect is None:
+        specs = load_market_specs(venue.name, list(cfg.symbols), exchange=exchange, refresh=True)
+        instruments = {s: specs[s].instrument for s in cfg.symbols}
+        fees = ((float(max(specs[s].taker_bps for s in cfg.symbols)),
+                 float(max(specs[s].maker_bps for s in cfg.symbols)), specs[cfg.symbols[0]].fee_basis)
+                if cfg.venue_fees else None)
+    else:
+        broker, instruments, fees = connect(cfg, clock)
+        if before_start is not None:
+            before_start(cfg, broker, instruments)
+    fee_bps, maker_bps = (fees[0], fees[1]) if fees else (None, None)
+    ledger = Ledger(loaded.ledger.url(), background=True)
+    if wrap_ledger is not None:
+        ledger = wrap_ledger(ledger)
+    dep = open_paper(cfg, strategy, instruments, ledger, name=deployment, clock=clock,
+                     fee_bps=fee_bps, maker_fee_bps=maker_bps, created_by=_user(),
+                     venue=venue.name, broker=broker)
+    out.print(describe(dep))
+    fee_text = (f"fees {fee_bps:g}/{maker_bps:g} bps taker/maker ({fees[2]})" if fees
+                else f"fees {cfg.fee_bps:g}/{cfg.maker_fee_bps:g} bps (config)")
+    fills = "fills at the venue" if broker is not None else "simulated fills"
+    out.print(f"{cfg.mode}: {cfg.strategy} on {', '.join(cfg.symbols)} {cfg.timeframe} candles "
+              f"from {venue.name}, {fills}; {fee_text}; governor {cfg.governor}; "
+              "Ctrl-C or SIGTERM stops")
+    feed = LiveCandleFeed(exchange, list(cfg.symbols), cfg.timeframe, clock, venue=venue.name,
+                          stall_after=float(DEFAULT_STALL_AFTER), retry_every=30.0)
+    return Opened(dep, feed, ledger, RECONCILE_SECONDS if broker is not None else None)
+
+
+def make_clock(stopped: Callable[[], bool]) -> Any:
+    """Return the clock of paper and live trading (``clock_factory`` in tests)."""
+    from tradewarden.engine.clock import WallClock
+    return (clock_factory or (lambda stop: WallClock(stop=stop)))(stopped)
+
+
 def run_mode(loaded: Any, *, deployment: str | None, until: str | None, inbox_seconds: float,
              connect: Callable[..., Any] | None = None,
              before_start: Callable[..., None] | None = None, once: bool = False,
@@ -106,8 +212,8 @@ def run_mode(loaded: Any, *, deployment: str | None, until: str | None, inbox_se
         Start, reconcile, carry out the queued commands, and stop (``warden kill
         --flatten --config`` on a deployment that is not running).
     on_start, on_tick : callable, optional
-        The daemon's hooks: ``on_start(deployment)`` once it is open, ``on_tick(activity)``
-        at every turn of the loop.
+        Hooks: ``on_start(deployment)`` once it is open, ``on_tick(activity)`` at every
+        turn of the loop.
 
     Returns
     -------
@@ -118,60 +224,19 @@ def run_mode(loaded: Any, *, deployment: str | None, until: str | None, inbox_se
     typer.Exit
         Refused by ``before_start``.
     """
-    from tradewarden.data.download import create_venue_client
-    from tradewarden.data.live_feed import LiveCandleFeed
     from tradewarden.data.loaders import parse_bound
-    from tradewarden.data.markets import load_market_specs
-    from tradewarden.engine.clock import WallClock
-    from tradewarden.ledger import Ledger
     from tradewarden.ledger.lifecycle import StopSignals
-    from tradewarden.ops.kernel import _user
-    from tradewarden.ops.paper import describe, open_paper, run_deployment
-    from tradewarden.ops.replay import resolve_config
+    from tradewarden.ops.paper import run_deployment
 
-    err = Console(stderr=True, highlight=False, soft_wrap=True)
     out = Console(highlight=False, soft_wrap=True)
-    venue = loaded.venue
     stop_at = parse_bound(until, "--until") if until else None
-    cfg = loaded.run_config()
-    if cfg.timeframe is None:
-        cfg = cfg.model_copy(update={"timeframe": "1h"})
-    cfg, strategy = resolve_config(cfg)
-    make_client = client_factory or (lambda name, url: create_venue_client(name, api_url=url))
-    data_url = venue.data_url or venue.api_url
-    exchange = make_client(venue.name, data_url)
-    err.print(f"loading {venue.name} markets for {', '.join(cfg.symbols)}"
-              + (f" from {data_url}" if data_url else ""))
-    with StopSignals(cfg.mode) as stop:
-        clock = (clock_factory or (lambda stopped: WallClock(stop=stopped)))(
-            lambda: stop.signum is not None)
-        broker = None
-        if connect is None:
-            specs = load_market_specs(venue.name, list(cfg.symbols), exchange=exchange, refresh=True)
-            instruments = {s: specs[s].instrument for s in cfg.symbols}
-            fees = ((float(max(specs[s].taker_bps for s in cfg.symbols)),
-                     float(max(specs[s].maker_bps for s in cfg.symbols)), specs[cfg.symbols[0]].fee_basis)
-                    if cfg.venue_fees else None)
-        else:
-            broker, instruments, fees = connect(cfg, clock)
-            if before_start is not None:
-                before_start(cfg, broker, instruments)
-        fee_bps, maker_bps = (fees[0], fees[1]) if fees else (None, None)
-        ledger = Ledger(loaded.ledger.url(), background=True)
-        dep = open_paper(cfg, strategy, instruments, ledger, name=deployment, clock=clock,
-                         fee_bps=fee_bps, maker_fee_bps=maker_bps, created_by=_user(),
-                         venue=venue.name, broker=broker)
-        out.print(describe(dep))
+    with StopSignals(loaded.settings.mode) as stop:
+        clock = make_clock(lambda: stop.signum is not None)
+        opened = open_mode(loaded, deployment=deployment, clock=clock, connect=connect,
+                           before_start=before_start)
+        dep = opened.dep
         if on_start is not None:
             on_start(dep)
-        fee_text = (f"fees {fee_bps:g}/{maker_bps:g} bps taker/maker ({fees[2]})" if fees
-                    else f"fees {cfg.fee_bps:g}/{cfg.maker_fee_bps:g} bps (config)")
-        fills = "fills at the venue" if broker is not None else "simulated fills"
-        out.print(f"{cfg.mode}: {cfg.strategy} on {', '.join(cfg.symbols)} {cfg.timeframe} candles "
-                  f"from {venue.name}, {fills}; {fee_text}; governor {cfg.governor}; "
-                  "Ctrl-C or SIGTERM stops")
-        feed = LiveCandleFeed(exchange, list(cfg.symbols), cfg.timeframe, clock, venue=venue.name,
-                              stall_after=float(DEFAULT_STALL_AFTER), retry_every=30.0)
 
         def on_bar(bar: Any, d: Any) -> None:
             from tradewarden.domain import iso
@@ -182,10 +247,10 @@ def run_mode(loaded: Any, *, deployment: str | None, until: str | None, inbox_se
 
         if once:
             stop_at = clock.now()
-        stats = run_deployment(dep, feed, stop=stop, inbox_seconds=inbox_seconds, until=stop_at,
-                               reconcile_seconds=RECONCILE_SECONDS if broker is not None else None,
+        stats = run_deployment(dep, opened.feed, stop=stop, inbox_seconds=inbox_seconds,
+                               until=stop_at, reconcile_seconds=opened.reconcile_seconds,
                                on_bar=on_bar, on_command=on_command, on_tick=on_tick)
-        ledger.close()
+        opened.ledger.close()
     out.print(f"deployment {dep.name} stopped: {stats.bars} bar(s), {stats.commands} command(s), "
               f"{stats.stalls} stalled poll(s) this run; resume with the same --deployment")
     return stats
