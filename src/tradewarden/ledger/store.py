@@ -1602,8 +1602,9 @@ class Ledger:
             raise self._error(exc) from None
 
     def finish_event(self, event_id: int, owner: str, *, status: str,
-                     error: str | None = None) -> bool:
-        """Mark a claimed event done or failed, if ``owner`` still holds its lease.
+                     error: str | None = None, retry_at: float | None = None) -> bool:
+        """Mark a claimed event done or failed, or put it back for a retry, if ``owner``
+        still holds its lease.
 
         ``finished_at`` is the wall clock (UTC ISO); the lease fields are kept as a
         record of who finished it. Committed before this returns.
@@ -1613,9 +1614,14 @@ class Ledger:
         event_id : int
         owner : str
             The ``owner`` that claimed it (:meth:`claim_event`).
-        status : {"done", "failed"}
+        status : {"done", "failed", "pending"}
+            ``"pending"`` (with ``retry_at``) returns the event to the queue, due again at
+            ``retry_at``; its ``attempts`` count is kept.
         error : str, optional
             Why it failed (a traceback's last line, ...).
+        retry_at : float, optional
+            With ``status="pending"`` only, and required then: when the event is due
+            again, UTC epoch seconds.
 
         Returns
         -------
@@ -1632,10 +1638,18 @@ class Ledger:
         """
         if isinstance(event_id, bool) or not isinstance(event_id, (int, np.integer)):
             raise LedgerError(f"daemon event id {event_id!r}: give a whole number")
-        _check_choice("event status", status, EVENT_END_STATUSES)
+        _check_choice("event status", status, (*EVENT_END_STATUSES, "pending"))
         _check_name("event lease owner", owner, 64)
         if error is not None and not isinstance(error, str):
             raise LedgerError(f"event error {error!r}: give text")
+        if (status == "pending") != (retry_at is not None):
+            raise LedgerError(f"event retry_at {retry_at!r} with status {status!r}: give "
+                              "retry_at with status 'pending' only, and always with it")
+        values: dict[str, Any] = {"status": status, "error": error}
+        if retry_at is not None:
+            values["due_at"] = _check_epoch("event retry_at", retry_at)
+        else:
+            values["finished_at"] = utcnow_iso()
         self.drain()
         e = schema.daemon_events
         try:
@@ -1643,11 +1657,58 @@ class Ledger:
                 n = conn.execute(update(e).where(e.c.id == int(event_id),
                                                  e.c.status == "processing",
                                                  e.c.lease_owner == owner)
-                                 .values(status=status, error=error,
-                                         finished_at=utcnow_iso())).rowcount
+                                 .values(**values)).rowcount
                 if n == 0 and conn.execute(select(e.c.id).where(e.c.id == int(event_id))).first() \
                         is None:
                     raise LedgerError(f"no daemon event {event_id!r} in this ledger")
+        except SQLAlchemyError as exc:
+            raise self._error(exc) from None
+        return n == 1
+
+    def renew_event(self, event_id: int, owner: str, now: float, lease_seconds: float) -> bool:
+        """Extend ``owner``'s lease on a claimed event to ``now + lease_seconds``.
+
+        A handler that runs longer than its lease calls this (through the dispatcher)
+        so that no other worker takes the event over meanwhile. Committed before this
+        returns.
+
+        Parameters
+        ----------
+        event_id : int
+        owner : str
+            The ``owner`` that claimed it (:meth:`claim_event`).
+        now : float
+            The caller's clock, UTC epoch seconds.
+        lease_seconds : float
+            The new lease from ``now``, seconds (> 0).
+
+        Returns
+        -------
+        bool
+            ``True`` when renewed; ``False`` when the event is no longer ``processing``
+            under this owner (another worker took it over, or it is finished).
+
+        Raises
+        ------
+        LedgerError
+            A bad id, owner, time or lease (the message names it), or a ledger that
+            cannot be written.
+        """
+        if isinstance(event_id, bool) or not isinstance(event_id, (int, np.integer)):
+            raise LedgerError(f"daemon event id {event_id!r}: give a whole number")
+        _check_name("event lease owner", owner, 64)
+        now = _check_epoch("renew time", now)
+        lease = _check_epoch("lease seconds", lease_seconds)
+        if lease <= 0:
+            raise LedgerError(f"lease seconds {lease_seconds!r}: give more than 0")
+        self.drain()
+        e = schema.daemon_events
+        try:
+            with self.engine.begin() as conn:
+                n = conn.execute(update(e).where(e.c.id == int(event_id),
+                                                 e.c.status == "processing",
+                                                 e.c.lease_owner == owner)
+                                 .values(lease_until=now + lease)).rowcount
         except SQLAlchemyError as exc:
             raise self._error(exc) from None
         return n == 1
