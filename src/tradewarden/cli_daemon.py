@@ -19,6 +19,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Optional
 
@@ -132,61 +134,73 @@ def _run_foreground(config: Path, deployment: str | None, db: str | None, live_:
     from pydantic import ValidationError
 
     from tradewarden.cli_common import _validation_message
-    from tradewarden.cli_paper import run_mode
+    from tradewarden.cli_live import venue_hooks
+    from tradewarden.cli_paper import make_clock
     from tradewarden.execution.venue import VenueError
     from tradewarden.ledger import Ledger
+    from tradewarden.ledger.lifecycle import StopSignals
     from tradewarden.ops import logs
-    from tradewarden.ops.daemon import HEARTBEAT_SECONDS, DaemonLock, DaemonRunning
-    from tradewarden.cli_live import venue_hooks
-    from tradewarden.settings import load_settings
+    from tradewarden.ops.daemon import DaemonLock, DaemonRunning
+    from tradewarden.ops.live import live_refusals
+    from tradewarden.ops.supervision import Supervisor
+    from tradewarden.ops.service import DaemonService
+    from tradewarden.settings import deployment_settings, load_settings
 
     daemon_id = uuid.uuid4().hex[:12]
     log = logs.configure(json=log_json, path=log_file).bind(daemon_id=daemon_id, pid=os.getpid())
     lock = DaemonLock(lock_file)
-    state: dict[str, Any] = {"dep": None, "last": None, "status": "starting"}
-
-    def beat(status: str, activity: str | None) -> None:
-        dep = state["dep"]
-        led = dep.ledger if dep is not None else None
-        if led is None:
-            return
-        engine = dep.kernel.engine
-        if status == "running" and engine.paused:
-            status = "paused"
-        led.daemon_heartbeat(daemon_id, status=status, activity=activity,
-                             queue_depth=len(led.pending_commands(dep.deployment_id)),
-                             deployments=[dep.name])
-        state["last"] = dep.clock.now()
-
-    def on_start(dep: Any) -> None:
-        state["dep"] = dep
-        beat("running", f"started deployment {dep.name}")
-        log.info("daemon_started", deployment=dep.name, run_id=dep.run_id, lock=str(lock_file),
-                 mode=dep.kernel.handlers.mode)
-
-    def on_tick(activity: str) -> None:
-        dep = state["dep"]
-        if dep is not None and (state["last"] is None
-                                or dep.clock.now() - state["last"] >= HEARTBEAT_SECONDS):
-            beat("running", activity)
-            log.debug("heartbeat", activity=activity)
-
     status, why = "shutdown", "stopped"
+    led = None
+    names: list[str] = []
     try:
         loaded = load_settings(config, {"ledger.db": (db, "--db")} if db else {})
-        connect = before = None
-        if loaded.run_config().mode == "live":
-            connect, before = venue_hooks(loaded, live_, "warden daemon refused")
-        else:
-            if not loaded.venue.name:
-                raise _fail("the daemon needs a venue: set [venue] name in the config")
-            loaded.settings = loaded.settings.model_copy(update={"mode": "paper"})
+        specs = deployment_settings(loaded)
+        if deployment is not None:
+            if len(specs) > 1:
+                specs = [(n, one) for n, one in specs if n == deployment]
+                if not specs:
+                    raise _fail(f"--deployment {deployment}: no [[deployments]] entry of that "
+                                f"name in {config}")
+            else:
+                specs = [(deployment, specs[0][1])]
+        checked = []
+        for name, one in specs:
+            mode = one.run_config().mode
+            if mode == "live":
+                refusals = live_refusals(mode, live_, one.venue)
+                if refusals:
+                    raise _fail(f"warden daemon refused ({name or 'the deployment'}): "
+                                + "; ".join(refusals))
+            else:
+                if not one.venue.name:
+                    raise _fail("the daemon needs a venue: set [venue] name in the config"
+                                + (f" (deployment {name})" if name else ""))
+                one.settings = one.settings.model_copy(update={"mode": "paper"})
+            checked.append((name, one))
         try:                    # the config is sound: now this process is the daemon
             lock.acquire()
         except DaemonRunning as exc:
             raise _fail(str(exc)) from None
-        run_mode(loaded, deployment=deployment, until=None, inbox_seconds=5.0, connect=connect,
-                 before_start=before, on_start=on_start, on_tick=on_tick)
+        led = Ledger(loaded.ledger.url())
+        with StopSignals("daemon") as stop:
+            stopped = lambda: stop.signum is not None       # noqa: E731
+            clock = make_clock(stopped)
+            sup = Supervisor(led, loaded, daemon_id=daemon_id, clock=clock, log=log)
+            service = DaemonService(
+                checked, daemon_id=daemon_id, clock=clock, stop=stopped, log=log, ledger=led,
+                connect_for=lambda one: venue_hooks(one, live_, "warden daemon refused"),
+                on_open=sup.on_open, on_bar=sup.on_bar, on_failure=sup.on_failure,
+                on_turn=sup.on_turn, heartbeat=sup.heartbeat,
+                wrap_ledger=sup.wrap_ledger)
+            sup.service = service
+            names = service.names()
+            log.info("daemon_started", deployments=names, lock=str(lock_file),
+                     modes=[one.run_config().mode for _, one in checked])
+            try:
+                status = service.run()
+            finally:
+                names = service.names()
+                sup.close()
     except typer.Exit:
         status, why = "error", "refused at start"
         raise
@@ -201,15 +215,12 @@ def _run_foreground(config: Path, deployment: str | None, db: str | None, live_:
         raise
     finally:
         log.info("daemon_stopped", status=status, why=why)
-        dep = state["dep"]
-        if dep is not None and lock.held:
+        if led is not None and lock.held:
             try:
-                led = Ledger(dep.ledger.url)
-                led.daemon_heartbeat(daemon_id, status=status, activity=why,
-                                     deployments=[dep.name])
-                led.close()
+                led.daemon_heartbeat(daemon_id, status=status, activity=why, deployments=names)
             except Exception:   # the shutdown row is bookkeeping: never mask the cause
                 pass
+            led.close()
         lock.release()
 
 
@@ -242,42 +253,36 @@ def stop(config: Optional[Path] = CONFIG_OPT, db: Optional[str] = DB_OPT,
 @daemon_app.command("status")
 def status(config: Optional[Path] = CONFIG_OPT, db: Optional[str] = DB_OPT,
            json_: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-    """Show whether the daemon runs, its last heartbeat and its deployments (works while
-    the daemon is down: it reads the lock and the ledger)."""
-    from tradewarden.ledger import Ledger
-    from tradewarden.ops.daemon import running_daemon
+    """Show the daemon and its deployments (works while the daemon is down: it reads
+    the lock and the ledger).
 
-    loaded, lock = _lock_for(config, db)
-    holder = running_daemon(lock)
+    Whether a daemon runs, its last heartbeat and how old it is, the queued events;
+    per deployment its status, autonomy level, open positions, pending approvals,
+    active anomalies and last decision with its reasoning; recent alerts.
+    """
+    with _oversight(config, db) as o:
+        if json_:
+            typer.echo(json.dumps(o.status(), indent=2, default=str))
+        else:
+            typer.echo(o.text_status())
+
+
+@contextmanager
+def _oversight(config: Path | None, db: str | None) -> Iterator[Any]:
+    """Open the oversight of the ledger (:class:`tradewarden.ops.oversight.Oversight`);
+    a missing ledger or any refusal inside becomes one ``error:`` line, status 2."""
+    from tradewarden.ops.oversight import Oversight
+    loaded = settings_for(config, db)
     try:
-        led = Ledger(loaded.ledger.url(), create=False)
+        o = Oversight(loaded.ledger.url())
     except _known_errors() as exc:
         raise _fail(str(exc)) from None
     try:
-        beat = led.latest_daemon_heartbeat()
-        deployments = led.deployments()
-    except _known_errors() as exc:
+        yield o
+    except _known_errors() as exc:       # OversightError is a ValueError
         raise _fail(str(exc)) from None
     finally:
-        led.close()
-    report = {"running": holder is not None, "pid": holder.get("pid") if holder else None,
-              "since": holder.get("since") if holder else None, "lock": str(lock),
-              "heartbeat": beat,
-              "deployments": [{"name": d["name"], "mode": d["mode"], "status": d["status"]}
-                              for d in deployments]}
-    if json_:
-        typer.echo(json.dumps(report, indent=2, default=str))
-        return
-    if holder is not None:
-        typer.echo(f"daemon running: pid {holder.get('pid')} since {holder.get('since')}")
-    else:
-        typer.echo("daemon not running")
-    if beat:
-        typer.echo(f"last heartbeat {beat['ts']}: {beat['status']}"
-                   + (f", {beat['activity']}" if beat.get("activity") else "")
-                   + f", queue {beat.get('queue_depth', 0)}")
-    for d in report["deployments"]:
-        typer.echo(f"deployment {d['name']} ({d['mode']}): {d['status']}")
+        o.close()
 
 
 def _daemon_deployments(config: Path | None, db: str | None) -> list[str]:
@@ -344,6 +349,132 @@ def emergency_stop(config: Optional[Path] = CONFIG_OPT, db: Optional[str] = DB_O
     for name in _daemon_deployments(config, db):
         cli_deploy.kill(deployment=name, reason=reason or "emergency stop", flatten_=True,
                         yes=yes, wait=wait, by=by, db=db, config=config)
+
+
+@daemon_app.command("install-service")
+def install_service(
+        config: Path = typer.Option(..., "--config", "-c", dir_okay=False,
+                                    help="The deployment's config (written into the unit as "
+                                    "an absolute path)."),
+        db: Optional[str] = DB_OPT,
+        user_: bool = typer.Option(False, "--user", help="A user unit in "
+                                   "~/.config/systemd/user/ (the default)."),
+        system: bool = typer.Option(False, "--system", help="A system unit in "
+                                    "/etc/systemd/system/ (needs root)."),
+        name: str = typer.Option("tradewarden", "--name", help="The unit's name."),
+        output: Optional[Path] = typer.Option(None, "--output", dir_okay=False,
+                                              help="Write the unit to this file instead."),
+        deployment: Optional[str] = typer.Option(None, "--deployment",
+                                                 help="Deployment name, passed to start."),
+        live_: bool = typer.Option(False, "--live", help='Required when the config says '
+                                   'mode = "live" (real money).'),
+        log_json: bool = typer.Option(False, "--log-json", help="Log JSON lines to the "
+                                      "journal."),
+        run_as: Optional[str] = typer.Option(None, "--run-as", help="User= of a --system "
+                                             "unit. [default: $SUDO_USER]"),
+        no_sandbox: bool = typer.Option(False, "--no-sandbox", help="Leave out ProtectSystem="
+                                        "strict and the other sandboxing (for a system that "
+                                        "forbids the namespaces they need)."),
+        force: bool = typer.Option(False, "--force", help="Replace a different existing unit."),
+        dry_run: bool = typer.Option(False, "--dry-run", help="Print the unit; write "
+                                     "nothing.")) -> None:
+    """Write a systemd unit that runs `warden daemon start --foreground` as a service.
+
+    Type=notify with a watchdog (restarted when three heartbeats are missed), restarted
+    on failure, SIGTERM with time to finish the bar, secrets from an EnvironmentFile
+    (never in the unit), the file system read-only except the ledger's, the lock's
+    and the cache's directories. Prints the systemctl commands to enable and start it
+    and to read its journal.
+    """
+    import pwd
+
+    from tradewarden.ops import service_files as sf
+    from tradewarden.ops.daemon import lock_path
+
+    if user_ and system:
+        raise _fail("--user and --system: choose one")
+    scope: Any = "system" if system else "user"
+    if run_as and scope != "system":
+        raise _fail("--run-as: only a --system unit names its user")
+    try:
+        name = sf.check_name(name)
+    except sf.ServiceFileError as exc:
+        raise _fail(str(exc)) from None
+    if not config.is_file():
+        raise _fail(f"--config {config}: no such file")
+    config = config.resolve()
+    if db and "://" not in db:
+        db = str(Path(db).resolve())
+    elif db:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+        try:
+            has_password = make_url(db).password is not None
+        except ArgumentError:
+            raise _fail(f"--db {db!r}: not a path or an SQLAlchemy URL") from None
+        if has_password:
+            raise _fail("--db: a password would be written into the unit; drop it from the "
+                        "URL and put TRADEWARDEN_LEDGER__PASSWORD in the unit's environment "
+                        "file")
+    loaded = settings_for(config, db)
+    mode = loaded.run_config().mode
+    if mode == "live" and not live_:
+        raise _fail('--live: the config says mode = "live" (real money); pass --live to '
+                    "install a live service")
+    if mode != "live" and live_:
+        raise _fail(f'--live: the config says mode = "{mode}", not "live"')
+    if not loaded.venue.name:
+        raise _fail("the daemon needs a venue: set [venue] name in the config")
+    home: Path | None = None
+    if scope == "system":
+        run_as = run_as or os.environ.get("SUDO_USER") or None
+        if run_as:
+            try:
+                home = Path(pwd.getpwnam(run_as).pw_dir)
+            except KeyError:
+                raise _fail(f"--run-as {run_as!r}: no such user") from None
+        if output is None and not dry_run and os.geteuid() != 0:
+            raise _fail(f"--system writes {sf.unit_path('system', name)} and needs root: run "
+                        "it with sudo (or use --user, or --output FILE)")
+    base = home or Path.home()
+    state_dir = Path(os.environ.get("TRADEWARDEN_STATE_DIR") or base / ".cache" / "tradewarden")
+    cache_dir = Path(os.path.expanduser(loaded.run_config().cache_dir
+                                        or os.environ.get("TRADEWARDEN_CACHE")
+                                        or base / ".cache" / "tradewarden"))
+    writable = sf.writable_dirs(loaded.ledger.db, lock_path(loaded.ledger.db, state_dir),
+                                [cache_dir])
+    spec = sf.UnitSpec(python=Path(sys.executable), config=config, workdir=Path.cwd(),
+                       scope=scope, name=name, env_file=sf.env_file_path(scope, name, home),
+                       writable=writable, state_dir=state_dir, db=db, deployment=deployment,
+                       live=live_, log_json=log_json, user=run_as, sandbox=not no_sandbox)
+    try:
+        text = sf.render_unit(spec)
+    except sf.ServiceFileError as exc:
+        raise _fail(str(exc)) from None
+    if dry_run:
+        typer.echo(text, nl=False)
+        return
+    path = output.resolve() if output is not None else sf.unit_path(scope, name, home)
+    try:
+        done = sf.install_unit(path, text, force=force)
+    except sf.ServiceFileError as exc:
+        raise _fail(str(exc)) from None
+    for d in writable:          # the sandbox cannot create them: do it now
+        if not d.exists():
+            d.mkdir(parents=True, exist_ok=True)
+            if run_as and os.geteuid() == 0:
+                import shutil
+                shutil.chown(d, run_as)
+    typer.echo(f"unit {done}: {path}")
+    if scope == "system" and not run_as:
+        typer.echo("warning: the service runs as root; pass --run-as USER")
+    typer.echo(f"secrets (TRADEWARDEN_VENUE__API_KEY=..., TRADEWARDEN_LEDGER__PASSWORD=...) go "
+               f"in {spec.env_file}, one VAR=value a line, chmod 600")
+    commands = sf.systemctl_commands(scope, name, os.environ.get("USER"))
+    if output is not None:
+        ctl = "systemctl --user" if scope == "user" else "sudo systemctl"
+        commands.insert(0, f"{ctl} link {path}")
+    typer.echo("then:\n" + "\n".join(f"  {c}" for c in commands))
 
 
 def register(app: typer.Typer) -> None:
