@@ -160,10 +160,13 @@ def test_system_unit_needs_root_and_the_flags_are_checked(home, tmp_path, monkey
 def test_rendering_quotes_escapes_and_sandboxes(tmp_path):
     spec = UnitSpec(python=Path(sys.executable), config=Path("/srv/tw/my 100% $HOME.toml"),
                     workdir=Path("/srv/tw"), scope="user", name="tw",
-                    env_file=Path("/srv/tw/tw.env"), writable=[Path("/srv/tw/led ger")])
+                    env_file=Path("/srv/tw/tw.env"), writable=[Path("/srv/tw/led ger")],
+                    state_dir=Path("/srv/tw/state $1"))
     unit = render_unit(spec)
     d = directives(unit)
     assert '--config "/srv/tw/my 100%% $$HOME.toml"' in d["ExecStart"][0]
+    # Environment= expands no $: written as it is
+    assert '"TRADEWARDEN_STATE_DIR=/srv/tw/state $1"' in d["Environment"]
     assert d["ReadWritePaths"] == ['"-/srv/tw/led ger"'] and d["PrivateTmp"] == ["yes"]
     assert render_unit(spec) == unit                     # deterministic: reinstall compares
     bare = directives(render_unit(UnitSpec(**{**spec.__dict__, "sandbox": False})))

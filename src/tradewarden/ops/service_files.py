@@ -146,13 +146,14 @@ def _escape_specifiers(value: str) -> str:
     return value.replace("%", "%%")
 
 
-def quote_arg(arg: str, what: str = "argument") -> str:
-    """Quote one ``ExecStart=`` argument for systemd's command-line syntax.
+def quote_arg(arg: str, what: str = "argument", *, dollars: bool = True) -> str:
+    """Quote one ``ExecStart=`` argument (or ``Environment=`` assignment) for systemd.
 
     Plain words are written as they are; anything else goes in double quotes with
-    ``\\`` and ``"`` escaped. ``%`` becomes ``%%`` and ``$`` becomes ``$$`` so that
-    neither a specifier nor a variable is expanded (``systemd.service(5)``, "Command
-    lines").
+    ``\\`` and ``"`` escaped. ``%`` becomes ``%%`` so that no specifier is expanded,
+    and with ``dollars`` (command lines) ``$`` becomes ``$$`` so that no variable is
+    (``systemd.service(5)``, "Command lines"; ``Environment=`` expands no variables,
+    ``systemd.exec(5)``).
 
     Raises
     ------
@@ -160,7 +161,9 @@ def quote_arg(arg: str, what: str = "argument") -> str:
         A line break or NUL in the argument.
     """
     _no_newline(arg, what)
-    text = arg.replace("%", "%%").replace("$", "$$")
+    text = arg.replace("%", "%%")
+    if dollars:
+        text = text.replace("$", "$$")
     if arg and _PLAIN.match(arg):
         return text
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
@@ -205,7 +208,7 @@ def render_unit(spec: UnitSpec) -> str:
     env = ["PYTHONUNBUFFERED=1"]
     if spec.state_dir is not None:
         env.append(f"TRADEWARDEN_STATE_DIR={spec.state_dir}")
-    env_lines = [f"Environment={quote_arg(e, 'environment value')}" for e in env]
+    env_lines = [f"Environment={quote_arg(e, 'environment value', dollars=False)}" for e in env]
     wanted = "default.target" if spec.scope == "user" else "multi-user.target"
     lines = [
         f"# Written by `warden daemon install-service` (tradewarden {__version__}).",
