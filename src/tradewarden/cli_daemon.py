@@ -19,6 +19,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Optional
 
@@ -242,42 +244,36 @@ def stop(config: Optional[Path] = CONFIG_OPT, db: Optional[str] = DB_OPT,
 @daemon_app.command("status")
 def status(config: Optional[Path] = CONFIG_OPT, db: Optional[str] = DB_OPT,
            json_: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-    """Show whether the daemon runs, its last heartbeat and its deployments (works while
-    the daemon is down: it reads the lock and the ledger)."""
-    from tradewarden.ledger import Ledger
-    from tradewarden.ops.daemon import running_daemon
+    """Show the daemon and its deployments (works while the daemon is down: it reads
+    the lock and the ledger).
 
-    loaded, lock = _lock_for(config, db)
-    holder = running_daemon(lock)
+    Whether a daemon runs, its last heartbeat and how old it is, the queued events;
+    per deployment its status, autonomy level, open positions, pending approvals,
+    active anomalies and last decision with its reasoning; recent alerts.
+    """
+    with _oversight(config, db) as o:
+        if json_:
+            typer.echo(json.dumps(o.status(), indent=2, default=str))
+        else:
+            typer.echo(o.text_status())
+
+
+@contextmanager
+def _oversight(config: Path | None, db: str | None) -> Iterator[Any]:
+    """Open the oversight of the ledger (:class:`tradewarden.ops.oversight.Oversight`);
+    a missing ledger or any refusal inside becomes one ``error:`` line, status 2."""
+    from tradewarden.ops.oversight import Oversight
+    loaded = settings_for(config, db)
     try:
-        led = Ledger(loaded.ledger.url(), create=False)
+        o = Oversight(loaded.ledger.url())
     except _known_errors() as exc:
         raise _fail(str(exc)) from None
     try:
-        beat = led.latest_daemon_heartbeat()
-        deployments = led.deployments()
-    except _known_errors() as exc:
+        yield o
+    except _known_errors() as exc:       # OversightError is a ValueError
         raise _fail(str(exc)) from None
     finally:
-        led.close()
-    report = {"running": holder is not None, "pid": holder.get("pid") if holder else None,
-              "since": holder.get("since") if holder else None, "lock": str(lock),
-              "heartbeat": beat,
-              "deployments": [{"name": d["name"], "mode": d["mode"], "status": d["status"]}
-                              for d in deployments]}
-    if json_:
-        typer.echo(json.dumps(report, indent=2, default=str))
-        return
-    if holder is not None:
-        typer.echo(f"daemon running: pid {holder.get('pid')} since {holder.get('since')}")
-    else:
-        typer.echo("daemon not running")
-    if beat:
-        typer.echo(f"last heartbeat {beat['ts']}: {beat['status']}"
-                   + (f", {beat['activity']}" if beat.get("activity") else "")
-                   + f", queue {beat.get('queue_depth', 0)}")
-    for d in report["deployments"]:
-        typer.echo(f"deployment {d['name']} ({d['mode']}): {d['status']}")
+        o.close()
 
 
 def _daemon_deployments(config: Path | None, db: str | None) -> list[str]:
@@ -470,6 +466,210 @@ def install_service(
         ctl = "systemctl --user" if scope == "user" else "sudo systemctl"
         commands.insert(0, f"{ctl} link {path}")
     typer.echo("then:\n" + "\n".join(f"  {c}" for c in commands))
+
+
+# -- oversight: context, audit, costs, set-autonomy, override ----------------------------
+
+def _when(ts: int) -> str:
+    from tradewarden.domain import iso
+    return iso(int(ts))[:16].replace("T", " ")
+
+
+def _block(title: str, value: Any) -> list[str]:
+    """``title:`` and ``value`` as indented JSON lines (the reasoning's context, output)."""
+    body = json.dumps(value, indent=2, default=str, sort_keys=True)
+    return [f"{title}:"] + ["  " + line for line in body.splitlines()]
+
+
+@daemon_app.command("context")
+def context(config: Optional[Path] = CONFIG_OPT, db: Optional[str] = DB_OPT,
+            deployment: Optional[str] = typer.Option(None, "--deployment",
+                                                     help="Only this deployment (its name)."),
+            json_: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Show what a reasoner would see now: positions, account, recent decisions with
+    their outcomes, strategy state, autonomy level, pending approvals, anomalies."""
+    with _oversight(config, db) as o:
+        ctx = o.context(deployment)
+    if json_:
+        typer.echo(json.dumps(ctx, indent=2, default=str))
+        return
+    from tradewarden.ops.oversight import Oversight
+    for d in ctx["deployments"]:
+        quote = d["account"]["quote"]
+        st = d["strategy_state"]
+        typer.echo(f"deployment {d['deployment']} ({d['mode']}, {d['status']}): autonomy "
+                   f"L{d['autonomy_level']} {d['autonomy']}; strategy {st['strategy']} "
+                   f"{st['timeframe'] or ''}, last bar {st['last_bar'] or '-'}"
+                   + ("; PAUSED" if st["paused"] else ""))
+        for a in d["account"]["accounts"]:
+            typer.echo(f"  account {a['name']}: cash {a['cash']:,.2f} {quote}, equity "
+                       f"{a['equity']:,.2f} {quote}")
+        for p in d["positions"]:
+            typer.echo("  " + Oversight._position_line(p, quote))
+        for s in st["symbols"]:
+            levels = ", ".join(f"{k} {s[k]}" for k in ("stop_loss", "take_profit") if s[k])
+            typer.echo(f"  {s['symbol']}: {s['state']}, last close {s['last_close']}"
+                       + (f", {levels}" if levels else ""))
+        for a in d["pending_approvals"]:
+            typer.echo(f"  approval {a['id']} pending: {a['action']} {a['symbol']} qty "
+                       f"{a['intent'].get('quantity', '?')}")
+        for an in d["anomalies"]:
+            typer.echo(f"  anomaly {an['kind']}" + (f" {an['symbol']}" if an["symbol"] else "")
+                       + f" since {_when(an['opened_ts'])}")
+        for x in d["recent_decisions"]:
+            typer.echo(f"  decision {x['id']} {_when(x['ts'])} {x['action']}"
+                       + (f" {x['symbol']}" if x["symbol"] else "")
+                       + f": {x['reasoning'] or '-'} [{x['outcome']}]")
+
+
+@daemon_app.command("audit")
+def audit(config: Optional[Path] = CONFIG_OPT, db: Optional[str] = DB_OPT,
+          days: Optional[float] = typer.Option(None, "--days",
+                                               help="The decisions of the last N days."),
+          decision_id: Optional[int] = typer.Option(None, "--decision-id",
+                                                    help="One decision, in full."),
+          json_: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Show the full reasoning of the agent's decisions: the context each was sent, its
+    output, the governor's verdicts, and the approvals and commands that followed.
+
+    Give --days N (a table; --json for everything) or --decision-id ID (in full)."""
+    if (days is None) == (decision_id is None):
+        raise _fail("give --days N or --decision-id ID (one of them)")
+    if days is not None and not days > 0:
+        raise _fail(f"--days {days:g}: give a number of days above 0")
+    with _oversight(config, db) as o:
+        found = o.audit(days=days, decision_id=decision_id)
+    if json_:
+        typer.echo(json.dumps(found, indent=2, default=str))
+        return
+    if decision_id is not None:
+        d = found["decision"]
+        conf = f", confidence {d['confidence']:.2f}" if d["confidence"] is not None else ""
+        typer.echo(f"decision {d['id']} at {_when(d['ts'])} UTC: {d['event_kind']}"
+                   + (f" {d['symbol']}" if d["symbol"] else "")
+                   + f" -> {d['action']}{conf} (reasoner {d['reasoner']}, autonomy "
+                   f"L{d['autonomy_level']}, deployment {d['deployment_id']})")
+        for line in _block("context sent", d["context"]) + _block("output", d["output"]):
+            typer.echo(line)
+        typer.echo("governor verdicts:" if d["verdicts"] else "governor verdicts: none recorded")
+        for v in d["verdicts"]:
+            triggers = f" (triggers: {', '.join(map(str, v['triggers']))})" if v["triggers"] else ""
+            typer.echo(f"  {v['verdict']} at L{v['autonomy_level']}: {v['reason']}{triggers}"
+                       + (f"; approval {v['approval_id']}" if v["approval_id"] else ""))
+        for a in found["approvals"]:
+            who = f" by {a['acted_by']}" if a["acted_by"] else ""
+            typer.echo(f"approval {a['id']}: {a['action']} {a['symbol']}, {a['status']}{who}"
+                       + (f" ({a['reason']})" if a["reason"] else ""))
+        for c in found["commands"]:
+            typer.echo(f"command {c['id']} {c['kind']} by {c['actor']}: {c['status']}"
+                       + (f": {c['result']}" if c["result"] else ""))
+        typer.echo(f"outcome: {found['outcome']}")
+        return
+    from rich.console import Console
+    from rich.table import Table
+    rows = found["decisions"]
+    table = Table(title=f"{len(rows)} decision(s) in the last {days:g} day(s); the full "
+                        "reasoning: --decision-id ID")
+    for col in ("id", "when (UTC)", "event", "symbol", "action", "conf.", "reasoning",
+                "verdicts", "outcome"):
+        table.add_column(col, overflow="fold", justify="right" if col in ("id", "conf.") else "left")
+    for r in rows:
+        d = r["decision"]
+        table.add_row(str(d["id"]), _when(d["ts"]), d["event_kind"], d["symbol"] or "",
+                      d["action"], "" if d["confidence"] is None else f"{d['confidence']:.2f}",
+                      str(d["output"].get("reasoning") or ""),
+                      ", ".join(v["verdict"] for v in d["verdicts"]) or "-", r["outcome"])
+    Console().print(table)
+
+
+@daemon_app.command("costs")
+def costs(config: Optional[Path] = CONFIG_OPT, db: Optional[str] = DB_OPT,
+          days: float = typer.Option(7.0, "--days", help="The last N days."),
+          json_: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Show what the reasoning models cost: calls, tokens and US dollars by day, model
+    and call type, with totals (prices as recorded with each call)."""
+    if not days > 0:
+        raise _fail(f"--days {days:g}: give a number of days above 0")
+    with _oversight(config, db) as o:
+        found = o.costs(days)
+    if json_:
+        typer.echo(json.dumps(found, indent=2, default=str))
+        return
+    from rich.console import Console
+    from rich.table import Table
+    total = found["total"]
+    table = Table(title=f"reasoning costs, last {days:g} day(s): {total['calls']} call(s), "
+                        f"{total['cost_usd']:.4f} USD")
+    for col in ("day (UTC)", "model", "call type", "calls", "input tokens", "output tokens",
+                "cache read", "cache write", "USD"):
+        table.add_column(col, justify="left" if col in ("day (UTC)", "model", "call type")
+                         else "right")
+    keys = ("calls", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
+    for r in found["rows"]:
+        table.add_row(r["day"], r["model"], r["call_type"], *(f"{r[k]:,}" for k in keys),
+                      f"{r['cost_usd']:.4f}")
+    table.add_row("total", "", "", *(f"{total[k]:,}" for k in keys), f"{total['cost_usd']:.4f}",
+                  style="bold")
+    Console().print(table)
+
+
+@daemon_app.command("set-autonomy")
+def set_autonomy(level: int = typer.Option(..., "--level",
+                                           help="1 recommend only, 2 supervised, 3 "
+                                           "semi-autonomous, 4 autonomous."),
+                 reason: str = typer.Option(..., "--reason", help="Why (recorded)."),
+                 config: Optional[Path] = CONFIG_OPT, db: Optional[str] = DB_OPT,
+                 by: Optional[str] = BY_OPT,
+                 yes: bool = typer.Option(False, "--yes", help="L4: do not ask.")) -> None:
+    """Set the autonomy level of every deployment of the daemon (recorded as a command
+    by --by; the governor uses it from its next decision).
+
+    L1: everything waits for a person. L2: positions over the recent average size, new
+    symbols and all exits wait. L3: over twice the average and anomaly-triggered
+    decisions wait. L4: only anomaly flags stop it. At every level the always-a-person
+    triggers still stop it. L4 asks for confirmation unless --yes."""
+    from tradewarden.cli_approvals import actor_name
+    from tradewarden.ops.oversight import LEVEL_NAMES
+    if level not in LEVEL_NAMES:
+        raise _fail(f"--level {level}: give 1, 2, 3 or 4")
+    if not reason.strip():
+        raise _fail("--reason: say why the level changes")
+    actor = actor_name(by)
+    if level == 4 and not yes:
+        if not sys.stdin.isatty():
+            raise _fail("--level 4 lets the daemon trade without asking: pass --yes (or run it "
+                        "in a terminal to confirm)")
+        if not typer.confirm("Level 4: the daemon trades without asking anyone, stopped only "
+                             "by anomaly flags. Set it?", default=False):
+            raise _fail("not confirmed: the level is unchanged", code=1)
+    with _oversight(config, db) as o:
+        typer.echo(o.set_autonomy(level, by=actor, reason=reason))
+
+
+@daemon_app.command("override")
+def override(decision_id: int = typer.Argument(..., metavar="ID",
+                                               help="The agent decision (see `warden daemon "
+                                               "audit`)."),
+             approve_: bool = typer.Option(False, "--approve", help="Approve what it left "
+                                           "waiting."),
+             reject_: bool = typer.Option(False, "--reject", help="Reject it (needs --reason)."),
+             reason: Optional[str] = typer.Option(None, "--reason", help="Why (recorded)."),
+             config: Optional[Path] = CONFIG_OPT, db: Optional[str] = DB_OPT,
+             by: Optional[str] = BY_OPT) -> None:
+    """Approve or reject what an agent decision left waiting for a person.
+
+    Its pending approval gets an approve or reject command in the deployment's inbox
+    (recorded as an override of the decision, with --reason and --by); the engine acts
+    on it before its next bar. Refused: an unknown decision, or one with nothing
+    pending."""
+    from tradewarden.cli_approvals import actor_name
+    if approve_ == reject_:
+        raise _fail("give --approve or --reject (one of them)")
+    if reject_ and not (reason or "").strip():
+        raise _fail("--reject needs --reason: say why")
+    actor = actor_name(by)
+    with _oversight(config, db) as o:
+        typer.echo(o.override(decision_id, approve=approve_, reason=reason, by=actor))
 
 
 def register(app: typer.Typer) -> None:
