@@ -253,3 +253,24 @@ def test_a_ledger_made_at_revision_0004_gets_the_daemon_tables_keeping_its_rows(
     assert led.claim_event("w1", T0, 30)["id"] == eid
     assert led.daemon_heartbeat("d", status="running", deployments=["alpha"]) == 1
     led.close()
+
+
+def test_a_claimed_event_can_go_back_for_a_retry_and_its_lease_can_be_renewed(ledger_db):
+    led = Ledger(ledger_db)
+    eid = led.enqueue_event("stale_data", {"symbol": "SPY"}, due_at=T0)
+    assert led.claim_event("w1", T0, 30)["lease_until"] == T0 + 30
+    assert not led.renew_event(eid, "w2", T0 + 10, 30)                 # not w2's lease
+    assert led.renew_event(eid, "w1", T0 + 10, 60)
+    assert led.claim_event("w2", T0 + 45, 30) is None                  # renewed to T0 + 70
+    assert led.finish_event(eid, "w1", status="pending", retry_at=T0 + 100,
+                            error="RuntimeError: later")
+    row = led.events()[0]
+    assert (row["status"], row["attempts"], row["due_at"], row["error"], row["finished_at"]) == (
+        "pending", 1, T0 + 100, "RuntimeError: later", None)
+    assert not led.renew_event(eid, "w1", T0 + 50, 30)                 # no longer claimed
+    assert led.claim_event("w2", T0 + 99, 30) is None
+    assert led.claim_event("w2", T0 + 100, 30)["attempts"] == 2
+    with pytest.raises(LedgerError, match="retry_at None with status 'pending'"):
+        led.finish_event(eid, "w2", status="pending")
+    assert led.finish_event(eid, "w2", status="done")
+    led.close()
