@@ -249,6 +249,7 @@ def _decode_form(body: bytes) -> dict[str, Any]:
 class _Handler(BaseHTTPRequestHandler):
     fake: FakeTelegram
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True       # keep-alive: no 40 ms delayed-ACK stall per request
 
     def log_message(self, *args: Any) -> None:  # keep test output clean
         pass
