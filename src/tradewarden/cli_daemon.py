@@ -433,7 +433,7 @@ def install_service(
                                         or os.environ.get("TRADEWARDEN_CACHE")
                                         or base / ".cache" / "tradewarden"))
     writable = sf.writable_dirs(loaded.ledger.db, lock_path(loaded.ledger.db, state_dir),
-                                [cache_dir])
+                                [cache_dir, Path(loaded.report.out)])
     spec = sf.UnitSpec(python=Path(sys.executable), config=config, workdir=Path.cwd(),
                        scope=scope, name=name, env_file=sf.env_file_path(scope, name, home),
                        writable=writable, state_dir=state_dir, db=db, deployment=deployment,

@@ -94,6 +94,7 @@ def test_unit_runs_this_interpreter_on_the_absolute_config_and_holds_no_secret(h
     # the ledger's directory and the lock's / cache's are writable
     rw = d["ReadWritePaths"][0].split(" ")
     assert f"-{tmp_path / 'led'}" in rw and f"-{home}/.cache/tradewarden" in rw
+    assert f"-{tmp_path / 'warden-out' / 'reports'}" in rw      # [report] out
     assert d["WantedBy"] == ["default.target"] and "User" not in d
     assert not (home / ".config").exists()               # a dry run writes nothing
 
