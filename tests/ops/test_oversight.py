@@ -190,6 +190,8 @@ def test_the_daemons_heartbeat_lock_anomalies_and_alerts_are_shown(built):
     assert "ANOMALY data_gap ETH-USD" in text and "[warning] data gap ETH-USD" in text
     assert [a["id"] for a in st["by_deployment"]["desk"]["open_anomalies"]] == [aid]
     assert o.risk()["desk"]["open_anomalies"][0]["detail"] == {"minutes": 31}
+    report = o.text_report()
+    assert "alerts today: 1 (warning 1)" in report and "  anomaly data_gap ETH-USD: open" in report
     assert o.status()["running"] is False                   # the lock released: not running
     records.clear_anomaly(led, aid, ts=built.clock.now())
     with led.engine.begin() as conn:

@@ -364,14 +364,10 @@ class Oversight:
 
     def _alerts(self, since_ts: int | None = None, limit: int | None = None
                 ) -> list[dict[str, Any]]:
-        """Alerts raised, oldest first (the newest ``limit``)."""
-        t = schema.alerts
-        q = select(t).order_by(t.c.ts.desc(), t.c.id.desc())
-        if since_ts is not None:
-            q = q.where(t.c.ts >= int(since_ts))
-        if limit is not None:
-            q = q.limit(limit)
-        return self.ledger._read(q)[::-1]
+        """Alerts raised (:func:`tradewarden.ops.alerts.alerts`), oldest first: the newest
+        ``limit`` from ``since_ts`` (UTC epoch seconds) on."""
+        from tradewarden.ops.alerts import alerts
+        return alerts(self.ledger, since_ts=since_ts, limit=limit)[::-1]
 
     # -- views (dicts) -------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
