@@ -134,61 +134,77 @@ def _run_foreground(config: Path, deployment: str | None, db: str | None, live_:
     from pydantic import ValidationError
 
     from tradewarden.cli_common import _validation_message
-    from tradewarden.cli_paper import run_mode
+    from tradewarden.cli_live import venue_hooks
+    from tradewarden.cli_paper import make_clock
     from tradewarden.execution.venue import VenueError
     from tradewarden.ledger import Ledger
+    from tradewarden.ledger.lifecycle import RunInterrupted, StopSignals
     from tradewarden.ops import logs
-    from tradewarden.ops.daemon import HEARTBEAT_SECONDS, DaemonLock, DaemonRunning
-    from tradewarden.cli_live import venue_hooks
-    from tradewarden.settings import load_settings
+    from tradewarden.ops.daemon import DaemonLock, DaemonRunning
+    from tradewarden.ops.live import live_refusals
+    from tradewarden.ops.supervision import Supervisor
+    from tradewarden.ops.service import DaemonService
+    from tradewarden.settings import deployment_settings, load_settings
 
     daemon_id = uuid.uuid4().hex[:12]
     log = logs.configure(json=log_json, path=log_file).bind(daemon_id=daemon_id, pid=os.getpid())
     lock = DaemonLock(lock_file)
-    state: dict[str, Any] = {"dep": None, "last": None, "status": "starting"}
-
-    def beat(status: str, activity: str | None) -> None:
-        dep = state["dep"]
-        led = dep.ledger if dep is not None else None
-        if led is None:
-            return
-        engine = dep.kernel.engine
-        if status == "running" and engine.paused:
-            status = "paused"
-        led.daemon_heartbeat(daemon_id, status=status, activity=activity,
-                             queue_depth=len(led.pending_commands(dep.deployment_id)),
-                             deployments=[dep.name])
-        state["last"] = dep.clock.now()
-
-    def on_start(dep: Any) -> None:
-        state["dep"] = dep
-        beat("running", f"started deployment {dep.name}")
-        log.info("daemon_started", deployment=dep.name, run_id=dep.run_id, lock=str(lock_file),
-                 mode=dep.kernel.handlers.mode)
-
-    def on_tick(activity: str) -> None:
-        dep = state["dep"]
-        if dep is not None and (state["last"] is None
-                                or dep.clock.now() - state["last"] >= HEARTBEAT_SECONDS):
-            beat("running", activity)
-            log.debug("heartbeat", activity=activity)
-
     status, why = "shutdown", "stopped"
+    led = None
+    names: list[str] = []
     try:
         loaded = load_settings(config, {"ledger.db": (db, "--db")} if db else {})
-        connect = before = None
-        if loaded.run_config().mode == "live":
-            connect, before = venue_hooks(loaded, live_, "warden daemon refused")
-        else:
-            if not loaded.venue.name:
-                raise _fail("the daemon needs a venue: set [venue] name in the config")
-            loaded.settings = loaded.settings.model_copy(update={"mode": "paper"})
+        specs = deployment_settings(loaded)
+        if deployment is not None:
+            if len(specs) > 1:
+                specs = [(n, one) for n, one in specs if n == deployment]
+                if not specs:
+                    raise _fail(f"--deployment {deployment}: no [[deployments]] entry of that "
+                                f"name in {config}")
+            else:
+                specs = [(deployment, specs[0][1])]
+        checked = []
+        for name, one in specs:
+            mode = one.run_config().mode
+            if mode == "live":
+                refusals = live_refusals(mode, live_, one.venue)
+                if refusals:
+                    raise _fail("warden daemon refused" + (f" ({name})" if name else "")
+                                + ": " + "; ".join(refusals))
+            else:
+                if not one.venue.name:
+                    raise _fail("the daemon needs a venue: set [venue] name in the config"
+                                + (f" (deployment {name})" if name else ""))
+                one.settings = one.settings.model_copy(update={"mode": "paper"})
+            checked.append((name, one))
         try:                    # the config is sound: now this process is the daemon
             lock.acquire()
         except DaemonRunning as exc:
             raise _fail(str(exc)) from None
-        run_mode(loaded, deployment=deployment, until=None, inbox_seconds=5.0, connect=connect,
-                 before_start=before, on_start=on_start, on_tick=on_tick)
+        led = Ledger(loaded.ledger.url())
+        with StopSignals("daemon") as stop:
+            stopped = lambda: stop.signum is not None       # noqa: E731
+            clock = make_clock(stopped)
+            sup = Supervisor(led, loaded, daemon_id=daemon_id, clock=clock, log=log)
+            service = DaemonService(
+                checked, daemon_id=daemon_id, clock=clock, stop=stopped, log=log, ledger=led,
+                connect_for=lambda one: venue_hooks(one, live_, "warden daemon refused"),
+                on_open=sup.on_open, on_bar=sup.on_bar, on_failure=sup.on_failure,
+                on_turn=sup.on_turn, heartbeat=sup.heartbeat,
+                wrap_ledger=sup.wrap_ledger)
+            sup.service = service
+            names = service.names()
+            log.info("daemon_started", deployments=names, lock=str(lock_file),
+                     modes=[one.run_config().mode for _, one in checked])
+            try:
+                status = service.run()
+                try:
+                    stop.check()        # the stop request is answered: not re-delivered
+                except RunInterrupted:
+                    pass
+            finally:
+                names = service.names()
+                sup.close()
     except typer.Exit:
         status, why = "error", "refused at start"
         raise
@@ -203,15 +219,12 @@ def _run_foreground(config: Path, deployment: str | None, db: str | None, live_:
         raise
     finally:
         log.info("daemon_stopped", status=status, why=why)
-        dep = state["dep"]
-        if dep is not None and lock.held:
+        if led is not None and lock.held:
             try:
-                led = Ledger(dep.ledger.url)
-                led.daemon_heartbeat(daemon_id, status=status, activity=why,
-                                     deployments=[dep.name])
-                led.close()
+                led.daemon_heartbeat(daemon_id, status=status, activity=why, deployments=names)
             except Exception:   # the shutdown row is bookkeeping: never mask the cause
                 pass
+            led.close()
         lock.release()
 
 

@@ -76,15 +76,18 @@ def test_daemon_runs_a_paper_deployment_with_heartbeats_and_stops_on_sigterm(pap
                                  "--deployment", "svc", "--log", str(log), "--log-json"])
     assert r.exit_code == 0, r.output
     lines = [json.loads(line) for line in log.read_text().splitlines()]
-    assert [x["event"] for x in lines] == ["daemon_started", "daemon_stopped"]
-    assert lines[0]["deployment"] == "svc" and lines[0]["mode"] == "paper"
-    assert lines[1]["status"] == "shutdown" and lines[0]["level"] == "info"
+    events = [x["event"] for x in lines]
+    assert events[:2] == ["daemon_started", "deployment_opened"] and events[-1] == "daemon_stopped"
+    assert events[2:-1] == ["bar_decided"] * 6           # the candles of those 6 h, one line each
+    assert lines[0]["deployments"] == ["svc"] and lines[0]["modes"] == ["paper"]
+    assert lines[1]["deployment"] == "svc" and lines[1]["recovered"] is False
+    assert lines[-1]["status"] == "shutdown" and lines[0]["level"] == "info"
     assert lines[0]["timestamp"].endswith("Z") and lines[0]["pid"] == os.getpid()
     assert seen["holder"]["pid"] == os.getpid()
     code, output = seen["second"]
     assert code == 2 and "a daemon is already running for this ledger" in output
     beats = q(db, "select status, activity, deployments from daemon_heartbeats order by seq")
-    assert beats[0][0] == "running" and beats[0][1] == "started deployment svc"
+    assert beats[0][:2] == ("running", "started")
     assert beats[-1][:2] == ("shutdown", "stopped")
     assert json.loads(beats[-1][2]) == ["svc"]
     assert 355 <= len(beats) <= 365           # one a minute of clock time over the 6 h
