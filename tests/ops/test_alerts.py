@@ -281,7 +281,7 @@ def test_settings_need_recipients_and_chat_ids():
     s = AlertSettings(email_host="h", email_to="a@x.org,b@x.org", telegram_bot_token="1:x",
                       telegram_chat_ids="1, -100200", slack_webhook_url="https://hooks/x",
                       email_min_level="critical")
-    assert s.email_to == ["a@x.org", "b@x.org"] and s.telegram_chat_ids == [1, -100200]
+    assert s.email_to == ("a@x.org", "b@x.org") and s.telegram_chat_ids == (1, -100200)
     assert s.channels() == {"email": "critical", "slack": "warning", "telegram": "warning"}
     assert "1:x" not in repr(s) and "hooks" not in repr(s)
     assert AlertSettings().channels() == {}

@@ -105,7 +105,7 @@ Level = Literal["info", "warning", "critical"]
 def _comma_list(value: Any) -> Any:
     """Accept ``"a,b"`` (an environment variable) as well as a list."""
     if isinstance(value, str):
-        return [p.strip() for p in value.split(",") if p.strip()]
+        return tuple(p.strip() for p in value.split(",") if p.strip())
     return value
 
 
@@ -132,8 +132,8 @@ class AlertSettings(BaseModel):
         Its password (``TRADEWARDEN_ALERTS__EMAIL_PASSWORD`` or a secret file).
     email_from : str or None
         Sender address; default ``email_username``, else ``tradewarden@<host>``.
-    email_to : list of str
-        Recipients (``"a@x.org,b@x.org"`` accepted).
+    email_to : tuple of str
+        Recipients (a list, or ``"a@x.org,b@x.org"``).
     email_min_level : {"info", "warning", "critical"}
         Least level mailed (default ``warning``).
     slack_webhook_url : SecretStr or None
@@ -142,8 +142,9 @@ class AlertSettings(BaseModel):
         Least level posted to Slack (default ``warning``).
     telegram_bot_token : SecretStr or None
         The bot's token from @BotFather.
-    telegram_chat_ids : list of int
-        Chats that receive alerts and whose commands the bot obeys (``"1,2"`` accepted).
+    telegram_chat_ids : tuple of int
+        Chats that receive alerts and whose commands the bot obeys (a list, or ``"1,2"``);
+        a group's id is negative.
     telegram_base_url : str
         Bot API prefix (default :data:`TELEGRAM_API`); a test points it at a fake.
     telegram_min_level : {"info", "warning", "critical"}
@@ -169,14 +170,12 @@ class AlertSettings(BaseModel):
     email_username: str | None = None
     email_password: SecretStr | None = None
     email_from: str | None = None
-    email_to: Annotated[list[str], NoDecode, BeforeValidator(_comma_list)] = Field(
-        default_factory=list)
+    email_to: Annotated[tuple[str, ...], NoDecode, BeforeValidator(_comma_list)] = ()
     email_min_level: Level = "warning"
     slack_webhook_url: SecretStr | None = None
     slack_min_level: Level = "warning"
     telegram_bot_token: SecretStr | None = None
-    telegram_chat_ids: Annotated[list[int], NoDecode, BeforeValidator(_comma_list)] = Field(
-        default_factory=list)
+    telegram_chat_ids: Annotated[tuple[int, ...], NoDecode, BeforeValidator(_comma_list)] = ()
     telegram_base_url: str = TELEGRAM_API
     telegram_min_level: Level = "warning"
     rate_limit_count: int = Field(5, ge=1)
@@ -469,7 +468,8 @@ class Alerter:
         Raises
         ------
         ValueError
-            A bad level, trigger, subject or key (the message names it).
+            A bad level, trigger, subject or key (the message names it), or the
+            alerter is closed.
         LedgerError
             The row cannot be written (the message names the table and the cause).
         """
@@ -500,7 +500,7 @@ class Alerter:
         emit = getattr(self.log, "critical" if level == "critical" else level)
         emit("alert", alert_id=alert_id, level=level, trigger=trigger, subject=subject,
              body=body, deployment_id=deployment_id, status=status,
-             channels=",".join(wanted) or None, suppressed=why)
+             to=None if why else (",".join(wanted) or None), suppressed=why)
         if status == "queued":
             with self._idle:
                 self._pending += 1

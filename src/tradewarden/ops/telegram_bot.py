@@ -12,7 +12,8 @@ Commands (``/help`` lists them):
     Asks first; only ``/emergency_stop confirm`` or the confirmation button, from the
     same chat within :data:`CONFIRM_SECONDS` clock seconds, stops everything.
 
-Only the configured chat ids are obeyed; a message from any other chat gets no answer
+Only the configured chat ids are obeyed (in a configured group chat, a negative id,
+every member is); a message from any other chat gets no answer
 and is logged (``telegram_ignored``, with the chat, the user and the text), and
 recorded nowhere else. Every command acts through an :class:`OversightLike` object
 (:class:`tradewarden.ops.oversight.Oversight` in the daemon), called on a worker
