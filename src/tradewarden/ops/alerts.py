@@ -267,7 +267,7 @@ def split_message(text: str, limit: int = TELEGRAM_LIMIT) -> list[str]:
 
 @dataclass(frozen=True)
 class _Alert:
-    id: int
+    id: int | None                      # None: the row could not be written
     level: str
     trigger: str
     subject: str
@@ -296,7 +296,7 @@ def _send_email(settings: AlertSettings, alert: _Alert) -> None:
     msg["From"] = settings.email_from or settings.email_username or f"tradewarden@{host}"
     msg["To"] = ", ".join(settings.email_to)
     msg["Date"] = formatdate(alert.ts, usegmt=True)
-    msg["Message-ID"] = make_msgid(f"alert{alert.id}")
+    msg["Message-ID"] = make_msgid(f"alert{alert.id or ''}")
     msg.set_content(alert.text())
     timeout = settings.timeout_seconds
     smtp: smtplib.SMTP
@@ -471,7 +471,9 @@ class Alerter:
             A bad level, trigger, subject or key (the message names it), or the
             alerter is closed.
         LedgerError
-            The row cannot be written (the message names the table and the cause).
+            The row cannot be written (the message names the table and the cause); the
+            alert has still been logged and handed to its channels (a database outage
+            is when an alert matters most).
         """
         if level not in LEVELS:
             raise ValueError(f"alert level {level!r}: use one of {', '.join(LEVELS)}")
@@ -495,17 +497,26 @@ class Alerter:
                 self._sent_ts.setdefault(trigger, deque()).append(now)
             status = "suppressed" if why else ("queued" if wanted else "logged")
             channels = {"suppressed": why} if why else {name: "queued" for name in wanted}
-            alert_id = self._insert(now, level, trigger, dedupe_key, deployment_id, subject,
-                                    body, status, channels)
+            failure: LedgerError | None = None
+            alert_id: int | None = None
+            try:
+                alert_id = self._insert(now, level, trigger, dedupe_key, deployment_id, subject,
+                                        body, status, channels)
+            except LedgerError as exc:
+                failure = exc
         emit = getattr(self.log, "critical" if level == "critical" else level)
         emit("alert", alert_id=alert_id, level=level, trigger=trigger, subject=subject,
              body=body, deployment_id=deployment_id, status=status,
-             to=None if why else (",".join(wanted) or None), suppressed=why)
+             to=None if why else (",".join(wanted) or None), suppressed=why,
+             ledger_error=str(failure) if failure else None)
         if status == "queued":
             with self._idle:
                 self._pending += 1
             self._queue.put((_Alert(alert_id, level, trigger, subject, body, deployment_id, now),
                              wanted))
+        if failure is not None:
+            raise LedgerError(f"{failure} (the alert was logged and is being sent anyway)")
+        assert alert_id is not None
         return alert_id
 
     def flush(self, timeout: float | None = None) -> bool:
@@ -632,7 +643,11 @@ class Alerter:
                                seconds=round(time.monotonic() - started, 3))
         sent = sum(1 for r in results.values() if r == "sent")
         status = "sent" if sent == len(results) else ("failed" if sent == 0 else "partial")
-        self._record(alert.id, status, results)
+        if alert.id is not None:
+            self._record(alert.id, status, results)
+        else:
+            self.log.info("alert_delivered_unrecorded", trigger=alert.trigger, status=status,
+                          channels=json.dumps(results))
 
 
 def alerts(ledger: Ledger, *, since_ts: int | None = None, limit: int | None = None,
