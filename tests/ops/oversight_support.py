@@ -66,10 +66,11 @@ class Script(Strategy):
 
 
 class Desk:
-    """The paper deployment ``desk`` (see the module notes), running in this process."""
+    """The paper deployment ``desk`` (see the module notes), running in this process, on
+    an SQLite file in ``tmp_path`` or the ledger ``db`` (a URL)."""
 
-    def __init__(self, tmp_path, *, governor: str = "approval") -> None:
-        self.db = tmp_path / "ledger.db"
+    def __init__(self, tmp_path, *, governor: str = "approval", db: str | None = None) -> None:
+        self.db = db or tmp_path / "ledger.db"
         self.ledger = Ledger(self.db)
         config = json.dumps({"symbols": list(SYMS), "strategy": "scripted", "timeframe": "1h",
                              "params": {}, "risk": {"daily_loss_limit": 0.05}})

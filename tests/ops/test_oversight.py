@@ -6,8 +6,10 @@ the engine's ``handle_commands``."""
 
 from __future__ import annotations
 
+import importlib.util
 import sqlite3
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from oversight_support import SYMS, Desk
@@ -20,6 +22,13 @@ from tradewarden.ops.daemon import DaemonLock
 from tradewarden.ops.oversight import DAY, Oversight, OversightError
 
 D = Decimal
+
+# the session's PostgreSQL server of the ledger tests (tests/ledger/conftest.py, by path)
+_spec = importlib.util.spec_from_file_location(
+    "_tw_ledger_conftest_oversight", Path(__file__).resolve().parents[1] / "ledger" / "conftest.py")
+_ledger_conftest = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_ledger_conftest)
+postgres_url = _ledger_conftest.postgres_url
 
 
 def q(db, sql, *args):
@@ -366,3 +375,28 @@ def test_set_autonomy_records_a_command_change(desk):
         o.set_autonomy(2, by="ann", reason="")
     assert desk.engine.by_name["BTC-USD"].state == OPEN        # nothing else changed
     o.close()
+
+
+def test_on_postgresql_status_figures_and_an_override(tmp_path, postgres_url):
+    url = _ledger_conftest._new_database(postgres_url)
+    desk = Desk(tmp_path, db=url).build()
+    try:
+        o = Oversight(url, clock=_clock(desk))
+        d = o.status()["by_deployment"]["desk"]
+        btc = desk.engine.by_name["BTC-USD"]
+        (pos,) = d["positions"]
+        assert pos["quantity"] == btc.holding.quantity
+        assert pos["unrealized_pnl"] == (D(repr(btc.last_close)) * btc.holding.quantity
+                                         + btc.holding.proceeds - btc.holding.cost
+                                         - btc.holding.fees)
+        assert d["last_decision"]["outcome"] == f"queued as approval {desk.eth_approval}: pending"
+        with desk.ledger.engine.connect() as conn:
+            (pnl,) = conn.exec_driver_sql("select pnl from trades").scalars().all()
+        assert o.pnl()["desk"]["realized"] == D(pnl)
+        o.override(desk.decision_id, approve=False, reason="not now", by="ann")
+        (res,) = desk.act()
+        assert res[1] == "done" and desk.ledger.approval(desk.eth_approval)["status"] == "rejected"
+        assert f"[queued as approval {desk.eth_approval}: rejected by ann]" in o.text_status()
+        o.close()
+    finally:
+        desk.ledger.close()

@@ -34,11 +34,12 @@ from decimal import Decimal
 from typing import Any, Self
 
 from sqlalchemy import or_, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from tradewarden.agent import records
 from tradewarden.domain import iso
 from tradewarden.engine.portfolio import Holding
-from tradewarden.ledger import Ledger, schema
+from tradewarden.ledger import Ledger, LedgerError, schema
 from tradewarden.ops.daemon import lock_path, running_daemon
 from tradewarden.risk import RiskConfig
 
@@ -281,6 +282,15 @@ class Oversight:
                 "last_bar": iso(state["ts"]) if state.get("ts") is not None else None,
                 "strategy_symbols": syms}
 
+    def _select(self, query: Any, what: str) -> list[dict[str, Any]]:
+        """Rows of a SELECT on the ledger as dicts; a database error as :class:`LedgerError`."""
+        self.ledger.drain()
+        try:
+            with self.ledger.engine.connect() as conn:
+                return [dict(r) for r in conn.execute(query).mappings()]
+        except SQLAlchemyError as exc:
+            raise LedgerError(f"cannot read {what}: {self.ledger.describe(exc)}") from None
+
     def _trades(self, dep: dict[str, Any]) -> list[dict[str, Any]]:
         """Closed round trips of every run of a deployment, by exit time."""
         t, es = schema.trades, schema.engine_state
@@ -288,7 +298,8 @@ class Oversight:
         cond = t.c.run_id.in_(runs)
         if dep.get("run_id"):
             cond = or_(cond, t.c.run_id == dep["run_id"])
-        return self.ledger._read(select(t).where(cond).order_by(t.c.exit_ts, t.c.trade_id))
+        return self._select(select(t).where(cond).order_by(t.c.exit_ts, t.c.trade_id),
+                            f"the trades of deployment {dep['name']}")
 
     def _when_it_acts(self, dep: dict[str, Any]) -> str:
         """When a command queued now for ``dep`` takes effect (from its status)."""
@@ -349,7 +360,8 @@ class Oversight:
         cond = a.c.intent.like(f'%"agent_decision_id":%{d["id"]}%')
         if d.get("run_id") and d.get("decision_seq") is not None:
             cond = or_(cond, (a.c.run_id == d["run_id"]) & (a.c.decision_seq == d["decision_seq"]))
-        for row in self.ledger._read(q.where(cond).order_by(a.c.id)):
+        for row in self._select(q.where(cond).order_by(a.c.id),
+                                f"the approvals of agent decision {d['id']}"):
             if row["id"] in found:
                 continue
             same_run = (row["run_id"] == d.get("run_id")
