@@ -1,0 +1,105 @@
+"""``warden daemon start`` with several deployments under ``[[deployments]]``: one
+service loop steps each when due; a deployment whose bar raises is finished as failed,
+logged with its traceback, reopened after ``[daemon] reconnect_seconds`` (restored
+and reconciled) and decides the failed bar again, once; the other deployment carries
+on meanwhile. Real CLI, real ccxt, the loopback TLS fake of Coinbase, simulated time."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+
+from fake_exchange_server import HOUR, source_rows, ts_of  # noqa: E402
+from paper_support import q  # noqa: E402
+from typer.testing import CliRunner
+
+from tradewarden.cli import app
+
+FLAKY = '''
+import os
+from tradewarden.strategy.donchian import DonchianBreakout
+
+
+class Flaky(DonchianBreakout):
+    """Donchian that raises once, at its FLAKY_AT-th preparation, while FLAKY_FLAG does not
+    exist."""
+
+    name = "flaky"
+    calls = 0
+
+    def prepare(self, bars):
+        flag = os.environ["FLAKY_FLAG"]
+        Flaky.calls += 1
+        if Flaky.calls == int(os.environ["FLAKY_AT"]) and not os.path.exists(flag):
+            open(flag, "w").close()
+            raise RuntimeError("strategy blew up on this bar")
+        return super().prepare(bars)
+'''
+
+
+def test_two_deployments_one_fails_and_comes_back_while_the_other_trades(paper_venue, monkeypatch):
+    sim, server, cfg, db = paper_venue
+    start = sim.t
+    strat = cfg.with_name("flaky.py")
+    strat.write_text(FLAKY)
+    monkeypatch.setenv("FLAKY_FLAG", str(cfg.with_name("flaky.flag")))
+    monkeypatch.setenv("FLAKY_AT", "3")
+    base = cfg.read_text().replace('symbols = ["BTC-USD"]\n', "")
+    cfg.write_text(base + f"""
+[daemon]
+reconnect_seconds = 600
+inbox_seconds = 60
+
+[[deployments]]
+name = "btc"
+symbols = ["BTC-USD"]
+
+[[deployments]]
+name = "eth"
+symbols = ["ETH-USD"]
+strategy = "{strat}:Flaky"
+[deployments.params]
+entry_window = 6
+exit_window = 3
+""")
+    stop_at = start + 8 * 3600
+
+    def hook(t):
+        if t >= stop_at and sim.on_sleep is not None:
+            sim.on_sleep = None
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    sim.on_sleep = hook
+    log = db.with_name("svc.log")
+    r = CliRunner().invoke(app, ["daemon", "start", "--config", str(cfg), "--foreground",
+                                 "--log", str(log), "--log-json"])
+    assert r.exit_code == 0, r.output
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    failed = [x for x in lines if x["event"] == "deployment_failed"]
+    assert len(failed) == 1 and failed[0]["deployment"] == "eth" and failed[0]["where"] == "step"
+    assert "strategy blew up on this bar" in failed[0]["traceback"]
+    opened = [(x["deployment"], x["recovered"]) for x in lines if x["event"] == "deployment_opened"]
+    assert opened == [("btc", False), ("eth", False), ("eth", True)]
+    assert q(db, "select name, status from deployments order by name") == [
+        ("btc", "stopped"), ("eth", "stopped")]
+    # eth: the failed run, then the one reopened 10 min later (restored, reconciled)
+    runs = q(db, "select symbols, status, error from runs order by started_at")
+    assert [(n, s) for n, s, _ in runs] == [('["BTC-USD"]', "interrupted"),
+                                            ('["ETH-USD"]', "failed"),
+                                            ('["ETH-USD"]', "interrupted")]
+    assert "strategy blew up on this bar" in runs[1][2]
+    # every closed candle decided exactly once per deployment, the failed bar included
+    for sym in ("BTC-USD", "ETH-USD"):
+        ts = [int(t) for t in source_rows(sym)["ts"] if start < t + HOUR <= stop_at]
+        got = [t for (t,) in q(db, "select ts from decisions where symbol = ? order by ts", sym)]
+        assert got == ts, sym
+    # the failure and the return are durable events; a heartbeat said which one was down
+    kinds = [k for (k,) in q(db, "select kind from daemon_events order by id")]
+    assert kinds.count("broker_disconnected") == 1 and kinds.count("broker_reconnected") == 1
+    assert kinds.index("broker_disconnected") < kinds.index("broker_reconnected")
+    beats = q(db, "select status, activity from daemon_heartbeats order by seq")
+    down = [a for s, a in beats if s == "error"]
+    assert down and all("eth (RuntimeError: strategy blew up on this bar)" in a for a in down)
+    assert beats[-1][0] == "shutdown"
+    assert 9 <= len(down) <= 11                         # about one a minute for the 10 min
