@@ -239,10 +239,12 @@ def test_calls_are_encoded_faithfully() -> None:
         _encode("write_rows", ("t", {"c": [object()]}))
 
 
-def test_an_outage_is_spooled_and_replayed_in_order_exactly_once(pg, tmp_path, reference):
+@pytest.mark.parametrize("background", [False, True], ids=["direct", "writer-thread"])
+def test_an_outage_is_spooled_and_replayed_in_order_exactly_once(pg, tmp_path, reference,
+                                                                background):
     url = new_db(pg)
     clock = ReplayClock(1_800_000_000)
-    led = SpoolingLedger(Ledger(url), tmp_path / "spool.db", clock=clock)
+    led = SpoolingLedger(Ledger(url, background=background), tmp_path / "spool.db", clock=clock)
     assert led.spooling and not led.degraded and led.spooled_batches == 0
     write_batch(led, 0)
     write_batch(led, 1)

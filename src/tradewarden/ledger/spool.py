@@ -430,10 +430,21 @@ class Spool:
             yield SpooledBatch(row[0], row[1], row[2], bool(row[3]), calls)
 
     def delete(self, batch_id: int) -> None:
-        """Remove a batch (after the primary committed it), in one transaction."""
-        with self._txn():
-            self._conn.execute("DELETE FROM spool_calls WHERE batch_id = ?", (batch_id,))
-            self._conn.execute("DELETE FROM spool_batches WHERE id = ?", (batch_id,))
+        """Remove a batch (after the primary committed it), in one transaction.
+
+        Raises
+        ------
+        LedgerError
+            The spool cannot be written; the batch stays, and its marker in the primary
+            keeps the next replay from writing it again.
+        """
+        try:
+            with self._txn():
+                self._conn.execute("DELETE FROM spool_calls WHERE batch_id = ?", (batch_id,))
+                self._conn.execute("DELETE FROM spool_batches WHERE id = ?", (batch_id,))
+        except sqlite3.Error as exc:
+            raise LedgerError(f"ledger spool {self.path}: cannot delete replayed batch "
+                              f"{batch_id} ({exc})") from None
 
     def close(self) -> None:
         """Close the file (the batches stay in it)."""
@@ -862,9 +873,14 @@ class SpoolingLedger:
 
     def _replay(self) -> None:
         assert self._spool is not None
+        # Only the oldest batches can be in the primary already (replay deletes each
+        # before it writes the next), so markers are looked for until the first batch
+        # that is not there; after that, only an uncertain batch is looked for.
+        settled = False
         for batch in self._spool.batches():
             try:
-                if not self._applied(batch):
+                if (settled and not batch.uncertain) or not self._applied(batch):
+                    settled = True
                     for call in batch.calls:
                         call.apply(self.primary)
                     self.primary.write_rows("daemon_events", self._marker(batch))
