@@ -91,7 +91,7 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, bindparam, func, or_, select
 
 from tradewarden.agent import records
 from tradewarden.agent.governor import Authorization
@@ -317,7 +317,6 @@ class _Bar(NamedTuple):
     """The deployment's figures read from the ledger once per bar."""
 
     at: float
-    level_change: dict[str, Any]
     entries: list[tuple[str, float]]     # (symbol, notional) of the last entry orders, newest last
     traded: frozenset[str]
     trades: list[tuple[str, float]]      # (symbol, pnl) of the latest closed trades, newest first
@@ -386,6 +385,8 @@ class AutonomyGovernor:
             .mappings().first())
         self._run = dict(run) if run is not None else None
         self._runs = self._deployment_runs()
+        self._q = self._statements()
+        self._regime_cache: dict[str, Trigger | None] = {}
         if not records.autonomy_changes(ledger, deployment_id):
             records.record_autonomy_change(
                 ledger, deployment_id=deployment_id, ts=clock.now(), from_level=None,
@@ -409,23 +410,59 @@ class AutonomyGovernor:
 
         return records._read(self.ledger, "the deployment's runs", work)
 
+    def _statements(self) -> dict[str, Any]:
+        """Build the per-decision and per-bar queries once (values that change are bound
+        parameters), so a decision does not pay for building SQL expressions."""
+        s, dep, runs = self.settings, self.deployment_id, self._runs
+        ch, c, a = schema.autonomy_changes, schema.commands, schema.anomalies
+        f, tr, o, ad, d = (schema.fills, schema.trades, schema.orders, schema.agent_decisions,
+                           schema.decisions)
+        overrides = and_(c.c.deployment_id == dep, c.c.kind.in_(s.override_commands),
+                         c.c.actor.not_in(s.system_actors))
+        flagged = or_(a.c.deployment_id == dep, a.c.deployment_id.is_(None))
+        return {
+            "change": select(ch).where(ch.c.deployment_id == dep).order_by(ch.c.id.desc()).limit(1),
+            "anomalies": select(a.c.id, a.c.kind, a.c.symbol, a.c.opened_ts)
+            .where(flagged, a.c.status == "open").order_by(a.c.id),
+            "cmd_upto": select(func.max(c.c.id)).where(overrides,
+                                                       c.c.created_at <= bindparam("upto")),
+            "anom_upto": select(func.max(a.c.id)).where(flagged,
+                                                        a.c.created_at <= bindparam("upto")),
+            "cmd_max": select(func.max(c.c.id)).where(overrides),
+            "anom_max": select(func.max(a.c.id)).where(flagged),
+            "override_after": select(c.c.id, c.c.kind, c.c.actor, c.c.created_at)
+            .where(overrides, c.c.id > bindparam("floor")).order_by(c.c.id.desc()).limit(1),
+            "anomaly_after": select(a.c.id, a.c.kind, a.c.symbol, a.c.opened_ts)
+            .where(flagged, a.c.id > bindparam("floor")).order_by(a.c.id.desc()).limit(1),
+            "pnls_after": select(tr.c.pnl).where(tr.c.run_id.in_(runs),
+                                                 tr.c.exit_ts > bindparam("since"))
+            .order_by(tr.c.exit_ts.desc()).limit(s.demote_loss_window),
+            "all_pnls_after": select(tr.c.pnl).where(tr.c.run_id.in_(runs),
+                                                     tr.c.exit_ts > bindparam("since")),
+            "entries": select(f.c.client_order_id, f.c.symbol, f.c.quantity, f.c.price)
+            .where(f.c.run_id.in_(runs), f.c.role == "entry")
+            .order_by(f.c.ts.desc(), f.c.fill_seq.desc()).limit(4 * s.recent_window),
+            "traded": select(f.c.symbol).where(f.c.run_id.in_(runs), f.c.role == "entry")
+            .distinct(),
+            "trades": select(tr.c.symbol, tr.c.pnl).where(tr.c.run_id.in_(runs))
+            .order_by(tr.c.exit_ts.desc()).limit(200),
+            "statuses": select(o.c.status).where(
+                o.c.run_id.in_(runs), o.c.role.in_(("entry", "exit")),
+                o.c.status.in_(("filled", "partially_filled", "rejected")))
+            .order_by(o.c.created_ts.desc(), o.c.client_order_id.desc()).limit(s.fill_failures),
+            "recent": select(ad.c.id, ad.c.ts, ad.c.event_kind, ad.c.symbol, ad.c.action,
+                             ad.c.confidence).where(ad.c.deployment_id == dep)
+            .order_by(ad.c.id.desc()).limit(max(s.recent_decisions, 1)),
+            "closes": select(d.c.ts, d.c.close)
+            .where(d.c.run_id == self.run_id, d.c.symbol == bindparam("symbol"))
+            .order_by(d.c.seq.desc()).limit(s.regime_window + 3),
+        }
+
     def _latest_change(self, conn: Any) -> dict[str, Any]:
-        t = schema.autonomy_changes
-        row = conn.execute(select(t).where(t.c.deployment_id == self.deployment_id)
-                           .order_by(t.c.id.desc()).limit(1)).mappings().first()
+        row = conn.execute(self._q["change"]).mappings().first()
         if row is None:
             return {"id": 0, "to_level": self.settings.initial_level, "ts": 0, "created_at": None}
         return dict(row)
-
-    def _override_filter(self) -> Any:
-        c = schema.commands
-        return and_(c.c.deployment_id == self.deployment_id,
-                    c.c.kind.in_(self.settings.override_commands),
-                    c.c.actor.not_in(self.settings.system_actors))
-
-    def _anomaly_filter(self) -> Any:
-        a = schema.anomalies
-        return or_(a.c.deployment_id == self.deployment_id, a.c.deployment_id.is_(None))
 
     def _floors_for(self, conn: Any, change: dict[str, Any]) -> tuple[int, int, int]:
         """The highest override command id and anomaly id a level change already
@@ -433,78 +470,63 @@ class AutonomyGovernor:
         another process, or before a restart) those created up to the change's wall time."""
         if self._floors is not None and self._floors[0] == change["id"]:
             return self._floors
-        c, a = schema.commands, schema.anomalies
-        upto = change["created_at"] or ""
-        cmd = conn.execute(select(func.max(c.c.id)).where(
-            self._override_filter(), c.c.created_at <= upto)).scalar() or 0
-        anom = conn.execute(select(func.max(a.c.id)).where(
-            self._anomaly_filter(), a.c.created_at <= upto)).scalar() or 0
+        upto = {"upto": change["created_at"] or ""}
+        cmd = conn.execute(self._q["cmd_upto"], upto).scalar() or 0
+        anom = conn.execute(self._q["anom_upto"], upto).scalar() or 0
         self._floors = (change["id"], int(cmd), int(anom))
         return self._floors
 
     def _bar_figures(self, now: float) -> _Bar:
-        """The deployment's per-bar figures, read at most once per ``cache_seconds``."""
+        """The deployment's per-bar figures, read at most once per ``cache_seconds`` (one
+        connection); a demotion that is due is recorded first."""
         bar = self._bar
         if bar is not None and 0 <= now - bar.at < self.settings.cache_seconds:
             return bar
-        self._demote_if_due(now)
-        s = self.settings
-        f, tr, o, ad = schema.fills, schema.trades, schema.orders, schema.agent_decisions
-        runs = self._runs
+        s, q = self.settings, self._q
 
-        def work(conn: Any) -> _Bar:
+        def work(conn: Any) -> tuple[_Bar, dict[str, Any], str | None]:
             change = self._latest_change(conn)
-            rows = conn.execute(
-                select(f.c.client_order_id, f.c.symbol, f.c.quantity, f.c.price, f.c.ts)
-                .where(f.c.run_id.in_(runs), f.c.role == "entry")
-                .order_by(f.c.ts.desc(), f.c.fill_seq.desc()).limit(4 * s.recent_window)).all()
+            why = self._demotion_due(conn, change)[0]
             per_order: dict[str, list[Any]] = {}
-            for oid, sym, qty, price, _ts in rows:
+            for oid, sym, qty, price in conn.execute(q["entries"]):
                 item = per_order.setdefault(oid, [sym, 0.0])
                 item[1] += float(Decimal(qty) * Decimal(price))
             entries = [(sym, n) for sym, n in list(per_order.values())[:s.recent_window]][::-1]
-            traded = frozenset(sym for (sym,) in conn.execute(
-                select(f.c.symbol).where(f.c.run_id.in_(runs), f.c.role == "entry").distinct()))
-            trades = [(sym, float(pnl)) for sym, pnl in conn.execute(
-                select(tr.c.symbol, tr.c.pnl).where(tr.c.run_id.in_(runs))
-                .order_by(tr.c.exit_ts.desc()).limit(200))]
-            statuses = [st for (st,) in conn.execute(
-                select(o.c.status).where(o.c.run_id.in_(runs), o.c.role.in_(("entry", "exit")),
-                                         o.c.status.in_(("filled", "partially_filled",
-                                                         "rejected")))
-                .order_by(o.c.created_ts.desc(), o.c.client_order_id.desc())
-                .limit(s.fill_failures))]
+            traded = frozenset(sym for (sym,) in conn.execute(q["traded"]))
+            trades = [(sym, float(pnl)) for sym, pnl in conn.execute(q["trades"])]
             failures = 0
-            for st in statuses:
+            for (st,) in conn.execute(q["statuses"]):
                 if st != "rejected":
                     break
                 failures += 1
-            recent = [] if not s.recent_decisions else [dict(r) for r in conn.execute(
-                select(ad.c.id, ad.c.ts, ad.c.event_kind, ad.c.symbol, ad.c.action,
-                       ad.c.confidence)
-                .where(ad.c.deployment_id == self.deployment_id)
-                .order_by(ad.c.id.desc()).limit(s.recent_decisions)).mappings()][::-1]
-            return _Bar(now, change, entries, traded, trades, failures, recent)
+            recent = [] if not s.recent_decisions else [
+                dict(r) for r in conn.execute(q["recent"]).mappings()][::-1]
+            return _Bar(now, entries, traded, trades, failures, recent), change, why
 
-        self._bar = records._read(self.ledger, "the deployment's recent trading", work)
-        return self._bar
+        bar, change, why = records._read(self.ledger, "the deployment's recent trading", work)
+        level = int(change["to_level"])
+        if why is not None and level > 1:
+            self._change(level, level - 1, "demotion", why, GOVERNOR_ACTOR, now)
+        self._bar = bar
+        self._regime_cache = {}
+        return bar
 
-    def _open_anomalies(self) -> list[dict[str, Any]]:
-        a = schema.anomalies
-        q = (select(a.c.id, a.c.kind, a.c.symbol, a.c.opened_ts)
-             .where(self._anomaly_filter(), a.c.status == "open").order_by(a.c.id))
-        return records._read(self.ledger, "open anomalies",
-                             lambda conn: [dict(r) for r in conn.execute(q).mappings()])
+    def _level_and_anomalies(self) -> tuple[int, list[dict[str, Any]]]:
+        """The level in force and the open anomalies (one connection, read per decision:
+        another process may have changed either)."""
+        def work(conn: Any) -> tuple[int, list[dict[str, Any]]]:
+            level = int(self._latest_change(conn)["to_level"])
+            return level, [dict(r) for r in conn.execute(self._q["anomalies"]).mappings()]
+
+        return records._read(self.ledger, "the autonomy level and open anomalies", work)
 
     # -- the regime -----------------------------------------------------------------------
     def _recent_closes(self, symbol: str) -> tuple[np.ndarray, np.ndarray]:
         """This run's last ``regime_window + 1`` recorded bars of ``symbol``, oldest
         first (one per bar): their open times (UTC epoch seconds) and closes."""
-        d = schema.decisions
         n = self.settings.regime_window + 1
-        q = (select(d.c.ts, d.c.close).where(d.c.run_id == self.run_id, d.c.symbol == symbol)
-             .order_by(d.c.seq.desc()).limit(n + 2))
-        rows = records._read(self.ledger, "recent closes", lambda conn: conn.execute(q).all())
+        rows = records._read(self.ledger, "recent closes", lambda conn: conn.execute(
+            self._q["closes"], {"symbol": symbol}).all())
         seen: dict[int, float] = {}
         for ts, close in rows:                 # newest first: keep a bar's last row
             if ts not in seen and close is not None and close > 0:
@@ -552,7 +574,12 @@ class AutonomyGovernor:
 
     def _regime(self, symbol: str) -> Trigger | None:
         """The ``regime_unseen`` trigger for ``symbol``, or ``None`` (in range, or not
-        enough data to judge)."""
+        enough data to judge); judged once per bar."""
+        if symbol not in self._regime_cache:
+            self._regime_cache[symbol] = self._judge_regime(symbol)
+        return self._regime_cache[symbol]
+
+    def _judge_regime(self, symbol: str) -> Trigger | None:
         w = self.settings.regime_window
         times, closes = self._recent_closes(symbol)
         now_vol = _rolling_vol(closes, w)
@@ -663,8 +690,7 @@ class AutonomyGovernor:
         """
         now = self.clock.now()
         bar = self._bar_figures(now)
-        level = records.autonomy_level(self.ledger, self.deployment_id, self.settings.initial_level)
-        anomalies = self._open_anomalies()
+        level, anomalies = self._level_and_anomalies()
         given = dict(self._context()) if self._context is not None else {}
         market = dict(self._market()) if self._market is not None else {}
         account = dict(given.get("account") or {})
@@ -735,11 +761,10 @@ class AutonomyGovernor:
         cid = records.record_autonomy_change(
             self.ledger, deployment_id=self.deployment_id, ts=ts, from_level=from_level,
             to_level=to_level, kind=kind, reason=reason, actor=actor)
-        c, a = schema.commands, schema.anomalies
 
         def floors(conn: Any) -> tuple[int, int, int]:
-            cmd = conn.execute(select(func.max(c.c.id)).where(self._override_filter())).scalar()
-            anom = conn.execute(select(func.max(a.c.id)).where(self._anomaly_filter())).scalar()
+            cmd = conn.execute(self._q["cmd_max"]).scalar()
+            anom = conn.execute(self._q["anom_max"]).scalar()
             return cid, int(cmd or 0), int(anom or 0)
 
         self._floors = records._read(self.ledger, "the latest overrides", floors)
@@ -795,38 +820,22 @@ class AutonomyGovernor:
         """Why a demotion is due since ``change`` (or ``None``), and when the override or
         anomaly that makes it due happened (UTC epoch seconds; ``None`` for losses): at
         L1, where nothing is lower, it restarts the count of days towards promotion."""
-        s = self.settings
+        s, q = self.settings, self._q
         _cid, cmd_floor, anom_floor = self._floors_for(conn, change)
-        c, a, tr = schema.commands, schema.anomalies, schema.trades
-        override = conn.execute(select(c.c.id, c.c.kind, c.c.actor, c.c.created_at).where(
-            self._override_filter(), c.c.id > cmd_floor).order_by(c.c.id.desc()).limit(1)).first()
+        override = conn.execute(q["override_after"], {"floor": cmd_floor}).first()
         if override is not None:
             why = f"manual override: command {override.id} ({override.kind} by {override.actor})"
             return why, _epoch(override.created_at)
-        pnls = [float(p) for (p,) in conn.execute(
-            select(tr.c.pnl).where(tr.c.run_id.in_(self._runs), tr.c.exit_ts > change["ts"])
-            .order_by(tr.c.exit_ts.desc()).limit(s.demote_loss_window))]
+        pnls = [float(p) for (p,) in conn.execute(q["pnls_after"], {"since": int(change["ts"])})]
         losses = sum(p < 0 for p in pnls)
         if losses >= s.demote_losses:
             return f"{losses} losses in the last {len(pnls)} trades", None
-        anomaly = conn.execute(select(a.c.id, a.c.kind, a.c.symbol, a.c.opened_ts).where(
-            self._anomaly_filter(), a.c.id > anom_floor).order_by(a.c.id.desc()).limit(1)).first()
+        anomaly = conn.execute(q["anomaly_after"], {"floor": anom_floor}).first()
         if anomaly is not None:
             where = f" ({anomaly.symbol})" if anomaly.symbol else ""
             return (f"anomaly flagged: {anomaly.kind}{where} (anomaly {anomaly.id})",
                     int(anomaly.opened_ts))
         return None, None
-
-    def _demote_if_due(self, now: float) -> dict[str, Any] | None:
-        def work(conn: Any) -> tuple[dict[str, Any], str | None]:
-            change = self._latest_change(conn)
-            return change, self._demotion_due(conn, change)[0]
-
-        change, why = records._read(self.ledger, "the autonomy record", work)
-        if why is None or int(change["to_level"]) <= 1:
-            return None
-        return self._change(int(change["to_level"]), int(change["to_level"]) - 1, "demotion",
-                            why, GOVERNOR_ACTOR, now)
 
     def trading_days(self, start: Any, end: Any) -> int:
         """Return the trading days from ``start`` to ``end`` (UTC epoch seconds).
@@ -910,11 +919,10 @@ class AutonomyGovernor:
             return self._change(level, level - 1, "demotion", why, GOVERNOR_ACTOR, now)
         start = max(int(change["ts"]), since or 0)
         days = self.trading_days(start, now)
-        tr = schema.trades
         if level == 1 and days >= s.promote_l2_days:
-            pnls = [float(p) for (p,) in records._read(self.ledger, "trades", lambda conn: conn.execute(
-                select(tr.c.pnl).where(tr.c.run_id.in_(self._runs),
-                                       tr.c.exit_ts > change["ts"])).all())]
+            pnls = [float(p) for (p,) in records._read(
+                self.ledger, "trades", lambda conn: conn.execute(
+                    self._q["all_pnls_after"], {"since": int(change["ts"])}).all())]
             if len(pnls) >= s.promote_min_trades:
                 rate = sum(p > 0 for p in pnls) / len(pnls)
                 if rate >= s.promote_l2_win_rate:
