@@ -483,3 +483,29 @@ def test_demotion_on_an_anomaly_flag(wall):
     assert gov.demote("by hand", wall.start + 11) is None          # nothing below L1
     assert gov.set_level(4, "alice", "only by command", wall.start + 12)["to_level"] == 4
     assert gov.review(wall.start + 13) is None                     # the same flag counts once
+
+
+def test_the_governor_on_sqlite_and_postgresql(ledger_db, query, btc):
+    led = Ledger(ledger_db)
+    new_run(led, "r1")
+    clock = ReplayClock(T0)
+    dep = led.open_deployment("d", mode="paper", config="{}", config_hash="h")["deployment_id"]
+    price = Decimal(str(btc.close[0]))
+    put(led, "fills", [{"run_id": "r1", "fill_seq": i, "client_order_id": f"e{i}", "symbol": SYM,
+                        "side": "buy", "role": "entry", "quantity": Decimal("0.1"), "price": price,
+                        "reference_price": price, "fee": Decimal(0), "liquidity": "taker",
+                        "ts": T0 - 100 + i, "time": "x"} for i in range(3)])
+    gov = AutonomyGovernor(led, dep, "r1", clock, AutonomySettings(cache_seconds=0))
+    gov.set_level(2, "alice", "test", T0)
+    detail = {"quantity": "0.1", "price": float(price)}
+    assert gov.authorize(SYM, "enter_long", detail).verdict == Verdict.EXECUTE
+    assert gov.authorize(SYM, "exit", {}).verdict == Verdict.QUEUE
+    assert gov.authorize(OTHER, "enter_long", dict(detail)).verdict == Verdict.QUEUE
+    assert query(ledger_db, "select verdict from governor_verdicts order by id") == [
+        ("execute",), ("queue",), ("queue",)]
+    led.enqueue_command(dep, "kill", actor="alice")
+    assert gov.review(T0 + 10)["to_level"] == 1
+    assert gov.review(T0 + 11) is None
+    assert query(ledger_db, "select kind, to_level from autonomy_changes order by id") == [
+        ("initial", 1), ("command", 2), ("demotion", 1)]
+    led.close()
