@@ -62,6 +62,7 @@ from pydantic_settings import (
 )
 from pydantic_settings.sources import NestedSecretsSettingsSource
 
+from tradewarden.agent.autonomy import AutonomySettings
 from tradewarden.analytics.gates import GateConfig
 from tradewarden.engine.config import RunConfig
 from tradewarden.ledger.store import DEFAULT_DB
@@ -226,7 +227,7 @@ class DaemonSettings(BaseModel):
 #: Sections that are not part of :class:`RunConfig`.
 SECTIONS: dict[str, type[BaseModel]] = {"gates": GateSettings, "ledger": LedgerSettings,
                                         "report": ReportSettings, "venue": VenueSettings,
-                                        "daemon": DaemonSettings}
+                                        "daemon": DaemonSettings, "autonomy": AutonomySettings}
 
 
 class _SettingsBase(BaseSettings):

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from tradewarden.ops.daemon import HEARTBEAT_SECONDS
+from tradewarden.ops.sdnotify import notify
 
 
 class Supervisor:
@@ -38,6 +39,7 @@ class Supervisor:
         self.clock = clock
         self.log = log
         self.service: Any = None
+        self._ready = False
 
     # ------------------------------------------------------------- deployments
 
@@ -46,7 +48,19 @@ class Supervisor:
         return ledger
 
     def on_open(self, slot: Any) -> None:
-        """A deployment opened: after a failure, record ``broker_reconnected``."""
+        """A deployment opened: put it under the autonomy governor (unless its config
+        says ``governor = "monitor"``: record only), and after a failure record
+        ``broker_reconnected``."""
+        from tradewarden.agent.autonomy import AutonomyGovernor
+        dep = slot.opened.dep
+        engine = dep.kernel.engine
+        if slot.loaded.run_config().governor != "monitor":
+            gov = AutonomyGovernor(dep.ledger, dep.deployment_id, dep.run_id, dep.clock,
+                                   settings=self.loaded.settings.autonomy,
+                                   context=lambda d=dep: deployment_context(d),
+                                   market=lambda s=slot: self.market(s))
+            engine.governor = gov
+            slot.extras["governor"] = gov
         if slot.failures:
             dep = slot.opened.dep
             self.ledger.enqueue_event(
@@ -56,6 +70,17 @@ class Supervisor:
 
     def on_bar(self, slot: Any, bar: Any, decision: Any) -> None:
         """A bar was decided."""
+
+    def market(self, slot: Any) -> dict[str, Any]:
+        """What the governor knows of the market: ``last_data_ts``, the close of the
+        newest bar the deployment has (UTC epoch seconds; the bar being decided)."""
+        if slot.opened is None:
+            return {}
+        engine = slot.opened.dep.kernel.engine
+        last = engine.last_bar_ts
+        if last is None:
+            return {}
+        return {"last_data_ts": int(last) + max(s.bar_seconds for s in engine.syms)}
 
     def on_failure(self, slot: Any, exc: BaseException, where: str) -> None:
         """A deployment failed: record ``broker_disconnected`` (once per failure run)."""
@@ -87,17 +112,67 @@ class Supervisor:
             if down:
                 activity = (f"{activity}; down: "
                             + ", ".join(f"{s.label} ({s.error})" for s in down))[:2000]
+        from tradewarden.agent import records
         now = self.clock.now()
         depth = self.ledger.event_queue_depth(now)
         for s in running:
             depth += len(self.ledger.pending_commands(s.opened.dep.deployment_id))
+        levels = [s.extras["governor"].level() for s in running if "governor" in s.extras]
+        ids = {s.opened.dep.deployment_id: s.label for s in running}
+        flags = [f"{a['kind']}" + (f" {a['symbol']}" if a.get("symbol") else "")
+                 + (f" ({ids.get(a['deployment_id'], a['deployment_id'])})"
+                    if a.get("deployment_id") else "")
+                 for a in records.anomalies(self.ledger)
+                 if a.get("deployment_id") is None or a["deployment_id"] in ids]
         self.ledger.daemon_heartbeat(self.daemon_id, status=status, activity=activity,
                                      queue_depth=depth,
+                                     autonomy_level=min(levels) if levels else None,
+                                     anomalies=flags,
                                      deployments=service.names() if service is not None else [])
-        self.log.debug("heartbeat", status=status, activity=activity, queue_depth=depth)
+        self.log.debug("heartbeat", status=status, activity=activity, queue_depth=depth,
+                       autonomy_level=min(levels) if levels else None, anomalies=flags)
+        if not self._ready:              # systemd (Type=notify): up and beating
+            self._ready = notify("READY=1") or True
+        notify("WATCHDOG=1")
+        notify(f"STATUS={status}: {activity}"[:200])
 
     def close(self) -> None:
-        """Stop what the supervisor started."""
+        """Stop what the supervisor started; tell systemd the daemon is stopping."""
+        notify("STOPPING=1")
 
 
-__all__ = ["HEARTBEAT_SECONDS", "Supervisor"]
+def deployment_context(dep: Any) -> dict[str, Any]:
+    """What a reasoner sees of a running deployment: positions and accounts.
+
+    Parameters
+    ----------
+    dep : tradewarden.ops.paper.Deployment
+
+    Returns
+    -------
+    dict
+        ``positions``: one dict per open position (``symbol``, ``quantity`` base units,
+        ``entry_price``, ``stop_loss``, ``take_profit``, ``last_close`` quote currency
+        per base unit, as text or float); ``account``: ``cash`` and ``equity`` (quote
+        currency) of the first account, ``accounts``: all of them; ``strategy_state``:
+        ``paused``, ``blocks``.
+    """
+    engine = dep.kernel.engine
+    positions = []
+    for s in engine.syms:
+        pos = s.position
+        if pos is None:
+            continue
+        positions.append({"symbol": s.name, "quantity": str(pos.quantity),
+                          "entry_price": str(pos.entry_price),
+                          "stop_loss": None if pos.stop_loss is None else str(pos.stop_loss),
+                          "take_profit": None if pos.take_profit is None else str(pos.take_profit),
+                          "last_close": s.last_close})
+    accounts = [{"name": a.name, "cash": str(a.cash), "equity": engine.equity(i)}
+                for i, a in enumerate(engine.accounts)]
+    return {"positions": positions, "account": accounts[0] if accounts else {},
+            "accounts": accounts,
+            "strategy_state": {"paused": engine.paused, "blocks": dict(engine.blocks)}}
+
+
+__all__ = ["HEARTBEAT_SECONDS", "Supervisor", "deployment_context"]
