@@ -80,6 +80,8 @@ BATCH_METHODS = ("write_columns", "write_rows", "write_orders", "update_orders",
                  "write_trades", "write_events", "write_order_events", "write_engine_state",
                  "write_approvals", "finish_commands", "update_approvals",
                  "write_reconciliations", "update_reconciliations")
+#: Primary methods that touch no database: passed through without committing the batch.
+_PURE = frozenset({"describe"})
 #: ``daemon_events.kind`` of the marker row a replayed batch leaves in the primary.
 MARKER_KIND = "ledger_spool_replay"
 #: Prefix of the marker's ``dedupe_key`` (followed by the batch's uuid, 32 hex digits).
@@ -509,6 +511,15 @@ class SpoolingLedger:
         Anything with ``now() -> int`` (UTC epoch seconds): the time a degraded state
         began and a batch was spooled.
 
+    Attributes
+    ----------
+    primary : Ledger
+    spool_path : pathlib.Path
+    spooling : bool
+        Whether batches are kept and spooled (a server primary).
+    last_error : str or None
+        While degraded: the one line (password masked) that made it so, for an alert.
+
     Raises
     ------
     LedgerError
@@ -802,7 +813,7 @@ class SpoolingLedger:
 
     def __getattr__(self, name: str) -> Any:
         value = getattr(self.primary, name)
-        if not callable(value) or name.startswith("_"):
+        if not callable(value) or name.startswith("_") or name in _PURE:
             return value
 
         def forwarded(*args: Any, **kwargs: Any) -> Any:
