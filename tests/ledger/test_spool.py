@@ -293,6 +293,32 @@ def test_an_outage_in_the_middle_of_a_batch_spools_the_whole_batch(pg, tmp_path,
     assert dump(url) == reference
 
 
+def test_a_recovery_in_the_middle_of_a_batch_sends_its_first_half_to_the_primary(
+        pg, tmp_path, reference):
+    url = new_db(pg)
+    led = SpoolingLedger(Ledger(url), tmp_path / "spool.db", clock=ReplayClock(5))
+    write_batch(led, 0)
+    pg.stop()
+    write_batch(led, 1)
+
+    class RecoverHalfway:                 # the server returns before batch 2's events
+        def __getattr__(self, name: str) -> Any:
+            return getattr(led, name)
+
+        def write_events(self, *args: Any) -> None:
+            pg.start()
+            assert led.try_recover() and not led.degraded
+            led.write_events(*args)
+
+    write_batch(RecoverHalfway(), 2)
+    assert led.spooled_batches == 0
+    for k in range(3, 6):
+        write_batch(led, k)
+    led.close()
+    assert dump(url) == reference
+    assert len(markers(url)) == 1         # batch 1 only: batch 2 was committed live
+
+
 def test_a_commit_cut_off_after_the_server_committed_is_not_written_twice(
         pg, tmp_path, reference):
     url = new_db(pg)
