@@ -409,6 +409,11 @@ class Alerter:
     log : structlog logger, optional
         Default ``structlog.get_logger("tradewarden.alerts")``.
 
+    Raises
+    ------
+    LedgerError
+        The recent alerts cannot be read from the ledger (the message names it).
+
     Notes
     -----
     Deliveries run on one worker thread (started here, a daemon thread) in the order
