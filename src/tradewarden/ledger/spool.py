@@ -178,6 +178,8 @@ def _enc(v: Any) -> Any:
         if _ENUMS.get(name) is not type(v):
             raise TypeError(f"enum {type(v).__qualname__} is not one the spool knows")
         return {"$e": [name, v.value]}
+    if isinstance(v, np.bool_):
+        return bool(v)
     if isinstance(v, (int, np.integer)):
         return int(v)
     if isinstance(v, (float, np.floating)):
