@@ -216,10 +216,14 @@ def test_notify_sends_datagrams_to_a_path_socket(tmp_path, monkeypatch):
         assert sock.recv(4096) == b"WATCHDOG=1"
         assert sdnotify.notify("STATUS=waiting for the 10:00 candles\nSTOPPING=1") is True
         assert sock.recv(4096) == b"STATUS=waiting for the 10:00 candles\nSTOPPING=1"
+        # a status text with a line break (an exception's message) still goes out
+        assert sdnotify.notify("STATUS=error: connection refused\n\tIs the server up?")
+        assert sock.recv(4096) == b"STATUS=error: connection refused\n\tIs the server up?"
     path.unlink()
     assert sdnotify.notify("WATCHDOG=1") is False        # the manager is gone: no error
-    with pytest.raises(ValueError, match="KEY=VALUE"):
-        sdnotify.notify("READY")
+    for bad in ("READY", "", "=1\nREADY=1"):
+        with pytest.raises(ValueError, match="KEY=VALUE"):
+            sdnotify.notify(bad)
 
 
 def test_notify_reaches_an_abstract_socket(monkeypatch):

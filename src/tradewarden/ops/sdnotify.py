@@ -47,10 +47,13 @@ def notify(state: str) -> bool:
     Raises
     ------
     ValueError
-        An empty state, or one that is not ``KEY=VALUE`` lines.
+        A state whose first line is not ``KEY=VALUE`` (a programming error). Later
+        lines are sent as they are: systemd ignores a line that is not an assignment,
+        so a ``STATUS=`` text with a line break in it (an exception's message) is cut
+        there rather than making the heartbeat fail.
     """
-    lines = state.split("\n")
-    if not state or any("=" not in line or line.startswith("=") for line in lines):
+    first = state.split("\n", 1)[0]
+    if "=" not in first or first.startswith("="):
         raise ValueError(f"sd_notify state must be KEY=VALUE lines, got {state!r}")
     raw = os.environ.get("NOTIFY_SOCKET")
     if not raw:
