@@ -135,7 +135,7 @@ def _run_foreground(config: Path, deployment: str | None, db: str | None, live_:
 
     from tradewarden.cli_common import _validation_message
     from tradewarden.cli_live import venue_hooks
-    from tradewarden.cli_paper import make_clock
+    from tradewarden.cli_paper import make_clock, open_mode
     from tradewarden.execution.venue import VenueError
     from tradewarden.ledger import Ledger
     from tradewarden.ledger.lifecycle import RunInterrupted, StopSignals
@@ -191,7 +191,7 @@ def _run_foreground(config: Path, deployment: str | None, db: str | None, live_:
                 connect_for=lambda one: venue_hooks(one, live_, "warden daemon refused"),
                 on_open=sup.on_open, on_bar=sup.on_bar, on_failure=sup.on_failure,
                 on_turn=sup.on_turn, heartbeat=sup.heartbeat,
-                wrap_ledger=sup.wrap_ledger)
+                wrap_ledger=sup.wrap_ledger, open_mode=open_mode)
             sup.service = service
             names = service.names()
             log.info("daemon_started", deployments=names, lock=str(lock_file),

@@ -105,7 +105,11 @@ class DaemonService:
     heartbeat : callable, optional
         ``heartbeat(status, activity)`` at least every ``HEARTBEAT_SECONDS`` of clock time.
     wrap_ledger : callable, optional
-        Passed to :func:`tradewarden.cli_paper.open_mode` (the database-loss spool).
+        Passed to ``open_mode`` (the database-loss spool).
+    open_mode : callable
+        ``open_mode(loaded, *, deployment, clock, connect, before_start, wrap_ledger,
+        quiet) -> Opened`` (:func:`tradewarden.cli_paper.open_mode`: the interface layer
+        knows the venue clients and their test hooks).
     """
 
     def __init__(self, specs: list[tuple[str | None, Any]], *, daemon_id: str, clock: Any,
@@ -116,7 +120,9 @@ class DaemonService:
                  on_failure: Callable[[Slot, BaseException, str], None] | None = None,
                  on_turn: Callable[[int], float | None] | None = None,
                  heartbeat: Callable[[str, str], None] | None = None,
-                 wrap_ledger: Callable[[Any], Any] | None = None) -> None:
+                 wrap_ledger: Callable[[Any], Any] | None = None,
+                 open_mode: Callable[..., Any]) -> None:
+        self.open_mode = open_mode
         self.slots = [Slot(name, loaded) for name, loaded in specs]
         self.daemon_id = daemon_id
         self.clock = clock
@@ -137,7 +143,6 @@ class DaemonService:
 
     def _open(self, slot: Slot) -> None:
         """Open (or reopen) a deployment: restore, reconcile, warm up, inbox."""
-        from tradewarden.cli_paper import open_mode
         from tradewarden.ops.paper import DeploymentLoop
 
         connect = before = None
@@ -146,7 +151,7 @@ class DaemonService:
                 raise RuntimeError("a live deployment needs --live")
             connect, before = self.connect_for(slot.loaded)
         self.activity = f"opening deployment {slot.label}"
-        opened = open_mode(slot.loaded, deployment=slot.name, clock=self.clock,
+        opened = self.open_mode(slot.loaded, deployment=slot.name, clock=self.clock,
                            connect=connect, before_start=before, wrap_ledger=self.wrap_ledger,
                            quiet=True)
         slot.opened = opened
