@@ -12,7 +12,7 @@ COPY pyproject.toml README.md ./
 COPY src ./src
 RUN python -m venv /opt/warden \
  && /opt/warden/bin/pip install --upgrade pip \
- && /opt/warden/bin/pip install --only-binary=:all: . "psycopg[binary]>=3.2"
+ && /opt/warden/bin/pip install --only-binary=:all: ".[postgres]"
 
 # ---- run: the environment, a non-root user, /config and /data ----------------------------
 FROM python:3.11-slim

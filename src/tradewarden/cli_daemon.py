@@ -29,8 +29,9 @@ import typer
 from tradewarden.cli_common import CONFIG_OPT, DB_OPT, _fail, _known_errors, settings_for
 
 daemon_app = typer.Typer(no_args_is_help=True, add_completion=False,
-                         help="Run deployments as a service: start, stop, status, pause, "
-                         "resume, emergency-stop.")
+                         help="Run deployments as a service (start, stop, install-service) "
+                         "and oversee it: status, context, audit, costs, pause, resume, "
+                         "emergency-stop, set-autonomy, override.")
 
 
 def _lock_for(config: Path | None, db: str | None) -> tuple[Any, Path]:

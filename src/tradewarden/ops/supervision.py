@@ -93,7 +93,8 @@ class Supervisor:
                 due_at=now, dedupe_key=f"disconnected:{slot.label}:{now}")
 
     def on_turn(self, now: int) -> float | None:
-        """Between steps: nothing to do yet."""
+        """Between steps: tell systemd's watchdog the loop turns."""
+        notify("WATCHDOG=1")
         return None
 
     # ------------------------------------------------------------- heartbeat
