@@ -189,6 +189,8 @@ def test_the_session_trigger_keeps_apschedulers_trigger_contract():
     assert first == datetime(2025, 11, 28, 18, tzinfo=UTC)               # the week's last close
     assert trig.get_next_fire_time(None, first) == first                # at or after now
     assert trig.get_next_fire_time(first, first) == datetime(2025, 12, 5, 21, tzinfo=UTC)
+    assert Scheduler(None, "XNYS").next_fire(ts("2025-11-27T12:00")) == (
+        "pre_market", ts("2025-11-28T14:00"))                           # Thanksgiving: Friday's
     with pytest.raises(ValueError, match="pre_market_minutes"):
         Scheduler(None, "XNYS", pre_market_minutes=0)
     with pytest.raises(ValueError, match="end_of_day_utc '25:00'"):

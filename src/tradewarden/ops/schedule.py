@@ -472,9 +472,31 @@ class Scheduler:
                               late_seconds=now - fire)
         return out
 
+    def next_fire(self, now: float) -> tuple[str, float] | None:
+        """Return the next job to fire after ``now`` and its fire time.
+
+        Call :meth:`tick` first, so nothing before ``now`` is pending.
+
+        Parameters
+        ----------
+        now : float
+            UTC epoch seconds.
+
+        Returns
+        -------
+        tuple of (str, float) or None
+            The event kind (for a heartbeat's ``"waiting for market_open"``) and its fire
+            time, UTC epoch seconds; ``None`` past the calendar's loaded span.
+        """
+        times = [(t, job.kind) for job in self.jobs
+                 if (t := job.next_after(max(now, self._cursor.get(job.kind, now)))) is not None]
+        if not times:
+            return None
+        t, kind = min(times)
+        return kind, t
+
     def next_fire_time(self, now: float) -> float | None:
         """Return the next fire time after ``now`` of any job, UTC epoch seconds (``None``
         past the calendar); call :meth:`tick` first so nothing before ``now`` is pending."""
-        times = [t for job in self.jobs
-                 if (t := job.next_after(max(now, self._cursor.get(job.kind, now)))) is not None]
-        return min(times) if times else None
+        nxt = self.next_fire(now)
+        return None if nxt is None else nxt[1]
