@@ -274,3 +274,25 @@ def test_a_claimed_event_can_go_back_for_a_retry_and_its_lease_can_be_renewed(le
         led.finish_event(eid, "w2", status="pending")
     assert led.finish_event(eid, "w2", status="done")
     led.close()
+
+
+def test_a_restarted_scheduler_finds_its_last_fire_in_the_ledger(ledger_db):
+    """ops.schedule reads the newest ``sched:<market>:<kind>:`` event on either backend."""
+    from tradewarden.ops.schedule import Scheduler
+
+    led = Ledger(ledger_db)
+    mon_open = 1_763_994_600.0                       # 2025-11-24T14:30Z, NYSE open
+    first = Scheduler(led, "XNYS")
+    assert first.tick(mon_open - 60) == []           # never fired: starts at now
+    assert len(first.tick(mon_open)) == 1            # the open (pre-market was before it)
+    again = Scheduler(led, "XNYS")                   # a restart 25 hours later (Tue 15:30Z)
+    ids = again.tick(mon_open + 25 * 3600)
+    rows = {r["id"]: r for r in led.events()}
+    # Monday's close and end of day never fired: they count from the market's last fire
+    assert [(rows[i]["kind"], rows[i]["payload"]["session"], rows[i]["payload"]["missed"])
+            for i in ids] == [("market_close", "2025-11-24", True),
+                              ("end_of_day", "2025-11-24", True),     # 18.25 h > 12 h grace
+                              ("pre_market", "2025-11-25", True),
+                              ("market_open", "2025-11-25", True)]
+    assert Scheduler(led, "XNYS").tick(mon_open + 25 * 3600) == []   # and never twice
+    led.close()

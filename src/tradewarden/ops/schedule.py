@@ -41,9 +41,10 @@ finishes ``done`` with the note ``missed ...`` without running the handler (unle
 handler asked for missed ones). So the ledger shows every fire time exactly once, and a
 restart after downtime neither fires stale events nor fires anything twice. Missed fire
 times are those after the job's last fire time recorded in the ledger (its newest
-``sched:<market>:<kind>:`` event); a job that has never fired in this ledger starts
-at ``now``, as APScheduler does for a new job (a first start at 09:31 New York time does
-not fire that day's 09:30 open).
+``sched:<market>:<kind>:`` event), or, for a job that never fired, after the newest
+fire of any job of the market (the scheduler was running then); a scheduler that has
+never fired in this ledger starts at ``now``, as APScheduler does for a new job (a first
+start at 09:31 New York time does not fire that day's 09:30 open).
 """
 
 from __future__ import annotations
@@ -401,20 +402,23 @@ class Scheduler:
         """Return the dedupe key of a fire: ``sched:<market>:<kind>:<label>``."""
         return f"sched:{self.market.name}:{kind}:{label}"
 
-    def _last_fired(self, job: ScheduledJob) -> float | None:
-        """The newest fire time of ``job`` recorded in the ledger, UTC epoch seconds."""
+    def _last_fired(self, kind: str | None) -> float | None:
+        """The newest fire time of job ``kind`` (``None``: of any job of this market)
+        recorded in the ledger, UTC epoch seconds."""
         e = schema.daemon_events
-        prefix = self.key(job.kind, "")
+        prefix = self.key(kind, "") if kind is not None else f"sched:{self.market.name}:"
+        where = [e.c.dedupe_key.startswith(prefix, autoescape=True)]
+        if kind is not None:
+            where.append(e.c.kind == kind)
         with self.ledger.engine.connect() as conn:
-            got = conn.execute(select(func.max(e.c.due_at)).where(
-                e.c.kind == job.kind, e.c.dedupe_key.startswith(prefix, autoescape=True))).scalar()
+            got = conn.execute(select(func.max(e.c.due_at)).where(*where)).scalar()
         return None if got is None else float(got)
 
     def tick(self, now: float) -> list[int]:
         """Enqueue every fire time up to ``now`` not handled yet, by the misfire policy.
 
         The first call for a job starts after its last fire recorded in the ledger (a
-        restart), or at ``now`` when it never fired. Events are enqueued in
+        restart), else after the market's last fire of any job, else at ``now``. Events are enqueued in
         fire-time order with ``due_at`` = the fire time; payloads add
         ``scheduled_at``, ``fired_at`` (= ``now``), ``late_seconds`` and ``missed``.
 
@@ -435,11 +439,15 @@ class Scheduler:
             The queue cannot be read or written.
         """
         fires: list[tuple[float, int, ScheduledJob, bool]] = []
+        market_last: list[float | None] = []
         for order, job in enumerate(self.jobs):
             cursor = self._cursor.get(job.kind)
             if cursor is None:
-                last = self._last_fired(job)
-                cursor = last if last is not None else now
+                cursor = self._last_fired(job.kind)
+                if cursor is None:
+                    if not market_last:
+                        market_last.append(self._last_fired(None))
+                    cursor = market_last[0] if market_last[0] is not None else now
             due: list[float] = []
             t = job.next_after(cursor)
             while t is not None and t <= now:
