@@ -56,22 +56,25 @@ class _Inbox:
 
         while not self.hold.is_set():
             await asyncio.sleep(0.01)
-        self.tls.append(session.ssl is not None)
+        self.tls.append(server.transport.get_extra_info("ssl_object") is not None)
         self.messages.append((envelope.mail_from, list(envelope.rcpt_tos),
                               message_from_bytes(envelope.original_content)))
         return "250 Message accepted for delivery"
 
 
 class SMTPServer:
-    """aiosmtpd on 127.0.0.1 (a free port); ``starttls`` requires STARTTLS (and then takes
-    ``AUTH LOGIN/PLAIN`` for ``user``/``password``). Mail lands in :attr:`messages`."""
+    """aiosmtpd on 127.0.0.1 (a free port). Given a ``ca`` it requires STARTTLS, or with
+    ``implicit`` speaks TLS from the first byte; given a ``user`` it requires ``AUTH``
+    with ``user``/``password``. Mail lands in :attr:`messages`."""
 
     def __init__(self, *, ca: TestCA | None = None, user: str | None = None,
-                 password: str | None = None) -> None:
+                 password: str | None = None, implicit: bool = False) -> None:
         self.inbox = _Inbox()
         self.port = free_port()
         kwargs: dict[str, Any] = {}
-        if ca is not None:
+        if ca is not None and implicit:
+            kwargs.update(ssl_context=ca.server_context())
+        elif ca is not None:
             kwargs.update(tls_context=ca.server_context(), require_starttls=True)
         if user is not None:
             def authenticator(server: Any, session: Any, envelope: Any, mechanism: str,

@@ -79,6 +79,7 @@ def test_email_is_delivered_and_the_row_says_so(ledger, make):
     finally:
         server.stop()
     [(sender, rcpts, msg)] = server.messages
+    assert server.inbox.tls == [False]              # email_tls = "none": clear text
     assert sender == "warden@example.org"
     assert rcpts == ["ops@example.org", "cto@example.org"]
     assert msg["Subject"] == "[tradewarden critical] anomaly: drawdown 12 % over 40 %"
@@ -103,6 +104,19 @@ def test_email_over_starttls_with_a_login(ledger, make, tmp_path):
     assert server.inbox.tls == [True] and server.inbox.logins == ["warden"]
     assert server.messages[0][0] == "warden"            # From defaults to the login
     assert row(ledger, alert_id)["status"] == "sent"
+
+
+def test_email_over_implicit_tls(ledger, make, tmp_path):
+    ca = TestCA(tmp_path)
+    server = SMTPServer(ca=ca, implicit=True).start()
+    try:
+        a = make(email_host="127.0.0.1", email_port=server.port, email_tls="implicit",
+                 email_to=["ops@example.org"], ca_file=ca.ca_file)
+        alert_id = a.alert("critical", "emergency_stop", "stopped from Telegram")
+        assert a.flush(10)
+    finally:
+        server.stop()
+    assert server.inbox.tls == [True] and row(ledger, alert_id)["status"] == "sent"
 
 
 def test_starttls_refuses_a_certificate_it_does_not_trust(ledger, make, tmp_path):
