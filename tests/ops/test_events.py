@@ -370,3 +370,22 @@ def test_folder_watch_sees_files_made_while_running_and_while_down(world, tmp_pa
         again.stop()
     with pytest.raises(ValueError, match="not a directory"):
         FolderWatch(led, clock, tmp_path / "missing")
+
+
+def test_folder_watch_waits_for_a_file_seen_only_created_to_stop_changing(world, tmp_path):
+    """Without close events (macOS, the polling observer) a file counts once two polls in a
+    row see the same size and mtime."""
+    led, _, clock = world
+    (tmp_path / "drop").mkdir()
+    watch = FolderWatch(led, clock, tmp_path / "drop")      # not started: events fed by hand
+    path = tmp_path / "drop" / "growing.csv"
+    path.write_text("a\n")
+    watch._noted.put((str(path), False))                    # what on_created notes
+    assert watch.poll() == []                               # first sight
+    with path.open("a") as f:
+        f.write("b\n")
+    watch._noted.put((str(path), False))                    # on_modified
+    assert watch.poll() == []                               # changed since: still settling
+    got = watch.poll()                                      # unchanged: complete
+    assert len(got) == 1 and led.events()[0]["payload"]["size"] == 4
+    assert watch.poll() == [] and watch.scan() == []        # once

@@ -847,11 +847,13 @@ class FolderWatch:
     """Raise ``new_data_file`` for each new file in a watched folder.
 
     A :mod:`watchdog` observer thread notes files that are closed after writing or
-    moved into the folder (write then rename is the safe way to drop a file); the
-    daemon's loop calls :meth:`poll`, which enqueues them on its own thread and clock.
-    :meth:`start` first scans the folder, so files that arrived while the daemon was
-    down are not missed, and :meth:`scan` may be called at any time as a fallback
-    (platforms without close events). The key is ``file:<sha256 of path, size,
+    moved into the folder (write then rename is the safe way to drop a file), and
+    files created or modified; the daemon's loop calls :meth:`poll`, which enqueues
+    them on its own thread and clock: a closed or moved-in file at once, a created or
+    modified one (platforms without close events: macOS, the polling observer) once two
+    polls in a row see the same size and mtime. :meth:`start` first scans the folder,
+    so files that arrived while the daemon was down are not missed, and :meth:`scan`
+    may be called at any time as a further fallback. The key is ``file:<sha256 of path, size,
     mtime_ns>``: a file already enqueued is never enqueued again, a rewritten file
     (other size or mtime) is new.
 
@@ -884,7 +886,8 @@ class FolderWatch:
         self.clock = clock
         self.recursive = recursive
         self.suffixes = tuple(suffixes) if suffixes is not None else None
-        self._noted: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self._noted: queue.SimpleQueue[tuple[str, bool]] = queue.SimpleQueue()
+        self._settling: dict[Path, tuple[int, int] | None] = {}
         self._observer: Any = None
 
     def _wanted(self, path: Path) -> bool:
@@ -932,11 +935,17 @@ class FolderWatch:
         class _Handler(FileSystemEventHandler):
             def on_closed(self, event: Any) -> None:
                 if not event.is_directory:
-                    noted.put(os.fsdecode(event.src_path))
+                    noted.put((os.fsdecode(event.src_path), True))
 
             def on_moved(self, event: Any) -> None:
                 if not event.is_directory:
-                    noted.put(os.fsdecode(event.dest_path))
+                    noted.put((os.fsdecode(event.dest_path), True))
+
+            def on_created(self, event: Any) -> None:
+                if not event.is_directory:
+                    noted.put((os.fsdecode(event.src_path), False))
+
+            on_modified = on_created
 
         found = self.scan()
         observer = Observer()
@@ -947,19 +956,44 @@ class FolderWatch:
         return found
 
     def poll(self) -> list[int]:
-        """Enqueue the files the observer noted since the last call; return the new event ids."""
+        """Enqueue the files the observer noted that are complete; return the new event ids.
+
+        A file closed after writing or moved in is complete at once; a file only seen
+        created or modified is complete when this call sees the same size and mtime as
+        the previous one.
+        """
         out = []
+        ready: list[Path] = []
         while True:
             try:
-                raw = self._noted.get_nowait()
+                raw, complete = self._noted.get_nowait()
             except queue.Empty:
-                return out
+                break
             path = Path(raw)
-            if self.folder not in path.parents:
+            if self.folder not in path.parents or not self._wanted(path):
                 continue
+            if complete:
+                self._settling.pop(path, None)
+                ready.append(path)
+            else:
+                self._settling[path] = None
+        for path, seen in list(self._settling.items()):
+            try:
+                st = path.stat()
+            except OSError:
+                del self._settling[path]
+                continue
+            now = (st.st_size, st.st_mtime_ns)
+            if seen == now:
+                del self._settling[path]
+                ready.append(path)
+            else:
+                self._settling[path] = now
+        for path in dict.fromkeys(ready):
             eid = self._enqueue(path)
             if eid is not None:
                 out.append(eid)
+        return out
 
     def stop(self, timeout: float = 5) -> None:
         """Stop the observer thread (waiting at most ``timeout`` seconds)."""
