@@ -509,3 +509,16 @@ def test_the_governor_on_sqlite_and_postgresql(ledger_db, query, btc):
     assert query(ledger_db, "select kind, to_level from autonomy_changes order by id") == [
         ("initial", 1), ("command", 2), ("demotion", 1)]
     led.close()
+
+
+def test_trading_days_are_calendar_days_on_24_7_and_sessions_on_an_exchange(env):
+    crypto = env.governor()
+    nyse = env.governor(settings={"calendar": "XNYS"})
+    # 2026-01-01 (Thursday, a holiday) to 2026-01-12 (Monday): 11 whole days; sessions
+    # Jan 2, 5-9 and 12 -> 7
+    assert crypto.trading_days(T0, T0 + 11 * DAY) == 11
+    assert nyse.trading_days(T0, T0 + 11 * DAY) == 7
+    assert nyse.trading_days(T0, T0 + 2 * DAY) == 1            # Friday Jan 2 only
+    assert crypto.trading_days(T0 + 5, T0) == 0
+    with pytest.raises(ValidationError, match="calendar 'NOPE'"):
+        AutonomySettings(calendar="NOPE")

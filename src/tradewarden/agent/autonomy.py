@@ -71,7 +71,7 @@ win rate (``pnl > 0``) >= ``promote_l2_win_rate`` (0.70); L2 -> L3 after
 ``promote_l3_days`` (60) more trading days with the annualised Sharpe ratio of the
 daily equity returns since the change > ``promote_l3_sharpe`` (1.5); L4 only by
 :meth:`~AutonomyGovernor.set_level`. Trading days: whole calendar days (24/7 markets),
-NYSE sessions (``calendar = "XNYS"``). Demotion by one level, at once (checked before
+or the sessions of ``calendar`` (an exchange-calendars code such as ``XNYS``). Demotion by one level, at once (checked before
 each bar's first decision, and by ``review``): a manual override (a person's
 ``reject``, ``close``, ``flatten`` or ``kill`` command, actor not a system actor),
 ``demote_losses`` (3) losses among the last ``demote_loss_window`` (5) trades closed
@@ -84,13 +84,15 @@ daemon set-autonomy`` from another process takes effect at the next decision.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+import warnings
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any, Literal, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy import and_, bindparam, func, or_, select
 
 from tradewarden.agent import records
@@ -124,9 +126,10 @@ class AutonomySettings(BaseModel):
     ----------
     initial_level : int
         A new deployment's level, 1-3 (L4 only by command). Default 1.
-    calendar : {"24/7", "XNYS"}
-        How trading days and market hours are counted: every calendar day and hour
-        (crypto), or NYSE sessions and their open hours.
+    calendar : str
+        How trading days and market hours are counted: ``"24/7"`` (default: every
+        calendar day and hour, crypto), or an exchange-calendars code (``XNYS``,
+        ``XLON``, ...): its sessions and open hours.
     promote_l2_days, promote_l2_win_rate, promote_min_trades : int, float, int
         L1 -> L2 after this many trading days without a manual override, a win rate of
         at least this (0-1), over at least this many closed trades (30, 0.70, 10).
@@ -175,7 +178,7 @@ class AutonomySettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     initial_level: int = Field(1, ge=1, le=3)
-    calendar: Literal["24/7", "XNYS"] = "24/7"
+    calendar: str = "24/7"
     promote_l2_days: int = Field(30, ge=1)
     promote_l2_win_rate: float = Field(0.70, ge=0.0, le=1.0)
     promote_min_trades: int = Field(10, ge=1)
@@ -200,6 +203,16 @@ class AutonomySettings(BaseModel):
     regime_min_windows: int = Field(30, ge=1)
     recent_decisions: int = Field(5, ge=0)
     cache_seconds: float = Field(1.0, ge=0.0)
+
+    @field_validator("calendar")
+    @classmethod
+    def _known_calendar(cls, value: str) -> str:
+        if value != "24/7":
+            import exchange_calendars as xcals
+            if value not in xcals.get_calendar_names(include_aliases=True):
+                raise ValueError(f"calendar {value!r}: use 24/7 or an exchange-calendars code "
+                                 "such as XNYS")
+        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> AutonomySettings:
@@ -303,6 +316,28 @@ def _epoch(iso: str | None) -> int | None:
     return int(datetime.fromisoformat(iso).timestamp())
 
 
+_calendars: dict[str, Any] = {}
+
+
+@contextmanager
+def _quiet_calendar() -> Iterator[None]:
+    """Hide exchange_calendars' pandas-3 notice about tz-aware ``.values`` (the values it
+    reads are still UTC; as in :mod:`tradewarden.data.calendars`)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*\.values returning an ndarray")
+        yield
+
+
+def _exchange_calendar(code: str) -> Any:
+    """The exchange-calendars calendar ``code``, built once per process."""
+    cal = _calendars.get(code)
+    if cal is None:
+        import exchange_calendars as xcals
+        with _quiet_calendar():
+            cal = _calendars[code] = xcals.get_calendar(code)
+    return cal
+
+
 def _rolling_vol(closes: np.ndarray, window: int) -> np.ndarray:
     """Sample std (ddof=1) of log returns over each run of ``window`` returns in
     ``closes`` (shape (n,)); shape (max(n - window, 0),)."""
@@ -356,9 +391,15 @@ class AutonomyGovernor:
 
     Notes
     -----
-    Per decision: the level and the open anomalies (two indexed queries), the per-bar
-    figures (a few queries, reused for ``settings.cache_seconds`` of clock time), the
-    regime's recent closes, and two committed inserts (decision, then verdict).
+    Per decision: the level and the open anomalies (two indexed queries on one
+    connection) and two committed inserts (the decision, then the verdict). Once per bar
+    (reused for ``settings.cache_seconds`` of clock time): a due demotion, the recent
+    entries, traded symbols, latest trades, latest order outcomes and agent decisions
+    (one connection), and per symbol its recent closes; the strategy's volatility
+    history once per symbol and UTC day. The SQL is built once, at construction, as are
+    the deployment's runs (a new run gets a new governor). The engine buffers its own
+    rows until it flushes, so the :meth:`Ledger.drain` before each write commits nothing
+    of a bar in progress.
     """
 
     name = "autonomy"
@@ -377,8 +418,7 @@ class AutonomyGovernor:
         self._market = market
         self._bar: _Bar | None = None
         self._floors: tuple[int, int, int] | None = None   # (change id, command id, anomaly id)
-        self._regime_history: dict[str, tuple[int, np.ndarray]] = {}
-        self._xnys = None
+        self._regime_history: dict[str, tuple[int, tuple[np.ndarray, np.ndarray]]] = {}
         run = records._read(ledger, "the run", lambda conn: conn.execute(
             select(schema.runs.c.strategy, schema.runs.c.timeframe, schema.runs.c.capital_mode,
                    schema.runs.c.initial_capital).where(schema.runs.c.run_id == run_id))
@@ -600,17 +640,10 @@ class AutonomyGovernor:
             return bool(market["market_open"])
         if self.settings.calendar == "24/7":
             return True
-        import warnings
-
-        import exchange_calendars as xcals
         import pandas as pd
-        with warnings.catch_warnings():
-            # exchange_calendars reads tz-aware ``.values``, which pandas 3 deprecates; the
-            # values it gets are still UTC (as in tradewarden.data.calendars)
-            warnings.filterwarnings("ignore", message=r".*\.values returning an ndarray")
-            if self._xnys is None:
-                self._xnys = xcals.get_calendar("XNYS")
-            return bool(self._xnys.is_open_on_minute(pd.Timestamp(int(now), unit="s", tz="UTC")))
+        with _quiet_calendar():
+            return bool(_exchange_calendar(self.settings.calendar).is_open_on_minute(
+                pd.Timestamp(int(now), unit="s", tz="UTC")))
 
     # -- deciding -------------------------------------------------------------------------
     def _triggers(self, intent: str, symbol: str, now: float, bar: _Bar, notional: float | None,
@@ -840,18 +873,27 @@ class AutonomyGovernor:
     def trading_days(self, start: Any, end: Any) -> int:
         """Return the trading days from ``start`` to ``end`` (UTC epoch seconds).
 
-        ``24/7``: whole days elapsed, ``(end - start) // 86400``. ``XNYS``: NYSE
-        sessions after ``start``'s UTC date up to ``end``'s, inclusive.
+        ``24/7``: whole days elapsed, ``(end - start) // 86400``. An exchange calendar
+        (``XNYS``, ...): its sessions after ``start``'s UTC date up to ``end``'s,
+        inclusive.
+
+        Raises
+        ------
+        exchange_calendars.errors.DateOutOfBounds
+            A date outside the calendar's bounds (about 20 years back to 1 year ahead).
         """
         start, end = int(start), int(end)
         if end <= start:
             return 0
         if self.settings.calendar == "24/7":
             return (end - start) // DAY
-        from tradewarden.data.calendars import sessions
-        first = datetime.fromtimestamp(start // DAY * DAY + DAY, UTC).date()
-        last = datetime.fromtimestamp(end, UTC).date()
-        return 0 if first > last else len(sessions(first, last))
+        import pandas as pd
+        first = pd.Timestamp(start // DAY * DAY + DAY, unit="s")
+        last = pd.Timestamp(end // DAY * DAY, unit="s")
+        if first > last:
+            return 0
+        with _quiet_calendar():
+            return len(_exchange_calendar(self.settings.calendar).sessions_in_range(first, last))
 
     def _daily_sharpe(self, since_ts: int) -> float:
         """Annualised Sharpe ratio of the deployment's daily equity returns after
@@ -886,7 +928,7 @@ class AutonomyGovernor:
                            index=pd.to_datetime(total.index.to_numpy(dtype=np.int64), unit="s",
                                                 utc=True)).resample("1D").last().dropna()
         returns = closes.pct_change().dropna()
-        return sharpe_ratio(returns.to_numpy(), 252 if self.settings.calendar == "XNYS" else 365)
+        return sharpe_ratio(returns.to_numpy(), 365 if self.settings.calendar == "24/7" else 252)
 
     def review(self, now: Any) -> dict[str, Any] | None:
         """Promote or demote the deployment by the ledger's record (see the module
