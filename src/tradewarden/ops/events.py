@@ -14,32 +14,32 @@ Event kinds and payloads
 Times are UTC epoch seconds (numbers); money and quantities are Decimal, stored as text
 (``"101.25"``); ``market`` is the venue's calendar name (``"XNYS"``) or ``"24/7"``.
 
-================== ======================================================================
-kind               payload
-================== ======================================================================
-market_open        market, session (``YYYY-MM-DD``), open, close, scheduled_at, fired_at,
-                   late_seconds, missed (bool) (:mod:`tradewarden.ops.schedule`)
-market_close       as market_open; early_close (bool: the session closes early)
-pre_market         as market_open; minutes_before_open
-end_of_day         as market_open (24/7: market, session = UTC date, scheduled_at ...)
-weekly_learning    market, week (ISO ``YYYY-Www``), last_session, scheduled_at, fired_at,
-                   late_seconds, missed
-order_filled       fill_id, client_order_id, deployment_id, symbol, side (buy|sell),
-                   quantity, price, fee, ts (:meth:`EventProducer.fill`)
-stop_approaching   position, symbol, quantity, entry_price, stop_price, price, distance
-                   (fraction of the stop, text), threshold, ts (:class:`PositionWatch`)
-significant_move   position, symbol, quantity, entry_price, price, move (signed fraction
-                   of the entry, text), direction (up|down), threshold, ts
-new_data_file      path (absolute), name, size (bytes), mtime (UTC epoch seconds, float),
-                   folder (:class:`FolderWatch`)
+=================== ======================================================================
+kind                payload
+=================== ======================================================================
+market_open         market, session (``YYYY-MM-DD``), open, close, scheduled_at, fired_at,
+                    late_seconds, missed (bool) (:mod:`tradewarden.ops.schedule`)
+market_close        as market_open; early_close (bool: the session closes early)
+pre_market          as market_open; minutes_before_open
+end_of_day          as market_open (24/7: market, session = UTC date, scheduled_at ...)
+weekly_learning     market, week (ISO ``YYYY-Www``), last_session, scheduled_at, fired_at,
+                    late_seconds, missed
+order_filled        fill_id, client_order_id, deployment_id, symbol, side (buy|sell),
+                    quantity, price, fee, ts (:meth:`EventProducer.fill`)
+stop_approaching    position, symbol, quantity, entry_price, stop_price, price, distance
+                    (fraction of the stop, text), threshold, ts (:class:`PositionWatch`)
+significant_move    position, symbol, quantity, entry_price, price, move (signed fraction
+                    of the entry, text), direction (up|down), threshold, ts
+new_data_file       path (absolute), name, size (bytes), mtime (UTC epoch seconds, float),
+                    folder (:class:`FolderWatch`)
 broker_disconnected venue, since (UTC epoch seconds), reason
-broker_reconnected venue, since (when it was lost), at, down_seconds
-stale_data         symbol, state (``stale`` | ``fresh``), last_update, stale_since,
-                   seconds (without data), threshold_seconds, market (:class:`StaleData`)
-experiment_result  experiment_id, status, summary (mapping), ts
-anomaly_detected   anomaly_id (optional), anomaly (kind of anomaly), symbol, severity,
-                   detail (mapping), ts
-================== ======================================================================
+broker_reconnected  venue, since (when it was lost), at, down_seconds
+stale_data          symbol, state (``stale`` | ``fresh``), last_update, stale_since,
+                    seconds (without data), threshold_seconds, market (:class:`StaleData`)
+experiment_result   experiment_id, status, summary (mapping), ts
+anomaly_detected    anomaly_id (optional), anomaly (kind of anomaly), symbol, severity,
+                    detail (mapping), ts
+=================== ======================================================================
 
 Retries
 -------

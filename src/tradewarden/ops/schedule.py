@@ -15,18 +15,18 @@ whatever restarts happen.
 
 Jobs (defaults)
 ---------------
-============== ============================================ ================ ========
-kind           fires                                        misfire grace    coalesce
-============== ============================================ ================ ========
-pre_market     30 min before each session's open            15 min           yes
-market_open    each session's open                          15 min           yes
-market_close   each session's close (early closes included) 15 min           yes
-end_of_day     15 min after each close; 24/7: daily 00:05   12 h             yes
-               UTC, keyed by the UTC day it closes
-weekly_learning 60 min after the close of each ISO week's   3 days           yes
-               last session; 24/7: Monday 00:30 UTC, keyed
-               by the ISO week that ended
-============== ============================================ ================ ========
+=============== ============================================ ================ ========
+kind            fires                                        misfire grace    coalesce
+=============== ============================================ ================ ========
+pre_market      30 min before each session's open            15 min           yes
+market_open     each session's open                          15 min           yes
+market_close    each session's close (early closes included) 15 min           yes
+end_of_day      15 min after each close; 24/7: daily 00:05   12 h             yes
+                UTC, keyed by the UTC day it closes
+weekly_learning 60 min after the close of each ISO week's    3 days           yes
+                last session; 24/7: Monday 00:30 UTC, keyed
+                by the ISO week that ended
+=============== ============================================ ================ ========
 
 A 24/7 market (crypto) has no pre_market, market_open or market_close.
 
