@@ -359,6 +359,38 @@ class _Bar(NamedTuple):
     recent: list[dict[str, Any]]
 
 
+def engine_context(engine: Any) -> dict[str, Any]:
+    """Return what a reasoner should see of a running engine: its open positions and
+    accounts (the ``context`` callable of :class:`AutonomyGovernor`).
+
+    Parameters
+    ----------
+    engine : tradewarden.engine.TradingEngine
+
+    Returns
+    -------
+    dict
+        ``positions``: one dict per open position (``symbol``, ``position_id`` (the
+        symbol: one position per symbol), ``quantity`` in base units, ``entry_price``,
+        ``stop_loss``, ``take_profit`` in quote currency, ``entry_ts`` UTC epoch
+        seconds; Decimal values); ``account``: ``cash`` and ``equity`` per account name
+        (quote currency), ``open_positions``, ``paused``.
+    """
+    positions = []
+    for sym in engine.syms:
+        pos = sym.position
+        if pos is not None:
+            positions.append({"symbol": pos.symbol, "position_id": pos.symbol,
+                              "quantity": pos.quantity, "entry_price": pos.entry_price,
+                              "entry_ts": pos.entry_ts, "stop_loss": pos.stop_loss,
+                              "take_profit": pos.take_profit})
+    accounts = {a.name: {"cash": a.cash, "equity": engine.equity(i)}
+                for i, a in enumerate(engine.accounts)}
+    return {"positions": positions,
+            "account": {"accounts": accounts, "open_positions": engine.open_positions(),
+                        "paused": engine.paused}}
+
+
 class AutonomyGovernor:
     """Gate a deployment's entries and exits by its earned autonomy level (see the module
     docstring for the levels, the mandatory triggers and promotion).
