@@ -64,6 +64,7 @@ from pydantic_settings.sources import NestedSecretsSettingsSource
 
 from tradewarden.agent.autonomy import AutonomySettings
 from tradewarden.analytics.gates import GateConfig
+from tradewarden.ops.alerts import AlertSettings
 from tradewarden.engine.config import RunConfig
 from tradewarden.ledger.store import DEFAULT_DB
 
@@ -227,7 +228,8 @@ class DaemonSettings(BaseModel):
 #: Sections that are not part of :class:`RunConfig`.
 SECTIONS: dict[str, type[BaseModel]] = {"gates": GateSettings, "ledger": LedgerSettings,
                                         "report": ReportSettings, "venue": VenueSettings,
-                                        "daemon": DaemonSettings, "autonomy": AutonomySettings}
+                                        "daemon": DaemonSettings, "autonomy": AutonomySettings,
+                                        "alerts": AlertSettings}
 
 
 class _SettingsBase(BaseSettings):
@@ -760,6 +762,54 @@ reconnect_seconds = 60.0        # a failed deployment (venue down, ...) is resta
 stale_seconds = 300.0           # no market data this long while the market is open: stale_data
 stop_approach_fraction = 0.05   # stop_approaching: price within 5 % of a stop
 significant_move_fraction = 0.03  # significant_move: 3 % from the entry
+
+[autonomy]                      # the daemon's graduated-autonomy governor (README "Operate")
+initial_level = 1               # 1 recommend only | 2 supervised | 3 semi-autonomous (4 only by command)
+calendar = "24/7"               # trading days and market hours: "24/7" (crypto) or "XNYS"
+promote_l2_days = 30            # L1 -> L2 after this many trading days without a manual override ...
+promote_l2_win_rate = 0.7       # ... and at least this win rate ...
+promote_min_trades = 10         # ... over at least this many closed trades
+promote_l3_days = 60            # L2 -> L3 after this many more trading days ...
+promote_l3_sharpe = 1.5         # ... and a Sharpe ratio of daily returns above this
+demote_losses = 3               # demote one level on this many losses ...
+demote_loss_window = 5          # ... among the last this many trades (and on any override or anomaly)
+override_commands = ["reject", "close", "flatten", "kill"]   # a person's commands that count as overrides
+system_actors = ["system", "daemon", "governor"]             # actors whose commands are not overrides
+recent_window = 20              # entries averaged for "the recent average size"
+l2_size_multiple = 1.0          # L2 queues entries over this multiple of the average notional
+l3_size_multiple = 2.0          # L3 queues entries over this multiple
+human_size_multiple = 3.0       # any level: a person decides at this multiple
+sector_losses = 3               # any level: a person decides after this many losses in a row in a sector
+# sectors = { "BTC-USD" = "crypto-majors", "ETH-USD" = "crypto-majors" }   # default: each symbol its own
+vix_jump = 0.3                  # any level: VIX up this fraction since the session's open
+data_gap_seconds = 1800         # any level: no market data this long in market hours
+margin_limit = 0.4              # any level: margin utilisation above this
+min_confidence = 0.4            # any level: a decision less confident than this
+fill_failures = 3               # any level: this many rejected orders in a row
+regime_window = 20              # bars of the realised-volatility window ("a regime never seen")
+regime_min_windows = 30         # earlier windows needed before a regime can be judged unseen
+recent_decisions = 5            # recent decisions shown to the reasoner
+cache_seconds = 1.0             # clock seconds the per-bar ledger figures are reused
+
+[alerts]                        # where alerts go (every alert is also logged and in the ledger)
+# email_host = "smtp.example.com"   # off without a host
+email_port = 587
+email_tls = "starttls"          # starttls | implicit | none
+# email_username = "warden@example.com"
+# email_from = "warden@example.com"
+# email_to = ["me@example.com"]
+email_min_level = "warning"     # info | warning | critical
+slack_min_level = "warning"
+# telegram_chat_ids = [123456789]   # only these chats get alerts and are obeyed by the bot
+telegram_base_url = "https://api.telegram.org/bot"
+telegram_min_level = "warning"
+rate_limit_count = 5            # at most this many alerts per trigger ...
+rate_limit_seconds = 3600       # ... per this many seconds
+dedupe_seconds = 900            # the same alert again within this is not sent
+timeout_seconds = 10.0          # per delivery attempt
+# ca_file = "/etc/ssl/my-ca.pem"    # an extra CA for SMTP TLS and the webhook
+# email_password, slack_webhook_url, telegram_bot_token: secrets, only from
+# TRADEWARDEN_ALERTS__EMAIL_PASSWORD / __SLACK_WEBHOOK_URL / __TELEGRAM_BOT_TOKEN or secret files
 
 # Several deployments in one file (warden daemon start runs them all); each entry may
 # set the run keys and [venue]; the top level gives the defaults.
