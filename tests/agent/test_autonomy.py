@@ -182,7 +182,7 @@ def test_the_price_comes_from_the_stop_and_the_risk_per_unit(env):
     assert gov.authorize(SYM, "enter_long", detail).verdict == Verdict.QUEUE
     assert triggered(env) == ["size"]
     row = records.agent_decision(env.led, detail["agent_decision_id"])
-    assert row["context"]["event"]["payload"]["notional"] == pytest.approx(0.3 * env.price)
+    assert float(row["context"]["event"]["payload"]["notional"]) == pytest.approx(0.3 * env.price)
 
 
 def test_three_consecutive_losses_in_a_sector_need_a_person(env):
@@ -331,8 +331,8 @@ def test_the_decision_is_committed_with_its_context_before_the_verdict(env, monk
     ctx = json.loads(context)
     assert ctx["positions"] == [{"symbol": OTHER, "quantity": "1"}]
     assert ctx["account"] == {"cash": "900"} and ctx["autonomy_level"] == 2
-    assert ctx["event"]["payload"]["notional"] == pytest.approx(0.15 * env.price)
-    assert ctx["event"]["payload"]["average_notional"] == pytest.approx(0.1 * env.price)
+    assert float(ctx["event"]["payload"]["notional"]) == pytest.approx(0.15 * env.price)
+    assert float(ctx["event"]["payload"]["average_notional"]) == pytest.approx(0.1 * env.price)
     row = records.agent_decision(env.led, did)
     assert [(v["verdict"], v["reason"]) for v in row["verdicts"]] == [("queue", auth.reason)]
 

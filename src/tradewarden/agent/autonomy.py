@@ -352,7 +352,7 @@ class _Bar(NamedTuple):
     """The deployment's figures read from the ledger once per bar."""
 
     at: float
-    entries: list[tuple[str, float]]     # (symbol, notional) of the last entry orders, newest last
+    entries: list[tuple[str, Decimal]]   # (symbol, quote notional) of the last entry orders, newest last
     traded: frozenset[str]
     trades: list[tuple[str, float]]      # (symbol, pnl) of the latest closed trades, newest first
     fill_failures: int
@@ -561,8 +561,8 @@ class AutonomyGovernor:
             why = self._demotion_due(conn, change)[0]
             per_order: dict[str, list[Any]] = {}
             for oid, sym, qty, price in conn.execute(q["entries"]):
-                item = per_order.setdefault(oid, [sym, 0.0])
-                item[1] += float(Decimal(qty) * Decimal(price))
+                item = per_order.setdefault(oid, [sym, Decimal(0)])
+                item[1] += Decimal(qty) * Decimal(price)
             entries = [(sym, n) for sym, n in list(per_order.values())[:s.recent_window]][::-1]
             traded = frozenset(sym for (sym,) in conn.execute(q["traded"]))
             trades = [(sym, float(pnl)) for sym, pnl in conn.execute(q["trades"])]
@@ -765,20 +765,21 @@ class AutonomyGovernor:
         if action == "enter_long":
             qty = _decimal(detail.get("quantity"))
             price = _decimal(detail.get("price"))
-            if price is None and detail.get("stop_loss") is not None \
-                    and detail.get("risk_per_unit") is not None:
-                price = _decimal(detail["stop_loss"]) + _decimal(detail["risk_per_unit"])
+            stop, per_unit = _decimal(detail.get("stop_loss")), _decimal(detail.get("risk_per_unit"))
+            if price is None and stop is not None and per_unit is not None:
+                price = stop + per_unit          # the risk manager's risk_per_unit = price - stop
             if price is None:
                 closes = self._recent_closes(symbol)[1]
                 price = _decimal(closes[-1]) if closes.shape[0] else None
             if qty is not None and price is not None:
-                notional = float(qty * price)
-                payload["price"] = float(price)
-                payload["notional"] = notional
+                payload["price"] = price                 # quote currency, exact (JSON text)
+                payload["notional"] = qty * price
+                notional = float(payload["notional"])
         sizes = [n for _sym, n in bar.entries]
-        average = float(np.mean(sizes)) if sizes else None
-        if average is not None:
-            payload["average_notional"] = average
+        average = None
+        if sizes:
+            payload["average_notional"] = sum(sizes, Decimal(0)) / len(sizes)
+            average = float(payload["average_notional"])
         ts = int(detail.get("ts", now))
         event = ReasoningEvent(kind="entry_signal" if action == "enter_long" else "exit_signal",
                                ts=ts, symbol=symbol, payload=payload)
