@@ -275,11 +275,13 @@ def status(config: Optional[Path] = CONFIG_OPT, db: Optional[str] = DB_OPT,
 @contextmanager
 def _oversight(config: Path | None, db: str | None) -> Iterator[Any]:
     """Open the oversight of the ledger (:class:`tradewarden.ops.oversight.Oversight`);
-    a missing ledger or any refusal inside becomes one ``error:`` line, status 2."""
+    a missing ledger or any refusal inside becomes one ``error:`` line, status 2. A
+    deployment that never recorded a level has the config's [autonomy] initial_level."""
     from tradewarden.ops.oversight import Oversight
     loaded = settings_for(config, db)
     try:
-        o = Oversight(loaded.ledger.url())
+        o = Oversight(loaded.ledger.url(),
+                      default_autonomy=loaded.settings.autonomy.initial_level)
     except _known_errors() as exc:
         raise _fail(str(exc)) from None
     try:

@@ -62,6 +62,10 @@ def test_status_text_and_json_while_no_daemon_runs(desk, tmp_path):
     assert d["last_decision"]["reasoning"] == "ETH broke its 6-bar high"
     one_error(CliRunner().invoke(app, ["daemon", "status", "--db", str(tmp_path / "no.db")]),
               "no ledger at")
+    # no level recorded yet: the config's [autonomy] initial_level
+    cfg.write_text(cfg.read_text() + "[autonomy]\ninitial_level = 2\n")
+    r = CliRunner().invoke(app, ["daemon", "status", "--config", str(cfg)])
+    assert r.exit_code == 0 and "desk (paper): running, L2 supervised" in r.output, r.output
 
 
 def test_context(desk):
