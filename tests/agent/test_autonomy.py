@@ -522,3 +522,12 @@ def test_trading_days_are_calendar_days_on_24_7_and_sessions_on_an_exchange(env)
     assert crypto.trading_days(T0 + 5, T0) == 0
     with pytest.raises(ValidationError, match="calendar 'NOPE'"):
         AutonomySettings(calendar="NOPE")
+
+
+def test_an_entry_of_unknown_size_is_queued_at_l2_and_l3(env):
+    for level in (2, 3):
+        gov = env.governor(level)
+        auth = gov.authorize(SYM, "enter_long", {"quantity": "0.1"})   # no price, no closes
+        assert auth.verdict == Verdict.QUEUE and "size is unknown" in auth.reason
+    assert env.governor(4).authorize(SYM, "enter_long", {"quantity": "0.1"}).verdict == \
+        Verdict.EXECUTE

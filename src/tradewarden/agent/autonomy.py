@@ -69,16 +69,29 @@ Promotion and demotion
 override, with at least ``promote_min_trades`` (10) trades closed since the change and a
 win rate (``pnl > 0``) >= ``promote_l2_win_rate`` (0.70); L2 -> L3 after
 ``promote_l3_days`` (60) more trading days with the annualised Sharpe ratio of the
-daily equity returns since the change > ``promote_l3_sharpe`` (1.5); L4 only by
+daily equity returns since the change > ``promote_l3_sharpe`` (1.5; empyrical's
+definition, computed by :func:`tradewarden.analytics.ratios.sharpe_ratio`); L4 only by
 :meth:`~AutonomyGovernor.set_level`. Trading days: whole calendar days (24/7 markets),
-or the sessions of ``calendar`` (an exchange-calendars code such as ``XNYS``). Demotion by one level, at once (checked before
-each bar's first decision, and by ``review``): a manual override (a person's
+or the sessions of ``calendar`` (an exchange-calendars code such as ``XNYS``).
+Demotion by one level, at once (checked before each bar's first decision, and by
+``review``): a manual override (a person's
 ``reject``, ``close``, ``flatten`` or ``kill`` command, actor not a system actor),
 ``demote_losses`` (3) losses among the last ``demote_loss_window`` (5) trades closed
 since the level changed, or an anomaly opened since the level changed.
 
 The level is read from the ledger (``autonomy_changes``) on every decision, so ``warden
 daemon set-autonomy`` from another process takes effect at the next decision.
+
+Actions and verdicts (:func:`gate`)
+-----------------------------------
+With a trigger active, anything but ``MONITOR_ONLY`` / ``REQUEST_HUMAN_REVIEW`` is
+queued. Otherwise ``MONITOR_ONLY``, ``SKIP_SESSION``, ``STAGE_CANDIDATES`` and
+``PROPOSE_EXPERIMENT`` are monitored (they trade nothing now); ``REQUEST_HUMAN_REVIEW``
+and ``EMERGENCY_HALT`` are queued (a person decides); an action that does not match the
+engine's intent (``CLOSE_POSITION`` for an entry, ``EXECUTE_TRADES`` for an exit) is
+refused (recorded ``refuse``, answered monitor); ``EXECUTE_TRADES`` for an entry and
+``CLOSE_POSITION`` for an exit meet the level rules. A reasoner that raises is recorded
+as a ``REQUEST_HUMAN_REVIEW`` of confidence 0.
 """
 
 from __future__ import annotations
@@ -114,8 +127,6 @@ DAY = 86_400
 GOVERNOR_ACTOR = "governor"
 _VERDICT = {"execute": Verdict.EXECUTE, "queue": Verdict.QUEUE, "monitor": Verdict.MONITOR,
             "refuse": Verdict.MONITOR}
-#: Triggers that concern opening a position (not checked on exits).
-ENTRY_TRIGGERS = frozenset({"first_trade", "size", "sector_losses", "margin"})
 
 
 class AutonomySettings(BaseModel):
@@ -283,6 +294,8 @@ def gate(level: int, intent: str, decision: DecisionOutput, triggers: list[Trigg
              else None)
     if level == 1:
         return "queue", "L1 recommend only: a person decides"
+    if level in (2, 3) and intent == "enter_long" and notional is None and average is not None:
+        return "queue", f"L{level}: the entry's size is unknown (no price), a person decides"
     if level == 2:
         if intent == "exit":
             return "queue", "L2 supervised: exits need a person"
