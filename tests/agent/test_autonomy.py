@@ -137,17 +137,16 @@ EXPECTED = {   # level -> verdict per situation, in SITUATIONS' order
 
 
 @pytest.mark.parametrize("level", [1, 2, 3, 4])
-@pytest.mark.parametrize("situation", list(SITUATIONS))
-def test_level_and_situation_give_the_verdict(env, level, situation):
+def test_level_and_situation_give_the_verdict(env, level):
     gov = env.governor(level)
-    intent, ratio = SITUATIONS[situation]
-    detail = env.detail(ratio) if intent == "enter_long" else {}
-    auth = gov.authorize(SYM, intent, detail)
-    want = EXPECTED[level][list(SITUATIONS).index(situation)]
-    assert auth.verdict == Verdict(want), auth.reason
-    assert env.verdicts()[-1][0] == want and env.verdicts()[-1][2] == level
-    assert env.verdicts()[-1][1] == "[]"                          # no mandatory trigger
-    assert isinstance(detail["agent_decision_id"], int)
+    for situation, want in zip(SITUATIONS, EXPECTED[level]):
+        intent, ratio = SITUATIONS[situation]
+        detail = env.detail(ratio) if intent == "enter_long" else {}
+        auth = gov.authorize(SYM, intent, detail)
+        assert auth.verdict == Verdict(want), (situation, auth.reason)
+        verdict, triggers, recorded_level = env.verdicts()[-1]
+        assert (verdict, triggers, recorded_level) == (want, "[]", level)   # no mandatory trigger
+        assert isinstance(detail["agent_decision_id"], int)
 
 
 def test_a_new_symbol_is_queued_at_l2(env):
