@@ -194,6 +194,7 @@ def _run_foreground(config: Path, deployment: str | None, db: str | None, live_:
                 on_turn=sup.on_turn, heartbeat=sup.heartbeat,
                 wrap_ledger=sup.wrap_ledger, open_mode=open_mode)
             sup.service = service
+            sup.start()
             names = service.names()
             log.info("daemon_started", deployments=names, lock=str(lock_file),
                      modes=[one.run_config().mode for _, one in checked])

@@ -106,7 +106,7 @@ def open_mode(loaded: Any, *, deployment: str | None, clock: Any,
               connect: Callable[..., Any] | None = None,
               before_start: Callable[..., None] | None = None,
               wrap_ledger: Callable[[Any], Any] | None = None,
-              quiet: bool = False) -> Opened:
+              quiet: bool = False, bulk: bool = True) -> Opened:
     """Open (or resume) a paper or live deployment from loaded settings, ready to loop.
 
     Loads the venue's instrument specs (paper) or connects the venue adapter (live),
@@ -126,6 +126,9 @@ def open_mode(loaded: Any, *, deployment: str | None, clock: Any,
         ``wrap_ledger(ledger) -> ledger``: the daemon's spool around a server ledger.
     quiet : bool
         Print nothing (the daemon logs instead).
+    bulk : bool
+        Write an SQLite ledger's batches by bulk ingest (:class:`~tradewarden.ledger.Ledger`
+        ``bulk``); the daemon, with several writers in one process, passes ``False``.
 
     Returns
     -------
@@ -163,7 +166,7 @@ def open_mode(loaded: Any, *, deployment: str | None, clock: Any,
         if before_start is not None:
             before_start(cfg, broker, instruments)
     fee_bps, maker_bps = (fees[0], fees[1]) if fees else (None, None)
-    ledger = Ledger(loaded.ledger.url(), background=True)
+    ledger = Ledger(loaded.ledger.url(), background=True, bulk=bulk)
     if wrap_ledger is not None:
         ledger = wrap_ledger(ledger)
     dep = open_paper(cfg, strategy, instruments, ledger, name=deployment, clock=clock,

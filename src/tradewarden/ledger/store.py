@@ -680,6 +680,16 @@ class Ledger:
         ``$TRADEWARDEN_BUSY_TIMEOUT`` or 10).
     heartbeat_seconds : float
         Least wall-clock time between two :meth:`heartbeat` writes.
+    bulk : bool
+        SQLite file: write batches by Arrow bulk ingest through the ADBC driver (the
+        default; replay). ``False`` writes them by executemany on one Python sqlite3
+        connection whose transaction :meth:`commit` ends. The daemon passes ``False``:
+        the ADBC driver links its own copy of SQLite, and two copies of SQLite writing
+        one file from one process do not see each other's locks (POSIX locks do not
+        conflict within a process, and each copy keeps its own table of them; see
+        sqlite.org/howtocorrupt.html, "multiple copies of SQLite linked into the same
+        application"), so several deployments and the daemon's own writes in one
+        process must all go through the same copy.
 
     Raises
     ------
@@ -689,7 +699,7 @@ class Ledger:
 
     def __init__(self, db: str | os.PathLike[str], *, background: bool = False,
                  create: bool = True, busy_timeout: float | None = None,
-                 heartbeat_seconds: float = HEARTBEAT_SECONDS) -> None:
+                 heartbeat_seconds: float = HEARTBEAT_SECONDS, bulk: bool = True) -> None:
         self.db = str(db)
         self.busy_timeout = busy_timeout_seconds(busy_timeout)
         self.engine = open_engine(db, create=create, busy_timeout=self.busy_timeout)
@@ -697,14 +707,16 @@ class Ledger:
         self.url = display_db(self.engine.url)
         path = _sqlite_path(self.engine.url)
         # SQLite file: batches go through Arrow bulk ingest; otherwise executemany.
-        self._bulk_path = path if path is not None and path != ":memory:" else None
+        self._bulk_path = path if path is not None and path != ":memory:" and bulk else None
         self._adbc = None
         self._in_txn = False
-        # Other servers (PostgreSQL): the batches go through executemany on one
-        # connection whose transaction :meth:`commit` ends, as the bulk one does on an
-        # SQLite file. ``sqlite://`` shares one connection per thread: autocommit there.
+        # Other servers (PostgreSQL), and an SQLite file without bulk ingest: the batches
+        # go through executemany on one connection whose transaction :meth:`commit`
+        # ends, as the bulk one does on an SQLite file. ``sqlite://`` shares one
+        # connection per thread: autocommit there.
         self._batch_conn: Any = None
-        self._batched = path is None and self.engine.dialect.name != "sqlite"
+        self._batched = ((path is None and self.engine.dialect.name != "sqlite")
+                         or (not bulk and path is not None and path != ":memory:"))
         self._writer = _Writer(self.describe) if background else None
         self.heartbeat_seconds = heartbeat_seconds
         self._last_beat = -math.inf

@@ -108,7 +108,8 @@ class DaemonService:
         Passed to ``open_mode`` (the database-loss spool).
     open_mode : callable
         ``open_mode(loaded, *, deployment, clock, connect, before_start, wrap_ledger,
-        quiet) -> Opened`` (:func:`tradewarden.cli_paper.open_mode`: the interface layer
+        quiet, bulk) -> Opened`` (``bulk=False``: every writer in the process on one copy
+        of SQLite) (:func:`tradewarden.cli_paper.open_mode`: the interface layer
         knows the venue clients and their test hooks).
     """
 
@@ -153,7 +154,7 @@ class DaemonService:
         self.activity = f"opening deployment {slot.label}"
         opened = self.open_mode(slot.loaded, deployment=slot.name, clock=self.clock,
                            connect=connect, before_start=before, wrap_ledger=self.wrap_ledger,
-                           quiet=True)
+                           quiet=True, bulk=False)
         slot.opened = opened
         slot.loop = DeploymentLoop(opened.dep, opened.feed,
                                    inbox_seconds=self.settings.inbox_seconds,

@@ -1,21 +1,58 @@
-"""What the daemon adds around its deployments: heartbeat, governor, events, alerts.
+"""What the daemon adds around its deployments: governor, events, alerts, heartbeat.
 
 :class:`Supervisor` is the set of hooks :class:`~tradewarden.ops.service.DaemonService`
 calls. It owns the daemon's own ledger connection and
 
-* writes the heartbeat row (status running, paused, error; current activity; queue
-  depth: events due or in hand plus commands waiting; the lowest autonomy level of
-  the deployments; the open anomalies) and tells systemd's watchdog;
-* records a deployment's failure as a ``broker_disconnected`` event and its return
-  (opened again, reconciled) as ``broker_reconnected``.
+* puts every deployment under the autonomy governor
+  (:class:`~tradewarden.agent.autonomy.AutonomyGovernor`, ``[autonomy]``);
+* produces events: the calendar's (:class:`~tradewarden.ops.schedule.Scheduler`,
+  ``[daemon] calendar``), fills, positions near their stop or far from their entry
+  (:class:`~tradewarden.ops.events.PositionWatch`), stale market data
+  (:class:`~tradewarden.ops.events.StaleData`), new files in ``[daemon] watch_folder``,
+  a deployment's failure (``broker_disconnected``) and return (``broker_reconnected``);
+* processes the durable queue (:class:`~tradewarden.ops.events.Dispatcher`): each event
+  goes to the deployment's reasoner, the decision is recorded with the context it saw,
+  the governor's verdict apart (:func:`~tradewarden.agent.autonomy.gate`), and only an
+  ``execute`` verdict acts (a close or a halt, through the command inbox as actor
+  ``daemon``); a ``queue`` verdict asks a person (a ``human_review`` alert);
+* raises alerts (:class:`~tradewarden.ops.alerts.Alerter`, ``[alerts]``) and runs the
+  Telegram bot when a token is configured;
+* writes the heartbeat row and tells systemd's watchdog.
+
+What each event does
+--------------------
+=====================  =============================================================
+event                  effect
+=====================  =============================================================
+end_of_day             promotion/demotion review per deployment (an alert on a
+                       change), then the day's summary as an ``end_of_day`` alert
+broker_disconnected    a critical ``broker_disconnect`` alert
+broker_reconnected     an info alert (the deployment reconciled before trading)
+anomaly_detected       the anomaly opened for its deployment (a person must decide
+                       while it is open), the governor demoted one level at once
+                       (``autonomy_demoted`` alert), an ``anomaly`` alert
+stale_data             ``stale``: entries blocked (monitor only) and a ``stale_data``
+                       anomaly opened; ``fresh``: both lifted
+everything else        reasoned about per deployment, recorded, gated (above)
+=====================  =============================================================
+
+Handlers are idempotent (a claimed event may run again after a crash): commands they
+queue carry the event's effect key (``ev<id>``) in their reason and are not queued
+twice; alerts carry it as their dedupe key; anomalies are opened once per kind and
+symbol.
 """
 
 from __future__ import annotations
 
+import os
+from decimal import Decimal
 from typing import Any
 
 from tradewarden.ops.daemon import HEARTBEAT_SECONDS
 from tradewarden.ops.sdnotify import notify
+
+#: Who the daemon's own commands are recorded as (not a person: not an override).
+DAEMON_ACTOR = "daemon"
 
 
 class Supervisor:
@@ -24,7 +61,7 @@ class Supervisor:
     Parameters
     ----------
     ledger : tradewarden.ledger.Ledger
-        The daemon's own connection.
+        The daemon's own connection (events, alerts, heartbeats, event decisions).
     loaded : tradewarden.settings.LoadedSettings
         The config file's settings (``[daemon]``, ``[autonomy]``, ``[alerts]``).
     daemon_id : str
@@ -33,6 +70,10 @@ class Supervisor:
     """
 
     def __init__(self, ledger: Any, loaded: Any, *, daemon_id: str, clock: Any, log: Any) -> None:
+        from tradewarden.ops.alerts import Alerter
+        from tradewarden.ops.events import Dispatcher
+        from tradewarden.ops.schedule import ALWAYS_OPEN, Scheduler, market_calendar
+
         self.ledger = ledger
         self.loaded = loaded
         self.daemon_id = daemon_id
@@ -40,6 +81,42 @@ class Supervisor:
         self.log = log
         self.service: Any = None
         self._ready = False
+        daemon = loaded.daemon
+        self.market = market_calendar(daemon.calendar or ALWAYS_OPEN)
+        self.alerter = Alerter(ledger, loaded.settings.alerts, clock, log=log)
+        self.scheduler = Scheduler(ledger, self.market,
+                                   pre_market_minutes=daemon.pre_market_minutes,
+                                   end_of_day_utc=daemon.end_of_day_utc, log=log)
+        self.dispatcher = Dispatcher(ledger, clock, f"{daemon_id}:{os.getpid()}", log=log,
+                                     on_error=self._event_failed)
+        self._register()
+        self.folder = None
+        self.bot = None
+        self._oversight = None
+
+    def start(self) -> None:
+        """Start the watched folder (a scan for files that came while down) and the
+        Telegram bot; either failing is logged and alerted, and the daemon runs on."""
+        from tradewarden.ops.events import FolderWatch
+        daemon = self.loaded.daemon
+        if daemon.watch_folder is not None:
+            try:
+                self.folder = FolderWatch(self.ledger, self.clock, daemon.watch_folder)
+                self.folder.start()
+            except (OSError, ValueError) as exc:
+                self.folder = None
+                self._alert("warning", "daemon_error", f"watched folder not watched: {exc}")
+        if self.loaded.settings.alerts.telegram_bot_token is not None:
+            from tradewarden.ops.oversight import Oversight
+            from tradewarden.ops.telegram_bot import TelegramBot
+            try:
+                self._oversight = Oversight(self.loaded.ledger.url(), clock=self.clock)
+                self.bot = TelegramBot.from_settings(self._oversight, self.loaded.settings.alerts,
+                                                     clock=self.clock, log=self.log)
+                self.bot.start()
+            except Exception as exc:        # noqa: BLE001 - the bot is a convenience
+                self.bot = None
+                self._alert("warning", "daemon_error", f"Telegram bot not started: {exc}")
 
     # ------------------------------------------------------------- deployments
 
@@ -49,62 +126,362 @@ class Supervisor:
 
     def on_open(self, slot: Any) -> None:
         """A deployment opened: put it under the autonomy governor (unless its config
-        says ``governor = "monitor"``: record only), and after a failure record
-        ``broker_reconnected``."""
+        says ``governor = "monitor"``: record only), watch its positions and its data,
+        and after a failure record ``broker_reconnected``."""
         from tradewarden.agent.autonomy import AutonomyGovernor
+        from tradewarden.ops.events import PositionWatch, StaleData
         dep = slot.opened.dep
         engine = dep.kernel.engine
+        daemon = self.loaded.daemon
         if slot.loaded.run_config().governor != "monitor":
             gov = AutonomyGovernor(dep.ledger, dep.deployment_id, dep.run_id, dep.clock,
                                    settings=self.loaded.settings.autonomy,
                                    context=lambda d=dep: deployment_context(d),
-                                   market=lambda s=slot: self.market(s))
+                                   market=lambda s=slot: self.market_context(s))
             engine.governor = gov
             slot.extras["governor"] = gov
+        slot.extras["positions"] = PositionWatch(
+            self.ledger, self.clock, stop_fraction=Decimal(str(daemon.stop_approach_fraction)),
+            move_fraction=Decimal(str(daemon.significant_move_fraction)))
+        bar_seconds = int(slot.opened.feed.tf)
+        stale = StaleData(self.ledger, self.clock, self.market,
+                          threshold_seconds=bar_seconds + daemon.stale_seconds)
+        for s in engine.syms:
+            stale.watch(f"{dep.deployment_id}/{s.name}", self.clock.now())
+        slot.extras["stale"] = stale
+        slot.extras.setdefault("fill_seq", self._last_fill_seq(dep))
         if slot.failures:
-            dep = slot.opened.dep
             self.ledger.enqueue_event(
                 "broker_reconnected", {"deployment": dep.name, "deployment_id": dep.deployment_id,
-                                       "run_id": dep.run_id, "after_failures": slot.failures},
+                                       "venue": dep.kernel.handlers.mode, "run_id": dep.run_id,
+                                       "after_failures": slot.failures},
                 due_at=self.clock.now(), dedupe_key=f"reconnected:{dep.run_id}")
 
     def on_bar(self, slot: Any, bar: Any, decision: Any) -> None:
-        """A bar was decided."""
+        """A bar was decided: fresh data for its symbol, its fills as ``order_filled``
+        events, the positions checked against their stop and entry."""
+        from tradewarden.ops.events import WatchedPosition
+        dep = slot.opened.dep
+        slot.extras["stale"].update(f"{dep.deployment_id}/{bar.symbol}", self.clock.now())
+        self._fills(slot)
+        engine = dep.kernel.engine
+        watched, prices = [], {}
+        for s in engine.syms:
+            pos = s.position
+            if pos is None or not s.last_close > 0:
+                continue
+            watched.append(WatchedPosition(s.name, pos.quantity, pos.entry_price, pos.stop_loss,
+                                           key=f"{dep.deployment_id}/{s.name}@{pos.entry_price}"))
+            prices[s.name] = Decimal(repr(s.last_close))
+        slot.extras["positions"].observe(watched, prices)
 
-    def market(self, slot: Any) -> dict[str, Any]:
+    def _last_fill_seq(self, dep: Any) -> int:
+        from sqlalchemy import func, select
+
+        from tradewarden.ledger import schema
+        f = schema.fills
+        dep.ledger.drain()
+        with dep.ledger.engine.connect() as conn:
+            return int(conn.execute(select(func.coalesce(func.max(f.c.fill_seq), -1))
+                                    .where(f.c.run_id == dep.run_id)).scalar_one())
+
+    def _fills(self, slot: Any) -> None:
+        """Enqueue ``order_filled`` for the run's fills newer than the last seen."""
+        from sqlalchemy import select
+
+        from tradewarden.ledger import schema
+        from tradewarden.ops.events import emit_order_filled
+        dep = slot.opened.dep
+        f = schema.fills
+        dep.ledger.drain()
+        with dep.ledger.engine.connect() as conn:
+            rows = conn.execute(select(f).where(f.c.run_id == dep.run_id,
+                                                f.c.fill_seq > slot.extras["fill_seq"])
+                                .order_by(f.c.fill_seq)).mappings().all()
+        for r in rows:
+            emit_order_filled(self.ledger, self.clock.now(),
+                              fill_id=f"{dep.run_id}:{r['fill_seq']}",
+                              client_order_id=r["client_order_id"], symbol=r["symbol"],
+                              side=r["side"], quantity=Decimal(str(r["quantity"])),
+                              price=Decimal(str(r["price"])), fee=Decimal(str(r["fee"])),
+                              deployment_id=dep.deployment_id, ts=r["ts"])
+            slot.extras["fill_seq"] = int(r["fill_seq"])
+
+    def market_context(self, slot: Any) -> dict[str, Any]:
         """What the governor knows of the market: ``last_data_ts``, the close of the
-        newest bar the deployment has (UTC epoch seconds; the bar being decided)."""
+        newest bar the deployment has (UTC epoch seconds; the bar being decided), and
+        ``market_open`` from the ``[daemon]`` calendar."""
         if slot.opened is None:
             return {}
         engine = slot.opened.dep.kernel.engine
+        out: dict[str, Any] = {"market_open": self.market.is_open(self.clock.now())}
         last = engine.last_bar_ts
-        if last is None:
-            return {}
-        return {"last_data_ts": int(last) + max(s.bar_seconds for s in engine.syms)}
+        if last is not None:
+            out["last_data_ts"] = int(last) + int(slot.opened.feed.tf)
+        return out
 
     def on_failure(self, slot: Any, exc: BaseException, where: str) -> None:
         """A deployment failed: record ``broker_disconnected`` (once per failure run)."""
         now = self.clock.now()
         if slot.failures == 1:
             self.ledger.enqueue_event(
-                "broker_disconnected", {"deployment": slot.label, "where": where,
-                                        "error": slot.error,
+                "broker_disconnected", {"deployment": slot.label, "venue": slot.loaded.venue.name,
+                                        "since": now, "where": where, "reason": slot.error,
                                         "retry_seconds": self.loaded.daemon.reconnect_seconds},
                 due_at=now, dedupe_key=f"disconnected:{slot.label}:{now}")
 
+    # ------------------------------------------------------------- events
+
     def on_turn(self, now: int) -> float | None:
-        """Between steps: tell systemd's watchdog the loop turns."""
+        """Between steps: the schedule, stale data and the watched folder, then every
+        due event; tell systemd's watchdog the loop turns. Return the next fire time."""
         notify("WATCHDOG=1")
-        return None
+        self.scheduler.tick(now)
+        for slot in self.service.running() if self.service is not None else []:
+            slot.extras["stale"].check()
+        if self.folder is not None:
+            self.folder.poll()
+        self.dispatcher.run_pending()
+        return self.scheduler.next_fire_time(self.clock.now())
+
+    def _register(self) -> None:
+        from tradewarden.ops import events as ev
+        d = self.dispatcher
+        for kind in (ev.MARKET_OPEN, ev.MARKET_CLOSE, ev.PRE_MARKET, ev.WEEKLY_LEARNING,
+                     ev.ORDER_FILLED, ev.STOP_APPROACHING, ev.SIGNIFICANT_MOVE,
+                     ev.NEW_DATA_FILE, ev.EXPERIMENT_RESULT):
+            d.register(kind, self.consider)
+        d.register(ev.END_OF_DAY, self._end_of_day)
+        d.register(ev.BROKER_DISCONNECTED, self._broker_down)
+        d.register(ev.BROKER_RECONNECTED, self._broker_up)
+        d.register(ev.ANOMALY_DETECTED, self._anomaly)
+        d.register(ev.STALE_DATA, self._stale)
+
+    def _targets(self, event: Any) -> list[Any]:
+        """The running deployments an event concerns: the one its payload names (by id,
+        name or a position key ``<deployment id>/...``), else all of them."""
+        running = self.service.running() if self.service is not None else []
+        p = event.payload
+        ident = p.get("deployment_id") or p.get("deployment")
+        if ident is None:
+            for k in ("position", "symbol"):
+                if isinstance(p.get(k), str) and "/" in p[k]:
+                    ident = p[k].split("/", 1)[0]
+                    break
+        if ident is None:
+            return running
+        return [s for s in running
+                if ident in (s.opened.dep.deployment_id, s.opened.dep.name)]
+
+    def consider(self, event: Any, *, ask: bool = True) -> list[dict[str, Any]]:
+        """Reason about an event for each deployment it concerns, record the decision
+        with its context and the governor's verdict, and act on an ``execute``.
+
+        Parameters
+        ----------
+        event : tradewarden.ops.events.Event
+        ask : bool
+            Send a ``human_review`` alert when the verdict queues it for a person.
+
+        Returns
+        -------
+        list of dict
+            Per deployment: ``decision_id``, ``verdict``, ``reason``, ``action``.
+        """
+        from tradewarden.agent import records
+        from tradewarden.agent.autonomy import Trigger, gate
+        from tradewarden.agent.reasoning import Action, ReasoningContext, ReasoningEvent
+        from tradewarden.ops.events import effect_key
+        out = []
+        for slot in self._targets(event):
+            gov = slot.extras.get("governor")
+            if gov is None:
+                continue
+            dep = slot.opened.dep
+            now = self.clock.now()
+            symbol = event.payload.get("symbol")
+            if isinstance(symbol, str) and "/" in symbol:
+                symbol = symbol.split("/", 1)[1]
+            level = gov.level()
+            open_flags = records.anomalies(self.ledger, deployment_id=dep.deployment_id)
+            given = deployment_context(dep)
+            rev = ReasoningEvent(kind=event.kind, ts=int(now), symbol=symbol,
+                                 payload=dict(event.payload))
+            ctx = ReasoningContext(
+                positions=given["positions"], account=given["account"],
+                market=self.market_context(slot), strategy_state=given["strategy_state"],
+                autonomy_level=level,
+                anomalies=[{"id": a["id"], "kind": a["kind"], "symbol": a["symbol"]}
+                           for a in open_flags])
+            decision = gov.reasoner.decide(rev, ctx)
+            decision_id = records.record_decision(
+                self.ledger, deployment_id=dep.deployment_id, run_id=dep.run_id, ts=int(now),
+                event_kind=event.kind, event_id=event.id, reasoner=gov.reasoner.name,
+                autonomy_level=level, symbol=symbol,
+                context={"event": rev.model_dump(mode="json"), **ctx.model_dump(mode="json")},
+                output=decision)
+            triggers = [Trigger("anomaly_flag", {"anomaly": a["kind"], "id": a["id"]})
+                        for a in open_flags]
+            if decision.confidence < gov.settings.min_confidence:
+                triggers.append(Trigger("low_confidence", {"confidence": decision.confidence}))
+            verdict, reason = gate(level, "exit", decision, triggers, notional=None,
+                                   average=None, new_symbol=False,
+                                   anomaly_event=event.kind == "anomaly_detected",
+                                   settings=gov.settings)
+            records.record_verdict(self.ledger, agent_decision_id=decision_id,
+                                   deployment_id=dep.deployment_id, ts=int(now),
+                                   autonomy_level=level, verdict=verdict, reason=reason,
+                                   triggers=[t.as_dict() for t in triggers])
+            key = effect_key(event, dep.deployment_id)
+            if verdict == "execute" and decision.action == Action.CLOSE_POSITION:
+                for sym in decision.target_symbols or ((symbol,) if symbol else ()):
+                    self._command(dep, "close", sym, f"decision {decision_id} ({key})")
+            elif verdict == "execute" and decision.action == Action.EMERGENCY_HALT:
+                self._command(dep, "kill", None, f"decision {decision_id} ({key})")
+                self._command(dep, "flatten", None, f"decision {decision_id} ({key})")
+            elif verdict == "queue" and ask:
+                self._alert("warning", "human_review",
+                            f"{dep.name}: {event.kind} needs a person "
+                            f"({decision.action.value}: {reason})",
+                            f"{decision.reasoning}\nSee `warden daemon audit --decision-id "
+                            f"{decision_id}`.", dedupe_key=f"{key}-review",
+                            deployment_id=dep.deployment_id)
+            self.log.info("event_decided", event_id=event.id, kind=event.kind,
+                          deployment=dep.name, decision_id=decision_id,
+                          action=decision.action.value, verdict=verdict)
+            out.append({"decision_id": decision_id, "verdict": verdict, "reason": reason,
+                        "action": decision.action.value})
+        return out
+
+    def _command(self, dep: Any, kind: str, target: str | None, reason: str) -> None:
+        """Queue a command as the daemon, once per reason (an event's effect key)."""
+        done = self.ledger.commands(deployment_id=dep.deployment_id)
+        if any(c["kind"] == kind and c.get("target") == target and c.get("reason") == reason
+               for c in done):
+            return
+        self.ledger.enqueue_command(dep.deployment_id, kind, actor=DAEMON_ACTOR, target=target,
+                                    reason=reason)
+
+    def _alert(self, level: str, trigger: str, subject: str, body: str | None = None, *,
+               dedupe_key: str | None = None, deployment_id: str | None = None) -> None:
+        try:
+            self.alerter.alert(level, trigger, subject, body, dedupe_key=dedupe_key,
+                               deployment_id=deployment_id)
+        except Exception as exc:            # noqa: BLE001 - logged by the alerter; never stall
+            self.log.error("alert_failed", trigger=trigger, subject=subject, error=str(exc))
+
+    def _event_failed(self, event: Any, exc: BaseException) -> None:
+        self._alert("warning", "daemon_error", f"event {event.id} ({event.kind}) failed: "
+                    f"{type(exc).__name__}: {exc}", dedupe_key=f"event-failed-{event.id}")
+
+    def _end_of_day(self, event: Any) -> None:
+        from tradewarden.ops.events import effect_key
+        now = self.clock.now()
+        for slot in self._targets(event):
+            gov = slot.extras.get("governor")
+            if gov is None:
+                continue
+            change = gov.review(now)
+            if change is not None:
+                demoted = change["kind"] == "demotion"
+                self._alert("warning" if demoted else "info",
+                            "autonomy_demoted" if demoted else "autonomy_promoted",
+                            f"{slot.label}: autonomy L{change['from_level']} -> "
+                            f"L{change['to_level']} ({change['kind']})", change["reason"],
+                            dedupe_key=effect_key(event, f"level-{slot.label}"),
+                            deployment_id=slot.opened.dep.deployment_id)
+        summary = self._summary()
+        self._alert("info", "end_of_day",
+                    f"end of day {event.payload.get('session', '')}".strip(), summary,
+                    dedupe_key=effect_key(event, "summary"))
+
+    def _summary(self) -> str:
+        from tradewarden.ops.oversight import Oversight
+        try:
+            with Oversight(self.loaded.ledger.url(), clock=self.clock,
+                           deployments=[s.opened.dep.name for s in self.service.running()]
+                           if self.service is not None and self.service.running() else None
+                           ) as o:
+                return o.text_report()
+        except Exception as exc:            # noqa: BLE001 - the summary is a courtesy
+            return f"(no summary: {type(exc).__name__}: {exc})"
+
+    def _broker_down(self, event: Any) -> None:
+        from tradewarden.ops.events import effect_key
+        p = event.payload
+        self._alert("critical", "broker_disconnect",
+                    f"{p.get('deployment')}: down ({p.get('reason')})",
+                    f"Entries are off while it is down; it is opened again every "
+                    f"{p.get('retry_seconds')} s and reconciles before it trades.",
+                    dedupe_key=effect_key(event))
+
+    def _broker_up(self, event: Any) -> None:
+        from tradewarden.ops.events import effect_key
+        p = event.payload
+        self._alert("info", "broker_disconnect",
+                    f"{p.get('deployment')}: back after {p.get('after_failures')} failure(s); "
+                    "reconciled", dedupe_key=effect_key(event))
+
+    def _anomaly(self, event: Any) -> None:
+        from tradewarden.agent import records
+        from tradewarden.ops.events import effect_key
+        p = event.payload
+        now = self.clock.now()
+        for slot in self._targets(event):
+            dep = slot.opened.dep
+            opened = records.open_anomaly(self.ledger, deployment_id=dep.deployment_id,
+                                          kind=str(p.get("anomaly") or "anomaly")[:32],
+                                          symbol=p.get("symbol"), ts=now,
+                                          detail=p.get("detail") or None)
+            gov = slot.extras.get("governor")
+            if opened is not None and gov is not None:
+                change = gov.demote(f"anomaly {p.get('anomaly')} (event {event.id})", now)
+                if change is not None:
+                    self._alert("warning", "autonomy_demoted",
+                                f"{dep.name}: autonomy L{change['from_level']} -> "
+                                f"L{change['to_level']} (anomaly {p.get('anomaly')})",
+                                dedupe_key=effect_key(event, f"demote-{dep.deployment_id}"),
+                                deployment_id=dep.deployment_id)
+            self.consider(event, ask=False)
+        level = "critical" if p.get("severity") == "critical" else "warning"
+        self._alert(level, "anomaly", f"anomaly {p.get('anomaly')}"
+                    + (f" on {p['symbol']}" if p.get("symbol") else ""),
+                    str(p.get("detail") or ""), dedupe_key=effect_key(event))
+
+    def _stale(self, event: Any) -> None:
+        from tradewarden.agent import records
+        p = event.payload
+        now = self.clock.now()
+        key = str(p.get("symbol", ""))
+        dep_id, _, symbol = key.partition("/")
+        for slot in self.service.running() if self.service is not None else []:
+            dep = slot.opened.dep
+            if dep.deployment_id != dep_id:
+                continue
+            engine = dep.kernel.engine
+            if p.get("state") == "stale":
+                engine.block_entries("stale_data", f"no market data for {symbol} for "
+                                     f"{p.get('seconds')} s", now)
+                records.open_anomaly(self.ledger, deployment_id=dep_id, kind="stale_data",
+                                     symbol=symbol, ts=now, detail=dict(p))
+                self._alert("warning", "anomaly", f"{dep.name}: stale market data for {symbol}",
+                            dedupe_key=f"stale-{event.id}", deployment_id=dep_id)
+            else:
+                engine.unblock_entries("stale_data", f"market data for {symbol} again", now)
+                records.clear_anomalies(self.ledger, deployment_id=dep_id, kind="stale_data",
+                                        symbol=symbol, ts=now)
+            engine.flush()
 
     # ------------------------------------------------------------- heartbeat
 
     def heartbeat(self, status: str, activity: str) -> None:
         """Write a heartbeat row: status (``paused`` when every running deployment is,
         ``error`` while one is down), activity, queue depth, autonomy, anomalies."""
+        from tradewarden.agent import records
         service = self.service
         running = service.running() if service is not None else []
-        down = [s for s in (service.slots if service is not None else []) if s.loop is None and s.error]
+        down = [s for s in (service.slots if service is not None else [])
+                if s.loop is None and s.error]
         if status == "running":
             if down:
                 status = "error"
@@ -113,7 +490,6 @@ class Supervisor:
             if down:
                 activity = (f"{activity}; down: "
                             + ", ".join(f"{s.label} ({s.error})" for s in down))[:2000]
-        from tradewarden.agent import records
         now = self.clock.now()
         depth = self.ledger.event_queue_depth(now)
         for s in running:
@@ -138,8 +514,16 @@ class Supervisor:
         notify(f"STATUS={status}: {activity}"[:200])
 
     def close(self) -> None:
-        """Stop what the supervisor started; tell systemd the daemon is stopping."""
+        """Stop the bot and the folder watch, deliver the alerts still queued, and tell
+        systemd the daemon is stopping."""
         notify("STOPPING=1")
+        if self.bot is not None:
+            self.bot.stop()
+        if self._oversight is not None:
+            self._oversight.close()
+        if self.folder is not None:
+            self.folder.stop()
+        self.alerter.close()
 
 
 def deployment_context(dep: Any) -> dict[str, Any]:
@@ -176,4 +560,4 @@ def deployment_context(dep: Any) -> dict[str, Any]:
             "strategy_state": {"paused": engine.paused, "blocks": dict(engine.blocks)}}
 
 
-__all__ = ["HEARTBEAT_SECONDS", "Supervisor", "deployment_context"]
+__all__ = ["DAEMON_ACTOR", "HEARTBEAT_SECONDS", "Supervisor", "deployment_context"]
