@@ -41,6 +41,8 @@ from tradewarden.strategy import Strategy
 
 #: Clock seconds between two looks at the command inbox while waiting for a candle.
 DEFAULT_INBOX_SECONDS = 5
+#: The block code while the primary ledger database is unreachable (a spooling ledger).
+LEDGER_UNREACHABLE = "ledger_unreachable"
 
 
 class LiveFeed(Protocol):
@@ -250,6 +252,30 @@ class DeploymentLoop:
         while pending:
             engine.event(clock.now(), "alert", None, str(pending.pop(0)))
 
+    def degraded(self) -> bool:
+        """Whether the ledger is a spooling one whose primary database is unreachable
+        (:class:`tradewarden.ledger.spool.SpoolingLedger`): then entries are blocked,
+        the ledger's reads are skipped (commands wait in the database), every batch goes
+        to the spool, and each step tries to recover; on recovery the spool is replayed,
+        the block lifted and the venue reconciled before anything else."""
+        dep, engine, ledger, clock = (self.dep, self.dep.kernel.engine, self.dep.ledger,
+                                      self.dep.clock)
+        if not getattr(ledger, "degraded", False):
+            return False
+        if ledger.try_recover():
+            engine.unblock_entries(LEDGER_UNREACHABLE, "the ledger database answers again; "
+                                   "the spool was replayed", clock.now())
+            engine.reconcile(clock.now(), name=dep.name, previous=ledger.reconciliations(
+                deployment_id=dep.deployment_id, status="open"))
+            engine.flush()
+            return False
+        if not engine.blocks.get(LEDGER_UNREACHABLE):
+            engine.block_entries(LEDGER_UNREACHABLE, "the ledger database is unreachable ("
+                                 f"{getattr(ledger, 'last_error', '')}): decisions are "
+                                 "spooled, nothing is traded", clock.now())
+            engine.flush()
+        return True
+
     def step(self) -> float:
         """Do what is due now and return when to step again (clock time, UTC epoch s).
 
@@ -257,17 +283,22 @@ class DeploymentLoop:
         reconciliation, then wake at the due time or after ``inbox_seconds``. At or
         after it: poll the feed and decide every new bar in time order (approvals of
         the bar's symbol expired, the inbox read, ``engine.on_bar``, a flush, the run's
-        heartbeat), stopping after a bar when a stop is requested.
+        heartbeat), stopping after a bar when a stop is requested. While the ledger's
+        database is unreachable (:meth:`degraded`) only the bars are decided, entries
+        blocked, into the spool.
         """
         dep, engine, ledger, clock, feed = (self.dep, self.dep.kernel.engine, self.dep.ledger,
                                             self.dep.clock, self.feed)
+        down = self.degraded()
         due = feed.next_due()
         now = clock.now()
         if now < due:
             if self.on_tick is not None:
-                self.on_tick(f"waiting for the candles due at {iso(int(due))}")
-            self.inbox()
-            self.recheck()
+                self.on_tick(f"waiting for the candles due at {iso(int(due))}"
+                             + (" (ledger database unreachable)" if down else ""))
+            if not down:
+                self.inbox()
+                self.recheck()
             return int(min(due, now + self.inbox_seconds)) or now + 1
         got = feed.poll()
         self.polls += 1
@@ -281,19 +312,22 @@ class DeploymentLoop:
             engine.event(clock.now(), "data", None, f"venue gap: {line}")
         new = _in_time_order(got.bars, list(engine.by_name))
         for bar in new:
-            pending = ledger.approvals(deployment_id=dep.deployment_id, status="pending")
-            if engine.expire_approvals(pending, bar.ts, bar.symbol):
-                engine.flush()
-            self.inbox()
+            down = self.degraded()
+            if not down:
+                pending = ledger.approvals(deployment_id=dep.deployment_id, status="pending")
+                if engine.expire_approvals(pending, bar.ts, bar.symbol):
+                    engine.flush()
+                self.inbox()
             if self.on_tick is not None:
                 self.on_tick(f"deciding {bar.symbol} {iso(bar.ts)}")
             decision = engine.on_bar(bar)
             self.alerts()
             engine.flush()
             self.bars += 1
-            ledger.heartbeat(dep.run_id, bars_processed=engine.counts.bars,
-                             decisions=engine.counts.decisions,
-                             trades_closed=engine.counts.trades_closed)
+            if not down:
+                ledger.heartbeat(dep.run_id, bars_processed=engine.counts.bars,
+                                 decisions=engine.counts.decisions,
+                                 trades_closed=engine.counts.trades_closed)
             if self.on_bar is not None:
                 self.on_bar(bar, decision)
             if self.stop_requested is not None and self.stop_requested():
@@ -425,6 +459,6 @@ def describe(dep: Deployment) -> str:
             + (f", last bar {iso(engine.last_bar_ts)}" if engine.last_bar_ts else ""))
 
 
-__all__ = ["DEFAULT_INBOX_SECONDS", "Deployment", "DeploymentLoop", "LiveFeed", "LoopStats",
+__all__ = ["DEFAULT_INBOX_SECONDS", "LEDGER_UNREACHABLE", "Deployment", "DeploymentLoop", "LiveFeed", "LoopStats",
            "default_deployment_name", "describe", "open_paper", "run_deployment"]
 

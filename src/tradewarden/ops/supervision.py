@@ -81,6 +81,7 @@ class Supervisor:
         self.log = log
         self.service: Any = None
         self._ready = False
+        self._ledger_since: int | None = None
         daemon = loaded.daemon
         self.market = market_calendar(daemon.calendar or ALWAYS_OPEN)
         self.alerter = Alerter(ledger, loaded.settings.alerts, clock, log=log)
@@ -121,8 +122,17 @@ class Supervisor:
     # ------------------------------------------------------------- deployments
 
     def wrap_ledger(self, ledger: Any) -> Any:
-        """Return the ledger a deployment writes through."""
-        return ledger
+        """Return the ledger a deployment writes through: on a server database a
+        :class:`~tradewarden.ledger.spool.SpoolingLedger` whose spool file sits beside
+        the daemon's lock (``ledger-spool-<hash>.db``; one per daemon, replayed first
+        when it holds batches from an earlier process); an SQLite ledger as it is."""
+        from tradewarden.ledger.spool import SpoolingLedger
+        from tradewarden.ops.daemon import lock_path
+        lock = lock_path(self.loaded.ledger.url())
+        spool = lock.with_name(lock.name.replace(".daemon.lock", "").replace(".lock", "")
+                               + ".spool.db")
+        wrapped = SpoolingLedger(ledger, spool, clock=self.clock)
+        return wrapped if wrapped.spooling else ledger
 
     def on_open(self, slot: Any) -> None:
         """A deployment opened: put it under the autonomy governor (unless its config
@@ -160,10 +170,17 @@ class Supervisor:
     def on_bar(self, slot: Any, bar: Any, decision: Any) -> None:
         """A bar was decided: fresh data for its symbol, its fills as ``order_filled``
         events, the positions checked against their stop and entry."""
+        from tradewarden.ledger import LedgerError
         from tradewarden.ops.events import WatchedPosition
         dep = slot.opened.dep
         slot.extras["stale"].update(f"{dep.deployment_id}/{bar.symbol}", self.clock.now())
-        self._fills(slot)
+        if getattr(dep.ledger, "degraded", False):
+            return                  # the database is away: fills are read when it is back
+        try:
+            self._fills(slot)
+        except LedgerError as exc:
+            self._ledger_down(exc)
+            return
         engine = dep.kernel.engine
         watched, prices = [], {}
         for s in engine.syms:
@@ -173,7 +190,10 @@ class Supervisor:
             watched.append(WatchedPosition(s.name, pos.quantity, pos.entry_price, pos.stop_loss,
                                            key=f"{dep.deployment_id}/{s.name}@{pos.entry_price}"))
             prices[s.name] = Decimal(repr(s.last_close))
-        slot.extras["positions"].observe(watched, prices)
+        try:
+            slot.extras["positions"].observe(watched, prices)
+        except LedgerError as exc:
+            self._ledger_down(exc)
 
     def _last_fill_seq(self, dep: Any) -> int:
         from sqlalchemy import func, select
@@ -234,15 +254,37 @@ class Supervisor:
 
     def on_turn(self, now: int) -> float | None:
         """Between steps: the schedule, stale data and the watched folder, then every
-        due event; tell systemd's watchdog the loop turns. Return the next fire time."""
+        due event; tell systemd's watchdog the loop turns. Return the next fire time.
+
+        A ledger that cannot be reached (:class:`~tradewarden.ledger.LedgerError`) skips
+        the turn's events with a log line and an alert (once per outage); they are
+        durable, so they are produced and processed when it answers again."""
+        from tradewarden.ledger import LedgerError
         notify("WATCHDOG=1")
-        self.scheduler.tick(now)
-        for slot in self.service.running() if self.service is not None else []:
-            slot.extras["stale"].check()
-        if self.folder is not None:
-            self.folder.poll()
-        self.dispatcher.run_pending()
-        return self.scheduler.next_fire_time(self.clock.now())
+        try:
+            self.scheduler.tick(now)
+            for slot in self.service.running() if self.service is not None else []:
+                slot.extras["stale"].check()
+            if self.folder is not None:
+                self.folder.poll()
+            self.dispatcher.run_pending()
+            nxt = self.scheduler.next_fire_time(self.clock.now())
+        except LedgerError as exc:
+            self._ledger_down(exc)
+            return None
+        self._ledger_since = None
+        return nxt
+
+    def _ledger_down(self, exc: BaseException) -> None:
+        """The daemon's own ledger failed: log, and alert once per outage."""
+        first = self._ledger_since is None
+        if first:
+            self._ledger_since = self.clock.now()
+        self.log.error("ledger_unreachable", error=str(exc), since=self._ledger_since)
+        if first:
+            self._alert("critical", "daemon_error", f"the ledger database fails: {exc}"[:300],
+                        "Entries are blocked on the deployments whose writes spool; the "
+                        "daemon carries on and retries.")
 
     def _register(self) -> None:
         from tradewarden.ops import events as ev
@@ -477,6 +519,14 @@ class Supervisor:
     def heartbeat(self, status: str, activity: str) -> None:
         """Write a heartbeat row: status (``paused`` when every running deployment is,
         ``error`` while one is down), activity, queue depth, autonomy, anomalies."""
+        from tradewarden.ledger import LedgerError
+        try:
+            self._heartbeat(status, activity)
+        except LedgerError as exc:
+            self._ledger_down(exc)
+        notify("WATCHDOG=1")
+
+    def _heartbeat(self, status: str, activity: str) -> None:
         from tradewarden.agent import records
         service = self.service
         running = service.running() if service is not None else []
@@ -510,7 +560,6 @@ class Supervisor:
                        autonomy_level=min(levels) if levels else None, anomalies=flags)
         if not self._ready:              # systemd (Type=notify): up and beating
             self._ready = notify("READY=1") or True
-        notify("WATCHDOG=1")
         notify(f"STATUS={status}: {activity}"[:200])
 
     def close(self) -> None:
