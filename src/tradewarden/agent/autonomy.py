@@ -976,6 +976,38 @@ class AutonomyGovernor:
         returns = closes.pct_change().dropna()
         return sharpe_ratio(returns.to_numpy(), 365 if self.settings.calendar == "24/7" else 252)
 
+    def demote_if_due(self, now: Any) -> dict[str, Any] | None:
+        """Demote one level now if a demotion is due (a manual override, losses, an
+        anomaly since the level changed); promotions wait for :meth:`review`.
+
+        The daemon calls this between bars, so a person's override demotes at once
+        rather than at the next decision or the end of the day.
+
+        Parameters
+        ----------
+        now : int
+            UTC epoch seconds.
+
+        Returns
+        -------
+        dict or None
+            The ``autonomy_changes`` row recorded, or ``None`` (nothing due, or L1).
+
+        Raises
+        ------
+        tradewarden.ledger.LedgerError
+            If the ledger cannot be read or written.
+        """
+        def work(conn: Any) -> tuple[dict[str, Any], str | None]:
+            change = self._latest_change(conn)
+            return change, self._demotion_due(conn, change)[0]
+
+        change, why = records._read(self.ledger, "the autonomy record", work)
+        level = int(change["to_level"])
+        if why is None or level <= 1:
+            return None
+        return self._change(level, level - 1, "demotion", why, GOVERNOR_ACTOR, now)
+
     def review(self, now: Any) -> dict[str, Any] | None:
         """Promote or demote the deployment by the ledger's record (see the module
         docstring); at most one change.

@@ -174,6 +174,15 @@ class Supervisor:
         from tradewarden.ops.events import WatchedPosition
         dep = slot.opened.dep
         slot.extras["stale"].update(f"{dep.deployment_id}/{bar.symbol}", self.clock.now())
+        if decision.action == "queued":
+            self._alert("warning", "human_review",
+                        f"{dep.name}: {bar.symbol} waits for a person ({decision.reason})",
+                        f"`warden approvals list --deployment {dep.name}` shows it; approve or "
+                        f"reject it with `warden approvals approve|reject ID --deployment "
+                        f"{dep.name}` (or /approve ID on Telegram) before the next "
+                        f"{bar.symbol} bar, when it expires.",
+                        dedupe_key=f"queued-{dep.deployment_id}-{bar.symbol}-{bar.ts}",
+                        deployment_id=dep.deployment_id)
         if getattr(dep.ledger, "degraded", False):
             return                  # the database is away: fills are read when it is back
         try:
@@ -265,6 +274,7 @@ class Supervisor:
             self.scheduler.tick(now)
             for slot in self.service.running() if self.service is not None else []:
                 slot.extras["stale"].check()
+                self._demote_if_due(slot)
             if self.folder is not None:
                 self.folder.poll()
             self.dispatcher.run_pending()
@@ -274,6 +284,18 @@ class Supervisor:
             return None
         self._ledger_since = None
         return nxt
+
+    def _demote_if_due(self, slot: Any) -> None:
+        """A person's override (or losses, or an anomaly) demotes at once."""
+        gov = slot.extras.get("governor")
+        if gov is None or getattr(slot.opened.dep.ledger, "degraded", False):
+            return
+        change = gov.demote_if_due(self.clock.now())
+        if change is not None:
+            self._alert("warning", "autonomy_demoted",
+                        f"{slot.label}: autonomy L{change['from_level']} -> L{change['to_level']}",
+                        change["reason"], dedupe_key=f"demotion-{change['id']}",
+                        deployment_id=slot.opened.dep.deployment_id)
 
     def _ledger_down(self, exc: BaseException) -> None:
         """The daemon's own ledger failed: log, and alert once per outage."""
@@ -383,8 +405,7 @@ class Supervisor:
                 self._command(dep, "flatten", None, f"decision {decision_id} ({key})")
             elif verdict == "queue" and ask:
                 self._alert("warning", "human_review",
-                            f"{dep.name}: {event.kind} needs a person "
-                            f"({decision.action.value}: {reason})",
+                            f"{dep.name}: {event.kind} needs a person ({reason})",
                             f"{decision.reasoning}\nSee `warden daemon audit --decision-id "
                             f"{decision_id}`.", dedupe_key=f"{key}-review",
                             deployment_id=dep.deployment_id)
