@@ -22,6 +22,10 @@ time, that can SIGKILL itself at a chosen point (``test_daemon_kill.py``).
    an order, before the daemon's ``on_bar`` (so before its ``order_filled`` event);
    ``("at", t)`` in the clock's sleep at simulated time ``t`` (between two heartbeats);
 
+   ``close_on``: an event kind the deployment's reasoner answers with ``CLOSE_POSITION``
+   of the event's symbol (as a model-backed reasoner may; the rules reasoner only closes
+   on the strategy's exit signal), so that at L3 the daemon itself queues a close;
+
    ``approve``: approve the oldest pending approval with ``warden approvals approve`` (a
    separate process, the real CLI) at the first sleep after the deployment opened;
 3. runs the daemon through ``CliRunner`` until SIGTERM at ``plan["stop_at"]``.
@@ -149,6 +153,19 @@ def arm(plan: dict, sim: object, die, opened: list) -> None:
                 inject.clear()
             return turn(self, now)
         Supervisor.on_turn = on_turn
+
+    close_on = plan.get("close_on")
+    if close_on:
+        from tradewarden.agent.reasoning import Action, DecisionOutput, RulesReasoner
+        decide = RulesReasoner.decide
+
+        def closing(self, event, context):
+            if event.kind != close_on:
+                return decide(self, event, context)
+            return DecisionOutput(action=Action.CLOSE_POSITION, confidence=1.0,
+                                  target_symbols=(event.symbol,),
+                                  reasoning=f"close {event.symbol}: its stop is near")
+        RulesReasoner.decide = closing
 
     kill = plan.get("kill")
     if not kill:
