@@ -31,7 +31,7 @@ time, that can SIGKILL itself at a chosen point (``test_daemon_kill.py``).
 3. runs the daemon through ``CliRunner`` until SIGTERM at ``plan["stop_at"]``.
 
 Before dying it writes ``plan["state"]`` (JSON: ``killed_at`` simulated time, ``where``,
-``event_id``); a run that returns writes ``exit_code``, ``output`` and ``sim_t`` there.
+``pid``, ``event_id``); a run that returns writes ``exit_code``, ``output`` and ``sim_t`` there.
 """
 
 from __future__ import annotations
@@ -83,7 +83,8 @@ def main(plan: dict) -> None:
     state.unlink(missing_ok=True)
 
     def die(where: str, **more: object) -> None:
-        state.write_text(json.dumps({"killed_at": sim.t, "where": where, **more}))
+        state.write_text(json.dumps({"killed_at": sim.t, "where": where, "pid": os.getpid(),
+                                     **more}))
         os.kill(os.getpid(), signal.SIGKILL)
 
     opened: list[object] = []

@@ -33,6 +33,7 @@ from paper_support import START, q
 from typer.testing import CliRunner
 
 from tradewarden.cli import app
+from tradewarden.ops.daemon import lock_path, read_holder, running_daemon
 
 KILLED = -signal.SIGKILL
 RESTART_SECONDS = 30            # simulated seconds between the kill and the restart
@@ -147,8 +148,10 @@ def killed_in_event_and_bar(tmp_path_factory):
 
 
 def snapshot(db: Path) -> dict:
-    """What the ledger holds right after a kill."""
+    """What the ledger holds right after a kill, and the daemon lock's state."""
+    lock = lock_path(f"sqlite:///{db}")
     return {
+        "lock": ((read_holder(lock) or {}).get("pid"), running_daemon(lock)),
         "events": q(db, "select id, kind, status, attempts from daemon_events order by id"),
         "approvals": q(db, "select id, status from approvals order by id"),
         "runs": q(db, "select run_id, status from runs order by started_at"),
@@ -170,6 +173,8 @@ def test_killed_in_an_event_handler_the_restart_runs_it_again_and_its_effects_ar
     assert review and review[0].endswith("-review")
     assert first["approvals"] == [(1, "pending")]
     assert [s for _, s in first["runs"]] == ["running"]       # left as the kill found it
+    # the lock file still names the dead daemon, but its OS lock died with it
+    assert first["lock"] == (st1["pid"], None)
     # the restart took the event over once its lease ran out and finished it
     events = q(db, "select status, attempts from daemon_events where id = ?", eid)
     assert events == [("done", 2)]
