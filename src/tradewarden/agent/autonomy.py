@@ -448,6 +448,9 @@ class AutonomyGovernor:
     """
 
     name = "autonomy"
+    #: Ask the engine for the bar's close (``price``), open time (``ts``) and decision
+    #: number (``decision_seq``) in ``detail``, and for an exit's signal and quantity.
+    bar_context = True
 
     def __init__(self, ledger: Ledger, deployment_id: str, run_id: str, clock: Any,
                  settings: AutonomySettings | None = None, reasoner: ReasoningEngine | None = None,

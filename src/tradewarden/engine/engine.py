@@ -849,7 +849,9 @@ class TradingEngine(Operations):
             self._details[k] = _dumps(detail)
             action = BLOCKED if verdict.reason.startswith("halted") else REJECTED
             return self._code(action, verdict.reason, FLAT)
-        # 4. governor
+        # 4. governor (one that asks for the bar's context gets its close, time and seq)
+        if getattr(self.governor, "bar_context", False):
+            detail.update(price=close, ts=ts, decision_seq=seq)
         auth = self.governor.authorize(s.name, "enter_long", detail)
         detail["governor"] = auth.verdict
         if auth.verdict != _EXECUTE:
@@ -916,12 +918,17 @@ class TradingEngine(Operations):
         sig = self.strategy.decide(frame, i, True)
         seq = self._seq + k
         detail: dict[str, Any] = {}
+        if getattr(self.governor, "bar_context", False):
+            detail.update(signal=sig.reason, quantity=str(s.holding.quantity), price=close,
+                          ts=ts, decision_seq=seq)
         auth = self.governor.authorize(s.name, "exit", detail)
         if auth.verdict != _EXECUTE:
             self._details[k] = _dumps({**detail, "governor": auth.verdict})
             if auth.verdict == _QUEUE:
                 acct = self.accounts[s.acct]
                 self._queue_approval(s, k, ts, "exit", {
+                    **({"agent_decision_id": detail["agent_decision_id"]}
+                       if "agent_decision_id" in detail else {}),
                     "signal": sig.reason, "price": close, "quantity": str(s.holding.quantity),
                     "account": {"name": acct.name, "cash": str(acct.cash),
                                 "equity": self.equity(s.acct), "peak": acct.peak}})
