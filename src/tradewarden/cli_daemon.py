@@ -31,7 +31,7 @@ from tradewarden.cli_common import CONFIG_OPT, DB_OPT, _fail, _known_errors, set
 daemon_app = typer.Typer(no_args_is_help=True, add_completion=False,
                          help="Run deployments as a service (start, stop, install-service) "
                          "and oversee it: status, context, audit, costs, pause, resume, "
-                         "emergency-stop, set-autonomy, override.")
+                         "emergency-stop, set-autonomy, override, clear-anomaly.")
 
 
 def _lock_for(config: Path | None, db: str | None) -> tuple[Any, Path]:
@@ -661,6 +661,44 @@ def set_autonomy(level: int = typer.Option(..., "--level",
             raise _fail("not confirmed: the level is unchanged", code=1)
     with _oversight(config, db) as o:
         typer.echo(o.set_autonomy(level, by=actor, reason=reason))
+
+
+@daemon_app.command("clear-anomaly")
+def clear_anomaly(anomaly_id: int = typer.Argument(..., metavar="ID",
+                                                   help="The anomaly (warden daemon status "
+                                                   "lists the open ones; --json has ids)."),
+                  reason: str = typer.Option(..., "--reason", help="Why it is over (recorded)."),
+                  config: Optional[Path] = CONFIG_OPT, db: Optional[str] = DB_OPT,
+                  by: Optional[str] = BY_OPT) -> None:
+    """Clear an open anomaly: a person says the condition is over.
+
+    While an anomaly is open every decision of its deployment waits for a person;
+    clearing it (recorded with who and why) lets the autonomy level apply again. It
+    does not undo the demotion the anomaly caused."""
+    from tradewarden.agent import records
+    from tradewarden.cli_approvals import actor_name
+    from tradewarden.ledger import Ledger
+    if not reason.strip():
+        raise _fail("--reason: say why the anomaly is over")
+    loaded = settings_for(config, db)
+    try:
+        led = Ledger(loaded.ledger.url(), create=False)
+    except _known_errors() as exc:
+        raise _fail(str(exc)) from None
+    try:
+        known = {a["id"]: a for a in records.anomalies(led, status=None)}
+        if anomaly_id not in known:
+            raise _fail(f"no anomaly {anomaly_id} in {led.url}")
+        if known[anomaly_id]["status"] != "open":
+            raise _fail(f"anomaly {anomaly_id} ({known[anomaly_id]['kind']}) is already cleared")
+        records.clear_anomaly(led, anomaly_id, ts=int(time.time()), by=actor_name(by),
+                              reason=reason)
+    except _known_errors() as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        led.close()
+    typer.echo(f"anomaly {anomaly_id} ({known[anomaly_id]['kind']}) cleared by "
+               f"{actor_name(by)}: {reason}")
 
 
 @daemon_app.command("override")

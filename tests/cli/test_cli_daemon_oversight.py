@@ -162,3 +162,16 @@ def test_override_rejects_through_the_inbox_and_the_engine_records_it(desk):
     assert desk.ledger.approval(desk.eth_approval)["status"] == "rejected"
     one_error(warden(desk, "override", str(desk.decision_id), "--approve"),
               "nothing pending to override")
+
+
+def test_clear_anomaly_records_who_and_why_and_refuses_twice(desk):
+    aid = records.open_anomaly(desk.ledger, deployment_id=desk.dep_id, kind="vix_spike",
+                               ts=1_777_777_777, detail={"vix": 31.0})
+    r = warden(desk, "clear-anomaly", str(aid), "--reason", "VIX back to 18", "--by", "ana")
+    assert r.exit_code == 0, r.output
+    assert r.output.strip() == f"anomaly {aid} (vix_spike) cleared by ana: VIX back to 18"
+    (row,) = [a for a in records.anomalies(desk.ledger, status=None) if a["id"] == aid]
+    assert row["status"] == "cleared" and row["cleared_ts"] is not None
+    assert row["detail"] == {"vix": 31.0, "cleared_by": "ana", "cleared_reason": "VIX back to 18"}
+    one_error(warden(desk, "clear-anomaly", str(aid), "--reason", "again"), "already cleared")
+    one_error(warden(desk, "clear-anomaly", "999", "--reason", "x"), "no anomaly 999")

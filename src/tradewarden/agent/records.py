@@ -478,8 +478,19 @@ def open_anomaly(ledger: Ledger, *, deployment_id: str | None, kind: str, ts: An
     return _write(ledger, f"anomaly {kind}", work)
 
 
-def clear_anomaly(ledger: Ledger, anomaly_id: int, *, ts: Any) -> bool:
+def clear_anomaly(ledger: Ledger, anomaly_id: int, *, ts: Any, by: str | None = None,
+                  reason: str | None = None) -> bool:
     """Clear one open anomaly at ``ts`` (UTC epoch seconds).
+
+    Parameters
+    ----------
+    ledger : Ledger
+    anomaly_id : int
+    ts : int
+        UTC epoch seconds.
+    by, reason : str, optional
+        Who cleared it and why (a person's clearing); kept in the row's ``detail`` JSON
+        as ``cleared_by`` and ``cleared_reason``.
 
     Returns
     -------
@@ -494,10 +505,20 @@ def clear_anomaly(ledger: Ledger, anomaly_id: int, *, ts: Any) -> bool:
     """
     when = _ts("anomaly cleared ts", ts)
     t = schema.anomalies
-    stmt = (update(t).where(t.c.id == anomaly_id, t.c.status == "open")
-            .values(status="cleared", cleared_ts=when))
-    return _write(ledger, f"anomaly {anomaly_id} cleared",
-                  lambda conn: conn.execute(stmt).rowcount > 0)
+
+    def work(conn: Any) -> bool:
+        values: dict[str, Any] = {"status": "cleared", "cleared_ts": when}
+        if by is not None or reason is not None:
+            row = conn.execute(select(t.c.detail).where(t.c.id == anomaly_id)).first()
+            detail = _parse("anomaly detail", row[0] if row else None, {})
+            detail = detail if isinstance(detail, dict) else {"detail": detail}
+            detail.update({k: v for k, v in (("cleared_by", by), ("cleared_reason", reason))
+                           if v is not None})
+            values["detail"] = _json("anomaly detail", detail)
+        return conn.execute(update(t).where(t.c.id == anomaly_id, t.c.status == "open")
+                            .values(**values)).rowcount > 0
+
+    return _write(ledger, f"anomaly {anomaly_id} cleared", work)
 
 
 def clear_anomalies(ledger: Ledger, *, deployment_id: str | None, kind: str,
