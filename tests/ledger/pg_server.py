@@ -92,6 +92,15 @@ class PgServer:
         self._pg("pg_ctl", "-D", str(self.data), "-w", "-m", "fast", "stop")
         self.running = False
 
+    def refresh(self) -> bool:
+        """Read whether the server runs (another process may have stopped or started
+        it, e.g. a forked worker): ``pg_ctl status``; set and return :attr:`running`."""
+        done = subprocess.run([str(self.bindir / "pg_ctl"), "-D", str(self.data), "status"],
+                              capture_output=True, text=True, env=self.env, timeout=60,
+                              check=False, **self.run_as)
+        self.running = done.returncode == 0
+        return self.running
+
     def new_database(self) -> str:
         """Create an empty database on this server; return its URL."""
         return conftest._new_database(self.url)
