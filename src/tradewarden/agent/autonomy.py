@@ -1001,15 +1001,19 @@ class AutonomyGovernor:
         tradewarden.ledger.LedgerError
             If the ledger cannot be read or written.
         """
-        def work(conn: Any) -> tuple[dict[str, Any], str | None]:
-            change = self._latest_change(conn)
-            return change, self._demotion_due(conn, change)[0]
-
-        change, why = records._read(self.ledger, "the autonomy record", work)
+        change, why, _ = self._due()
         level = int(change["to_level"])
         if why is None or level <= 1:
             return None
         return self._change(level, level - 1, "demotion", why, GOVERNOR_ACTOR, now)
+
+    def _due(self) -> tuple[dict[str, Any], str | None, int | None]:
+        """The latest level change, why a demotion is due (or ``None``) and since when."""
+        def work(conn: Any) -> tuple[dict[str, Any], str | None, int | None]:
+            change = self._latest_change(conn)
+            return (change, *self._demotion_due(conn, change))
+
+        return records._read(self.ledger, "the autonomy record", work)
 
     def review(self, now: Any) -> dict[str, Any] | None:
         """Promote or demote the deployment by the ledger's record (see the module
@@ -1031,12 +1035,7 @@ class AutonomyGovernor:
             If the ledger cannot be read or written.
         """
         s = self.settings
-
-        def work(conn: Any) -> tuple[dict[str, Any], str | None, int | None]:
-            change = self._latest_change(conn)
-            return (change, *self._demotion_due(conn, change))
-
-        change, why, since = records._read(self.ledger, "the autonomy record", work)
+        change, why, since = self._due()
         level = int(change["to_level"])
         if why is not None and level > 1:
             return self._change(level, level - 1, "demotion", why, GOVERNOR_ACTOR, now)

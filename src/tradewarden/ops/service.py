@@ -223,12 +223,7 @@ class DaemonService:
         for slot in self.slots:
             if self.stop():
                 break
-            try:
-                self._open(slot)
-            except (KeyboardInterrupt, SystemExit):
-                raise
-            except BaseException as exc:
-                self._fail(slot, exc, "open")
+            self._try_open(slot)
         while not self.stop():
             now = clock.now()
             wakes = []
@@ -237,12 +232,7 @@ class DaemonService:
                     break
                 if slot.loop is None:
                     if now >= slot.retry_at:
-                        try:
-                            self._open(slot)
-                        except (KeyboardInterrupt, SystemExit):
-                            raise
-                        except BaseException as exc:
-                            self._fail(slot, exc, "open")
+                        self._try_open(slot)
                     wakes.append(slot.retry_at if slot.loop is None else clock.now())
                     continue
                 if clock.now() >= slot.wake:
@@ -270,6 +260,16 @@ class DaemonService:
                 clock.wait_until(int(nxt) if int(nxt) > now else now + 1)
         self.shutdown()
         return "shutdown"
+
+    def _try_open(self, slot: Slot) -> None:
+        """Open a deployment; a failure is recorded and retried later, never raised
+        (a ``KeyboardInterrupt`` or ``SystemExit`` is)."""
+        try:
+            self._open(slot)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:
+            self._fail(slot, exc, "open")
 
     def _beat(self, status: str, activity: str) -> None:
         self._last_beat = self.clock.now()
