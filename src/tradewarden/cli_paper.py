@@ -156,7 +156,11 @@ def open_mode(loaded: Any, *, deployment: str | None, clock: Any,
               + (f" from {data_url}" if data_url else ""))
     broker = None
     if connect is None:
-        specs = load_market_specs(venue.name, list(cfg.symbols), exchange=exchange, refresh=True)
+        # two quick retries on the mode's clock: a venue that stays away is the caller's
+        # to retry (the daemon reopens the deployment every reconnect_seconds)
+        specs = load_market_specs(venue.name, list(cfg.symbols), exchange=exchange, refresh=True,
+                                  max_retries=2,
+                                  sleep=lambda s: clock.wait_until(int(clock.now() + s) + 1))
         instruments = {s: specs[s].instrument for s in cfg.symbols}
         fees = ((float(max(specs[s].taker_bps for s in cfg.symbols)),
                  float(max(specs[s].maker_bps for s in cfg.symbols)), specs[cfg.symbols[0]].fee_basis)

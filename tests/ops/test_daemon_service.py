@@ -1,8 +1,9 @@
 """``warden daemon start`` with several deployments under ``[[deployments]]``: one
 service loop steps each when due; a deployment whose bar raises is finished as failed,
-logged with its traceback, reopened after ``[daemon] reconnect_seconds`` (restored
-and reconciled) and decides the failed bar again, once; the other deployment carries
-on meanwhile. Real CLI, real ccxt, the loopback TLS fake of Coinbase, simulated time."""
+logged with its traceback, alerted, reopened after ``[daemon] reconnect_seconds``
+(restored and reconciled) and decides the failed bar again, once; the other deployment
+carries on meanwhile; a venue that cannot be reached at start is a
+``broker_disconnected`` event until it answers. Real CLI, real ccxt, the loopback TLS fake of Coinbase, simulated time."""
 
 from __future__ import annotations
 
@@ -94,12 +95,65 @@ exit_window = 3
         ts = [int(t) for t in source_rows(sym)["ts"] if start < t + HOUR <= stop_at]
         got = [t for (t,) in q(db, "select ts from decisions where symbol = ? order by ts", sym)]
         assert got == ts, sym
-    # the failure and the return are durable events; a heartbeat said which one was down
+    # an exception (not the venue): a critical alert, not a venue disconnection; a
+    # heartbeat said which one was down
     kinds = [k for (k,) in q(db, "select kind from daemon_events order by id")]
-    assert kinds.count("broker_disconnected") == 1 and kinds.count("broker_reconnected") == 1
-    assert kinds.index("broker_disconnected") < kinds.index("broker_reconnected")
+    assert "broker_disconnected" not in kinds and "broker_reconnected" not in kinds
+    alerts = q(db, "select level, trigger, subject from alerts where trigger = 'daemon_error'")
+    assert alerts == [("critical", "daemon_error",
+                       "eth: failed (step): RuntimeError: strategy blew up on this bar")]
     beats = q(db, "select status, activity from daemon_heartbeats order by seq")
     down = [a for s, a in beats if s == "error"]
     assert down and all("eth (RuntimeError: strategy blew up on this bar)" in a for a in down)
     assert beats[-1][0] == "shutdown"
     assert 9 <= len(down) <= 11                         # about one a minute for the 10 min
+
+
+def test_a_venue_down_at_start_is_a_disconnection_until_it_answers(paper_venue, monkeypatch):
+    import ccxt
+
+    from tradewarden import cli_paper
+    sim, server, cfg, db = paper_venue
+    made = cli_paper.client_factory
+    back_at = sim.t + 700                   # the venue answers again 700 s after the start
+
+    def flaky_client(name, url):
+        client = made(name, url)
+        real = client.load_markets
+
+        def load_markets(*args, **kwargs):
+            if sim.t < back_at:
+                raise ccxt.NetworkError("coinbase GET https://127.0.0.1/products: connection reset")
+            return real(*args, **kwargs)
+
+        client.load_markets = load_markets
+        return client
+
+    monkeypatch.setattr(cli_paper, "client_factory", flaky_client)
+    cfg.write_text(cfg.read_text() + "\n[daemon]\nreconnect_seconds = 300\ninbox_seconds = 60\n")
+    stop_at = sim.t + 4 * 3600
+
+    def hook(t):
+        if t >= stop_at and sim.on_sleep is not None:
+            sim.on_sleep = None
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    sim.on_sleep = hook
+    log = db.with_name("down.log")
+    r = CliRunner().invoke(app, ["daemon", "start", "--config", str(cfg), "--foreground",
+                                 "--deployment", "desk", "--log", str(log), "--log-json"])
+    assert r.exit_code == 0, r.output
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    failed = [x for x in lines if x["event"] == "deployment_failed"]
+    assert [x["where"] for x in failed] == ["open", "open", "open"]     # at 0, 300, 600 s
+    assert all("NetworkError" in x["error"] for x in failed)
+    events = q(db, "select kind, payload from daemon_events where kind like 'broker%' order by id")
+    assert [k for k, _ in events] == ["broker_disconnected", "broker_reconnected"]
+    back = json.loads(events[1][1])
+    assert back["after_failures"] == 3 and 700 <= back["down_seconds"] <= 1000
+    alerts = q(db, "select level, trigger from alerts where trigger = 'broker_disconnect' "
+                   "order by id")
+    assert alerts == [("critical", "broker_disconnect"), ("info", "broker_disconnect")]
+    # once it answered, the deployment traded its candles: none decided while it was away
+    assert q(db, "select count(*) from decisions")[0][0] >= 3
+    assert q(db, "select status from daemon_heartbeats order by seq")[1][0] == "error"

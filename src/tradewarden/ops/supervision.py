@@ -160,10 +160,13 @@ class Supervisor:
             stale.watch(f"{dep.deployment_id}/{s.name}", self.clock.now())
         slot.extras["stale"] = stale
         slot.extras.setdefault("fill_seq", self._last_fill_seq(dep))
-        if slot.failures:
+        since = slot.extras.pop("venue_down", None)
+        if since is not None:
             self.ledger.enqueue_event(
                 "broker_reconnected", {"deployment": dep.name, "deployment_id": dep.deployment_id,
-                                       "venue": dep.kernel.handlers.mode, "run_id": dep.run_id,
+                                       "venue": slot.loaded.venue.name, "run_id": dep.run_id,
+                                       "since": since, "at": self.clock.now(),
+                                       "down_seconds": self.clock.now() - since,
                                        "after_failures": slot.failures},
                 due_at=self.clock.now(), dedupe_key=f"reconnected:{dep.run_id}")
 
@@ -250,9 +253,20 @@ class Supervisor:
         return out
 
     def on_failure(self, slot: Any, exc: BaseException, where: str) -> None:
-        """A deployment failed: record ``broker_disconnected`` (once per failure run)."""
+        """A deployment failed. The venue unreachable (a venue error, a network error of
+        the client): record ``broker_disconnected`` once per outage (its handler alerts).
+        Anything else (an exception in a bar, a bug): a critical ``daemon_error`` alert
+        with the error; either way the service reopens it after ``reconnect_seconds``."""
         now = self.clock.now()
-        if slot.failures == 1:
+        if not venue_failure(exc):
+            self._alert("critical", "daemon_error",
+                        f"{slot.label}: failed ({where}): {slot.error}"[:300],
+                        f"Logged with its traceback (deployment_failed); it is opened again "
+                        f"in {self.loaded.daemon.reconnect_seconds:g} s and reconciles first.",
+                        dedupe_key=f"failed-{slot.label}-{slot.error}"[:128])
+            return
+        if not slot.extras.get("venue_down"):
+            slot.extras["venue_down"] = now
             self.ledger.enqueue_event(
                 "broker_disconnected", {"deployment": slot.label, "venue": slot.loaded.venue.name,
                                         "since": now, "where": where, "reason": slot.error,
@@ -596,6 +610,22 @@ class Supervisor:
         self.alerter.close()
 
 
+def venue_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it, e.g. a ``DataError`` around a ccxt
+    ``NetworkError``) says the venue could not be reached or refused: a venue adapter's
+    error, a connection or timeout error, or any ccxt exception."""
+    from tradewarden.execution.venue import VenueError
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, (VenueError, ConnectionError, TimeoutError)) \
+                or type(cur).__module__.split(".")[0] == "ccxt":
+            return True
+        cur = cur.__cause__ or cur.__context__
+    return False
+
+
 def deployment_context(dep: Any) -> dict[str, Any]:
     """What a reasoner sees of a running deployment: positions and accounts.
 
@@ -630,4 +660,5 @@ def deployment_context(dep: Any) -> dict[str, Any]:
             "strategy_state": {"paused": engine.paused, "blocks": dict(engine.blocks)}}
 
 
-__all__ = ["DAEMON_ACTOR", "HEARTBEAT_SECONDS", "Supervisor", "deployment_context"]
+__all__ = ["DAEMON_ACTOR", "HEARTBEAT_SECONDS", "Supervisor", "deployment_context",
+           "venue_failure"]
