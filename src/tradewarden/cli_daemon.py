@@ -42,11 +42,13 @@ def _lock_for(config: Path | None, db: str | None) -> tuple[Any, Path]:
 
 @daemon_app.command("start")
 def start(config: Path = typer.Option(..., "--config", "-c", dir_okay=False,
-                                      help="The deployment's config (the file warden paper "
-                                      "and warden live take)."),
+                                      help="The deployments' config: the file warden paper "
+                                      "and warden live take, or several under "
+                                      "[[deployments]]."),
           deployment: Optional[str] = typer.Option(None, "--deployment",
-                                                   help="Deployment name. [default: "
-                                                   "MODE-STRATEGY-SYMBOLS]"),
+                                                   help="Deployment name (with "
+                                                   "[[deployments]]: run only that one). "
+                                                   "[default: MODE-STRATEGY-SYMBOLS]"),
           db: Optional[str] = DB_OPT,
           foreground: bool = typer.Option(False, "--foreground",
                                           help="Run in this process (for systemd, Docker, "
@@ -59,8 +61,11 @@ def start(config: Path = typer.Option(..., "--config", "-c", dir_okay=False,
                                              "the lock; foreground: standard error]"),
           log_json: bool = typer.Option(False, "--log-json",
                                         help="Log JSON lines instead of key=value text.")) -> None:
-    """Start the daemon for the config's deployment (one per ledger).
+    """Start the daemon for the config's deployments (one daemon per ledger).
 
+    Each deployment trades under the autonomy governor ([autonomy]: L1, everything
+    waits for a person, at first), with durable events, alerts ([alerts]) and a
+    heartbeat; a deployment that fails is reopened every [daemon] reconnect_seconds.
     Refused while another daemon runs for the same ledger. A config with mode =
     "live" needs --live, credentials and a key that passes the pre-flight, as
     `warden live` does (no confirmation: a service does not ask). Stop it with
