@@ -216,3 +216,52 @@ def test_the_readme_config_example_loads(tmp_path):
     assert run.risk.breakers == {"daily_loss": "off", "max_drawdown": "off",
                                  "consecutive_losses": "1000000000 losses"}
     assert load_settings(write(tmp_path, block, "again.toml")).gates.min_closed_trades == 50
+
+
+def test_deployments_entries_override_the_file_and_errors_name_the_entry(tmp_path):
+    from tradewarden.settings import deployment_settings
+    cfg = write(tmp_path, """
+mode = "paper"
+strategy = "donchian"
+symbols = ["BTC-USD"]
+[params]
+entry_window = 12
+[venue]
+name = "coinbase"
+[daemon]
+reconnect_seconds = 30
+[[deployments]]
+name = "btc"
+[[deployments]]
+name = "eth"
+strategy = "ema_rsi"
+symbols = ["ETH-USD"]
+[deployments.risk]
+sizing = "risk:0.005"
+[deployments.venue]
+name = "kraken"
+""")
+    specs = deployment_settings(load_settings(cfg))
+    assert [n for n, _ in specs] == ["btc", "eth"]
+    btc, eth = (one.run_config() for _, one in specs)
+    assert btc.strategy == "donchian" and btc.params == {"entry_window": 12}
+    assert str(btc.risk.sizing) == "risk:0.01" and specs[0][1].venue.name == "coinbase"
+    # a new strategy does not inherit the file's parameters (they belong to donchian)
+    assert eth.strategy == "ema_rsi" and eth.params == {} and eth.symbols == ("ETH-USD",)
+    assert str(eth.risk.sizing) == "risk:0.005" and specs[1][1].venue.name == "kraken"
+    assert specs[1][1].daemon.reconnect_seconds == 30          # the file's, shared
+    assert specs[1][1].origin("symbols").where.endswith("deployments[2]")
+    # a file without entries is one deployment, named by --deployment or the default
+    plain = write(tmp_path, 'symbols = ["BTC-USD"]\n', "plain.toml")
+    assert [n for n, _ in deployment_settings(load_settings(plain))] == [None]
+    for body, message in (
+            ('[[deployments]]\nsymbols = ["BTC-USD"]\n', "deployments[1]: give each"),
+            ('[[deployments]]\nname = "a"\n[[deployments]]\nname = "a"\n', "'a' is used twice"),
+            ('[[deployments]]\nname = "a"\n[deployments.ledger]\ndb = "x.db"\n',
+             "deployments[1] (a): ledger cannot be set per deployment"),
+            ('[[deployments]]\nname = "a"\ncapital = "-5"\n',
+             "deployments[1] (a): capital = -5: capital must be positive")):
+        bad = write(tmp_path, body, "bad.toml")
+        with pytest.raises(ConfigError) as exc:
+            deployment_settings(load_settings(bad))
+        assert message in str(exc.value) and str(bad) in str(exc.value)
