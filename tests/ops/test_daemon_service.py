@@ -157,3 +157,52 @@ def test_a_venue_down_at_start_is_a_disconnection_until_it_answers(paper_venue, 
     # once it answered, the deployment traded its candles: none decided while it was away
     assert q(db, "select count(*) from decisions")[0][0] >= 3
     assert q(db, "select status from daemon_heartbeats order by seq")[1][0] == "error"
+
+
+def test_the_daemon_runs_the_telegram_bot_and_alerts_reach_the_phone(paper_venue, monkeypatch):
+    from fake_telegram import FakeTelegram
+
+    sim, server, cfg, db = paper_venue
+    phone = FakeTelegram().start()
+    try:
+        monkeypatch.setenv("TRADEWARDEN_ALERTS__TELEGRAM_BOT_TOKEN", phone.token)
+        cfg.write_text(cfg.read_text() + f"""
+[daemon]
+inbox_seconds = 60
+[alerts]
+telegram_chat_ids = [42]
+telegram_base_url = "{phone.base_url}"
+telegram_min_level = "warning"
+""")
+        asked_at = sim.t + 3 * 3600            # after the 12:00 candle's entry was queued
+        stop_at = sim.t + 5 * 3600
+        got = {}
+
+        def hook(t):
+            if t >= asked_at and "status" not in got:
+                got["status"] = True
+                phone.wait_consumed(phone.command(42, "/status"))
+                got["status"] = phone.wait_sent(1, chat_id=42)
+                phone.wait_consumed(phone.command(42, "/pause lunch"))
+                phone.wait_consumed(phone.command(7, "/resume", username="mallory"))
+            if t >= stop_at and sim.on_sleep is not None:
+                sim.on_sleep = None
+                os.kill(os.getpid(), signal.SIGTERM)
+
+        sim.on_sleep = hook
+        r = CliRunner().invoke(app, ["daemon", "start", "--config", str(cfg), "--foreground",
+                                     "--deployment", "desk", "--log",
+                                     str(db.with_name("bot.log"))])
+        assert r.exit_code == 0, r.output
+        texts = phone.texts(42)
+        assert any(t.startswith("daemon running") and "desk (paper)" in t for t in texts)
+        # the person's pause went through the inbox and the engine carried it out
+        assert q(db, "select kind, actor, reason, status from commands") == [
+            ("pause", "telegram:alice", "lunch", "done")]
+        assert not phone.texts(7)                      # another chat is not obeyed
+        # the entry the governor queued for a person reached the phone as an alert
+        assert any("desk: BTC-USD waits for a person" in t for t in texts)
+        sent = q(db, "select channels from alerts where trigger = 'human_review'")
+        assert sent and all(json.loads(c) == {"telegram": "sent"} for (c,) in sent)
+    finally:
+        phone.stop()

@@ -111,7 +111,9 @@ class Supervisor:
             from tradewarden.ops.oversight import Oversight
             from tradewarden.ops.telegram_bot import TelegramBot
             try:
-                self._oversight = Oversight(self.loaded.ledger.url(), clock=self.clock)
+                self._oversight = Oversight(
+                    self.loaded.ledger.url(), clock=self.clock,
+                    default_autonomy=self.loaded.settings.autonomy.initial_level)
                 self.bot = TelegramBot.from_settings(self._oversight, self.loaded.settings.alerts,
                                                      clock=self.clock, log=self.log)
                 self.bot.start()
