@@ -71,7 +71,9 @@ def main(plan: dict) -> None:
     from tradewarden.data.download import create_venue_client
     from tradewarden.engine.clock import WallClock
 
-    sim = SimTime(plan["start"])
+    for name in [k for k in os.environ if k.startswith("TRADEWARDEN_")]:
+        del os.environ[name]            # only the plan's config counts (a forkserver's
+    sim = SimTime(plan["start"])        # environment is the test process's at its start)
     server = FakeVenue("coinbase", sim.time, tls=True).start()
     os.environ["REQUESTS_CA_BUNDLE"] = server.ca_bundle
     cli_paper.clock_factory = lambda stopped: WallClock(sim.time, sim.sleep, stop=stopped)
