@@ -19,7 +19,12 @@ between two steps): the outage's bars decided into the spool with entries blocke
 (``ledger_unreachable``), a ``block``/``unblock`` pair, the deployment never failing;
 and the outage's ``daemon_error`` alert recorded in ``alerts`` once the database is back.
 
-A second scenario runs the daemon in forked processes: the first stops the server and
+A second run has a position open when the server goes away (the first entry approved
+through the command inbox) and its channel exit signal comes during the outage: nothing
+may be traded, and the deployment must not fail (``xfail``: the autonomy governor's
+reads raise).
+
+A third scenario runs the daemon in forked processes: the first stops the server and
 is killed with SIGKILL during the outage; the server returns; the second daemon, on the
 same state directory, replays the dead one's spool before it decides anything, exactly
 once (one replay marker per spooled batch), and every candle is decided once (also
@@ -232,10 +237,11 @@ def test_database_away_and_back_the_daemon_carries_on_and_decides_every_candle_o
     assert len(after) >= 3 and after[-1] == "shutdown" and "running" in after
     # the spool beside the daemon's lock holds nothing at the end
     assert spooled(o["tmp"] / "state") == (1, 0, 0)
-    # the outage is alerted once (a daemon_error alert, logged with its ledger error)
-    alerts = [x for x in o["log"] if x["event"] == "alert" and x["trigger"] == "daemon_error"]
+    # the daemon's own ledger failing is alerted once (logged with its ledger error)
+    alerts = [x for x in o["log"] if x["event"] == "alert"
+              and x["subject"].startswith("the ledger database fails")]
     assert len(alerts) == 1 and alerts[0]["level"] == "critical"
-    assert "ledger database fails" in alerts[0]["subject"]
+    assert alerts[0]["trigger"] == "daemon_error" and alerts[0]["ledger_error"]
 
 
 SPOOL_READS_BUG = (
@@ -272,6 +278,18 @@ def test_database_away_the_bars_are_decided_into_the_spool_with_entries_blocked(
     assert [k for k, _, _ in blocks] == ["block", "unblock"]
     assert o["down_at"] <= blocks[0][1] < o["up_at"] <= blocks[1][1]
     assert spooled(o["tmp"] / "state") == (1, 0, 0)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "one outage, ten daemon_error alerts: besides Supervisor._ledger_down's (once per "
+    "outage), Supervisor.on_failure alerts each failure of the deployment that is not a "
+    "venue's, and with the DeploymentLoop.step bug the deployment fails at its step and at "
+    "every reopen (each reconnect_seconds); the alerter's 900 s de-duplication lets every "
+    "other one through"))
+def test_database_away_one_alert_for_the_outage(outage):
+    sent = [x["subject"] for x in outage["log"] if x["event"] == "alert"
+            and x["trigger"] == "daemon_error" and x["status"] != "suppressed"]
+    assert len(sent) == 1 and sent[0].startswith("the ledger database fails")
 
 
 @pytest.mark.xfail(strict=True, reason=(
@@ -365,3 +383,76 @@ def test_killed_during_the_outage_the_next_daemon_replays_its_spool_first_and_on
     assert spooled(first / "state") == (1, 0, 0)
     # no order at all (entries are blocked while the database is away, queued after)
     assert pq(url, "select count(*) from orders") == [(0,)]
+
+
+# -- an open position when the database goes away -----------------------------------------
+
+@pytest.fixture(scope="module")
+def holding_outage(pg, tmp_path_factory) -> dict[str, Any]:
+    """Run the daemon with a position open when the server goes away: the first entry
+    (queued at the first trade) is approved through the command inbox, the server stops
+    at 8 h and returns at 11 h; the bundled bars give the position its channel exit on
+    the candle that closes at 10.5 h (a run without the outage exits there); SIGTERM at
+    12.5 h."""
+    tmp = tmp_path_factory.mktemp("pg-holding")
+    if not pg.running:
+        pg.start()
+    url = pg.new_database() + "?connect_timeout=2"
+    start = ts_of(START)
+    seen: dict[str, Any] = {}
+
+    def approve(sim: SimTime) -> None:
+        from tradewarden.ledger import Ledger
+        (dep,), (approval,) = pq(url, "select deployment_id from deployments"), pq(
+            url, "select id from approvals where status = 'pending'")
+        led = Ledger(url)
+        try:
+            led.enqueue_command(dep[0], "approve", actor="test", target=str(approval[0]))
+        finally:
+            led.close()
+
+    def down(sim: SimTime) -> None:
+        seen["positions_before"] = pq(url, "select count(*) from orders where role = 'entry' "
+                                           "and status = 'filled'")[0][0]
+        pg.stop()
+        seen["down_at"] = sim.t
+
+    def up(sim: SimTime) -> None:
+        pg.start()
+        seen["up_at"] = sim.t
+
+    try:
+        result = run_daemon(start, tmp, url, [(start + int(2.6 * HOUR), approve),
+                                              (start + 8 * HOUR, down),
+                                              (start + 11 * HOUR, up),
+                                              (start + int(12.5 * HOUR), sigterm)])
+    finally:
+        if not pg.running:
+            pg.start()
+    return {"result": result, "url": url, "start": start, "log": log_of(tmp), **seen}
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "an exit signal while the database is away: engine._exit asks the AutonomyGovernor, "
+    "whose authorize() reads the ledger (_bar_figures -> records._read) and raises "
+    "LedgerError; the bar raises, the deployment fails and is reopened after the return, "
+    "decides the exit bar 30 min late, the governor queues it for a person (data_gap) and "
+    "the approval expires at the next bar: the exit signal is lost. Also needs the "
+    "DeploymentLoop.step fix (see the other xfails)"))
+def test_database_away_with_a_position_its_exit_is_held_not_traded_and_nothing_fails(
+        holding_outage):
+    o, url = holding_outage, holding_outage["url"]
+    assert o["result"].exit_code == 0, o["result"].output
+    assert o["positions_before"] == 1                       # the approved entry filled
+    # nothing traded while the database was away
+    placed = pq(url, "select client_order_id from orders where created_ts >= :a and "
+                     "created_ts < :b", a=o["down_at"], b=o["up_at"])
+    assert placed == []
+    # the deployment never failed: it decided the outage's bars, the exit signal's too,
+    # and held it for want of the database
+    assert [x for x in o["log"] if x["event"] == "deployment_failed"] == []
+    assert len(pq(url, "select run_id from runs")) == 1
+    exit_bar = o["start"] + int(9.5 * HOUR)                 # closes at 10.5 h
+    (action, reason), = pq(url, "select action, reason from decisions where ts = :t",
+                           t=exit_bar)
+    assert action != "exit" and "ledger_unreachable" in reason
