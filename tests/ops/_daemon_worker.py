@@ -26,8 +26,13 @@ time, that can SIGKILL itself at a chosen point (``test_daemon_kill.py``).
    of the event's symbol (as a model-backed reasoner may; the rules reasoner only closes
    on the strategy's exit signal), so that at L3 the daemon itself queues a close;
 
+   ``fail_after_fill``: the step of the first bar after which the run has a fill raises
+   (after the daemon's ``on_bar`` saw it): the service finishes the run as failed and
+   opens the deployment again ``[daemon] reconnect_seconds`` later, in the same process;
+
    ``approve``: approve the oldest pending approval with ``warden approvals approve`` (a
-   separate process, the real CLI) at the first sleep after the deployment opened;
+   separate process, the real CLI) at the first sleep after the deployment opened at
+   which one is pending (once);
 3. runs the daemon through ``CliRunner`` until SIGTERM at ``plan["stop_at"]``.
 
 Before dying it writes ``plan["state"]`` (JSON: ``killed_at`` simulated time, ``where``,
@@ -99,8 +104,7 @@ def main(plan: dict) -> None:
         if kill and kill[0] == "at" and t >= kill[1]:
             die("at")
         if not approve["done"] and opened:
-            approve["done"] = True
-            approve_oldest(plan, cfg, opened)
+            approve["done"] = approve_oldest(plan, cfg, opened)
         if t >= stop_at and sim.on_sleep is not None:
             sim.on_sleep = None
             os.kill(os.getpid(), signal.SIGTERM)
@@ -111,16 +115,19 @@ def main(plan: dict) -> None:
                                  "--log", plan["log"], "--log-json"])
     server.stop()
     state.write_text(json.dumps({"exit_code": r.exit_code, "output": r.output, "sim_t": sim.t,
-                                 "seconds": time.monotonic() - started}))
+                                 "seconds": time.monotonic() - started,
+                                 "exception": None if r.exception is None or r.exit_code == 0
+                                 else "".join(traceback.format_exception(r.exception))}))
 
 
-def approve_oldest(plan: dict, cfg: Path, opened: list) -> None:
+def approve_oldest(plan: dict, cfg: Path, opened: list) -> bool:
     """Approve the oldest pending approval through the real CLI in its own process
-    (read through the daemon's own ledger: one copy of SQLite in this process)."""
+    (read through the daemon's own ledger: one copy of SQLite in this process); return
+    whether there was one."""
     dep_id, ledger, name = opened[0]
     pending = ledger.approvals(deployment_id=dep_id, status="pending")
     if not pending:
-        raise RuntimeError("no pending approval to approve")
+        return False
     row = (pending[0]["id"], name)
     out = subprocess.run([sys.executable, "-m", "tradewarden.cli", "approvals", "approve",
                           str(row[0]), "--deployment", row[1], "--config", str(cfg),
@@ -129,6 +136,7 @@ def approve_oldest(plan: dict, cfg: Path, opened: list) -> None:
         raise RuntimeError(f"approve failed: {out.stdout}{out.stderr}")
     Path(plan["state"]).with_suffix(".approved").write_text(
         json.dumps({"approval_id": row[0], "output": out.stdout}))
+    return True
 
 
 def arm(plan: dict, sim: object, die, opened: list) -> None:
@@ -156,6 +164,18 @@ def arm(plan: dict, sim: object, die, opened: list) -> None:
                 inject.clear()
             return turn(self, now)
         Supervisor.on_turn = on_turn
+
+    if plan.get("fail_after_fill"):
+        seen = DaemonService._bar
+        failed = []
+
+        def bar_then_fail(self, slot, b, decision):
+            out = seen(self, slot, b, decision)
+            if not failed and run_fills(slot.opened.dep):
+                failed.append(b.ts)
+                raise RuntimeError("test: the step fails after the bar that filled")
+            return out
+        DaemonService._bar = bar_then_fail
 
     close_on = plan.get("close_on")
     if close_on:
@@ -189,17 +209,21 @@ def arm(plan: dict, sim: object, die, opened: list) -> None:
 
         def bar(self, slot, b, decision):
             dep = slot.opened.dep
-            dep.ledger.drain()
-            from sqlalchemy import func, select
-
-            from tradewarden.ledger import schema
-            f = schema.fills
-            with dep.ledger.engine.connect() as conn:
-                n = conn.execute(select(func.count()).select_from(f)
-                                 .where(f.c.run_id == dep.run_id)).scalar_one()
-            if n:                       # the bar's fill is committed; on_bar has not seen it
+            if run_fills(dep):          # the bar's fill is committed; on_bar has not seen it
                 die("fill_bar", bar_ts=int(b.ts), run_id=dep.run_id)
             return on_bar(self, slot, b, decision)
         DaemonService._bar = bar
     elif kill[0] != "at":
         raise SystemExit(f"unknown kill {kill!r}")
+
+
+def run_fills(dep) -> int:
+    """How many fills the deployment's current run has committed."""
+    from sqlalchemy import func, select
+
+    from tradewarden.ledger import schema
+    f = schema.fills
+    dep.ledger.drain()
+    with dep.ledger.engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(f)
+                                .where(f.c.run_id == dep.run_id)).scalar_one())
