@@ -101,13 +101,15 @@ def scenario(name: str):
 
 
 @pytest.fixture(scope="module", autouse=True)
-def scenarios(tmp_path_factory):
-    """Start every scenario when the module starts, two at a time, each a chain of worker
-    processes on its own ledger and simulated time: they share nothing, so the module
-    waits for the longest chain rather than their sum (the 24 h day runs meanwhile)."""
+def scenarios(request, tmp_path_factory):
+    """Start every scenario a selected test needs when the module starts, two at a time,
+    each a chain of worker processes on its own ledger and simulated time: they share
+    nothing, so the module waits for the longest chain rather than their sum (the 24 h
+    day runs meanwhile)."""
+    wanted = {n for item in request.session.items for n in getattr(item, "fixturenames", ())}
     with ThreadPoolExecutor(max_workers=2) as pool:
         yield {name: pool.submit(fn, tmp_path_factory.mktemp(name))
-               for name, fn in SCENARIOS.items()}
+               for name, fn in SCENARIOS.items() if fn.__name__ in wanted}
 
 
 def log_lines(d: Path, n: int) -> list[dict]:
