@@ -12,12 +12,13 @@ autonomy level 3: its entries before the outage are queued (``first_trade``).
 One daemon run (module fixture ``outage``) serves the first checks: what holds today
 (the daemon carries on, every closed candle is decided exactly once, in order, nothing is
 traded while the database is away, heartbeats resume, the spool is empty at the end, the
-outage is alerted once in the log), and, marked ``xfail(strict=True)``, what
+daemon's own failing ledger is alerted once), and, marked ``xfail(strict=True)``, what
 ``ops/paper.py`` ``DeploymentLoop.degraded`` promises but the loop does not do when the
 first ledger call to meet the outage is a read (it always is when the server goes away
 between two steps): the outage's bars decided into the spool with entries blocked
 (``ledger_unreachable``), a ``block``/``unblock`` pair, the deployment never failing;
-and the outage's ``daemon_error`` alert recorded in ``alerts`` once the database is back.
+one ``daemon_error`` alert for the outage in all (not one per reopening); and that alert
+recorded in ``alerts`` once the database is back.
 
 A second run has a position open when the server goes away (the first entry approved
 through the command inbox) and its channel exit signal comes during the outage: nothing
