@@ -13,11 +13,11 @@ Issue 12, "Tested as it will run":
   ledger (the dead process's OS lock died with it) a little later in simulated time.
 * A deployment that fails inside the daemon after a fill is reopened as a new run and
   trades on.
-* Four bugs found this way are strict xfails (the lead fixes them in ops/supervision.py
-  and ops/alerts.py): an event re-run is decided twice in the audit; a close the daemon
-  queued is queued again by the re-run; an alert of a re-run event is sent again after a
-  restart later than ``[alerts] dedupe_seconds``; fills committed by a killed or failed
-  run are never announced as ``order_filled``.
+* What this suite found, and the daemon now does: an event run again after a kill
+  reuses the decision it recorded (decided once in the audit); a close the daemon
+  queued is not queued again by the re-run; an alert of a re-run event is not sent
+  again even after a restart later than ``[alerts] dedupe_seconds``; fills committed by
+  a killed or failed run are announced as ``order_filled`` when the deployment opens.
 * A 24-hour simulated run of two deployments (BTC-USD and ETH-USD) with a Slack webhook
   on a loopback receiver completes without a crash: 24 decisions per symbol, a heartbeat
   about every minute, the end of day once with its summary delivered, no failed event,
@@ -254,18 +254,12 @@ def test_after_two_kills_heartbeats_resume_runs_continue_and_each_candle_is_deci
     assert q(db, "select status from deployments") == [("stopped",)]
 
 
-@pytest.mark.xfail(strict=True, reason="Supervisor.consider records a new agent_decisions row "
-                   "(and governor verdict) each time it runs an event: an event re-run after "
-                   "a kill is decided twice in the audit trail")
 def test_an_event_re_run_after_a_kill_is_decided_once_in_the_audit(killed_in_event_and_bar):
     k = killed_in_event_and_bar
     eid = k["kills"][0]["event_id"]
     assert q(k["db"], "select count(*) from agent_decisions where event_id = ?", eid) == [(1,)]
 
 
-@pytest.mark.xfail(strict=True, reason="Supervisor.on_open starts the fill cursor at the new "
-                   "run's fills (fill_seq of run_id): a fill committed by a run killed before "
-                   "on_bar never becomes an order_filled event")
 def test_a_fill_committed_before_the_kill_is_announced_after_the_restart(killed_in_event_and_bar):
     k = killed_in_event_and_bar
     cid = q(k["db"], "select client_order_id from fills")[0][0]
@@ -412,9 +406,6 @@ def test_killed_between_heartbeats_the_restart_catches_up_every_closed_candle(
         "crashed", "crashed", "interrupted"]
 
 
-@pytest.mark.xfail(strict=True, reason="the Alerter de-duplicates a key only within "
-                   "[alerts] dedupe_seconds: an event re-run after a restart later than that "
-                   "sends its alerts (effect key ev<id>) again")
 def test_an_event_re_run_after_a_late_restart_alerts_once(killed_in_anomaly_and_idle):
     assert alerted_twice(killed_in_anomaly_and_idle["db"]) == []
 
@@ -461,9 +452,6 @@ def test_killed_after_the_daemon_queued_a_close_the_event_is_finished_on_restart
     assert all(s != "pending" for _, _, s in daemon_closes(db, eid))    # carried out
 
 
-@pytest.mark.xfail(strict=True, reason="Supervisor._command de-duplicates by a reason that "
-                   "holds the new agent decision's id; the re-run records a new decision, "
-                   "so the close is queued again")
 def test_killed_after_the_daemon_queued_a_close_it_is_queued_once(killed_after_a_daemon_command):
     k = killed_after_a_daemon_command
     assert len(daemon_closes(k["db"], k["event_id"])) == 1
@@ -503,9 +491,6 @@ def test_a_deployment_reopened_after_a_fill_trades_on_in_a_new_run(reopened_afte
     no_duplicate_effects(db)
 
 
-@pytest.mark.xfail(strict=True, reason="Supervisor.on_open keeps the fill cursor of the "
-                   "failed run (slot.extras.setdefault('fill_seq', ...)) while the reopened "
-                   "run numbers its fills from 0 again: its first fills are never announced")
 def test_a_deployment_reopened_after_a_fill_announces_the_new_runs_fills(reopened_after_a_fill):
     fills, events = announced(reopened_after_a_fill)
     assert [c for _, c in fills if events.count(c) != 1] == []

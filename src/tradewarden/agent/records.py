@@ -338,6 +338,28 @@ def agent_decision(ledger: Ledger, decision_id: int) -> dict[str, Any] | None:
     return _read(ledger, f"agent decision {decision_id}", work)
 
 
+def event_decision(ledger: Ledger, *, event_id: int,
+                   deployment_id: str | None) -> dict[str, Any] | None:
+    """Return the decision already recorded about a daemon event for a deployment (as
+    :func:`agent_decisions` does, with its ``verdicts``), or ``None``: a handler run
+    again after a crash reuses it instead of deciding twice.
+
+    Raises
+    ------
+    LedgerError
+        Stored JSON that does not parse, or a ledger that cannot be read.
+    """
+    t = schema.agent_decisions
+
+    def work(conn: Any) -> dict[str, Any] | None:
+        rows = _rows(conn, select(t).where(t.c.event_id == int(event_id),
+                                           _same_deployment(t.c.deployment_id, deployment_id))
+                     .order_by(t.c.id).limit(1))
+        return _decision_rows(conn, rows)[0] if rows else None
+
+    return _read(ledger, f"the decision about event {event_id}", work)
+
+
 # -- autonomy levels --------------------------------------------------------------------
 def record_autonomy_change(ledger: Ledger, *, deployment_id: str, ts: Any, from_level: int | None,
                            to_level: int, kind: str, reason: str, actor: str) -> int:

@@ -445,7 +445,8 @@ class Alerter:
     # -- public ------------------------------------------------------------------------
 
     def alert(self, level: str, trigger: str, subject: str, body: str | None = None, *,
-              dedupe_key: str | None = None, deployment_id: str | None = None) -> int:
+              dedupe_key: str | None = None, deployment_id: str | None = None,
+              once: bool = False) -> int:
         """Record and log an alert, and hand it to the channels that take its level.
 
         Returns at once: delivery happens on the worker thread (see :meth:`flush`).
@@ -462,6 +463,10 @@ class Alerter:
         dedupe_key : str, optional
             1-128 characters; alerts with the same key are duplicates (default: the
             same trigger and subject).
+        once : bool
+            With ``dedupe_key``: a key already sent (or logged) at any time before, as
+            the ledger records it, is a duplicate, whatever ``dedupe_seconds`` says (the
+            effect key of an event a restarted daemon processes again).
         deployment_id : str, optional
             The deployment it concerns.
 
@@ -497,6 +502,8 @@ class Alerter:
                   if LEVELS.index(level) >= LEVELS.index(least)]
         with self._lock:
             why = self._suppressed(key, trigger, now)
+            if why is None and once and dedupe_key is not None and self._recorded(dedupe_key):
+                why = f"duplicate of an alert recorded earlier with key {dedupe_key}"
             if why is None:
                 self._last_sent[key] = now
                 self._sent_ts.setdefault(trigger, deque()).append(now)
@@ -567,6 +574,19 @@ class Alerter:
             return (f"rate limit: {len(recent)} {trigger} alerts in the last "
                     f"{s.rate_limit_seconds} s (at most {s.rate_limit_count})")
         return None
+
+    def _recorded(self, dedupe_key: str) -> bool:
+        """Whether an alert with this key was ever recorded not suppressed."""
+        a = schema.alerts.c
+        try:
+            self.ledger.drain()
+            with self.ledger.engine.connect() as conn:
+                return conn.execute(select(a.id).where(a.dedupe_key == dedupe_key,
+                                                       a.status != "suppressed")
+                                    .limit(1)).first() is not None
+        except SQLAlchemyError as exc:
+            raise LedgerError(f"alerts: cannot read alert {dedupe_key} from "
+                              f"{self.ledger.url} ({exc.__class__.__name__})") from None
 
     def _remember(self) -> None:
         """Load the alerts sent within the windows from the ledger (a restarted daemon)."""

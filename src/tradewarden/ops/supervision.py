@@ -161,7 +161,8 @@ class Supervisor:
         for s in engine.syms:
             stale.watch(f"{dep.deployment_id}/{s.name}", self.clock.now())
         slot.extras["stale"] = stale
-        slot.extras.setdefault("fill_seq", self._last_fill_seq(dep))
+        slot.extras["fill_seq"] = self._last_fill_seq(dep)
+        self._announce_earlier_fills(dep)
         since = slot.extras.pop("venue_down", None)
         if since is not None:
             self.ledger.enqueue_event(
@@ -218,6 +219,42 @@ class Supervisor:
         with dep.ledger.engine.connect() as conn:
             return int(conn.execute(select(func.coalesce(func.max(f.c.fill_seq), -1))
                                     .where(f.c.run_id == dep.run_id)).scalar_one())
+
+    #: Fills of a deployment's earlier runs younger than this (clock seconds) that were
+    #: never announced (the run was killed or failed before it could) are announced
+    #: when the deployment opens; older ones are history, not news.
+    EARLIER_FILLS_SECONDS = 86_400
+
+    def _announce_earlier_fills(self, dep: Any) -> None:
+        """Enqueue ``order_filled`` for the deployment's recent fills of earlier runs not
+        announced yet (its client order ids start ``tw-<deployment id>-``; the event's
+        key ``fill:<run>:<seq>`` makes announcing twice impossible)."""
+        from sqlalchemy import select
+
+        from tradewarden.ledger import schema
+        from tradewarden.ops.events import emit_order_filled
+        f, e = schema.fills, schema.daemon_events
+        since = self.clock.now() - self.EARLIER_FILLS_SECONDS
+        dep.ledger.drain()
+        with dep.ledger.engine.connect() as conn:
+            rows = conn.execute(
+                select(f).where(f.c.run_id != dep.run_id, f.c.ts >= since,
+                                f.c.client_order_id.like(f"tw-{dep.deployment_id}-%"))
+                .order_by(f.c.ts, f.c.run_id, f.c.fill_seq)).mappings().all()
+            if not rows:
+                return
+            keys = {f"fill:{r['run_id']}:{r['fill_seq']}" for r in rows}
+            known = set(conn.execute(select(e.c.dedupe_key)
+                                     .where(e.c.dedupe_key.in_(keys))).scalars())
+        for r in rows:
+            key = f"{r['run_id']}:{r['fill_seq']}"
+            if f"fill:{key}" in known:
+                continue
+            emit_order_filled(self.ledger, self.clock.now(), fill_id=key,
+                              client_order_id=r["client_order_id"], symbol=r["symbol"],
+                              side=r["side"], quantity=Decimal(str(r["quantity"])),
+                              price=Decimal(str(r["price"])), fee=Decimal(str(r["fee"])),
+                              deployment_id=dep.deployment_id, ts=r["ts"])
 
     def _fills(self, slot: Any) -> None:
         """Enqueue ``order_filled`` for the run's fills newer than the last seen."""
@@ -370,7 +407,12 @@ class Supervisor:
         """
         from tradewarden.agent import records
         from tradewarden.agent.autonomy import Trigger, gate
-        from tradewarden.agent.reasoning import Action, ReasoningContext, ReasoningEvent
+        from tradewarden.agent.reasoning import (
+            Action,
+            DecisionOutput,
+            ReasoningContext,
+            ReasoningEvent,
+        )
         from tradewarden.ops.events import effect_key
         out = []
         for slot in self._targets(event):
@@ -393,32 +435,42 @@ class Supervisor:
                 autonomy_level=level,
                 anomalies=[{"id": a["id"], "kind": a["kind"], "symbol": a["symbol"]}
                            for a in open_flags])
-            decision = gov.reasoner.decide(rev, ctx)
-            decision_id = records.record_decision(
-                self.ledger, deployment_id=dep.deployment_id, run_id=dep.run_id, ts=int(now),
-                event_kind=event.kind, event_id=event.id, reasoner=gov.reasoner.name,
-                autonomy_level=level, symbol=symbol,
-                context={"event": rev.model_dump(mode="json"), **ctx.model_dump(mode="json")},
-                output=decision)
             triggers = [Trigger("anomaly_flag", {"anomaly": a["kind"], "id": a["id"]})
                         for a in open_flags]
+            earlier = records.event_decision(self.ledger, event_id=event.id,
+                                             deployment_id=dep.deployment_id)
+            if earlier is not None:         # a re-run after a crash: decided already
+                decision_id = earlier["id"]
+                decision = DecisionOutput.model_validate(earlier["output"])
+                level = earlier["autonomy_level"]
+            else:
+                decision = gov.reasoner.decide(rev, ctx)
+                decision_id = records.record_decision(
+                    self.ledger, deployment_id=dep.deployment_id, run_id=dep.run_id,
+                    ts=int(now), event_kind=event.kind, event_id=event.id,
+                    reasoner=gov.reasoner.name, autonomy_level=level, symbol=symbol,
+                    context={"event": rev.model_dump(mode="json"), **ctx.model_dump(mode="json")},
+                    output=decision)
             if decision.confidence < gov.settings.min_confidence:
                 triggers.append(Trigger("low_confidence", {"confidence": decision.confidence}))
-            verdict, reason = gate(level, "exit", decision, triggers, notional=None,
-                                   average=None, new_symbol=False,
-                                   anomaly_event=event.kind == "anomaly_detected",
-                                   settings=gov.settings)
-            records.record_verdict(self.ledger, agent_decision_id=decision_id,
-                                   deployment_id=dep.deployment_id, ts=int(now),
-                                   autonomy_level=level, verdict=verdict, reason=reason,
-                                   triggers=[t.as_dict() for t in triggers])
+            if earlier is not None and earlier["verdicts"]:
+                verdict, reason = earlier["verdicts"][-1]["verdict"], earlier["verdicts"][-1]["reason"]
+            else:
+                verdict, reason = gate(level, "exit", decision, triggers, notional=None,
+                                       average=None, new_symbol=False,
+                                       anomaly_event=event.kind == "anomaly_detected",
+                                       settings=gov.settings)
+                records.record_verdict(self.ledger, agent_decision_id=decision_id,
+                                       deployment_id=dep.deployment_id, ts=int(now),
+                                       autonomy_level=level, verdict=verdict, reason=reason,
+                                       triggers=[t.as_dict() for t in triggers])
             key = effect_key(event, dep.deployment_id)
             if verdict == "execute" and decision.action == Action.CLOSE_POSITION:
                 for sym in decision.target_symbols or ((symbol,) if symbol else ()):
-                    self._command(dep, "close", sym, f"decision {decision_id} ({key})")
+                    self._command(dep, "close", sym, f"decision {decision_id} ({key})", key)
             elif verdict == "execute" and decision.action == Action.EMERGENCY_HALT:
-                self._command(dep, "kill", None, f"decision {decision_id} ({key})")
-                self._command(dep, "flatten", None, f"decision {decision_id} ({key})")
+                self._command(dep, "kill", None, f"decision {decision_id} ({key})", key)
+                self._command(dep, "flatten", None, f"decision {decision_id} ({key})", key)
             elif verdict == "queue" and ask:
                 self._alert("warning", "human_review",
                             f"{dep.name}: {event.kind} needs a person ({reason})",
@@ -432,11 +484,12 @@ class Supervisor:
                         "action": decision.action.value})
         return out
 
-    def _command(self, dep: Any, kind: str, target: str | None, reason: str) -> None:
-        """Queue a command as the daemon, once per reason (an event's effect key)."""
+    def _command(self, dep: Any, kind: str, target: str | None, reason: str, key: str) -> None:
+        """Queue a command as the daemon, once per event (its effect ``key`` ends the
+        reason: a re-run of the event after a crash finds it and queues nothing)."""
         done = self.ledger.commands(deployment_id=dep.deployment_id)
-        if any(c["kind"] == kind and c.get("target") == target and c.get("reason") == reason
-               for c in done):
+        if any(c["kind"] == kind and c.get("target") == target
+               and f"({key})" in (c.get("reason") or "") for c in done):
             return
         self.ledger.enqueue_command(dep.deployment_id, kind, actor=DAEMON_ACTOR, target=target,
                                     reason=reason)
@@ -445,7 +498,8 @@ class Supervisor:
                dedupe_key: str | None = None, deployment_id: str | None = None) -> None:
         try:
             self.alerter.alert(level, trigger, subject, body, dedupe_key=dedupe_key,
-                               deployment_id=deployment_id)
+                               deployment_id=deployment_id,
+                               once=dedupe_key is not None and dedupe_key.startswith("ev"))
         except Exception as exc:            # noqa: BLE001 - logged by the alerter; never stall
             self.log.error("alert_failed", trigger=trigger, subject=subject, error=str(exc))
 
