@@ -9,27 +9,24 @@ The server is the module's own (:class:`pg_server.PgServer`, stopped and started
 SIGTERM at chosen simulated times. The deployment is paper Donchian on BTC-USD at
 autonomy level 3: its entries before the outage are queued (``first_trade``).
 
-One daemon run (module fixture ``outage``) serves the first checks: what holds today
-(the daemon carries on, every closed candle is decided exactly once, in order, nothing is
-traded while the database is away, heartbeats resume, the spool is empty at the end, the
-daemon's own failing ledger is alerted once), and, marked ``xfail(strict=True)``, what
-``ops/paper.py`` ``DeploymentLoop.degraded`` promises but the loop does not do when the
+One daemon run (module fixture ``outage``) serves the first checks: the daemon carries
+on, every closed candle is decided exactly once, in order, nothing is traded while the
+database is away, heartbeats resume, the spool is empty at the end; the outage's bars
+are decided into the spool with entries blocked (``ledger_unreachable``) even when the
 first ledger call to meet the outage is a read (it always is when the server goes away
-between two steps): the outage's bars decided into the spool with entries blocked
-(``ledger_unreachable``), a ``block``/``unblock`` pair, the deployment never failing;
-one ``daemon_error`` alert for the outage in all (not one per reopening); and that alert
-recorded in ``alerts`` once the database is back.
+between two steps), a ``block``/``unblock`` pair, the deployment never failing; one
+``daemon_error`` alert for the outage in all, recorded in ``alerts`` once the database
+is back.
 
 A second run has a position open when the server goes away (the first entry approved
 through the command inbox) and its channel exit signal comes during the outage: nothing
-may be traded, and the deployment must not fail (``xfail``: the autonomy governor's
-reads raise).
+may be traded (the governor answers ``ledger_unreachable``), and the deployment does not
+fail.
 
 A third scenario runs the daemon in forked processes: the first stops the server and
 is killed with SIGKILL during the outage; the server returns; the second daemon, on the
 same state directory, replays the dead one's spool before it decides anything, exactly
-once (one replay marker per spooled batch), and every candle is decided once (also
-``xfail`` for the same reason: today nothing reaches the spool).
+once (one replay marker per spooled batch), and every candle is decided once.
 """
 
 from __future__ import annotations
@@ -245,16 +242,8 @@ def test_database_away_and_back_the_daemon_carries_on_and_decides_every_candle_o
     assert alerts[0]["trigger"] == "daemon_error" and alerts[0]["ledger_error"]
 
 
-SPOOL_READS_BUG = (
-    "ops/paper.py DeploymentLoop.step: the first ledger call to meet an outage that began "
-    "between two steps is a read (inbox -> pending_commands, approvals); SpoolingLedger."
-    "_forward marks itself degraded but re-raises the LedgerError, step() lets it out, and "
-    "the service fails the deployment and reopens it every reconnect_seconds (each open "
-    "fails while the server is away), so nothing is decided into the spool and entries are "
-    "never blocked with ledger_unreachable")
 
 
-@pytest.mark.xfail(strict=True, reason=SPOOL_READS_BUG)
 def test_database_away_the_bars_are_decided_into_the_spool_with_entries_blocked(outage):
     o, url = outage, outage["url"]
     assert o["result"].exit_code == 0, o["result"].output
@@ -281,23 +270,12 @@ def test_database_away_the_bars_are_decided_into_the_spool_with_entries_blocked(
     assert spooled(o["tmp"] / "state") == (1, 0, 0)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "one outage, ten daemon_error alerts: besides Supervisor._ledger_down's (once per "
-    "outage), Supervisor.on_failure alerts each failure of the deployment that is not a "
-    "venue's, and with the DeploymentLoop.step bug the deployment fails at its step and at "
-    "every reopen (each reconnect_seconds); the alerter's 900 s de-duplication lets every "
-    "other one through"))
 def test_database_away_one_alert_for_the_outage(outage):
     sent = [x["subject"] for x in outage["log"] if x["event"] == "alert"
             and x["trigger"] == "daemon_error" and x["status"] != "suppressed"]
     assert len(sent) == 1 and sent[0].startswith("the ledger database fails")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "ops/alerts.py Alerter.alert cannot insert its row while the database is away: it logs "
-    "the alert, hands it to the channels and raises LedgerError, which Supervisor._alert "
-    "logs as alert_failed; nothing records the row when the database returns, so the "
-    "outage's daemon_error alert is missing from the alerts table"))
 def test_database_away_its_alert_is_recorded_in_the_alerts_table_once_it_returns(outage):
     rows = pq(outage["url"], "select trigger, level, subject from alerts "
                              "where trigger = 'daemon_error'")
@@ -336,7 +314,6 @@ def sigkill(sim: SimTime) -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-@pytest.mark.xfail(strict=True, reason=SPOOL_READS_BUG)
 def test_killed_during_the_outage_the_next_daemon_replays_its_spool_first_and_once(
         pg, tmp_path):
     if not pg.running:
@@ -433,13 +410,6 @@ def holding_outage(pg, tmp_path_factory) -> dict[str, Any]:
     return {"result": result, "url": url, "start": start, "log": log_of(tmp), **seen}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "an exit signal while the database is away: engine._exit asks the AutonomyGovernor, "
-    "whose authorize() reads the ledger (_bar_figures -> records._read) and raises "
-    "LedgerError; the bar raises, the deployment fails and is reopened after the return, "
-    "decides the exit bar 30 min late, the governor queues it for a person (data_gap) and "
-    "the approval expires at the next bar: the exit signal is lost. Also needs the "
-    "DeploymentLoop.step fix (see the other xfails)"))
 def test_database_away_with_a_position_its_exit_is_held_not_traded_and_nothing_fails(
         holding_outage):
     o, url = holding_outage, holding_outage["url"]

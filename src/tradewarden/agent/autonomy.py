@@ -120,7 +120,7 @@ from tradewarden.agent.reasoning import (
     RulesReasoner,
 )
 from tradewarden.domain import Verdict
-from tradewarden.ledger import Ledger, schema
+from tradewarden.ledger import Ledger, LedgerError, schema
 
 DAY = 86_400
 #: The actor recorded for the governor's own level changes.
@@ -770,8 +770,16 @@ class AutonomyGovernor:
             decision recorded.
         """
         now = self.clock.now()
-        bar = self._bar_figures(now)
-        level, anomalies = self._level_and_anomalies()
+        try:
+            bar = self._bar_figures(now)
+            level, anomalies = self._level_and_anomalies()
+        except LedgerError:
+            if not getattr(self.ledger, "degraded", False):
+                raise
+            # the ledger's database is away (a spooling ledger): nothing is authorized
+            # without the decision recorded; entries are blocked already, exits wait
+            # (the reason is the decision's, at most 64 characters in the ledger)
+            return Authorization(Verdict.MONITOR, "ledger_unreachable")
         given = dict(self._context()) if self._context is not None else {}
         market = dict(self._market()) if self._market is not None else {}
         account = dict(given.get("account") or {})

@@ -442,8 +442,9 @@ anomalies = Table(
 Index("ix_anomalies_deployment_status", anomalies.c.deployment_id, anomalies.c.status)
 
 #: Every alert raised (migration 0006): ``level`` info, warning or critical;
-#: ``trigger`` what raised it; ``status`` sent, logged (no channel configured),
-#: suppressed (rate limit or duplicate) or failed; ``channels``: JSON of what each
+#: ``trigger`` what raised it; ``status`` queued, sent, partial, failed, logged (no
+#: channel takes its level), suppressed (rate limit or duplicate), or late (raised while
+#: the ledger could not be written: recorded when it could again); ``channels``: JSON of what each
 #: channel did (``{"email": "sent", "slack": "failed: ..."}``).
 alerts = Table(
     "alerts", metadata,

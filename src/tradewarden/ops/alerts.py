@@ -434,6 +434,7 @@ class Alerter:
         self._idle = threading.Condition()
         self._pending = 0
         self._closed = False
+        self._unwritten: list[tuple[Any, ...]] = []
         self._telegram = _Telegram(settings)
         #: Channel name -> sender(settings, alert); a sender raises on failure.
         self._senders: dict[str, Callable[[AlertSettings, _Alert], None]] = {
@@ -516,6 +517,12 @@ class Alerter:
                                         body, status, channels)
             except LedgerError as exc:
                 failure = exc
+                # kept for record_unwritten: status "late", what each channel was given
+                self._unwritten.append((now, level, trigger, dedupe_key, deployment_id,
+                                        subject, body, "late" if status == "queued" else status,
+                                        {k: ("handed over; outcome not recorded (the ledger "
+                                             "was away)" if v == "queued" else v)
+                                         for k, v in channels.items()}))
         emit = getattr(self.log, "critical" if level == "critical" else level)
         emit("alert", alert_id=alert_id, level=level, trigger=trigger, subject=subject,
              body=body, deployment_id=deployment_id, status=status,
@@ -574,6 +581,22 @@ class Alerter:
             return (f"rate limit: {len(recent)} {trigger} alerts in the last "
                     f"{s.rate_limit_seconds} s (at most {s.rate_limit_count})")
         return None
+
+    def record_unwritten(self) -> int:
+        """Write the rows of alerts raised while the ledger could not be written (they
+        were logged and sent then), now that it can; return how many.
+
+        Raises
+        ------
+        LedgerError
+            The ledger still cannot be written (the rest are kept for the next call).
+        """
+        n = 0
+        while self._unwritten:
+            self._insert(*self._unwritten[0])
+            self._unwritten.pop(0)
+            n += 1
+        return n
 
     def _recorded(self, dedupe_key: str) -> bool:
         """Whether an alert with this key was ever recorded not suppressed."""

@@ -276,6 +276,22 @@ class DeploymentLoop:
             engine.flush()
         return True
 
+    def _guarded(self, *work: Callable[[], Any]) -> bool:
+        """Run the ledger reads and inbox work between bars; ``False`` when the ledger's
+        database went away meanwhile (a spooling ledger turned degraded: the outage is
+        entered, entries blocked), instead of failing the deployment. Any other
+        failure raises."""
+        from tradewarden.ledger import LedgerError
+        try:
+            for fn in work:
+                fn()
+        except LedgerError:
+            if not getattr(self.dep.ledger, "degraded", False):
+                raise
+            self.degraded()
+            return False
+        return True
+
     def step(self) -> float:
         """Do what is due now and return when to step again (clock time, UTC epoch s).
 
@@ -297,8 +313,7 @@ class DeploymentLoop:
                 self.on_tick(f"waiting for the candles due at {iso(int(due))}"
                              + (" (ledger database unreachable)" if down else ""))
             if not down:
-                self.inbox()
-                self.recheck()
+                down = not self._guarded(self.inbox, self.recheck)
             return int(min(due, now + self.inbox_seconds)) or now + 1
         got = feed.poll()
         self.polls += 1
@@ -314,10 +329,11 @@ class DeploymentLoop:
         for bar in new:
             down = self.degraded()
             if not down:
-                pending = ledger.approvals(deployment_id=dep.deployment_id, status="pending")
-                if engine.expire_approvals(pending, bar.ts, bar.symbol):
-                    engine.flush()
-                self.inbox()
+                def expire(bar: Bar = bar) -> None:
+                    pending = ledger.approvals(deployment_id=dep.deployment_id, status="pending")
+                    if engine.expire_approvals(pending, bar.ts, bar.symbol):
+                        engine.flush()
+                down = not self._guarded(expire, self.inbox)
             if self.on_tick is not None:
                 self.on_tick(f"deciding {bar.symbol} {iso(bar.ts)}")
             decision = engine.on_bar(bar)

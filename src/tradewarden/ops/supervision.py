@@ -296,7 +296,13 @@ class Supervisor:
         the client): record ``broker_disconnected`` once per outage (its handler alerts).
         Anything else (an exception in a bar, a bug): a critical ``daemon_error`` alert
         with the error; either way the service reopens it after ``reconnect_seconds``."""
+        from tradewarden.ledger import LedgerError
+        from tradewarden.ledger.spool import is_unreachable
         now = self.clock.now()
+        if isinstance(exc, LedgerError) and (is_unreachable(exc) or is_unreachable(
+                exc.__cause__ or exc)):
+            self._ledger_down(exc)          # once per outage, not once per reopening
+            return
         if not venue_failure(exc):
             self._alert("critical", "daemon_error",
                         f"{slot.label}: failed ({where}): {slot.error}"[:300],
@@ -335,7 +341,13 @@ class Supervisor:
         except LedgerError as exc:
             self._ledger_down(exc)
             return None
-        self._ledger_since = None
+        if self._ledger_since is not None:
+            self.log.info("ledger_back", down_seconds=self.clock.now() - self._ledger_since)
+            self._ledger_since = None
+            try:
+                self.alerter.record_unwritten()
+            except LedgerError as exc:
+                self._ledger_down(exc)
         return nxt
 
     def _demote_if_due(self, slot: Any) -> None:
@@ -355,7 +367,8 @@ class Supervisor:
         first = self._ledger_since is None
         if first:
             self._ledger_since = self.clock.now()
-        self.log.error("ledger_unreachable", error=str(exc), since=self._ledger_since)
+        (self.log.error if first else self.log.debug)("ledger_unreachable", error=str(exc),
+                                                      since=self._ledger_since)
         if first:
             self._alert("critical", "daemon_error", f"the ledger database fails: {exc}"[:300],
                         "Entries are blocked on the deployments whose writes spool; the "
