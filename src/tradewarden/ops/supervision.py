@@ -588,7 +588,7 @@ class Supervisor:
                                 f"L{change['to_level']} (anomaly {p.get('anomaly')})",
                                 dedupe_key=effect_key(event, f"demote-{dep.deployment_id}"),
                                 deployment_id=dep.deployment_id)
-            self.consider(event, ask=False)
+        self.consider(event, ask=False)     # each deployment's reasoner, recorded and gated
         level = "critical" if p.get("severity") == "critical" else "warning"
         self._alert(level, "anomaly", f"anomaly {p.get('anomaly')}"
                     + (f" on {p['symbol']}" if p.get("symbol") else ""),
