@@ -62,9 +62,9 @@ from pydantic_settings import (
 )
 from pydantic_settings.sources import NestedSecretsSettingsSource
 
-from tradewarden.agent.autonomy import AutonomySettings
+from tradewarden.agent.autonomy_settings import AutonomySettings
 from tradewarden.analytics.gates import GateConfig
-from tradewarden.ops.alerts import AlertSettings
+from tradewarden.ops.alert_settings import AlertSettings
 from tradewarden.engine.config import RunConfig
 from tradewarden.ledger.store import DEFAULT_DB
 

@@ -208,7 +208,7 @@ class DeploymentLoop:
         """Warm the strategy up on the venue's history after the last bar decided, carry
         out the commands queued while the deployment was down, and set the venue's
         blocks."""
-        dep, engine, clock = self.dep, self.dep.kernel.engine, self.dep.clock
+        engine, clock = self.dep.kernel.engine, self.dep.clock
         warm = self.feed.warmup(engine.strategy.warmup + 1, after=engine.last_bar_ts)
         engine.warm_up(warm)
         self.next_check = clock.now() + self.reconcile_seconds if self.reconcile_seconds else None
