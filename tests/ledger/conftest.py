@@ -17,6 +17,7 @@ import pwd
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -95,6 +96,12 @@ def postgres_url() -> Iterator[str]:
         if detail:
             print(detail)
         raise
+    # a test run killed by a signal never reaches the teardown below: a watcher in its own
+    # session stops the server (and removes its files) once this process is gone
+    subprocess.Popen([sys.executable, "-c", _ORPHAN_WATCH, str(os.getpid()), str(data),
+                      str(root)],
+                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                     stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
     finally:
@@ -102,6 +109,32 @@ def postgres_url() -> Iterator[str]:
             run(str(bindir / "pg_ctl"), "-D", str(data), "-w", "-m", "fast", "stop")
         finally:
             shutil.rmtree(root, ignore_errors=True)
+
+
+#: Run by the session's watcher (as the test process's user): wait for the test process
+#: to end; if the server still runs (a normal teardown stopped it and removed its files),
+#: send its postmaster SIGQUIT (PostgreSQL's immediate shutdown; the pid is the first
+#: line of ``postmaster.pid``) and remove its directory.
+_ORPHAN_WATCH = """
+import os, shutil, signal, sys, time
+pid, data, root = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+while True:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        break
+    time.sleep(1)
+try:
+    with open(os.path.join(data, "postmaster.pid")) as f:
+        postmaster = int(f.readline())
+    os.kill(postmaster, signal.SIGQUIT)
+    for _ in range(100):
+        os.kill(postmaster, 0)
+        time.sleep(0.1)
+except (OSError, ValueError):
+    pass
+shutil.rmtree(root, ignore_errors=True)
+"""
 
 
 def _new_database(server_url: str) -> str:
