@@ -1003,6 +1003,27 @@ class Ledger:
             raise self._error(exc) from None
 
     # -- the command inbox, approvals acted on, reconciliation ------------------------
+    def _newest(self, table: Any, what: str, status: str | None, statuses: Any,
+                limit: int | None, where: tuple[Any, ...]) -> list[dict[str, Any]]:
+        """Rows of a table numbered by ``id`` (commands, daemon events), oldest first,
+        optionally of one ``status`` and only the newest ``limit``.
+
+        Raises
+        ------
+        LedgerError
+            An unknown status, a ``limit`` below 1 (naming ``what``), or a ledger that
+            cannot be read.
+        """
+        _check_choice(f"{what} status", status, statuses, optional=True)
+        if limit is not None and limit < 1:
+            raise LedgerError(f"{what} limit {limit}: give at least 1")
+        q = select(table).where(*where).order_by(table.c.id.desc())
+        if status is not None:
+            q = q.where(table.c.status == status)
+        if limit is not None:
+            q = q.limit(limit)
+        return self._read(q)[::-1]
+
     def _read(self, query: Any) -> list[dict[str, Any]]:
         """Run a SELECT after the pending writes; return its rows as dicts."""
         self.drain()
@@ -1117,18 +1138,9 @@ class Ledger:
         LedgerError
             An unknown status, a ``limit`` below 1, or a ledger that cannot be read.
         """
-        _check_choice("command status", status, COMMAND_STATUSES, optional=True)
-        if limit is not None and limit < 1:
-            raise LedgerError(f"command limit {limit}: give at least 1")
         c = schema.commands
-        q = select(c).order_by(c.c.id.desc())
-        if deployment_id is not None:
-            q = q.where(c.c.deployment_id == deployment_id)
-        if status is not None:
-            q = q.where(c.c.status == status)
-        if limit is not None:
-            q = q.limit(limit)
-        return self._read(q)[::-1]
+        return self._newest(c, "command", status, COMMAND_STATUSES, limit,
+                            () if deployment_id is None else (c.c.deployment_id == deployment_id,))
 
     def finish_commands(self, run_id: str, updates: list[tuple[int, str, str, str]]) -> None:
         """Record what the engine did with commands, in the current batch.
@@ -1745,16 +1757,8 @@ class Ledger:
         LedgerError
             An unknown status, a ``limit`` below 1, or a ledger that cannot be read.
         """
-        _check_choice("event status", status, EVENT_STATUSES, optional=True)
-        if limit is not None and limit < 1:
-            raise LedgerError(f"event limit {limit}: give at least 1")
-        e = schema.daemon_events
-        q = select(e).order_by(e.c.id.desc())
-        if status is not None:
-            q = q.where(e.c.status == status)
-        if limit is not None:
-            q = q.limit(limit)
-        return [self._event_row(r) for r in self._read(q)[::-1]]
+        rows = self._newest(schema.daemon_events, "event", status, EVENT_STATUSES, limit, ())
+        return [self._event_row(r) for r in rows]
 
     def event_queue_depth(self, now: float) -> int:
         """Count the events waiting or in hand: pending and due by ``now`` (UTC epoch
