@@ -173,6 +173,17 @@ class VenueSettings(BaseModel):
     key_file : pathlib.Path or None
         A key file the venue issues (Coinbase's CDP JSON key); the path is not a secret,
         its contents are and are never read into the configuration.
+    host : str or None
+        Interactive Brokers: the TWS or IB Gateway host (default ``127.0.0.1``).
+    port : int or None
+        Interactive Brokers: the API socket port (default 7497, TWS's paper port; 7496
+        is TWS's live port, 4002 / 4001 IB Gateway's paper / live).
+    client_id : int or None
+        Interactive Brokers: the API client id (default 1); two sessions with the same
+        id are refused by the gateway (error 326).
+    account : str or None
+        Interactive Brokers: the account code (``DU...`` for a paper account); default
+        the only account the login manages.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -182,6 +193,10 @@ class VenueSettings(BaseModel):
     api_key: SecretStr | None = None
     api_secret: SecretStr | None = None
     key_file: Path | None = None
+    host: str | None = None
+    port: int | None = Field(None, ge=1, le=65535)
+    client_id: int | None = Field(None, ge=0)
+    account: str | None = None
 
 
 class DaemonSettings(BaseModel):
