@@ -766,6 +766,11 @@ format = "all"                  # all | console | json | html
 # data_url = "https://api.coinbase.com"  # another host for candles and markets only (default api_url)
 # key_file = "~/cdp_api_key.json"  # Coinbase: the CDP key file (its path; the key stays in the file)
 # api_key, api_secret: only from TRADEWARDEN_VENUE__API_KEY / __API_SECRET or secret files
+# Interactive Brokers (name = "ibkr"): TWS or IB Gateway with the API socket enabled
+# host = "127.0.0.1"
+# port = 7497                   # TWS paper 7497, live 7496; IB Gateway paper 4002, live 4001
+# client_id = 1                 # one per API session; the gateway refuses a duplicate
+# account = "DU1234567"         # default: the only account the login manages
 
 [daemon]                        # `warden daemon start`: events, schedules, restarts
 # calendar = "XNYS"             # exchange-calendars code for market open/close events; none: 24/7 crypto
