@@ -202,6 +202,7 @@ class DeploymentLoop:
         self.broker = engine.broker
         self.venue_blocks = getattr(self.broker, "entry_blocks", None)
         self.reread = getattr(self.broker, "instruments_from_products", None)  # product flags
+        self.maintain = getattr(self.broker, "maintain", None)  # a venue session to keep up
         self.next_check: float | None = None
 
     def begin(self) -> None:
@@ -231,8 +232,20 @@ class DeploymentLoop:
                 self.on_command(result)
 
     def recheck(self) -> None:
-        """Live: reconcile with the venue again when ``reconcile_seconds`` have passed."""
+        """Live: reconcile with the venue again when ``reconcile_seconds`` have passed.
+
+        An adapter with a session to keep up (``maintain(now) -> bool``: Interactive
+        Brokers' socket) is asked every time: while it is down its ``entry_blocks()``
+        block entries (each change an event); the call that reconnects returns ``True``
+        and the deployment reconciles with the venue at once, before anything else
+        trades, then takes the adapter's blocks again (lifted when all is well).
+        """
         dep, engine, clock = self.dep, self.dep.kernel.engine, self.dep.clock
+        if self.maintain is not None:
+            if self.maintain(clock.now()):
+                self.next_check = clock.now()           # reconnected: reconcile now
+            elif self.venue_blocks is not None:
+                self.refresh_blocks()
         if self.next_check is not None and clock.now() >= self.next_check:
             engine.reconcile(clock.now(), name=dep.name, previous=dep.ledger.reconciliations(
                 deployment_id=dep.deployment_id, status="open"))
@@ -243,6 +256,18 @@ class DeploymentLoop:
             self.alerts()
             engine.flush()
             self.next_check = clock.now() + self.reconcile_seconds
+
+    def refresh_blocks(self) -> None:
+        """Take the adapter's ``entry_blocks()`` when they changed (a venue session lost
+        or back), recording and committing the change."""
+        engine, clock = self.dep.kernel.engine, self.dep.clock
+        if self.venue_blocks is None:
+            return
+        blocks = self.venue_blocks()
+        if blocks != engine.venue_blocks:
+            engine.set_venue_blocks(blocks, clock.now())
+            self.alerts()
+            engine.flush()
 
     def alerts(self) -> None:
         """Record what the venue adapter raised an alarm about (a bracket not in place,
@@ -336,6 +361,8 @@ class DeploymentLoop:
                 down = not self._guarded(expire, self.inbox)
             if self.on_tick is not None:
                 self.on_tick(f"deciding {bar.symbol} {iso(bar.ts)}")
+            if self.maintain is not None:
+                self.refresh_blocks()           # a session lost since the last look
             decision = engine.on_bar(bar)
             self.alerts()
             engine.flush()
