@@ -63,6 +63,7 @@ from pydantic_settings import (
 from pydantic_settings.sources import NestedSecretsSettingsSource
 
 from tradewarden.agent.autonomy_settings import AutonomySettings
+from tradewarden.ops.api_settings import ApiSettings
 from tradewarden.analytics.gates import GateConfig
 from tradewarden.ops.alert_settings import AlertSettings
 from tradewarden.engine.config import RunConfig
@@ -244,7 +245,7 @@ class DaemonSettings(BaseModel):
 SECTIONS: dict[str, type[BaseModel]] = {"gates": GateSettings, "ledger": LedgerSettings,
                                         "report": ReportSettings, "venue": VenueSettings,
                                         "daemon": DaemonSettings, "autonomy": AutonomySettings,
-                                        "alerts": AlertSettings}
+                                        "alerts": AlertSettings, "api": ApiSettings}
 
 
 class _SettingsBase(BaseSettings):
@@ -830,6 +831,15 @@ timeout_seconds = 10.0          # per delivery attempt
 # ca_file = "/etc/ssl/my-ca.pem"    # an extra CA for SMTP TLS and the webhook
 # email_password, slack_webhook_url, telegram_bot_token: secrets, only from
 # TRADEWARDEN_ALERTS__EMAIL_PASSWORD / __SLACK_WEBHOOK_URL / __TELEGRAM_BOT_TOKEN or secret files
+
+[api]                           # the web dashboard and REST API (warden serve)
+enabled = false                 # true: warden daemon start serves it too
+host = "127.0.0.1"              # anything but loopback needs a token
+port = 8080
+token_name = "api"              # recorded as who acted through the API
+cors_origins = []               # browser origins allowed to call the API (none: no CORS)
+write_limit_per_minute = 30     # approve/reject/pause/resume calls per minute
+# token: a secret, only from TRADEWARDEN_API__TOKEN or a secret file
 
 # Several deployments in one file (warden daemon start runs them all); each entry may
 # set the run keys and [venue]; the top level gives the defaults.
