@@ -300,6 +300,8 @@ def _register_commands() -> None:
     cli_paper.register(app)
     from tradewarden import cli_live
     cli_live.register(app)
+    from tradewarden import cli_ibkr
+    cli_ibkr.register(app)
     from tradewarden import cli_daemon
     cli_daemon.register(app)
 

@@ -7,8 +7,10 @@ the same loop paper trading runs, with a venue adapter as the broker):
    and credentials (``TRADEWARDEN_VENUE__API_KEY`` / ``__API_SECRET``, or Coinbase's CDP
    key file ``[venue] key_file``); anything missing is refused with what to do instead;
 2. :func:`connect_venue`: the adapter for the venue (Coinbase through its official
-   SDK with native brackets; any other ccxt venue through :class:`CcxtBroker` with
-   brackets the engine emulates) and the instruments as the venue lists them;
+   SDK with native brackets; Interactive Brokers through ``ib_async`` and TWS / IB
+   Gateway with native brackets, :func:`connect_ibkr`, paper or live by the account;
+   any other ccxt venue through :class:`CcxtBroker` with brackets the engine emulates)
+   and the instruments as the venue lists them;
 3. a read-only pre-flight (``broker.preflight()``): a key without trade permission or
    with withdrawal permission is refused;
 4. :func:`exposure_lines`: venue, account, balances, symbols, and the most the
@@ -45,7 +47,7 @@ def live_refusals(mode: str, live_flag: bool, venue: Any) -> list[str]:
     if not live_flag:
         out.append("pass --live to trade real money (without it, use `warden paper`)")
     if not venue.name:
-        out.append("set [venue] name (coinbase, kraken or another ccxt id)")
+        out.append("set [venue] name (coinbase, ibkr, kraken or another ccxt id)")
     elif not _has_credentials(venue):
         where = ("TRADEWARDEN_VENUE__API_KEY and TRADEWARDEN_VENUE__API_SECRET, or "
                  "[venue] key_file (the CDP key file)" if venue.name == "coinbase"
@@ -55,6 +57,8 @@ def live_refusals(mode: str, live_flag: bool, venue: Any) -> list[str]:
 
 
 def _has_credentials(venue: Any) -> bool:
+    if venue.name == "ibkr":    # the TWS / IB Gateway login is the credential
+        return True
     if venue.name == "coinbase" and venue.key_file is not None:
         return True
     return venue.api_key is not None and venue.api_secret is not None
@@ -86,6 +90,8 @@ def connect_venue(venue: Any, config: RunConfig, clock: Clock) -> tuple[Any, dic
     symbols = list(config.symbols)
     key = venue.api_key.get_secret_value() if venue.api_key is not None else None
     secret = venue.api_secret.get_secret_value() if venue.api_secret is not None else None
+    if venue.name == "ibkr":
+        return connect_ibkr(venue, config, clock)
     if venue.name == "coinbase":
         from tradewarden.execution.coinbase import CoinbaseBroker
         broker = CoinbaseBroker.connect(api_key=key, api_secret=secret,
@@ -100,6 +106,114 @@ def connect_venue(venue: Any, config: RunConfig, clock: Clock) -> tuple[Any, dic
     specs = load_market_specs(venue.name, symbols, exchange=exchange, refresh=True)
     instruments = {s: specs[s].instrument for s in symbols}
     return CcxtBroker(exchange, instruments, clock=clock, venue=venue.name), instruments
+
+
+# -- Interactive Brokers ([venue] name = "ibkr") ------------------------------------------
+#: TWS and IB Gateway's default API ports for a paper login and for a live one (IBKR's
+#: TWS API documentation, "Connectivity": TWS 7497 / 7496, IB Gateway 4002 / 4001).
+IBKR_PAPER_PORTS = frozenset({7497, 4002})
+IBKR_LIVE_PORTS = frozenset({7496, 4001})
+
+
+def is_paper_account(account: str) -> bool:
+    """Return whether an IBKR account code is a paper-trading account.
+
+    IBKR gives every paper-trading account a code starting with ``DU`` (live individual
+    accounts start with ``U``); the paper account takes the same API as the live one.
+    """
+    return account.upper().startswith("DU")
+
+
+def ibkr_mode_problems(mode: str | None, port: int | None, account: str | None) -> list[str]:
+    """Return why a paper or live deployment must not use this IBKR port or account.
+
+    Paper trading on IBKR is the IBKR paper account (``DU...``, reached through TWS's
+    paper port 7497 or IB Gateway's 4002) with orders sent through
+    :class:`~tradewarden.execution.ibkr.IbkrBroker`; live trading needs a non-paper
+    account (live ports 7496 / 4001) and ``warden live --live``. A port outside the
+    defaults is judged by the account alone.
+
+    Parameters
+    ----------
+    mode : str or None
+        The config's ``mode``; ``None`` or ``replay``: nothing to compare.
+    port : int or None
+        The API socket port.
+    account : str or None
+        The account code (``None``: not known yet).
+
+    Returns
+    -------
+    list of str
+        One line per mismatch (empty when none).
+    """
+    if mode not in ("paper", "live"):
+        return []
+    out = []
+    if mode == "paper" and port in IBKR_LIVE_PORTS:
+        out.append(f"port {port} is a live trading port (TWS 7496, IB Gateway 4001) but the "
+                   "config says mode = \"paper\": use the paper login's port (TWS 7497, IB "
+                   "Gateway 4002), or `warden live --live` with mode = \"live\"")
+    if mode == "live" and port in IBKR_PAPER_PORTS:
+        out.append(f"port {port} is a paper trading port (TWS 7497, IB Gateway 4002) but the "
+                   "config says mode = \"live\": use the live login's port (TWS 7496, IB "
+                   "Gateway 4001), or `warden paper` with mode = \"paper\"")
+    if account and mode == "paper" and not is_paper_account(account):
+        out.append(f"account {account} is not an IBKR paper account (those start with DU) "
+                   "but the config says mode = \"paper\": log in to the paper account, or "
+                   "trade this one with mode = \"live\" and `warden live --live`")
+    if account and mode == "live" and is_paper_account(account):
+        out.append(f"account {account} is an IBKR paper account (DU...) but the config says "
+                   "mode = \"live\": trade it with `warden paper` (mode = \"paper\"), or log "
+                   "in to the live account")
+    return out
+
+
+def connect_ibkr(venue: Any, config: RunConfig, clock: Clock) -> tuple[Any, dict[str, Instrument]]:
+    """Connect :class:`~tradewarden.execution.ibkr.IbkrBroker` for a paper or live deployment.
+
+    Paper and live both send orders to IBKR (paper: the IBKR paper account); the mode
+    must match the port and the account (:func:`ibkr_mode_problems`). Equities trade on
+    daily bars (``timeframe = "1d"``).
+
+    Parameters
+    ----------
+    venue : tradewarden.settings.VenueSettings
+        ``host`` (default 127.0.0.1), ``port`` (default 7497), ``client_id`` (default 1),
+        ``account`` (default the only account the login manages).
+    config : RunConfig
+        ``mode``, ``symbols`` (US stock tickers), ``timeframe``.
+    clock : Clock
+
+    Returns
+    -------
+    (IbkrBroker, dict of str to Instrument)
+
+    Raises
+    ------
+    ValueError
+        A timeframe other than ``1d``.
+    tradewarden.execution.venue.VenueError
+        The gateway cannot be reached, or the port or account is of the other mode.
+    """
+    from tradewarden.execution.ibkr import IbkrBroker
+    from tradewarden.execution.venue import VenueError
+
+    if config.timeframe not in (None, "1d"):
+        raise ValueError(f"timeframe = \"{config.timeframe}\": [venue] name = \"ibkr\" trades "
+                         "US equities on daily bars; set timeframe = \"1d\"")
+    port = venue.port or 7497
+    problems = ibkr_mode_problems(config.mode, port, venue.account)
+    if problems:
+        raise VenueError("ibkr", problems[0])
+    broker = IbkrBroker.connect(venue.host or "127.0.0.1", port,
+                                venue.client_id if venue.client_id is not None else 1,
+                                venue.account, list(config.symbols), clock)
+    problems = ibkr_mode_problems(config.mode, port, broker.account)
+    if problems:
+        broker.close()
+        raise VenueError("ibkr", problems[0])
+    return broker, dict(broker.instruments)
 
 
 def check_preflight(pre: Preflight) -> None:
@@ -152,4 +266,5 @@ def exposure_lines(config: RunConfig, pre: Preflight) -> list[str]:
     return lines
 
 
-__all__ = ["check_preflight", "connect_venue", "exposure_lines", "live_refusals"]
+__all__ = ["IBKR_LIVE_PORTS", "IBKR_PAPER_PORTS", "check_preflight", "connect_ibkr", "connect_venue",
+           "exposure_lines", "ibkr_mode_problems", "is_paper_account", "live_refusals"]
