@@ -30,7 +30,10 @@ Conventions
 - **Quality** (:class:`DailyQuality`) describes the symbol's rows in the file (before
   ``start``/``end``): :func:`~tradewarden.data.validate_frame`'s report with gaps
   measured against the NYSE (XNYS) session calendar, so holidays are not gaps; rows on
-  non-session days; rows with ``open == high == low == close``; skipped rows.
+  non-session days; rows with ``open == high == low == close``; skipped rows; and
+  ``data.split_suspects``, the overnight moves of the series *as adjusted* that match a
+  stock split ratio (:func:`~tradewarden.data.quality.find_unadjusted_splits`): the raw
+  AlphaVantage AAPL series has one on 2014-06-09, which marks it ``"degraded"``.
 - **Bad rows** raise :class:`~tradewarden.data.DataError` naming the file, the 1-based
   data row (header excluded; the row's position in the whole file) and the field,
   unless ``bad_rows="skip"``: then they are dropped and listed in the quality report.
@@ -69,6 +72,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date
+from decimal import Decimal
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -79,19 +83,26 @@ import pandas as pd
 from tradewarden.data._columns import fold_columns
 from tradewarden.data.calendars import SessionGaps, as_date, session_gaps
 from tradewarden.data.errors import DataError
-from tradewarden.data.quality import MAX_SKIPPED_DETAILS, DataQuality, validate_frame
+from tradewarden.data.quality import (MAX_SKIPPED_DETAILS, DataQuality, find_unadjusted_splits,
+                                      validate_frame)
+from tradewarden.domain.instrument import Instrument
 from tradewarden.domain.values import BarSeries
 
 __all__ = [
     "ADJUSTMENTS",
     "BUNDLED_EQUITY_FILES",
+    "BUNDLED_EQUITY_TICKERS",
+    "SPLIT_COLUMNS",
     "AdjClosePanel",
     "Adjustment",
     "DailyBars",
     "DailyQuality",
     "bundled_equity_names",
     "bundled_equity_path",
+    "daily_file_columns",
+    "equity_instrument",
     "load_adj_close_panel",
+    "load_daily_file",
     "load_equity_panel",
     "load_spy_daily",
     "load_vix_daily",
@@ -112,6 +123,25 @@ BUNDLED_EQUITY_FILES: dict[str, str] = {
     "vix": "vix_daily_cboe_2004.csv.gz",
     "aapl_options": "aapl_option_chain_ivolatility_2014-08-07.csv.gz",
 }
+
+#: Tradable tickers of the bundled daily samples -> the sample holding them: the
+#: AlphaVantage panel (AAPL, JPM, MSFT, NVDA, XOM, 2012-2015) and SPY (Yahoo, 2008-2010).
+#: VIX (an index) and the option chain are not bars to trade; ``adj_close`` has no OHLCV.
+BUNDLED_EQUITY_TICKERS: dict[str, str] = {
+    "AAPL": "equities", "JPM": "equities", "MSFT": "equities", "NVDA": "equities",
+    "XOM": "equities", "SPY": "spy",
+}
+
+#: Accepted names (case-insensitive) of a daily file's split column, first match wins:
+#: AlphaVantage's ``split_coefficient`` (1.0 on days without a split) and yfinance's
+#: ``Stock Splits`` (0 on days without a split, read as 1.0). The value on a row is the
+#: ratio effective that day: 7 for AAPL's 7:1 split of 2014-06-09, 0.1 for a 1:10
+#: reverse split.
+SPLIT_COLUMNS: tuple[str, ...] = ("split_coefficient", "stock splits", "stock_splits")
+#: Accepted names of the vendor's split- and dividend-adjusted close.
+_ADJ_CLOSE_COLUMNS: tuple[str, ...] = ("adj_close", "adj close", "adjusted_close",
+                                       "adjusted close")
+_TIME_COLUMNS: tuple[str, ...] = ("timestamp", "date", "datetime")
 
 _DAY = 86_400
 _PRICE_FIELDS = ("open", "high", "low", "close")
@@ -584,6 +614,21 @@ def _daily(clean: _Clean, source: str, symbol: str, *, adjustment: str, non_sess
     else:
         prices = {k: f[k].to_numpy() for k in _PRICE_FIELDS}
 
+    suspects = find_unadjusted_splits(ts, prices["open"], prices["close"])
+    if suspects:
+        coefficient = f["split_coefficient"].to_numpy() if "split_coefficient" in f else None
+        lines = []
+        for sus in suspects:
+            line = sus.describe()
+            if coefficient is not None:
+                i = int(np.searchsorted(ts, sus.ts))
+                if coefficient[i] != 1.0:
+                    line += (f"; the file's split_coefficient is {coefficient[i]:g} on that row: "
+                             "adjustment 'split' adjusts it")
+            lines.append(line)
+        quality = replace(quality, data=replace(quality.data, split_suspects=lines,
+                                                status="degraded"))
+
     keep = np.ones(ts.shape[0], dtype=bool)
     if non_session == "drop" and gaps.non_session_days:
         keep &= ~np.isin(ts, [_epoch_day(d) for d in gaps.non_session_days])
@@ -912,3 +957,196 @@ def load_vix_daily(path: str | os.PathLike[str] | None = None, *, start: object 
     clean = _validated(raw, source, symbol, lambda _r: ({}, []), bad_rows)
     return _daily(clean, source, symbol, adjustment="none", non_session=non_session,
                   lo=lo, hi=hi, vendor_split=False, notes=tuple(notes))
+
+
+# ---------------------------------------------------------------------------------------
+# equities for replay: instrument spec, user daily files with a split column
+
+
+def equity_instrument(symbol: str, min_price: float | None = None) -> Instrument:
+    """Return the instrument spec of a US-listed stock or ETF: USD, cents, whole shares.
+
+    Parameters
+    ----------
+    symbol : str
+        The ticker (``AAPL``); base and symbol are the ticker, quote ``USD``.
+    min_price : float, optional
+        The lowest price in the data, USD per share. Below 1.00 the price increment is
+        0.0001 (a split-adjusted history can go that low), else 0.01.
+
+    Returns
+    -------
+    Instrument
+        ``price_increment`` 0.01 USD (0.0001 when ``min_price < 1``): SEC Regulation
+        NMS Rule 612 (the sub-penny rule) forbids quotes in smaller increments than
+        0.01 USD at or above 1.00 USD and 0.0001 below it. ``quantity_increment`` and
+        ``min_quantity`` one share (whole shares, as most brokers route orders; IBKR's
+        fractional shares are not modelled). ``min_notional`` 0.01 USD (no venue
+        minimum besides one share), no maximum.
+
+    Raises
+    ------
+    ValueError
+        If ``symbol`` is empty.
+    """
+    ticker = symbol.strip().upper()
+    if not ticker:
+        raise ValueError("invalid symbol '': expected a ticker such as 'AAPL'")
+    tick = Decimal("0.0001") if min_price is not None and min_price < 1 else Decimal("0.01")
+    return Instrument(ticker, ticker, "USD", tick, Decimal("1"), Decimal("0.01"), None,
+                      Decimal("1"), source="US equity: Reg NMS Rule 612 tick, whole shares")
+
+
+def _first_of(lower: dict[str, object], names: tuple[str, ...]) -> object | None:
+    return next((lower[n] for n in names if n in lower), None)
+
+
+def _header(path: Path, source: str) -> list[str]:
+    """Column names of a CSV (optionally gzip) or Parquet file, from its header alone."""
+    import csv
+    import gzip
+
+    if not path.exists():
+        raise DataError(source, "file not found")
+    name = path.name.lower()
+    try:
+        if name.endswith((".parquet", ".pq")):
+            import pyarrow.parquet as pq
+            return list(pq.read_schema(path).names)
+        opener = gzip.open if name.endswith(".gz") else open
+        with opener(path, "rt", newline="", encoding="utf-8-sig") as fh:
+            return next(csv.reader(fh), [])
+    except Exception as exc:  # any reader failure means the file cannot be used
+        raise DataError(source, f"cannot read file ({type(exc).__name__}: {exc})") from exc
+
+
+def daily_file_columns(path: str | os.PathLike[str]) -> dict[str, str]:
+    """Find the split and adjusted-close columns of a daily OHLCV file from its header.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A ``.csv``, ``.csv.gz`` or ``.parquet`` file (only the header is read).
+
+    Returns
+    -------
+    dict of str to str
+        ``"split"`` -> the split column's name as written (one of
+        :data:`SPLIT_COLUMNS`, case-insensitive) and ``"adj_close"`` -> the adjusted
+        close's (``adj_close``, ``Adj Close``, ``adjusted_close``), each only when
+        present.
+
+    Raises
+    ------
+    DataError
+        If the file is missing or its header cannot be read.
+    """
+    source = os.fspath(path)
+    lower = {str(c).strip().lower(): str(c) for c in _header(Path(path), source)}
+    found: dict[str, str] = {}
+    for key, names in (("split", SPLIT_COLUMNS), ("adj_close", _ADJ_CLOSE_COLUMNS)):
+        hit = _first_of(lower, names)  # type: ignore[arg-type]
+        if hit is not None:
+            found[key] = str(hit)
+    return found
+
+
+def load_daily_file(path: str | os.PathLike[str], symbols: list[str] | str | None = None, *,
+                    adjustment: Adjustment = "none", start: object = None, end: object = None,
+                    bad_rows: BadRows = "raise", non_session: NonSession = "keep"
+                    ) -> dict[str, DailyBars]:
+    """Load a user's daily equity file whose prices are raw, with a split column.
+
+    The file is a daily OHLCV table (``timestamp``/``date``/``datetime``, ``open``,
+    ``high``, ``low``, ``close``, ``volume``, optionally ``symbol``) with a split
+    column (:data:`SPLIT_COLUMNS`: AlphaVantage's ``split_coefficient``, 1.0 on days
+    without a split, or yfinance's ``Stock Splits``, 0 on such days) and optionally an
+    adjusted close (``adj_close``, ``Adj Close``, ``adjusted_close``) and ``dividend``.
+    It is adjusted exactly like :func:`load_equity_panel`: a copy of the bundled panel
+    gives the same bars.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        ``.csv``, ``.csv.gz`` or ``.parquet``; read whole (daily files are small).
+    symbols : list of str or str, optional
+        Tickers to load; ``None`` for every symbol of the ``symbol`` column. A file
+        without a ``symbol`` column holds one symbol: the one requested, else the file
+        name's stem (``AAPL`` for ``AAPL.csv``).
+    adjustment : {"none", "split", "split_dividend"}, default "none"
+        As :func:`load_equity_panel`; ``"split_dividend"`` needs the adjusted close.
+    start, end, bad_rows, non_session
+        As :func:`load_equity_panel` (dates, both inclusive).
+
+    Returns
+    -------
+    dict of str to DailyBars
+        Keyed by ticker, in request (or file) order; ``split_coefficient`` holds the
+        split column (yfinance's 0 read as 1.0).
+
+    Raises
+    ------
+    DataError
+        Missing/unreadable file; a missing OHLCV column; no split column, or
+        ``"split_dividend"`` without an adjusted close (the message lists the columns
+        found); a timestamp that is not a date (00:00 UTC); a bad price, volume or
+        split value (file, row, field); unsorted or duplicate dates; an unknown symbol.
+    ValueError
+        Invalid ``adjustment``, ``bad_rows``, ``non_session``, ``start``/``end``, or
+        several symbols requested from a file without a ``symbol`` column.
+    """
+    _check_choice("adjustment", adjustment, ADJUSTMENTS)
+    _check_choice("bad_rows", bad_rows, ("raise", "skip"))
+    _check_choice("non_session", non_session, ("keep", "drop"))
+    lo, hi = _bounds(start, end)
+    file_path, source = Path(path), os.fspath(path)
+    raw = _read_table(file_path, source, ())
+    lower = fold_columns(raw.columns, source)
+    found = ", ".join(str(c) for c in raw.columns) or "none"
+    time_col = _first_of(lower, _TIME_COLUMNS)
+    missing = ([] if time_col is not None else ["timestamp (or date/datetime)"]) + \
+        [c for c in ("open", "high", "low", "close", "volume") if c not in lower]
+    if missing:
+        raise DataError(source, f"missing required column(s): {', '.join(missing)} "
+                                f"(columns found: {found})")
+    split_col = _first_of(lower, SPLIT_COLUMNS)
+    if split_col is None:
+        raise DataError(source, f"no split column ({', '.join(SPLIT_COLUMNS)}) to adjust with "
+                                f"(columns found: {found})")
+    adj_col = _first_of(lower, _ADJ_CLOSE_COLUMNS)
+    if adjustment == "split_dividend" and adj_col is None:
+        raise DataError(source, "adjustment 'split_dividend' needs an adjusted close column "
+                                f"({', '.join(_ADJ_CLOSE_COLUMNS)}) (columns found: {found})")
+    renames: dict[object, str] = {time_col: "timestamp", split_col: "split_coefficient"}
+    renames.update({lower[c]: c for c in ("open", "high", "low", "close", "volume")})
+    if adj_col is not None:
+        renames[adj_col] = "adj_close"
+    if "symbol" in lower:
+        renames[lower["symbol"]] = "symbol"
+    frame = raw[list(renames)].rename(columns=renames)
+    if str(split_col).strip().lower() != "split_coefficient":      # yfinance: 0 = no split
+        value = pd.to_numeric(frame["split_coefficient"], errors="coerce")
+        frame["split_coefficient"] = frame["split_coefficient"].where(value != 0, 1.0)
+
+    extras = [("split_coefficient", 0.0, True)] + ([("adj_close", 0.0, True)]
+                                                   if adj_col is not None else [])
+    check = _extra_numbers(tuple(extras))
+    out: dict[str, DailyBars] = {}
+    if "symbol" in frame.columns:
+        sym = _symbols(frame, source)
+        held = list(dict.fromkeys(sym.tolist()))
+        for symbol in _wanted(symbols, held, source):
+            rows = frame[(sym == symbol).to_numpy()]
+            clean = _validated(rows, source, symbol, check, bad_rows)
+            out[symbol] = _daily(clean, source, symbol, adjustment=adjustment,
+                                 non_session=non_session, lo=lo, hi=hi, vendor_split=True)
+        return out
+    wanted = [symbols] if isinstance(symbols, str) else list(symbols or [])
+    if len(wanted) > 1:
+        raise ValueError(f"{source} has no 'symbol' column, so it holds one symbol's bars; "
+                         f"{len(wanted)} symbols requested ({', '.join(wanted)})")
+    symbol = wanted[0].strip().upper() if wanted else file_path.name.split(".")[0].upper()
+    clean = _validated(frame, source, symbol, check, bad_rows)
+    out[symbol] = _daily(clean, source, symbol, adjustment=adjustment, non_session=non_session,
+                         lo=lo, hi=hi, vendor_split=True)
+    return out

@@ -25,6 +25,7 @@ from tradewarden.data.errors import DataError
 from tradewarden.domain.values import iso
 
 __all__ = ["BlockValidator", "DataQuality", "MAX_SKIPPED_DETAILS", "PRICE_MAX", "PRICE_MIN",
+           "SPLIT_RATIOS", "SPLIT_TOLERANCE", "SplitSuspect", "find_unadjusted_splits",
            "infer_timeframe_seconds", "validate_frame"]
 
 #: How many skipped-row descriptions a :class:`DataQuality` keeps.
@@ -60,7 +61,8 @@ class DataQuality:
     """What validation found in one symbol's data.
 
     Gaps and zero-volume bars are reported but do not by themselves degrade the data;
-    ``status`` is ``"degraded"`` exactly when bad rows were skipped.
+    ``status`` is ``"degraded"`` when bad rows were skipped, or when a loader found an
+    overnight move that matches an unadjusted stock split (``split_suspects``).
 
     Parameters
     ----------
@@ -89,6 +91,12 @@ class DataQuality:
     status : {"ok", "degraded"}
     timeframe_seconds : int or None
         Bar length the gaps were measured against, in seconds (given or inferred).
+    split_suspects : list of str
+        One line per overnight move that matches a stock split the prices were not
+        adjusted for (see :func:`find_unadjusted_splits`), e.g. ``"2014-06-09: close
+        645.57 then open 92.7 (1:6.964), a 7:1 split not adjusted"``; filled in by the
+        loaders that check for them (daily equities, ``warden data check``), empty
+        otherwise.
 
     Raises
     ------
@@ -109,6 +117,7 @@ class DataQuality:
     skipped_details: list[str] = field(default_factory=list)
     status: str = "ok"
     timeframe_seconds: int | None = None
+    split_suspects: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.status not in _STATUSES:
@@ -116,7 +125,7 @@ class DataQuality:
 
     @property
     def degraded(self) -> bool:
-        """``True`` when rows were skipped."""
+        """``True`` when rows were skipped or an unadjusted split is suspected."""
         return self.status == "degraded"
 
     def to_dict(self) -> dict[str, Any]:
@@ -126,6 +135,123 @@ class DataQuality:
         out["first_time"] = None if self.first_ts is None else iso(self.first_ts)
         out["last_time"] = None if self.last_ts is None else iso(self.last_ts)
         return out
+
+
+#: Stock split ratios looked for, as (new shares, old shares): forward splits 3:2 to
+#: 50:1 and reverse splits 1:2 to 1:50. These are the ratios US issuers have used in
+#: recent decades (AAPL 7:1 in 2014 and 4:1 in 2020, NVDA 4:1 in 2021 and 10:1 in 2024,
+#: AMZN and GOOGL 20:1 in 2022, reverse splits such as C 1:10 in 2011). 5:4 and 4:3 are
+#: left out: a 20-25 % overnight move is too often a real one.
+SPLIT_RATIOS: tuple[tuple[int, int], ...] = (
+    (3, 2), (2, 1), (5, 2), (3, 1), (4, 1), (5, 1), (6, 1), (7, 1), (8, 1), (10, 1),
+    (15, 1), (20, 1), (25, 1), (30, 1), (50, 1),
+    (1, 2), (1, 3), (1, 4), (1, 5), (1, 8), (1, 10), (1, 15), (1, 20), (1, 25), (1, 30),
+    (1, 50),
+)
+#: Largest relative distance between an overnight price ratio and a split ratio for the
+#: move to count as that split: 3 %, the room a real overnight move leaves around the
+#: split (AAPL 2014-06-09: 645.57 / 92.70 = 6.964, 0.5 % from 7).
+SPLIT_TOLERANCE = 0.03
+
+
+@dataclass(frozen=True)
+class SplitSuspect:
+    """An overnight move that looks like a stock split the prices were not adjusted for.
+
+    Parameters
+    ----------
+    ts : int
+        Open time of the bar after the move, UTC epoch seconds (for daily bars the
+        session date at 00:00 UTC: the split's effective date).
+    prev_close, open : float
+        The previous bar's close and this bar's open, quote currency per share.
+    new, old : int
+        The matching split ratio, ``new`` shares for ``old`` (7:1: a holder of one
+        share gets seven, the price divides by 7; 1:10 is a reverse split).
+    """
+
+    ts: int
+    prev_close: float
+    open: float
+    new: int
+    old: int
+
+    @property
+    def ratio(self) -> str:
+        """The split ratio as text, ``"7:1"``."""
+        return f"{self.new}:{self.old}"
+
+    def describe(self) -> str:
+        """Return one line: the date, the two prices, their ratio and the split."""
+        day = iso(self.ts)
+        day = day[:10] if day.endswith("T00:00:00Z") else day
+        kind = "reverse split" if self.new < self.old else "split"
+        return (f"{day}: close {self.prev_close:g} then open {self.open:g} "
+                f"(1:{self.prev_close / self.open:.4g}), a {self.ratio} {kind} not adjusted")
+
+
+def find_unadjusted_splits(ts: np.ndarray, open_: np.ndarray, close: np.ndarray, *,
+                           tolerance: float = SPLIT_TOLERANCE,
+                           ratios: tuple[tuple[int, int], ...] = SPLIT_RATIOS
+                           ) -> list[SplitSuspect]:
+    """Find overnight moves that match a stock split ratio: prices not split-adjusted.
+
+    A split of ``new:old`` divides the share price by ``new / old`` overnight. In a
+    series that was not adjusted for it, the bar after the split opens at about the
+    previous close divided by that factor (AAPL's 7:1 split: close 645.57 on
+    2014-06-06, open 92.70 on 2014-06-09), which a strategy reads as an 86 % crash.
+    Every consecutive pair of bars is tested: ``prev_close / open`` within
+    ``tolerance`` (relative) of ``new / old`` for one of ``ratios``.
+
+    Parameters
+    ----------
+    ts : numpy.ndarray of int64, shape (n,)
+        Bar open times, UTC epoch seconds, increasing.
+    open_, close : numpy.ndarray of float64, shape (n,)
+        Prices, quote currency per share, positive.
+    tolerance : float, default :data:`SPLIT_TOLERANCE`
+        Relative distance to the split factor, ``|r / f - 1| <= tolerance``.
+    ratios : tuple of (int, int), default :data:`SPLIT_RATIOS`
+        ``(new, old)`` pairs.
+
+    Returns
+    -------
+    list of SplitSuspect
+        In time order; at most one (the closest ratio) per bar.
+
+    Raises
+    ------
+    ValueError
+        If the arrays differ in length or ``tolerance`` is not in (0, 0.2].
+    """
+    if not 0 < tolerance <= 0.2:
+        raise ValueError(f"tolerance must be in (0, 0.2], got {tolerance!r}")
+    ts = np.asarray(ts, dtype=np.int64)
+    o = np.asarray(open_, dtype=np.float64)
+    c = np.asarray(close, dtype=np.float64)
+    if not ts.shape == o.shape == c.shape:
+        raise ValueError(f"ts, open and close differ in length: {ts.shape}, {o.shape}, {c.shape}")
+    if ts.shape[0] < 2:
+        return []
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = c[:-1] / o[1:]
+    factors = np.array([n / d for n, d in ratios], dtype=np.float64)
+    up, down = factors[factors > 1], factors[factors < 1]
+    # Only moves at least as large as the mildest split can match one: test those alone,
+    # so a million intraday bars cost two comparisons each.
+    big = np.zeros(r.shape[0], dtype=bool)
+    if up.size:
+        big |= r >= up.min() * (1 - tolerance)
+    if down.size:
+        big |= r <= down.max() * (1 + tolerance)
+    idx = np.flatnonzero(big & np.isfinite(r))
+    if idx.size == 0:
+        return []
+    dist = np.abs(r[idx, None] / factors[None, :] - 1.0)        # (candidates, ratios)
+    best = np.argmin(dist, axis=1)
+    hit = dist[np.arange(idx.shape[0]), best] <= tolerance
+    return [SplitSuspect(int(ts[i + 1]), float(c[i]), float(o[i + 1]), *ratios[int(b)])
+            for i, b in zip(idx[hit], best[hit])]
 
 
 def infer_timeframe_seconds(ts: np.ndarray) -> int | None:
