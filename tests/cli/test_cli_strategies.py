@@ -149,7 +149,7 @@ def test_check_lookahead_reports_a_leaky_strategy(tmp_path) -> None:
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--strategy", "nope_xyz"], "unknown strategy 'nope_xyz'; available: donchian, ema_rsi"),
+    (["--strategy", "nope_xyz"], "unknown strategy 'nope_xyz'; available: donchian, ema_rsi, rank"),
     (["--strategy", "missing_file.py:X"], "strategy file 'missing_file.py' not found"),
     (["--strategy", "donchian", "-p", "entry_window=inf"], "param 'entry_window'"),
     (["--strategy", "donchian", "--symbols", "DOGE-USD"], "no bundled 1h file for symbol 'DOGE-USD'"),

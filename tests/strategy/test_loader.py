@@ -265,7 +265,7 @@ def test_entry_points_are_discovered_without_raising(installed) -> None:
 def test_entry_point_errors_and_unknown_names(installed) -> None:
     assert one_line_error("missing_ep").endswith("module 'twep_missing_module_xyz' not found")
     msg = one_line_error("turtle")
-    assert msg == ("unknown strategy 'turtle'; available: donchian, ema_rsi, breakout_ep, missing_ep, "
+    assert msg == ("unknown strategy 'turtle'; available: donchian, ema_rsi, rank, breakout_ep, missing_ep, "
                    "not_a_strategy (or path/to/file.py:ClassName, package.module:ClassName)")
 
 

@@ -224,7 +224,7 @@ def test_ema_rsi_frame_semantics(btc, frames) -> None:
 
 # ---------------------------------------------------------------------- registry
 def test_registry_builds_both_strategies() -> None:
-    assert set(STRATEGIES) == {"donchian", "ema_rsi"}
+    assert set(STRATEGIES) == {"donchian", "ema_rsi", "rank"}
     d = build_strategy("donchian")
     assert isinstance(d, DonchianBreakout) and d.params == DonchianParams()
     e = build_strategy("ema_rsi", {"fast": 5, "slow": 13})
@@ -234,7 +234,7 @@ def test_registry_builds_both_strategies() -> None:
 def test_unknown_strategy_lists_available() -> None:
     with pytest.raises(StrategyConfigError) as exc:
         build_strategy("turtle")
-    assert str(exc.value) == ("unknown strategy 'turtle'; available: donchian, ema_rsi "
+    assert str(exc.value) == ("unknown strategy 'turtle'; available: donchian, ema_rsi, rank "
                               "(or path/to/file.py:ClassName, package.module:ClassName)")
     assert isinstance(exc.value, ValueError)
 

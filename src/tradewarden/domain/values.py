@@ -348,6 +348,12 @@ class Trade(NamedTuple):
 
     ``pnl`` is net of both fees, in quote currency:
     ``(exit_price - entry_price) * quantity - entry_fee - exit_fee``.
+
+    ``mae_price`` and ``mfe_price`` (quote currency per base unit; ``None`` when not
+    tracked) are the round trip's maximum adverse and favourable excursion prices
+    (J. Sweeney, *Maximum Adverse Excursion*, 1997): for a long position the lowest and
+    the highest price the position lived through, from the entry fill to the exit fill
+    (see :class:`tradewarden.engine.portfolio.Holding` for the bars that count).
     """
 
     trade_id: str
@@ -363,6 +369,8 @@ class Trade(NamedTuple):
     exit_reason: ExitReason
     entry_order_id: str
     exit_order_id: str
+    mae_price: Decimal | None = None
+    mfe_price: Decimal | None = None
 
 
 class Signal(NamedTuple):
@@ -377,6 +385,10 @@ class Signal(NamedTuple):
         The values the decision used (close, channel bounds, ...).
     stop_loss, take_profit : float or None
         Protective levels (quote currency) to attach as a bracket on entry.
+    weight : float or None
+        Target weight of an entry, a fraction of the account's equity in (0, 1]: the
+        risk manager sizes the position to that notional instead of by its sizing rule
+        (a rank or portfolio strategy); ``None``: the sizing rule decides.
     """
 
     action: Action
@@ -384,6 +396,7 @@ class Signal(NamedTuple):
     inputs: Mapping[str, float] = MappingProxyType({})
     stop_loss: float | None = None
     take_profit: float | None = None
+    weight: float | None = None
 
 
 class Decision(NamedTuple):

@@ -295,7 +295,8 @@ class Operations:
         if not price > 0:
             raise CommandRefused(f"no price of {s.name} seen yet; approve after its next bar")
         sig = Signal(Action.ENTER_LONG, intent.get("signal") or "approved",
-                     stop_loss=intent.get("stop_loss"), take_profit=intent.get("take_profit"))
+                     stop_loss=intent.get("stop_loss"), take_profit=intent.get("take_profit"),
+                     weight=(intent.get("sizing") or {}).get("target_weight"))
         verdict = self.risk.evaluate_entry(
             account=acct.name, instrument=s.inst, ts=ts, price=price, signal=sig,
             equity=self.equity(s.acct), peak_equity=acct.peak, cash=acct.cash_f,

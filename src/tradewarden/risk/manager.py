@@ -313,7 +313,8 @@ class RiskManager:
         price : float
             Reference entry price (decision bar close), quote currency.
         signal : Signal
-            The entry signal; its ``stop_loss`` drives risk sizing.
+            The entry signal; its ``stop_loss`` drives risk sizing, or its ``weight``
+            (a target fraction of equity) sets the notional whatever the sizing rule.
         equity, peak_equity, cash : float
             Account equity marked at ``price``, its running peak, and free cash (quote).
         open_positions : int
@@ -348,7 +349,13 @@ class RiskManager:
             return RiskVerdict(False, "no_equity", detail={"equity": equity, "price": price})
         detail: dict[str, Any] = {"equity": round(equity, 2)}
         stop = signal.stop_loss
-        if self._fixed:
+        weight = signal.weight
+        if weight is not None:
+            if not 0 < weight <= 1:
+                return RiskVerdict(False, "bad_target_weight", detail={"target_weight": weight})
+            qty = weight * equity / price
+            detail["target_weight"] = weight
+        elif self._fixed:
             qty = self._size_value
         elif stop is not None and stop < price:
             qty = self._size_value * equity / (price - stop)

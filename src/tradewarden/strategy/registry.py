@@ -21,10 +21,12 @@ from tradewarden.strategy.donchian import DonchianBreakout
 from tradewarden.strategy.ema_rsi import EmaRsiVolume
 from tradewarden.strategy.errors import StrategyConfigError
 from tradewarden.strategy.loader import load_strategy_class
+from tradewarden.strategy.rank import RankStrategy
 
 STRATEGIES: dict[str, type[Strategy]] = {
     DonchianBreakout.name: DonchianBreakout,
     EmaRsiVolume.name: EmaRsiVolume,
+    RankStrategy.name: RankStrategy,
 }
 
 
