@@ -26,7 +26,8 @@ rank  layer         modules
 8     ops           ``tradewarden.ops``
 9     interfaces    ``tradewarden`` (the package root: ``tradewarden.replay`` is the
                     API), ``tradewarden.cli*``, ``api``, ``bench``, ``settings``
-                    (configuration read by the CLI and the API), ``__main__``
+                    (configuration read by the CLI and the API), ``__main__``,
+                    ``tradewarden.web`` (the REST API and dashboard, ``warden serve``)
 ====  ============  ==========================================================
 
 A module may import its own package and any lower rank; ledger and analytics are peers
@@ -54,6 +55,7 @@ LAYER_OF: dict[str, tuple[int, str]] = {
     "ops": (8, "ops"),
     "": (9, "interfaces"), "api": (9, "interfaces"), "bench": (9, "interfaces"),
     "settings": (9, "interfaces"), "__main__": (9, "interfaces"),
+    "web": (9, "interfaces"),
 }
 INTERFACE_PREFIX = "cli"       # tradewarden.cli, cli_common, cli_data, ...
 
