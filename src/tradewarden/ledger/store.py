@@ -1103,6 +1103,68 @@ class Ledger:
         except SQLAlchemyError as exc:
             raise self._error(exc) from None
 
+    def claim_approval(self, deployment_id: str, approval_id: int, kind: str, *, actor: str,
+                       reason: str | None = None) -> int | None:
+        """Queue ``approve`` or ``reject`` of a pending approval unless one is already queued.
+
+        The check and the insert are one statement, ``INSERT INTO commands ... SELECT
+        ... WHERE`` the approval is the deployment's and ``pending`` ``AND NOT EXISTS``
+        a pending ``approve`` / ``reject`` command targeting it, so of several callers
+        at once exactly one gets a command (no check-then-act in Python). SQLite takes
+        its write lock before the statement reads; on other servers the approval's row
+        is first locked (``SELECT ... FOR UPDATE``), so a second caller's statement
+        runs after the first committed and sees its command.
+
+        Parameters
+        ----------
+        deployment_id : str
+        approval_id : int
+            ``approvals.id`` (stored as the command's ``target`` text).
+        kind : str
+            ``approve`` or ``reject``.
+        actor : str
+            Who (1-64 characters).
+        reason : str, optional
+
+        Returns
+        -------
+        int or None
+            The new command's id; ``None`` when the approval is not this deployment's,
+            is no longer pending, or already has an approve / reject pending.
+
+        Raises
+        ------
+        LedgerError
+            A kind other than approve / reject, an empty or too long actor, or a row
+            that cannot be written.
+        """
+        from sqlalchemy import exists, literal
+
+        _check_choice("approval command kind", kind, ("approve", "reject"))
+        if not actor or len(actor) > 64:
+            raise LedgerError(f"command actor {actor!r}: give 1-64 characters")
+        aid = int(approval_id)
+        self.drain()
+        c, a = schema.commands, schema.approvals
+        approval_pending = exists().where(a.c.id == aid, a.c.deployment_id == deployment_id,
+                                          a.c.status == "pending")
+        decision_pending = exists().where(c.c.deployment_id == deployment_id,
+                                          c.c.kind.in_(("approve", "reject")),
+                                          c.c.target == str(aid), c.c.status == "pending")
+        cols = ("deployment_id", "kind", "target", "reason", "actor", "created_at", "status")
+        values = (deployment_id, kind, str(aid), reason, actor, utcnow_iso(), "pending")
+        rows = select(*[literal(v, c.c[k].type).label(k) for k, v in zip(cols, values)]) \
+            .where(approval_pending, ~decision_pending)
+        try:
+            with self.engine.begin() as conn:
+                if conn.dialect.name != "sqlite":
+                    conn.execute(select(a.c.id).where(a.c.id == aid).with_for_update())
+                got = conn.execute(c.insert().from_select(list(cols), rows)
+                                   .returning(c.c.id)).scalar()
+                return None if got is None else int(got)
+        except SQLAlchemyError as exc:
+            raise self._error(exc) from None
+
     def pending_commands(self, deployment_id: str) -> list[dict[str, Any]]:
         """Return the deployment's pending commands, oldest first (by id).
 

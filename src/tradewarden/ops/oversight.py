@@ -60,6 +60,15 @@ class OversightError(ValueError):
     """A request the oversight cannot carry out; the message is one line saying why."""
 
 
+class OversightNotFound(OversightError):
+    """The request names something the ledger does not hold (an approval, a decision)."""
+
+
+class OversightConflict(OversightError):
+    """The request conflicts with the state: an approval no longer pending, one another
+    person's approve / reject already waits on, or one of a deployment not watched."""
+
+
 def _now_fn(clock: Any) -> Callable[[], float]:
     """``clock`` as a function returning UTC epoch seconds (an engine ``Clock`` with
     ``now()``, a callable, or ``None`` for the wall clock)."""
@@ -625,7 +634,7 @@ class Oversight:
         if decision_id is not None:
             d = records.agent_decision(self.ledger, int(decision_id))
             if d is None:
-                raise OversightError(f"decision {decision_id}: no such agent decision in {self.url}")
+                raise OversightNotFound(f"decision {decision_id}: no such agent decision in {self.url}")
             return self._full(d)
         days = 1 if days is None else days
         if not days > 0:
@@ -868,18 +877,22 @@ class Oversight:
         return self.ledger.enqueue_command(dep["deployment_id"], kind, actor=actor, target=target,
                                            reason=reason)
 
-    def _each(self, kind: str, actor: str, reason: str | None) -> str:
+    def _each(self, kind: str, actor: str, reason: str | None,
+              ids: list[int] | None = None) -> str:
         parts = []
         for dep in self._targets():
             cid = self._enqueue(dep, kind, actor, reason=reason)
+            if ids is not None:
+                ids.append(cid)
             parts.append(f"{dep['name']} (command {cid}, {self._when_it_acts(dep)})")
         return "; ".join(parts)
 
-    def pause(self, reason: str, by: str) -> str:
+    def pause(self, reason: str, by: str, *, ids: list[int] | None = None) -> str:
         """Pause every watched deployment: no new entries until :meth:`resume`.
 
         Queues a ``pause`` command (with ``reason``, by ``by``) in each deployment's
-        inbox; exits and protective orders go on.
+        inbox; exits and protective orders go on. ``ids``, when given, receives the
+        commands' ids (``commands.id``).
 
         Returns
         -------
@@ -897,10 +910,11 @@ class Oversight:
         if not isinstance(reason, str) or not reason.strip():
             raise OversightError("pause: say why (a reason is recorded with the pause)")
         return f"pause queued by {actor} ({reason.strip()}): " + self._each("pause", actor,
-                                                                          reason.strip())
+                                                                          reason.strip(), ids)
 
-    def resume(self, by: str) -> str:
-        """Resume every watched deployment: lift a pause and the kill switch.
+    def resume(self, by: str, *, ids: list[int] | None = None) -> str:
+        """Resume every watched deployment: lift a pause and the kill switch (``ids``, when
+        given, receives the commands' ids).
 
         Returns
         -------
@@ -913,7 +927,7 @@ class Oversight:
             An empty ``by``, or no deployment.
         """
         actor = self._actor(by)
-        return f"resume queued by {actor}: " + self._each("resume", actor, None)
+        return f"resume queued by {actor}: " + self._each("resume", actor, None, ids)
 
     def emergency_stop(self, by: str) -> str:
         """Halt every watched deployment and close every position through the broker.
@@ -952,39 +966,53 @@ class Oversight:
                 raise OversightError(f"approval {approval['id']} was queued by run "
                                      f"{approval['run_id']}, not by a deployment")
             names = {d["deployment_id"]: d["name"] for d in self.ledger.deployments()}
-            raise OversightError(f"approval {approval['id']} belongs to deployment "
+            raise OversightConflict(f"approval {approval['id']} belongs to deployment "
                                  f"{names.get(approval['deployment_id'], approval['deployment_id'])}, "
                                  "not one the daemon runs")
         return dep
 
-    def _decide(self, approval_id: Any, kind: str, actor: str, reason: str | None) -> str:
-        """Check that an approval can be acted on now, queue ``approve`` or ``reject``."""
+    def _decide(self, approval_id: Any, kind: str, actor: str, reason: str | None,
+                ids: list[int] | None = None) -> str:
+        """Queue ``approve`` or ``reject`` of an approval that can be acted on now.
+
+        The claim is atomic in the ledger (:meth:`Ledger.claim_approval`): of several
+        people acting on one approval at once exactly one gets a command; the others
+        get :class:`OversightConflict` saying what is already pending or done.
+        """
         try:
             aid = int(approval_id)
         except (TypeError, ValueError):
             raise OversightError(f"approval id {approval_id!r}: give a number") from None
         row = self.ledger.approval(aid)
         if row is None:
-            raise OversightError(f"approval {aid}: no such approval in {self.url}")
+            raise OversightNotFound(f"approval {aid}: no such approval in {self.url}")
         dep = self._deployment_of(row)
-        if row["status"] != "pending":
-            who = f" by {row['acted_by']}" if row["acted_by"] else ""
-            why = f" ({row['reason']})" if row["reason"] else ""
-            raise OversightError(f"approval {aid} is {row['status']}{who}{why}, not pending")
-        for cmd in self.ledger.pending_commands(dep["deployment_id"]):
-            if cmd["kind"] in ("approve", "reject") and cmd["target"] == str(aid):
-                raise OversightError(f"approval {aid} already has command {cmd['id']} pending "
-                                     f"({cmd['kind']} by {cmd['actor']})")
-        cid = self._enqueue(dep, kind, actor, target=str(aid), reason=reason)
+        cid = self.ledger.claim_approval(dep["deployment_id"], aid, kind, actor=actor,
+                                         reason=reason)
+        if cid is None:
+            row = self.ledger.approval(aid) or row
+            if row["status"] != "pending":
+                who = f" by {row['acted_by']}" if row["acted_by"] else ""
+                why = f" ({row['reason']})" if row["reason"] else ""
+                raise OversightConflict(f"approval {aid} is {row['status']}{who}{why}, not pending")
+            for cmd in self.ledger.pending_commands(dep["deployment_id"]):
+                if cmd["kind"] in ("approve", "reject") and cmd["target"] == str(aid):
+                    raise OversightConflict(
+                        f"approval {aid} already has command {cmd['id']} pending "
+                        f"({cmd['kind']} by {cmd['actor']}): it is being decided")
+            raise OversightConflict(f"approval {aid} could not be claimed; look again")
+        if ids is not None:
+            ids.append(cid)
         because = f" ({reason})" if reason else ""
         return (f"{kind} approval {aid} ({row['action']} {row['symbol']}) queued by {actor}"
                 f"{because}: {dep['name']} command {cid}, {self._when_it_acts(dep)}")
 
-    def approve(self, approval_id: int, by: str) -> str:
+    def approve(self, approval_id: int, by: str, *, ids: list[int] | None = None) -> str:
         """Approve a pending approval: queue ``approve`` in its deployment's inbox.
 
         The engine checks risk again with the figures of then and submits the order,
-        or refuses (the command's result says which).
+        or refuses (the command's result says which). ``ids``, when given, receives
+        the command's id.
 
         Returns
         -------
@@ -993,14 +1021,19 @@ class Oversight:
 
         Raises
         ------
+        OversightNotFound
+            An unknown approval.
+        OversightConflict
+            One of a deployment the daemon does not run, one no longer pending or with
+            an approve/reject already pending (also when another caller's claim won a
+            race).
         OversightError
-            An unknown approval, one of a deployment the daemon does not run, one no
-            longer pending or with an approve/reject already pending, or an empty
-            ``by``.
+            A non-numeric id or an empty ``by``.
         """
-        return self._decide(approval_id, "approve", self._actor(by), None)
+        return self._decide(approval_id, "approve", self._actor(by), None, ids)
 
-    def reject(self, approval_id: int, reason: str, by: str) -> str:
+    def reject(self, approval_id: int, reason: str, by: str, *,
+               ids: list[int] | None = None) -> str:
         """Reject a pending approval, with a reason: queue ``reject`` in its inbox.
 
         Raises
@@ -1011,7 +1044,7 @@ class Oversight:
         actor = self._actor(by)
         if not isinstance(reason, str) or not reason.strip():
             raise OversightError(f"reject approval {approval_id}: say why (a reason is required)")
-        return self._decide(approval_id, "reject", actor, reason.strip())
+        return self._decide(approval_id, "reject", actor, reason.strip(), ids)
 
     def set_autonomy(self, level: int, by: str, reason: str) -> str:
         """Set every watched deployment's autonomy level (an ``autonomy_changes`` row of
@@ -1091,7 +1124,7 @@ class Oversight:
             raise OversightError(f"decision id {decision_id!r}: give a number") from None
         d = records.agent_decision(self.ledger, did)
         if d is None:
-            raise OversightError(f"decision {did}: no such agent decision in {self.url}")
+            raise OversightNotFound(f"decision {did}: no such agent decision in {self.url}")
         linked = self._approvals_of(d)
         pending = [a for a in linked if a["status"] == "pending"]
         if not pending:
@@ -1106,4 +1139,5 @@ class Oversight:
         return self._decide(pending[-1]["id"], "approve" if approve else "reject", actor, why)
 
 
-__all__ = ["DAY", "DEFAULT_AUTONOMY", "LEVEL_NAMES", "Oversight", "OversightError"]
+__all__ = ["DAY", "DEFAULT_AUTONOMY", "LEVEL_NAMES", "Oversight", "OversightConflict",
+           "OversightError", "OversightNotFound"]
