@@ -85,18 +85,18 @@ def _set_pairs(pairs: list[str]) -> dict[str, tuple[str, str]]:
 def replay(
     config: Optional[Path] = CONFIG_OPT,
     symbols: Optional[str] = typer.Option(None, "--symbols", "-s",
-                                          help="Comma-separated symbols, BASE-QUOTE (btc_usd and BTC/USD are read as BTC-USD). [default: BTC-USD,ETH-USD,SOL-USD]"),
+                                          help="Comma-separated symbols: crypto pairs BASE-QUOTE (btc_usd and BTC/USD are read as BTC-USD), US equity tickers as they are (AAPL,MSFT: the bundled daily equities are AAPL, JPM, MSFT, NVDA, XOM 2012-2015 and SPY 2008-2010; see `warden data list`). [default: BTC-USD,ETH-USD,SOL-USD]"),
     start: Optional[str] = typer.Option(None, help="First bar to replay, UTC date or datetime (inclusive)."),
     end: Optional[str] = typer.Option(None, help="Stop before this UTC date or datetime (exclusive)."),
-    timeframe: Optional[str] = typer.Option(None, help=f"Bar length to trade on: {TIMEFRAMES}; a multiple of the data's bar length (finer data is resampled). [default: the data's own bar length with --data, else 1h]"),
-    data: Optional[Path] = typer.Option(None, "--data", help="Your own OHLCV CSV/Parquet: a directory with one file per symbol, or one file (with a symbol column for several symbols). Default: the bundled Coinbase 1h samples."),
+    timeframe: Optional[str] = typer.Option(None, help=f"Bar length to trade on: {TIMEFRAMES}; a multiple of the data's bar length (finer data is resampled); the bundled daily equities alone default to 1d. [default: the data's own bar length with --data, else 1h]"),
+    data: Optional[Path] = typer.Option(None, "--data", help="Your own OHLCV CSV/Parquet: a directory with one file per symbol, or one file (with a symbol column for several symbols). A daily file with a split column (split_coefficient, as AlphaVantage's; or yfinance's Stock Splits) is adjusted per --adjust. Default: the bundled samples (Coinbase 1h crypto, daily US equities)."),
     strategy: Optional[str] = typer.Option(None, help="Built-in or installed name (donchian, ema_rsi, or an entry point of the tradewarden.strategies group; see `warden strategies list`), path/to/file.py:ClassName, or package.module:ClassName. [default: donchian]"),
     param: list[str] = typer.Option([], "--param", "-p", help="Strategy parameter key=value; repeat for several (e.g. -p entry_window=55)."),
     capital: Optional[str] = typer.Option(None, help="Starting cash in quote currency: per symbol (independent) or in total (portfolio). [default: 10000]"),
     capital_mode: Optional[CapitalMode] = typer.Option(None, help="independent: each symbol trades its own capital; portfolio: symbols share one account. [default: independent]"),
     sizing: Optional[str] = typer.Option(None, help="risk:FRACTION of equity lost at the stop-loss per trade, or fixed:QUANTITY in base units. [default: risk:0.01]"),
-    fee_bps: Optional[float] = typer.Option(None, help="Taker fee, basis points of notional (market and stop fills). Set what your account pays. [default: 10, or the venue's with --exchange]"),
-    maker_fee_bps: Optional[float] = typer.Option(None, help="Maker fee, basis points of notional (limit / take-profit fills). [default: 5, or the venue's with --exchange]"),
+    fee_bps: Optional[float] = typer.Option(None, help="Taker fee, basis points of notional (market and stop fills). Set what your account pays; US equities default to 1 (about IBKR Pro Fixed's USD 0.005 per share). [default: 10, or the venue's with --exchange]"),
+    maker_fee_bps: Optional[float] = typer.Option(None, help="Maker fee, basis points of notional (limit / take-profit fills); US equities default to 1. [default: 5, or the venue's with --exchange]"),
     slippage_bps: Optional[float] = typer.Option(None, help="Adverse slippage on market and stop fills, basis points. [default: 2]"),
     skip_bad_rows: bool = typer.Option(False, "--skip-bad-rows", help="Skip and count malformed data rows instead of failing; the run is marked degraded."),
     exchange: Optional[str] = typer.Option(None, help="Read bars from this exchange's cached history (ccxt id: coinbase, kraken, binance, ...), downloading what is missing; needs --start and --end."),
@@ -110,6 +110,7 @@ def replay(
     min_profit_factor: Optional[float] = typer.Option(None, help="Gate: minimum profit factor. [default: 1.0]"),
     max_drawdown_pct: Optional[float] = typer.Option(None, help="Gate: maximum drawdown, percent of peak equity. [default: 35]"),
     set_: list[str] = SET_OPT,
+    adjust: Optional[str] = typer.Option(None, "--adjust", metavar="raw|split|split_dividend", help="Price basis of US equities (the bundled ones, or a --data file with a split column): raw traded prices; split: back-adjusted for splits; split_dividend: scaled to the vendor's split- and dividend-adjusted close. Recorded in the run's config. [default: split: raw prices turn a split into a fake crash (AAPL's 7:1 of 2014-06-09 reads as -86 %), and split_dividend rewrites earlier prices by dividends paid later, levels the strategy never saw]"),
     reference_path: bool = typer.Option(False, "--reference-path", help="Run every bar through the engine's per-bar reference path (TradingEngine.on_bar) instead of the batch path; the ledger rows are identical, only slower."),
 ) -> None:
     """Replay historical bars through the engine, record every decision, print the report.
@@ -140,7 +141,8 @@ def replay(
                  "gates.enforce": (gate or None, "--gate"),
                  "gates.min_closed_trades": (min_trades, "--min-trades"),
                  "gates.min_profit_factor": (min_profit_factor, "--min-profit-factor"),
-                 "gates.max_drawdown_pct": (max_drawdown_pct, "--max-drawdown-pct")}
+                 "gates.max_drawdown_pct": (max_drawdown_pct, "--max-drawdown-pct"),
+                 "adjust": (adjust, "--adjust")}
         cli = {k: v for k, v in flags.items() if v[0] is not None}
         cli.update(_set_pairs(set_))
         cli.update({f"params.{k}": (v, f"-p {k}={v}") for k, v in parse_params(param).items()})

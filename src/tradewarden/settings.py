@@ -728,6 +728,7 @@ chunk_bars = 100000             # bars per engine batch (memory bound)
 # cache_dir = "~/.cache/tradewarden"
 offline = false                 # with exchange: never download
 # venue_fees = true             # with exchange: the venue's fees unless a fee is set here
+# adjust = "split"              # US equities: raw | split | split_dividend (default split)
 # strategy_source is filled in by the run (file hash or package version)
 
 [params]                        # strategy parameters (`warden strategies list`)

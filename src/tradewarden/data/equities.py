@@ -92,6 +92,7 @@ __all__ = [
     "ADJUSTMENTS",
     "BUNDLED_EQUITY_FILES",
     "BUNDLED_EQUITY_TICKERS",
+    "EQUITY_SPEC_SOURCE",
     "SPLIT_COLUMNS",
     "AdjClosePanel",
     "Adjustment",
@@ -142,6 +143,8 @@ SPLIT_COLUMNS: tuple[str, ...] = ("split_coefficient", "stock splits", "stock_sp
 _ADJ_CLOSE_COLUMNS: tuple[str, ...] = ("adj_close", "adj close", "adjusted_close",
                                        "adjusted close")
 _TIME_COLUMNS: tuple[str, ...] = ("timestamp", "date", "datetime")
+#: ``Instrument.source`` of :func:`equity_instrument` specs.
+EQUITY_SPEC_SOURCE = "US equity: Reg NMS Rule 612 tick, whole shares"
 
 _DAY = 86_400
 _PRICE_FIELDS = ("open", "high", "low", "close")
@@ -623,8 +626,7 @@ def _daily(clean: _Clean, source: str, symbol: str, *, adjustment: str, non_sess
             if coefficient is not None:
                 i = int(np.searchsorted(ts, sus.ts))
                 if coefficient[i] != 1.0:
-                    line += (f"; the file's split_coefficient is {coefficient[i]:g} on that row: "
-                             "adjustment 'split' adjusts it")
+                    line += f" (the file's split_coefficient is {coefficient[i]:g} that day)"
             lines.append(line)
         quality = replace(quality, data=replace(quality.data, split_suspects=lines,
                                                 status="degraded"))
@@ -994,7 +996,7 @@ def equity_instrument(symbol: str, min_price: float | None = None) -> Instrument
         raise ValueError("invalid symbol '': expected a ticker such as 'AAPL'")
     tick = Decimal("0.0001") if min_price is not None and min_price < 1 else Decimal("0.01")
     return Instrument(ticker, ticker, "USD", tick, Decimal("1"), Decimal("0.01"), None,
-                      Decimal("1"), source="US equity: Reg NMS Rule 612 tick, whole shares")
+                      Decimal("1"), source=EQUITY_SPEC_SOURCE)
 
 
 def _first_of(lower: dict[str, object], names: tuple[str, ...]) -> object | None:

@@ -13,7 +13,7 @@ import os
 import queue
 import re
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
@@ -27,14 +27,16 @@ import pyarrow.compute as pc
 
 from tradewarden.data._columns import (VALUE_FIELDS, canonical_symbol, normalize_columns,
                                        resolve_names)
+from tradewarden.data.equities import (SPLIT_COLUMNS, daily_file_columns, equity_instrument,
+                                       load_daily_file)
 from tradewarden.data.errors import DataError
-from tradewarden.data.quality import BlockValidator, DataQuality
+from tradewarden.data.quality import BlockValidator, DataQuality, find_unadjusted_splits
 from tradewarden.data.resample import resample, timeframe_label, timeframe_seconds
 from tradewarden.domain.instrument import Instrument, infer_instrument, known_instrument
 from tradewarden.domain.values import BarSeries, iso
 
-__all__ = ["LoadedData", "bundled_path", "bundled_symbols", "check_file", "load_market_data",
-           "read_ohlcv_file"]
+__all__ = ["ADJUST_CHOICES", "DEFAULT_EQUITY_ADJUST", "LoadedData", "bundled_path",
+           "bundled_symbols", "check_file", "load_market_data", "read_ohlcv_file"]
 
 _BUNDLED_PACKAGE = "tradewarden.data"
 _BUNDLED_DIR = "bundled"
@@ -43,6 +45,18 @@ _BUNDLED_NAME = re.compile(
 _CSV_SUFFIXES = (".csv", ".csv.gz")
 _PARQUET_SUFFIXES = (".parquet", ".pq")
 _ALNUM = "A-Za-z0-9"
+
+#: Price bases of ``adjust`` (``warden replay --adjust``) for stocks and ETFs: ``raw``
+#: traded prices, ``split`` back-adjusted for splits, ``split_dividend`` scaled to the
+#: vendor's split- and dividend-adjusted close.
+ADJUST_CHOICES: tuple[str, ...] = ("raw", "split", "split_dividend")
+#: The default for equities: split-adjusted. Raw prices turn a split into a fake crash
+#: (AAPL 7:1 on 2014-06-09 reads as -86 %); ``split_dividend`` rewrites every earlier
+#: price by dividends paid later (and, for the vendor's basis, by later splits too), so
+#: the strategy would see price levels nobody saw at the time. Split adjustment only
+#: rescales the share count, which keeps every return and level ratio a trader saw.
+DEFAULT_EQUITY_ADJUST = "split"
+_EQUITY_ADJUSTMENT = {"raw": "none", "split": "split", "split_dividend": "split_dividend"}
 
 
 @dataclass
@@ -63,6 +77,10 @@ class LoadedData:
     timeframe : str or None
         Bar length of every series (canonical label such as ``"1m"``, ``"1h"``): the
         requested timeframe, or the data's own when none was requested.
+    adjust : str or None
+        The price basis applied to the series that carry split information (the
+        bundled equities, a file with a split column): one of :data:`ADJUST_CHOICES`;
+        ``None`` when no series had any (crypto, a plain OHLCV file).
     """
 
     series: dict[str, BarSeries] = field(default_factory=dict)
@@ -70,6 +88,7 @@ class LoadedData:
     instruments: dict[str, Instrument] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     timeframe: str | None = None
+    adjust: str | None = None
 
 
 # ---------------------------------------------------------------------------------------
@@ -123,14 +142,20 @@ def bundled_path(symbol: str, timeframe: str = "1h") -> Path:
     ValueError
         If ``timeframe`` is not a valid label.
     """
+    from tradewarden.data.equities import BUNDLED_EQUITY_TICKERS
+
     label = timeframe_label(timeframe_seconds(timeframe))
     canonical = canonical_symbol(symbol)
     index = _bundled_index()
     if (canonical, label) in index:
         return index[(canonical, label)]
     available = ", ".join(f"{s} ({tf})" for s, tf in sorted(index)) or "none"
+    tickers = ", ".join(BUNDLED_EQUITY_TICKERS)
+    why = (" (VIX is the CBOE volatility index, bundled as context: an index is not "
+           "tradable)" if canonical == "VIX" else "")
     raise DataError(f"bundled data ({_bundled_dir()})",
-                    f"no bundled {label} file for symbol {canonical!r}; bundled: {available}")
+                    f"no bundled {label} file for symbol {canonical!r}{why}; bundled: "
+                    f"{available}; daily US equities (--timeframe 1d): {tickers}")
 
 
 def _bundled_source(path: Path) -> str:
@@ -745,7 +770,8 @@ def _parse_bound(value: str | datetime | None, flag: str) -> int | None:
 
 def _load_one(symbol: str, cols: dict[str, np.ndarray], quality: DataQuality, source: str,
               target_seconds: int | None, start: int | None, end: int | None,
-              out: LoadedData) -> None:
+              out: LoadedData, instrument: Instrument | None = None,
+              adjust: str | None = None) -> None:
     if quality.rows == 0:
         skipped = f" ({quality.rows_skipped} skipped)" if quality.rows_skipped else ""
         raise DataError(source, f"no usable rows for {symbol}{skipped}")
@@ -791,7 +817,21 @@ def _load_one(symbol: str, cols: dict[str, np.ndarray], quality: DataQuality, so
                                 f"to {hi_text} (exclusive); the data covers "
                                 f"{iso(quality.first_ts)} to {iso(quality.last_ts)}")
 
-    instrument = known_instrument(symbol)
+    if adjust is None and not quality.split_suspects:
+        suspects = find_unadjusted_splits(cols["ts"], cols["open"], cols["close"])
+        if suspects:
+            quality = replace(quality, split_suspects=[s.describe() for s in suspects],
+                              status="degraded")
+    if quality.split_suspects:
+        more = (f" (and {len(quality.split_suspects) - 1} more)"
+                if len(quality.split_suspects) > 1 else "")
+        fix = ("prices are raw (--adjust raw); --adjust split adjusts them" if adjust == "raw"
+               else "adjust the prices, or add a split_coefficient column and pass --adjust "
+                    "split")
+        out.warnings.append(f"{symbol}: possible unadjusted split in {source}: "
+                            f"{quality.split_suspects[0]}{more}; {fix}; data degraded")
+
+    instrument = instrument or known_instrument(symbol)
     if instrument is None:
         sample = np.concatenate([cols[k][:1250] for k in ("open", "high", "low", "close")])
         instrument = infer_instrument(symbol, sample.tolist())
@@ -811,7 +851,8 @@ def _load_one(symbol: str, cols: dict[str, np.ndarray], quality: DataQuality, so
 
 def load_market_data(symbols: list[str] | None = None, data_path: Path | str | None = None,
                      timeframe: str | None = "1h", start: str | None = None,
-                     end: str | None = None, skip_bad_rows: bool = False) -> LoadedData:
+                     end: str | None = None, skip_bad_rows: bool = False,
+                     adjust: str | None = None) -> LoadedData:
     """Load, validate and shape OHLCV bars for a set of symbols.
 
     Files are streamed: a CSV (plain or gzip) through pyarrow's streaming CSV reader
@@ -824,9 +865,15 @@ def load_market_data(symbols: list[str] | None = None, data_path: Path | str | N
     ----------
     symbols : list of str, optional
         Symbols to load, in any accepted spelling (``btc_usd``); results are keyed by
-        the canonical ``BASE-QUOTE`` form, in request order, duplicates removed.
-        ``None`` means every bundled symbol (BTC-USD, ETH-USD, SOL-USD), except when
-        ``data_path`` is a file with a ``symbol`` column: then every symbol in it.
+        the canonical ``BASE-QUOTE`` form, in request order, duplicates removed; a
+        plain ticker (``AAPL``) stays as it is. ``None`` means every bundled crypto
+        symbol (BTC-USD, ETH-USD, SOL-USD), except when ``data_path`` is a file with a
+        ``symbol`` column: then every symbol in it. Without ``data_path`` a ticker of
+        the bundled daily US equities (AAPL, JPM, MSFT, NVDA, XOM 2012-2015 from
+        AlphaVantage; SPY 2008-2010 from Yahoo) loads that sample: 1d bars dated by
+        NYSE session (00:00 UTC of the session date), gaps counted in NYSE sessions
+        (holidays and early closes are not gaps), instrument
+        :func:`~tradewarden.data.equities.equity_instrument` (USD, 0.01, whole shares).
     data_path : pathlib.Path or str, optional
         ``None``: the bundled 1h samples. A directory: one file per symbol, found by
         name: a ``.csv``, ``.csv.gz`` or ``.parquet`` file whose name contains the
@@ -852,6 +899,16 @@ def load_market_data(symbols: list[str] | None = None, data_path: Path | str | N
     skip_bad_rows : bool, default False
         Drop bad rows instead of raising (see :func:`~tradewarden.data.validate_frame`);
         affected symbols are reported ``"degraded"`` and get a warning.
+    adjust : {"raw", "split", "split_dividend"}, optional
+        Price basis of equities: the bundled ones and any file with a split column
+        (:data:`~tradewarden.data.equities.SPLIT_COLUMNS`; such a file is read whole by
+        :func:`~tradewarden.data.equities.load_daily_file`). ``None`` means
+        :data:`DEFAULT_EQUITY_ADJUST` (``"split"``). Ignored for the bundled crypto;
+        ``"split"``/``"split_dividend"`` for a file without a split column is an
+        error. Every series (whatever ``adjust``) is checked for overnight moves that
+        match a split ratio (:func:`~tradewarden.data.quality.find_unadjusted_splits`):
+        each is listed in ``quality.split_suspects``, marks the series ``"degraded"``
+        and adds a warning.
 
     Returns
     -------
@@ -869,11 +926,17 @@ def load_market_data(symbols: list[str] | None = None, data_path: Path | str | N
         without a ``symbol`` column asked for no symbol or several; requested
         timeframe finer than, or not a multiple of, the data's; with
         ``timeframe=None``, symbols whose bar lengths differ (names each); a date
-        range that leaves no bars (names symbol and range).
+        range that leaves no bars (names symbol and range); ``adjust`` ``"split"`` or
+        ``"split_dividend"`` for a file without a split column, ``"split_dividend"``
+        for one without an adjusted close.
     ValueError
         Invalid ``timeframe`` label, ``start``/``end`` that are not ISO dates (the
-        message quotes the value), ``start`` not before ``end``, an empty symbol list.
+        message quotes the value), ``start`` not before ``end``, an empty symbol list,
+        an ``adjust`` not in :data:`ADJUST_CHOICES` (naming ``--adjust``).
     """
+    if adjust is not None and adjust not in ADJUST_CHOICES:
+        raise ValueError(f"invalid --adjust {adjust!r}: expected one of "
+                         f"{', '.join(ADJUST_CHOICES)}")
     target_seconds = None if timeframe is None else timeframe_seconds(timeframe)
     lo = _parse_bound(start, "start")
     hi = _parse_bound(end, "end")
@@ -896,7 +959,41 @@ def load_market_data(symbols: list[str] | None = None, data_path: Path | str | N
         cols, quality = got.results[symbol]
         _load_one(symbol, cols, quality, source, target_seconds, lo, hi, out)
 
+    equity_adjust = adjust or DEFAULT_EQUITY_ADJUST
+
+    def daily(bars: Any, symbol: str, source: str) -> None:
+        """One symbol's DailyBars (equities) through the same range/instrument step."""
+        s = bars.series
+        cols = {"ts": s.ts, "open": s.open, "high": s.high, "low": s.low, "close": s.close,
+                "volume": s.volume}
+        low = float(s.low.min()) if len(s) else None
+        _load_one(symbol, cols, bars.quality.data, source, target_seconds, lo, hi, out,
+                  instrument=equity_instrument(symbol, low), adjust=equity_adjust)
+        out.adjust = equity_adjust
+
+    def split_file(path: Path, source: str, symbols_: list[str] | None) -> bool:
+        """Load ``path`` as a daily equity file when it has a split column; else False."""
+        found = daily_file_columns(path)
+        if "split" not in found:
+            if adjust in ("split", "split_dividend"):
+                raise DataError(source, f"--adjust {adjust} needs a split column "
+                                        f"({', '.join(SPLIT_COLUMNS)}) in the file; it has "
+                                        "none (pass --adjust raw for prices that need no "
+                                        "adjustment)")
+            return False
+        if equity_adjust == "split_dividend" and "adj_close" not in found:
+            raise DataError(source, "--adjust split_dividend needs an adjusted close column "
+                                    "(adj_close, Adj Close, adjusted_close) in the file; it "
+                                    "has none")
+        loaded = load_daily_file(path, symbols_, adjustment=_EQUITY_ADJUSTMENT[equity_adjust],
+                                 bad_rows="skip" if skip_bad_rows else "raise")
+        for symbol, bars in loaded.items():
+            daily(bars, symbol, source)
+        return True
+
     def one_symbol_file(path: Path, symbol: str, source: str) -> None:
+        if split_file(path, source, [symbol]):
+            return
         got = _read_file(path, source, [symbol], skip_bad_rows, single=symbol)
         if got.has_symbol_column and symbol not in got.held:
             raise DataError(source, f"no rows for symbol {symbol!r}; symbols in file: "
@@ -905,7 +1002,12 @@ def load_market_data(symbols: list[str] | None = None, data_path: Path | str | N
 
     if data_path is None:
         where = "bundled data"
+        equities = _bundled_equities(wanted or [], _EQUITY_ADJUSTMENT[equity_adjust],
+                                     skip_bad_rows)
         for symbol in wanted or bundled_symbols():
+            if symbol in equities:
+                daily(equities[symbol], symbol, equities[symbol].series.source)
+                continue
             path = bundled_path(symbol)
             one_symbol_file(path, symbol, _bundled_source(path))
     else:
@@ -917,6 +1019,8 @@ def load_market_data(symbols: list[str] | None = None, data_path: Path | str | N
             for symbol in wanted or bundled_symbols():
                 path = _find_in_directory(root, symbol, tf_label)
                 one_symbol_file(path, symbol, os.fspath(path))
+        elif split_file(root, where, wanted):
+            pass
         else:
             table = _open_table(root, where)
             if "symbol" not in table.columns and (wanted is None or len(wanted) != 1):
@@ -939,6 +1043,22 @@ def load_market_data(symbols: list[str] | None = None, data_path: Path | str | N
                                "timeframe that is a whole multiple of each")
     out.timeframe = tf_label if tf_label is not None else next(iter(labels.values()), None)
     _release_free_memory()
+    return out
+
+
+def _bundled_equities(wanted: list[str], adjustment: str, skip_bad_rows: bool) -> dict[str, Any]:
+    """The requested tickers of the bundled daily equity samples, as DailyBars."""
+    from tradewarden.data.equities import (BUNDLED_EQUITY_TICKERS, load_equity_panel,
+                                           load_spy_daily)
+
+    bad_rows = "skip" if skip_bad_rows else "raise"
+    panel = [s for s in wanted if BUNDLED_EQUITY_TICKERS.get(s) == "equities"]
+    out: dict[str, Any] = {}
+    if panel:
+        out.update(load_equity_panel(symbols=panel, adjustment=adjustment,  # type: ignore[arg-type]
+                                     bad_rows=bad_rows))  # type: ignore[arg-type]
+    if "SPY" in wanted:
+        out["SPY"] = load_spy_daily(adjustment=adjustment, bad_rows=bad_rows)  # type: ignore[arg-type]
     return out
 
 

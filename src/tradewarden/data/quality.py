@@ -94,9 +94,9 @@ class DataQuality:
     split_suspects : list of str
         One line per overnight move that matches a stock split the prices were not
         adjusted for (see :func:`find_unadjusted_splits`), e.g. ``"2014-06-09: close
-        645.57 then open 92.7 (1:6.964), a 7:1 split not adjusted"``; filled in by the
-        loaders that check for them (daily equities, ``warden data check``), empty
-        otherwise.
+        645.57 then open 92.7 (1:6.964), as an unadjusted 7:1 split would move"``;
+        filled in by the loaders (:func:`~tradewarden.data.load_market_data`, the
+        daily equity loaders), empty from :func:`validate_frame` alone.
 
     Raises
     ------
@@ -187,7 +187,8 @@ class SplitSuspect:
         day = day[:10] if day.endswith("T00:00:00Z") else day
         kind = "reverse split" if self.new < self.old else "split"
         return (f"{day}: close {self.prev_close:g} then open {self.open:g} "
-                f"(1:{self.prev_close / self.open:.4g}), a {self.ratio} {kind} not adjusted")
+                f"(1:{self.prev_close / self.open:.4g}), as an unadjusted {self.ratio} {kind} "
+                "would move")
 
 
 def find_unadjusted_splits(ts: np.ndarray, open_: np.ndarray, close: np.ndarray, *,

@@ -69,7 +69,16 @@ class RunConfig(BaseModel):
         With ``exchange``: never download; fail naming the missing ranges.
     venue_fees : bool
         With ``exchange``: use the maker/taker fees from the venue's cached market
-        metadata when present, instead of ``fee_bps``/``maker_fee_bps``.
+        metadata when present, instead of ``fee_bps``/``maker_fee_bps``. With US
+        equities (replay): use the equity fee default
+        (:data:`tradewarden.ops.replay.EQUITY_FEE_BPS`) instead of the crypto one.
+        Off when a fee was set explicitly.
+    adjust : {"raw", "split", "split_dividend"} or None
+        Price basis of equities (bundled, or a file with a split column): raw traded
+        prices, back-adjusted for splits, or scaled to the vendor's split- and
+        dividend-adjusted close. ``None``: ``split`` for equities; a run records the
+        resolved value. Left out of :meth:`canonical_json` while ``None``, so the
+        hash of a configuration without equities is what it was before the key existed.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
@@ -96,6 +105,7 @@ class RunConfig(BaseModel):
     cache_dir: str | None = None
     offline: bool = False
     venue_fees: bool = True
+    adjust: Literal["raw", "split", "split_dividend"] | None = None
 
     @field_validator("symbols", mode="before")
     @classmethod
@@ -137,7 +147,8 @@ class RunConfig(BaseModel):
 
     def canonical_json(self) -> str:
         """Sorted-key JSON of the whole config (the input of :meth:`config_hash`)."""
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        data = self.model_dump(mode="json", exclude={"adjust"} if self.adjust is None else None)
+        return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
     def config_hash(self) -> str:
         """SHA-256 hex digest of :meth:`canonical_json`: equal configs, equal hashes."""

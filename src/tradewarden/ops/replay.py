@@ -23,6 +23,15 @@ from tradewarden.strategy import Strategy
 
 #: Bar length of a replay of the bundled samples or an exchange's cache when none is given.
 DEFAULT_TIMEFRAME = "1h"
+#: Bar length of a replay of the bundled daily US equities alone when none is given.
+EQUITY_TIMEFRAME = "1d"
+#: Taker and maker fee of a replay of US equities when no fee is set, basis points of
+#: notional: 1 bps. Interactive Brokers' Pro Fixed plan charges USD 0.005 per share with
+#: a USD 1.00 minimum per order (exchange and regulatory fees included), i.e. 1 bps on a
+#: USD 10,000 order of a USD 50 stock (the minimum) and 0.5 bps on one of a USD 100
+#: stock; the SEC's Section 31 fee on sales adds about 0.28 bps. Commission-free brokers
+#: charge 0. The crypto default (10 / 5 bps) is unchanged; ``--fee-bps`` sets your own.
+EQUITY_FEE_BPS = 1.0
 
 
 def chunked(series: dict[str, BarSeries], chunk_bars: int) -> Iterator[dict[str, BarSeries]]:
@@ -114,10 +123,14 @@ def load_inputs(config: RunConfig, progress: Callable[[int, int], None] | None =
     """
     from tradewarden.data import load_market_data
 
+    from tradewarden.data.equities import BUNDLED_EQUITY_TICKERS
+
     if strategy is None:
         config, strategy = resolve_config(config)
     if config.timeframe is None and not config.data:
-        config = config.model_copy(update={"timeframe": DEFAULT_TIMEFRAME})
+        equities = not config.exchange and all(s in BUNDLED_EQUITY_TICKERS for s in config.symbols)
+        config = config.model_copy(update={"timeframe": EQUITY_TIMEFRAME if equities
+                                           else DEFAULT_TIMEFRAME})
     if config.exchange:
         if config.data:
             raise ValueError("--data and --exchange are exclusive: bars come from one source")
@@ -137,11 +150,28 @@ def load_inputs(config: RunConfig, progress: Callable[[int, int], None] | None =
         return ReplayInputs(config, strategy, loaded)
     loaded = load_market_data(list(config.symbols), Path(config.data) if config.data else None,
                               timeframe=config.timeframe, start=config.start, end=config.end,
-                              skip_bad_rows=config.skip_bad_rows)
+                              skip_bad_rows=config.skip_bad_rows, adjust=config.adjust)
     if config.timeframe is None:        # the data's own bar length, now known
         config = config.model_copy(update={"timeframe": loaded.timeframe})
+    if config.adjust is None and loaded.adjust is not None:     # the run records the choice
+        config = config.model_copy(update={"adjust": loaded.adjust})
+    config = _equity_fees(config, loaded)
     preflight(strategy, loaded.series[config.symbols[0]])
     return ReplayInputs(config, strategy, loaded)
+
+
+def _equity_fees(config: RunConfig, loaded: Any) -> RunConfig:
+    """Use :data:`EQUITY_FEE_BPS` when every symbol is a US equity and no fee was set
+    (``venue_fees``); the fee is recorded in the run's config and said in a warning."""
+    from tradewarden.data.equities import EQUITY_SPEC_SOURCE
+
+    equities = all(loaded.instruments[s].source == EQUITY_SPEC_SOURCE for s in config.symbols)
+    if not (equities and config.venue_fees):
+        return config
+    loaded.warnings.append(f"fees: the US equity default, {EQUITY_FEE_BPS:g} bps taker and "
+                           f"maker (about IBKR Pro Fixed's USD 0.005 per share); set --fee-bps "
+                           "and --maker-fee-bps to what your broker charges")
+    return config.model_copy(update={"fee_bps": EQUITY_FEE_BPS, "maker_fee_bps": EQUITY_FEE_BPS})
 
 
 #: Bars after the warm-up that :func:`preflight` computes the strategy's frame over.

@@ -87,13 +87,19 @@ def test_panel_rows_and_ranges(panel):
 
 
 def test_panel_quality_no_missing_sessions(panel):
-    for bars in panel["none"].values():
+    for symbol, bars in panel["none"].items():
         q = bars.quality
         assert q.missing_sessions == () and q.non_session_days == ()
         assert q.sessions.sessions == 1006 and q.sessions.rows == 1006
         assert q.data.gaps == 0 and q.data.missing_bars == 0 and q.data.timeframe_seconds == DAY
-        assert q.data.status == "ok" and q.data.zero_volume_bars == 0
+        assert q.data.zero_volume_bars == 0
         assert q.to_dict()["sessions"]["missing_sessions"] == []
+        # raw AAPL holds its unadjusted 7:1 split of 2014-06-09; the others no split
+        assert q.data.status == ("degraded" if symbol == "AAPL" else "ok")
+        assert len(q.data.split_suspects) == (symbol == "AAPL")
+    for adjusted in ("split", "split_dividend"):
+        assert all(b.quality.data.status == "ok" and b.quality.data.split_suspects == []
+                   for b in panel[adjusted].values())
 
 
 def test_aapl_7_for_1_split_unadjusted(panel):
