@@ -32,7 +32,8 @@ from typing import Literal, NamedTuple
 from tradewarden.domain.instrument import to_decimal
 
 __all__ = [
-    "OCC_SYMBOL_LENGTH", "OccSymbol", "OptionContract", "OptionFieldError", "OptionQuote",
+    "OCC_SYMBOL_LENGTH", "OccSymbol", "OptionContract", "OptionFieldError", "OptionFillSnapshot",
+    "OptionQuote",
     "OptionRight", "OptionStyle", "format_occ_symbol", "occ_expiration_matches",
     "parse_occ_symbol",
 ]
@@ -488,3 +489,52 @@ class OptionQuote:
     def spread(self) -> Decimal:
         """``ask - bid``, dollars per share."""
         return self.ask - self.bid
+
+
+@dataclass(frozen=True, slots=True)
+class OptionFillSnapshot:
+    """The market of an option at the moment one of its orders filled.
+
+    Greeks and implied volatility decay in real time and cannot be recovered later, so
+    they are captured when the fill is reported (live: the streaming model greeks the
+    venue computed at that time; replay: the chain row the fill priced from) and kept
+    with the fill.
+
+    Parameters
+    ----------
+    occ_symbol : str
+        The contract's OCC key.
+    captured_ts : int
+        When the values were read, UTC epoch seconds (the mode's clock).
+    bid, ask : Decimal or None
+        USD per share; ``None`` when the venue had none.
+    underlying_price : Decimal or None
+        USD per share.
+    iv, delta, gamma, theta, vega : float
+        Units of :class:`OptionQuote`; NaN when not supplied.
+    source : str
+        Where they came from (``ibkr:model_greeks``, ``chain:<file>``).
+    """
+
+    occ_symbol: str
+    captured_ts: int
+    bid: Decimal | None
+    ask: Decimal | None
+    underlying_price: Decimal | None
+    iv: float
+    delta: float
+    gamma: float
+    theta: float
+    vega: float
+    source: str
+
+    def to_row(self) -> dict[str, object]:
+        """Return the values as a ledger row (money as text, greeks as float or None)."""
+        def num(x: float) -> float | None:
+            return None if x != x else float(x)
+        return {"occ_symbol": self.occ_symbol, "captured_ts": int(self.captured_ts),
+                "bid": None if self.bid is None else str(self.bid),
+                "ask": None if self.ask is None else str(self.ask),
+                "underlying_price": None if self.underlying_price is None else str(self.underlying_price),
+                "iv": num(self.iv), "delta": num(self.delta), "gamma": num(self.gamma),
+                "theta": num(self.theta), "vega": num(self.vega), "source": self.source}
