@@ -23,7 +23,8 @@ ib
     ``connect_ib()`` for client id 1 against ``tws``.
 wait_until
     ``wait_until(ib, predicate, timeout=3)``: run the client's loop (``ib.sleep``) until
-    ``predicate()`` is truthy; returns its value or fails the test.
+    ``predicate()`` is truthy; returns its value or fails the test. The ConnectionError
+    ib_async raises from ``sleep`` when the socket closes is ignored (tests wait for that).
 """
 
 from __future__ import annotations
@@ -125,7 +126,10 @@ def _wait_until(ib: Any, predicate: Callable[[], Any], timeout: float = 3.0) -> 
             return value
         if time.monotonic() > deadline:
             pytest.fail("condition not met within the timeout")
-        ib.sleep(0.01)
+        try:
+            ib.sleep(0.01)
+        except ConnectionError:         # ib_async raises the socket's disconnect from sleep
+            pass
 
 
 @pytest.fixture

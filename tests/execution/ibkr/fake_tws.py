@@ -1252,9 +1252,14 @@ class FakeTws:
                    else _utc(self.now()).strftime("%Y%m%d"))
         end_date = dt.datetime.strptime(end_day, "%Y%m%d").date()
         n, unit = duration.split()
-        days = int(n) * {"S": 1 / 86400, "D": 1, "W": 7, "M": 31, "Y": 366}[unit.upper()]
-        start_date = end_date - dt.timedelta(days=math.ceil(days))
-        sel = [r for r in rows if start_date.strftime("%Y%m%d") < r[0] <= end_day]
+        unit = unit.upper()
+        if unit == "D":                 # N D of daily bars: the last N sessions
+            sel = [r for r in rows if r[0] <= end_day][-int(n):]
+            start_date = (dt.datetime.strptime(sel[0][0], "%Y%m%d").date() if sel else end_date)
+        else:                           # W, M, Y: a calendar window ending at end
+            days = int(n) * {"S": 1 / 86400, "W": 7, "M": 31, "Y": 366}[unit]
+            start_date = end_date - dt.timedelta(days=math.ceil(days))
+            sel = [r for r in rows if start_date.strftime("%Y%m%d") < r[0] <= end_day]
         if not sel:
             self._error(conn, req_id, 162, "Historical Market Data Service error message:"
                         "HMDS query returned no data: " + inst.symbol)
