@@ -449,6 +449,7 @@ class FakeTws:
         self._reject_next: str | None = None
         self._partial_next: tuple[float, str] | None = None
         self._delay = 0.0
+        self._fill_ts: float | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._server: asyncio.AbstractServer | None = None
@@ -771,6 +772,13 @@ class FakeTws:
         def do() -> list[Execution]:
             if ts is not None and self._clock is None:
                 self._t = float(ts)
+            self._fill_ts = float(ts) if ts is not None else None
+            try:
+                return walk()
+            finally:
+                self._fill_ts = None
+
+        def walk() -> list[Execution]:
             inst = self._inst(symbol)
             self._event_id += 1
             before = len(self._execs)
@@ -1741,7 +1749,7 @@ class FakeTws:
                 o.fill_cap = o.filled + qty
         if qty <= 0:
             return
-        ts = self.now()
+        ts = self._fill_ts if self._fill_ts is not None else self.now()
         prev_value = o.avg_fill_price * o.filled
         o.filled += qty
         o.avg_fill_price = (prev_value + price * qty) / o.filled

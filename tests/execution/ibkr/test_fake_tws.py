@@ -421,3 +421,22 @@ def test_order_fields_parse_exactly(tws, ib, wait_until):
     (open_trade,) = ib.reqAllOpenOrders()
     assert (open_trade.order.orderType, open_trade.order.auxPrice, open_trade.order.orderRef,
             open_trade.order.tif) == ("STP LMT", 171.0, "stplmt", "GTC")
+
+
+def test_day_orders_end_with_the_session_and_market_orders_wait_for_a_quote(
+        make_tws, connect_ib, clock, wait_until):
+    fake = make_tws()                                   # no quotes yet
+    ib = connect_ib(fake)
+    day = ib.placeOrder(AAPL, LimitOrder("BUY", 1, 100.00, tif="DAY"))
+    gtc = ib.placeOrder(AAPL, LimitOrder("BUY", 1, 100.00, tif="GTC"))
+    market = ib.placeOrder(AAPL, MarketOrder("BUY", 2))
+    wait_until(ib, lambda: market.orderStatus.status == "Submitted")
+    assert market.fills == []                           # nothing to trade against
+    bar_time = clock() + 3600
+    fake.step("AAPL", 120, 121, 119, 120.5, 1_000, ts=bar_time)
+    wait_until(ib, lambda: _settled(market))
+    assert market.fills[0].execution.price == 120.00    # at the open
+    assert market.fills[0].execution.time.timestamp() == bar_time
+    assert fake.end_of_day() == [day.order.orderId]
+    wait_until(ib, lambda: day.orderStatus.status == "Cancelled")
+    assert gtc.orderStatus.status == "Submitted"
