@@ -135,25 +135,49 @@ async def probe(host: str, port: int, client_id: int, account: str | None = None
     closed: list[str] = []
     tcp = {"up": False}
     ib.errorEvent += lambda req_id, code, text, *rest: seen.append((int(code), str(text)))
-    ib.client.apiError += lambda msg: closed.append(str(msg))
     connect_tcp = ib.client.conn.connectAsync
 
     async def tracked(h: str, p: int) -> None:
         await connect_tcp(h, p)
         tcp["up"] = True
     ib.client.conn.connectAsync = tracked    # to tell "no TCP" from "no handshake"
-    fetch = StartupFetch.POSITIONS | StartupFetch.ACCOUNT_UPDATES
+    peer_closed = asyncio.get_running_loop().create_future()
+
+    hung_up = {"by_us": False}
+    client_disconnect = ib.client.disconnect
+
+    def disconnect() -> None:               # the client gives up (a timeout) or is done
+        hung_up["by_us"] = True
+        client_disconnect()
+    ib.client.disconnect = disconnect
+
+    def lost(msg: str) -> None:               # the gateway closed the socket first
+        if hung_up["by_us"]:
+            return
+        closed.append(msg or "Peer closed connection")
+        if not peer_closed.done():
+            peer_closed.set_result(None)
+    ib.client.conn.disconnected += lost
+    # the account's updates are asked for once the account is known to be managed (a
+    # request for an account the login does not manage is never answered)
+    fetch = StartupFetch.POSITIONS
     try:
         try:
-            await ib.connectAsync(host, port, clientId=client_id, timeout=timeout,
-                                  readonly=True, account=account or "", raiseSyncErrors=True,
-                                  fetchFields=fetch)
+            connecting = asyncio.ensure_future(ib.connectAsync(
+                host, port, clientId=client_id, timeout=timeout, readonly=True,
+                raiseSyncErrors=True, fetchFields=fetch))
+            await asyncio.wait({connecting, peer_closed}, return_when=asyncio.FIRST_COMPLETED)
+            if not connecting.done():             # closed during the handshake: fail now
+                connecting.cancel()
+                await asyncio.gather(connecting, return_exceptions=True)
+                raise ConnectionError("Peer closed connection")
+            connecting.result()
         except ConnectionRefusedError:
             raise IbkrCheckError(
                 f"cannot connect to {where}: connection refused: nothing listens there. Is TWS "
                 f"or IB Gateway running, on this port ({PORT_HINT}), with the API enabled "
                 "(Configure > API > Settings > Enable ActiveX and Socket Clients)?") from None
-        except (asyncio.TimeoutError, TimeoutError, ConnectionError, OSError) as exc:
+        except (TimeoutError, ConnectionError, OSError) as exc:
             raise IbkrCheckError(_why_not(where, client_id, timeout, tcp["up"], seen, closed,
                                           exc)) from None
         accounts = list(ib.managedAccounts())
@@ -168,6 +192,13 @@ async def probe(host: str, port: int, client_id: int, account: str | None = None
                     f"the login at {where} manages {len(accounts)} accounts "
                     f"({', '.join(accounts)}): choose one with [venue] account / --account")
             account = accounts[0]
+        try:
+            await asyncio.wait_for(ib.reqAccountUpdatesAsync(account), timeout)
+        except TimeoutError:
+            raise IbkrCheckError(
+                f"connected to {where}, but the gateway did not send account {account}'s "
+                f"values within {timeout:g} s: is it still logging in? Try again in a "
+                "minute") from None
         rows = {(v.tag, v.currency): v.value for v in ib.accountValues(account)}
         values: dict[str, tuple[Decimal, str]] = {}
         for tag, _ in SUMMARY_TAGS:
@@ -177,7 +208,7 @@ async def probe(host: str, port: int, client_id: int, account: str | None = None
                     values[tag] = (amount, "USD" if cur == "BASE" else cur)
                     break
         positions = [(p.contract.localSymbol or p.contract.symbol, p.contract.secType,
-                      _decimal(p.position) or Decimal(0), _decimal(p.avgCost) or Decimal(0))
+                      _plain(_decimal(p.position) or Decimal(0)), _decimal(p.avgCost) or Decimal(0))
                      for p in ib.positions(account)]
         notices = [f"{c} {t}" for c, t in seen if c in FARM_NOTICES]
         return CheckReport(host, port, client_id, ib.client.serverVersion(), accounts, account,
@@ -203,7 +234,7 @@ def _why_not(where: str, client_id: int, timeout: float, tcp_up: bool,
         return (f"connected to {where}, but the gateway did not answer the start-up "
                 f"requests within {timeout:g} s ({exc}): is it still logging in or "
                 "restarting? Try again in a minute")
-    if closed and any("Peer closed" in m or "already in use" in m for m in closed):
+    if closed:
         return (f"{where} closed the connection during the API handshake: another session may "
                 f"use client id {client_id} (set [venue] client_id / --client-id to another "
                 "number), or the gateway does not accept API clients from this host (add it "
@@ -229,6 +260,11 @@ def _quiet_client() -> Iterator[None]:
     finally:
         log.removeHandler(handler)
         log.propagate = before
+
+
+def _plain(value: Decimal) -> Decimal:
+    """``10.0`` (a float from the wire) as ``10``; other values without trailing zeros."""
+    return value.quantize(Decimal(1)) if value == value.to_integral_value() else value.normalize()
 
 
 def _money(value: Decimal) -> str:
