@@ -61,7 +61,8 @@ prices :meth:`~FakeTws.set_quote`, :meth:`~FakeTws.set_option_quote`, :meth:`~Fa
 lifecycle :meth:`~FakeTws.end_of_day`, :meth:`~FakeTws.expire`, :meth:`~FakeTws.assign`;
 faults :meth:`~FakeTws.drop_connections`, :meth:`~FakeTws.drop_on_next_order`,
 :meth:`~FakeTws.reject_next_order`, :meth:`~FakeTws.partial_fill_next`,
-:meth:`~FakeTws.refuse_client_id`, :meth:`~FakeTws.set_delay`, :attr:`~FakeTws.handshake`;
+:meth:`~FakeTws.refuse_client_id`, :meth:`~FakeTws.set_delay`, :meth:`~FakeTws.notify`,
+:attr:`~FakeTws.handshake`;
 inspection :meth:`~FakeTws.orders`, :meth:`~FakeTws.order_by_ref`, :meth:`~FakeTws.executions`,
 :meth:`~FakeTws.positions`, :meth:`~FakeTws.cash`, :meth:`~FakeTws.account_values`,
 :meth:`~FakeTws.client_ids`, :meth:`~FakeTws.wait_for`, :attr:`~FakeTws.received`,
@@ -71,6 +72,7 @@ inspection :meth:`~FakeTws.orders`, :meth:`~FakeTws.order_by_ref`, :meth:`~FakeT
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import datetime as dt
 import itertools
@@ -79,7 +81,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
@@ -127,7 +129,7 @@ def _wire(value: Any) -> str:
 
 
 def _utc(ts: float) -> dt.datetime:
-    return dt.datetime.fromtimestamp(ts, dt.timezone.utc)
+    return dt.datetime.fromtimestamp(ts, dt.UTC)
 
 
 def _tws_time(ts: float) -> str:
@@ -356,10 +358,8 @@ class _Conn:
     def close(self) -> None:
         if not self.closed:
             self.closed = True
-            try:
+            with contextlib.suppress(Exception):    # the socket may already be gone
                 self.writer.close()
-            except Exception:       # noqa: BLE001 - the socket may already be gone
-                pass
 
 
 class _Cursor:
@@ -446,7 +446,7 @@ class FakeTws:
         self._event_id = 0
         self._refused: set[int] = set()
         self._drop_next_order: str | None = None
-        self._reject_next: str | None = None
+        self._reject_next: tuple[str, bool] | None = None
         self._partial_next: tuple[float, str] | None = None
         self._delay = 0.0
         self._fill_ts: float | None = None
@@ -530,11 +530,11 @@ class FakeTws:
         self._loop = None
         self._conns = []
 
-    def __enter__(self) -> FakeTws:
+    def __enter__(self) -> FakeTws:  # noqa: PYI034 - a plain class, not subclassed
         self.start()
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
     def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -804,7 +804,7 @@ class FakeTws:
     # -- quotes and the option model -----------------------------------------------------
 
     def _years(self, inst: Instrument) -> float:
-        exp = dt.datetime.strptime(inst.expiry, "%Y%m%d").replace(hour=21, tzinfo=dt.timezone.utc)
+        exp = dt.datetime.strptime(inst.expiry, "%Y%m%d").replace(hour=21, tzinfo=dt.UTC)
         return (exp.timestamp() - self.now()) / (365.0 * 86400.0)
 
     def _model(self, inst: Instrument) -> dict[str, float] | None:
@@ -923,10 +923,31 @@ class FakeTws:
         """
         self._call(setattr, self, "_drop_next_order", "after" if after_accept else "before")
 
-    def reject_next_order(self, reason: str = "Insufficient margin") -> None:
-        """Reject the next new order: error 201 ``Order rejected - reason:<reason>``, then
-        orderStatus ``Inactive``; it is listed among completed orders."""
-        self._call(setattr, self, "_reject_next", reason)
+    def reject_next_order(self, reason: str = "Insufficient margin",
+                          error_first: bool = True) -> None:
+        """Reject the next new order: error 201 ``Order rejected - reason:<reason>`` and
+        orderStatus ``Inactive``; it is listed among completed orders.
+
+        Parameters
+        ----------
+        reason : str
+            The text after ``reason:``.
+        error_first : bool
+            TWS sends the two in either order. Error first: ib_async marks the trade
+            Cancelled (with the 201 in its log), then Inactive. Status first: the trade is
+            Inactive and done, and the error only reaches ``errorEvent``.
+        """
+        self._call(setattr, self, "_reject_next", (reason, error_first))
+
+    def notify(self, code: int, text: str, req_id: int = -1) -> None:
+        """Send an error/notice message to every connected client, e.g. 1100
+        ("Connectivity between IB and Trader Workstation has been lost.") and 1102
+        ("... has been restored - data maintained.")."""
+        def do() -> None:
+            for conn in self._conns:
+                if conn.ready:
+                    self._error(conn, req_id, code, text)
+        self._call(do)
 
     def partial_fill_next(self, fraction: float = 0.5, rest: str = "later") -> None:
         """Fill only part of the next order's first match.
@@ -1005,7 +1026,7 @@ class FakeTws:
                 init += req
                 maint += req
         net = cash + mv_total
-        q = lambda v: v.quantize(CENT)  # noqa: E731
+        q = lambda v: v.quantize(CENT)
         return {"NetLiquidation": q(net), "TotalCashValue": q(cash), "SettledCash": q(cash),
                 "EquityWithLoanValue": q(net), "GrossPositionValue": q(gross),
                 "InitMarginReq": q(init), "MaintMarginReq": q(maint),
@@ -1145,7 +1166,7 @@ class FakeTws:
         self._send(conn, 52, 1, req_id)
 
     def _req_sec_def_opt_params(self, conn: _Conn, fields: list[str]) -> None:
-        _, req_id, symbol, _fut_fop_exchange, _sec_type, under_con_id = fields
+        _, req_id, symbol, _fut_fop_exchange, _sec_type, _under_con_id = fields
         opts = [i for i in self.instruments.values()
                 if i.sec_type == "OPT" and i.symbol == symbol.upper()]
         if opts:
@@ -1239,7 +1260,7 @@ class FakeTws:
         cur = _Cursor(fields, 1)
         req_id = int(cur())
         contract = cur.skip(12)
-        _include_expired, end, bar_size, duration, _rth, what, fmt = cur.skip(7)
+        _include_expired, end, bar_size, duration, _rth, what, _fmt = cur.skip(7)
         if contract[2] == "BAG":
             cur.skip(4 * int(cur()))
         cur.skip(2)
@@ -1294,7 +1315,7 @@ class FakeTws:
         first = rows[0][0]
         if fmt == "2":
             stamp = str(int(dt.datetime.strptime(first, "%Y%m%d")
-                            .replace(tzinfo=dt.timezone.utc).timestamp()))
+                            .replace(tzinfo=dt.UTC).timestamp()))
         else:
             stamp = first + "-14:30:00"
         self._send(conn, 88, req_id, stamp)
@@ -1429,12 +1450,15 @@ class FakeTws:
             exchange=p["contract"][7] or "SMART", placed_at=self.now())
         self._orders[(cid, oid)] = o
         if self._reject_next is not None:
-            reason, self._reject_next = self._reject_next, None
+            (reason, error_first), self._reject_next = self._reject_next, None
             o.status, o.reject_reason = "Inactive", reason
             o.completed_at, o.completed_status = self.now(), f"Order rejected - reason:{reason}"
             for c in self._owner(cid):
-                self._error(c, oid, 201, f"Order rejected - reason:{reason}")
+                if error_first:
+                    self._error(c, oid, 201, f"Order rejected - reason:{reason}")
                 self._order_status(c, o)
+                if not error_first:
+                    self._error(c, oid, 201, f"Order rejected - reason:{reason}")
             return
         if self._partial_next is not None:
             o.partial, self._partial_next = self._partial_next, None
@@ -1668,9 +1692,9 @@ class FakeTws:
                         o.triggered = True
                     else:
                         continue
-                if o.order_type in ("LMT", "STP LMT"):
-                    if not ((px <= o.lmt_price) if buy else (px >= o.lmt_price)):
-                        continue
+                if o.order_type in ("LMT", "STP LMT") and not (
+                        (px <= o.lmt_price) if buy else (px >= o.lmt_price)):
+                    continue
                 self._fill(o, o.remaining, px)
                 done = True
                 break
@@ -1851,7 +1875,7 @@ class FakeTws:
             if since:
                 day, _, clock_ = since.replace("-", " ").partition(" ")
                 t0 = dt.datetime.strptime(day + " " + (clock_.split(" ")[0] or "00:00:00"),
-                                          "%Y%m%d %H:%M:%S").replace(tzinfo=dt.timezone.utc)
+                                          "%Y%m%d %H:%M:%S").replace(tzinfo=dt.UTC)
                 if e.time < t0.timestamp():
                     continue
             if symbol and inst.symbol != symbol.upper():

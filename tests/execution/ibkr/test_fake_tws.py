@@ -22,8 +22,6 @@ from ib_async import (
     StopOrder,
 )
 
-from fake_tws import FakeTws
-
 AAPL = Stock("AAPL", "SMART", "USD")
 
 
@@ -111,7 +109,7 @@ def test_market_order_fills_with_execution_commission_and_order_ref(tws, ib, wai
     assert (pos.contract.symbol, pos.position) == ("AAPL", 100)
     assert pos.avgCost == pytest.approx(190.02)                         # commission included
     assert tws.positions() == {"AAPL": Decimal(100)}
-    assert tws.cash() == Decimal(100000) - Decimal("19001") - Decimal("1.00")
+    assert tws.cash() == Decimal(100000) - Decimal(19001) - Decimal("1.00")
     assert tws.order_by_ref("tw-0001").status == "Filled"
 
 
@@ -209,7 +207,7 @@ def test_cancel_modify_and_global_cancel(tws, ib, wait_until):
     wait_until(ib, lambda: trade.orderStatus.status == "Submitted")
     trade.order.lmtPrice = 181.00
     ib.placeOrder(AAPL, trade.order)                                    # modify
-    tws.wait_for(lambda f: f.orders()[0].lmt_price == Decimal("181"))
+    tws.wait_for(lambda f: f.orders()[0].lmt_price == Decimal(181))
     ib.cancelOrder(trade.order)
     wait_until(ib, lambda: trade.orderStatus.status == "Cancelled")
     assert tws.orders()[0].status == "Cancelled"
@@ -232,6 +230,21 @@ def test_reject_gives_error_201_and_inactive(tws, ib, wait_until):
     completed = ib.reqCompletedOrders(apiOnly=True)
     assert [(t.order.orderRef, t.orderStatus.status) for t in completed] == [
         ("rej-1", "Inactive")]
+    tws.reject_next_order("Order size too large", error_first=False)    # the other order
+    late = ib.placeOrder(AAPL, MarketOrder("BUY", 100_000))
+    wait_until(ib, lambda: any(e[:2] == (late.order.orderId, 201) for e in errors))
+    assert late.orderStatus.status == "Inactive"
+    assert [e.errorCode for e in late.log if e.errorCode] == []          # done before it
+
+
+def test_notices_reach_every_client(tws, connect_ib, wait_until):
+    clients = [connect_ib(client_id=i) for i in (1, 2)]
+    seen: list[tuple[int, int]] = []
+    for i, c in enumerate(clients):
+        c.errorEvent += lambda req_id, code, text, contract, i=i: seen.append((i, code))
+    tws.notify(1100, "Connectivity between IB and Trader Workstation has been lost.")
+    wait_until(clients[0], lambda: (0, 1100) in seen)
+    wait_until(clients[1], lambda: (1, 1100) in seen)
 
 
 def test_unknown_contract_is_error_200(tws, ib, wait_until):
