@@ -191,3 +191,38 @@ def test_tws_unreachable_is_a_stall_reason_and_a_data_error_at_warmup() -> None:
     ib.connected = True
     clock.t = int(feed.next_due())
     assert _labels(feed.poll().bars["SPY"]) == ["2008-12-22"]
+
+
+def test_the_real_client_against_the_fake_tws_over_christmas_2008() -> None:
+    """The same walk with ib_async talking to the loopback fake TWS (tests/execution/ibkr)."""
+    import sys
+    from pathlib import Path
+
+    from ib_async import IB
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "execution" / "ibkr"))
+    from fake_tws import FakeTws
+
+    clock = Clock(_ts("2008-12-22T15:00:00"))
+    tws = FakeTws(clock=clock.now)
+    tws.set_bars("SPY", [(date.fromordinal(_EPOCH + int(t) // DAY), o, h, lo, c, v) for t, o, h, lo, c, v
+                         in zip(SPY.ts, SPY.open, SPY.high, SPY.low, SPY.close, SPY.volume)])
+    tws.start()
+    ib = IB()
+    try:
+        ib.connect("127.0.0.1", tws.port, clientId=3, timeout=3)
+        feed = IbkrBarFeed(ib, ["SPY"], clock)
+        warm = feed.warmup(3)
+        assert _labels(warm["SPY"]) == ["2008-12-17", "2008-12-18", "2008-12-19"]
+        delivered = []
+        for _ in range(3):
+            clock.t = int(feed.next_due())
+            got = feed.poll()
+            assert got.stalled is None and got.gaps == ()
+            delivered += _labels(got.bars["SPY"])
+        assert delivered == ["2008-12-22", "2008-12-23", "2008-12-24"]
+        assert feed.next_due() == _ts("2008-12-27T00:00:00") + 60    # 12-25 is no session
+    finally:
+        ib.disconnect()
+        tws.stop()
+    assert tws.protocol_errors == []

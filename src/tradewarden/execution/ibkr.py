@@ -90,6 +90,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -319,7 +320,9 @@ class IbkrBroker:
     """Interactive Brokers (US equities) through ``ib_async``; implements the ``Broker`` port.
 
     Build it with :meth:`connect`. Module notes give the venue rules, the never-doubled
-    discipline and the connection handling.
+    discipline and the connection handling. Use it from the thread that connected it:
+    ib_async's synchronous client reads the socket in that thread's event loop (any other
+    thread gets ``RuntimeError``).
 
     Parameters
     ----------
@@ -398,6 +401,7 @@ class IbkrBroker:
         self._reconnected = False
         self._last_api_error = ""
         self._conn_errors: list[tuple[int, str]] = []
+        self._thread = threading.get_ident()
         self._wire(ib)
 
     # -- construction --------------------------------------------------------------------
@@ -614,8 +618,17 @@ class IbkrBroker:
         """Whether the API session is up (as last seen; :meth:`maintain` looks again)."""
         return self._down is None and bool(self.ib.isConnected())
 
+    def _same_thread(self) -> None:
+        """Refuse a call from another thread than the one that connected: ib_async's sync
+        client reads its socket only in the event loop of the thread that connected."""
+        if threading.get_ident() != self._thread:
+            raise RuntimeError("IbkrBroker: called from another thread than the one that "
+                               "connected; ib_async's event loop (and the socket) belong to that "
+                               "thread: connect and trade from the same thread")
+
     def _pump(self) -> None:
         """Let ib_async read what TWS sent (one turn of its event loop)."""
+        self._same_thread()
         if self._down is None:
             try:
                 self.ib.sleep(0)
@@ -896,6 +909,7 @@ class IbkrBroker:
             The session is down (entries are blocked then): nothing is sent.
         """
         qty = self._check(order, legs)
+        self._same_thread()
         if not self.connected:
             raise VenueUnavailable(VENUE, f"not connected ({self._down or 'no session'}): "
                                    f"{order.client_order_id} not sent")
@@ -1022,6 +1036,7 @@ class IbkrBroker:
         return self._cancel_tracks(tracks, ts, reason) if tracks else []
 
     def _cancel_tracks(self, tracks: list[_Track], ts: int, reason: str) -> list[OrderEvent]:
+        self._same_thread()
         if not self.connected:
             raise VenueUnavailable(VENUE, f"not connected ({self._down or 'no session'}): cancel "
                                    "not sent")
@@ -1094,6 +1109,9 @@ class IbkrBroker:
         if self._down is not None:
             return []
         mine = [t for t in self._tracks.values() if t.order.symbol == bar.symbol]
+        for t in mine:      # placed with an unknown outcome: the session's record settles it
+            if t.uncertain is not None and self._trades_for(t.order.client_order_id):
+                t.uncertain = None
         order = {id(t): (self._touched.get(t.order.client_order_id, 1 << 60), n)
                  for n, t in enumerate(mine)}
         mine.sort(key=lambda t: order[id(t)])
@@ -1250,6 +1268,7 @@ class IbkrBroker:
             The session is down.
         """
         cid = client_order_id
+        self._same_thread()
         if not self.connected:
             raise VenueUnavailable(VENUE, f"not connected ({self._down or 'no session'}): "
                                    f"cannot look up {cid}")
@@ -1362,11 +1381,12 @@ class IbkrBroker:
         VenueUnavailable
             The session is down.
         """
+        self._same_thread()
         if not self.connected:
             raise VenueUnavailable(VENUE, f"not connected ({self._down or 'no session'}): "
                                    "account not read")
         try:
-            self.ib.reqAllOpenOrders()
+            open_now = self.ib.reqAllOpenOrders()      # every client's, as TWS has them now
         except ConnectionError as exc:
             self._pump()
             raise VenueUnavailable(VENUE, f"account: {exc}") from None
@@ -1377,7 +1397,7 @@ class IbkrBroker:
             if sym is not None and p.contract.secType == "STK":
                 positions[sym] += _qty(p.position)
         ids: list[str] = []
-        for tr in self.ib.trades():
+        for tr in open_now:
             if tr.orderStatus.status in _DONE or tr.contract.conId not in conids:
                 continue
             if tr.order.account and self.account_id and tr.order.account != self.account_id:

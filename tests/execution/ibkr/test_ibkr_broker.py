@@ -321,3 +321,21 @@ def test_a_new_adapter_after_a_restart_reports_earlier_fills_only_once(
     out = _until(second, BAR, lambda ev: any(e.kind is K.FILLED for e in ev))
     assert [(e.kind, e.fill.quantity) for e in out if e.fill] == [(K.FILLED, 5)]
     assert len(tws.executions()) == 2 and second.process(BAR) == []
+
+
+def test_another_thread_is_refused(broker: IbkrBroker) -> None:
+    import threading
+
+    caught: list[BaseException] = []
+
+    def other() -> None:
+        try:
+            broker.process(BAR)
+        except RuntimeError as exc:
+            caught.append(exc)
+
+    worker = threading.Thread(target=other)
+    worker.start()
+    worker.join()
+    assert len(caught) == 1 and "same thread" in str(caught[0])
+    assert broker.process(BAR) == []                    # the connecting thread still may
