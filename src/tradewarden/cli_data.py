@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
@@ -71,15 +72,18 @@ def download(
 @data_app.command("list")
 def list_(cache_dir: Optional[Path] = typer.Option(None, help=CACHE_HELP),
           data: Optional[Path] = typer.Option(None, "--data", help="Also list your own CSV/Parquet files in this directory.")) -> None:
-    """List every series available: bundled samples, the exchange cache, your files.
+    """List the series `warden replay` can use, and the other bundled samples and their uses.
 
-    Gaps and missing bars of daily US equity series are counted in NYSE sessions
-    (holidays are not gaps).
+    The first table holds bars to replay: the bundled crypto (1h), the bundled daily US
+    equities, the exchange cache, your files; gaps and missing bars of daily US equity
+    series are counted in NYSE sessions (holidays are not gaps). Below it, how to replay
+    each; then the bundled samples that are not bars to trade (the VIX index, an option
+    chain, adjusted closes) and what they are for.
     """
     from tradewarden.cli_common import _fail, _known_errors
     from tradewarden.data import bundled_symbols, load_market_data
 
-    table = Table(title="market data (gaps and missing bars of daily equities in NYSE sessions)",
+    table = Table(title="series replay can use (gaps of daily equities in NYSE sessions)",
                   box=None, header_style="bold", pad_edge=False, padding=(0, 1, 0, 0))
     for col in ("source", "symbol", "tf", "first", "last", "rows", "gaps", "missing", "0-vol"):
         # The source may be a long file name: it wraps; the figures never do.
@@ -106,9 +110,25 @@ def list_(cache_dir: Optional[Path] = typer.Option(None, help=CACHE_HELP),
                     table.add_row(path.name, sym, _tf(q.timeframe_seconds), _day(q.first_ts),
                                   _day(q.last_ts), f"{q.rows:,}", str(q.gaps), str(q.missing_bars),
                                   str(q.zero_volume_bars))
+        others = _bundled_other()
     except _known_errors() as exc:
         raise _fail(str(exc)) from None
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    console.print("replay them: bundled: warden replay --symbols BTC-USD,ETH-USD (1h); "
+                  "equities, spy: warden replay --symbols AAPL,MSFT (1d bars, split-adjusted "
+                  "unless --adjust says otherwise); cache:VENUE: --exchange VENUE --start "
+                  "... --end ...; your files: --data PATH", highlight=False)
+    other = Table(title="bundled for other uses (not bars to replay)", box=None,
+                  header_style="bold", pad_edge=False, padding=(0, 1, 0, 0))
+    for col in ("sample", "what it is, how to use it", "first", "last", "rows"):
+        other.add_column(col, justify="right" if col == "rows" else "left",
+                         no_wrap=col in ("first", "last", "rows"), overflow="fold",
+                         min_width={"sample": 6}.get(col))
+    for row in others:
+        other.add_row(*row)
+    console.print()
+    console.print(other)
 
 
 @data_app.command()
@@ -117,34 +137,64 @@ def check(target: str = typer.Argument(..., help="A symbol (bundled, or cached w
           timeframe: str = typer.Option("1h", help="Timeframe of the cached series (with --exchange)."),
           calendar: Optional[str] = typer.Option(None, help="Check daily bars against an exchange calendar, e.g. XNYS (holidays are not gaps)."),
           cache_dir: Optional[Path] = typer.Option(None, help=CACHE_HELP),
-          limit: int = typer.Option(30, help="Show at most this many gaps.")) -> None:
-    """Run the data validations on one series and print its gap table."""
+          limit: int = typer.Option(30, help="Show at most this many gaps."),
+          adjust: Optional[str] = typer.Option(None, "--adjust", metavar="raw|split|split_dividend", help="Price basis of a US equity checked as replay would load it (a bundled ticker, or a file with a split column). [default: split]")) -> None:
+    """Run the data validations on one series and print its gap table.
+
+    Also looks for overnight moves that match a stock split ratio (2:1, 3:2, 7:1, 1:10
+    ...): prices not adjusted for a split read as a crash or a jump. Each is a warning
+    naming the file, the date and the ratio, and the status is "degraded". Daily bars on
+    NYSE session dates are measured in NYSE sessions (holidays are not gaps).
+    """
     import numpy as np
     import pandas as pd
 
     from tradewarden.cli_common import _fail, _known_errors
     from tradewarden.data import load_market_data, timeframe_seconds, validate_frame
+    from tradewarden.data.calendars import follows_nyse
+    from tradewarden.data.equities import daily_file_columns
+    from tradewarden.data.loaders import ADJUST_CHOICES
+    from tradewarden.data.quality import find_unadjusted_splits
     from tradewarden.domain import iso
 
     console = Console()
     try:
+        if adjust is not None and adjust not in ADJUST_CHOICES:
+            raise ValueError(f"invalid --adjust {adjust!r}: expected one of {', '.join(ADJUST_CHOICES)}")
+        symbol = target
         if exchange:
             bars = _cache(cache_dir).series(exchange, target, timeframe, require_complete=False)
             frame = pd.DataFrame({"timestamp": bars.ts, "open": bars.open, "high": bars.high,
                                   "low": bars.low, "close": bars.close, "volume": bars.volume})
             _, q = validate_frame(frame, bars.source, timeframe_seconds(timeframe), symbol=target)
+            suspects = find_unadjusted_splits(bars.ts, bars.open, bars.close)
+            if suspects:
+                q = replace(q, split_suspects=[x.describe() for x in suspects], status="degraded")
             ts, source = bars.ts, bars.source
+        elif Path(target).is_file() and "split" in daily_file_columns(Path(target)):
+            got = load_market_data(None, Path(target), timeframe=None, adjust=adjust)
+            symbol = sorted(got.series)[0]
+            ts, q, source = got.series[symbol].ts, got.quality[symbol], target
         elif Path(target).exists():
-            _, ts, q = _file_series(Path(target))[0]
+            symbol, ts, q = _file_series(Path(target))[0]
             source = target
         else:
-            got = load_market_data([target])
-            sym = next(iter(got.series))
-            ts, q, source = got.series[sym].ts, got.quality[sym], got.series[sym].source
+            got = load_market_data([target], timeframe=None, adjust=adjust)
+            symbol = next(iter(got.series))
+            ts, q, source = got.series[symbol].ts, got.quality[symbol], got.series[symbol].source
     except _known_errors() as exc:
         raise _fail(str(exc)) from None
     console.print(f"[bold]{source}[/]  {q.rows:,} rows  {iso(q.first_ts)} → {iso(q.last_ts)}  "
                   f"status {q.status}", highlight=False)
+    for line in q.split_suspects:
+        console.print(f"[yellow]warning:[/] {source}: {symbol}: {line}", highlight=False)
+    if q.split_suspects:
+        console.print("--adjust raw keeps these raw prices; --adjust split (the default) adjusts "
+                      "them" if adjust == "raw" else
+                      "adjust the prices for splits, or give the file a split_coefficient column "
+                      "(replay then adjusts them: --adjust split, the default)", highlight=False)
+    if not calendar and follows_nyse(ts) is not None:
+        calendar = "XNYS"           # daily bars on NYSE sessions: holidays are not gaps
     if not calendar:
         console.print(f"gaps {q.gaps}, missing bars {q.missing_bars}, largest gap "
                       f"{q.largest_gap_seconds / 3600:g} h, zero-volume bars {q.zero_volume_bars}, "
@@ -177,18 +227,46 @@ def check(target: str = typer.Argument(..., help="A symbol (bundled, or cached w
 
 
 def _bundled_daily() -> list:
-    """``(label, DailyBars)`` for the bundled equity, SPY and VIX samples (gaps in NYSE sessions).
+    """``(label, DailyBars)`` for the bundled daily equities replay can trade, as replay
+    loads them by default (split-adjusted; gaps in NYSE sessions). Labels name the
+    bundled sample (``equities``, ``spy``)."""
+    from tradewarden.data.equities import load_equity_panel, load_spy_daily
 
-    Labels name the bundled sample (``equities``, ``spy``, ``vix``)."""
-    from tradewarden.data.equities import (
-        load_equity_panel,
-        load_spy_daily,
-        load_vix_daily,
-    )
-    out = [("equities", b) for b in load_equity_panel().values()]
-    out.append(("spy", load_spy_daily()))
-    out.append(("vix", load_vix_daily()))
+    out = [("equities", b) for b in load_equity_panel(adjustment="split").values()]
+    out.append(("spy", load_spy_daily(adjustment="split")))
     return out
+
+
+def _bundled_other() -> list[tuple[str, str, str, str, str]]:
+    """``(sample, what, first, last, rows)`` for the bundled samples that are not bars
+    to trade, read from the files: the VIX index, the AAPL option chain, the panel of
+    adjusted closes."""
+    import pandas as pd
+
+    from tradewarden.data.equities import (bundled_equity_path, load_adj_close_panel,
+                                           load_vix_daily)
+
+    vix = load_vix_daily()
+    q = vix.quality.data
+    rows = [("vix", "VIX, the CBOE volatility index: context (the volatility regime), not "
+                    "tradable (data.equities.load_vix_daily)",
+             _day(q.first_ts), _day(q.last_ts), f"{q.rows:,}")]
+    chain = pd.read_csv(bundled_equity_path("aapl_options"),
+                        usecols=["quote_date", "underlying", "expiration"])
+    rows.append(("aapl_options",
+                 f"{'/'.join(sorted(chain['underlying'].unique()))} option chain, end of day, "
+                 f"{chain['expiration'].nunique()} expirations: quotes for the put writer "
+                 "(data.options.load_option_chain)",
+                 str(chain["quote_date"].min())[:10], str(chain["quote_date"].max())[:10],
+                 f"{len(chain):,}"))
+    panel = load_adj_close_panel()
+    dates = panel.prices.index
+    rows.append(("adj_close",
+                 f"adjusted closes of {', '.join(panel.symbols)}, no OHLCV: returns and "
+                 "portfolio research (data.equities.load_adj_close_panel)",
+                 str(dates.min())[:10], str(dates.max())[:10],
+                 f"{int(panel.prices.notna().sum().sum()):,}"))
+    return rows
 
 
 def _day(ts: int | None) -> str:

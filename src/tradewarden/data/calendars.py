@@ -30,8 +30,8 @@ import exchange_calendars as xcals
 import numpy as np
 import pandas as pd
 
-__all__ = ["NYSE", "SessionGaps", "as_date", "as_session_dates", "is_session", "session_gaps",
-           "sessions"]
+__all__ = ["NYSE", "SessionGaps", "as_date", "as_session_dates", "follows_nyse", "is_session",
+           "session_gaps", "sessions"]
 
 #: ISO 10383 MIC of the New York Stock Exchange, the calendar's name in exchange_calendars.
 NYSE = "XNYS"
@@ -321,3 +321,35 @@ def session_gaps(dates: Iterable[object] | np.ndarray | pd.Index, start: object 
         non_session_days=_dates_tuple(non_session), gaps=gaps, longest_gap_sessions=longest,
         largest_gap_days=largest_days,
     )
+
+
+def follows_nyse(ts: np.ndarray) -> SessionGaps | None:
+    """Tell whether daily bars follow the NYSE calendar, and if so measure them against it.
+
+    A series of date labels (00:00 UTC) with at least two rows and none on a weekend or
+    on an NYSE holiday or closure is taken to be a US stock, ETF or index series: its
+    gaps are runs of missing sessions (holidays are not gaps). Crypto, which trades
+    every day, has weekend rows and is not.
+
+    Parameters
+    ----------
+    ts : numpy.ndarray of int64, shape (n,)
+        Bar open times, UTC epoch seconds.
+
+    Returns
+    -------
+    SessionGaps or None
+        :func:`session_gaps` of the series when it follows the NYSE calendar, else
+        ``None``.
+    """
+    ts = np.asarray(ts, dtype=np.int64)
+    if ts.shape[0] < 2 or np.any(ts % _SECONDS_PER_DAY):
+        return None
+    weekday = (ts // _SECONDS_PER_DAY + 3) % 7          # 1970-01-01 was a Thursday; Monday = 0
+    if np.any(weekday >= 5):
+        return None
+    try:
+        gaps = session_gaps(ts)
+    except ValueError:
+        return None
+    return None if gaps.non_session_days else gaps

@@ -45,6 +45,7 @@ _BUNDLED_NAME = re.compile(
 _CSV_SUFFIXES = (".csv", ".csv.gz")
 _PARQUET_SUFFIXES = (".parquet", ".pq")
 _ALNUM = "A-Za-z0-9"
+_DAY = 86_400
 
 #: Price bases of ``adjust`` (``warden replay --adjust``) for stocks and ETFs: ``raw``
 #: traded prices, ``split`` back-adjusted for splits, ``split_dividend`` scaled to the
@@ -717,7 +718,11 @@ def check_file(path: str | os.PathLike[str]) -> list[tuple[str, np.ndarray, Data
     list of (symbol, timestamps, DataQuality)
         One entry per symbol of the file's ``symbol`` column, sorted; without that
         column one entry named after the file (``BTC-USD`` for ``BTC-USD.csv``).
-        Timestamps are int64 UTC epoch seconds, shape (rows,).
+        Timestamps are int64 UTC epoch seconds, shape (rows,). The quality lists the
+        overnight moves that match a stock split (``split_suspects``, status
+        ``"degraded"``: the file's prices as they are, not adjusted), and a daily series
+        on NYSE session dates has its gaps counted in NYSE sessions, as
+        :func:`load_market_data` does.
 
     Raises
     ------
@@ -733,7 +738,15 @@ def check_file(path: str | os.PathLike[str]) -> list[tuple[str, np.ndarray, Data
     for name in read.held:
         if name in read.errors:
             raise read.errors[name]
-    return [(sym, cols["ts"], q) for sym, (cols, q) in sorted(read.results.items())]
+    out = []
+    for sym, (cols, q) in sorted(read.results.items()):
+        if q.timeframe_seconds == _DAY:
+            q = _nyse_gaps(cols["ts"], q) or q
+        suspects = find_unadjusted_splits(cols["ts"], cols["open"], cols["close"])
+        if suspects:
+            q = replace(q, split_suspects=[x.describe() for x in suspects], status="degraded")
+        out.append((sym, cols["ts"], q))
+    return out
 
 
 # ---------------------------------------------------------------------------------------
@@ -766,6 +779,23 @@ def _parse_bound(value: str | datetime | None, flag: str) -> int | None:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     return int(moment.timestamp())
+
+
+def _nyse_gaps(ts: np.ndarray, quality: DataQuality) -> DataQuality | None:
+    """Count a daily series' gaps in NYSE sessions when it looks like one.
+
+    A series of date labels (00:00 UTC) with no row on a weekend or an NYSE holiday is
+    taken to follow the NYSE calendar: its gaps are runs of missing sessions, so
+    holidays and weekends are not gaps (as for the bundled equities). Returns ``None``
+    for any other daily series (crypto trades every day), which keeps the plain count.
+    """
+    from tradewarden.data.calendars import follows_nyse
+
+    sessions = follows_nyse(ts)
+    if sessions is None:
+        return None
+    return replace(quality, gaps=sessions.gaps, missing_bars=len(sessions.missing_sessions),
+                   largest_gap_seconds=sessions.largest_gap_days * _DAY)
 
 
 def _load_one(symbol: str, cols: dict[str, np.ndarray], quality: DataQuality, source: str,
@@ -817,6 +847,10 @@ def _load_one(symbol: str, cols: dict[str, np.ndarray], quality: DataQuality, so
                                 f"to {hi_text} (exclusive); the data covers "
                                 f"{iso(quality.first_ts)} to {iso(quality.last_ts)}")
 
+    nyse = None
+    if adjust is None and source_seconds == _DAY:
+        nyse = _nyse_gaps(cols["ts"], quality)
+        quality = nyse or quality
     if adjust is None and not quality.split_suspects:
         suspects = find_unadjusted_splits(cols["ts"], cols["open"], cols["close"])
         if suspects:
@@ -832,6 +866,12 @@ def _load_one(symbol: str, cols: dict[str, np.ndarray], quality: DataQuality, so
                             f"{quality.split_suspects[0]}{more}; {fix}; data degraded")
 
     instrument = instrument or known_instrument(symbol)
+    if instrument is None and nyse is not None and "-" not in symbol:
+        # a plain ticker on NYSE session dates: a US stock or ETF
+        instrument = equity_instrument(symbol, float(cols["low"].min()))
+        out.warnings.append(f"{symbol}: daily bars on NYSE sessions in {source}: traded as a "
+                            f"US equity (USD, price increment {instrument.price_increment}, "
+                            "whole shares)")
     if instrument is None:
         sample = np.concatenate([cols[k][:1250] for k in ("open", "high", "low", "close")])
         instrument = infer_instrument(symbol, sample.tolist())
