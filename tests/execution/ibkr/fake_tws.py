@@ -22,9 +22,10 @@ Behaviour, as TWS does it (facts from the TWS API documentation and ``ib_async``
 - Orders: MKT, LMT, STP, STP LMT; TIF DAY or GTC. An order with ``transmit=False`` is held
   (nothing is reported) until an order of its group (its parent or a child of it) arrives
   with ``transmit=True``; then the whole group goes live. Children stay ``PreSubmitted``
-  until their parent is completely filled, then become ``Submitted``. Children of one
-  parent are one OCA group (a fill of one cancels its siblings), and so are orders sharing
-  an ``ocaGroup`` (ocaType 1 cancels the others; 2 and 3 reduce them by the filled quantity).
+  until their parent is completely filled, then become ``Submitted``. A fill of one child
+  reduces its siblings by the filled quantity (so a bracket's filled take-profit cancels
+  its stop, a partial one shrinks it); orders sharing an ``ocaGroup`` are one OCA group
+  (ocaType 1: a fill cancels the others; 2 and 3: reduce them by the filled quantity).
   Cancelling a parent cancels its children. Every change sends ``openOrder`` and
   ``orderStatus`` to the owning client; every fill sends ``execDetails`` (reqId -1) and a
   ``commissionReport``; positions, portfolio and account values are pushed to subscribers.
@@ -1510,7 +1511,7 @@ class FakeTws:
         price = (ask if p["action"] == "BUY" else bid) or last or inst.strike
         key = (account, inst.con_id)
         saved_pos = copy.copy(self._positions.get(key))
-        saved_cash = self.cash_balances[account]
+        saved_cash, saved_realized = self.cash_balances[account], self.realized[account]
         self._apply_fill(account, inst, p["action"], qty, price, ZERO)
         after = self._values(account)
         if saved_pos is None:
@@ -1518,6 +1519,7 @@ class FakeTws:
         else:
             self._positions[key] = saved_pos
         self.cash_balances[account] = saved_cash
+        self.realized[account] = saved_realized
         fake = FakeOrder(conn.client_id or 0, oid, 0, inst.con_id, account, p["action"], qty,
                          p["type"], _num(p["lmt"]), _num(p["aux"]), p["tif"] or "DAY",
                          p["oca_group"], 0, p["ref"], True, 0, False, "SMART", self.now(),
@@ -1799,7 +1801,9 @@ class FakeTws:
         self._after_fill(o, qty)
 
     def _after_fill(self, o: FakeOrder, qty: Decimal) -> None:
-        """Activate children of a filled parent; cancel or reduce OCA siblings."""
+        """Activate children of a filled parent; reduce the other children of its parent (a
+        bracket's legs) and the members of an ocaType 2/3 group by the filled quantity
+        (cancelled at zero); cancel the members of an ocaType 1 group."""
         if o.status == "Filled":
             for c in sorted(self._orders.values(), key=lambda x: x.order_id):
                 if c.client_id == o.client_id and c.parent_id == o.order_id \
@@ -1816,7 +1820,8 @@ class FakeTws:
                          and x.account == o.account and x.oca_group == o.oca_group
                          and x.status not in DONE_STATES]
         for x in sorted(siblings, key=lambda x: x.perm_id):
-            if o.oca_group and o.oca_type in (2, 3) and not o.parent_id:
+            bracket = bool(o.parent_id) and x.parent_id == o.parent_id
+            if bracket or o.oca_type in (2, 3):          # reduce by the filled quantity
                 x.quantity = max(x.quantity - qty, x.filled)
                 if x.quantity <= x.filled:
                     self._cancel(x, "OCA group")

@@ -453,3 +453,22 @@ def test_day_orders_end_with_the_session_and_market_orders_wait_for_a_quote(
     assert fake.end_of_day() == [day.order.orderId]
     wait_until(ib, lambda: day.orderStatus.status == "Cancelled")
     assert gtc.orderStatus.status == "Submitted"
+
+
+def test_partial_take_profit_shrinks_the_bracket_stop(tws, ib, wait_until):
+    parent, take_profit, stop_loss = ib.bracketOrder("BUY", 10, 190.01, 195, 185)
+    trades = [ib.placeOrder(AAPL, parent)]
+    tws.partial_fill_next(0.4, rest="never")            # the next order: the take-profit
+    trades += [ib.placeOrder(AAPL, take_profit), ib.placeOrder(AAPL, stop_loss)]
+    wait_until(ib, lambda: _settled(trades[0]) and trades[2].orderStatus.status == "Submitted")
+    tws.set_quote("AAPL", "195.00", "195.02", "195.01")
+    wait_until(ib, lambda: trades[1].orderStatus.filled == 4
+               and trades[2].order.totalQuantity == 6)
+    assert trades[2].orderStatus.status == "Submitted"                  # shrunk, still armed
+    assert [(o.quantity, o.status) for o in tws.orders()][1:] == [
+        (10, "Submitted"), (6, "Submitted")]
+    realized = tws.account_values()["RealizedPnL"]
+    state = ib.whatIfOrder(AAPL, MarketOrder("SELL", 6))
+    assert float(state.initMarginAfter) == 0                            # flat after it
+    assert tws.account_values()["RealizedPnL"] == realized              # what-if left no trace
+    assert tws.positions() == {"AAPL": Decimal(6)}
