@@ -306,6 +306,8 @@ def _register_commands() -> None:
     cli_ibkr.register(app)
     from tradewarden import cli_daemon
     cli_daemon.register(app)
+    from tradewarden import cli_serve
+    cli_serve.register(app)
 
 
 _register_commands()

@@ -604,6 +604,116 @@ class Oversight:
                 "anomalies": records.anomalies(self.ledger, deployment_id=d["deployment_id"])})
         return {"now": self.now(), "deployments": out}
 
+    def decisions(self, *, deployment: str | None = None, symbol: str | None = None,
+                  action: str | None = None, since_ts: int | None = None,
+                  until_ts: int | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        """Return recent agent decisions with their reasoning, newest first.
+
+        Parameters
+        ----------
+        deployment : str, optional
+            Only this deployment's (any deployment of the ledger, by name).
+        symbol : str, optional
+            Only decisions about this symbol.
+        action : str, optional
+            Only this action (``EXECUTE_TRADES``, ``HOLD``, ...; any letter case).
+        since_ts, until_ts : int, optional
+            Only decisions with ``since_ts <= ts < until_ts`` (UTC epoch seconds).
+        limit : int
+            At most this many (1-1000; default 50).
+
+        Returns
+        -------
+        list of dict
+            As the status's ``last_decision`` (id, ts, time, event kind, symbol, action,
+            confidence, autonomy level, reasoner, reasoning, key factors, verdicts,
+            outcome) plus ``deployment`` (its name, ``None`` for a decision of no
+            deployment).
+
+        Raises
+        ------
+        OversightNotFound
+            An unknown deployment.
+        OversightError
+            A ``limit`` outside 1-1000, or ``until_ts`` not after ``since_ts``.
+        """
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
+            raise OversightError(f"limit {limit!r}: give 1-1000")
+        if since_ts is not None and until_ts is not None and until_ts <= since_ts:
+            raise OversightError(f"until {until_ts} is not after since {since_ts}")
+        names = {d["deployment_id"]: d["name"] for d in self.ledger.deployments()}
+        dep_id = None
+        if deployment is not None:
+            dep_id = next((i for i, n in names.items() if n == deployment), None)
+            if dep_id is None:
+                raise OversightNotFound(f"deployment {deployment}: no such deployment in "
+                                        f"{self.url}")
+        filtered = symbol is not None or action is not None or until_ts is not None
+        rows = records.agent_decisions(self.ledger, deployment_id=dep_id, since_ts=since_ts,
+                                       limit=None if filtered else limit)
+        out = []
+        for d in reversed(rows):
+            if symbol is not None and d.get("symbol") != symbol:
+                continue
+            if action is not None and str(d["action"]).upper() != action.upper():
+                continue
+            if until_ts is not None and int(d["ts"]) >= until_ts:
+                continue
+            out.append({**self._decision_view(d), "deployment": names.get(d["deployment_id"])})
+            if len(out) >= limit:
+                break
+        return out
+
+    def queue(self) -> list[dict[str, Any]]:
+        """Return the approvals waiting for a person, oldest first, each with what led to it.
+
+        Returns
+        -------
+        list of dict
+            The watched deployments' ``pending`` ``approvals`` rows (``id`` is what
+            :meth:`approve` and :meth:`reject` take), ``intent`` parsed, plus
+            ``deployment`` (name), ``time`` (ISO of ``ts``), ``decision_id`` and
+            ``reasoning`` of the agent decision that queued it (named by a verdict's
+            ``approval_id``, else the same run and ``decision_seq``; ``None`` without
+            one), and ``command_pending`` (``approve`` / ``reject`` when a person's
+            command already waits for the engine, else ``None``).
+
+        Raises
+        ------
+        tradewarden.ledger.LedgerError
+            If the ledger cannot be read.
+        """
+        out = []
+        ad, gv = schema.agent_decisions, schema.governor_verdicts
+        for dep in self.deployments():
+            pending = self.ledger.approvals(deployment_id=dep["deployment_id"], status="pending")
+            if not pending:
+                continue
+            waiting = {c["target"]: c["kind"] for c in
+                       self.ledger.pending_commands(dep["deployment_id"])
+                       if c["kind"] in ("approve", "reject")}
+            ids = [a["id"] for a in pending]
+            by_verdict = {r["approval_id"]: r["agent_decision_id"] for r in self._select(
+                select(gv.c.approval_id, gv.c.agent_decision_id)
+                .where(gv.c.approval_id.in_(ids), gv.c.agent_decision_id.is_not(None))
+                .order_by(gv.c.id), "the verdicts of the pending approvals")}
+            seqs = [a["decision_seq"] for a in pending]
+            by_seq = {(r["run_id"], r["decision_seq"]): r["id"] for r in self._select(
+                select(ad.c.id, ad.c.run_id, ad.c.decision_seq)
+                .where(ad.c.deployment_id == dep["deployment_id"],
+                       ad.c.decision_seq.in_(seqs)).order_by(ad.c.id),
+                "the decisions of the pending approvals")}
+            for a in pending:
+                did = by_verdict.get(a["id"]) or by_seq.get((a["run_id"], a["decision_seq"]))
+                reasoning = None
+                if did is not None:
+                    d = records.agent_decision(self.ledger, int(did))
+                    reasoning = (d.get("output") or {}).get("reasoning") if d else None
+                out.append({**a, "intent": json.loads(a["intent"]), "deployment": dep["name"],
+                            "time": iso(int(a["ts"])), "decision_id": did,
+                            "reasoning": reasoning, "command_pending": waiting.get(str(a["id"]))})
+        return sorted(out, key=lambda a: a["id"])
+
     def audit(self, days: float | None = None, decision_id: int | None = None) -> dict[str, Any]:
         """Return the full reasoning of agent decisions: context sent, output, verdicts.
 

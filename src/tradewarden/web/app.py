@@ -107,6 +107,10 @@ def _validation_line(exc: RequestValidationError) -> str:
         msg = err.get("msg", "invalid")
         if err.get("type") == "missing":
             msg = "required"
+            if where == "body":
+                msg = 'required: send a JSON body, e.g. {"reason": "why"}'
+        elif err.get("type") == "json_invalid":
+            where, msg = "body", "not valid JSON"
         parts.append(f"{where}: {msg}")
     return "; ".join(parts)
 

@@ -182,7 +182,7 @@ class ApprovalOut(_Out):
     run_id: str
     decision_seq: int
     ts: int
-    time: str
+    time: str | None = None
     symbol: str
     action: str
     intent: dict[str, Any]
@@ -232,14 +232,14 @@ class QueueOut(_Out):
 class RejectIn(BaseModel):
     """Body of ``POST /api/decisions/{id}/reject``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
     reason: str = Field(min_length=1, max_length=500, description="Why (recorded).")
 
 
 class PauseIn(BaseModel):
     """Body of ``POST /api/daemon/pause``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
     reason: str = Field(min_length=1, max_length=500, description="Why (recorded).")
 
 
@@ -312,7 +312,7 @@ class RunsOut(_Out):
 class TradeOut(_Out):
     """A closed round trip."""
 
-    trade_id: int
+    trade_id: str
     symbol: str
     side: str | None = None
     quantity: Decimal
@@ -326,6 +326,11 @@ class TradeOut(_Out):
     pnl: Decimal
     return_pct: float | None = None
     exit_reason: str | None = None
+    holding_seconds: int | None = None
+    mae_pct: float | None = Field(None, description="Maximum adverse excursion, percent of "
+                                                    "the entry price (when recorded).")
+    mfe_pct: float | None = Field(None, description="Maximum favourable excursion, percent of "
+                                                    "the entry price (when recorded).")
 
 
 class TradesOut(_Out):
