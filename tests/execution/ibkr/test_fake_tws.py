@@ -472,3 +472,47 @@ def test_partial_take_profit_shrinks_the_bracket_stop(tws, ib, wait_until):
     assert float(state.initMarginAfter) == 0                            # flat after it
     assert tws.account_values()["RealizedPnL"] == realized              # what-if left no trace
     assert tws.positions() == {"AAPL": Decimal(6)}
+
+
+def test_order_messages_line_up_with_the_decoder(tws):
+    """openOrder and completedOrder end in a catch-all in ib_async's decoder, so a missing or
+    extra field would shift values silently: mark each message's last field and check that it
+    lands in the last attribute the decoder reads at server version 176."""
+    from ib_async.decoder import Decoder
+
+    got: dict[str, tuple] = {}
+
+    class Recorder:
+        def openOrder(self, *args):
+            got["open"] = args
+
+        def completedOrder(self, *args):
+            got["completed"] = args
+
+    decoder = Decoder(Recorder(), 176)
+    from fake_tws import FakeOrder
+
+    o = FakeOrder(client_id=3, order_id=42, perm_id=777, con_id=265598, account="DU1234567",
+                  action="SELL", quantity=Decimal(5), order_type="STP LMT",
+                  lmt_price=Decimal("180.5"), aux_price=Decimal(181), tif="GTC",
+                  oca_group="g1", oca_type=1, order_ref="ref-42", transmit=True, parent_id=41,
+                  outside_rth=True, exchange="SMART", placed_at=tws.now(), status="Submitted")
+    fields = [str(f) if not isinstance(f, bool) else str(int(f))
+              for f in tws._open_order_fields(o)]
+    fields[-1] = "0.125"                                   # midOffsetAtHalf
+    decoder.interpret(fields)
+    _, contract, order, state = got["open"]
+    assert (order.orderId, order.permId, order.clientId, order.parentId) == (42, 777, 3, 41)
+    assert (order.orderRef, order.ocaGroup, order.ocaType, order.tif) == ("ref-42", "g1", 1, "GTC")
+    assert (order.lmtPrice, order.auxPrice, order.outsideRth) == (180.5, 181.0, True)
+    assert state.status == "Submitted" and contract.conId == 265598
+    assert order.midOffsetAtHalf == 0.125
+    o.status, o.filled, o.completed_at = "Filled", Decimal(5), tws.now()
+    fields = [str(f) if not isinstance(f, bool) else str(int(f))
+              for f in tws._completed_order_fields(o)]
+    fields[-1] = "0.125"
+    decoder.interpret(fields)
+    contract, order, state = got["completed"]
+    assert (order.permId, order.orderRef, order.filledQuantity) == (777, "ref-42", 5.0)
+    assert state.status == "Filled" and state.completedStatus == "Filled"
+    assert order.midOffsetAtHalf == 0.125
