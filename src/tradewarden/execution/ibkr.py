@@ -1118,16 +1118,30 @@ class IbkrBroker:
         out: list[OrderEvent] = []
         ts = self.clock.now()
         done: set[str] = set()
-        for t in mine:
+
+        def visit(t: _Track) -> None:
             cid = t.order.client_order_id
-            if t.parent is not None and t.parent in self._tracks and t.parent not in done:
-                self._sync(self._tracks[t.parent], out, ts)
-                done.add(t.parent)
-            if cid not in done:
-                self._sync(t, out, ts)
-                done.add(cid)
+            if cid in done:
+                return
+            done.add(cid)
+            if t.parent is not None:
+                parent = self._tracks.get(t.parent)
+                if parent is not None:
+                    visit(parent)                  # the entry's fill before its legs' news
+                sib = self._sibling(t)
+                if sib is not None and self._fills(sib):
+                    visit(sib)                     # a leg's fill before its sibling's OCA cancel
+            self._sync(t, out, ts)
             self._touched.pop(cid, None)
+
+        for t in mine:
+            visit(t)
         return out
+
+    def _sibling(self, t: _Track) -> _Track | None:
+        """The other leg of a bracket leg's entry, or None."""
+        return next((x for x in self._tracks.values()
+                     if x.parent == t.parent and x is not t), None) if t.parent else None
 
     def _seed(self, t: _Track) -> None:
         """Take an adopted order's earliest executions adding up to what the engine booked
@@ -1232,10 +1246,9 @@ class IbkrBroker:
         if err is not None and err[0] != _CANCEL_CONFIRM:
             return K.REJECTED, words
         if t.parent is not None:
-            sibling = next((x for x in self._tracks.values()
-                            if x.parent == t.parent and x is not t), None)
-            if sibling is not None and self._reported.get(sibling.order.client_order_id) in (
-                    OrderStatus.FILLED, OrderStatus.PARTIALLY_FILLED):
+            sibling = self._sibling(t)
+            if sibling is not None and (self._reported.get(sibling.order.client_order_id) in (
+                    OrderStatus.FILLED, OrderStatus.PARTIALLY_FILLED) or self._fills(sibling)):
                 return K.CANCELLED, _OCO
             if self._reported.get(t.parent) in (OrderStatus.CANCELLED, OrderStatus.REJECTED,
                                                 OrderStatus.EXPIRED):
