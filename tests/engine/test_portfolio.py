@@ -55,8 +55,11 @@ def engine_trade(b: Fill, s: Fill, reason: ExitReason = ExitReason.SIGNAL) -> Tr
     """Today's engine formula (TradingEngine.finalize_exit) for one buy and one sell fill."""
     fees = b.fee + s.fee
     pnl = (s.price - b.price) * s.quantity - fees
+    # no bar seen: the excursions are the two fill prices (their shortest float repr)
+    lo, hi = sorted((float(b.price), float(s.price)))
     return Trade(b.client_order_id, b.symbol, "long", s.quantity, b.ts, b.price, s.ts, s.price,
-                 fees, pnl, reason, b.client_order_id, s.client_order_id)
+                 fees, pnl, reason, b.client_order_id, s.client_order_id,
+                 Decimal(repr(lo)), Decimal(repr(hi)))
 
 
 def assert_same_digits(a: Trade, b: Trade) -> None:

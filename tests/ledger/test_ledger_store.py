@@ -210,7 +210,8 @@ def test_typed_writers_store_enum_values_exact_decimals_and_iso_times(tmp_path):
     assert trade == ("r1", "r1-BTC-USD-1", "BTC-USD", "long", "0.08658073", 1713628800,
                      "2024-04-20T16:00:00Z", "64845.57", 1713715200, "2024-04-21T16:00:00Z",
                      "66001.10", "11.3", "88.7200000001", expected_pct, "signal",
-                     "r1-BTC-USD-1-entry", "r1-BTC-USD-9-exit", 86400)
+                     "r1-BTC-USD-1-entry", "r1-BTC-USD-9-exit", 86400,
+                     None, None, None, None)     # excursions not tracked on this trade
     assert events == [("r1", 0, None, "info", None, "hello"), ("r1", 1, 1713628800, "halt", "BTC-USD", "x")]
 
 
@@ -257,3 +258,19 @@ def test_write_rows_accepts_arrow_columns_on_both_paths(tmp_path):
             rows = [tuple(r) for r in conn.exec_driver_sql(_DUMP["events"])]
         led.close()
         assert rows == [("r1", 0, 5, "info", None, "a"), ("r1", 1, None, "info", None, "b")]
+
+
+def test_trade_excursions_are_written_exact_with_their_percentages(tmp_path):
+    """``mae_price`` / ``mfe_price`` keep their digits; the percentages are of the entry price."""
+    led = Ledger(tmp_path / "l.db")
+    led.create_run(_run_row("r1"))
+    _, _, (trade,) = _domain_rows("r1")
+    led.write_trades("r1", [trade._replace(mae_price=Decimal("63000.10"),
+                                           mfe_price=Decimal("66500"))])
+    led.commit()
+    led.close()
+    with sqlite3.connect(tmp_path / "l.db") as c:
+        row = c.execute("select mae_price, mfe_price, mae_pct, mfe_pct from trades").fetchone()
+    assert row[:2] == ("63000.10", "66500")
+    assert row[2] == pytest.approx((63000.10 / 64845.57 - 1) * 100, rel=1e-12) and row[2] < 0
+    assert row[3] == pytest.approx((66500 / 64845.57 - 1) * 100, rel=1e-12) and row[3] > 0

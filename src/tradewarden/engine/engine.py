@@ -609,6 +609,12 @@ class TradingEngine(Operations):
         if events:
             self._apply(s, events, k, c)
             self._sync_band(s)
+        if s.qty:       # held at the bar's end: its range is the position's (MAE / MFE)
+            h = s.holding
+            if bar.low < h.low:
+                h.low = bar.low
+            if bar.high > h.high:
+                h.high = bar.high
         # 2-6. decide, check, authorize, record, act
         self._bar_ctx = (s, bar, frame, i)
         st = s.state
@@ -699,6 +705,8 @@ class TradingEngine(Operations):
         O = [b.open.tolist() for _, b, _ in prepared]
         H = [b.high.tolist() for _, b, _ in prepared]
         L = [b.low.tolist() for _, b, _ in prepared]
+        HA = [b.high for _, b, _ in prepared]      # the same as arrays, for skipped ranges
+        LA = [b.low for _, b, _ in prepared]
         C = [b.close.tolist() for _, b, _ in prepared]
         X = [f.exit.tolist() for f in F]
         pending_code = (0, self._code(HOLD, "entry_pending", ENTRY_PENDING), 0,
@@ -749,6 +757,13 @@ class TradingEngine(Operations):
                     v = a.cash_f + s.qty * max(cl[i:q])
                     if v > a.peak:
                         a.peak = v
+                    # the skipped bars' extremes (MAE / MFE), as on_bar takes them bar by bar
+                    h = s.holding
+                    lo, hi = float(LA[j][i:q].min()), float(HA[j][i:q].max())
+                    if lo < h.low:
+                        h.low = lo
+                    if hi > h.high:
+                        h.high = hi
                     i = q
             if i < lens[j]:
                 heappush(heap, (ev_of[j][i], j, i))
@@ -763,6 +778,13 @@ class TradingEngine(Operations):
                 if ups:
                     self._apply(s, ups, k, C[j][i])
                     self._sync_band(s)
+            if s.qty:       # held at the bar's end (MAE / MFE, as on_bar)
+                h = s.holding
+                lo, hi = L[j][i], H[j][i]
+                if lo < h.low:
+                    h.low = lo
+                if hi > h.high:
+                    h.high = hi
             st = s.state
             if st == FLAT:
                 if codes[k] < 0:

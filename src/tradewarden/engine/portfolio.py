@@ -51,6 +51,7 @@ from decimal import (
 )
 from typing import Any
 
+from tradewarden.domain.instrument import to_decimal
 from tradewarden.domain.values import ExitReason, Fill, Position, Side, Trade
 
 __all__ = ["SNAPSHOT_VERSION", "Holding"]
@@ -69,6 +70,7 @@ _BUY_SIDE = Side.BUY
 
 _ZERO = Decimal(0)
 _INF = Decimal("Infinity")
+_INF_F = float("inf")
 _DECIMAL_FIELDS = ("quantity", "bought", "cost", "sold", "proceeds", "fees", "entry_fee")
 
 
@@ -107,6 +109,15 @@ class Holding:
         Client order id of the latest sell fill this round trip, if any.
     fills : int
         Number of fills applied this round trip.
+    low, high : float
+        The round trip's price extremes so far, quote currency per base unit: every
+        fill price of the round trip, widened by the engine with the low and the high
+        of each bar at whose end the position is still open (the entry bar included,
+        since an entry fills at or after its open; the exit bar only through its fill
+        price, since the bar's range after the fill is not the position's).
+        ``inf`` / ``-inf`` when flat. The closing :class:`~tradewarden.domain.Trade`
+        carries them as ``mae_price`` / ``mfe_price`` (maximum adverse and favourable
+        excursion of a long position, J. Sweeney, *Maximum Adverse Excursion*, 1997).
 
     Examples
     --------
@@ -134,6 +145,8 @@ class Holding:
     entry_order_id: str | None = field(default=None, init=False)
     last_exit_order_id: str | None = field(default=None, init=False)
     fills: int = field(default=0, init=False)
+    low: float = field(default=_INF_F, init=False)
+    high: float = field(default=-_INF_F, init=False)
     # The price every buy (sell) fill of the round trip had, or None when they differed
     # or there was none: the average is then that price itself, undivided.
     _buy_price: Decimal | None = field(default=None, init=False, repr=False)
@@ -246,7 +259,9 @@ class Holding:
             ``entry_price`` = :attr:`entry_price`, ``exit_ts`` and ``exit_order_id`` of
             this (last) sell, ``exit_price`` = the average sell price (the price itself
             for one sell fill), ``fees`` = every fee of the round trip, and
-            ``pnl = proceeds - cost - fees`` (quote currency, exact). Otherwise ``None``.
+            ``pnl = proceeds - cost - fees`` (quote currency, exact), and ``mae_price``
+            / ``mfe_price`` = :attr:`low` / :attr:`high` with this fill's price (their
+            shortest decimal repr). Otherwise ``None``.
 
         Raises
         ------
@@ -298,14 +313,17 @@ class Holding:
                     self._buy_price = price
                     self.entry_ts, self.entry_order_id = fill.ts, cid
                     self.fills = 1
+                    self.low = self.high = float(price)
                     return None
             elif self.sold == 0 and qty == self.quantity:
                 proceeds = _MUL(price, qty)
                 fees = _ADD(self.fees, fee)
                 pnl = _SUB(_SUB(proceeds, self.cost), fees)
+                p = float(price)
                 trade = Trade(self.entry_order_id, self.symbol, "long", self.bought, self.entry_ts,
                               self.entry_price, fill.ts, price, fees, pnl, close_reason,
-                              self.entry_order_id, cid)
+                              self.entry_order_id, cid, to_decimal(min(self.low, p)),
+                              to_decimal(max(self.high, p)))
                 self._reset()
                 return trade
         except (Inexact, Overflow):
@@ -339,6 +357,11 @@ class Holding:
         self.fills += 1
         self.fees = fees
         self.quantity = quantity
+        p = float(price)
+        if first:
+            self.low = self.high = p
+        else:
+            self.low, self.high = min(self.low, p), max(self.high, p)
         if side is Side.BUY:
             if start:
                 self._buy_price = price
@@ -359,7 +382,7 @@ class Holding:
             return None
         trade = Trade(self.entry_order_id, self.symbol, "long", self.bought, self.entry_ts,
                       self.entry_price, fill.ts, self.exit_price, self.fees, pnl, close_reason,
-                      self.entry_order_id, cid)
+                      self.entry_order_id, cid, to_decimal(self.low), to_decimal(self.high))
         self._reset()
         return trade
 
@@ -370,6 +393,7 @@ class Holding:
         self.entry_ts = self.entry_order_id = self.last_exit_order_id = None
         self.fills = 0
         self._buy_price = self._sell_price = None
+        self.low, self.high = _INF_F, -_INF_F
 
     # -- persistence -------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -382,8 +406,9 @@ class Holding:
             (``quantity``, ``bought``, ``sold``: base units; ``cost``, ``proceeds``,
             ``fees``, ``entry_fee``: quote currency) as strings that keep their exact
             digits, ``entry_ts`` (UTC epoch seconds or None), ``entry_order_id`` and
-            ``last_exit_order_id`` (str or None), ``fills`` (int), and ``buy_price`` /
-            ``sell_price`` (str or None: the single price every buy / sell fill had).
+            ``last_exit_order_id`` (str or None), ``fills`` (int), ``buy_price`` /
+            ``sell_price`` (str or None: the single price every buy / sell fill had), and
+            ``low`` / ``high`` (float, or None when flat: the excursion extremes).
         """
         d: dict[str, Any] = {"version": SNAPSHOT_VERSION, "symbol": self.symbol}
         for name in _DECIMAL_FIELDS:
@@ -391,7 +416,9 @@ class Holding:
         d.update(entry_ts=self.entry_ts, entry_order_id=self.entry_order_id,
                  last_exit_order_id=self.last_exit_order_id, fills=self.fills,
                  buy_price=None if self._buy_price is None else str(self._buy_price),
-                 sell_price=None if self._sell_price is None else str(self._sell_price))
+                 sell_price=None if self._sell_price is None else str(self._sell_price),
+                 low=None if self.low == _INF_F else self.low,
+                 high=None if self.high == -_INF_F else self.high)
         return d
 
     @classmethod
@@ -462,6 +489,15 @@ class Holding:
         h.fills = fills
         h._buy_price = amount("buy_price", optional=True)
         h._sell_price = amount("sell_price", optional=True)
+        # excursion extremes: absent from snapshots written before they were tracked
+        for name, missing in (("low", _INF_F), ("high", -_INF_F)):
+            raw = d.get(name)
+            if raw is None:
+                setattr(h, name, missing)
+            elif isinstance(raw, (int, float)) and not isinstance(raw, bool) and 0 < raw < _INF_F:
+                setattr(h, name, float(raw))
+            else:
+                raise ValueError(f"{where}: field {name!r} is {raw!r}, not a positive price or null")
 
         if h.quantity != h.bought - h.sold:
             raise ValueError(f"{where}: quantity {h.quantity} is not bought {h.bought} "

@@ -184,6 +184,13 @@ trades = Table(
     Column("entry_order_id", String(96), nullable=False),
     Column("exit_order_id", String(96), nullable=False),
     Column("holding_seconds", Integer, nullable=False),
+    # maximum adverse / favourable excursion (revision 0007; NULL for older trades): the
+    # lowest and highest price the long position lived through, and each as a
+    # percentage of the entry price (<= 0 and >= 0)
+    Column("mae_price", DecimalText),
+    Column("mfe_price", DecimalText),
+    Column("mae_pct", Float),
+    Column("mfe_pct", Float),
 )
 Index("ix_trades_run_symbol", trades.c.run_id, trades.c.symbol, trades.c.exit_ts)
 

@@ -528,6 +528,12 @@ def _int_array(values: list[Any]) -> pa.Array:
     return pa.array(values, pa.int64())
 
 
+def _excursion_pct(prices: list[Decimal | None], entry: list[Decimal]) -> list[float | None]:
+    """Each excursion price as a percentage of its entry price, ``(p / e - 1) * 100``
+    (``None`` where the price is)."""
+    return [None if p is None else float((p / e - 1) * 100) for p, e in zip(prices, entry)]
+
+
 def _repeat(text: str, n: int) -> pa.Array:
     """A string column holding ``text`` ``n`` times (no Python list of ``n`` items)."""
     return pa.repeat(pa.scalar(text, pa.string()), n)
@@ -2095,7 +2101,11 @@ class Ledger:
         })
 
     def write_trades(self, run_id: str, trades: list[Trade]) -> None:
-        """Insert closed round trips (``return_pct`` = pnl / entry notional * 100)."""
+        """Insert closed round trips (``return_pct`` = pnl / entry notional * 100).
+
+        ``mae_price`` / ``mfe_price`` are the trade's excursion prices (NULL when not
+        tracked); ``mae_pct`` / ``mfe_pct`` = (price / entry_price - 1) * 100.
+        """
         if not trades:
             return
         quantity = [t.quantity for t in trades]
@@ -2116,6 +2126,10 @@ class Ledger:
             "entry_order_id": [t.entry_order_id for t in trades],
             "exit_order_id": [t.exit_order_id for t in trades],
             "holding_seconds": pc.subtract_checked(exit_ts, entry_ts),
+            "mae_price": [t.mae_price for t in trades],
+            "mfe_price": [t.mfe_price for t in trades],
+            "mae_pct": _excursion_pct([t.mae_price for t in trades], entry_price),
+            "mfe_pct": _excursion_pct([t.mfe_price for t in trades], entry_price),
         })
 
     def write_events(self, run_id: str, events: list[tuple[int, int | None, str, str | None, str]]) -> None:
