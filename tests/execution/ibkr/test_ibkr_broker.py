@@ -339,3 +339,114 @@ def test_another_thread_is_refused(broker: IbkrBroker) -> None:
     worker.join()
     assert len(caught) == 1 and "same thread" in str(caught[0])
     assert broker.process(BAR) == []                    # the connecting thread still may
+
+
+class _Scripted:
+    """Enter at given session labels with a bracket ``frac`` either side of the close;
+    leave by signal at others (the shape of ``tests/ops/_live_worker.Scripted``)."""
+
+    @staticmethod
+    def make(enter_ts: list[int], exit_ts: list[int], frac: float) -> Any:
+        import numpy as np
+
+        from tradewarden.strategy.base import SignalFrame, Strategy, StrategyParams
+
+        class Scripted(Strategy):
+            name = "scripted_brackets"
+            Params = StrategyParams
+            input_names = ("flag",)
+
+            def __init__(self) -> None:
+                super().__init__(StrategyParams())
+
+            @property
+            def warmup(self) -> int:
+                return 1
+
+            def prepare(self, bars: Any) -> SignalFrame:
+                enter = np.isin(bars.ts, enter_ts)
+                leave = np.isin(bars.ts, exit_ts)
+                return SignalFrame(enter, leave, enter.astype(np.int8), ("idle", "scripted"),
+                                   bars.close * (1 - frac), bars.close * (1 + frac),
+                                   {"flag": enter.astype(float)}, entry_reason="scripted",
+                                   exit_reason="scripted_exit")
+
+        return Scripted()
+
+
+def test_engine_live_on_spy_daily_bars_through_brackets_a_signal_exit_and_a_restart(
+        make_tws, clock: Any, tmp_path) -> None:
+    """The engine (order journal, native brackets) on the bundled SPY 2008 daily bars:
+    a take-profit, a stop-loss, a signal exit (legs cancelled, market sell), and a
+    restart with a bracket open (lookup, adopt); the ledger ends as the fake TWS does."""
+    import sqlite3
+
+    from tradewarden.data.equities import bundled_equity_path, load_yahoo_daily
+    from tradewarden.domain import ExitReason
+    from tradewarden.ledger import Ledger
+    from tradewarden.ops.kernel import assemble
+
+    full = load_yahoo_daily(bundled_equity_path("spy"), start="2008-10-01", end="2009-01-31").series
+    bars = full.slice(21, 45)
+    clock.t = float(full.ts[20] + 15 * 3600)
+    wall = BrokerClock(clock)                      # jumps: a WallClock would loop second by second
+    tws = make_tws(stocks=[("SPY", "ARCA", 756733)])
+    tws.set_quote("SPY", f"{full.close[20]:.2f}", f"{full.close[20]:.2f}", f"{full.close[20]:.2f}")
+    ts = [int(t) for t in bars.ts]
+    legs_tight = _Scripted.make([ts[2], ts[10]], [], 0.03)       # TP at 7, SL at 12
+    wide = _Scripted.make([ts[14]], [ts[20]], 0.3)               # held across the restart
+    db = tmp_path / "ledger.db"
+
+    def start(run_id: str, strategy: Any) -> tuple[IbkrBroker, Ledger, Any, int]:
+        broker = IbkrBroker.connect("127.0.0.1", tws.port, 1, None, ["SPY"], wall, timeout=3)
+        ledger = Ledger(f"sqlite:///{db}", background=True)
+        dep = ledger.open_deployment("ib", mode="live", config="{}", config_hash="x")
+        ledger.create_run({"run_id": run_id, "mode": "live", "capital_mode": "independent",
+                           "market_time_basis": "test", "data_integrity": "ok",
+                           "config_hash": "x", "config": "{}", "strategy": strategy.name,
+                           "symbols": '["SPY"]', "timeframe": "1d",
+                           "initial_capital": Decimal(10000)})
+        state = ledger.latest_engine_state(dep["deployment_id"])
+        engine = assemble("live", run_id=run_id, strategy=strategy,
+                          instruments=broker.instruments, ledger=ledger, capital=Decimal(10000),
+                          deployment_id=dep["deployment_id"], clock=wall, broker=broker).engine
+        s0 = 0 if state is None or state.get("ts") is None else int((bars.ts <= state["ts"]).sum())
+        engine.warm_up({"SPY": full.slice(19 + s0, 21 + s0)})
+        return broker, ledger, engine, s0
+
+    def run(broker: IbkrBroker, engine: Any, first: int, stop: int) -> None:
+        for i in range(first, stop):
+            b = bars.bar(i)
+            wall.wait_until(b.ts + 15 * 3600)             # the session trades the bar
+            tws.step("SPY", *(f"{getattr(b, k):.2f}" for k in ("open", "high", "low", "close")),
+                     ts=b.ts + 15 * 3600)
+            engine.on_bar(b)                              # at its close, midnight UTC
+            while broker.alerts:
+                engine.event(wall.now(), "alert", None, broker.alerts.pop(0))
+            engine.flush()
+
+    broker, ledger, engine, s0 = start("r1", legs_tight)
+    run(broker, engine, s0, 14)
+    engine.strategy = wide                     # the next entry holds until its signal exit
+    run(broker, engine, 14, 17)
+    ledger.drain()
+    ledger.close()
+    broker.disconnect()                        # the process ends with a bracket resting
+    broker, ledger, engine, s0 = start("r2", wide)
+    assert s0 == 17 and {o.role for o in broker.open_orders("SPY")} == {
+        OrderRole.TAKE_PROFIT, OrderRole.STOP_LOSS}
+    run(broker, engine, s0, len(bars))
+    engine.close_all(ExitReason.END_OF_DATA)
+    engine.flush()
+    ledger.drain()
+    ledger.close()
+    con = sqlite3.connect(db)
+    trades = con.execute("select exit_reason from trades order by entry_ts").fetchall()
+    assert [r[0] for r in trades] == ["take_profit", "stop_loss", "signal"]
+    fills = con.execute("select client_order_id, quantity, price, fee from fills").fetchall()
+    ex = tws.executions()
+    assert len(fills) == len(ex) == 6                        # each execution booked once
+    assert sorted((f[0], Decimal(f[1]), Decimal(f[2]), Decimal(f[3])) for f in fills) == sorted(
+        (e.order.order_ref, e.shares, e.price, e.commission) for e in ex)
+    assert con.execute("select count(*) from reconciliations").fetchone()[0] == 0
+    assert tws.positions() == {} and all(not o.is_open for o in tws.orders())
