@@ -248,6 +248,25 @@ def test_order_lost_before_tws_read_it_is_sent_again_once(
     assert tws.positions() == {"AAPL": Decimal(10)}
 
 
+def test_a_bracket_cut_off_after_its_untransmitted_entry_is_sent_again_whole_once(
+        broker: IbkrBroker, tws: Any, bclock: BrokerClock) -> None:
+    tws.drop_on_next_order(after_accept=True)      # the entry (transmit=False) arrives, then the drop
+    entry, take, stop = _bracket("tw-d-14")
+    assert broker.submit(entry, (take, stop)) == []
+    bclock.c.t += 60
+    assert broker.maintain(bclock.now()) is True
+    assert [broker.lookup(o.client_order_id) for o in (entry, take, stop)] == [None, None, None]
+    held = tws.order_by_ref(entry.client_order_id)
+    assert held.status == "Held" and held.filled == 0      # never transmitted: nothing live
+    events = broker.submit(entry, (take, stop))            # the engine sends it again
+    assert {(e.order.client_order_id, e.kind) for e in events} >= {
+        (entry.client_order_id, K.FILLED), (take.client_order_id, K.WORKING),
+        (stop.client_order_id, K.WORKING)}
+    live = [o for o in tws.orders() if o.order_ref.startswith("tw-d-14") and o.status != "Held"]
+    assert sorted(o.order_ref for o in live) == sorted(c.client_order_id for c in (entry, take, stop))
+    assert tws.positions() == {"AAPL": Decimal(10)}
+
+
 def test_lost_session_blocks_entries_and_reconnects_on_the_clock(
         make_broker, tws: Any, bclock: BrokerClock) -> None:
     broker = make_broker(timeout=0.5)
