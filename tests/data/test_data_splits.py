@@ -197,8 +197,12 @@ def test_bundled_tickers_load_as_daily_equities():
     assert got.warnings == []
     held = set(pd.read_csv(bundled_equity_path("equities"), usecols=["symbol"])["symbol"])
     assert held | {"SPY"} == set(BUNDLED_EQUITY_TICKERS)
-    assert len(load_market_data(["AAPL"], timeframe="1d", start="2014-01-01",
-                                end="2015-01-01").series["AAPL"]) == 252
+    one_year = load_market_data(["AAPL"], timeframe="1d", start="2014-01-01", end="2015-01-01")
+    days = set(pd.to_datetime(one_year.series["AAPL"].ts, unit="s").strftime("%Y-%m-%d"))
+    assert len(days) == 252 and one_year.quality["AAPL"].gaps == 0
+    # early closes are sessions, holidays are not (and neither is a gap)
+    assert {"2014-07-03", "2014-11-28", "2014-12-24"} <= days
+    assert not {"2014-07-04", "2014-11-27", "2014-12-25"} & days
 
 
 def test_unknown_tickers_vix_and_a_finer_timeframe_are_one_clear_error():
