@@ -222,6 +222,8 @@ def test_the_real_client_against_the_fake_tws_over_christmas_2008() -> None:
             delivered += _labels(got.bars["SPY"])
         assert delivered == ["2008-12-22", "2008-12-23", "2008-12-24"]
         assert feed.next_due() == _ts("2008-12-27T00:00:00") + 60    # 12-25 is no session
+        with pytest.raises(DataError, match="ibkr NOPE 1 day TRADES: error 200: No security"):
+            IbkrBarFeed(ib, ["NOPE"], clock).warmup(2)
     finally:
         ib.disconnect()
         tws.stop()

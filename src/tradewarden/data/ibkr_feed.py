@@ -353,11 +353,11 @@ class IbkrBarFeed:
                 raise ConnectionError("not connected to TWS / IB Gateway")
             got = self.ib.reqHistoricalData(st.contract, "", duration, "1 day", self.what_to_show,
                                             True, 1, False, [], self.request_timeout)
-        except ConnectionError as exc:
-            why = f"{where}: {exc}"
+        except (ConnectionError, TimeoutError) as exc:
+            words = str(exc) or f"{type(exc).__name__}: no answer"
             if fail:
-                raise DataError(where, str(exc)) from None
-            raise _Failed(f"ibkr unreachable: {why}") from None
+                raise DataError(where, words) from None
+            raise _Failed(f"ibkr unreachable: {where}: {words}") from None
         finally:
             self.ib.errorEvent -= on_error
         req = getattr(got, "reqId", None)

@@ -54,7 +54,9 @@ Venue rules and their sources
   the execution's ``commissionReport.commission`` (USD); ``ts`` = the execution's time
   at the venue (UTC epoch seconds). An execution is reported when its commission report
   has arrived (TWS sends it right after the execution); one still without it after
-  ``commission_wait`` clock seconds is reported with fee 0 and an alert.
+  ``commission_wait`` clock seconds is reported with fee 0 and an alert. Orders are
+  reported in the order their news arrived, an entry before its legs and a leg's fill
+  before its sibling's OCA cancel, whatever order TWS's messages came in.
 
 Never doubled
 -------------
@@ -65,7 +67,9 @@ the order is looked up by its ``orderRef`` (:meth:`IbkrBroker.lookup`: the sessi
 trades, ``reqAllOpenOrders``, ``reqCompletedOrders``, ``reqExecutions``): after the
 reconnect the deployment reconciles, and the engine sends an order again only when the
 lookup says IBKR never received it. :meth:`IbkrBroker.submit` itself looks an id up
-again before sending it a second time.
+again before sending it a second time. A bracket cut off after its entry (sent with
+``transmit=False``) reached TWS leaves that entry held, never transmitted: it is not an
+order IBKR works or reports, and the bracket is sent again whole under the same ids.
 
 Connection
 ----------
@@ -81,8 +85,8 @@ reconciliation.
 
 Time: the clock (``now()``, ``wait_until()``) stamps events and paces the reconnects
 and the connect backoff. The only waits on the network are ib_async's own: a request's
-answer, and at most ``ack_timeout`` seconds for TWS's acknowledgement of an order or a
-cancel.
+answer (at most ``request_timeout`` seconds), and at most ``ack_timeout`` seconds for
+TWS's acknowledgement of an order or a cancel.
 """
 
 from __future__ import annotations
@@ -348,9 +352,9 @@ class IbkrBroker:
     commission_wait : float
         Clock seconds an execution waits for its commission report before it is
         reported with fee 0 (and an alert).
-    ib_factory : callable, optional
-        Builds a new client for a reconnect when ``ib`` cannot be reused (default: reuse).
-
+    request_timeout : float
+        Longest network wait for one blocking request (lookups, open orders), seconds
+        (ib_async's ``IB.RequestTimeout``); past it the call raises ``VenueUnavailable``.
     Attributes
     ----------
     capabilities : BrokerCapabilities
@@ -373,8 +377,9 @@ class IbkrBroker:
                  account: str, clock: Clock, host: str = "127.0.0.1", port: int = PAPER_PORT,
                  client_id: int = 1, timeout: float = 10.0, ack_timeout: float = 2.0,
                  reconnect_every: float = RECONNECT_EVERY, commission_wait: float = 30.0,
-                 ib_factory: Callable[[], Any] | None = None) -> None:
+                 request_timeout: float = 60.0) -> None:
         for name, value in (("timeout", timeout), ("ack_timeout", ack_timeout),
+                            ("request_timeout", request_timeout),
                             ("reconnect_every", reconnect_every), ("commission_wait", commission_wait)):
             if value < 0:
                 raise ValueError(f"{name} must be >= 0, got {value!r}")
@@ -388,7 +393,8 @@ class IbkrBroker:
         self.ack_timeout = float(ack_timeout)
         self.reconnect_every = float(reconnect_every)
         self.commission_wait = float(commission_wait)
-        self.ib_factory = ib_factory
+        self.request_timeout = float(request_timeout)
+        ib.RequestTimeout = self.request_timeout     # every blocking request: never hang on TWS
         self.alerts: list[str] = []
         self._tracks: dict[str, _Track] = {}          # client order id -> track (entries, legs, exits)
         self._by_oid: dict[int, str] = {}              # ib orderId -> client order id
@@ -410,7 +416,7 @@ class IbkrBroker:
                 symbols: Iterable[str], clock: Clock, *, timeout: float = 10.0,
                 attempts: int = 3, ack_timeout: float = 2.0,
                 reconnect_every: float = RECONNECT_EVERY, commission_wait: float = 30.0,
-                exchange: str = "SMART", currency: str = "USD",
+                request_timeout: float = 60.0, exchange: str = "SMART", currency: str = "USD",
                 ib_factory: Callable[[], Any] | None = None) -> IbkrBroker:
         """Connect to TWS / IB Gateway, check the account and read each symbol's contract.
 
@@ -431,7 +437,7 @@ class IbkrBroker:
         attempts : int
             Connection attempts (>= 1) for a refused connection or a timeout; a client
             id in use is not retried.
-        ack_timeout, reconnect_every, commission_wait
+        ack_timeout, reconnect_every, commission_wait, request_timeout
             As the constructor.
         exchange, currency : str
             The contracts' routing and currency (``SMART``, ``USD``).
@@ -509,7 +515,7 @@ class IbkrBroker:
         return cls(ib, instruments, contracts, account=chosen, clock=clock, host=host,
                    port=int(port), client_id=int(client_id), timeout=timeout,
                    ack_timeout=ack_timeout, reconnect_every=reconnect_every,
-                   commission_wait=commission_wait)
+                   commission_wait=commission_wait, request_timeout=request_timeout)
 
     @staticmethod
     def _read_contracts(ib: Any, symbols: list[str], exchange: str,
@@ -794,9 +800,10 @@ class IbkrBroker:
             self.ib.reqAllOpenOrders()
             self.ib.reqCompletedOrders(apiOnly=True)
             self.ib.reqExecutions()
-        except ConnectionError as exc:
+        except (ConnectionError, TimeoutError) as exc:
             self._pump()
-            raise VenueUnavailable(VENUE, f"lookup interrupted: {exc}") from None
+            raise VenueUnavailable(VENUE, f"lookup interrupted: {type(exc).__name__}: {exc} "
+                                   f"(no answer within {self.request_timeout:g} s?)") from None
 
     # -- commands ------------------------------------------------------------------------
     def _check(self, order: Order, legs: tuple[Order, ...]) -> Decimal:
@@ -1400,9 +1407,10 @@ class IbkrBroker:
                                    "account not read")
         try:
             open_now = self.ib.reqAllOpenOrders()      # every client's, as TWS has them now
-        except ConnectionError as exc:
+        except (ConnectionError, TimeoutError) as exc:
             self._pump()
-            raise VenueUnavailable(VENUE, f"account: {exc}") from None
+            raise VenueUnavailable(VENUE, f"account: {type(exc).__name__}: {exc} (no answer "
+                                   f"within {self.request_timeout:g} s?)") from None
         conids = {c.conId: s for s, c in self.contracts.items() if s in symbols}
         positions: dict[str, Decimal] = {s: _ZERO for s in symbols}
         for p in self.ib.positions(self.account_id):
