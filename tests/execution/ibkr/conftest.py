@@ -76,10 +76,35 @@ def make_tws(clock: Clock) -> Iterator[Callable[..., FakeTws]]:
         return fake
 
     yield make
+    left_connected = False
+    for fake in started:                # a client that disconnected is gone within ms
+        try:
+            fake.wait_for(lambda f: not f.client_ids(), timeout=0.3)
+        except TimeoutError:
+            left_connected = True
     for fake in started:
         fake.stop()
+    if left_connected:
+        _settle_disconnects()
     errors = [e for fake in started for e in fake.protocol_errors]
     assert not errors, f"fake TWS protocol errors: {errors}"
+
+
+def _settle_disconnects() -> None:
+    """Let clients this test left connected see their socket close now.
+
+    ib_async turns any ready client's disconnect into a process-wide ``globalErrorEvent``
+    that cancels whatever blocking call runs at that moment (``util.run`` raises
+    ``ConnectionError: Socket disconnect``); unprocessed, a stopped fake's closed sockets
+    would abort the next test's first call instead.
+    """
+    import asyncio
+
+    from ib_async import util
+
+    loop = util.getLoop()
+    if not loop.is_running():
+        loop.run_until_complete(asyncio.sleep(0.05))
 
 
 @pytest.fixture

@@ -516,3 +516,23 @@ def test_order_messages_line_up_with_the_decoder(tws):
     assert (order.permId, order.orderRef, order.filledQuantity) == (777, "ref-42", 5.0)
     assert state.status == "Filled" and state.completedStatus == "Filled"
     assert order.midOffsetAtHalf == 0.125
+
+
+def test_asyncio_api_places_and_fills(tws):
+    async def session() -> tuple:
+        ib = IB()
+        await ib.connectAsync("127.0.0.1", tws.port, clientId=21, timeout=3)
+        try:
+            (contract,) = await ib.qualifyContractsAsync(Stock("MSFT", "SMART", "USD"))
+            trade = ib.placeOrder(contract, MarketOrder("SELL", 3, orderRef="async-1"))
+            while not _settled(trade):
+                await asyncio.sleep(0.01)
+            fills = await ib.reqExecutionsAsync()
+            return trade.orderStatus.avgFillPrice, [f.execution.orderRef for f in fills]
+        finally:
+            ib.disconnect()
+
+    price, refs = asyncio.run(asyncio.wait_for(session(), 5))
+    assert price == 399.99                                              # sold at the bid
+    assert refs == ["async-1"]
+    assert tws.positions() == {"MSFT": Decimal(-3)}
