@@ -242,6 +242,7 @@ class _Track:
     booked: Decimal | None = None     # adopted: booked shares, seeded at the next look
     error: tuple[int, str] | None = None    # the last non-warning TWS error for the order
     cancel_reason: str | None = None  # we asked for the cancel, and why
+    short_noted: bool = False         # alerted: filled at IBKR, executions missing
 
 
 def connect_hint(host: str, port: int, client_id: int, exc: BaseException | None,
@@ -716,8 +717,6 @@ class IbkrBroker:
             self.alerts.append(f"ibkr: reconnect failed: {connect_hint(self.host, self.port, self.client_id, exc, errors)}")
             self._last_api_error = ""
             return False
-        for c in self.contracts.values():
-            c.exchange = c.exchange or "SMART"
         self._down = None
         self._reconnected = True
         self.alerts.append(f"ibkr: reconnected to {self.host}:{self.port}; reconciling before "
@@ -1225,8 +1224,11 @@ class IbkrBroker:
         if pending or st not in _DONE:
             return
         if st == "Filled":
-            if _dec(tr.orderStatus.filled) is not None and t.filled >= (_dec(tr.orderStatus.filled) or _ZERO):
-                self._emit(out, t.order, K.FILLED, ts)
+            if t.filled < t.quantity and not t.short_noted:
+                t.short_noted = True    # reqExecutions serves the day's executions only
+                self.alerts.append(f"{cid}: IBKR says filled, but executions for only "
+                                   f"{t.filled} of {t.quantity} shares are known; the rest is "
+                                   "not booked (reconciliation compares the position)")
             return
         kind, why = self._ending(t, st)
         if kind is K.REJECTED and self._reported.get(cid) is OrderStatus.PARTIALLY_FILLED:
