@@ -52,6 +52,11 @@ Behaviour, as TWS does it (facts from the TWS API documentation and ``ib_async``
   implied volatility; vega per volatility point (1 %), theta per calendar day, as TWS
   reports them. Without a scripted quote, an option's bid/ask are the model price -/+ 0.05.
 
+The "next order" faults (:meth:`~FakeTws.drop_on_next_order`, :meth:`~FakeTws.reject_next_order`,
+:meth:`~FakeTws.partial_fill_next`) apply to the next placeOrder the fake *reads*: after
+placing orders, wait until the fake has them (``fake.wait_for(lambda f: len(f.orders())
+== n)``) before arming one for a later order.
+
 Every timestamp comes from ``clock()`` (UTC epoch seconds); the fake never sleeps on wall
 time except for socket I/O and the optional answer delay (:meth:`FakeTws.set_delay`).
 

@@ -458,6 +458,7 @@ def test_day_orders_end_with_the_session_and_market_orders_wait_for_a_quote(
 def test_partial_take_profit_shrinks_the_bracket_stop(tws, ib, wait_until):
     parent, take_profit, stop_loss = ib.bracketOrder("BUY", 10, 190.01, 195, 185)
     trades = [ib.placeOrder(AAPL, parent)]
+    tws.wait_for(lambda f: f.orders())                  # the fake has read the parent
     tws.partial_fill_next(0.4, rest="never")            # the next order: the take-profit
     trades += [ib.placeOrder(AAPL, take_profit), ib.placeOrder(AAPL, stop_loss)]
     wait_until(ib, lambda: _settled(trades[0]) and trades[2].orderStatus.status == "Submitted")
