@@ -21,6 +21,9 @@
   let polls = 0;
   let loggedIn = false;
   let busy = false;
+  let again = false;             // a refresh asked for while one was running
+  let chartsWanted = false;      // the charts section is (nearly) on screen
+  let plotly = null;             // the promise of plotly.js, loaded when first wanted
 
   // ------------------------------------------------------------------ helpers
   function el(tag, attrs, ...children) {
@@ -40,7 +43,9 @@
     return node;
   }
 
-  function td(text, cls) { return el('td', { class: cls || null, text: text === null || text === undefined ? '-' : String(text) }); }
+  function td(text, cls, label) {
+    return el('td', { class: cls || null, 'data-label': label || null, text: text === null || text === undefined ? '-' : String(text) });
+  }
 
   function num(s) { return s === null || s === undefined || s === '' ? null : Number(s); }
 
@@ -223,8 +228,8 @@
                          onclick: (e) => reject(a, e.currentTarget) }, 'Reject'));
       }
       return el('tr', { dataset: { approval: a.id } },
-        td(a.id, 'id'), td(a.deployment), td(when(a.time)), td(a.symbol), td(a.action),
-        td(qty(intent.quantity), 'num'), td(price(intent.price), 'num'),
+        td(a.id, 'id', 'approval'), td(a.deployment, null, 'deployment'), td(when(a.time), null, 'queued'),
+        td(a.symbol), td(a.action), td(qty(intent.quantity), 'num', 'qty'), td(price(intent.price), 'num', '@'),
         el('td', { class: 'why', text: why + (a.decision_id ? ' (decision ' + a.decision_id + ')' : '') }),
         acts);
     });
@@ -349,17 +354,22 @@
 
   async function loadAudit(id, box) {
     if (box.dataset.loaded) return;
-    box.replaceChildren(el('p', { class: 'empty', text: 'loading the full audit…' }));
+    box.replaceChildren(el('p', { class: 'empty', text: 'loading the audit…' }));
     try {
       const a = await api('decisions/' + encodeURIComponent(id));
       const dec = a.decision || {};
+      const out = dec.output || {};
       box.replaceChildren(
-        el('h3', { text: 'Full audit' }),
-        el('p', { text: 'outcome: ' + a.outcome }),
-        el('div', { class: 'mono', text: 'output' }), el('pre', { text: JSON.stringify(dec.output, null, 2) }),
-        el('div', { class: 'mono', text: 'context sent' }), el('pre', { text: JSON.stringify(dec.context, null, 2) }),
-        ...(a.approvals || []).map((p) => el('p', { text: 'approval ' + p.id + ': ' + p.status + (p.acted_by ? ' by ' + p.acted_by : '') + (p.reason ? ' (' + p.reason + ')' : '') })),
-        ...(a.commands || []).map((c) => el('p', { text: 'command ' + c.id + ': ' + c.kind + ' by ' + c.actor + ' at ' + when(c.created_at) + ', ' + c.status + (c.result ? ': ' + c.result : '') })));
+        el('dl', {},
+          el('dt', { text: 'risks considered' }), el('dd', { text: (out.risks_considered || []).join('; ') || '-' }),
+          el('dt', { text: 'outcome' }), el('dd', { text: a.outcome }),
+          ...(a.approvals || []).flatMap((p) => [el('dt', { text: 'approval ' + p.id }),
+            el('dd', { text: p.status + (p.acted_by ? ' by ' + p.acted_by : '') + (p.acted_at ? ' at ' + when(p.acted_at) : '') + (p.reason ? ' (' + p.reason + ')' : '') })]),
+          ...(a.commands || []).flatMap((c) => [el('dt', { text: 'command ' + c.id }),
+            el('dd', { text: c.kind + ' by ' + c.actor + ' at ' + when(c.created_at) + ': ' + c.status + (c.result ? ', ' + c.result : '') })])),
+        el('details', { class: 'raw' }, el('summary', { text: 'output and context sent (JSON)' }),
+          el('pre', { text: JSON.stringify(dec.output, null, 2) }),
+          el('pre', { text: JSON.stringify(dec.context, null, 2) })));
       box.dataset.loaded = '1';
     } catch (err) {
       box.replaceChildren(el('p', { class: 'empty', text: 'audit: ' + err.message }));
@@ -400,6 +410,24 @@
     return out;
   }
 
+  // the report's headline figures: [key in the report JSON, label, decimals]
+  const HEADLINE = [
+    ['verdict', 'verdict'], ['run.status', 'status'], ['run.strategy', 'strategy'],
+    ['run.timeframe', 'timeframe'], ['run.range_start', 'from'], ['run.range_end', 'to'],
+    ['trades.closed_trades', 'trades closed', 0], ['trades.win_rate_pct', 'win rate %', 1],
+    ['trades.net_pnl', 'net PnL', 2], ['trades.profit_factor', 'profit factor', 2],
+    ['trades.expectancy', 'expectancy', 2], ['trades.fees', 'fees', 2],
+    ['risk.total_return_pct', 'total return %', 2], ['risk.max_drawdown_pct', 'max drawdown %', 2],
+    ['risk.final_equity', 'final equity', 2], ['risk.sharpe', 'Sharpe', 2], ['risk.sortino', 'Sortino', 2],
+  ];
+
+  function figure(v, digits) {
+    if (v === null || v === undefined) return '-';
+    if (typeof v === 'number' && digits !== undefined) return v.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+    if (typeof v === 'number' && !Number.isInteger(v)) return v.toFixed(4);
+    return String(v);
+  }
+
   let reportUrl = null;
   async function showReport(run) {
     const box = $('run-report');
@@ -409,9 +437,17 @@
     body.replaceChildren(el('tr', {}, td('loading…')));
     try {
       const rep = await api('runs/' + encodeURIComponent(run.run_id));
-      const rows = flatten(rep, '', [], 0).slice(0, 80).map(([k, v]) =>
-        el('tr', {}, td(k), td(typeof v === 'number' && !Number.isInteger(v) ? v.toFixed(4) : v, 'num')));
+      const flat = new Map(flatten(rep, '', [], 0));
+      const rows = HEADLINE.filter(([k]) => flat.has(k)).map(([k, label, digits]) =>
+        el('tr', {}, el('th', { text: label }), td(figure(flat.get(k), digits), 'num')));
+      for (const g of rep.gates || []) {
+        rows.push(el('tr', { dataset: { gate: g.passed ? 'pass' : 'fail' } },
+          el('th', { text: 'gate ' + g.name }),
+          td((g.passed ? 'PASS' : 'FAIL') + ' (' + figure(g.value, 2) + ' vs ' + g.threshold + ')', 'num')));
+      }
       body.replaceChildren(...rows);
+      $('run-report-all').tBodies[0].replaceChildren(...[...flat].map(([k, v]) =>
+        el('tr', {}, td(k), td(figure(v, 4), 'num'))));
       if (reportUrl) URL.revokeObjectURL(reportUrl);
       reportUrl = URL.createObjectURL(new Blob([JSON.stringify(rep, null, 2)], { type: 'application/json' }));
       const link = $('run-report-json');
@@ -452,7 +488,23 @@
     if (options.some(([v]) => v === current)) select.value = current;
   }
 
+  // plotly.js (several MB) is loaded only once the charts come into view: a phone that
+  // never scrolls there never downloads it
+  function loadPlotly() {
+    if (window.Plotly) return Promise.resolve();
+    if (!plotly) {
+      plotly = new Promise((resolve, reject) => {
+        const script = el('script', { src: 'static/plotly.min.js' });
+        script.addEventListener('load', resolve);
+        script.addEventListener('error', () => { plotly = null; script.remove(); reject(new Error('the chart library did not load')); });
+        document.head.append(script);
+      });
+    }
+    return plotly;
+  }
+
   async function loadEquity(force) {
+    if (!chartsWanted) return;
     const choice = $('curve-select').value;
     if (!choice) { $('charts-empty').hidden = false; return; }
     const [kind, name] = [choice.slice(0, choice.indexOf(':')), choice.slice(choice.indexOf(':') + 1)];
@@ -465,6 +517,14 @@
       return;
     }
     if (!changed('equity:' + choice, eq) && !force) return;
+    try {
+      await loadPlotly();
+    } catch (err) {
+      delete last['equity:' + choice];
+      $('charts-empty').textContent = err.message;
+      $('charts-empty').hidden = false;
+      return;
+    }
     drawEquity(eq);
   }
 
@@ -472,6 +532,7 @@
     const series = (eq.series || []).filter((s) => s.points.length);
     const empty = $('charts-empty');
     if (!series.length || typeof Plotly === 'undefined') {
+      $('chart-captions').hidden = true;
       empty.textContent = typeof Plotly === 'undefined' ? 'The chart library did not load.' : 'No equity recorded yet.';
       empty.hidden = false;
       return;
@@ -479,23 +540,30 @@
     empty.hidden = true;
     const eqTraces = [];
     const ddTraces = [];
+    // with several accounts the total is drawn and each account is one click away in
+    // the legend (on one axis the accounts would flatten the total's moves)
+    const hasTotal = series.length > 1 && series.some((s) => s.account === 'total');
     for (const s of series) {
       const x = s.points.map((p) => new Date(p.ts * 1000));
       const y = s.points.map((p) => Number(p.equity));
       let peak = -Infinity;
       const dd = y.map((v) => { peak = Math.max(peak, v); return peak > 0 ? (v - peak) / peak * 100 : 0; });
-      eqTraces.push({ x, y, name: s.account, type: 'scatter', mode: 'lines', line: { width: 1.5 } });
-      ddTraces.push({ x, y: dd, name: s.account, type: 'scatter', mode: 'lines', fill: 'tozeroy', line: { width: 1 } });
+      const visible = !hasTotal || s.account === 'total' ? true : 'legendonly';
+      eqTraces.push({ x, y, name: s.account, visible, type: 'scatter', mode: 'lines', line: { width: 1.5 } });
+      ddTraces.push({ x, y: dd, name: s.account, visible, type: 'scatter', mode: 'lines', fill: 'tozeroy', line: { width: 1 } });
     }
     const base = {
-      margin: { l: 60, r: 10, t: 28, b: 30 }, font: { size: 11 }, hovermode: 'x unified',
-      showlegend: series.length > 1, legend: { orientation: 'h', y: 1.15 },
+      margin: { l: 64, r: 8, t: 8, b: 30 }, font: { size: 11 }, hovermode: 'x unified',
+      showlegend: series.length > 1, legend: { orientation: 'h', x: 0, y: 1, yanchor: 'bottom' },
       paper_bgcolor: 'rgba(0,0,0,0)', plot_bgcolor: 'rgba(0,0,0,0)',
       xaxis: { type: 'date', gridcolor: '#e6e6e3' },
     };
+    if (series.length > 1) base.margin.t = 28;
     const config = { displayModeBar: false, responsive: true, displaylogo: false };
-    Plotly.react('chart-equity', eqTraces, { ...base, title: { text: 'equity (' + eq.quote + ')', x: 0, font: { size: 12 } }, yaxis: { gridcolor: '#e6e6e3' } }, config);
-    Plotly.react('chart-drawdown', ddTraces, { ...base, title: { text: 'drawdown (% from peak)', x: 0, font: { size: 12 } }, yaxis: { gridcolor: '#e6e6e3', ticksuffix: ' %' } }, config);
+    $('chart-captions').hidden = false;       // shown before drawing: plotly sizes to it
+    $('chart-equity-title').textContent = 'equity (' + eq.quote + ')';
+    Plotly.react('chart-equity', eqTraces, { ...base, yaxis: { gridcolor: '#e6e6e3', tickformat: ',.0f' } }, config);
+    Plotly.react('chart-drawdown', ddTraces, { ...base, yaxis: { gridcolor: '#e6e6e3', ticksuffix: ' %' } }, config);
   }
 
   // ------------------------------------------------------------------ polling
@@ -506,7 +574,7 @@
   }
 
   async function refresh(full) {
-    if (busy) return;
+    if (busy) { again = true; return; }
     busy = true;
     try {
       await section('status', 'status', drawStatus);
@@ -541,6 +609,10 @@
       busy = false;
       polls += 1;
     }
+    if (again) {
+      again = false;
+      await refresh(true);
+    }
   }
 
   function schedule() {
@@ -563,6 +635,12 @@
     $('run-report-close').addEventListener('click', () => { $('run-report').hidden = true; });
     $('curve-select').addEventListener('change', () => loadEquity(true));
     document.addEventListener('visibilitychange', () => { if (!document.hidden && loggedIn) refresh(false); });
+    new IntersectionObserver((entries) => {
+      if (entries.some((e) => e.isIntersecting) && !chartsWanted) {
+        chartsWanted = true;
+        if (loggedIn) loadEquity(true);
+      }
+    }).observe($('charts'));
     refresh(true);
   });
 }());
