@@ -901,12 +901,12 @@ class FakeTws:
         self._send(conn, 4, 2, req_id, code, text, "")
 
     def _owner(self, client_id: int) -> list[_Conn]:
-        return [c for c in self._conns if c.ready and c.client_id == client_id]
+        return [c for c in self._conns if c.ready and not c.closed and c.client_id == client_id]
 
     def client_ids(self) -> list[int]:
         """Return the client ids of the connected (started) API clients."""
         return self._call(lambda: sorted(c.client_id for c in self._conns
-                                         if c.ready and c.client_id is not None))
+                                         if c.ready and not c.closed and c.client_id is not None))
 
     # -- fault injection -------------------------------------------------------------------
 
@@ -1088,7 +1088,8 @@ class FakeTws:
     def _start_api(self, conn: _Conn, fields: list[str]) -> None:
         _, _version, client_id, *_ = fields
         cid = int(client_id)
-        in_use = any(c is not conn and c.ready and c.client_id == cid for c in self._conns)
+        in_use = any(c is not conn and c.ready and not c.closed and c.client_id == cid
+                     for c in self._conns)
         if in_use or cid in self._refused:
             self._error(conn, -1, 326, "Unable to connect as the client id is already in use. "
                         "Retry with a unique client id.")
@@ -1434,6 +1435,10 @@ class FakeTws:
                 and aux is None:
             self._error(conn, oid, 321, "Error validating request.-'bP' : cause - "
                         "Missing price for order type " + p["type"])
+            return
+        if any(px is not None and px % inst.min_tick for px in (lmt, aux)):
+            self._error(conn, oid, 110, "The price does not conform to the minimum price "
+                        "variation for this contract.")
             return
         account = p["account"] or self.accounts[0]
         if account not in self.accounts:

@@ -247,11 +247,15 @@ def test_notices_reach_every_client(tws, connect_ib, wait_until):
     wait_until(clients[1], lambda: (1, 1100) in seen)
 
 
-def test_unknown_contract_is_error_200(tws, ib, wait_until):
+def test_unknown_contract_is_error_200_and_a_price_off_the_tick_110(tws, ib, wait_until):
     trade = ib.placeOrder(Stock("NOPE", "SMART", "USD"), MarketOrder("BUY", 1))
     wait_until(ib, lambda: trade.orderStatus.status == "Cancelled")
     assert trade.log[-1].errorCode == 200
     assert ib.reqContractDetails(Stock("NOPE", "SMART", "USD")) == []
+    off_tick = ib.placeOrder(AAPL, LimitOrder("BUY", 1, 189.995))
+    wait_until(ib, lambda: off_tick.orderStatus.status == "Cancelled")
+    assert off_tick.log[-1].errorCode == 110
+    assert tws.orders() == []
 
 
 # -- disconnects ---------------------------------------------------------------------------
