@@ -42,8 +42,8 @@ from tradewarden.cli_common import (
     settings_for,
 )
 
-#: Version of the ``runs.summary`` JSON layout.
-SUMMARY_VERSION = 1
+#: Version of the ``runs.summary`` JSON layout (2: CAGR, Calmar, time in market, buy and hold).
+SUMMARY_VERSION = 2
 
 
 def register(app: typer.Typer) -> None:
@@ -108,10 +108,11 @@ def report_summary(report) -> dict[str, Any]:
         (``"inf"`` with wins and no losses, ``None`` without trades),
         ``closed_trades``, ``win_rate_pct``, ``expectancy``, ``net_pnl``, ``fees``,
         ``final_equity`` (quote currency), ``max_drawdown_pct`` (percent of peak),
-        ``sharpe``, ``sortino``, ``verdict`` (``PASS``/``FAIL``) and the ``gates``
-        it was judged by; non-finite numbers are ``None``.
+        ``sharpe``, ``sortino``, ``cagr_pct``, ``calmar``, ``exposure_pct`` (time in
+        market, percent), ``buy_hold_return_pct``, ``verdict`` (``PASS``/``FAIL``) and
+        the ``gates`` it was judged by; non-finite numbers are ``None``.
     """
-    t, r = report.trades, report.risk
+    t, r, p = report.trades, report.risk, report.performance
 
     def num(x: float | None) -> float | None:
         return x if x is not None and math.isfinite(x) else None
@@ -124,7 +125,9 @@ def report_summary(report) -> dict[str, Any]:
         "closed_trades": t.closed_trades, "win_rate_pct": num(t.win_rate_pct),
         "expectancy": num(t.expectancy), "net_pnl": num(t.net_pnl), "fees": num(t.fees),
         "final_equity": num(r.final_equity), "max_drawdown_pct": num(r.max_drawdown_pct),
-        "sharpe": num(r.sharpe), "sortino": num(r.sortino), "verdict": report.verdict,
+        "sharpe": num(r.sharpe), "sortino": num(r.sortino), "cagr_pct": num(p.cagr_pct),
+        "calmar": num(p.calmar), "exposure_pct": num(p.exposure_pct),
+        "buy_hold_return_pct": num(p.buy_hold_return_pct), "verdict": report.verdict,
         "gates": report.gate_config.model_dump(mode="json"),
     }
 
@@ -344,19 +347,47 @@ def report(run_id: str = typer.Argument(..., help="Run id (see `warden runs`).")
 
 
 def trades(run_id: str = typer.Argument(..., help="Run id (see `warden runs`)."),
-           csv: Path = typer.Option(..., "--csv", help="CSV file to write the round trips to (written whole or not at all)."),
+           csv: Optional[Path] = typer.Option(None, "--csv", help="Write the round trips as CSV to this file (written whole or not at all), or to standard output with '-'. Without it they are listed on screen."),
            db: Optional[str] = DB_OPT,
            config: Optional[Path] = CONFIG_OPT) -> None:
-    """Export a run's round trips (entry/exit time, side, quantity, prices, fees, PnL, exit reason)."""
-    from tradewarden.analytics import trades_to_csv
+    """List or export a run's round trips: entry/exit time, symbol, side, quantity, prices, fees, PnL, return, entry and exit reason, duration, MAE and MFE.
+
+    Prices and quote amounts have the decimals of the symbol's price grid, percentages two.
+    """
+    from tradewarden.analytics.report import render_trades, trade_listing, trades_to_csv
     db = settings_for(config, db).ledger.url()
+    to_stdout = csv is not None and str(csv) == "-"
     try:
         engine = _open_reader(db)
-        with _writing(str(csv)), _reading(db, run_id):
-            n = trades_to_csv(engine, run_id, csv)
+        if csv is None or to_stdout:
+            with _reading(db, run_id):
+                rows = trade_listing(engine, run_id)
+        else:
+            with _writing(str(csv)), _reading(db, run_id):
+                n = trades_to_csv(engine, run_id, csv)
     except _known_errors() as exc:
         raise _fail(str(exc).strip('"')) from None
-    Console().print(Text(f"wrote {n} trades to {csv}"), highlight=False)
+    if to_stdout:
+        _csv_out(rows)
+    elif csv is None:
+        console = Console()
+        render_trades(rows, console, f"Trades of run {run_id} ({len(rows)})")
+        console.print(Text("MAE / MFE: the lowest / highest price while held, % of the entry "
+                           "price; --csv FILE or --csv - for every column", style="dim"),
+                      highlight=False)
+    else:
+        Console().print(Text(f"wrote {n} trades to {csv}"), highlight=False)
+
+
+def _csv_out(rows: list[dict[str, str]]) -> None:
+    """Write trade listing rows as CSV to standard output (``--csv -``)."""
+    import csv as csv_module
+
+    from tradewarden.analytics.report import CSV_COLUMNS
+    w = csv_module.writer(sys.stdout, lineterminator="\n")
+    w.writerow(CSV_COLUMNS)
+    for row in rows:
+        w.writerow([row[c] for c in CSV_COLUMNS])
 
 
 # --------------------------------------------------------------------------- compare
@@ -398,7 +429,9 @@ _COMPARE_ROWS = (
     ("win rate", "win_rate_pct", "pct"), ("expectancy", "expectancy", "num"),
     ("net pnl", "net_pnl", "num"), ("fees", "fees", "num"),
     ("final equity", "final_equity", "num"), ("max drawdown", "max_drawdown_pct", "pct"),
-    ("Sharpe", "sharpe", "num"), ("Sortino", "sortino", "num"), ("gate verdict", "verdict", None),
+    ("Sharpe", "sharpe", "num"), ("Sortino", "sortino", "num"), ("CAGR", "cagr_pct", "pct"),
+    ("Calmar", "calmar", "num"), ("time in market", "exposure_pct", "pct"),
+    ("buy and hold", "buy_hold_return_pct", "pct"), ("gate verdict", "verdict", None),
 )
 
 

@@ -206,20 +206,28 @@ def test_downsample_keeps_extremes_and_bounds_size() -> None:
 
 # --------------------------------------------------------------------------- CSV / list
 
-def test_trades_csv_columns_and_exact_decimals(hand_run: Ledger, tmp_path) -> None:
+def test_trades_csv_columns_and_consistent_decimals(hand_run: Ledger, tmp_path) -> None:
+    """Prices and quote amounts on the symbol's price grid (here its trades' digits: the
+    hand ledger has no fills), quantities on its quantity grid, percentages with two
+    decimals; excursions not recorded (a ledger before revision 0007) are empty."""
     n = trades_to_csv(hand_run.engine, "r-hand", tmp_path / "trades.csv")
     assert n == 6
     with open(tmp_path / "trades.csv", newline="") as fh:
         rows = list(csv.reader(fh))
     assert tuple(rows[0]) == CSV_COLUMNS == (
         "entry_time", "exit_time", "symbol", "side", "quantity", "entry_price", "exit_price",
-        "fees", "pnl", "return_pct", "exit_reason")
+        "fees", "pnl", "return_pct", "exit_reason", "entry_reason", "duration",
+        "holding_seconds", "mae_price", "mfe_price", "mae_pct", "mfe_pct")
     first = dict(zip(rows[0], rows[1]))
     assert first == {"entry_time": "2024-01-01T00:00:00Z", "exit_time": "2024-01-01T06:00:00Z",
                      "symbol": "BTC-USD", "side": "long", "quantity": "0.10000000",
                      "entry_price": "60000.00", "exit_price": "61200.00", "fees": "12.12",
-                     "pnl": "107.88", "return_pct": "0.1798", "exit_reason": "take_profit"}
+                     "pnl": "107.88", "return_pct": "0.18", "exit_reason": "take_profit",
+                     "entry_reason": "", "duration": "6h 00m", "holding_seconds": "21600",
+                     "mae_price": "", "mfe_price": "", "mae_pct": "", "mfe_pct": ""}
     assert [r[8] for r in rows[1:]] == ["107.88", "-134.08", "-61.85", "0.00", "-56.15", "293.70"]
+    assert [r[9] for r in rows[1:]] == ["0.18", "-2.20", "-1.04", "0.00", "-1.81", "9.79"]
+    assert [r[4] for r in rows[1:]] == ["0.10000000"] * 3 + ["1.0000"] * 3
 
 
 def test_list_runs_newest_first(hand_run: Ledger) -> None:

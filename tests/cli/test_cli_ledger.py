@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import json
+import re
 import shutil
 import signal
 import sqlite3
@@ -438,3 +439,54 @@ def test_interrupted_helper_prints_one_line_with_the_signal_exit_status():
         assert res.exit_code == code
         assert res.output.strip() == (f"interrupted: run r1 stopped by {sig.name} after 1,200 bars "
                                       "(1,200 decisions committed); recorded as 'interrupted'")
+
+
+# --------------------------------------------------------------------------- trades
+
+def test_trades_csv_to_stdout_has_reasons_durations_excursions_and_fixed_decimals(ledger_copy):
+    """`warden trades RUN --csv -`: the CSV on standard output and nothing else."""
+    import csv as csv_module
+    from decimal import Decimal
+    from io import StringIO
+
+    from tradewarden.analytics import CSV_COLUMNS
+
+    db, ids = ledger_copy
+    res = invoke("trades", ids[0], "--csv", "-", "--db", str(db))
+    assert res.exit_code == 0, res.output
+    rows = list(csv_module.DictReader(StringIO(res.stdout)))
+    assert tuple(rows[0]) == CSV_COLUMNS
+    assert len(rows) == _query(db, "select count(*) from trades where run_id=?", ids[0])[0][0] > 10
+    for r in rows:
+        assert r["entry_reason"] == "breakout" and r["exit_reason"] in {"signal", "stop_loss",
+                                                                      "take_profit", "end_of_data"}
+        for price in ("entry_price", "exit_price", "mae_price", "mfe_price", "fees", "pnl"):
+            assert len(r[price].split(".")[1]) == 2, (price, r[price])     # the USD price grid
+        assert len(r["quantity"].split(".")[1]) == 8                        # the base grid
+        for pct in ("return_pct", "mae_pct", "mfe_pct"):
+            assert re.fullmatch(r"-?\d+\.\d\d", r[pct]), (pct, r[pct])
+        assert Decimal(r["mae_price"]) <= min(Decimal(r["entry_price"]), Decimal(r["exit_price"]))
+        assert Decimal(r["mfe_price"]) >= max(Decimal(r["entry_price"]), Decimal(r["exit_price"]))
+        assert float(r["mae_pct"]) <= 0 <= float(r["mfe_pct"])
+        hours = int(r["holding_seconds"]) // 3600
+        assert r["duration"] == (f"{hours // 24}d {hours % 24:02d}h" if hours >= 24
+                                 else f"{hours}h 00m" if hours else "0m")   # 0m: in one bar
+    # the same rows as the file export
+    out = Path(db).parent / "t.csv"
+    assert invoke("trades", ids[0], "--csv", str(out), "--db", str(db)).exit_code == 0
+    assert out.read_text() == res.stdout.replace("\r\n", "\n")
+    _one_error_line(invoke("trades", "nope", "--csv", "-", "--db", str(db)), "no run 'nope'")
+
+
+def test_trades_listed_on_screen_fit_80_columns(ledger_copy):
+    db, ids = ledger_copy
+    res = invoke("trades", ids[0], "--db", str(db), env={"COLUMNS": "80"})
+    assert res.exit_code == 0, res.output
+    _readable(res.stdout)
+    first = _query(db, "select entry_time, symbol, entry_price from trades where run_id=? "
+                       "order by entry_ts, trade_id limit 1", ids[0])[0]
+    line = next(ln for ln in res.stdout.splitlines()
+                if ln.startswith(first[0].replace("T", " ")[:16] + " " + first[1]))
+    assert f"{float(first[2]):.2f}" in line and "breakout" in line
+    for head in ("entry reason", "exit reason", "MAE %", "MFE %", "held"):
+        assert head in res.stdout

@@ -6,13 +6,17 @@ import math
 from typing import TYPE_CHECKING
 
 from tradewarden.analytics.gates import GateResult
-from tradewarden.analytics.metrics import RiskStats, TradeStats
+from tradewarden.analytics.metrics import PerformanceStats, RiskStats, TradeStats
 
 if TYPE_CHECKING:
     from tradewarden.analytics.report import Report
 
-__all__ = ["DASH", "fmt_hours", "fmt_int", "fmt_money", "fmt_pct", "fmt_ratio", "gate_threshold",
-           "gate_value", "header_rows", "risk_rows", "short", "trade_rows"]
+__all__ = ["DASH", "MONTHS", "fmt_duration", "fmt_hours", "fmt_int", "fmt_money", "fmt_pct",
+           "fmt_ratio", "gate_threshold", "gate_value", "header_rows", "monthly_rows",
+           "performance_rows", "risk_rows", "short", "trade_rows"]
+
+#: Column headers of the monthly returns table.
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 DASH = "—"
 
@@ -50,6 +54,27 @@ def fmt_int(x: int | None) -> str:
 def fmt_hours(x: float | None) -> str:
     """A duration in hours."""
     return _bad(x) or f"{x:,.1f} h"
+
+
+def fmt_duration(seconds: int | float | None) -> str:
+    """A holding time as days, hours and minutes (``2d 03h``, ``5h 30m``, ``45m``).
+
+    Parameters
+    ----------
+    seconds : int, float or None
+        Duration in seconds (``—`` when missing or negative).
+    """
+    if seconds is None or (isinstance(seconds, float) and not math.isfinite(seconds)) \
+            or seconds < 0:
+        return DASH
+    minutes = int(seconds) // 60
+    days, rest = divmod(minutes, 1440)
+    hours, mins = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours:02d}h"
+    if hours:
+        return f"{hours}h {mins:02d}m"
+    return f"{mins}m"
 
 
 def short(text: str | None, n: int = 12) -> str:
@@ -99,6 +124,8 @@ def trade_rows(t: TradeStats) -> list[tuple[str, str]]:
         ("best / worst trade", f"{fmt_money(t.best_trade)} / {fmt_money(t.worst_trade)}"),
         ("avg return / trade", fmt_pct(t.avg_return_pct)),
         ("avg holding time", fmt_hours(t.avg_holding_hours)),
+        ("avg MAE / MFE", f"{fmt_pct(t.avg_mae_pct)} / {fmt_pct(t.avg_mfe_pct)}"),
+        ("worst MAE / best MFE", f"{fmt_pct(t.worst_mae_pct)} / {fmt_pct(t.best_mfe_pct)}"),
         ("exit reasons", reasons),
     ]
 
@@ -123,6 +150,42 @@ def risk_rows(r: RiskStats) -> list[tuple[str, str]]:
         ("equity marks", fmt_int(r.equity_marks)),
         ("curve span", f"{r.first_time or DASH} → {r.last_time or DASH}"),
     ]
+
+
+def performance_rows(p: PerformanceStats, r: RiskStats) -> list[tuple[str, str]]:
+    """Label/value rows of a :class:`PerformanceStats` for display (``r`` for the run's
+    own total return beside buy and hold)."""
+    def month(m: object) -> str:
+        return DASH if m is None else f"{m.period} ({fmt_pct(m.return_pct)})"
+
+    basis = (f"{p.period_basis}, {p.periods_per_year} a year; {fmt_int(p.periods)} "
+             f"{'sessions' if p.period_basis == 'sessions' else 'days'}")
+    return [
+        ("CAGR", fmt_pct(p.cagr_pct)),
+        ("Calmar (CAGR / max DD)", fmt_ratio(p.calmar)),
+        ("time in market", fmt_pct(p.exposure_pct)),
+        ("return / buy and hold", f"{fmt_pct(r.total_return_pct)} / "
+                                  f"{fmt_pct(p.buy_hold_return_pct)}"),
+        ("excess over buy and hold", fmt_pct(p.excess_return_pct)),
+        ("best month", month(p.best_month)),
+        ("worst month", month(p.worst_month)),
+        ("return basis", basis),
+    ]
+
+
+def monthly_rows(p: PerformanceStats) -> list[list[str]]:
+    """Rows of the monthly returns table: the year, its twelve months (percent, two
+    decimals, ``—`` outside the run) and the year's return."""
+    by_year: dict[int, dict[int, float]] = {}
+    for m in p.monthly_returns:
+        by_year.setdefault(m.year, {})[m.month or 0] = m.return_pct
+    yearly = {y.year: y.return_pct for y in p.yearly_returns}
+    rows = []
+    for year in sorted(set(by_year) | set(yearly)):
+        months = by_year.get(year, {})
+        rows.append([str(year), *[fmt_ratio(months[k]) if k in months else DASH
+                                  for k in range(1, 13)], fmt_ratio(yearly.get(year))])
+    return rows
 
 
 def header_rows(report: Report) -> list[tuple[str, str]]:

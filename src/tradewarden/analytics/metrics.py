@@ -42,24 +42,69 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import Connection, Engine
 
-from tradewarden.analytics.ratios import sharpe_ratio, sortino_ratio
+from tradewarden.analytics.ratios import (
+    aggregate_returns,
+    annual_return,
+    calmar_ratio,
+    sharpe_ratio,
+    sortino_ratio,
+)
 from tradewarden.domain import iso
 from tradewarden.ledger.schema import decisions, equity, events, runs, trades
 
 __all__ = [
-    "ANNUALIZATION", "ANNUALIZATION_NOTE", "PORTFOLIO_ACCOUNT", "STREAM_BATCH_ROWS",
-    "AccountStats", "DataQuality", "DecisionStats", "EquityChart", "EquityCurve", "ReasonCount",
+    "ANNUALIZATION", "ANNUALIZATION_NOTE", "PORTFOLIO_ACCOUNT", "SESSION_ANNUALIZATION",
+    "SESSION_NOTE", "STREAM_BATCH_ROWS",
+    "AccountStats", "DataQuality", "DecisionStats", "EquityChart", "EquityCurve",
+    "PerformanceStats", "PeriodReturn", "ReasonCount",
     "RiskStats", "RunInfo", "RunScan", "SymbolQuality", "TradeStats", "TradeStatsResult",
     "connect", "consecutive_losses", "daily_returns", "data_quality", "decision_stats",
     "chart_series", "drawdown", "equity_chart", "event_counts", "ledger_url", "load_equity_curve", "load_run",
-    "load_trades", "price_series", "risk_stats", "run_source", "scan_run", "summarize_data_quality",
-    "summarize_risk", "summarize_trades", "trade_stats",
+    "load_trades", "price_series", "return_basis", "risk_stats", "run_source", "scan_run",
+    "summarize_data_quality", "summarize_performance", "summarize_risk", "summarize_trades",
+    "trade_stats",
 ]
 
 #: Periods per year for daily returns. Crypto trades 24/7, so 365 (not 252).
 ANNUALIZATION = 365
 #: How Sharpe and Sortino are computed; printed in every report.
 ANNUALIZATION_NOTE = "daily returns, UTC, annualised x sqrt(365), risk-free 0"
+#: Periods per year of session returns: a market with sessions (NYSE: about 252
+#: trading days a year) has no bar on a weekend.
+SESSION_ANNUALIZATION = 252
+#: How Sharpe and Sortino are computed on a market with sessions.
+SESSION_NOTE = ("session returns (UTC days with bars), annualised x sqrt(252), "
+                "risk-free 0")
+
+
+def return_basis(days: np.ndarray) -> tuple[int, bool, str]:
+    """Tell from the UTC days a run's bars fall on how its daily returns are counted.
+
+    A market that trades around the clock (crypto) has bars on Saturdays and Sundays:
+    its returns are per calendar day (a day without a bar carries the last close
+    forward) and a year is 365 of them. A market with sessions (NYSE equities) has
+    none: its returns are per day with bars (a session) and a year is 252 of them,
+    the usual count of NYSE sessions. The data decides: sessions when no bar day is a
+    Saturday or a Sunday over a span of at least a week (a shorter span is too short
+    to tell, and counts as calendar days).
+
+    Parameters
+    ----------
+    days : numpy.ndarray of int, shape (n,)
+        UTC days of the bars (epoch seconds // 86400), any order.
+
+    Returns
+    -------
+    tuple of (int, bool, str)
+        Periods per year (365 or 252), whether returns are per session, and the
+        note the report prints (:data:`ANNUALIZATION_NOTE` or :data:`SESSION_NOTE`).
+    """
+    days = np.asarray(days, dtype=np.int64)
+    if len(days) and int(days.max()) - int(days.min()) >= 6:
+        weekday = (days + 3) % 7            # 1970-01-01 was a Thursday; Monday is 0
+        if not (weekday >= 5).any():
+            return SESSION_ANNUALIZATION, True, SESSION_NOTE
+    return ANNUALIZATION, False, ANNUALIZATION_NOTE
 #: The one account of a run in ``portfolio`` capital mode.
 PORTFOLIO_ACCOUNT = "portfolio"
 
@@ -210,16 +255,19 @@ def load_run(bind: Bind, run_id: str) -> RunInfo:
 
 _TRADE_COLUMNS = ("trade_id", "symbol", "side", "quantity", "entry_ts", "entry_time",
                   "entry_price", "exit_ts", "exit_time", "exit_price", "fees", "pnl",
-                  "return_pct", "exit_reason", "holding_seconds")
+                  "return_pct", "exit_reason", "holding_seconds", "mae_price", "mfe_price",
+                  "mae_pct", "mfe_pct")
 
 
-_TRADE_DECIMALS = ("quantity", "entry_price", "exit_price", "fees", "pnl")
+_TRADE_DECIMALS = ("quantity", "entry_price", "exit_price", "fees", "pnl", "mae_price",
+                   "mfe_price")
 _TRADE_TYPES = {"trade_id": pa.string(), "symbol": pa.string(), "side": pa.string(),
                 "quantity": pa.string(), "entry_ts": pa.int64(), "entry_time": pa.string(),
                 "entry_price": pa.string(), "exit_ts": pa.int64(), "exit_time": pa.string(),
                 "exit_price": pa.string(), "fees": pa.string(), "pnl": pa.string(),
                 "return_pct": pa.float64(), "exit_reason": pa.string(),
-                "holding_seconds": pa.int64()}
+                "holding_seconds": pa.int64(), "mae_price": pa.string(),
+                "mfe_price": pa.string(), "mae_pct": pa.float64(), "mfe_pct": pa.float64()}
 
 
 def _read_table(path: str, sql: str, run_id: str) -> pa.Table:
@@ -252,8 +300,11 @@ def load_trades(bind: Bind | Any, run_id: str | None = None) -> pd.DataFrame:
     -------
     pandas.DataFrame
         The ``trades`` columns of ``_TRADE_COLUMNS``; decimal columns (``quantity``,
-        prices, ``fees``, ``pnl``) hold exact :class:`~decimal.Decimal` objects, and
-        ``pnl_f`` / ``fees_f`` hold the same values as float for statistics.
+        prices, ``fees``, ``pnl``, ``mae_price``, ``mfe_price``) hold exact
+        :class:`~decimal.Decimal` objects (``None`` for excursions not recorded:
+        trades of a ledger older than revision 0007), and ``pnl_f`` / ``fees_f`` hold
+        the same values as float for statistics. ``mae_pct`` / ``mfe_pct`` are the
+        excursions in percent of the entry price (NaN when not recorded).
     """
     bind, run_id = run_source(bind, run_id)
     cols = [trades.c[name] for name in _TRADE_COLUMNS]
@@ -274,7 +325,7 @@ def load_trades(bind: Bind | Any, run_id: str | None = None) -> pd.DataFrame:
             rows = conn.execute(stmt).all()
             df = pd.DataFrame([tuple(r) for r in rows], columns=list(_TRADE_COLUMNS))
     df = df.astype({"entry_ts": "int64", "exit_ts": "int64", "holding_seconds": "int64",
-                    "return_pct": "float64"})
+                    "return_pct": "float64", "mae_pct": "float64", "mfe_pct": "float64"})
     for name in _TRADE_DECIMALS:
         df[name] = df[name].astype(object)
     df["pnl_f"] = np.array([float(x) for x in df["pnl"]], dtype=float)
@@ -317,6 +368,12 @@ class TradeStats(BaseModel):
         Mean ``holding_seconds / 3600``.
     exit_reasons : dict[str, int]
         Count of trades by ``exit_reason``.
+    avg_mae_pct, avg_mfe_pct : float | None
+        Mean maximum adverse / favourable excursion of the trades that recorded one, in
+        percent of the entry price (``trades.mae_pct`` <= 0, ``trades.mfe_pct`` >= 0;
+        J. Sweeney, *Maximum Adverse Excursion*, 1997).
+    worst_mae_pct, best_mfe_pct : float | None
+        The deepest excursion against and the largest in favour of a trade, percent.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -343,6 +400,21 @@ class TradeStats(BaseModel):
     worst_trade: float | None = None
     avg_holding_hours: float | None = None
     exit_reasons: dict[str, int] = {}
+    avg_mae_pct: float | None = None
+    avg_mfe_pct: float | None = None
+    worst_mae_pct: float | None = None
+    best_mfe_pct: float | None = None
+
+
+def _mean_min_max(df: pd.DataFrame, column: str) -> tuple[float | None, float | None,
+                                                           float | None]:
+    """Mean, minimum and maximum of a float column's recorded (non-NaN) values."""
+    if column not in df:
+        return None, None, None
+    v = pd.to_numeric(df[column], errors="coerce").dropna().to_numpy(dtype=float)
+    if not len(v):
+        return None, None, None
+    return float(v.mean()), float(v.min()), float(v.max())
 
 
 def summarize_trades(df: pd.DataFrame) -> TradeStats:
@@ -371,6 +443,8 @@ def summarize_trades(df: pd.DataFrame) -> TradeStats:
         pf, pf_note = None, "undefined: no winning and no losing trades"
     ret = pd.to_numeric(df["return_pct"], errors="coerce").dropna()
     reasons = df["exit_reason"].astype(str).value_counts()
+    mae_mean, mae_min, _ = _mean_min_max(df, "mae_pct")
+    mfe_mean, _, mfe_max = _mean_min_max(df, "mfe_pct")
     return TradeStats(
         closed_trades=n, wins=wins, losses=losses, breakevens=n - wins - losses,
         win_rate_pct=100.0 * wins / n, gross_profit=gross_profit, gross_loss=gross_loss,
@@ -382,6 +456,8 @@ def summarize_trades(df: pd.DataFrame) -> TradeStats:
         best_trade=float(pnl.max()), worst_trade=float(pnl.min()),
         avg_holding_hours=float(df["holding_seconds"].astype(float).mean()) / 3600.0,
         exit_reasons={str(k): int(v) for k, v in sorted(reasons.items())},
+        avg_mae_pct=mae_mean, avg_mfe_pct=mfe_mean, worst_mae_pct=mae_min,
+        best_mfe_pct=mfe_max,
     )
 
 
@@ -642,19 +718,22 @@ def drawdown(values: pd.Series, initial: float, start_ts: int | None = None) -> 
                     series_pct=series)
 
 
-def daily_returns(total: pd.Series, initial: float) -> pd.Series:
+def daily_returns(total: pd.Series, initial: float, sessions: bool = False) -> pd.Series:
     """Daily simple returns of total equity.
 
     ``total`` (indexed by UTC epoch seconds) is resampled to UTC calendar days, taking
     each day's last value as its close and forward filling days without a mark (the
     curve is a step function). The return of day *d* is ``C_d / C_{d-1} - 1``; the
-    close before the first day is the starting capital ``initial``.
+    close before the first day is the starting capital ``initial``. With
+    ``sessions`` (a market with sessions, see :func:`return_basis`) only the days with
+    a mark are days: a weekend or holiday is no return of 0.
     """
     if total.empty:
         return pd.Series(dtype=float)
     s = pd.Series(total.to_numpy(dtype=float),
                   index=pd.to_datetime(total.index.to_numpy(dtype=np.int64), unit="s", utc=True))
-    closes = s.resample("1D").last().ffill()
+    closes = s.resample("1D").last()
+    closes = closes.dropna() if sessions else closes.ffill()
     prev = closes.shift(1)
     prev.iloc[0] = float(initial)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -708,7 +787,10 @@ class RiskStats(BaseModel):
     daily_returns : int
         Number of daily returns used.
     annualization : str
-        :data:`ANNUALIZATION_NOTE`.
+        :data:`ANNUALIZATION_NOTE`, or :data:`SESSION_NOTE` for a market with
+        sessions (see :func:`return_basis`; the ratios then use 252, not 365).
+    periods_per_year : int
+        365 (calendar days) or 252 (sessions).
     equity_marks : int
         ``equity`` rows of the run.
     first_ts, last_ts : int | None
@@ -736,6 +818,7 @@ class RiskStats(BaseModel):
     ratio_notes: list[str] = []
     daily_returns: int = 0
     annualization: str = ANNUALIZATION_NOTE
+    periods_per_year: int = ANNUALIZATION
     equity_marks: int = 0
     first_ts: int | None = None
     first_time: str | None = None
@@ -779,10 +862,11 @@ def summarize_risk(curve: EquityCurve, trades_df: pd.DataFrame) -> RiskStats:
     if total.empty:
         return _risk_from_parts(curve.initial_total, trades_df, marks, accounts, None)
     dd = drawdown(total, curve.initial_total, curve.start_ts)
-    rets = daily_returns(total, curve.initial_total)
+    basis = return_basis(np.unique(total.index.to_numpy(dtype=np.int64) // 86400))
+    rets = daily_returns(total, curve.initial_total, sessions=basis[1])
     return _risk_from_parts(curve.initial_total, trades_df, marks, accounts,
                             (dd, rets, float(total.iloc[-1]), int(total.index[0]),
-                             int(total.index[-1])))
+                             int(total.index[-1])), basis)
 
 
 def _account_stats(name: str, start: float, final: float, dd: Drawdown, marks: int
@@ -795,9 +879,12 @@ def _account_stats(name: str, start: float, final: float, dd: Drawdown, marks: i
 
 def _risk_from_parts(initial_total: float, trades_df: pd.DataFrame, marks: int,
                      accounts: dict[str, AccountStats],
-                     curve: tuple[Drawdown, pd.Series, float, int, int] | None) -> RiskStats:
+                     curve: tuple[Drawdown, pd.Series, float, int, int] | None,
+                     basis: tuple[int, bool, str] = (ANNUALIZATION, False, ANNUALIZATION_NOTE)
+                     ) -> RiskStats:
     """Assemble :class:`RiskStats`; ``curve`` is (drawdown, daily returns, final equity,
-    first ts, last ts) of the total curve, ``None`` when there is no curve."""
+    first ts, last ts) of the total curve, ``None`` when there is no curve; ``basis``
+    is :func:`return_basis` of its days."""
     streak, streak_pnl = consecutive_losses(trades_df)
     if curve is None:
         return RiskStats(initial_capital=initial_total, final_equity=initial_total,
@@ -809,8 +896,9 @@ def _risk_from_parts(initial_total: float, trades_df: pd.DataFrame, marks: int,
     dd, rets, final, first_ts, last_ts = curve
     notes: list[str] = []
     n = int(len(rets))
-    sharpe = _ratio("Sharpe", sharpe_ratio(rets, ANNUALIZATION), n, notes)
-    sortino = _ratio("Sortino", sortino_ratio(rets, ANNUALIZATION), n, notes)
+    periods = basis[0]
+    sharpe = _ratio("Sharpe", sharpe_ratio(rets, periods), n, notes)
+    sortino = _ratio("Sortino", sortino_ratio(rets, periods), n, notes)
     return RiskStats(
         initial_capital=initial_total, final_equity=final, peak_equity=dd.peak_equity,
         total_return_pct=_pct(final, initial_total), max_drawdown=dd.max_drawdown,
@@ -818,7 +906,8 @@ def _risk_from_parts(initial_total: float, trades_df: pd.DataFrame, marks: int,
         drawdown_peak_time=_iso(dd.peak_ts), drawdown_trough_ts=dd.trough_ts,
         drawdown_trough_time=_iso(dd.trough_ts), max_consecutive_losses=streak,
         max_consecutive_loss_pnl=streak_pnl, sharpe=sharpe, sortino=sortino, ratio_notes=notes,
-        daily_returns=n, equity_marks=marks, first_ts=first_ts, first_time=_iso(first_ts),
+        daily_returns=n, annualization=basis[2], periods_per_year=periods,
+        equity_marks=marks, first_ts=first_ts, first_time=_iso(first_ts),
         last_ts=last_ts, last_time=_iso(last_ts), accounts=accounts)
 
 
@@ -842,14 +931,18 @@ STREAM_BATCH_ROWS = 16384
 _DECISION_SCAN = ("SELECT ts, symbol, action, reason, COALESCE(equity, 0.0) AS equity, "
                   "CASE WHEN equity IS NULL THEN 1 ELSE 0 END AS no_equity, "
                   "COALESCE(close, 0.0) AS close, CASE WHEN close IS NULL THEN 1 ELSE 0 END "
-                  "AS no_close FROM decisions WHERE run_id = {p} ORDER BY {order}")
+                  "AS no_close, CASE WHEN state IN ('open', 'exit_pending') THEN 1 ELSE 0 END "
+                  "AS held FROM decisions WHERE run_id = {p} ORDER BY {order}")
 _NO_REASONS = ("action, reason,", "'' AS action, '' AS reason,")
 _NO_CLOSES = ("COALESCE(close, 0.0) AS close, CASE WHEN close IS NULL THEN 1 ELSE 0 END "
               "AS no_close", "0.0 AS close, 1 AS no_close")
+_NO_HELD = ("CASE WHEN state IN ('open', 'exit_pending') THEN 1 ELSE 0 END AS held",
+            "0 AS held")
 _DECISION_SCHEMA = pa.schema([("ts", pa.int64()), ("symbol", pa.string()),
                               ("action", pa.string()), ("reason", pa.string()),
                               ("equity", pa.float64()), ("no_equity", pa.int64()),
-                              ("close", pa.float64()), ("no_close", pa.int64())])
+                              ("close", pa.float64()), ("no_close", pa.int64()),
+                              ("held", pa.int64())])
 _SNAPSHOT_SCAN = ("SELECT ts, account, equity FROM equity WHERE run_id = {p} "
                   "ORDER BY ts, seq")
 _SNAPSHOT_SCHEMA = pa.schema([("ts", pa.int64()), ("account", pa.string()),
@@ -943,10 +1036,11 @@ def _batches(conn: Connection, sql: str, run_id: str, schema: pa.Schema
 
 
 def _decision_batches(conn: Connection, run_id: str, order: str, reasons: bool = True,
-                      closes: bool = False) -> Iterator[pa.RecordBatch]:
+                      closes: bool = False, held: bool = False) -> Iterator[pa.RecordBatch]:
     """The decisions scan (:data:`_DECISION_SCAN`), in ``order``; without ``reasons``
     the action and reason columns are left empty (not read: text is most of the cost),
-    without ``closes`` the close column is.
+    without ``closes`` the close column is, without ``held`` the held flag (1 when the
+    decision's state is ``open`` or ``exit_pending``: a position is held) is 0.
 
     On a SQLite file in ``seq`` order the rows are read as consecutive ``seq`` ranges
     of :data:`STREAM_BATCH_ROWS` by reader threads, each on its own ADBC connection
@@ -959,6 +1053,8 @@ def _decision_batches(conn: Connection, run_id: str, order: str, reasons: bool =
         scan = scan.replace(*_NO_REASONS)
     if not closes:
         scan = scan.replace(*_NO_CLOSES)
+    if not held:
+        scan = scan.replace(*_NO_HELD)
     path = _sqlite_file(conn)
     if path is None or order != "seq":
         yield from _batches(conn, scan.format(p="{p}", order=order), run_id, _DECISION_SCHEMA)
@@ -1145,12 +1241,23 @@ class _DailyCloses:
         self.days.append(d)
         self.closes.append(c)
 
-    def returns(self, initial: float) -> pd.Series:
+    def all_days(self) -> np.ndarray:
+        """The UTC days with a point (epoch seconds // 86400), ascending."""
+        return np.concatenate(self.days) if self.days else np.zeros(0, dtype=np.int64)
+
+    def returns(self, initial: float, sessions: bool = False) -> pd.Series:
         """As :func:`daily_returns` of the whole curve."""
         if not self.days:
             return pd.Series(dtype=float)
         days = np.concatenate(self.days)
         closes = np.concatenate(self.closes)
+        if sessions:                     # only the days with a point
+            prev = np.concatenate(([float(initial)], closes[:-1]))
+            with np.errstate(divide="ignore", invalid="ignore"):
+                out = closes / prev - 1.0
+            keep = np.isfinite(out)
+            index = pd.to_datetime(days[keep] * 86400, unit="s", utc=True)
+            return pd.Series(out[keep], index=index, dtype=float)
         first = int(days[0])
         dense = np.full(int(days[-1]) - first + 1, np.nan)
         dense[days - first] = closes
@@ -1221,6 +1328,234 @@ class _Thin:
                 np.array([p[1] for p in pts], dtype=float))
 
 
+class PeriodReturn(BaseModel):
+    """The return of one calendar month or year of total equity (UTC).
+
+    ``period`` is ``"2024-05"`` for a month, ``"2024"`` for a year; ``month`` is
+    ``None`` for a year. ``return_pct`` is in percent.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    period: str
+    year: int
+    month: int | None = None
+    return_pct: float
+
+
+class PerformanceStats(BaseModel):
+    """Growth, time in market, benchmark and calendar figures of a run's total equity.
+
+    Every figure is computed from the ledger (``decisions``, ``equity``); the
+    definitions follow empyrical-reloaded 0.7 where the ledger allows (see
+    :mod:`tradewarden.analytics.ratios`, tested against empyrical).
+
+    Attributes
+    ----------
+    periods_per_year : int
+        365 (the data has weekend bars: calendar days) or 252 (NYSE-like sessions:
+        days with bars), from :func:`return_basis`.
+    period_basis : str
+        ``"calendar days"`` or ``"sessions"``.
+    periods : int
+        Daily returns used (days, or sessions).
+    years : float | None
+        ``periods / periods_per_year``.
+    cagr_pct : float | None
+        Compound annual growth rate, percent: ``prod(1 + r) ** (A / n) - 1`` of the
+        daily returns ``r`` (empyrical's ``cagr``); equal to
+        ``(final / initial) ** (1 / years) - 1``. ``None`` without returns or after a
+        total loss.
+    calmar : float | None
+        ``CAGR / max drawdown`` with the report's max drawdown (total equity per bar,
+        peak seeded with the initial capital). empyrical's ``calmar_ratio`` divides by
+        the drawdown of daily closes instead, which is never deeper, so this ratio is
+        never larger in magnitude; on daily bars the two are equal. ``None`` without
+        a drawdown (T. W. Young, *Futures*, 1991).
+    exposure_pct : float | None
+        Time in market of the whole run: percent of its bar times (distinct decision
+        timestamps) at which at least one position was held (a decision state
+        ``open`` or ``exit_pending``: the position was open at the bar's close).
+    exposure_by_symbol : dict[str, float | None]
+        The same per symbol: percent of the symbol's bars with its position held.
+    bars_by_symbol, bars_held_by_symbol : dict[str, int]
+        The counts behind ``exposure_by_symbol``.
+    buy_hold_return_pct : float | None
+        Buy and hold of the same symbols over the same bars, percent: the total
+        starting capital split equally, each part bought at the symbol's first
+        recorded close and valued at its last (``decisions.close``), no fees or
+        slippage: ``mean_s(last_s / first_s) - 1``.
+    buy_hold_final_equity : float | None
+        ``initial_capital * (1 + buy_hold_return_pct / 100)``, quote currency.
+    buy_hold_by_symbol : dict[str, float | None]
+        Each symbol's ``last / first - 1``, percent.
+    excess_return_pct : float | None
+        The run's total return minus the buy-and-hold return, percentage points.
+    monthly_returns, yearly_returns : list[PeriodReturn]
+        ``prod(1 + r) - 1`` of the daily returns in each UTC calendar month / year
+        (empyrical's ``aggregate_returns``); the first and last may be partial.
+    best_month, worst_month : PeriodReturn | None
+        The months with the highest and the lowest return (first one on a tie).
+    notes : list[str]
+        Why a figure is missing.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    periods_per_year: int = ANNUALIZATION
+    period_basis: str = "calendar days"
+    periods: int = 0
+    years: float | None = None
+    cagr_pct: float | None = None
+    calmar: float | None = None
+    exposure_pct: float | None = None
+    exposure_by_symbol: dict[str, float | None] = {}
+    bars_by_symbol: dict[str, int] = {}
+    bars_held_by_symbol: dict[str, int] = {}
+    buy_hold_return_pct: float | None = None
+    buy_hold_final_equity: float | None = None
+    buy_hold_by_symbol: dict[str, float | None] = {}
+    excess_return_pct: float | None = None
+    monthly_returns: list[PeriodReturn] = []
+    yearly_returns: list[PeriodReturn] = []
+    best_month: PeriodReturn | None = None
+    worst_month: PeriodReturn | None = None
+    notes: list[str] = []
+
+
+class _Exposure:
+    """Bars held and first / last close per symbol, and the run's distinct bar times
+    with any position held, fed decision batches (``held`` and ``close`` read) in time
+    order. A symbol's rows at one timestamp (a bar and an end-of-data liquidation)
+    count as one bar, the first of them."""
+
+    def __init__(self) -> None:
+        self.bars: dict[str, int] = {}
+        self.held: dict[str, int] = {}
+        self.first_close: dict[str, float] = {}
+        self.last_close: dict[str, float] = {}
+        self.last_ts: dict[str, int] = {}
+        self.times = 0
+        self.times_held = 0
+        self.pending: tuple[int, bool] | None = None    # the last time, still open
+
+    def feed(self, batch: pa.RecordBatch) -> None:
+        ts = batch.column(0).to_numpy(zero_copy_only=False)
+        if not len(ts):
+            return
+        held = batch.column(8).to_numpy(zero_copy_only=False) != 0
+        has_close = batch.column(7).to_numpy(zero_copy_only=False) == 0
+        close = batch.column(6).to_numpy(zero_copy_only=False)
+        enc = pc.dictionary_encode(batch.column(1))
+        codes = enc.indices.to_numpy(zero_copy_only=False)
+        for c, name in enumerate(enc.dictionary.to_pylist()):
+            mine = np.flatnonzero(codes == c)
+            if not len(mine):
+                continue
+            t = ts[mine]
+            keep = np.empty(len(t), dtype=bool)
+            keep[0] = t[0] != self.last_ts.get(name)
+            keep[1:] = t[1:] != t[:-1]
+            self.bars[name] = self.bars.get(name, 0) + int(keep.sum())
+            self.held[name] = self.held.get(name, 0) + int((held[mine] & keep).sum())
+            self.last_ts[name] = int(t[-1])
+            priced = mine[has_close[mine]]
+            if len(priced):
+                self.first_close.setdefault(name, float(close[priced[0]]))
+                self.last_close[name] = float(close[priced[-1]])
+        starts = np.flatnonzero(np.r_[True, ts[1:] != ts[:-1]])
+        times = ts[starts]
+        any_held = np.maximum.reduceat(held.astype(np.int8), starts) > 0
+        if self.pending is not None:
+            if times[0] == self.pending[0]:
+                any_held[0] |= self.pending[1]
+            else:
+                self.times += 1
+                self.times_held += int(self.pending[1])
+        self.times += len(times) - 1
+        self.times_held += int(any_held[:-1].sum())
+        self.pending = (int(times[-1]), bool(any_held[-1]))
+
+    def finish(self) -> _Exposure:
+        """Count the last timestamp; return self."""
+        if self.pending is not None:
+            self.times += 1
+            self.times_held += int(self.pending[1])
+            self.pending = None
+        return self
+
+
+def summarize_performance(returns: pd.Series, periods_per_year: int, sessions: bool,
+                          risk: RiskStats, initial_total: float, exposure: _Exposure,
+                          symbols: list[str]) -> PerformanceStats:
+    """Compute :class:`PerformanceStats` from a run's daily returns and what its
+    decisions held (the pure part of :meth:`RunScan.performance`).
+
+    Parameters
+    ----------
+    returns : pandas.Series
+        Daily (or session) returns of total equity, UTC ``DatetimeIndex``.
+    periods_per_year : int
+        365 or 252 (:func:`return_basis`).
+    sessions : bool
+        Whether the returns are per session.
+    risk : RiskStats
+        For the total return and the max drawdown (Calmar).
+    initial_total : float
+        Total starting capital, quote currency.
+    exposure : _Exposure
+        Bars held and closes per symbol, filled by the decisions scan.
+    symbols : list of str
+        Symbols to report (the run's), in order.
+    """
+    notes: list[str] = []
+    r = returns.to_numpy(dtype=float)
+    n = len(r)
+    cagr = annual_return(r, periods_per_year) if n else math.nan
+    if n and not math.isfinite(cagr):
+        notes.append("CAGR undefined: equity fell to zero or below")
+    calmar = (calmar_ratio(r, periods_per_year, risk.max_drawdown_pct / 100.0)
+              if n and risk.max_drawdown_pct > 0 else math.nan)
+    if n and not risk.max_drawdown_pct > 0:
+        notes.append("Calmar undefined: no drawdown")
+    monthly = [PeriodReturn(period=f"{int(y):04d}-{int(m):02d}", year=int(y), month=int(m),
+                            return_pct=100.0 * float(v))
+               for (y, m), v in aggregate_returns(returns, "monthly").items()] if n else []
+    yearly = [PeriodReturn(period=f"{int(y):04d}", year=int(y), return_pct=100.0 * float(v))
+              for y, v in aggregate_returns(returns, "yearly").items()] if n else []
+    best = max(monthly, key=lambda p: p.return_pct) if monthly else None
+    worst = min(monthly, key=lambda p: p.return_pct) if monthly else None
+
+    names = list(dict.fromkeys([*symbols, *exposure.bars]))
+    by_symbol = {s: (100.0 * exposure.held.get(s, 0) / exposure.bars[s]
+                     if exposure.bars.get(s) else None) for s in names}
+    bh = {s: (100.0 * (exposure.last_close[s] / exposure.first_close[s] - 1.0)
+              if exposure.first_close.get(s) else None) for s in names}
+    priced = [v for v in bh.values() if v is not None]
+    if len(priced) < len(names):
+        notes.append("buy and hold: no recorded close for "
+                     + ", ".join(s for s, v in bh.items() if v is None))
+    bh_total = sum(priced) / len(priced) if priced else None
+    total_ret = risk.total_return_pct
+    return PerformanceStats(
+        periods_per_year=periods_per_year, period_basis="sessions" if sessions else "calendar days",
+        periods=n, years=n / periods_per_year if n else None,
+        cagr_pct=100.0 * cagr if math.isfinite(cagr) else None,
+        calmar=calmar if math.isfinite(calmar) else None,
+        exposure_pct=(100.0 * exposure.times_held / exposure.times if exposure.times else None),
+        exposure_by_symbol=by_symbol,
+        bars_by_symbol={s: exposure.bars.get(s, 0) for s in names},
+        bars_held_by_symbol={s: exposure.held.get(s, 0) for s in names},
+        buy_hold_return_pct=bh_total,
+        buy_hold_final_equity=(initial_total * (1.0 + bh_total / 100.0)
+                               if bh_total is not None else None),
+        buy_hold_by_symbol=bh,
+        excess_return_pct=(total_ret - bh_total if total_ret is not None and bh_total is not None
+                           else None),
+        monthly_returns=monthly, yearly_returns=yearly, best_month=best, worst_month=worst,
+        notes=notes)
+
+
 @dataclass
 class RunScan:
     """What one pass over a run's ``decisions`` and ``equity`` rows found.
@@ -1252,6 +1587,7 @@ class RunScan:
     _daily: _DailyCloses
     _first_ts: int | None
     _last_ts: int | None
+    _exposure: _Exposure | None = None
 
     @property
     def empty(self) -> bool:
@@ -1275,11 +1611,27 @@ class RunScan:
         marks = int(sum(p.count for p in self._accounts.values()))
         if self.empty:
             return _risk_from_parts(self.initial_total, trades_df, marks, accounts, None)
-        rets = self._daily.returns(self.initial_total)
+        basis = self.basis()
+        rets = self._daily.returns(self.initial_total, sessions=basis[1])
         return _risk_from_parts(self.initial_total, trades_df, marks, accounts,
                                 (self._total.result(self.start_ts), rets,
                                  float(self._total.last), int(self._first_ts),
-                                 int(self._last_ts)))
+                                 int(self._last_ts)), basis)
+
+    def basis(self) -> tuple[int, bool, str]:
+        """:func:`return_basis` of the days the run's equity curve has points on."""
+        return return_basis(self._daily.all_days())
+
+    def performance(self, risk: RiskStats, symbols: list[str]) -> PerformanceStats:
+        """The run's growth, exposure, buy-and-hold and calendar figures
+        (:class:`PerformanceStats`), given its :class:`RiskStats` (from :meth:`risk`)
+        and the symbols to list (the run's)."""
+        if self.empty:
+            return PerformanceStats(notes=["no equity curve: no growth figures"])
+        periods, sessions, _ = self.basis()
+        rets = self._daily.returns(self.initial_total, sessions=sessions)
+        return summarize_performance(rets, periods, sessions, risk, self.initial_total,
+                                     self._exposure or _Exposure(), symbols)
 
 
 def _account_names(conn: Connection, run_id: str, run: RunInfo, extra: list[str]
@@ -1291,14 +1643,15 @@ def _account_names(conn: Connection, run_id: str, run: RunInfo, extra: list[str]
 
 def _equity_points(conn: Connection, run_id: str, run: RunInfo, initial: dict[str, float],
                    order: str, counts: dict[tuple[str, str, str], int] | None,
-                   closes: _Closes | None = None) -> Iterator[tuple[str, Any]]:
+                   closes: _Closes | None = None, exposure: _Exposure | None = None
+                   ) -> Iterator[tuple[str, Any]]:
     """Stream a run's total-equity step curve and each account's own marks.
 
     Yields ``("span", (first bar, last bar))`` once the first decisions are read,
     ``("account", (code, ts, values))`` for each account's deduplicated marks,
     ``("total", (ts, totals))`` for the curve's points (with the synthetic first and
     last points of :func:`load_equity_curve`), in time order. Decisions are counted
-    into ``counts`` and their closes fed to ``closes`` on the way. Raises
+    into ``counts`` and fed to ``closes`` and ``exposure`` on the way. Raises
     :class:`_Unsorted` / :class:`_NewAccount` for the caller to start again.
     """
     names = list(initial)
@@ -1309,13 +1662,16 @@ def _equity_points(conn: Connection, run_id: str, run: RunInfo, initial: dict[st
     def decisions_marks() -> Iterator[tuple[np.ndarray, ...]]:
         last = None
         for batch in _decision_batches(conn, run_id, order, reasons=counts is not None,
-                                       closes=closes is not None):
+                                       closes=closes is not None or exposure is not None,
+                                       held=exposure is not None):
             ts = batch.column(0).to_numpy(zero_copy_only=False)
             if (last is not None and ts[0] < last) or (len(ts) > 1 and (np.diff(ts) < 0).any()):
                 raise _Unsorted()
             last = int(ts[-1])
             if closes is not None:
                 closes.feed(batch)
+            if exposure is not None:
+                exposure.feed(batch)
             if span[0] is None:
                 span[0] = int(ts[0])
             span[1] = last
@@ -1464,10 +1820,12 @@ def scan_run(bind: Bind, run_id: str, run: RunInfo | None = None) -> RunScan:
             total = _Peak(float(sum(initial.values())))
             accounts = {n: _Peak(initial[n]) for n in names}
             daily = _DailyCloses()
+            exposure = _Exposure()
             span: tuple[int | None, int | None] = (None, None)
             points = 0
             first_ts = last_ts = None
-            for kind, item in _equity_points(conn, run_id, run, initial, order, counts):
+            for kind, item in _equity_points(conn, run_id, run, initial, order, counts,
+                                             exposure=exposure):
                 if kind == "total":
                     ts, v = item
                     total.update(ts, v)
@@ -1485,7 +1843,8 @@ def scan_run(bind: Bind, run_id: str, run: RunInfo | None = None) -> RunScan:
             return RunScan(initial=dict(initial), points=points, start_ts=start_ts,
                            end_ts=end_ts, decisions=_decision_stats_from(counts),
                            warnings=tuple(warnings), _total=total, _accounts=accounts,
-                           _daily=daily, _first_ts=first_ts, _last_ts=last_ts)
+                           _daily=daily, _first_ts=first_ts, _last_ts=last_ts,
+                           _exposure=exposure.finish())
 
         return _with_restarts(conn, run_id, run, consume)
 

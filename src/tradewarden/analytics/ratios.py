@@ -18,6 +18,18 @@ With ``r`` the daily simple returns (NaN ignored) and ``A`` the periods per year
   Investing*, 1994); +inf when no day lost money and the mean is positive.
 
 Both are NaN for fewer than two returns.
+
+The growth figures follow empyrical-reloaded 0.7 the same way (``empyrical.cagr``,
+``empyrical.max_drawdown``, ``empyrical.calmar_ratio``, ``empyrical.aggregate_returns``):
+
+* CAGR = prod(1 + r) ** (A / n) - 1 for ``n`` periodic returns (``n / A`` years).
+* Max drawdown of returns = min over t of (V_t - max(V_0..V_t)) / max(V_0..V_t), with
+  V the compounded value and V_0 = 1 (the peak seeded with the start).
+* Calmar = CAGR / |max drawdown| (T. W. Young, "Calmar Ratio: A Smoother Tool",
+  *Futures*, 1991); NaN without a drawdown. The report passes its own drawdown (equity
+  per bar, deeper than or equal to the drawdown of daily closes) instead.
+* Monthly / yearly returns = prod(1 + r) - 1 over the returns of each calendar month /
+  year (UTC).
 """
 
 from __future__ import annotations
@@ -26,7 +38,10 @@ import math
 
 import numpy as np
 
-__all__ = ["sharpe_ratio", "sortino_ratio"]
+import pandas as pd
+
+__all__ = ["aggregate_returns", "annual_return", "calmar_ratio", "max_drawdown",
+           "sharpe_ratio", "sortino_ratio"]
 
 
 def _clean(returns: object) -> np.ndarray:
@@ -87,3 +102,111 @@ def sortino_ratio(returns: object, annualization: int) -> float:
     risk = math.sqrt(float(np.mean(downside * downside))) * math.sqrt(annualization)
     with np.errstate(divide="ignore", invalid="ignore"):
         return float(np.divide(float(present.mean()) * annualization, risk))
+
+
+def annual_return(returns: object, annualization: int) -> float:
+    """Return the compound annual growth rate (CAGR) of periodic returns, as a fraction.
+
+    ``prod(1 + r) ** (A / n) - 1``: the ending value of 1 compounded by the ``n``
+    returns, annualised over ``n / A`` years (empyrical's ``cagr`` / ``annual_return``).
+
+    Parameters
+    ----------
+    returns : array-like of float, shape (n,)
+        Simple returns per period (NaN counts as 0 in the product, as in empyrical).
+    annualization : int
+        Periods per year (365 calendar days, 252 sessions).
+
+    Returns
+    -------
+    float
+        NaN without returns; NaN when the ending value is not positive (a loss of
+        100 % or more has no annual rate).
+    """
+    r = _clean(returns)
+    n = r.shape[0]
+    if n < 1:
+        return math.nan
+    ending = float(np.nanprod(r + 1.0))
+    if not ending > 0:
+        return math.nan
+    return ending ** (annualization / n) - 1.0
+
+
+def max_drawdown(returns: object) -> float:
+    """Return the maximum drawdown of compounded periodic returns, as a fraction (<= 0).
+
+    The value ``V_t`` of 1 compounded by the returns up to ``t`` against its running
+    peak, ``V_0 = 1`` included (empyrical-reloaded 0.7's ``max_drawdown``).
+
+    Parameters
+    ----------
+    returns : array-like of float, shape (n,)
+
+    Returns
+    -------
+    float
+        ``min_t (V_t - P_t) / P_t``; NaN without returns.
+    """
+    r = _clean(returns)
+    if r.shape[0] < 1:
+        return math.nan
+    value = np.concatenate(([1.0], np.cumprod(np.where(np.isnan(r), 0.0, r) + 1.0)))
+    peak = np.fmax.accumulate(value)
+    return float(np.min((value - peak) / peak))
+
+
+def calmar_ratio(returns: object, annualization: int, drawdown: float | None = None) -> float:
+    """Return the Calmar ratio: CAGR over the magnitude of the maximum drawdown.
+
+    Parameters
+    ----------
+    returns : array-like of float, shape (n,)
+        Simple returns per period.
+    annualization : int
+        Periods per year.
+    drawdown : float, optional
+        The maximum drawdown to divide by, a fraction (its sign is ignored). Default:
+        :func:`max_drawdown` of ``returns``, which makes this empyrical's
+        ``calmar_ratio``.
+
+    Returns
+    -------
+    float
+        NaN when there is no drawdown, the CAGR is undefined, or the ratio is infinite.
+    """
+    dd = max_drawdown(returns) if drawdown is None else -abs(float(drawdown))
+    if not dd < 0:
+        return math.nan
+    value = annual_return(returns, annualization) / abs(dd)
+    return value if math.isfinite(value) else math.nan
+
+
+def aggregate_returns(returns: pd.Series, convert_to: str) -> pd.Series:
+    """Compound periodic returns into calendar months or years (UTC).
+
+    Parameters
+    ----------
+    returns : pandas.Series
+        Simple returns indexed by a ``DatetimeIndex`` (UTC days).
+    convert_to : {"monthly", "yearly"}
+
+    Returns
+    -------
+    pandas.Series
+        ``prod(1 + r) - 1`` per group, indexed by ``(year, month)`` (monthly) or
+        ``year`` (yearly), as empyrical's ``aggregate_returns`` returns them.
+
+    Raises
+    ------
+    ValueError
+        For another ``convert_to``.
+    """
+    if convert_to not in ("monthly", "yearly"):
+        raise ValueError(f"convert_to must be 'monthly' or 'yearly', got {convert_to!r}")
+    if returns.empty:
+        return pd.Series(dtype=float)
+    idx = returns.index
+    keys = [idx.year, idx.month] if convert_to == "monthly" else [idx.year]
+    out = (returns.fillna(0.0) + 1.0).groupby(keys).prod() - 1.0
+    return out.astype(float)
