@@ -183,6 +183,9 @@ def _run_foreground(config: Path, deployment: str | None, db: str | None, live_:
                                 + (f" (deployment {name})" if name else ""))
                 one.settings = one.settings.model_copy(update={"mode": "paper"})
             checked.append((name, one))
+        if loaded.settings.api.enabled:         # [api] enabled: no token, loopback only
+            from tradewarden.web.auth import check_bind
+            check_bind(loaded.settings.api.host, loaded.settings.api.token is not None)
         try:                    # the config is sound: now this process is the daemon
             lock.acquire()
         except DaemonRunning as exc:
@@ -200,6 +203,8 @@ def _run_foreground(config: Path, deployment: str | None, db: str | None, live_:
                 wrap_ledger=sup.wrap_ledger, open_mode=open_mode)
             sup.service = service
             sup.start()
+            from tradewarden.cli_serve import start_for_daemon
+            api = start_for_daemon(loaded, log)     # the dashboard, when [api] enabled
             names = service.names()
             log.info("daemon_started", deployments=names, lock=str(lock_file),
                      modes=[one.run_config().mode for _, one in checked])
@@ -211,6 +216,8 @@ def _run_foreground(config: Path, deployment: str | None, db: str | None, live_:
                     pass
             finally:
                 names = service.names()
+                if api is not None:
+                    api.stop()
                 sup.close()
     except typer.Exit:
         status, why = "error", "refused at start"

@@ -10,23 +10,29 @@ loopback address is accepted.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any
 
 import typer
 
-from tradewarden.cli_common import CONFIG_OPT, DB_OPT, _fail, _known_errors, settings_for
+from tradewarden.cli_common import (
+    CONFIG_OPT,
+    DB_OPT,
+    _fail,
+    _known_errors,
+    settings_for,
+)
 
-__all__ = ["register", "serve"]
+__all__ = ["register", "serve", "start_for_daemon"]
 
 
-def serve(config: Optional[Path] = CONFIG_OPT,
-          host: Optional[str] = typer.Option(
+def serve(config: Path | None = CONFIG_OPT,
+          host: str | None = typer.Option(
               None, "--host", help="Address to listen on. [default: [api] host, 127.0.0.1] "
                                    "Anything but loopback needs TRADEWARDEN_API__TOKEN."),
-          port: Optional[int] = typer.Option(
+          port: int | None = typer.Option(
               None, "--port", min=0, max=65535,
               help="TCP port (0: any free port). [default: [api] port, 8080]"),
-          db: Optional[str] = DB_OPT) -> None:
+          db: str | None = DB_OPT) -> None:
     """Serve the web dashboard and REST API of the config's ledger until Ctrl-C.
 
     Prints the URL. Every /api call needs 'Authorization: Bearer <token>' when a token
@@ -60,6 +66,34 @@ def serve(config: Optional[Path] = CONFIG_OPT,
     finally:
         app.state.api.close()
     typer.echo("stopped")
+
+
+def start_for_daemon(loaded: Any, log: Any) -> Any:
+    """Serve the dashboard on a background thread of the daemon when ``[api] enabled``.
+
+    Parameters
+    ----------
+    loaded : tradewarden.settings.LoadedSettings
+    log : structlog logger
+        ``api_started`` (with the URL) or ``api_not_started`` (with why) is logged.
+
+    Returns
+    -------
+    tradewarden.web.server.ServerHandle or None
+        ``None`` when ``[api] enabled`` is false or the server could not listen (a port
+        in use: the daemon runs on without its dashboard, as it does without Telegram).
+    """
+    if not loaded.settings.api.enabled:
+        return None
+    from tradewarden.web.auth import ApiConfigError
+    from tradewarden.web.server import start_background
+    try:
+        handle = start_background(loaded)
+    except (ApiConfigError, RuntimeError) as exc:
+        log.error("api_not_started", error=str(exc))
+        return None
+    log.info("api_started", url=handle.url)
+    return handle
 
 
 def register(app: typer.Typer) -> None:

@@ -154,7 +154,7 @@ def test_status_health_follows_the_lock_and_the_heartbeat(tmp_path, built):
 
 
 def test_positions_carry_a_traffic_light_by_the_documented_rule(built):
-    ((name, (pos,)),) = Oversight(str(built.db), clock=built.clock.now).positions().items()
+    ((_, (pos,)),) = Oversight(str(built.db), clock=built.clock.now).positions().items()
     stop, mark = pos["stop_loss"], pos["mark"]
     distance = float((mark - stop) / stop)               # 1.1 % above the stop
     assert 0 < distance < 0.05
@@ -219,7 +219,15 @@ def test_queue_lists_the_pending_approval_with_its_decision(reader, built):
     assert a["reasoning"] == "ETH broke its 6-bar high"
 
 
-def test_costs_runs_report_trades_and_equity(reader, built):
+def test_costs_runs_report_trades_and_equity(reader, built, monkeypatch):
+    from tradewarden.analytics import metrics
+
+    def refuse(path):
+        raise AssertionError(f"ADBC reader opened on {path} in the server's process")
+
+    # the report's ADBC reader (its own copy of SQLite) never runs in the server's
+    # process: closing it would drop this process's sqlite3 locks on the file
+    monkeypatch.setattr(metrics, "_open_reader", refuse)
     led = Ledger(built.db)
     records.record_cost(led, ts=built.clock.now() - 60, provider="anthropic", model="m1",
                         call_type="decide", input_tokens=1000, output_tokens=200,
@@ -373,7 +381,7 @@ def _race(url: str, approval_id: int, n: int) -> list[int]:
     barrier = threading.Barrier(n)
     statuses: list[int] = []
     # one client (thread-safe), a connection per thread: no TLS context built per thread
-    client = httpx.Client(headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30,
+    client = httpx.Client(headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60,
                           limits=httpx.Limits(max_connections=n), trust_env=False)
 
     def hit(i: int) -> None:
@@ -450,20 +458,22 @@ def test_warden_serve_prints_the_url_logs_requests_but_never_the_token(built, tm
         deadline = time.monotonic() + 30
         while True:
             try:
-                r = httpx.get(f"{url}api/status", headers=auth, timeout=5)
+                r = httpx.get(f"{url}api/status", headers=auth, timeout=60, trust_env=False)
                 break
             except httpx.ConnectError:
                 assert time.monotonic() < deadline, "the server did not answer"
                 time.sleep(0.1)
         assert r.status_code == 200 and r.json()["deployments"][0]["name"] == "desk"
-        assert httpx.get(f"{url}api/queue", headers={"Authorization": f"Bearer {TOKEN}x"}
-                         ).status_code == 401
-        assert httpx.get(f"{url}api/runs/nope", headers=auth).status_code == 404
+        assert httpx.get(f"{url}api/queue", headers={"Authorization": f"Bearer {TOKEN}x"},
+                         timeout=60, trust_env=False).status_code == 401
+        assert httpx.get(f"{url}api/decisions/999", headers=auth, timeout=60,
+                         trust_env=False).status_code == 404
     finally:
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0 and out.strip().endswith("stopped")
     assert '"GET /api/status HTTP/1.1" 200' in err and '"GET /api/queue HTTP/1.1" 401' in err
+    assert '"GET /api/decisions/999 HTTP/1.1" 404' in err
     assert TOKEN not in err and TOKEN not in out and TOKEN[:10] not in err
 
 
@@ -474,12 +484,64 @@ def test_background_server_logs_never_hold_the_token(built, monkeypatch, caplog)
     try:
         for token in (TOKEN, TOKEN + "x"):
             for path in ("api/status", "api/decisions/999", "api/queue"):
-                httpx.get(f"{handle.url}{path}", headers={"Authorization": f"Bearer {token}"})
+                httpx.get(f"{handle.url}{path}", headers={"Authorization": f"Bearer {token}"},
+                          timeout=60, trust_env=False)
         httpx.post(f"{handle.url}api/decisions/{built.eth_approval}/reject",
-                   headers={"Authorization": f"Bearer {TOKEN}"})
+                   headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60, trust_env=False)
     finally:
         handle.stop()
     text = caplog.text
     assert '"GET /api/decisions/999 HTTP/1.1" 404' in text and "401" in text
     assert TOKEN not in text and TOKEN[:10] not in text
 
+
+
+class _Log:
+    """Records structlog-style calls (event name and fields)."""
+
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, str, dict]] = []
+
+    def info(self, event, **kw):
+        self.lines.append(("info", event, kw))
+
+    def error(self, event, **kw):
+        self.lines.append(("error", event, kw))
+
+
+def test_the_daemon_serves_the_dashboard_when_enabled(built, monkeypatch):
+    from tradewarden.cli_serve import start_for_daemon
+    log = _Log()
+    off = _settings(built.db, monkeypatch)
+    assert start_for_daemon(off, log) is None and log.lines == []
+    holder = __import__("socket").socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen(1)
+    busy = holder.getsockname()[1]
+    on = _settings(built.db, monkeypatch, TRADEWARDEN_API__ENABLED="true",
+                   TRADEWARDEN_API__PORT=str(busy))
+    assert start_for_daemon(on, log) is None                # the port is taken: logged
+    assert log.lines[-1][:2] == ("error", "api_not_started")
+    assert f"port {busy}: cannot listen there" in log.lines[-1][2]["error"]
+    holder.close()
+    handle = start_for_daemon(on, log)
+    try:
+        assert log.lines[-1] == ("info", "api_started", {"url": f"http://127.0.0.1:{busy}/"})
+        assert httpx.get(f"{handle.url}api/queue", trust_env=False).json()[
+            "approvals"][0]["id"] == built.eth_approval
+    finally:
+        handle.stop()
+    assert not handle.running
+
+
+def test_the_daemon_refuses_to_start_an_open_dashboard_without_a_token(tmp_path):
+    from tradewarden.cli import app
+    cfg = tmp_path / "d.toml"
+    cfg.write_text(f'symbols = ["BTC-USD"]\n[ledger]\ndb = "{tmp_path / "l.db"}"\n'
+                   '[venue]\nname = "coinbase"\n[api]\nenabled = true\nhost = "0.0.0.0"\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRADEWARDEN_")}
+    r = CliRunner(env=env).invoke(app, ["daemon", "start", "--config", str(cfg), "--foreground",
+                                        "--log", str(tmp_path / "d.log")])
+    assert r.exit_code == 2
+    assert "[api] host '0.0.0.0' is not a loopback address" in r.output
+    assert not (tmp_path / "l.db").exists()                 # refused before anything ran

@@ -66,6 +66,7 @@ class ApiState:
         self.clock = clock
         self.writes = SlidingWindow(api.write_limit_per_minute, 60.0, rate_clock)
         self._oversight: Any = None
+        self._reports: Any = None
 
     @property
     def actor(self) -> str:
@@ -87,8 +88,26 @@ class ApiState:
                                         default_autonomy=self.default_autonomy)
         return self._oversight
 
+    def report(self, run_id: str) -> dict[str, Any]:
+        """A run's report dict, built in the report worker process
+        (:class:`tradewarden.web.reports.ReportWorker`: the report's ADBC reader never
+        runs in this process).
+
+        Raises
+        ------
+        LookupError
+            No such run.
+        """
+        if self._reports is None:
+            from tradewarden.web.reports import ReportWorker
+            self._reports = ReportWorker(self.ledger_url)
+        return self._reports.report(run_id)
+
     def close(self) -> None:
-        """Close the ledger connection (the app's shutdown)."""
+        """Close the ledger connection and stop the report worker (the app's shutdown)."""
+        if self._reports is not None:
+            self._reports.close()
+            self._reports = None
         if self._oversight is not None:
             self._oversight.close()
             self._oversight = None

@@ -16,7 +16,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, FastAPI, HTTPException, Path, Query
 
 from tradewarden.ops.daemon import HEARTBEAT_SECONDS
-from tradewarden.ops.oversight import OversightConflict, OversightError, OversightNotFound
+from tradewarden.ops.oversight import (
+    OversightConflict,
+    OversightError,
+    OversightNotFound,
+)
 from tradewarden.web import models as m
 
 __all__ = ["install"]
@@ -160,10 +164,10 @@ def install(app: FastAPI, state: Any, *, auth: Callable[..., None]) -> None:
     def run_report(run_id: str) -> dict[str, Any]:
         """The run's report as ``warden report RUN_ID --report-format json`` writes it
         (figures, gates, per symbol, data quality, warnings, notes), built from the
-        ledger on each call."""
-        from tradewarden.analytics.report import build_report
+        ledger on each call, in a worker process of the server (about a second for a
+        54,000-bar replay)."""
         with _answers():
-            return build_report(state.oversight().ledger.engine, run_id).to_dict()
+            return state.report(run_id)
 
     @router.get("/runs/{run_id}/trades", response_model=m.TradesOut,
                 responses={404: {"model": m.ErrorOut}}, summary="A run's closed round trips")
@@ -205,6 +209,8 @@ def _answers() -> Iterator[None]:
         raise HTTPException(400, str(exc)) from None
     except LookupError as exc:
         raise HTTPException(404, str(exc).strip("'\"")) from None
+    except (TimeoutError, RuntimeError) as exc:
+        raise HTTPException(503, f"the report could not be built: {exc}") from None
 
 
 def _rate_limit(state: Any) -> Callable[[], None]:

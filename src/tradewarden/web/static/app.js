@@ -566,6 +566,20 @@
     Plotly.react('chart-drawdown', ddTraces, { ...base, yaxis: { gridcolor: '#e6e6e3', ticksuffix: ' %' } }, config);
   }
 
+  // the charts are wanted once they come into view; watched from the first complete
+  // drawing on (before it, the empty sections would put them on the first screen)
+  let chartsObserver = null;
+  function watchCharts() {
+    if (chartsObserver) return;
+    chartsObserver = new IntersectionObserver((entries) => {
+      if (entries.some((e) => e.isIntersecting) && !chartsWanted) {
+        chartsWanted = true;
+        if (loggedIn) loadEquity(true);
+      }
+    });
+    chartsObserver.observe($('charts'));
+  }
+
   // ------------------------------------------------------------------ polling
   async function section(key, path, draw) {
     const data = await api(path);
@@ -596,6 +610,7 @@
           section('runs', 'runs', drawRuns),
         ]);
         await loadEquity(false);
+        watchCharts();
       }
       if ($('notice').dataset.kind === 'poll') notice(null);
       schedule();
@@ -635,12 +650,7 @@
     $('run-report-close').addEventListener('click', () => { $('run-report').hidden = true; });
     $('curve-select').addEventListener('change', () => loadEquity(true));
     document.addEventListener('visibilitychange', () => { if (!document.hidden && loggedIn) refresh(false); });
-    new IntersectionObserver((entries) => {
-      if (entries.some((e) => e.isIntersecting) && !chartsWanted) {
-        chartsWanted = true;
-        if (loggedIn) loadEquity(true);
-      }
-    }).observe($('charts'));
+
     refresh(true);
   });
 }());
