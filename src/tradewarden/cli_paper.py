@@ -63,7 +63,8 @@ def paper(ctx: typer.Context,
         from pydantic import ValidationError
         if isinstance(exc, ValidationError):
             raise _fail(_validation_message(exc)) from None
-        if isinstance(exc, _known_errors()):
+        from tradewarden.execution.venue import VenueError   # IBKR: paper trades at the venue
+        if isinstance(exc, (VenueError, *_known_errors())):
             raise _fail(str(exc)) from None
         raise
 
@@ -147,12 +148,19 @@ def open_mode(loaded: Any, *, deployment: str | None, clock: Any,
     venue = loaded.venue
     cfg = loaded.run_config()
     if cfg.timeframe is None:
-        cfg = cfg.model_copy(update={"timeframe": "1h"})
+        cfg = cfg.model_copy(update={"timeframe": "1d" if venue.name == "ibkr" else "1h"})
     cfg, strategy = resolve_config(cfg)
     make_client = client_factory or (lambda name, url: create_venue_client(name, api_url=url))
     data_url = venue.data_url or venue.api_url
-    exchange = make_client(venue.name, data_url)
-    err.print(f"loading {venue.name} markets for {', '.join(cfg.symbols)}"
+    # -- Interactive Brokers: paper and live both trade at IBKR (paper: the DU paper
+    # account) through IbkrBroker, on its daily bars (ops.live.connect_ibkr, ibkr_feed)
+    ibkr = venue.name == "ibkr"
+    if ibkr and connect is None:
+        from tradewarden.ops.live import connect_ibkr
+        connect = lambda c, k: (*connect_ibkr(venue, c, k), None)  # noqa: E731
+    exchange = None if ibkr else make_client(venue.name, data_url)
+    err.print(f"connecting to ibkr at {venue.host or '127.0.0.1'}:{venue.port or 7497}" if ibkr
+              else f"loading {venue.name} markets for {', '.join(cfg.symbols)}"
               + (f" from {data_url}" if data_url else ""))
     broker = None
     if connect is None:
@@ -178,13 +186,18 @@ def open_mode(loaded: Any, *, deployment: str | None, clock: Any,
                      venue=venue.name, broker=broker)
     out.print(describe(dep))
     fee_text = (f"fees {fee_bps:g}/{maker_bps:g} bps taker/maker ({fees[2]})" if fees
+                else "fees from IBKR's commission reports" if ibkr
                 else f"fees {cfg.fee_bps:g}/{cfg.maker_fee_bps:g} bps (config)")
     fills = "fills at the venue" if broker is not None else "simulated fills"
     out.print(f"{cfg.mode}: {cfg.strategy} on {', '.join(cfg.symbols)} {cfg.timeframe} candles "
               f"from {venue.name}, {fills}; {fee_text}; governor {cfg.governor}; "
               "Ctrl-C or SIGTERM stops")
-    feed = LiveCandleFeed(exchange, list(cfg.symbols), cfg.timeframe, clock, venue=venue.name,
-                          stall_after=float(DEFAULT_STALL_AFTER), retry_every=30.0)
+    if ibkr:
+        from tradewarden.ops.live import ibkr_feed
+        feed = ibkr_feed(broker, cfg)
+    else:
+        feed = LiveCandleFeed(exchange, list(cfg.symbols), cfg.timeframe, clock, venue=venue.name,
+                              stall_after=float(DEFAULT_STALL_AFTER), retry_every=30.0)
     return Opened(dep, feed, ledger, RECONCILE_SECONDS if broker is not None else None)
 
 

@@ -209,11 +209,35 @@ def connect_ibkr(venue: Any, config: RunConfig, clock: Clock) -> tuple[Any, dict
     broker = IbkrBroker.connect(venue.host or "127.0.0.1", port,
                                 venue.client_id if venue.client_id is not None else 1,
                                 venue.account, list(config.symbols), clock)
-    problems = ibkr_mode_problems(config.mode, port, broker.account)
+    problems = ibkr_mode_problems(config.mode, port, broker.account_id)
     if problems:
-        broker.close()
+        broker.disconnect()
         raise VenueError("ibkr", problems[0])
     return broker, dict(broker.instruments)
+
+
+def ibkr_feed(broker: Any, config: RunConfig) -> Any:
+    """Return the daily-bar feed of an IBKR deployment: :class:`~tradewarden.data.ibkr_feed.
+    IbkrBarFeed` on the broker's session and contracts (raw ``TRADES`` prices, the
+    prices orders fill at; NYSE sessions, a bar due at the next midnight UTC).
+
+    Parameters
+    ----------
+    broker : tradewarden.execution.ibkr.IbkrBroker
+    config : RunConfig
+        ``timeframe`` ``1d``.
+
+    Raises
+    ------
+    ValueError
+        A timeframe other than ``1d``.
+    """
+    from tradewarden.data.ibkr_feed import IbkrBarFeed
+
+    if config.timeframe != "1d":
+        raise ValueError(f"timeframe = \"{config.timeframe}\": [venue] name = \"ibkr\" trades "
+                         "US equities on daily bars; set timeframe = \"1d\"")
+    return IbkrBarFeed.from_broker(broker, adjusted=False)
 
 
 def check_preflight(pre: Preflight) -> None:
@@ -267,4 +291,4 @@ def exposure_lines(config: RunConfig, pre: Preflight) -> list[str]:
 
 
 __all__ = ["IBKR_LIVE_PORTS", "IBKR_PAPER_PORTS", "check_preflight", "connect_ibkr", "connect_venue",
-           "exposure_lines", "ibkr_mode_problems", "is_paper_account", "live_refusals"]
+           "exposure_lines", "ibkr_feed", "ibkr_mode_problems", "is_paper_account", "live_refusals"]
