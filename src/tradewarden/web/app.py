@@ -217,9 +217,15 @@ def _version() -> str:
 
 def _auth_dependency(state: ApiState) -> Callable[[Request], None]:
     """The dependency every ``/api`` route takes: 401 unless the bearer token matches."""
-    token = state.api.token.get_secret_value() if state.api.token is not None else None
+    from fastapi import Depends
+    from fastapi.security import HTTPBearer
 
-    def require_token(request: Request) -> None:
+    token = state.api.token.get_secret_value() if state.api.token is not None else None
+    # declares the scheme in the OpenAPI document (the "Authorize" button of /docs); the
+    # header is checked below, so that a missing and a wrong token say different things
+    scheme = HTTPBearer(auto_error=False, description="[api] token (TRADEWARDEN_API__TOKEN)")
+
+    def require_token(request: Request, _: Any = Depends(scheme)) -> None:
         if token is None:
             return
         header = request.headers.get("authorization")
