@@ -95,6 +95,14 @@ def test_without_a_token_configured_loopback_calls_need_none(built):
     assert client.get("/api/status").status_code == 200
 
 
+def test_a_missing_ledger_is_503_naming_it_and_the_server_still_answers(tmp_path):
+    client = TestClient(create_app(str(tmp_path / "none.db")))
+    r = client.get("/api/status")
+    assert r.status_code == 503
+    assert r.json()["error"] == f"the ledger is not available: no ledger at {tmp_path / 'none.db'}"
+    assert client.get("/").status_code == 200 and not (tmp_path / "none.db").exists()
+
+
 def test_the_bind_rule_and_the_constant_time_compare():
     for host in ("127.0.0.1", "127.8.9.1", "::1", "[::1]", "localhost"):
         assert is_loopback(host)

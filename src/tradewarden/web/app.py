@@ -136,7 +136,7 @@ def _validation_line(exc: RequestValidationError) -> str:
 
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": m.ErrorOut, "description": "No or a wrong bearer token."},
-    503: {"model": m.ErrorOut, "description": "The ledger cannot be read."},
+    503: {"model": m.ErrorOut, "description": "The ledger cannot be read or written now."},
 }
 
 
@@ -262,7 +262,7 @@ def _install_errors(app: FastAPI) -> None:
     @app.exception_handler(LedgerError)
     async def _ledger(request: Request, exc: LedgerError) -> JSONResponse:
         log.warning("ledger error on %s %s: %s", request.method, request.url.path, exc)
-        return _error(503, f"the ledger cannot be read: {exc}")
+        return _error(503, f"the ledger is not available: {exc}")
 
 
 def _install_page(app: FastAPI, static: Path) -> None:
