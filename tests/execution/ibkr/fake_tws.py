@@ -720,6 +720,7 @@ class FakeTws:
                 inst.volume = _d(volume)
             inst.bid_size, inst.ask_size, inst.last_size = _d(bid_size), _d(ask_size), _d(last_size)
             inst.quoted = True
+            self._push_ticks(inst)
             self._match_static(inst)
             self._after_price(inst)
             return self._execs[before:]
@@ -803,6 +804,7 @@ class FakeTws:
             inst.bid = inst.ask = inst.last = c
             inst.volume += _d(volume)
             inst.quoted = True
+            self._push_ticks(inst)
             self._after_price(inst)
             return self._execs[before:]
         return self._call(do)
@@ -1247,15 +1249,23 @@ class FakeTws:
         self._send(conn, 21, req_id, 13, 0, inst.iv, m["delta"], m["price"], 0.0, m["gamma"],
                    m["vega"], m["theta"], und)
 
-    def _after_price(self, inst: Instrument) -> None:
-        """Push ticks to streaming subscribers (options on a moved stock too) and portfolio
-        values to account subscribers."""
-        touched = {inst.con_id} | {i.con_id for i in self.instruments.values()
-                                   if i.under_con_id == inst.con_id}
+    def _touched(self, inst: Instrument) -> set[int]:
+        return {inst.con_id} | {i.con_id for i in self.instruments.values()
+                                if i.under_con_id == inst.con_id}
+
+    def _push_ticks(self, inst: Instrument) -> None:
+        """Send the current ticks to streaming subscribers of ``inst`` and of its options
+        (sent before the fills a price makes, so a fill's snapshot sees the market it
+        filled in)."""
+        touched = self._touched(inst)
         for conn in self._conns:
             for req_id, cid in list(conn.mkt_subs.items()):
                 if cid in touched:
                     self._ticks(conn, req_id, self.instruments[cid])
+
+    def _after_price(self, inst: Instrument) -> None:
+        """Push portfolio rows and account values of positions the price moved."""
+        touched = self._touched(inst)
         accounts = {a for (a, cid) in self._positions if cid in touched}
         for account in accounts:
             self._push_account(account, [cid for (a, cid) in self._positions
@@ -1731,6 +1741,7 @@ class FakeTws:
             _, _, o, price = best
             point = price if not gap else b
             inst.bid = inst.ask = inst.last = point
+            self._push_ticks(inst)
             if o.order_type == "STP LMT" and not o.triggered:
                 o.triggered = True
                 if not ((price <= o.lmt_price) if o.action == "BUY" else (price >= o.lmt_price)):

@@ -541,3 +541,17 @@ def test_asyncio_api_places_and_fills(tws):
     assert price == 399.99                                              # sold at the bid
     assert refs == ["async-1"]
     assert tws.positions() == {"MSFT": Decimal(-3)}
+
+
+def test_a_fill_comes_after_the_quote_that_made_it(tws, ib, wait_until):
+    tws.add_option("AAPL", "20260220", 180, "P")
+    (opt,) = ib.qualifyContracts(Option("AAPL", "20260220", 180, "P", "SMART"))
+    ticker = ib.reqMktData(opt)
+    seen: list[float] = []
+    ib.execDetailsEvent += lambda trade, fill: seen.append(ticker.bid)
+    trade = ib.placeOrder(opt, LimitOrder("SELL", 1, 9.00))        # above the model's bid
+    wait_until(ib, lambda: trade.orderStatus.status == "Submitted")
+    tws.set_option_quote("AAPL", "20260220", 180, "P", "9.05", "9.15")
+    wait_until(ib, lambda: _settled(trade))
+    assert seen == [9.05]                                # the ticker had the new bid
+    assert trade.fills[0].execution.price == 9.05
