@@ -172,7 +172,8 @@ def _emit_report(ledger, run_id: str, gates, fmt: ReportFormat, out: Path) -> bo
     if fmt in (ReportFormat.html, ReportFormat.all):
         paths["html"] = str(out / f"{run_id}.html")
         with _writing(paths["html"]), _reading(ledger.db, run_id):
-            write_html(report, ledger.engine, paths["html"])
+            from tradewarden.ops.report_bars import run_bars   # candles: the run's bars again
+            write_html(report, ledger.engine, paths["html"], run_bars(ledger.engine, run_id))
     if "json" in paths:
         with _writing(paths["json"]):
             write_json(report, paths["json"])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import re
 
 import pytest
 from pydantic import ValidationError
@@ -12,8 +11,7 @@ from rich.console import Console
 
 from tradewarden.analytics import (CSV_COLUMNS, GateConfig, build_report, evaluate_gates,
                                    list_runs, render_console, report_to_dict, trades_to_csv,
-                                   write_html, write_json)
-from tradewarden.analytics.charts import downsample
+                                   write_json)
 
 from _analytics_ledger import D, H, T0, Ledger
 
@@ -160,50 +158,6 @@ def test_json_has_no_nan_or_inf_for_degenerate_run(ledger: Ledger, tmp_path) -> 
     _strict_json(write_json(rep, tmp_path / "deg.json").read_text())
 
 
-# --------------------------------------------------------------------------- HTML
-
-def test_html_is_self_contained(hand_run: Ledger, tmp_path) -> None:
-    rep = build_report(hand_run.engine, "r-hand", LOOSE)
-    path = write_html(rep, hand_run.engine, tmp_path / "report.html")
-    html = path.read_text(encoding="utf-8")
-    assert html.startswith("<!DOCTYPE html>") and "r-hand" in html
-    assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", html, re.I)
-    assert "<script" not in html.lower() and "<link" not in html.lower()
-    assert "@import" not in html and "url(" not in html
-    # equity + drawdown + one price chart per symbol
-    assert html.count("<svg") == 4
-    assert "BTC-USD — close with trades (3)" in html
-    assert html.count("<polygon") >= 2 * 6                    # entry + exit marker per trade
-    assert "exit: stop_loss" in html and "2024-01-0" in html  # legend, dated axis
-    assert 'class="verdict PASS"' in html and "Total equity" in html and "Drawdown" in html
-
-
-def test_html_flags_failed_run_and_thins_long_price_series(ledger: Ledger, tmp_path) -> None:
-    ledger.add_run("r-long", status="running", completed_at=None)
-    n = 12000
-    ledger.add_decisions("r-long", [(T0 + i * 60, "BTC-USD", "hold", "no_signal",
-                                     60000.0 + (i % 500) - (3000.0 if i == 7777 else 0.0))
-                                    for i in range(n)])
-    rep = build_report(ledger.engine, "r-long")
-    html = write_html(rep, ledger.engine, tmp_path / "long.html").read_text()
-    assert "RUN NOT COMPLETED" in html and 'class="verdict FAIL"' in html
-    price_svg = html[html.index("BTC-USD — close"):]
-    path_d = re.search(r'<path d="([^"]+)" fill="none"', price_svg).group(1)
-    assert 100 < path_d.count("L") + 1 <= 2002
-    assert len(html) < 400_000
-
-
-def test_downsample_keeps_extremes_and_bounds_size() -> None:
-    import numpy as np
-    ts = np.arange(100_000, dtype=np.int64) * 60 + T0
-    vals = 60000 + np.sin(np.arange(100_000) / 500.0) * 1000
-    vals[54321] = 50000.0
-    vals[123] = 70000.0
-    t2, v2 = downsample(ts, vals, 2000)
-    assert len(v2) <= 2000 and v2.min() == 50000.0 and v2.max() == 70000.0
-    assert t2[0] == ts[0] and t2[-1] == ts[-1] and np.all(np.diff(t2) > 0)
-
-
 # --------------------------------------------------------------------------- CSV / list
 
 def test_trades_csv_columns_and_consistent_decimals(hand_run: Ledger, tmp_path) -> None:
@@ -252,11 +206,9 @@ def test_empty_run_reports_undefined_values_and_renders(ledger: Ledger, tmp_path
     assert gates["max_drawdown_pct"].note == "no equity curve"
     assert rep.per_symbol["ETH-USD"].account is None          # portfolio: no per-symbol account
     _strict_json(write_json(rep, tmp_path / "e.json").read_text())
-    html = write_html(rep, ledger.engine, tmp_path / "e.html").read_text()
-    assert "No equity curve in the ledger." in html and html.count(">no data</text>") == 2
 
 
-def test_portfolio_report_html_has_one_price_chart_per_symbol(ledger: Ledger, tmp_path) -> None:
+def test_portfolio_report_sums_the_portfolio_account(ledger: Ledger) -> None:
     ledger.add_run("r-pf", capital_mode="portfolio", symbols=["BTC-USD", "ETH-USD"],
                    initial_capital="20000", trades_closed=1)
     ledger.add_decisions("r-pf", [(T0 + i * H, s, "hold", "no_signal", p + i)
@@ -270,20 +222,3 @@ def test_portfolio_report_html_has_one_price_chart_per_symbol(ledger: Ledger, tm
                                ("portfolio", T0 + 30 * H, 20037.93)])
     rep = build_report(ledger.engine, "r-pf")
     assert rep.risk.final_equity == pytest.approx(20037.93)
-    html = write_html(rep, ledger.engine, tmp_path / "pf.html").read_text()
-    assert "BTC-USD — close with trades (0)" in html
-    assert "ETH-USD — close with trades (1)" in html
-    assert "entry 2024-01-01T05:00:00Z @ 3005.00" in html    # marker tooltip, exact price
-    assert "exit: signal" in html
-
-
-def test_axis_ticks_are_round_and_dated() -> None:
-    from tradewarden.analytics.charts import time_ticks, value_ticks
-    assert value_ticks(0.0, 10.0, 5) == [0.0, 2.0, 4.0, 6.0, 8.0, 10.0]
-    assert value_ticks(59_870.0, 61_230.0, 5) == [60_000.0, 60_250.0, 60_500.0, 60_750.0,
-                                                 61_000.0]
-    ticks = time_ticks(T0 + 5 * H, T0 + 3 * D, max_ticks=4)
-    assert [label for _, label in ticks] == ["2024-01-02", "2024-01-03", "2024-01-04"]
-    assert all(t % D == 0 for t, _ in ticks)                      # UTC midnights
-    months = time_ticks(T0, T0 + 200 * D)
-    assert months[0][1] == "2024-01" and all(len(lbl) == 7 for _, lbl in months)

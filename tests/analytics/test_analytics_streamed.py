@@ -179,7 +179,10 @@ def test_report_from_chunks_and_html_page(mixed: Ledger, tmp_path) -> None:
     assert report.risk == summarize_risk(curve, load_trades(mixed.engine, "ind"))
     assert report.decisions.total == sum(_reference_counts(mixed, "ind").values())
     page = write_html(report, mixed.engine, tmp_path / "r.html").read_text()
-    assert page.count("<svg") == 2 + len(SYMBOLS) and ">no data<" not in page
+    charts = ["chart-equity", "chart-pnl", "chart-monthly",
+              *[f"chart-symbol-{i}" for i in range(len(SYMBOLS))]]
+    assert [c for c in charts if f'<div id="{c}" class="plotly-graph-div"' in page] == charts
+    assert "the ledger holds no close" not in page
 
 
 def test_empty_run_scans_to_an_empty_curve(ledger: Ledger) -> None:

@@ -1,61 +1,52 @@
-"""Inline SVG charts for the HTML report: no JavaScript, no external resources.
+"""The HTML report's charts, as Plotly figures (drawn by plotly.js in the page).
 
-Every chart is a time series on a UTC time axis. Long series are thinned by
-:func:`downsample` (per-bucket min and max, so spikes and troughs survive) to at most
-``max_points`` points before drawing, which keeps a report of a million-bar run small.
+Each function returns a figure as plotly.js takes it: a dict with ``data`` (the
+traces) and ``layout``, which :mod:`tradewarden.analytics.htmlpage` hands to
+:func:`plotly.io.to_html`. The dicts are written directly rather than through
+``plotly.graph_objects`` (whose per-property validation took about a second per
+chart); the attributes are plotly.js's (https://plotly.com/javascript/reference/).
+Times are UTC: x values are epoch milliseconds on date axes. Numeric columns are sent
+as plotly.js typed arrays (base64 of little-endian float64), so long series stay
+compact. :func:`downsample` thins a series for display, keeping each bucket's extremes.
 """
 
 from __future__ import annotations
 
-import math
+import base64
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from html import escape
-from typing import Callable, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["Legend", "Marker", "Segment", "downsample", "line_chart", "time_ticks",
-           "value_ticks"]
+__all__ = ["ENTRY_COLOR", "EXIT_COLORS", "MAX_POINTS", "Figure", "Overlay", "Shade",
+           "downsample", "equity_figure", "monthly_heatmap", "pnl_histogram", "symbol_figure"]
 
 MAX_POINTS = 2000
 
-_FIXED_STEPS = (60, 300, 900, 1800, 3600, 2 * 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400,
-                2 * 86400, 7 * 86400, 14 * 86400)
-_MONTH_STEPS = (1, 2, 3, 6, 12, 24, 60)
-_MONDAY_OFFSET = 4 * 86400  # 1970-01-01 was a Thursday; weekly ticks fall on Mondays
+ENTRY_COLOR = "#2f9e44"
+#: Exit marker colour by ``trades.exit_reason``.
+EXIT_COLORS = {
+    "stop_loss": "#e03131",
+    "emergency": "#862e2e",
+    "take_profit": "#1c7ed6",
+    "signal": "#5c5f66",
+    "manual": "#343a40",
+    "end_of_data": "#adb5bd",
+}
+OTHER_EXIT_COLOR = "#868e96"
+HALT_COLOR = "rgba(240, 140, 0, 0.13)"
+_SYMBOL_COLORS = ("#4263eb", "#f76707", "#12b886", "#ae3ec9", "#fab005", "#1098ad")
+_OVERLAY_COLORS = ("#7048e8", "#f08c00", "#0ca678", "#d6336c")
+_FONT = {"family": "-apple-system, BlinkMacSystemFont, 'Segoe UI', Roboto, Arial, sans-serif",
+         "size": 12, "color": "#1d2125"}
+_AXIS = {"gridcolor": "#edf0f2", "zeroline": False, "linecolor": "#ced4da",
+         "ticks": "outside", "tickcolor": "#ced4da", "ticklen": 4,
+         "title": {"font": {"size": 11}}}
+_MS = 1000
 
-
-@dataclass(frozen=True)
-class Marker:
-    """A point marker: ``shape`` is ``'up'`` / ``'down'`` (triangles) or ``'circle'``."""
-
-    ts: int
-    value: float
-    shape: str
-    color: str
-    title: str = ""
-
-
-@dataclass(frozen=True)
-class Segment:
-    """A straight line between two (ts, value) points, e.g. a trade's entry and exit."""
-
-    ts0: int
-    value0: float
-    ts1: int
-    value1: float
-    color: str
-
-
-@dataclass(frozen=True)
-class Legend:
-    """A legend entry: ``shape`` is ``'line'``, ``'up'``, ``'down'`` or ``'circle'``."""
-
-    label: str
-    color: str
-    shape: str = "line"
+#: A figure as plotly.js takes it: ``{"data": [trace, ...], "layout": {...}}``.
+Figure = dict[str, Any]
 
 
 def downsample(ts: np.ndarray, values: np.ndarray, max_points: int = MAX_POINTS
@@ -65,6 +56,18 @@ def downsample(ts: np.ndarray, values: np.ndarray, max_points: int = MAX_POINTS
     The points are split into ``(max_points - 2) // 2`` equal-count buckets; each bucket
     keeps its minimum and its maximum (in time order), and the first and last points
     are always kept. NaN values are dropped first.
+
+    Parameters
+    ----------
+    ts : numpy.ndarray, shape (n,)
+        UTC epoch seconds, ascending.
+    values : numpy.ndarray, shape (n,)
+    max_points : int
+
+    Returns
+    -------
+    (numpy.ndarray of int64, numpy.ndarray of float64)
+        The kept points, at most ``max_points``.
     """
     ts = np.asarray(ts, dtype=np.int64)
     values = np.asarray(values, dtype=float)
@@ -81,186 +84,389 @@ def downsample(ts: np.ndarray, values: np.ndarray, max_points: int = MAX_POINTS
     return ts[keep], values[keep]
 
 
-def time_ticks(t0: int, t1: int, max_ticks: int = 8) -> list[tuple[int, str]]:
-    """Round UTC tick positions in ``[t0, t1]`` with labels, at most about ``max_ticks``."""
-    span = max(int(t1) - int(t0), 1)
-    for step in _FIXED_STEPS:
-        if span / step <= max_ticks:
-            offset = _MONDAY_OFFSET if step % (7 * 86400) == 0 else 0
-            first = math.ceil((t0 - offset) / step) * step + offset
-            fmt = "%Y-%m-%d" if step >= 86400 else "%Y-%m-%d %H:%M"
-            return [(t, _utc(t).strftime(fmt)) for t in range(int(first), int(t1) + 1, step)]
-    months = span / (30.44 * 86400)
-    step = next((m for m in _MONTH_STEPS if months / m <= max_ticks), None)
-    if step is None:
-        step = 12 * max(1, math.ceil(months / 12 / max_ticks))
-    start = _utc(t0)
-    fmt = "%Y" if step % 12 == 0 else "%Y-%m"
-    freq = f"{step // 12}YS" if step % 12 == 0 else f"{step}MS"
-    dates = pd.date_range(pd.Timestamp(start.year, 1 if step % 12 == 0 else start.month, 1,
-                                       tz="UTC"), _utc(t1), freq=freq)
-    return [(int(d.timestamp()), d.strftime(fmt)) for d in dates if t0 <= d.timestamp() <= t1]
+@dataclass(frozen=True)
+class Overlay:
+    """A strategy input drawn over the price (``on_price``) or in a panel of its own.
+
+    Attributes
+    ----------
+    name : str
+        ``runs.input_names`` entry (``upper``, ``rsi``).
+    ts : numpy.ndarray of int64
+        UTC epoch seconds.
+    values : numpy.ndarray of float64
+    on_price : bool
+    """
+
+    name: str
+    ts: np.ndarray
+    values: np.ndarray
+    on_price: bool
 
 
-def value_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
-    """About ``n`` round tick values in [lo, hi]: the step of 1, 2, 2.5, 5 or 10 x 10^k
-    (k from ``(hi - lo) / n``) whose tick count is nearest ``n``."""
-    if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
-        return [lo] if math.isfinite(lo) else []
-    raw = (hi - lo) / max(n, 1)
-    mag = 10 ** math.floor(math.log10(raw))
-    span = hi - lo
-    step = min((m * mag for m in (10, 5, 2.5, 2, 1)), key=lambda st: abs(span / st - n))
-    first = math.ceil(lo / step) * step
-    count = int(math.floor((hi - first) / step + 1e-9)) + 1
-    return [first + i * step for i in range(max(count, 0))]
+@dataclass(frozen=True)
+class Shade:
+    """A shaded time span (a halt), labelled with its reason.
+
+    Attributes
+    ----------
+    start, end : int
+        UTC epoch seconds.
+    label : str
+    """
+
+    start: int
+    end: int
+    label: str
 
 
-def _utc(ts: int) -> datetime:
-    return datetime.fromtimestamp(int(ts), tz=timezone.utc)
+def _typed(values: Any) -> dict[str, str]:
+    """A numeric column as a plotly.js typed array: float64, little-endian, base64."""
+    a = np.ascontiguousarray(np.asarray(values, dtype="<f8"))
+    return {"dtype": "f8", "bdata": base64.b64encode(a.tobytes()).decode("ascii")}
 
 
-def _decimals(step: float) -> int:
-    if step <= 0 or not math.isfinite(step):
-        return 2
-    return int(min(8, max(0, -math.floor(math.log10(step)) + (0 if step >= 1 else 1))))
+def _ms(ts: np.ndarray | Sequence[int] | pd.Series) -> dict[str, str]:
+    """UTC epoch seconds as a typed array of epoch milliseconds (exact below 2**53)."""
+    return _typed(np.asarray(ts, dtype=np.int64) * _MS)
 
 
-def _num(x: float) -> str:
-    """Short pixel coordinate."""
-    return f"{x:.1f}".rstrip("0").rstrip(".")
+def _axis(**over: Any) -> dict[str, Any]:
+    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in _AXIS.items()}
+    title = over.pop("title", None)
+    if title is not None:
+        out["title"] = {"text": title, "font": {"size": 11}}
+    out.update(over)
+    return out
 
 
-def line_chart(ts: Sequence[int] | np.ndarray, values: Sequence[float] | np.ndarray, *,
-               title: str, y_label: str, color: str = "#1f77b4", step: bool = False,
-               fill_to_zero: bool = False, markers: Sequence[Marker] = (),
-               segments: Sequence[Segment] = (), legend: Sequence[Legend] = (),
-               baseline: float | None = None, value_format: Callable[[float], str] | None = None,
-               width: int = 960, height: int = 300, max_points: int = MAX_POINTS) -> str:
-    """Render one time-series chart as an inline ``<svg>`` element.
+def _layout(height: int, title: str, subtitle: str) -> dict[str, Any]:
+    return {
+        "height": height, "font": _FONT, "hovermode": "closest",
+        "paper_bgcolor": "#ffffff", "plot_bgcolor": "#ffffff",
+        "title": {"text": f"<b>{title}</b> <span style='font-size:12px;color:#6b7280'>"
+                          f"{subtitle}</span>", "x": 0.01, "xanchor": "left",
+                  "font": {"size": 14}},
+        "margin": {"l": 64, "r": 20, "t": 48, "b": 36},
+        "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right",
+                   "x": 1, "font": {"size": 11}},
+        "hoverlabel": {"font": {"size": 12}},
+        "shapes": [],
+    }
+
+
+def _rows(layout: dict[str, Any], heights: Sequence[float], spacing: float = 0.03,
+          date: bool = True) -> list[tuple[str, str]]:
+    """Stack ``len(heights)`` plots sharing one x axis (as plotly's ``make_subplots``
+    with ``shared_xaxes``): every x axis matches the bottom one, so zooming or panning
+    any row moves all. Returns each row's (x axis, y axis) trace references."""
+    n = len(heights)
+    free = 1.0 - spacing * (n - 1)
+    scale = free / float(sum(heights))
+    top = 1.0
+    refs = []
+    for i, h in enumerate(heights, start=1):
+        bottom = max(0.0, top - h * scale)
+        suffix = "" if i == 1 else str(i)
+        x = _axis(anchor=f"y{suffix}", domain=[0.0, 1.0], showticklabels=i == n,
+                  showspikes=True, spikemode="across", spikethickness=1,
+                  spikecolor="#adb5bd", rangeslider={"visible": False})
+        if date:
+            x["type"] = "date"
+        if i < n:
+            x["matches"] = f"x{n}"
+        layout[f"xaxis{suffix}"] = x
+        layout[f"yaxis{suffix}"] = _axis(anchor=f"x{suffix}", domain=[round(bottom, 6),
+                                                                      round(top, 6)])
+        refs.append((f"x{suffix}", f"y{suffix}"))
+        top = bottom - spacing
+    return refs
+
+
+def _shade(layout: dict[str, Any], shades: Sequence[Shade]) -> None:
+    """Shade each span over every row, labelled; one legend entry per kind of halt."""
+    seen: set[str] = set()
+    for s in shades:
+        kind = s.label.split(" (")[0]
+        layout["shapes"].append({
+            "type": "rect", "xref": "x", "yref": "paper", "x0": s.start * _MS,
+            "x1": s.end * _MS, "y0": 0, "y1": 1, "fillcolor": HALT_COLOR,
+            "line": {"width": 0}, "layer": "below", "name": kind,
+            "legendgroup": f"halt:{kind}", "showlegend": kind not in seen,
+            "label": {"text": s.label, "textposition": "top left",
+                      "font": {"size": 10, "color": "#a05a00"}}})
+        seen.add(kind)
+
+
+def symbol_figure(symbol: str, *, candles: Mapping[str, np.ndarray] | None,
+                  close: tuple[np.ndarray, np.ndarray], overlays: Sequence[Overlay],
+                  trades: pd.DataFrame, shades: Sequence[Shade], subtitle: str,
+                  weekends: bool = True) -> Figure:
+    """Draw one symbol: price (candles or close), volume, inputs, trades and halts.
+
+    Rows share the x axis (zooming or panning one moves all): price with the strategy
+    inputs that are prices (e.g. the Donchian channel) and the trade markers; volume
+    (with candles); one small row per other input (ATR, RSI). Halt periods are shaded
+    across the rows with their reason.
 
     Parameters
     ----------
-    ts, values : array-like
-        UTC epoch seconds (ascending) and values.
-    title, y_label : str
-        Chart title and y-axis label (the x axis is always "time (UTC)").
-    step : bool
-        Draw a step function (value held until the next point), as for equity marks.
-    fill_to_zero : bool
-        Shade the area between the line and zero (drawdown charts).
-    markers, segments, legend : sequences
-        Overlays; markers and segments widen the value range to fit.
-    baseline : float | None
-        Draw a dashed horizontal reference line at this value (e.g. initial capital).
-    value_format : callable | None
-        Formats y tick labels (default: thousands separators, decimals from tick step).
-    max_points : int
-        Series longer than this are thinned with :func:`downsample`.
+    symbol : str
+    candles : mapping of str to numpy.ndarray, optional
+        ``ts`` (UTC epoch seconds), ``open``, ``high``, ``low``, ``close`` (quote
+        currency), ``volume`` (base units); ``None`` draws ``close`` as a line instead.
+    close : (numpy.ndarray, numpy.ndarray)
+        UTC epoch seconds and close (quote currency), used without candles.
+    overlays : sequence of Overlay
+    trades : pandas.DataFrame
+        This symbol's round trips: ``trade_id``, ``entry_ts``, ``entry_price``,
+        ``exit_ts``, ``exit_price``, ``quantity``, ``pnl``, ``return_pct`` (percent),
+        ``exit_reason`` and ``entry_reason``; markers sit at the exact fill time and
+        price.
+    shades : sequence of Shade
+    subtitle : str
+        Shown beside the title (what the candles are, or that the line is the close).
+    weekends : bool
+        ``False`` when no bar falls on a weekend (US equities): Saturdays and Sundays
+        are left out of the axis.
+
+    Returns
+    -------
+    dict
+        The figure (``data``, ``layout``).
     """
-    t, v = downsample(np.asarray(ts), np.asarray(values, dtype=float), max_points)
-    left, right, top, bottom = 86, 18, 34, 46
-    legend_w = sum(26 + 6.2 * len(item.label) for item in legend)
-    legend_y = 20
-    if legend and left + 7.8 * len(title) + 16 > width - right - legend_w:
-        legend_y, top = 38, 50             # no room beside the title: a row of its own
-    pw, ph = width - left - right, height - top - bottom
-    head = (f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" '
-            f'aria-label="{escape(title)}" preserveAspectRatio="xMidYMid meet">'
-            f'<text x="{left}" y="20" class="ct">{escape(title)}</text>')
-    if len(t) == 0:
-        return (head + f'<text x="{width / 2}" y="{height / 2}" text-anchor="middle" '
-                f'class="muted">no data</text></svg>')
-    all_t = np.concatenate([t, [m.ts for m in markers], [s.ts0 for s in segments],
-                            [s.ts1 for s in segments]]).astype(np.int64)
-    all_v = np.concatenate([v, [m.value for m in markers], [s.value0 for s in segments],
-                            [s.value1 for s in segments],
-                            [baseline] if baseline is not None else [],
-                            [0.0] if fill_to_zero else []]).astype(float)
-    t0, t1 = int(all_t.min()), int(all_t.max())
-    if t1 == t0:
-        t0, t1 = t0 - 3600, t1 + 3600
-    lo, hi = float(np.nanmin(all_v)), float(np.nanmax(all_v))
-    pad = (hi - lo) * 0.05 if hi > lo else max(abs(hi) * 0.01, 1.0)
-    lo, hi = lo - pad, hi + pad
-
-    def x(tv: float) -> float:
-        return left + (tv - t0) / (t1 - t0) * pw
-
-    def y(val: float) -> float:
-        return top + (hi - val) / (hi - lo) * ph
-
-    yt = value_ticks(lo, hi, 5)
-    ystep = yt[1] - yt[0] if len(yt) > 1 else abs(hi - lo)
-    fmt = value_format or (lambda val, d=_decimals(ystep): f"{val:,.{d}f}")
-    parts = [head, f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" class="plot"/>']
-    for val in yt:
-        yy = _num(y(val))
-        parts.append(f'<line x1="{left}" x2="{left + pw}" y1="{yy}" y2="{yy}" class="grid"/>'
-                     f'<text x="{left - 6}" y="{yy}" class="yl">{escape(fmt(val))}</text>')
-    for tv, label in time_ticks(t0, t1, max_ticks=max(4, pw // 90)):
-        xx = _num(x(tv))
-        parts.append(f'<line x1="{xx}" x2="{xx}" y1="{top}" y2="{top + ph}" class="grid"/>'
-                     f'<text x="{xx}" y="{top + ph + 16}" class="xl">{escape(label)}</text>')
-    parts.append(f'<text x="{left + pw / 2}" y="{height - 6}" class="al" '
-                 f'text-anchor="middle">time (UTC)</text>'
-                 f'<text transform="translate(14 {top + ph / 2}) rotate(-90)" class="al" '
-                 f'text-anchor="middle">{escape(y_label)}</text>')
-    if baseline is not None:
-        yy = _num(y(baseline))
-        parts.append(f'<line x1="{left}" x2="{left + pw}" y1="{yy}" y2="{yy}" class="base"/>')
-    xs = [_num(x(a)) for a in t]
-    ys = [_num(y(b)) for b in v]
-    if step:
-        d = [f"M{xs[0]} {ys[0]}"] + [f"H{xs[i]}V{ys[i]}" for i in range(1, len(xs))]
+    panels = [o for o in overlays if not o.on_price]
+    heights = [0.62] + ([0.16] if candles is not None else []) + [0.12] * len(panels)
+    layout = _layout(440 + 110 * (len(heights) - 1), symbol, subtitle)
+    refs = _rows(layout, heights, spacing=0.025)
+    data: list[dict[str, Any]] = []
+    row = iter(refs)
+    px, py = next(row)
+    hover_t = "%{x|%Y-%m-%d %H:%M} UTC"
+    if candles is not None:
+        data.append({
+            "type": "candlestick", "name": "price", "xaxis": px, "yaxis": py,
+            "x": _ms(candles["ts"]), "open": _typed(candles["open"]),
+            "high": _typed(candles["high"]), "low": _typed(candles["low"]),
+            "close": _typed(candles["close"]), "showlegend": False,
+            "increasing": {"line": {"color": "#2b8a3e", "width": 1}, "fillcolor": "#8ce99a"},
+            "decreasing": {"line": {"color": "#c92a2a", "width": 1}, "fillcolor": "#ffa8a8"}})
+        vx, vy = next(row)
+        up = np.asarray(candles["close"]) >= np.asarray(candles["open"])
+        data.append({
+            "type": "bar", "name": "volume", "xaxis": vx, "yaxis": vy, "showlegend": False,
+            "x": _ms(candles["ts"]), "y": _typed(candles["volume"]),
+            "marker": {"color": np.where(up, "#b2f2bb", "#ffc9c9").tolist(),
+                       "line": {"width": 0}},
+            "hovertemplate": f"{hover_t}<br>volume %{{y:,.4~f}}<extra></extra>"})
+        layout["yaxis" + vy[1:]]["title"] = {"text": "volume", "font": {"size": 11}}
     else:
-        d = [f"M{xs[0]} {ys[0]}"] + [f"L{xs[i]} {ys[i]}" for i in range(1, len(xs))]
-    line = "".join(d)
-    if fill_to_zero:
-        zero = _num(y(0.0))
-        parts.append(f'<path d="{line}V{zero}H{xs[0]}Z" fill="{color}" fill-opacity="0.18" '
-                     f'stroke="none"/>')
-    parts.append(f'<path d="{line}" fill="none" stroke="{color}" stroke-width="1.3" '
-                 f'stroke-linejoin="round"/>')
-    for s in segments:
-        parts.append(f'<line x1="{_num(x(s.ts0))}" y1="{_num(y(s.value0))}" '
-                     f'x2="{_num(x(s.ts1))}" y2="{_num(y(s.value1))}" stroke="{s.color}" '
-                     f'stroke-width="1" stroke-dasharray="3 2" opacity="0.7"/>')
-    for m in markers:
-        parts.append(_marker(x(m.ts), y(m.value), m.shape, m.color, m.title))
-    if legend:
-        lx = left + pw
-        items = []
-        for item in reversed(legend):
-            w = 26 + 6.2 * len(item.label)
-            lx -= w
-            items.append(_legend_item(lx, legend_y, item))
-        parts.append(f'<g class="legend">{"".join(reversed(items))}</g>')
-    parts.append("</svg>")
-    return "".join(parts)
+        data.append({
+            "type": "scatter", "mode": "lines", "name": "close", "xaxis": px, "yaxis": py,
+            "x": _ms(close[0]), "y": _typed(close[1]),
+            "line": {"color": "#495057", "width": 1.2},
+            "hovertemplate": f"{hover_t}<br>close %{{y:,.8~f}}<extra></extra>"})
+    for i, o in enumerate(x for x in overlays if x.on_price):
+        data.append({
+            "type": "scatter", "mode": "lines", "name": o.name, "xaxis": px, "yaxis": py,
+            "x": _ms(o.ts), "y": _typed(o.values), "connectgaps": False,
+            "line": {"color": _OVERLAY_COLORS[i % 4], "width": 1, "dash": "dot"},
+            "hovertemplate": f"{hover_t}<br>{o.name} %{{y:,.8~f}}<extra></extra>"})
+    for j, o in enumerate(panels):
+        ox, oy = next(row)
+        data.append({
+            "type": "scatter", "mode": "lines", "name": o.name, "xaxis": ox, "yaxis": oy,
+            "x": _ms(o.ts), "y": _typed(o.values), "showlegend": False,
+            "line": {"color": _OVERLAY_COLORS[(j + 2) % 4], "width": 1},
+            "hovertemplate": f"{hover_t}<br>{o.name} %{{y:,.6~f}}<extra></extra>"})
+        layout["yaxis" + oy[1:]]["title"] = {"text": o.name, "font": {"size": 11}}
+    data.extend(_trade_traces(trades, px, py))
+    _shade(layout, shades)
+    layout["yaxis"]["title"] = {"text": "price (quote)", "font": {"size": 11}}
+    bottom = "xaxis" + refs[-1][0][1:]
+    layout[bottom]["title"] = {"text": "time (UTC)", "font": {"size": 11}}
+    if not weekends:
+        for key in [k for k in layout if k.startswith("xaxis")]:
+            layout[key]["rangebreaks"] = [{"bounds": ["sat", "mon"]}]
+    return {"data": data, "layout": layout}
 
 
-def _shape(cx: float, cy: float, shape: str, color: str, size: float = 5.5) -> str:
-    if shape == "up":
-        pts = f"{_num(cx)},{_num(cy - size)} {_num(cx - size)},{_num(cy + size * 0.8)} " \
-              f"{_num(cx + size)},{_num(cy + size * 0.8)}"
-        return f'<polygon points="{pts}" fill="{color}" stroke="#fff" stroke-width="0.6"/>'
-    if shape == "down":
-        pts = f"{_num(cx)},{_num(cy + size)} {_num(cx - size)},{_num(cy - size * 0.8)} " \
-              f"{_num(cx + size)},{_num(cy - size * 0.8)}"
-        return f'<polygon points="{pts}" fill="{color}" stroke="#fff" stroke-width="0.6"/>'
-    if shape == "line":
-        return (f'<line x1="{_num(cx - 8)}" x2="{_num(cx + 8)}" y1="{_num(cy)}" '
-                f'y2="{_num(cy)}" stroke="{color}" stroke-width="2"/>')
-    return (f'<circle cx="{_num(cx)}" cy="{_num(cy)}" r="{_num(size * 0.8)}" fill="{color}" '
-            f'stroke="#fff" stroke-width="0.6"/>')
+def _trade_traces(t: pd.DataFrame, xref: str, yref: str) -> list[dict[str, Any]]:
+    """An entry trace (every entry) and one exit trace per exit reason."""
+    if t.empty:
+        return []
+    reasons = (t["entry_reason"].fillna("").astype(str) if "entry_reason" in t
+               else pd.Series([""] * len(t), index=t.index))
+    out = [{
+        "type": "scatter", "mode": "markers", "name": "entry", "xaxis": xref, "yaxis": yref,
+        "x": _ms(t["entry_ts"]), "y": _typed([float(p) for p in t["entry_price"]]),
+        "marker": {"symbol": "triangle-up", "size": 9, "color": ENTRY_COLOR,
+                   "line": {"color": "#ffffff", "width": 0.6}},
+        "customdata": [[str(i), f"{q:f}", f"{p:f}", r] for i, q, p, r in
+                       zip(t["trade_id"], t["quantity"], t["entry_price"], reasons)],
+        "hovertemplate": ("<b>entry</b> %{x|%Y-%m-%d %H:%M} UTC<br>price %{customdata[2]}"
+                          "<br>quantity %{customdata[1]}<br>reason %{customdata[3]}"
+                          "<br>%{customdata[0]}<extra></extra>")}]
+    for reason in sorted(t["exit_reason"].astype(str).unique()):
+        x = t[t["exit_reason"].astype(str) == reason]
+        out.append({
+            "type": "scatter", "mode": "markers", "name": f"exit: {reason}",
+            "xaxis": xref, "yaxis": yref,
+            "x": _ms(x["exit_ts"]), "y": _typed([float(p) for p in x["exit_price"]]),
+            "marker": {"symbol": "triangle-down", "size": 9,
+                       "color": EXIT_COLORS.get(reason, OTHER_EXIT_COLOR),
+                       "line": {"color": "#ffffff", "width": 0.6}},
+            "customdata": [[str(i), f"{p:f}", f"{float(v):,.2f}",
+                            f"{r:+.2f}%" if np.isfinite(r) else "—"]
+                           for i, p, v, r in zip(x["trade_id"], x["exit_price"], x["pnl"],
+                                                 x["return_pct"].astype(float))],
+            "hovertemplate": (f"<b>exit</b> %{{x|%Y-%m-%d %H:%M}} UTC<br>price "
+                              f"%{{customdata[1]}}<br>reason {reason}<br>PnL "
+                              f"%{{customdata[2]}} (%{{customdata[3]}})<br>%{{customdata[0]}}"
+                              f"<extra></extra>")})
+    return out
 
 
-def _marker(cx: float, cy: float, shape: str, color: str, title: str) -> str:
-    tip = f"<title>{escape(title)}</title>" if title else ""
-    return f"<g>{tip}{_shape(cx, cy, shape, color)}</g>"
+def equity_figure(*, equity: tuple[np.ndarray, np.ndarray],
+                  buy_hold: tuple[np.ndarray, np.ndarray] | None,
+                  drawdown: tuple[np.ndarray, np.ndarray], initial: float,
+                  shades: Sequence[Shade] = ()) -> Figure:
+    """Draw total equity against buy-and-hold, and the underwater (drawdown) curve.
+
+    Parameters
+    ----------
+    equity : (numpy.ndarray, numpy.ndarray)
+        UTC epoch seconds and total equity (quote currency), a step function.
+    buy_hold : (numpy.ndarray, numpy.ndarray) or None
+        UTC epoch seconds and the value of holding the run's symbols (quote currency).
+    drawdown : (numpy.ndarray, numpy.ndarray)
+        UTC epoch seconds and the drawdown from the running peak, percent (<= 0).
+    initial : float
+        Starting capital (quote currency), drawn as a dashed line.
+    shades : sequence of Shade
+        Halts of the whole portfolio.
+
+    Returns
+    -------
+    dict
+        The figure (``data``, ``layout``).
+    """
+    layout = _layout(520, "Equity", "total, against buy and hold of the same symbols")
+    (ex, ey), (dx, dy) = _rows(layout, [0.68, 0.32], spacing=0.04)
+    data: list[dict[str, Any]] = [{
+        "type": "scatter", "mode": "lines", "line": {"shape": "hv", "color": "#1c7ed6",
+                                                     "width": 1.6},
+        "name": "strategy", "xaxis": ex, "yaxis": ey,
+        "x": _ms(equity[0]), "y": _typed(equity[1]),
+        "hovertemplate": "%{x|%Y-%m-%d %H:%M} UTC<br>equity %{y:,.2f}<extra></extra>"}]
+    if buy_hold is not None and len(buy_hold[0]):
+        data.append({
+            "type": "scatter", "mode": "lines", "name": "buy and hold", "xaxis": ex,
+            "yaxis": ey, "x": _ms(buy_hold[0]), "y": _typed(buy_hold[1]),
+            "line": {"color": "#868e96", "width": 1.2},
+            "hovertemplate": "%{x|%Y-%m-%d %H:%M} UTC<br>buy and hold %{y:,.2f}"
+                             "<extra></extra>"})
+    data.append({
+        "type": "scatter", "mode": "lines", "name": "drawdown", "xaxis": dx, "yaxis": dy,
+        "x": _ms(drawdown[0]), "y": _typed(drawdown[1]), "fill": "tozeroy",
+        "line": {"shape": "hv", "color": "#e03131", "width": 1},
+        "fillcolor": "rgba(224,49,49,0.18)", "showlegend": False,
+        "hovertemplate": "%{x|%Y-%m-%d %H:%M} UTC<br>drawdown %{y:.2f}%<extra></extra>"})
+    layout["shapes"].append({"type": "line", "xref": "paper", "x0": 0, "x1": 1, "yref": ey,
+                             "y0": initial, "y1": initial,
+                             "line": {"color": "#adb5bd", "width": 1, "dash": "dash"}})
+    _shade(layout, shades)
+    layout["yaxis"]["title"] = {"text": "equity (quote)", "font": {"size": 11}}
+    layout["yaxis2"].update(title={"text": "drawdown (%)", "font": {"size": 11}},
+                            ticksuffix="%")
+    layout["xaxis2"]["title"] = {"text": "time (UTC)", "font": {"size": 11}}
+    return {"data": data, "layout": layout}
 
 
-def _legend_item(lx: float, ly: float, item: Legend) -> str:
-    return (_shape(lx + 8, ly - 4, item.shape, item.color, 4.5)
-            + f'<text x="{_num(lx + 20)}" y="{_num(ly)}" class="lg">{escape(item.label)}</text>')
+def _red_to_green() -> list[list[Any]]:
+    """ColorBrewer's RdYlGn as a plotly.js colour scale (plotly.js names no such scale)."""
+    import plotly.colors as pc
+
+    return [list(stop) for stop in pc.make_colorscale(pc.diverging.RdYlGn)]
+
+
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def monthly_heatmap(months: Sequence[tuple[int, int, float]],
+                    years: Mapping[int, float] | None = None) -> Figure:
+    """Draw monthly returns as a year x month heat map (green gains, red losses).
+
+    Parameters
+    ----------
+    months : sequence of (int, int, float)
+        ``(year, month 1-12, return in percent)`` of each calendar month.
+    years : mapping of int to float, optional
+        Each year's return in percent, shown beside the year.
+
+    Returns
+    -------
+    dict
+        The figure (``data``, ``layout``).
+    """
+    years = dict(years or {})
+    rows = sorted({int(y) for y, _, _ in months})
+    z = np.full((len(rows), 12), np.nan)
+    for y, m, r in months:
+        z[rows.index(int(y)), int(m) - 1] = float(r)
+    text = [[("" if np.isnan(v) else f"{v:+.1f}") for v in row] for row in z]
+    lim = float(np.nanmax(np.abs(z))) if np.isfinite(z).any() else 1.0
+    labels = [f"{y}  ({years[y]:+.1f}%)" if y in years else str(y) for y in rows]
+    layout = _layout(130 + 34 * max(len(rows), 1), "Monthly returns",
+                     "total equity, % (the year's return beside it)")
+    layout["xaxis"] = _axis(side="top", showgrid=False, ticks="")
+    layout["yaxis"] = _axis(autorange="reversed", type="category", showgrid=False, ticks="")
+    layout["margin"].update(t=70, l=130)
+    data = [{
+        "type": "heatmap", "x": list(_MONTHS), "y": labels,
+        "z": [[None if np.isnan(v) else float(v) for v in row] for row in z],
+        "text": text, "texttemplate": "%{text}", "textfont": {"size": 11},
+        "colorscale": _red_to_green(), "zmid": 0, "zmin": -lim, "zmax": lim, "xgap": 2, "ygap": 2,
+        "colorbar": {"title": {"text": "%", "side": "right"}, "thickness": 10},
+        "hovertemplate": "%{x} %{y}: %{z:+.2f}%<extra></extra>"}]
+    return {"data": data, "layout": layout}
+
+
+def pnl_histogram(trades: pd.DataFrame) -> Figure:
+    """Draw the distribution of net PnL per closed trade, stacked by symbol.
+
+    Every symbol shares the same bins: equal widths over all trades' range, about one
+    bin per ten trades (10 to 60 bins).
+
+    Parameters
+    ----------
+    trades : pandas.DataFrame
+        :func:`~tradewarden.analytics.metrics.load_trades` output (``symbol``, ``pnl_f``
+        in quote currency).
+
+    Returns
+    -------
+    dict
+        The figure (``data``, ``layout``).
+    """
+    every = trades["pnl_f"].to_numpy(dtype=float) if len(trades) else np.zeros(0)
+    edges = (np.histogram_bin_edges(every, bins=min(60, max(10, len(every) // 10)))
+             if len(every) else np.array([0.0, 1.0]))
+    bins = {"start": float(edges[0]), "end": float(edges[-1]),
+            "size": float(edges[1] - edges[0]) or 1.0}
+    data = []
+    symbols = sorted(trades["symbol"].astype(str).unique()) if len(trades) else []
+    for i, sym in enumerate(symbols):
+        pnl = trades.loc[trades["symbol"] == sym, "pnl_f"].to_numpy(dtype=float)
+        data.append({
+            "type": "histogram", "name": sym, "x": _typed(pnl), "xbins": bins,
+            "marker": {"color": _SYMBOL_COLORS[i % len(_SYMBOL_COLORS)]}, "opacity": 0.85,
+            "hovertemplate": f"{sym}<br>PnL %{{x}}<br>%{{y}} trades<extra></extra>"})
+    layout = _layout(360, "Trade PnL", "net of fees, quote currency")
+    layout.update(barmode="stack", bargap=0.05,
+                  xaxis=_axis(title="net PnL per trade (quote)"),
+                  yaxis=_axis(title="trades"))
+    layout["shapes"].append({"type": "line", "xref": "x", "x0": 0, "x1": 0, "yref": "paper",
+                             "y0": 0, "y1": 1,
+                             "line": {"color": "#495057", "width": 1, "dash": "dot"}})
+    return {"data": data, "layout": layout}

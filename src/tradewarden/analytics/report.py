@@ -13,7 +13,7 @@ import json
 import math
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, Mapping, TextIO
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -45,7 +45,6 @@ from tradewarden.analytics.gates import (
     all_passed,
     evaluate_gates,
 )
-from tradewarden.analytics.htmlpage import render_html
 from tradewarden.analytics.metrics import (
     ANNUALIZATION_NOTE,
     SESSION_NOTE,
@@ -59,7 +58,6 @@ from tradewarden.analytics.metrics import (
     SymbolQuality,
     TradeStats,
     _trade_stats_from_frame,
-    chart_series,
     connect,
     event_counts,
     ledger_url,
@@ -70,6 +68,9 @@ from tradewarden.analytics.metrics import (
     summarize_data_quality,
 )
 from tradewarden.ledger.schema import runs, trades
+
+if TYPE_CHECKING:
+    from tradewarden.domain.values import BarSeries
 
 __all__ = ["CSV_COLUMNS", "Report", "SymbolBreakdown", "build_report", "list_runs",
            "render_console", "render_trades", "report_to_dict", "trade_listing",
@@ -469,28 +470,37 @@ def render_console(report: Report, console: Console) -> None:
 
 # --------------------------------------------------------------------------- HTML
 
-def write_html(report: Report, engine: Bind, path: str | Path) -> Path:
-    """Write one self-contained HTML page (inline CSS and SVG; no script, no links).
+def write_html(report: Report, engine: Bind, path: str | Path,
+               bars: Mapping[str, BarSeries] | str | None = None) -> Path:
+    """Write one self-contained HTML page: tables and Plotly charts, plotly.js inline.
 
-    It holds the summary tables, the total equity curve, the drawdown curve and, per
-    symbol, the price (``decisions.close`` over ``decisions.ts``, thinned to at most
-    ~2000 points) with trade entries (green up-triangles) and exits (down-triangles
-    coloured by exit reason) from ``trades``. The series are read from ``engine``.
-    The page is written to a temporary file beside ``path`` and renamed: a failure
-    leaves no truncated page.
+    The page (:mod:`tradewarden.analytics.htmlpage`) holds the summary tables, equity
+    against buy and hold with the drawdown below it, the monthly returns heat map,
+    the trade PnL histogram and, per symbol, candles with volume (or the ledger's
+    close), the strategy's recorded inputs, every entry and exit with its details on
+    hover, and the halt periods shaded. The series are read from ``engine``; the page
+    makes no network request. It is written to a temporary file beside ``path`` and
+    renamed: a failure leaves no truncated page.
+
+    Parameters
+    ----------
+    report : Report
+    engine : Engine | Connection
+    path : str or pathlib.Path
+    bars : mapping of str to BarSeries, str, or None
+        The run's OHLCV bars read again from its data source
+        (:func:`tradewarden.ops.report_bars.run_bars`), drawn as candles where they
+        match the ledger's closes; or why they are not available (shown in the page).
+        ``None``: the charts show the ledger's close.
 
     Raises
     ------
     OSError
         If the file cannot be written.
     """
-    from tradewarden._io import atomic_write_text
+    from tradewarden.analytics.htmlpage import write_page
 
-    run_id = report.run.run_id
-    with connect(engine) as conn:
-        curve, prices = chart_series(conn, run_id, list(report.per_symbol), report.run)
-        trades_df = load_trades(conn, run_id)
-    return atomic_write_text(path, render_html(report, curve, prices, trades_df))
+    return write_page(report, engine, path, bars)
 
 
 # --------------------------------------------------------------------------- CSV / list
