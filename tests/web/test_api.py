@@ -143,7 +143,8 @@ def test_status_matches_the_ledger(reader, built):
     assert d["last_decision"]["reasoning"] == "ETH broke its 6-bar high"
 
 
-def test_status_health_follows_the_lock_and_the_heartbeat(tmp_path, built):
+def test_status_health_follows_the_lock_and_the_heartbeat(desk):
+    built = desk                                   # a heartbeat is written: not the shared one
     led = Ledger(built.db)
     led.daemon_heartbeat("d1", status="running", activity="waiting for the next bar",
                          deployments=["desk"])
