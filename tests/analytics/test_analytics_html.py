@@ -68,17 +68,25 @@ def _page(run, tmp_path: Path, bars=None, name: str = "r.html") -> str:
     return unescape(write_html(report, engine, tmp_path / name, bars).read_text("utf-8"))
 
 
+@pytest.fixture(scope="module")
+def real_page(real_run, tmp_path_factory) -> str:
+    """The real run's page with its bars read again from the bundled sample."""
+    from tradewarden.ops.report_bars import run_bars
+
+    bars = run_bars(real_run.engine(), real_run.run_id)
+    return _page(real_run, tmp_path_factory.mktemp("page"), bars)
+
+
 def halt_shapes(layout: dict) -> list[dict]:
     return [s for s in layout.get("shapes", []) if "label" in s]
 
 
-def test_candles_are_the_source_bars_aggregated_and_markers_exact(real_run, tmp_path) -> None:
+def test_candles_are_the_source_bars_aggregated_and_markers_exact(real_run, real_page) -> None:
     from tradewarden.ops.report_bars import run_bars
 
     engine = real_run.engine()
-    bars = run_bars(engine, real_run.run_id)
-    btc = bars["BTC-USD"]
-    html = _page(real_run, tmp_path, bars)
+    btc = run_bars(engine, real_run.run_id)["BTC-USD"]
+    html = real_page
     figs = figures(html)
     assert set(figs) == {"chart-equity", "chart-pnl", "chart-monthly", "chart-symbol-0"}
     traces, layout = figs["chart-symbol-0"]
@@ -125,14 +133,14 @@ def test_candles_are_the_source_bars_aggregated_and_markers_exact(real_run, tmp_
     assert layout["xaxis"]["rangeslider"]["visible"] is False
 
 
-def test_halts_are_shaded_with_their_reason(real_run, tmp_path) -> None:
+def test_halts_are_shaded_with_their_reason(real_run, real_page) -> None:
     engine = real_run.engine()
     halts = halt_periods(engine, real_run.run_id)
     streaks = [h for h in halts if h.kind == "consecutive_losses"]
     drawdown = [h for h in halts if h.kind == "max_drawdown"]
     assert streaks and all(h.end is not None and h.end > h.start for h in streaks)
     assert len(drawdown) == 1 and drawdown[0].end is None       # never lifted
-    _, layout = figures(_page(real_run, tmp_path))["chart-symbol-0"]
+    _, layout = figures(real_page)["chart-symbol-0"]
     shapes = halt_shapes(layout)
     assert len(shapes) == len(halts)
     labels = [s["label"]["text"] for s in shapes]
@@ -163,10 +171,10 @@ def test_bars_that_differ_from_the_ledger_are_not_drawn(real_run, tmp_path) -> N
     assert "Candles not shown: the run's bars could not be read again: gone.csv" in gone
 
 
-def test_equity_buy_and_hold_monthly_and_pnl_charts(real_run, tmp_path) -> None:
+def test_equity_buy_and_hold_monthly_and_pnl_charts(real_run, real_page) -> None:
     engine = real_run.engine()
     report = build_report(engine, real_run.run_id)
-    figs = figures(_page(real_run, tmp_path))
+    figs = figures(real_page)
     traces, _ = figs["chart-equity"]
     strategy, bh, dd = (trace(traces, n) for n in ("strategy", "buy and hold", "drawdown"))
     assert arr(strategy["y"])[-1] == pytest.approx(report.risk.final_equity)
@@ -228,9 +236,9 @@ def test_hand_trades_without_bars(hand_run: Ledger, tmp_path) -> None:
 
 def test_long_series_is_thinned_and_unfinished_run_flagged(ledger: Ledger, tmp_path) -> None:
     ledger.add_run("r-long", status="running", completed_at=None)
-    n = 12000
+    n = 5000
     ledger.add_decisions("r-long", [(T0 + i * 60, "BTC-USD", "hold", "no_signal",
-                                     60000.0 + (i % 500) - (3000.0 if i == 7777 else 0.0))
+                                     60000.0 + (i % 500) - (3000.0 if i == 3777 else 0.0))
                                     for i in range(n)])
     rep = build_report(ledger.engine, "r-long")
     html = write_html(rep, ledger.engine, tmp_path / "long.html").read_text("utf-8")

@@ -267,8 +267,9 @@ def _symbol_figure(sym: str, data: PageData, end_ts: int) -> tuple[Figure, str]:
 def _buy_and_hold(data: PageData, initial: float) -> tuple[np.ndarray, np.ndarray] | None:
     """The value of splitting ``initial`` equally over the symbols at their first close
     and holding: sum over symbols of ``initial / n * close_t / close_first`` (a symbol
-    before its first bar counts as its share in cash), on daily (or, for short runs,
-    per bar) points."""
+    before its first bar counts as its share in cash). One point per display bucket
+    of at most :data:`~tradewarden.analytics.charts.MAX_POINTS` (per bar for short
+    runs), at the bucket's last bar with that bar's close."""
     live = [s for s in data.series.values() if len(s) and s.close[0] > 0]
     if not live:
         return None
@@ -285,7 +286,7 @@ def _buy_and_hold(data: PageData, initial: float) -> tuple[np.ndarray, np.ndarra
         rel = np.where(pos >= 0, cols["c"][np.maximum(pos, 0)] / s.close[0], 1.0)
         value += share * rel
     value += share * (len(data.series) - len(live))
-    return grid, value
+    return np.minimum(grid + bucket - data.bar_seconds, last), value
 
 
 def _div(fig: Figure, div_id: str) -> str:
