@@ -40,6 +40,7 @@ from oversight_support import Desk
 from tradewarden.agent import records
 from tradewarden.engine.engine import FLAT
 from tradewarden.ops.api_settings import ApiSettings
+from tradewarden.ops.daemon import DaemonLock, lock_path
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -88,12 +89,13 @@ def browser():
 class Server:
     """The dashboard's app under uvicorn on a free loopback port, on a thread."""
 
-    def __init__(self, desk: Desk, token: str | None = TOKEN) -> None:
+    def __init__(self, desk: Desk, token: str | None = TOKEN, clock=None) -> None:
         import uvicorn
 
         from tradewarden.web.app import create_app
         api = ApiSettings(token=token, token_name=TOKEN_NAME, write_limit_per_minute=1000)
-        app = create_app(str(desk.db), api, clock=desk.clock.now, stop_approach_fraction=0.05)
+        app = create_app(str(desk.db), api, clock=clock or desk.clock.now,
+                         stop_approach_fraction=0.05)
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
@@ -232,17 +234,30 @@ def _commands(desk: Desk) -> list[dict]:
     return desk.ledger.commands(deployment_id=desk.dep_id)
 
 
+def _beat(desk: Desk) -> None:
+    """A heartbeat of the daemon ``d1`` now (wall clock)."""
+    desk.ledger.daemon_heartbeat("d1", status="running", deployments=["desk"],
+                                 activity="waiting for the candles due at 03:00Z")
+
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    """The oversight desk played to bar 8 (open BTC with a stop, ETH waiting for a person),
-    two reasoning calls, and a token-protected server over it."""
+    """The oversight desk played to bar 8 (open BTC with a stop, ETH waiting for a person)
+    with a daemon alive on it (this process holds the ledger's daemon lock and has just
+    beaten), two reasoning calls of the last days, and a token-protected server over it
+    on the wall clock."""
     desk = Desk(tmp_path_factory.mktemp("page")).build()
-    now = desk.clock.now()
-    records.record_cost(desk.ledger, ts=now - 60, provider="p", model="m-large",
-                        call_type="decide", input_tokens=900, output_tokens=120, cost_usd=0.011)
-    server = Server(desk)
+    lock = DaemonLock(lock_path(str(desk.db)))
+    lock.acquire()
+    _beat(desk)
+    now = int(time.time())
+    for ts, model, cost in ((now - 60, "m-large", 0.011), (now - 86_400, "m-small", 0.0004)):
+        records.record_cost(desk.ledger, ts=ts, provider="p", model=model, call_type="decide",
+                            input_tokens=900, output_tokens=120, cost_usd=cost)
+    server = Server(desk, clock=time.time)
     yield desk, server
     server.stop()
+    lock.release()
     desk.ledger.close()
 
 
@@ -283,12 +298,16 @@ def test_without_a_token_every_call_is_refused_and_the_page_asks_for_one(browser
 
 def test_the_page_shows_the_desk(browser, built, tmp_path):
     desk, server = built
+    _beat(desk)                                  # fresh, however long the tests before took
     context, page, watch = _open(browser, server, viewport={"width": 1280, "height": 1100})
     try:
         _login(page, watch=watch)
         page.wait_for_selector("#positions-table tbody tr")
-        # status bar: not running (no daemon holds the lock), L1, not paused, one waiting
-        assert page.inner_text("#st-alive") == "daemon down"
+        # status bar: a daemon alive (this process holds the lock) that beat just now, L1,
+        # not paused, one approval waiting
+        assert page.inner_text("#st-alive") == f"alive (pid {os.getpid()})"
+        assert page.inner_text("#st-heartbeat").endswith(" s ago")
+        assert page.inner_text("#st-activity") == "waiting for the candles due at 03:00Z"
         assert page.inner_text("#st-autonomy") == "L1 recommend only"
         assert page.inner_text("#st-paused") == "not paused"
         assert page.inner_text("#st-queue") == "1"
@@ -322,7 +341,9 @@ def test_the_page_shows_the_desk(browser, built, tmp_path):
         legend = page.locator("#chart-equity .legend .traces").all_text_contents()
         assert [t.strip() for t in legend] == ["BTC-USD", "ETH-USD", "total"]
         page.wait_for_selector("#costs-table tbody tr")
-        assert "m-large" in page.inner_text("#costs-table")
+        costs = page.locator("#costs-table tbody tr")
+        assert costs.count() == 2 and "m-small" in costs.nth(0).inner_text()
+        assert page.inner_text("#costs-total") == "(7 days: 2 calls, 0.0114 USD)"
         for chart in ("#chart-equity", "#chart-drawdown"):           # inside their panel
             inner = page.locator(chart).bounding_box()
             panel = page.locator("#charts").bounding_box()

@@ -221,11 +221,11 @@
       if (a.command_pending) {
         acts = el('td', { class: 'acts', text: a.command_pending + ' queued: the engine acts before its next bar' });
       } else {
-        acts = el('td', { class: 'acts' },
+        acts = el('td', { class: 'acts' }, el('span', { class: 'buttons' },
           el('button', { type: 'button', class: 'approve', dataset: { approval: a.id },
                          onclick: (e) => approve(a, e.currentTarget) }, 'Approve'),
           el('button', { type: 'button', class: 'reject', dataset: { approval: a.id },
-                         onclick: (e) => reject(a, e.currentTarget) }, 'Reject'));
+                         onclick: (e) => reject(a, e.currentTarget) }, 'Reject')));
       }
       return el('tr', { dataset: { approval: a.id } },
         td(a.id, 'id', 'approval'), td(a.deployment, null, 'deployment'), td(when(a.time), null, 'queued'),
@@ -391,9 +391,9 @@
     const rows = r.runs.map((x) => el('tr', { dataset: { run: x.run_id } },
       td(x.run_id, 'id'), td(x.mode), td(x.status), td(x.strategy), td((x.symbols || []).join(', ')),
       td(x.timeframe), td(when(x.started_at)),
-      el('td', { class: 'acts' },
+      el('td', { class: 'acts' }, el('span', { class: 'buttons' },
         el('button', { type: 'button', onclick: () => showReport(x) }, 'Report'),
-        el('button', { type: 'button', onclick: () => { fillCurveChoices(null, x.run_id); $('curve-select').value = 'run:' + x.run_id; loadEquity(true); $('charts').scrollIntoView(); } }, 'Equity'))));
+        el('button', { type: 'button', onclick: () => { fillCurveChoices(null, x.run_id); $('curve-select').value = 'run:' + x.run_id; loadEquity(true); $('charts').scrollIntoView(); } }, 'Equity')))));
     fill($('runs-table').tBodies[0], rows, 'runs-empty');
     fillCurveChoices(null, null, r.runs.map((x) => x.run_id));
   }
