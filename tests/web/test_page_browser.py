@@ -394,10 +394,27 @@ def test_approve_reject_pause_and_resume_from_a_phone_land_in_the_ledger(browser
         assert status == "done" and result.startswith(f"approval {btc} approved")
         assert desk.ledger.approval(btc)["acted_by"] == ACTOR
         assert desk.engine.by_name["BTC-USD"].state != FLAT
-        # the desk trades on: BTC exits at bar 4, enters again at 6 (approved), ETH waits at 8
+        # the desk trades on: BTC exits at bar 4 and wants in again at 6
         desk.to(6)
-        desk.approve("BTC-USD")
-        desk.to(8)
+        again = desk.pending_approval("BTC-USD")["id"]
+        page.click("#btn-refresh")
+        approve = f"#queue-table tr[data-approval='{again}'] button.approve"
+        page.wait_for_selector(approve)
+        # someone else (the CLI) approves it first: the page's click gets 409, says why,
+        # writes nothing, and the row then shows the other person's command waiting
+        desk.ledger.enqueue_command(desk.dep_id, "approve", actor="cli:bob", target=str(again))
+        page.click(approve)
+        page.wait_for_function("document.querySelector('#notice').textContent"
+                               f".includes('approval {again} already has command')")
+        assert "(approve by cli:bob)" in page.inner_text("#notice")
+        assert [e for e in watch.errors if "status of 409" not in e] == []
+        watch.errors.clear()                     # the browser's own line for the 409
+        (cmd,) = desk.ledger.pending_commands(desk.dep_id)
+        assert cmd["actor"] == "cli:bob"
+        page.wait_for_selector(f"#queue-table tr[data-approval='{again}'] "
+                               "td.acts:text('approve queued')")
+        assert [r[1] for r in desk.act()] == ["done"]
+        desk.to(8)                               # BTC open with a stop; ETH waits at 8
         _record_eth_decision(desk)
         eth = desk.pending_approval("ETH-USD")["id"]
         page.click("#btn-refresh")
