@@ -757,9 +757,13 @@ class TradingEngine(Operations):
                     v = a.cash_f + s.qty * max(cl[i:q])
                     if v > a.peak:
                         a.peak = v
-                    # the skipped bars' extremes (MAE / MFE), as on_bar takes them bar by bar
+                    # the skipped bars' extremes (MAE / MFE), as on_bar takes them bar by
+                    # bar: NumPy over a long range, the lists over a short one (cheaper)
                     h = s.holding
-                    lo, hi = float(LA[j][i:q].min()), float(HA[j][i:q].max())
+                    if q - i > 64:
+                        lo, hi = float(LA[j][i:q].min()), float(HA[j][i:q].max())
+                    else:
+                        lo, hi = min(lw[i:q]), max(hg[i:q])
                     if lo < h.low:
                         h.low = lo
                     if hi > h.high:
