@@ -59,18 +59,20 @@ PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touc
 WAIT_MS = 30_000      # generous: a 2-core machine busy with other tests parses plotly.js slowly
 
 
-def _need_browser():
+def _need_browser(required: bool | None = None, chromium: Path | None = None):
     """Playwright's sync API, or skip (fail when ``TRADEWARDEN_REQUIRE_BROWSER`` is set)."""
+    required = REQUIRE_BROWSER if required is None else required
+    chromium = chromium or CHROMIUM
     why = None
-    if not CHROMIUM.exists():
-        why = f"{CHROMIUM} is missing (apt-get install chromium)"
+    if not chromium.exists():
+        why = f"{chromium} is missing (apt-get install chromium)"
     else:
         try:
             from playwright.sync_api import sync_playwright
         except ImportError:
             why = "playwright is not installed (pip install -e '.[test]')"
     if why is not None:
-        if REQUIRE_BROWSER:
+        if required:
             pytest.fail(f"TRADEWARDEN_REQUIRE_BROWSER is set but {why}")
         pytest.skip(why)
     return sync_playwright
@@ -84,6 +86,14 @@ def browser():
         b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         yield b
         b.close()
+
+
+def test_a_missing_browser_skips_unless_required(tmp_path):
+    gone = tmp_path / "chromium"
+    with pytest.raises(pytest.skip.Exception, match="chromium is missing"):
+        _need_browser(required=False, chromium=gone)
+    with pytest.raises(pytest.fail.Exception, match="TRADEWARDEN_REQUIRE_BROWSER is set but"):
+        _need_browser(required=True, chromium=gone)
 
 
 class Server:
@@ -112,6 +122,7 @@ class Server:
             time.sleep(0.02)
 
     def stop(self) -> None:
+        """Ask uvicorn to finish, wait for its thread, close the socket."""
         self.server.should_exit = True
         self.thread.join(10)
         self.sock.close()
