@@ -228,3 +228,8 @@ def test_sessions_are_annualised_by_252_over_days_with_bars(weekday_run):
                                                                        "r-days"))
     assert whole.sharpe == pytest.approx(streamed.sharpe, rel=1e-12)
     assert whole.daily_returns == streamed.daily_returns == 30
+    buf = io.StringIO()
+    render_console(rep, Console(file=buf, width=80, color_system=None))
+    text = " ".join(buf.getvalue().split())
+    assert "sessions, 252 a year; 30 sessions" in text and "sqrt(252), risk-free 0; 30 sessions" \
+        in text

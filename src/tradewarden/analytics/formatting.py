@@ -146,7 +146,8 @@ def risk_rows(r: RiskStats) -> list[tuple[str, str]]:
                                    f"(pnl {fmt_money(r.max_consecutive_loss_pnl)})"),
         ("Sharpe", fmt_ratio(r.sharpe)),
         ("Sortino", fmt_ratio(r.sortino)),
-        ("ratio basis", f"{r.annualization}; {r.daily_returns} days"),
+        ("ratio basis", f"{r.annualization}; {fmt_int(r.daily_returns)} "
+                        f"{'sessions' if r.periods_per_year == 252 else 'days'}"),
         ("equity marks", fmt_int(r.equity_marks)),
         ("curve span", f"{r.first_time or DASH} → {r.last_time or DASH}"),
     ]
