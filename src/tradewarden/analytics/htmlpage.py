@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Mapping
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from tradewarden.analytics.charts import (
     MAX_POINTS,
@@ -200,6 +201,7 @@ def collect_page(report: Report, bind: Bind,
         bar_seconds = timeframe_seconds(run.timeframe)
     except ValueError:
         bar_seconds = 3600
+    pa.default_memory_pool().release_unused()   # Arrow memory of the reads, back to the OS
     return PageData(curve=curve, series=series, candles=candles, trades=trades_df,
                     halts=halt_periods(bind, run.run_id), bar_seconds=bar_seconds)
 

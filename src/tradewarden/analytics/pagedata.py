@@ -120,7 +120,8 @@ def read_symbol_series(bind: Bind, run_id: str, symbols: list[str], input_names:
                 if not pc.any(mask).as_py():
                     continue
                 part = batch.filter(mask)
-                parts[sym].append([part.column(k).to_numpy(zero_copy_only=False)
+                # copies, not views: a view would keep the whole batch's buffers alive
+                parts[sym].append([np.array(part.column(k).to_numpy(zero_copy_only=False))
                                    for k in range(batch.num_columns) if k != 2])
     out: dict[str, SymbolSeries] = {}
     for sym in symbols:
@@ -128,15 +129,22 @@ def read_symbol_series(bind: Bind, run_id: str, symbols: list[str], input_names:
             out[sym] = SymbolSeries(sym, np.zeros(0, np.int64), np.zeros(0),
                                     {n: np.zeros(0) for n in names})
             continue
-        seq, ts, close, *xcols = (np.concatenate(c) for c in zip(*parts[sym]))
-        parts[sym] = []
+        chunks, parts[sym] = parts[sym], []
+        columns = []
+        for k in range(len(chunks[0])):                  # one column at a time: less peak
+            columns.append(np.concatenate([c[k] for c in chunks]))
+            for c in chunks:
+                c[k] = None
+        seq, ts, close, *xcols = columns
         if len(ts) > 1 and not (np.diff(ts) > 0).all():      # unsorted or several per bar
             order = np.lexsort((seq, ts))
             ts, close, xcols = ts[order], close[order], [x[order] for x in xcols]
             last = np.r_[ts[1:] != ts[:-1], True]               # the highest seq of a bar
             ts, close, xcols = ts[last], close[last], [x[last] for x in xcols]
-        out[sym] = SymbolSeries(sym, ts.astype(np.int64), close.astype(float),
-                                {n: x.astype(float) for n, x in zip(names, xcols)})
+        out[sym] = SymbolSeries(sym, ts.astype(np.int64, copy=False),
+                                close.astype(float, copy=False),
+                                {n: x.astype(float, copy=False) for n, x in zip(names, xcols)})
+    pa.default_memory_pool().release_unused()   # the batches' Arrow memory, back to the OS
     return out
 
 
