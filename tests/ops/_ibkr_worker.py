@@ -39,6 +39,10 @@ that step:
                    (the process idle between bars: a bracket resting at IBKR)
     in_commit      the ledger commit after the N-th ``broker.submit`` has started (IBKR's
                    answer to that order is never committed)
+    after_lost     the N-th ``broker.submit`` that returned with the session down (the test
+                   makes the fake drop the connection right after accepting an order:
+                   ``drop_on_next_order(after_accept=True)``): IBKR has the order, this
+                   process never heard of it
 
 Without STEP it runs to the last bar and closes every position (end of data).
 """
@@ -74,7 +78,7 @@ EXITS = (4,)
 #: Seconds after a session's 00:00 UTC label at which its bar is walked (16:00 UTC).
 MID = 16 * 3600
 STEPS = ("after_journal", "in_submit", "after_place", "after_ack", "after_fill",
-         "after_cancel", "before_bar", "in_commit")
+         "after_cancel", "before_bar", "in_commit", "after_lost")
 
 
 def window(bars: int) -> tuple[BarSeries, BarSeries]:
@@ -133,7 +137,9 @@ def main(argv: list[str], cell: Any, walks: Any, walked: Any) -> None:
         start = int((bars.ts <= state["ts"]).sum())
     at = OFFSET + start
     engine.warm_up({SYM: full.slice(max(0, at - strategy.warmup - 1), at)})
-    if step is not None:
+    if step == "after_lost":
+        arm_lost(broker, nth)
+    elif step is not None:
         arm_engine(engine, ledger, step, nth)
     for n, i in enumerate(range(start, len(bars)), 1):
         if step == "before_bar" and n == nth:
@@ -218,3 +224,17 @@ def arm_venue(broker: IbkrBroker, step: str, nth: int) -> None:
         return trade
     broker.submit = submitting              # type: ignore[method-assign]
     broker.ib.placeOrder = placing
+
+
+def arm_lost(broker: IbkrBroker, nth: int) -> None:
+    """Kill at the ``nth`` ``broker.submit`` that returns with the session down (the
+    order's outcome unknown to this process)."""
+    count = _Counter(nth)
+    submit = broker.submit
+
+    def submitted(order: Any, legs: tuple = ()) -> Any:
+        out = submit(order, legs)
+        if not broker.connected and count.hit():
+            _die()
+        return out
+    broker.submit = submitted              # type: ignore[method-assign]

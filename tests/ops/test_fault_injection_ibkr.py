@@ -67,6 +67,9 @@ class Scene:
     cell: object
     db: Path
     walked_bars: list[int] = field(default_factory=list)
+    #: After walking this bar of the window, the fake drops the connection right after
+    #: accepting the next order (the client never hears of it).
+    drop_after_bar: int | None = None
 
     def walk(self, ts: int) -> None:
         """Walk the session ``ts`` once (fills stamped at 16:00 UTC of it)."""
@@ -77,6 +80,8 @@ class Scene:
         b = self.bars
         self.fake.step(SYM, d(b.open[i]), d(b.high[i]), d(b.low[i]), d(b.close[i]), volume=0,
                        ts=ts + worker.MID)
+        if i == self.drop_after_bar:
+            self.fake.drop_on_next_order(after_accept=True)
 
     @property
     def bars(self):
@@ -193,7 +198,7 @@ def check_scene(step: str, s: Scene) -> None:
     sent = [c for c in journaled if s.fake.order_by_ref(c) is not None]
     if step in ("after_journal", "in_submit"):          # journaled, never received
         assert journaled and not sent, journaled
-    elif step in ("after_place", "after_ack", "in_commit"):
+    elif step in ("after_place", "after_ack", "in_commit", "after_lost"):
         assert sent, journaled                          # at IBKR, not acknowledged here
     elif step == "after_fill":                          # filled at IBKR, not booked here
         assert len(s.fake.executions()) > len(ledger_fill_rows(s.db))
@@ -234,6 +239,21 @@ def test_killed_at_a_step_ibkr_holds_one_bracketed_entry_per_decision_and_equals
     check_final(scene, whole)
 
 
+def test_an_order_whose_answer_was_lost_then_a_kill_is_found_by_orderref_and_not_sent_again(
+        scene, whole):
+    scene.drop_after_bar = worker.EXITS[0]   # the signal exit: accepted and filled, unheard
+    code, err = scene.run("after_lost", 1)
+    assert code == KILLED, (code, err[-3000:])
+    check_scene("after_lost", scene)
+    (cid,) = [c for (c,) in q(scene.db, "select client_order_id from orders where status = "
+                                        "'submitted' and role = 'exit'")]
+    assert scene.fake.order_by_ref(cid).status == "Filled"
+    code, err = scene.run()
+    assert code == 0, err[-3000:]
+    assert q(scene.db, "select status from orders where client_order_id = ?", cid) == [("filled",)]
+    check_final(scene, whole)                # (its placeOrder received once: check_agree)
+
+
 def check_final(s: Scene, whole) -> None:
     """IBKR and the ledger agree (:func:`check_agree`) and equal the run never killed."""
     decisions, fills, trades = check_agree(s)
@@ -256,6 +276,8 @@ def check_agree(s: Scene) -> tuple[list, list, list]:
     orders = fake.orders()
     sent = Counter(o.order_ref for o in orders)
     assert sent and {c: k for c, k in sent.items() if k != 1} == {}
+    placed = Counter(ref for _, f in fake.received if f[0] == "3" for ref in sent if ref in f)
+    assert placed == Counter(sent)                   # one placeOrder message per orderRef
     decided = [json.loads(x)["orders"][0] for (x,) in
                q(db, "select detail from decisions where action = 'enter_long' order by ts")]
     entries = [o for o in orders if o.order_ref.endswith("-entry")]
