@@ -1753,23 +1753,31 @@ class FakeTws:
 
     @staticmethod
     def _hit(o: FakeOrder, a: Decimal, b: Decimal, gap: bool) -> tuple[Decimal, Decimal] | None:
-        """Where on the move a -> b the order acts: (point, fill price) or None."""
+        """Where on the move a -> b the order acts: (point, fill price) or None.
+
+        A gap trades only at ``b``: market orders and triggered stops fill there, a stop
+        triggers when ``b`` is through it, a limit fills when ``b`` satisfies it. A
+        continuous move acts at the first price that satisfies the order: ``a`` itself, or
+        the order's level on the way (limits at their limit, stops at their trigger).
+        """
         buy = o.action == "BUY"
-        lo, hi = min(a, b), max(a, b)
-        if o.order_type == "MKT":
+        market = o.order_type == "MKT" or (o.order_type == "STP" and o.triggered)
+        stop = o.order_type.startswith("STP") and not o.triggered
+        level = o.aux_price if stop else o.lmt_price
+
+        def satisfied(p: Decimal) -> bool:
+            if market:
+                return True
+            if stop:
+                return p >= level if buy else p <= level
+            return p <= level if buy else p >= level
+
+        if gap:
+            return (b, b) if satisfied(b) else None
+        if satisfied(a):
             return a, a
-        if o.order_type.startswith("STP") and not o.triggered:
-            level = o.aux_price
-            if (a >= level) if buy else (a <= level):
-                return a, a
-            if lo <= level <= hi:
-                return (b, b) if gap else (level, level)
-            return None
-        level = o.lmt_price
-        if (a <= level) if buy else (a >= level):
-            return a, a
-        if lo <= level <= hi:
-            return (b, b) if gap else (level, level)
+        if not market and min(a, b) <= level <= max(a, b):
+            return level, level
         return None
 
     # -- fills -----------------------------------------------------------------------------

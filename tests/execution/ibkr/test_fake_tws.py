@@ -555,3 +555,22 @@ def test_a_fill_comes_after_the_quote_that_made_it(tws, ib, wait_until):
     wait_until(ib, lambda: _settled(trade))
     assert seen == [9.05]                                # the ticker had the new bid
     assert trade.fills[0].execution.price == 9.05
+
+
+def test_a_gap_trades_only_at_the_open(tws, ib, wait_until):
+    tws.partial_fill_next(0.5, rest="later")
+    market = ib.placeOrder(AAPL, MarketOrder("BUY", 4))
+    wait_until(ib, lambda: market.orderStatus.filled == 2)
+    tws.step("AAPL", 200, 201, 199, 200.5)               # the rest, at the gapped open
+    wait_until(ib, lambda: _settled(market))
+    assert [f.execution.price for f in market.fills] == [190.01, 200.00]
+    tws.set_quote("AAPL", "189.99", "190.01", "190.00")
+    tws.partial_fill_next(0.5, rest="later")
+    limit = ib.placeOrder(AAPL, LimitOrder("BUY", 4, 190.05))
+    wait_until(ib, lambda: limit.orderStatus.filled == 2)
+    tws.step("AAPL", 195, 196, 192, 193)                 # gaps above the limit: nothing
+    ib.sleep(0.05)
+    assert limit.orderStatus.filled == 2
+    tws.step("AAPL", 193, 194, 189, 190)                 # trades down through it
+    wait_until(ib, lambda: _settled(limit))
+    assert [f.execution.price for f in limit.fills] == [190.01, 190.05]
