@@ -318,7 +318,7 @@ def check(config: Optional[Path] = CONFIG_OPT,
             venue.client_id if venue.client_id is not None else DEFAULT_CLIENT_ID)
         acct = account or venue.account
         mode = loaded.settings.mode if loaded.was_set("mode") else None
-        found = ibkr_mode_problems(mode, p, acct) if acct else ibkr_mode_problems(mode, p, None)
+        found = ibkr_mode_problems(mode, p, acct)
         if found:
             raise _fail(found[0])
         with _quiet_client():
@@ -369,7 +369,7 @@ def show(report: CheckReport, mode: str | None = None) -> None:
         out.print(table)
     else:
         out.print("positions   none")
-    use = f"`warden {'live' if kind == 'live' else 'paper'} --config FILE`"
+    use = "`warden live --config FILE --live`" if kind == "live" else "`warden paper --config FILE`"
     out.print(f"ok: {kind} account {report.account} is reachable through {report.host}:"
               f"{report.port}; {use} can trade it" + (f" (mode {mode})" if mode else ""))
 

@@ -37,7 +37,9 @@ def live(config: Optional[Path] = CONFIG_OPT,
 
     Refused without mode = "live" in the config, --live, and the venue's
     credentials (TRADEWARDEN_VENUE__API_KEY / __API_SECRET, or Coinbase's
-    [venue] key_file). A read-only pre-flight refuses a key without trade
+    [venue] key_file; Interactive Brokers needs none, its TWS / IB Gateway
+    login is the credential, and refuses a paper DU... account). A read-only
+    pre-flight refuses a key without trade
     permission or with withdrawal permission. It shows the venue, account,
     balances, symbols and the most it can lose per trade and per day, and asks
     for confirmation (--yes skips it). Stop with Ctrl-C or SIGTERM.

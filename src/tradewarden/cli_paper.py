@@ -49,7 +49,8 @@ def paper(ctx: typer.Context,
     """Paper-trade the configured strategy on live closed candles from [venue].
 
     Fills are simulated (SimBroker) at the venue's prices with its fees and
-    increments; every decision, order and fill is recorded in the ledger. Stop with
+    increments (with [venue] name = "ibkr", orders go to the IBKR paper account,
+    DU..., on daily bars); every decision, order and fill is recorded in the ledger. Stop with
     Ctrl-C or SIGTERM: the bar in progress is finished and the deployment is marked
     stopped; the same --deployment resumes it.
     """

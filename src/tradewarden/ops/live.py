@@ -47,7 +47,7 @@ def live_refusals(mode: str, live_flag: bool, venue: Any) -> list[str]:
     if not live_flag:
         out.append("pass --live to trade real money (without it, use `warden paper`)")
     if not venue.name:
-        out.append("set [venue] name (coinbase, ibkr, kraken or another ccxt id)")
+        out.append("set [venue] name (coinbase, kraken or another ccxt id)")
     elif not _has_credentials(venue):
         where = ("TRADEWARDEN_VENUE__API_KEY and TRADEWARDEN_VENUE__API_SECRET, or "
                  "[venue] key_file (the CDP key file)" if venue.name == "coinbase"
