@@ -411,9 +411,15 @@ def test_approve_reject_pause_and_resume_from_a_phone_land_in_the_ledger(browser
         page.click("#btn-refresh")
         approve = f"#queue-table tr[data-approval='{again}'] button.approve"
         page.wait_for_selector(approve)
-        # someone else (the CLI) approves it first: the page's click gets 409, says why,
-        # writes nothing, and the row then shows the other person's command waiting
-        desk.ledger.enqueue_command(desk.dep_id, "approve", actor="cli:bob", target=str(again))
+        # someone else (the CLI) approves it a moment before the page's click reaches the
+        # server: the page gets 409, says why, writes nothing, and the row then shows the
+        # other person's command waiting
+        def bob_first(route):
+            desk.ledger.enqueue_command(desk.dep_id, "approve", actor="cli:bob",
+                                        target=str(again))
+            route.fallback()
+
+        page.route(f"**/api/decisions/{again}/approve", bob_first)
         page.click(approve)
         page.wait_for_function("document.querySelector('#notice').textContent"
                                f".includes('approval {again} already has command')")
