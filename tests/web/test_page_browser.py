@@ -122,7 +122,7 @@ class Server:
             time.sleep(0.02)
 
     def stop(self) -> None:
-        """Ask uvicorn to finish, wait for its thread, close the socket."""
+        """Ask uvicorn to finish, wait for its thread, close the socket (again: no-op)."""
         self.server.should_exit = True
         self.thread.join(10)
         self.sock.close()
@@ -486,6 +486,13 @@ def test_approve_reject_pause_and_resume_from_a_phone_land_in_the_ledger(browser
         page.screenshot(path=str(_artefact(tmp_path, "dashboard-after-actions.png")),
                         full_page=True)
         assert watch.outside == [] and watch.unexpected() == []
+        # the server goes away: the page says so, keeps what it showed, and retries
+        server.stop()
+        page.click("#btn-refresh")
+        page.wait_for_selector("#st-alive[data-state='bad']")
+        assert page.inner_text("#st-alive") == "no answer"
+        assert "the server does not answer" in page.inner_text("#notice")
+        assert page.is_visible("#positions-table tbody tr[data-symbol='BTC-USD']")
     finally:
         context.close()
         server.stop()

@@ -247,7 +247,7 @@
     } finally {
       if (button) button.disabled = false;
     }
-    await refresh(false);
+    if (loggedIn) await refresh(false);      // (after a 401 the token form is up instead)
   }
 
   function approve(a, button) {
@@ -616,6 +616,7 @@
       schedule();
     } catch (err) {
       if (err.status === 401) return;        // the login form is up; polling stopped
+      delete last.status;                    // redraw the status bar at the next answer
       setAlive('bad', 'no answer');
       notice(err.message + ' (retrying every ' + FAST_MS / 1000 + ' s)', 'error');
       $('notice').dataset.kind = 'poll';
