@@ -110,3 +110,32 @@ def test_an_adapter_without_a_session_is_left_to_the_periodic_reconciliation():
     clock.t = 5_900.0
     loop.recheck()
     assert engine.calls[0].startswith("reconcile@5900") and engine.venue_blocks == {"AAPL": "halted"}
+
+
+def test_without_periodic_reconciliation_a_reconnect_still_reconciles_once():
+    clock, session = _Clock(2_000.0), _Session()
+    loop, engine = _loop(session, clock)
+    loop.reconcile_seconds, loop.next_check = None, None     # paper: no periodic check
+    session.up, session.back_at = False, 2_060.0
+    session.connected = False
+    loop.recheck()
+    assert "reconcile" not in " ".join(engine.calls)
+    clock.t = 2_060.0
+    session.connected = True
+    loop.recheck()
+    assert [c for c in engine.calls if c.startswith("reconcile")] == [
+        "reconcile@2060:blocks=['AAPL']"]
+    assert loop.next_check is None
+    clock.t = 9_000.0
+    loop.recheck()                       # nothing due: no second reconciliation
+    assert sum(c.startswith("reconcile") for c in engine.calls) == 1
+
+
+def test_a_session_down_is_never_asked_to_reconcile():
+    clock, session = _Clock(3_000.0), _Session()
+    loop, engine = _loop(session, clock)
+    session.up, session.connected = False, False
+    clock.t = 3_000.0 + 900.0              # the periodic check is due, the venue is away
+    loop.recheck()
+    assert "reconcile" not in " ".join(engine.calls)
+    assert engine.venue_blocks == {"AAPL": "broker_disconnected: socket closed"}

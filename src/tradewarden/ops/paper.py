@@ -238,7 +238,9 @@ class DeploymentLoop:
         Brokers' socket) is asked every time: while it is down its ``entry_blocks()``
         block entries (each change an event); the call that reconnects returns ``True``
         and the deployment reconciles with the venue at once, before anything else
-        trades, then takes the adapter's blocks again (lifted when all is well).
+        trades, then takes the adapter's blocks again (lifted when all is well). While
+        the session is down (``connected`` false) nothing is reconciled: the venue
+        cannot be asked, and the reconnect reconciles.
         """
         dep, engine, clock = self.dep, self.dep.kernel.engine, self.dep.clock
         if self.maintain is not None:
@@ -246,6 +248,8 @@ class DeploymentLoop:
                 self.next_check = clock.now()           # reconnected: reconcile now
             elif self.venue_blocks is not None:
                 self.refresh_blocks()
+            if getattr(self.broker, "connected", True) is False:
+                return
         if self.next_check is not None and clock.now() >= self.next_check:
             engine.reconcile(clock.now(), name=dep.name, previous=dep.ledger.reconciliations(
                 deployment_id=dep.deployment_id, status="open"))
@@ -255,7 +259,7 @@ class DeploymentLoop:
                 engine.set_venue_blocks(self.venue_blocks(), clock.now())
             self.alerts()
             engine.flush()
-            self.next_check = clock.now() + self.reconcile_seconds
+            self.next_check = clock.now() + self.reconcile_seconds if self.reconcile_seconds else None
 
     def refresh_blocks(self) -> None:
         """Take the adapter's ``entry_blocks()`` when they changed (a venue session lost
