@@ -213,6 +213,20 @@ def _record_eth_decision(desk: Desk) -> int:
     return did
 
 
+def test_without_a_token_configured_the_page_needs_no_login(browser, built):
+    desk, _ = built
+    server = Server(desk, token=None)               # loopback only, as warden serve allows
+    context, page, watch = _open(browser, server)
+    try:
+        page.wait_for_selector(f"#queue-table tbody tr[data-approval='{desk.eth_approval}']")
+        assert page.is_hidden("#login") and page.is_hidden("#btn-logout")
+        assert watch.api and all(s == 200 and a is None for _, s, a in watch.api), watch.api
+        assert watch.outside == [] and watch.unexpected() == []
+    finally:
+        context.close()
+        server.stop()
+
+
 def _fits_a_phone(page, tmp_path: Path) -> None:
     """At 390 px: the status bar and the queue on the first screen, nothing wider than the
     viewport, the queue as cards with both buttons on screen, the positions table
