@@ -101,6 +101,8 @@ from datetime import datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 from typing import Any, Protocol
 
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
+
 from tradewarden.domain import (
     Bar,
     Fill,
@@ -481,19 +483,31 @@ class IbkrBroker:
 
         ib.errorEvent += on_error
         ib.client.apiError += on_api_error
+        def refused_id() -> bool:
+            if api_errors and any("already in use" in m for m in api_errors):
+                errors.append((326, api_errors[-1]))
+            return any(c == 326 for c, _ in errors)
+
+        def attempt() -> None:
+            errors.clear()
+            ib.connect(host, int(port), clientId=int(client_id), timeout=timeout)
+
+        # 1, 2, 4 ... s between attempts, waited on the deployment's clock; a client id
+        # in use (326) is not retried: another session holds it until it logs out
+        retrying = Retrying(
+            stop=stop_after_attempt(attempts), wait=wait_exponential(multiplier=1, min=1),
+            sleep=lambda seconds: clock.wait_until(int(clock.now() + seconds)),
+            retry=retry_if_exception(lambda exc: isinstance(exc, (OSError, TimeoutError,
+                                                                  ConnectionError))
+                                     and not refused_id()),
+            reraise=True)
         try:
-            for attempt in range(attempts):
-                errors.clear()
-                try:
-                    ib.connect(host, int(port), clientId=int(client_id), timeout=timeout)
-                    break
-                except (OSError, TimeoutError, ConnectionError) as exc:
-                    if api_errors and any("already in use" in m for m in api_errors):
-                        errors.append((326, api_errors[-1]))
-                    hint = connect_hint(host, int(port), int(client_id), exc, errors)
-                    if any(c == 326 for c, _ in errors) or attempt + 1 >= attempts:
-                        raise VenueUnavailable(VENUE, hint) from None
-                    clock.wait_until(int(clock.now()) + 2 ** attempt)
+            try:
+                retrying(attempt)
+            except (OSError, TimeoutError, ConnectionError) as exc:
+                refused_id()
+                raise VenueUnavailable(VENUE, connect_hint(host, int(port), int(client_id),
+                                                           exc, errors)) from None
             managed = list(ib.managedAccounts())
             if account:
                 if managed and account not in managed:
