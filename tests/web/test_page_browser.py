@@ -358,6 +358,18 @@ def test_the_page_shows_the_desk(browser, built, tmp_path):
         assert "ETH broke its 6-bar high" in body and "thin volume" in body
         assert "L1: every trade waits for a person" in body
         assert f"approval {desk.eth_approval}: pending" in body
+        # the log's filter: another symbol shows nothing, clearing it shows the decision
+        page.fill("#filter-symbol", "btc-usd")
+        page.click("#decision-filter button[type=submit]")
+        page.wait_for_selector("#decisions-empty:text('No decision matches the filter.')")
+        assert any("symbol=BTC-USD" in u for u in watch.requests)
+        page.click("#decision-filter button[type=reset]")
+        page.wait_for_selector(f"#decision-list details[data-decision='{desk.decision_id}'][open]")
+        page.fill("#filter-symbol", "ETH-USD")
+        page.fill("#filter-action", "EXECUTE_TRADES")
+        page.click("#decision-filter button[type=submit]")
+        page.wait_for_selector("#decisions-empty", state="hidden")
+        assert page.locator("#decision-list > li").count() == 1
         # equity and drawdown drawn by plotly (served by this server, not a CDN), loaded
         # once the charts come into view; costs by day
         page.locator("#charts").scroll_into_view_if_needed()

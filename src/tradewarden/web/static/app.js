@@ -350,6 +350,31 @@
     });
     $('decision-list').replaceChildren(...items);
     $('decisions-empty').hidden = items.length > 0;
+    const filtered = $('filter-symbol').value.trim() || $('filter-action').value.trim();
+    $('decisions-empty').textContent = filtered ? 'No decision matches the filter.' : 'No decisions recorded.';
+  }
+
+  // the log's filters (symbol, action: exact, as GET /api/decisions takes them)
+  function decisionsPath() {
+    const q = new URLSearchParams({ limit: String(DECISIONS_LIMIT) });
+    for (const name of ['symbol', 'action']) {
+      const value = $('filter-' + name).value.trim();
+      if (value) q.set(name, name === 'symbol' ? value.toUpperCase() : value);
+    }
+    return 'decisions?' + q.toString();
+  }
+
+  async function filterDecisions(event) {
+    if (event.type === 'submit') event.preventDefault();
+    else await new Promise((r) => setTimeout(r, 0));   // a reset clears the inputs after its event
+    try {
+      const data = await api(decisionsPath());
+      delete last.decisions;
+      changed('decisions', data);
+      drawDecisions(data);
+    } catch (err) {
+      if (err.status !== 401) notice('decisions: ' + err.message);
+    }
   }
 
   async function loadAudit(id, box) {
@@ -602,7 +627,7 @@
       await Promise.all([
         section('queue', 'queue', drawQueue),
         section('positions', 'positions', drawPositions),
-        section('decisions', 'decisions?limit=' + DECISIONS_LIMIT, drawDecisions),
+        section('decisions', decisionsPath(), drawDecisions),
       ]);
       if (full || polls % SLOW_EVERY === 0) {
         await Promise.all([
@@ -650,6 +675,8 @@
     $('btn-resume').addEventListener('click', resume);
     $('run-report-close').addEventListener('click', () => { $('run-report').hidden = true; });
     $('curve-select').addEventListener('change', () => loadEquity(true));
+    $('decision-filter').addEventListener('submit', filterDecisions);
+    $('decision-filter').addEventListener('reset', filterDecisions);
     document.addEventListener('visibilitychange', () => { if (!document.hidden && loggedIn) refresh(false); });
 
     refresh(true);
