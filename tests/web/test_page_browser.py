@@ -5,13 +5,19 @@ on loopback, over the ledger of a paper deployment run in this process
 approval governor; its commands carried out by the engine's ``handle_commands``).
 
 * without a token every ``/api`` call the page makes gets 401 and the page shows the token
-  form; a wrong token is refused and asked for again; the right one shows the dashboard;
-* acting: approve one approval and reject another with a reason from the page, pause (with
-  a reason) and resume; each lands in the ledger as a ``commands`` row by
+  form; a wrong token is refused and asked for again; the right one shows the dashboard
+  (the token only in the tab's sessionStorage and the header, never in a URL); log out;
+  with no token configured (loopback) there is no form and no header;
+* acting, on a phone-sized page: approve one approval and reject another with a reason,
+  pause (with a reason) and resume; each lands in the ledger as a ``commands`` row by
   ``api:<token_name>`` and is then carried out by the engine (the approval approved or
   rejected with the reason, the engine paused and resumed), and the page shows the result;
-* the page sees the open position (with its traffic light), the queue, the decision log
-  with its reasoning and the full audit, costs, runs and a run's report;
+  an approval someone else decided a moment earlier gets 409, its message shown and
+  nothing written; the server gone, the page says so and keeps what it showed;
+* the page shows a live daemon (lock held, fresh heartbeat), the open position with its
+  traffic light, the queue, the decision log with its reasoning, the full audit and a
+  filter, equity and drawdown charts (plotly.js from the server), costs by day, runs and
+  a run's report with its gates and trades;
 * no request leaves the server's loopback address, and no console error or page error;
 * at 390 px wide (a phone) the status bar and the queue are on screen, nothing is wider
   than the viewport, and tables scroll sideways inside their panel.
@@ -193,7 +199,8 @@ def _artefact(tmp_path: Path, name: str) -> Path:
 
 def _record_eth_decision(desk: Desk) -> int:
     """The agent decision and ``queue`` verdict of the pending ETH intent (as the reasoner
-    and the governor record them; the same rows as ``Desk.build``)."""
+    and the governor record them; the same rows as ``Desk.build``), and two reasoning
+    calls; return the decision's id."""
     eth = desk.pending_approval("ETH-USD")
     did = records.record_decision(
         desk.ledger, deployment_id=desk.dep_id, run_id=desk.run_id, ts=int(eth["ts"]),
