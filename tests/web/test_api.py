@@ -435,7 +435,7 @@ def test_concurrent_approvals_on_postgresql(tmp_path, postgres_url, monkeypatch)
     from oversight_support import Desk
     desk = Desk(tmp_path, db=_ledger_conftest._new_database(postgres_url)).build()
     try:
-        _concurrent_rounds(desk, monkeypatch, rounds=3)
+        _concurrent_rounds(desk, monkeypatch, rounds=2)
     finally:
         desk.ledger.close()
 
