@@ -15,10 +15,10 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "ops"))
-from oversight_support import Desk  # noqa: E402
+from oversight_support import Desk
 
-from tradewarden.ops.api_settings import ApiSettings  # noqa: E402
-from tradewarden.web.app import create_app  # noqa: E402
+from tradewarden.ops.api_settings import ApiSettings
+from tradewarden.web.app import create_app
 
 TOKEN = "s3cret-T0ken-for-tests-9f2c"
 

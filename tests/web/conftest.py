@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from api_support import Desk, make_client  # noqa: E402
+from api_support import Desk, make_client
 
 
 @pytest.fixture(scope="module")
