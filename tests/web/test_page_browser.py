@@ -105,12 +105,13 @@ def test_a_missing_browser_skips_unless_required(tmp_path):
 class Server:
     """The dashboard's app under uvicorn on a free loopback port, on a thread."""
 
-    def __init__(self, desk: Desk, token: str | None = TOKEN, clock=None) -> None:
+    def __init__(self, desk: Desk, token: str | None = TOKEN, clock=None,
+                 db: Path | None = None) -> None:
         import uvicorn
 
         from tradewarden.web.app import create_app
         api = ApiSettings(token=token, token_name=TOKEN_NAME, write_limit_per_minute=1000)
-        app = create_app(str(desk.db), api, clock=clock or desk.clock.now,
+        app = create_app(str(db or desk.db), api, clock=clock or desk.clock.now,
                          stop_approach_fraction=0.05)
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.bind(("127.0.0.1", 0))
@@ -229,6 +230,23 @@ def test_without_a_token_configured_the_page_needs_no_login(browser, built):
         assert page.is_hidden("#login") and page.is_hidden("#btn-logout")
         assert watch.api and all(s == 200 and a is None for _, s, a in watch.api), watch.api
         assert watch.outside == [] and watch.unexpected() == []
+    finally:
+        context.close()
+        server.stop()
+
+
+def test_a_ledger_that_cannot_be_read_is_said_in_one_line(browser, built, tmp_path):
+    desk, _ = built
+    server = Server(desk, token=None, db=tmp_path / "nowhere.db")
+    context, page, watch = _open(browser, server)
+    try:
+        page.wait_for_selector("#st-alive[data-state='bad']")
+        assert page.inner_text("#st-alive") == "server error 503"
+        text = page.inner_text("#notice")
+        assert "no ledger at" in text and "nowhere.db" in text and "retrying" in text
+        assert page.is_hidden("#dashboard") and page.is_hidden("#login")
+        assert watch.outside == []
+        assert [e for e in watch.errors if "status of 503" not in e] == []
     finally:
         context.close()
         server.stop()

@@ -642,7 +642,7 @@
     } catch (err) {
       if (err.status === 401) return;        // the login form is up; polling stopped
       delete last.status;                    // redraw the status bar at the next answer
-      setAlive('bad', 'no answer');
+      setAlive('bad', err.status ? 'server error ' + err.status : 'no answer');
       notice(err.message + ' (retrying every ' + FAST_MS / 1000 + ' s)', 'error');
       $('notice').dataset.kind = 'poll';
       schedule();
