@@ -13,7 +13,8 @@ approval governor; its commands carried out by the engine's ``handle_commands``)
   ``api:<token_name>`` and is then carried out by the engine (the approval approved or
   rejected with the reason, the engine paused and resumed), and the page shows the result;
   an approval someone else decided a moment earlier gets 409, its message shown and
-  nothing written; the server gone, the page says so and keeps what it showed;
+  nothing written; the server gone, the page says so and keeps what it showed; a ledger
+  that does not exist is said in one line;
 * the page shows a live daemon (lock held, fresh heartbeat), the open position with its
   traffic light, the queue, the decision log with its reasoning, the full audit and a
   filter, equity and drawdown charts (plotly.js from the server), costs by day, runs and
