@@ -45,9 +45,10 @@ KILLED = -signal.SIGKILL
 CLIENT_ID = 1
 
 _CTX = multiprocessing.get_context("forkserver")
-# One forkserver serves the whole session and the last call before it starts wins (this
-# module is collected after the other fault-injection suites): their list plus what this
-# suite's worker imports.
+# One forkserver serves the whole session and the last call before it starts wins: in a
+# full run that is test_fault_injection_kraken.py's (collected after this module), whose
+# list lacks ib_async (each worker then imports it, about 0.5 s); run alone, this list:
+# the other suites' plus what this suite's worker imports.
 _CTX.set_forkserver_preload(["tradewarden.ops.kernel", "tradewarden.data", "tradewarden.strategy",
                              "tradewarden.ledger", "tradewarden.engine",
                              "tradewarden.execution.coinbase", "coinbase.rest", "requests",
