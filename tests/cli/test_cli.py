@@ -102,8 +102,13 @@ def test_html_report_is_written_and_self_contained(tmp_path):
     assert res.exit_code == 0
     html_files = list((tmp_path / "r").glob("*.html"))
     assert len(html_files) == 1
+    from plotly.offline import get_plotlyjs
+
     text = html_files[0].read_text()
-    assert "<svg" in text and "http://" not in text.replace("http://www.w3.org", "")
+    assert text.count(get_plotlyjs()) == 1                     # plotly.js inline, once
+    rest = text.replace(get_plotlyjs(), "")                    # its source names URLs
+    assert "http://" not in rest and "https://" not in rest
+    assert 'id="chart-symbol-1"' in rest and "Candles not shown" not in rest
 
 
 def _no_completed_runs(db: Path) -> bool:
