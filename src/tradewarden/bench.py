@@ -317,8 +317,8 @@ def measure_file(n_bars: int, console=None) -> list[dict]:
         run_id, trades = doc["run_id"], doc["report"]["trades"]["closed_trades"]
         rows = [{"step": "replay + JSON report", "seconds": seconds, "peak_rss_mb": rss,
                  "target_mb": FILE_TARGETS_MB["replay"]}]
-        # The target is the report itself (console or JSON); the HTML page adds an SVG
-        # marker per trade entry and exit, so its size grows with the trades.
+        # The target is the report itself (console or JSON); the HTML page carries an
+        # exact marker per trade entry and exit (Plotly), so its size grows with the trades.
         for fmt, target in (("json", FILE_TARGETS_MB["report"]), ("html", None)):
             seconds, rss, _ = _child(warden + ["report", run_id, "--db", db, "--out", out,
                                                "--report-format", fmt])
