@@ -107,10 +107,10 @@ def test_score_weights_are_shares_of_the_positive_top_scores_capped(momentum, sc
 
 
 def test_risk_sizes_an_entry_to_its_target_weight_within_the_caps():
-    inst = Instrument("AAPL", "AAPL", "USD", Decimal("0.01"), Decimal("1"))
+    inst = Instrument("AAPL", "AAPL", "USD", Decimal("0.01"), Decimal(1))
     risk = RiskManager(RiskConfig(sizing="risk:0.01", max_position_fraction=0.3), ["a"])
-    base = dict(account="a", instrument=inst, ts=1_400_000_000, price=93.7, equity=100_000.0,
-                peak_equity=100_000.0, cash=100_000.0, open_positions=0)
+    base = {"account": "a", "instrument": inst, "ts": 1_400_000_000, "price": 93.7,
+            "equity": 100_000.0, "peak_equity": 100_000.0, "cash": 100_000.0, "open_positions": 0}
     v = risk.evaluate_entry(signal=Signal(Action.ENTER_LONG, "top_n", weight=0.2), **base)
     assert v.approved and v.quantity == Decimal(int(0.2 * 100_000 / 93.7))
     assert v.detail["target_weight"] == 0.2
@@ -129,7 +129,7 @@ def test_a_portfolio_replay_holds_the_top_two_and_rebalances_on_rank_changes(
                        "market_time_basis": "test", "data_integrity": "ok", "config_hash": "h",
                        "config": "{}", "strategy": "rank", "symbols": ",".join(SYMS),
                        "timeframe": "1d", "initial_capital": Decimal(100_000)})
-    insts = {s: Instrument(s, s, "USD", Decimal("0.01"), Decimal("1")) for s in SYMS}
+    insts = {s: Instrument(s, s, "USD", Decimal("0.01"), Decimal(1)) for s in SYMS}
     kernel = assemble("replay", run_id=run, strategy=strat, instruments=insts, ledger=ledger,
                       capital=Decimal(100_000), capital_mode="portfolio",
                       risk=RiskConfig(max_position_fraction=0.5, max_drawdown_halt=None,

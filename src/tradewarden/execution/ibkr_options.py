@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -77,14 +77,14 @@ def _num(x: Any, sentinel: float | None = None) -> float:
     if x is None:
         return math.nan
     v = float(x)
-    if v != v or math.isinf(v) or abs(v) >= 1e300 or (sentinel is not None and v == sentinel):
+    if math.isnan(v) or math.isinf(v) or abs(v) >= 1e300 or (sentinel is not None and v == sentinel):
         return math.nan
     return v
 
 
 def _money(x: Any) -> Decimal | None:
     v = _num(x)
-    return None if v != v or v < 0 else to_decimal(round(v, 6))
+    return None if math.isnan(v) or v < 0 else to_decimal(round(v, 6))
 
 
 class IbkrOptions:
@@ -178,7 +178,7 @@ class IbkrOptions:
         contracts = list(contracts)
         if not contracts:
             return []
-        day = datetime.fromtimestamp(self.clock(), tz=timezone.utc).date()
+        day = datetime.fromtimestamp(self.clock(), tz=UTC).date()
         out: list[OptionQuote] = []
         for t in self.ib.reqTickers(*contracts):
             q = self._quote(t, day)
@@ -204,7 +204,7 @@ class IbkrOptions:
         volume = _num(getattr(ticker, "volume", None))
         return OptionQuote(
             contract=contract, quote_date=day, bid=bid, ask=ask, mid=mid,
-            last=_money(ticker.last), volume=0 if volume != volume else int(volume),
+            last=_money(ticker.last), volume=0 if math.isnan(volume) else int(volume),
             open_interest=0, iv=_num(g.impliedVol), delta=_num(g.delta), gamma=_num(g.gamma),
             vega=_num(g.vega, -2.0), theta=_num(g.theta, -2.0), rho=math.nan,
             underlying_price=und)

@@ -46,7 +46,12 @@ import pandas as pd
 from pydantic import Field
 
 from tradewarden.domain import Action, BarSeries, Signal
-from tradewarden.strategy.base import SignalFrame, Strategy, StrategyParams, reason_codes
+from tradewarden.strategy.base import (
+    SignalFrame,
+    Strategy,
+    StrategyParams,
+    reason_codes,
+)
 from tradewarden.strategy.errors import StrategyConfigError
 
 __all__ = ["RankParams", "RankStrategy", "ScoreTable", "load_scores"]
@@ -120,7 +125,7 @@ def load_scores(path: str | os.PathLike[str], column: str = "score") -> ScoreTab
         raise StrategyConfigError(f"{where}: no such file")
     try:
         frame = pd.read_parquet(p) if p.suffix == ".parquet" else pd.read_csv(p, dtype={"symbol": str})
-    except Exception as exc:        # a parser's own message says what is wrong
+    except (OSError, ValueError, ImportError) as exc:   # the parser's message says what
         raise StrategyConfigError(f"{where}: cannot be read: {exc}") from None
     missing = [c for c in ("timestamp", "symbol", column) if c not in frame.columns]
     if missing:

@@ -47,7 +47,7 @@ def test_quotes_carry_the_model_greeks_and_feed_the_put_writer(chain_tws, ib, cl
         assert q.quote_date == today and q.contract.right == "P"
         assert q.contract.occ_symbol.startswith("AAPL  2601") or q.contract.occ_symbol.startswith("AAPL  2602")
         assert q.iv == pytest.approx(0.28) and -1 <= q.delta <= 0 and q.gamma > 0 and q.vega > 0
-        assert q.theta < 0 and math.isnan(q.rho) and q.underlying_price == D("190")
+        assert q.theta < 0 and math.isnan(q.rho) and q.underlying_price == D(190)
         assert q.bid <= q.mid <= q.ask
     frame = quotes_frame(quotes)
     params = PutWriterParams(delta_min=-0.35, delta_max=-0.10, dte_min=20, dte_max=50,
@@ -75,11 +75,11 @@ def test_a_fill_snapshot_is_the_market_at_the_fill(chain_tws, ib, clock, wait_un
     assert (snap.delta, snap.gamma, snap.vega, snap.theta, snap.iv) == pytest.approx(
         (g.delta, g.gamma, g.vega, g.theta, g.impliedVol))
     assert snap.bid == D(str(ticker.bid)) and snap.ask == D(str(ticker.ask))
-    assert snap.underlying_price == D("190") and snap.source == "ibkr:model_greeks"
+    assert snap.underlying_price == D(190) and snap.source == "ibkr:model_greeks"
     row = snap.to_row()
     assert row["bid"] == str(snap.bid) and isinstance(row["delta"], float)
     # the market moves on; the snapshot taken at the fill does not
     chain_tws.set_quote("AAPL", "179.99", "180.01", "180.00")
     wait_until(ib, lambda: ticker.modelGreeks.undPrice == 180.0)
-    assert snap.underlying_price == D("190") and ticker.modelGreeks.delta < snap.delta
+    assert snap.underlying_price == D(190) and ticker.modelGreeks.delta < snap.delta
     ib.cancelMktData(opt)
