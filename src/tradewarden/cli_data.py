@@ -173,7 +173,7 @@ def check(target: str = typer.Argument(..., help="A symbol (bundled, or cached w
             ts, source = bars.ts, bars.source
         elif Path(target).is_file() and "split" in daily_file_columns(Path(target)):
             got = load_market_data(None, Path(target), timeframe=None, adjust=adjust)
-            symbol = sorted(got.series)[0]
+            symbol = min(got.series)
             ts, q, source = got.series[symbol].ts, got.quality[symbol], target
         elif Path(target).exists():
             symbol, ts, q = _file_series(Path(target))[0]
@@ -243,27 +243,30 @@ def _bundled_other() -> list[tuple[str, str, str, str, str]]:
     adjusted closes."""
     import pandas as pd
 
-    from tradewarden.data.equities import (bundled_equity_path, load_adj_close_panel,
-                                           load_vix_daily)
+    from tradewarden.data.equities import (
+        bundled_equity_path,
+        load_adj_close_panel,
+        load_vix_daily,
+    )
 
     vix = load_vix_daily()
     q = vix.quality.data
-    rows = [("vix", "VIX, the CBOE volatility index: context (the volatility regime), not "
-                    "tradable (data.equities.load_vix_daily)",
+    rows = [("vix", ("VIX, the CBOE volatility index: context (the volatility regime), not "
+                     "tradable (data.equities.load_vix_daily)"),
              _day(q.first_ts), _day(q.last_ts), f"{q.rows:,}")]
     chain = pd.read_csv(bundled_equity_path("aapl_options"),
                         usecols=["quote_date", "underlying", "expiration"])
     rows.append(("aapl_options",
-                 f"{'/'.join(sorted(chain['underlying'].unique()))} option chain, end of day, "
-                 f"{chain['expiration'].nunique()} expirations: quotes for the put writer "
-                 "(data.options.load_option_chain)",
+                 (f"{'/'.join(sorted(chain['underlying'].unique()))} option chain, end of day, "
+                  f"{chain['expiration'].nunique()} expirations: quotes for the put writer "
+                  "(data.options.load_option_chain)"),
                  str(chain["quote_date"].min())[:10], str(chain["quote_date"].max())[:10],
                  f"{len(chain):,}"))
     panel = load_adj_close_panel()
     dates = panel.prices.index
     rows.append(("adj_close",
-                 f"adjusted closes of {', '.join(panel.symbols)}, no OHLCV: returns and "
-                 "portfolio research (data.equities.load_adj_close_panel)",
+                 (f"adjusted closes of {', '.join(panel.symbols)}, no OHLCV: returns and "
+                  "portfolio research (data.equities.load_adj_close_panel)"),
                  str(dates.min())[:10], str(dates.max())[:10],
                  f"{int(panel.prices.notna().sum().sum()):,}"))
     return rows

@@ -193,7 +193,7 @@ def test_bundled_tickers_load_as_daily_equities():
         assert series.timeframe == "1d" and got.quality[sym].gaps == 0
         inst = got.instruments[sym]
         assert (inst.quote, inst.price_increment, inst.quantity_increment) == \
-            ("USD", Decimal("0.01"), Decimal("1"))
+            ("USD", Decimal("0.01"), Decimal(1))
     assert got.warnings == []
     held = set(pd.read_csv(bundled_equity_path("equities"), usecols=["symbol"])["symbol"])
     assert held | {"SPY"} == set(BUNDLED_EQUITY_TICKERS)
@@ -219,9 +219,9 @@ def test_unknown_tickers_vix_and_a_finer_timeframe_are_one_clear_error():
 def test_equity_instrument_spec():
     spec = equity_instrument("msft")
     assert (spec.symbol, spec.base, spec.quote) == ("MSFT", "MSFT", "USD")
-    assert spec.round_quantity(Decimal("12.9")) == Decimal("12")
+    assert spec.round_quantity(Decimal("12.9")) == Decimal(12)
     assert spec.floor_price(Decimal("101.239")) == Decimal("101.23")
     assert equity_instrument("PENNY", 0.35).price_increment == Decimal("0.0001")
-    assert spec.check_order_size(Decimal("0"), Decimal("100")) is not None
+    assert spec.check_order_size(Decimal(0), Decimal(100)) is not None
     with pytest.raises(ValueError):
         equity_instrument("  ")

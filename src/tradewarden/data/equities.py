@@ -83,8 +83,12 @@ import pandas as pd
 from tradewarden.data._columns import fold_columns
 from tradewarden.data.calendars import SessionGaps, as_date, session_gaps
 from tradewarden.data.errors import DataError
-from tradewarden.data.quality import (MAX_SKIPPED_DETAILS, DataQuality, find_unadjusted_splits,
-                                      validate_frame)
+from tradewarden.data.quality import (
+    MAX_SKIPPED_DETAILS,
+    DataQuality,
+    find_unadjusted_splits,
+    validate_frame,
+)
 from tradewarden.domain.instrument import Instrument
 from tradewarden.domain.values import BarSeries
 
@@ -995,8 +999,8 @@ def equity_instrument(symbol: str, min_price: float | None = None) -> Instrument
     if not ticker:
         raise ValueError("invalid symbol '': expected a ticker such as 'AAPL'")
     tick = Decimal("0.0001") if min_price is not None and min_price < 1 else Decimal("0.01")
-    return Instrument(ticker, ticker, "USD", tick, Decimal("1"), Decimal("0.01"), None,
-                      Decimal("1"), source=EQUITY_SPEC_SOURCE)
+    return Instrument(ticker, ticker, "USD", tick, Decimal(1), Decimal("0.01"), None,
+                      Decimal(1), source=EQUITY_SPEC_SOURCE)
 
 
 def _first_of(lower: dict[str, object], names: tuple[str, ...]) -> object | None:

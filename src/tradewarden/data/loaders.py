@@ -17,7 +17,6 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
-
 from typing import Any, Iterator
 
 import numpy as np
@@ -25,10 +24,18 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tradewarden.data._columns import (VALUE_FIELDS, canonical_symbol, normalize_columns,
-                                       resolve_names)
-from tradewarden.data.equities import (SPLIT_COLUMNS, daily_file_columns, equity_instrument,
-                                       load_daily_file)
+from tradewarden.data._columns import (
+    VALUE_FIELDS,
+    canonical_symbol,
+    normalize_columns,
+    resolve_names,
+)
+from tradewarden.data.equities import (
+    SPLIT_COLUMNS,
+    daily_file_columns,
+    equity_instrument,
+    load_daily_file,
+)
 from tradewarden.data.errors import DataError
 from tradewarden.data.quality import BlockValidator, DataQuality, find_unadjusted_splits
 from tradewarden.data.resample import resample, timeframe_label, timeframe_seconds
@@ -1088,8 +1095,11 @@ def load_market_data(symbols: list[str] | None = None, data_path: Path | str | N
 
 def _bundled_equities(wanted: list[str], adjustment: str, skip_bad_rows: bool) -> dict[str, Any]:
     """The requested tickers of the bundled daily equity samples, as DailyBars."""
-    from tradewarden.data.equities import (BUNDLED_EQUITY_TICKERS, load_equity_panel,
-                                           load_spy_daily)
+    from tradewarden.data.equities import (
+        BUNDLED_EQUITY_TICKERS,
+        load_equity_panel,
+        load_spy_daily,
+    )
 
     bad_rows = "skip" if skip_bad_rows else "raise"
     panel = [s for s in wanted if BUNDLED_EQUITY_TICKERS.get(s) == "equities"]

@@ -24,9 +24,19 @@ from tradewarden.data._columns import PRICE_FIELDS, VALUE_FIELDS, resolve_column
 from tradewarden.data.errors import DataError
 from tradewarden.domain.values import iso
 
-__all__ = ["BlockValidator", "DataQuality", "MAX_SKIPPED_DETAILS", "PRICE_MAX", "PRICE_MIN",
-           "SPLIT_RATIOS", "SPLIT_TOLERANCE", "SplitSuspect", "find_unadjusted_splits",
-           "infer_timeframe_seconds", "validate_frame"]
+__all__ = [
+    "MAX_SKIPPED_DETAILS",
+    "PRICE_MAX",
+    "PRICE_MIN",
+    "SPLIT_RATIOS",
+    "SPLIT_TOLERANCE",
+    "BlockValidator",
+    "DataQuality",
+    "SplitSuspect",
+    "find_unadjusted_splits",
+    "infer_timeframe_seconds",
+    "validate_frame",
+]
 
 #: How many skipped-row descriptions a :class:`DataQuality` keeps.
 MAX_SKIPPED_DETAILS = 20

@@ -122,7 +122,6 @@ def load_inputs(config: RunConfig, progress: Callable[[int, int], None] | None =
         Bad ``start``/``end``/``timeframe`` values (the message names the flag value).
     """
     from tradewarden.data import load_market_data
-
     from tradewarden.data.equities import BUNDLED_EQUITY_TICKERS
 
     if strategy is None:
