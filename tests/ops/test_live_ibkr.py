@@ -299,3 +299,25 @@ def test_an_intraday_timeframe_is_refused_in_one_line(world):
     assert r.exit_code == 2, r.output
     assert 'error: timeframe = "1h": [venue] name = "ibkr" trades US equities on daily bars; set ' \
            'timeframe = "1d"' in r.output
+
+
+def test_unadjusted_prices_are_refused_and_split_dividend_asks_for_adjusted_last(world):
+    clock, make, config, db = world
+    fake = make("DU1234567")
+    cfg = config(fake, "paper")
+    text = cfg.read_text()
+    cfg.write_text(text.replace('timeframe = "1d"', 'timeframe = "1d"\nadjust = "raw"'))
+    r = warden("paper", cfg, clock.now() + DAY)
+    assert r.exit_code == 2, r.output
+    assert 'error: adjust = "raw": IBKR serves no unadjusted daily bars' in r.output
+    from tradewarden.engine.config import RunConfig
+    from tradewarden.ops.live import ibkr_feed
+
+    class _Broker:                  # what IbkrBarFeed.from_broker reads of the adapter
+        ib, contracts = None, {"AAPL": "the AAPL contract"}
+    for adjust, shown in ((None, "TRADES"), ("split", "TRADES"),
+                          ("split_dividend", "ADJUSTED_LAST")):
+        broker = _Broker()
+        broker.clock = clock
+        feed = ibkr_feed(broker, RunConfig(symbols=("AAPL",), timeframe="1d", adjust=adjust))
+        assert feed.what_to_show == shown

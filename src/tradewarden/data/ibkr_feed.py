@@ -19,7 +19,8 @@ Conventions
   stalls; early closes (half days) are ordinary sessions. A session TWS does not serve
   although it serves a later one is a venue-side gap: skipped, not waited for, and named
   in :attr:`~tradewarden.data.live_feed.FeedPoll.gaps`.
-* Prices: ``whatToShow="TRADES"`` (raw traded prices) by default; ``adjusted=True`` asks
+* Prices: ``whatToShow="TRADES"`` (traded prices, which IBKR adjusts for splits but not
+  dividends) by default; ``adjusted=True`` asks
   for ``ADJUSTED_LAST`` (split and dividend adjusted, TWS API "Historical Bar Data":
   "ADJUSTED_LAST ... cannot be used with an end date", so every request here is for the
   bars up to now, ``endDateTime=""``). Regular trading hours only (``useRTH=True``).
@@ -97,7 +98,8 @@ class IbkrBarFeed:
     contracts : dict of str to ib_async.Contract, optional
         Qualified contracts per symbol; default ``Stock(symbol, exchange, currency)``.
     adjusted : bool, default False
-        ``ADJUSTED_LAST`` (split and dividend adjusted) instead of ``TRADES`` (raw).
+        ``ADJUSTED_LAST`` (split and dividend adjusted) instead of ``TRADES`` (split
+        adjusted only).
     exchange, currency : str
         For the default contracts (``SMART``, ``USD``).
     poll_delay : float, default 60.0

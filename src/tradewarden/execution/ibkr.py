@@ -93,6 +93,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import math
 import threading
 from collections.abc import Callable, Iterable
@@ -140,6 +141,12 @@ class Clock(Protocol):
 
 
 VENUE = "ibkr"
+# ib_async logs every TWS error and notice itself; the adapter turns those into events,
+# alerts and rejections. Without a handler of ours Python's last-resort handler would
+# print them on the terminal of `warden paper` / `warden live`; the daemon's logging
+# configuration (a root handler) still receives them.
+logging.getLogger("ib_async").addHandler(logging.NullHandler())
+
 #: TWS's default API ports (TWS API docs, "Initial Setup"); IB Gateway uses 4002 / 4001.
 PAPER_PORT = 7497
 LIVE_PORT = 7496

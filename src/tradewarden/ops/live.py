@@ -218,26 +218,35 @@ def connect_ibkr(venue: Any, config: RunConfig, clock: Clock) -> tuple[Any, dict
 
 def ibkr_feed(broker: Any, config: RunConfig) -> Any:
     """Return the daily-bar feed of an IBKR deployment: :class:`~tradewarden.data.ibkr_feed.
-    IbkrBarFeed` on the broker's session and contracts (raw ``TRADES`` prices, the
-    prices orders fill at; NYSE sessions, a bar due at the next midnight UTC).
+    IbkrBarFeed` on the broker's session and contracts (NYSE sessions, a bar due at the
+    next midnight UTC).
+
+    The price basis follows ``adjust`` (the same key as replay): ``split`` (the default)
+    asks for IBKR's ``TRADES`` bars, which IBKR adjusts for splits but not dividends;
+    ``split_dividend`` asks for ``ADJUSTED_LAST`` (adjusted for splits and dividends,
+    TWS API "Historical Data Types"). IBKR serves no unadjusted daily bars, so ``raw`` is
+    refused.
 
     Parameters
     ----------
     broker : tradewarden.execution.ibkr.IbkrBroker
     config : RunConfig
-        ``timeframe`` ``1d``.
+        ``timeframe`` ``1d``; ``adjust``.
 
     Raises
     ------
     ValueError
-        A timeframe other than ``1d``.
+        A timeframe other than ``1d``, or ``adjust = "raw"``.
     """
     from tradewarden.data.ibkr_feed import IbkrBarFeed
 
     if config.timeframe != "1d":
         raise ValueError(f"timeframe = \"{config.timeframe}\": [venue] name = \"ibkr\" trades "
                          "US equities on daily bars; set timeframe = \"1d\"")
-    return IbkrBarFeed.from_broker(broker, adjusted=False)
+    if config.adjust == "raw":
+        raise ValueError("adjust = \"raw\": IBKR serves no unadjusted daily bars (TRADES bars "
+                         "are split-adjusted); set adjust = \"split\" or \"split_dividend\"")
+    return IbkrBarFeed.from_broker(broker, adjusted=config.adjust == "split_dividend")
 
 
 def check_preflight(pre: Preflight) -> None:
