@@ -35,6 +35,7 @@ from pathlib import Path
 
 import _daemon_worker as worker
 import pytest
+from _preload import FORKSERVER_PRELOAD
 from alert_support import WebhookReceiver
 from fake_exchange_server import HOUR, source_rows, ts_of
 from paper_support import START, q
@@ -47,9 +48,7 @@ KILLED = -signal.SIGKILL
 RESTART_SECONDS = 30            # simulated seconds between the kill and the restart
 
 _CTX = multiprocessing.get_context("forkserver")
-_CTX.set_forkserver_preload(["tradewarden.cli", "tradewarden.ops.service",
-                             "tradewarden.ops.supervision", "tradewarden.cli_paper", "ccxt",
-                             "typer.testing", "fake_exchange_server"])
+_CTX.set_forkserver_preload(FORKSERVER_PRELOAD)
 
 TEMPLATE = """
 symbols = ["BTC-USD"]

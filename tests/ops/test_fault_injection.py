@@ -36,6 +36,7 @@ from pathlib import Path
 
 import _paper_worker as worker
 import pytest
+from _preload import FORKSERVER_PRELOAD
 from file_venue import FileVenue
 
 from tradewarden.domain import COINBASE_SPECS
@@ -46,8 +47,7 @@ KILLED = -signal.SIGKILL
 SYM = worker.SYM
 
 _CTX = multiprocessing.get_context("forkserver")
-_CTX.set_forkserver_preload(["tradewarden.ops.kernel", "tradewarden.data", "tradewarden.strategy",
-                             "tradewarden.ledger", "tradewarden.engine"])
+_CTX.set_forkserver_preload(FORKSERVER_PRELOAD)
 
 
 def run(db: Path, *crash: object, bars: int = BARS, venue: Path | None = None,

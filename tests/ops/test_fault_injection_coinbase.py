@@ -46,6 +46,7 @@ from pathlib import Path
 
 import _live_worker as worker
 import pytest
+from _preload import FORKSERVER_PRELOAD
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "execution" / "coinbase"))
 from fake_coinbase import FakeCoinbase, make_cdp_key
@@ -57,9 +58,7 @@ ORDERS = "POST /api/v3/brokerage/orders"
 
 _CTX = multiprocessing.get_context("forkserver")
 # one forkserver per test session: this list includes test_fault_injection.py's
-_CTX.set_forkserver_preload(["tradewarden.ops.kernel", "tradewarden.data", "tradewarden.strategy",
-                             "tradewarden.ledger", "tradewarden.engine",
-                             "tradewarden.execution.coinbase", "coinbase.rest", "requests"])
+_CTX.set_forkserver_preload(FORKSERVER_PRELOAD)
 
 
 @dataclass

@@ -35,9 +35,10 @@ from pathlib import Path
 
 import _ibkr_worker as worker
 import pytest
+from _preload import FORKSERVER_PRELOAD
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "execution" / "ibkr"))
-from fake_tws import FakeTws  # noqa: E402
+from fake_tws import FakeTws
 
 SYM = worker.SYM
 BARS = 10
@@ -49,11 +50,7 @@ _CTX = multiprocessing.get_context("forkserver")
 # full run that is test_fault_injection_kraken.py's (collected after this module), whose
 # list lacks ib_async (each worker then imports it, about 0.5 s); run alone, this list:
 # the other suites' plus what this suite's worker imports.
-_CTX.set_forkserver_preload(["tradewarden.ops.kernel", "tradewarden.data", "tradewarden.strategy",
-                             "tradewarden.ledger", "tradewarden.engine",
-                             "tradewarden.execution.coinbase", "coinbase.rest", "requests",
-                             "tradewarden.execution.ccxt_broker", "ccxt",
-                             "tradewarden.execution.ibkr", "ib_async"])
+_CTX.set_forkserver_preload(FORKSERVER_PRELOAD)
 
 
 def d(x: float) -> Decimal:

@@ -47,6 +47,7 @@ from pathlib import Path
 
 import _kraken_worker as worker
 import pytest
+from _preload import FORKSERVER_PRELOAD
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "execution" / "kraken"))
 from fake_kraken import FakeKraken
@@ -61,10 +62,7 @@ _CTX = multiprocessing.get_context("forkserver")
 # One forkserver serves the whole session and the last call before it starts wins (this
 # module is collected after test_fault_injection.py and test_fault_injection_coinbase.py):
 # the list is theirs plus what this suite's worker imports.
-_CTX.set_forkserver_preload(["tradewarden.ops.kernel", "tradewarden.data", "tradewarden.strategy",
-                             "tradewarden.ledger", "tradewarden.engine",
-                             "tradewarden.execution.coinbase", "coinbase.rest", "requests",
-                             "tradewarden.execution.ccxt_broker", "ccxt"])
+_CTX.set_forkserver_preload(FORKSERVER_PRELOAD)
 
 
 def venue_id(cid: str) -> str:
