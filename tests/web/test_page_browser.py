@@ -405,6 +405,8 @@ def test_the_page_shows_the_desk(browser, built, tmp_path):
         page.click("#decision-filter button[type=submit]")
         page.wait_for_selector("#decisions-empty", state="hidden")
         assert page.locator("#decision-list > li").count() == 1
+        page.click("#decision-filter button[type=reset]")
+        page.wait_for_function("!document.querySelector('#filter-symbol').value")
         # equity and drawdown drawn by plotly (served by this server, not a CDN), loaded
         # once the charts come into view; costs by day
         page.locator("#charts").scroll_into_view_if_needed()
