@@ -95,6 +95,45 @@ def check_transition(order: Order, new: OrderStatus) -> None:
                                 "is not a lifecycle transition")
 
 
+def report_step(reported: dict[str, OrderStatus], order: Order, kind: OrderEventKind,
+                fill: Fill | None = None, *, triggers_pass: bool = False) -> bool:
+    """Decide whether a venue event is news for the engine, and remember what it was told.
+
+    A polling adapter sees the same order state again and again; only a lifecycle step
+    from the status the engine was last told (:data:`TRANSITIONS`), or a further fill
+    in the same status, becomes an :class:`OrderEvent`.
+
+    Parameters
+    ----------
+    reported : dict of str to OrderStatus
+        The status each order was last reported in, by client order id (absent:
+        ``submitted``); updated in place when the event is reported.
+    order : Order
+    kind : OrderEventKind
+    fill : Fill or None
+        The execution the event carries (a repeat of a status with a new fill is news).
+    triggers_pass : bool
+        Report a ``triggered`` event whatever the status, without changing it (a venue
+        that says "the stop triggered" once, between ``working`` and the fill).
+
+    Returns
+    -------
+    bool
+        Whether to report the event. Never after an end (filled, cancelled, ...).
+    """
+    cid = order.client_order_id
+    old = reported.get(cid, OrderStatus.SUBMITTED)
+    if not old.is_open:
+        return False
+    new = STATUS_AFTER[kind]
+    if triggers_pass and kind is OrderEventKind.TRIGGERED:
+        return True
+    if new is old and fill is None or new is not old and new not in TRANSITIONS[old]:
+        return False
+    reported[cid] = new
+    return True
+
+
 @dataclass(slots=True)
 class OrderEvent:
     """One change of one order, as the venue reported it.
@@ -283,4 +322,4 @@ def make_order_id(run_id: str, symbol: str, seq: int, role: str | OrderRole) -> 
 
 __all__ = ["STATUS_AFTER", "TRANSITIONS", "Broker", "BrokerCapabilities", "IllegalTransition",
            "OrderEvent", "OrderEventKind", "VenueAccount", "VenueOrder", "check_transition",
-           "make_order_id"]
+           "make_order_id", "report_step"]

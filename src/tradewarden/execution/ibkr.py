@@ -116,12 +116,12 @@ from tradewarden.domain import (
 )
 from tradewarden.domain.instrument import to_decimal
 from tradewarden.execution.base import (
-    TRANSITIONS,
     BrokerCapabilities,
     OrderEvent,
     OrderEventKind,
     VenueAccount,
     VenueOrder,
+    report_step,
 )
 from tradewarden.execution.venue import Preflight, VenueError, VenueUnavailable
 
@@ -754,17 +754,8 @@ class IbkrBroker:
     def _emit(self, out: list[OrderEvent], order: Order, kind: OrderEventKind, ts: int,
               reason: str = "", fill: Fill | None = None) -> bool:
         """Append an event if it is a lifecycle step from what the engine was told."""
-        cid = order.client_order_id
-        old = self._reported.get(cid, OrderStatus.SUBMITTED)
-        new = {K.ACCEPTED: OrderStatus.ACCEPTED, K.WORKING: OrderStatus.WORKING,
-               K.TRIGGERED: OrderStatus.WORKING, K.PARTIALLY_FILLED: OrderStatus.PARTIALLY_FILLED,
-               K.FILLED: OrderStatus.FILLED, K.CANCELLED: OrderStatus.CANCELLED,
-               K.REJECTED: OrderStatus.REJECTED, K.EXPIRED: OrderStatus.EXPIRED}[kind]
-        if not old.is_open:
+        if not report_step(self._reported, order, kind, fill):
             return False
-        if new is old and fill is None or new is not old and new not in TRANSITIONS[old]:
-            return False
-        self._reported[cid] = new
         out.append(OrderEvent(order, kind, ts, reason, fill))
         return True
 
