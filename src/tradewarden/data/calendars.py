@@ -26,7 +26,6 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-import exchange_calendars as xcals
 import numpy as np
 import pandas as pd
 
@@ -57,6 +56,7 @@ def _calendar(first: date, last: date):
             # exchange_calendars 4.13 reads tz-aware Series.values, which pandas 3 deprecates;
             # the values it gets are still correct (UTC), so keep that notice out of users' logs.
             warnings.filterwarnings("ignore", message=r"Series\.values returning an ndarray")
+            import exchange_calendars as xcals   # ~0.1 s: only when a calendar is needed
             cal = xcals.get_calendar(NYSE, start=pd.Timestamp(lo), end=pd.Timestamp(hi))
         _cached = (lo, hi, cal)
         return cal
