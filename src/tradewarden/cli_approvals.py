@@ -154,7 +154,9 @@ def when_it_acts(led: Any, dep: dict[str, Any]) -> str:
 
 def _queue_decision(approval_id: int, deployment: str, by: str | None, db: str | None,
                     config: Path | None, kind: str, reason: str | None) -> None:
-    """Check that ``approval_id`` can be approved or rejected now, then queue the command."""
+    """Check that ``approval_id`` can be approved or rejected now, then claim it: queue the
+    command through :meth:`~tradewarden.ledger.Ledger.claim_approval`, atomically, so of
+    two people acting at once exactly one gets a command."""
     actor = actor_name(by)
     with deployment_ledger(config, db, deployment) as (led, dep):
         row = led.approval(approval_id)
@@ -176,8 +178,13 @@ def _queue_decision(approval_id: int, deployment: str, by: str | None, db: str |
             if cmd["kind"] in ("approve", "reject") and cmd["target"] == str(approval_id):
                 raise _fail(f"approval {approval_id} already has command {cmd['id']} pending "
                             f"({cmd['kind']} by {cmd['actor']})")
-        cid = led.enqueue_command(dep["deployment_id"], kind, actor=actor,
-                                  target=str(approval_id), reason=reason)
+        # the checks above say why in words; the claim itself is atomic (someone acting
+        # on the same approval between them and here gets the refusal below)
+        cid = led.claim_approval(dep["deployment_id"], approval_id, kind, actor=actor,
+                                 reason=reason)
+        if cid is None:
+            raise _fail(f"approval {approval_id} was acted on by someone else just now; "
+                        "see `warden approvals list --status all` and `warden commands`")
         because = f" (reason: {reason})" if reason else ""
         typer.echo(f"command {cid} queued: {kind} approval {approval_id} ({row['action']} "
                    f"{row['symbol']}){because} for deployment {deployment} by {actor}; "

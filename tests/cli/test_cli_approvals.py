@@ -160,6 +160,25 @@ def test_a_second_decision_on_the_same_approval_is_refused_while_one_is_pending(
     assert len(_commands(db)) == 1
 
 
+def test_someone_acting_between_the_checks_and_the_claim_wins_and_nothing_is_doubled(
+        tmp_path, monkeypatch):
+    db, alpha = _ledger_with_approvals(tmp_path)
+    claim = Ledger.claim_approval
+
+    def other_person_first(self, deployment_id, approval_id, kind, **kw):
+        # bo rejects approval 1 after ana's checks passed, before ana's claim runs
+        assert claim(self, deployment_id, approval_id, "reject", actor="bo",
+                     reason="news") is not None
+        return claim(self, deployment_id, approval_id, kind, **kw)
+
+    monkeypatch.setattr(Ledger, "claim_approval", other_person_first)
+    res = runner.invoke(app, ["approvals", "approve", "1", "--deployment", "alpha", "--db", db,
+                              "--by", "ana"])
+    assert res.exit_code == 2
+    assert "approval 1 was acted on by someone else just now" in res.output
+    assert _commands(db) == [(1, alpha, "reject", "1", "news", "bo", "pending")]
+
+
 def test_approve_needs_an_existing_ledger(tmp_path):
     res = runner.invoke(app, ["approvals", "approve", "1", "--deployment", "alpha",
                               "--db", str(tmp_path / "none.db")])
