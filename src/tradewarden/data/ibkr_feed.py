@@ -44,7 +44,7 @@ import numpy as np
 
 from tradewarden.data.calendars import sessions
 from tradewarden.data.errors import DataError
-from tradewarden.data.live_feed import FeedPoll
+from tradewarden.data.live_feed import FeedPoll, Row, series_of_rows
 from tradewarden.domain import BarSeries
 from tradewarden.domain.values import iso
 
@@ -54,8 +54,6 @@ __all__ = ["DAY", "IbkrBarFeed"]
 DAY = 86_400
 _EPOCH = date(1970, 1, 1)
 #: One bar: session label (UTC epoch s), open, high, low, close (USD per share), volume.
-Row = tuple[int, float, float, float, float, float]
-_COLS = ("open", "high", "low", "close", "volume")
 #: TWS's own warnings and notices (farm status 2100-2199): not a failed request.
 _NOTICE_CODES = range(2100, 2200)
 
@@ -389,14 +387,7 @@ class IbkrBarFeed:
         return [rows[x] for x in labels], served
 
     def _series(self, symbol: str, rows: list[Row]) -> BarSeries:
-        source = f"live:ibkr/{symbol}/1d/{self.what_to_show}"
-        if not rows:
-            return BarSeries(symbol, "1d", np.zeros(0, np.int64),
-                             *(np.zeros(0, np.float64) for _ in _COLS), source=source)
-        arr = np.asarray(rows, dtype=np.float64)
-        return BarSeries(symbol, "1d", arr[:, 0].astype(np.int64),
-                         *(np.ascontiguousarray(arr[:, i + 1]) for i in range(len(_COLS))),
-                         source=source)
+        return series_of_rows(symbol, "1d", rows, f"live:ibkr/{symbol}/1d/{self.what_to_show}")
 
 
 class _Failed(Exception):

@@ -37,7 +37,6 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import numpy as np
-import pandas as pd
 
 from tradewarden.data.download import _call, _page_frame, prepare_exchange
 from tradewarden.data.errors import DataError
@@ -47,13 +46,31 @@ from tradewarden.data.venues import VenueSymbol, resolve_symbol, venue_spec
 from tradewarden.domain import BarSeries
 from tradewarden.domain.values import iso
 
-__all__ = ["FeedPoll", "LiveCandleFeed"]
+__all__ = ["FeedPoll", "LiveCandleFeed", "series_of_rows"]
 
 #: One candle: open time (UTC epoch s), open, high, low, close (quote currency), volume (base).
 Row = tuple[int, float, float, float, float, float]
 _VALUES = ("open", "high", "low", "close", "volume")
 #: Longest error text kept in a stall reason (characters).
 _REASON_CHARS = 400
+
+
+def series_of_rows(symbol: str, timeframe: str, rows: list[Row], source: str) -> BarSeries:
+    """Return closed candles as a :class:`~tradewarden.domain.BarSeries`.
+
+    Parameters
+    ----------
+    symbol, timeframe, source : str
+    rows : list of Row
+        ``(open time UTC epoch s, open, high, low, close, volume)``, in time order.
+    """
+    if not rows:
+        return BarSeries(symbol, timeframe, np.zeros(0, np.int64),
+                         *(np.zeros(0, np.float64) for _ in _VALUES), source=source)
+    arr = np.asarray(rows, dtype=np.float64)
+    return BarSeries(symbol, timeframe, np.asarray([r[0] for r in rows], dtype=np.int64),
+                     *(np.ascontiguousarray(arr[:, i + 1]) for i in range(len(_VALUES))),
+                     source=source)
 
 
 class FeedPoll(NamedTuple):
@@ -408,13 +425,7 @@ class LiveCandleFeed:
 
     def _series(self, symbol: str, rows: list[Row]) -> BarSeries:
         source = f"live:{self.venue}/{self._state[symbol].venue_symbol.pair}/{self.label}"
-        if not rows:
-            return BarSeries(symbol, self.label, np.zeros(0, np.int64),
-                             *(np.zeros(0, np.float64) for _ in _VALUES), source=source)
-        frame = pd.DataFrame(rows, columns=["ts", *_VALUES])
-        return BarSeries(symbol, self.label, frame["ts"].to_numpy(np.int64, copy=True),
-                         *(frame[c].to_numpy(np.float64, copy=True) for c in _VALUES),
-                         source=source)
+        return series_of_rows(symbol, self.label, rows, source)
 
     # -- messages ------------------------------------------------------------------------
 

@@ -646,6 +646,13 @@ class IbkrBroker:
         """Whether the API session is up (as last seen; :meth:`maintain` looks again)."""
         return self._down is None and bool(self.ib.isConnected())
 
+    def _require_session(self, what: str = "") -> None:
+        """Raise :class:`VenueUnavailable` while the socket is down (``what``: what is
+        therefore not done, for the message)."""
+        if not self.connected:
+            raise VenueUnavailable(VENUE, f"not connected ({self._down or 'no session'})"
+                                   + (f": {what}" if what else ""))
+
     def _same_thread(self) -> None:
         """Refuse a call from another thread than the one that connected: ib_async's sync
         client reads its socket only in the event loop of the thread that connected."""
@@ -805,8 +812,7 @@ class IbkrBroker:
     def _refresh(self) -> None:
         """Ask TWS again for every open and completed order and the day's executions
         (``reqAllOpenOrders``, ``reqCompletedOrders``, ``reqExecutions``)."""
-        if not self.connected:
-            raise VenueUnavailable(VENUE, f"not connected: {self._down or 'no session'}")
+        self._require_session()
         try:
             self.ib.reqAllOpenOrders()
             self.ib.reqCompletedOrders(apiOnly=True)
@@ -928,9 +934,7 @@ class IbkrBroker:
         """
         qty = self._check(order, legs)
         self._same_thread()
-        if not self.connected:
-            raise VenueUnavailable(VENUE, f"not connected ({self._down or 'no session'}): "
-                                   f"{order.client_order_id} not sent")
+        self._require_session(f"{order.client_order_id} not sent")
         cid = order.client_order_id
         earlier = [self._tracks[x.client_order_id] for x in (order, *legs)
                    if x.client_order_id in self._tracks]
@@ -1055,9 +1059,7 @@ class IbkrBroker:
 
     def _cancel_tracks(self, tracks: list[_Track], ts: int, reason: str) -> list[OrderEvent]:
         self._same_thread()
-        if not self.connected:
-            raise VenueUnavailable(VENUE, f"not connected ({self._down or 'no session'}): cancel "
-                                   "not sent")
+        self._require_session("cancel not sent")
         family = list(tracks)
         for t in tracks:        # an entry's cancel ends its legs at IBKR too
             family += [x for x in self._tracks.values() if x.parent == t.order.client_order_id
@@ -1303,9 +1305,7 @@ class IbkrBroker:
         """
         cid = client_order_id
         self._same_thread()
-        if not self.connected:
-            raise VenueUnavailable(VENUE, f"not connected ({self._down or 'no session'}): "
-                                   f"cannot look up {cid}")
+        self._require_session(f"cannot look up {cid}")
         self._pump()
         trades = self._trades_for(cid)
         execs = [f for f in self.ib.fills() if (f.execution.orderRef or "") == cid]
@@ -1416,9 +1416,7 @@ class IbkrBroker:
             The session is down.
         """
         self._same_thread()
-        if not self.connected:
-            raise VenueUnavailable(VENUE, f"not connected ({self._down or 'no session'}): "
-                                   "account not read")
+        self._require_session("account not read")
         try:
             open_now = self.ib.reqAllOpenOrders()      # every client's, as TWS has them now
         except (ConnectionError, TimeoutError) as exc:
@@ -1507,8 +1505,7 @@ class IbkrBroker:
         VenueUnavailable
             The session is down.
         """
-        if not self.connected:
-            raise VenueUnavailable(VENUE, f"not connected ({self._down or 'no session'})")
+        self._require_session()
         self._pump()
         cur = next((v.currency for v in self.ib.accountValues(self.account_id)
                     if v.tag == "NetLiquidation" and v.currency not in ("", "BASE")), "USD")
@@ -1526,8 +1523,7 @@ class IbkrBroker:
         VenueUnavailable
             The session is down.
         """
-        if not self.connected:
-            raise VenueUnavailable(VENUE, f"not connected ({self._down or 'no session'})")
+        self._require_session()
         self._pump()
         out = []
         for p in self.ib.positions(self.account_id):
