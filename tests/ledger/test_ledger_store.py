@@ -42,7 +42,11 @@ def test_migrations_create_exactly_the_schema(tmp_path):
     assert set(schema.ALL_TABLES) - set(schema.RUN_TABLES) == {
         schema.deployments, schema.approvals, schema.commands, schema.daemon_heartbeats,
         schema.daemon_events, schema.agent_decisions, schema.governor_verdicts,
-        schema.autonomy_changes, schema.anomalies, schema.alerts, schema.reasoning_costs}
+        schema.autonomy_changes, schema.anomalies, schema.alerts, schema.reasoning_costs,
+        schema.reasoning_calls, schema.agent_memory, schema.memory_embeddings,
+        schema.decision_outcomes, schema.reflections, schema.experiments,
+        schema.experiment_observations, schema.ml_predictions, schema.ml_model_events,
+        schema.ml_drift_reports}
     for table in schema.RUN_TABLES:
         assert list(table.primary_key.columns)[0].name == "run_id"
 

@@ -32,7 +32,8 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 VERSION_TABLE = "alembic_version"
 #: Every migration's revision, oldest first (the ``revision`` of each script in
 #: ``migrations/versions``); the last is the head this version of tradewarden writes.
-REVISIONS: tuple[str, ...] = ("0001", "0002", "0003", "0004", "0005", "0006", "0007")
+REVISIONS: tuple[str, ...] = ("0001", "0002", "0003", "0004", "0005", "0006", "0007",
+                              "0008", "0009", "0010")
 HEAD_REVISION = REVISIONS[-1]
 
 

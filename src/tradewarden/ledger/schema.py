@@ -31,6 +31,7 @@ from sqlalchemy import (
     Float,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     Numeric,
     String,
@@ -486,15 +487,261 @@ reasoning_costs = Table(
     Column("cache_read_tokens", Integer, nullable=False),
     Column("cache_write_tokens", Integer, nullable=False),
     Column("cost_usd", Float, nullable=False),
+    Column("call_id", Integer),                              # reasoning_calls.id (0008)
 )
 Index("ix_reasoning_costs_ts", reasoning_costs.c.ts)
 
+# --- The reasoning layer's record (migration 0008) -------------------------------------
+
+#: Every reasoning-model call (migration 0008), in full: ``request`` is the JSON of
+#: what was sent (system prompt, messages, the serialised context, model and limits),
+#: ``response`` the JSON of what came back (text and reasoning blocks included) or
+#: NULL; ``parsed`` the validated ``DecisionOutput`` (or reflection) JSON when it
+#: parsed. ``status``: ok, invalid (did not validate), refused, error, timeout, capped
+#: (the daily cost cap stopped it before sending). ``cycle`` groups the calls of one
+#: decision or reflection (``event:<id>``, ``reflection:<deployment>:<YYYY-MM-DD>``);
+#: ``attempt`` counts from 1 (2 is the retry with the validation error); ``outcome``
+#: what was done with the answer (executed, queued, monitor_only, fallback_rules, ...).
+reasoning_calls = Table(
+    "reasoning_calls", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ts", Integer, nullable=False),                   # clock, UTC epoch seconds
+    Column("created_at", String(32), nullable=False),        # UTC ISO, wall clock
+    Column("deployment_id", String(32)),
+    Column("agent_decision_id", Integer),
+    Column("event_id", Integer),
+    Column("cycle", String(96), nullable=False),
+    Column("call_type", String(32), nullable=False),         # decide | reflect | ...
+    Column("attempt", Integer, nullable=False),
+    Column("provider", String(32), nullable=False),
+    Column("model", String(64), nullable=False),
+    Column("autonomy_level", Integer),
+    Column("status", String(16), nullable=False),
+    Column("request", Text, nullable=False),                 # JSON
+    Column("response", Text),                                # JSON
+    Column("parsed", Text),                                  # JSON
+    Column("error", Text),
+    Column("outcome", String(32)),
+    Column("latency_ms", Integer),
+    Column("input_tokens", Integer, nullable=False),
+    Column("output_tokens", Integer, nullable=False),
+    Column("cache_read_tokens", Integer, nullable=False),
+    Column("cache_write_tokens", Integer, nullable=False),
+    Column("cost_usd", Float, nullable=False),
+)
+Index("ix_reasoning_calls_ts", reasoning_calls.c.ts)
+Index("ix_reasoning_calls_decision", reasoning_calls.c.agent_decision_id)
+
+#: The reasoning layer's working memory (migration 0008): one JSON value per
+#: ``(scope, key)``; ``scope`` is a deployment id or ``*`` for the whole daemon. Keys
+#: such as ``strategy_state``, ``open_experiments``, ``recent_decisions``,
+#: ``market_context``, ``performance_window``, ``anomalies``, ``autonomy_metrics``.
+agent_memory = Table(
+    "agent_memory", metadata,
+    Column("scope", String(32), primary_key=True),
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),                   # JSON
+    Column("ts", Integer, nullable=False),
+    Column("updated_at", String(32), nullable=False),
+)
+
+#: Semantic recall (migration 0008): each decision's summary, its embedding and, once
+#: known, its outcome. ``vector`` is little-endian float32, ``dim`` values; ``model``
+#: names the embedding model (vectors of different models are never compared).
+memory_embeddings = Table(
+    "memory_embeddings", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("agent_decision_id", Integer),
+    Column("deployment_id", String(32)),
+    Column("symbol", String(32)),
+    Column("ts", Integer, nullable=False),
+    Column("created_at", String(32), nullable=False),
+    Column("kind", String(32), nullable=False),              # decision | reflection | ...
+    Column("summary", Text, nullable=False),
+    Column("model", String(64), nullable=False),
+    Column("dim", Integer, nullable=False),
+    Column("vector", LargeBinary, nullable=False),
+    Column("outcome", Text),                                 # JSON, when known
+)
+Index("ix_memory_embeddings_model", memory_embeddings.c.model, memory_embeddings.c.deployment_id)
+
+#: What became of a decision (migration 0008): ``kind`` taken (a position it opened,
+#: closed: ``pnl`` in quote currency, ``return_pct``) or skipped (a candidate not
+#: taken, scored against the move that followed: ``return_pct`` of the underlying
+#: over ``horizon_s``). ``detail`` JSON.
+decision_outcomes = Table(
+    "decision_outcomes", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("agent_decision_id", Integer, nullable=False),
+    Column("deployment_id", String(32)),
+    Column("run_id", String(32)),
+    Column("symbol", String(32)),
+    Column("kind", String(16), nullable=False),              # taken | skipped
+    Column("trade_id", String(96)),
+    Column("opened_ts", Integer),
+    Column("closed_ts", Integer),
+    Column("horizon_s", Integer),
+    Column("pnl", DecimalText),
+    Column("return_pct", Float),
+    Column("detail", Text),
+    Column("ts", Integer, nullable=False),
+    Column("created_at", String(32), nullable=False),
+    UniqueConstraint("agent_decision_id", "kind", "symbol", name="uq_decision_outcomes_decision"),
+)
+
+#: End-of-day reflections (migration 0008), one per scope and trading day
+#: (``day`` YYYY-MM-DD, the exchange calendar's session): ``content`` JSON (what was
+#: good reasoning, what was luck, lessons), ``proposals`` JSON list of proposed
+#: experiments; ``call_id`` the model call that wrote it.
+reflections = Table(
+    "reflections", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("scope", String(32), nullable=False),
+    Column("day", String(10), nullable=False),
+    Column("ts", Integer, nullable=False),
+    Column("created_at", String(32), nullable=False),
+    Column("model", String(64), nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("content", Text, nullable=False),                 # JSON
+    Column("proposals", Text),                               # JSON list
+    Column("call_id", Integer),
+    UniqueConstraint("scope", "day", name="uq_reflections_scope_day"),
+)
+
+#: A/B experiments (migration 0008): a proposed change of one ``parameter`` (or
+#: filter) from ``control`` to ``variant`` (JSON values), run on ``mode`` paper or a
+#: ``share`` of decisions (``allocation``, 0-1, for the variant). ``status`` proposed,
+#: running, accepted, rejected, abandoned; judged by ``test`` with ``alpha`` and a
+#: minimum effect ``min_effect``; ``result`` JSON (n per arm, means, effect, p value).
+experiments = Table(
+    "experiments", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("scope", String(32), nullable=False),
+    Column("name", String(96), nullable=False),
+    Column("parameter", String(64), nullable=False),
+    Column("control", Text, nullable=False),                 # JSON
+    Column("variant", Text, nullable=False),                 # JSON
+    Column("mode", String(16), nullable=False),              # paper | share
+    Column("allocation", Float, nullable=False),
+    Column("metric", String(32), nullable=False),
+    Column("test", String(32), nullable=False),
+    Column("alpha", Float, nullable=False),
+    Column("min_effect", Float, nullable=False),
+    Column("min_samples", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("proposed_by", String(64), nullable=False),       # reflection:<id> | a person
+    Column("rationale", Text),
+    Column("created_ts", Integer, nullable=False),
+    Column("started_ts", Integer),
+    Column("ended_ts", Integer),
+    Column("result", Text),                                  # JSON
+    Column("created_at", String(32), nullable=False),
+)
+Index("ix_experiments_scope_status", experiments.c.scope, experiments.c.status)
+
+#: One observation of an experiment arm (migration 0008): ``value`` the metric (for
+#: example a closed position's return, percent) for the decision it came from.
+experiment_observations = Table(
+    "experiment_observations", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("experiment_id", Integer, nullable=False),
+    Column("arm", String(16), nullable=False),               # control | variant
+    Column("agent_decision_id", Integer),
+    Column("ts", Integer, nullable=False),
+    Column("value", Float),
+    Column("created_at", String(32), nullable=False),
+)
+Index("ix_experiment_observations_exp", experiment_observations.c.experiment_id)
+
+# --- The ML pipeline's record (migration 0009) -----------------------------------------
+
+#: Predictions of a model version (migration 0009): one row per symbol and as-of
+#: close (``as_of_ts`` UTC epoch seconds of the session close the features are as of);
+#: ``feature_hash`` the SHA-256 of that row's feature values; ``rank`` 1 = best.
+ml_predictions = Table(
+    "ml_predictions", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model_name", String(64), nullable=False),
+    Column("model_version", String(32), nullable=False),
+    Column("as_of_ts", Integer, nullable=False),
+    Column("symbol", String(32), nullable=False),
+    Column("score", Float, nullable=False),
+    Column("rank", Integer),
+    Column("feature_hash", String(64), nullable=False),
+    Column("job", String(32), nullable=False),               # predict | backtest
+    Column("created_at", String(32), nullable=False),
+    UniqueConstraint("model_name", "model_version", "as_of_ts", "symbol", "job",
+                     name="uq_ml_predictions_row"),
+)
+Index("ix_ml_predictions_asof", ml_predictions.c.model_name, ml_predictions.c.as_of_ts)
+
+#: Every change of a model's production version (migration 0009): ``kind`` register,
+#: promote, rollback; ``actor`` a person, ``daemon`` or ``cli``; ``detail`` JSON.
+ml_model_events = Table(
+    "ml_model_events", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ts", Integer, nullable=False),
+    Column("created_at", String(32), nullable=False),
+    Column("model_name", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("from_version", String(32)),
+    Column("to_version", String(32)),
+    Column("reason", Text, nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("detail", Text),
+)
+Index("ix_ml_model_events_model", ml_model_events.c.model_name, ml_model_events.c.id)
+
+#: Drift reports (migration 0009): ``status`` ok, warning or drift; ``features`` JSON
+#: per feature (PSI, KS statistic and p value), ``predictions`` and ``performance``
+#: JSON (rolling IC and hit rate against validation), ``breaches`` JSON list.
+ml_drift_reports = Table(
+    "ml_drift_reports", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ts", Integer, nullable=False),
+    Column("created_at", String(32), nullable=False),
+    Column("model_name", String(64), nullable=False),
+    Column("model_version", String(32), nullable=False),
+    Column("as_of_ts", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("features", Text, nullable=False),
+    Column("predictions", Text),
+    Column("performance", Text),
+    Column("breaches", Text),
+)
+Index("ix_ml_drift_reports_model", ml_drift_reports.c.model_name, ml_drift_reports.c.as_of_ts)
+
+# --- Options (migration 0010) ----------------------------------------------------------
+
+#: The market of an option when one of its orders filled (migration 0010), keyed like
+#: the fill it belongs to: greeks, implied volatility, bid/ask and the underlying's
+#: price (USD per share, exact text) read at ``captured_ts`` (UTC epoch seconds);
+#: ``source`` ``ibkr:model_greeks`` live, ``chain:<file>`` in replay.
+option_fill_snapshots = Table(
+    "option_fill_snapshots", metadata,
+    Column("run_id", String(32), primary_key=True),
+    Column("fill_seq", Integer, primary_key=True, autoincrement=False),
+    Column("occ_symbol", String(32), nullable=False),
+    Column("captured_ts", Integer, nullable=False),
+    Column("bid", DecimalText),
+    Column("ask", DecimalText),
+    Column("underlying_price", DecimalText),
+    Column("iv", Float),
+    Column("delta", Float),
+    Column("gamma", Float),
+    Column("theta", Float),
+    Column("vega", Float),
+    Column("source", String(64), nullable=False),
+)
+
 #: Tables whose rows belong to one run (primary key starting with ``run_id``).
 RUN_TABLES = (runs, decisions, orders, fills, trades, equity, events, order_events, engine_state,
-              reconciliations)
+              reconciliations, option_fill_snapshots)
 #: Every table: the run tables and the ones whose rows span runs (the deployments
 #: registry, approvals, the command inbox, numbered by the ledger, and the daemon's
 #: heartbeats and event queue).
 ALL_TABLES = (*RUN_TABLES, deployments, approvals, commands, daemon_heartbeats, daemon_events,
               agent_decisions, governor_verdicts, autonomy_changes, anomalies, alerts,
-              reasoning_costs)
+              reasoning_costs, reasoning_calls, agent_memory, memory_embeddings,
+              decision_outcomes, reflections, experiments, experiment_observations,
+              ml_predictions, ml_model_events, ml_drift_reports)
