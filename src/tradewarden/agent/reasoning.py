@@ -138,6 +138,18 @@ class ReasoningContext(BaseModel):
         1 recommend only, 2 supervised, 3 semi-autonomous, 4 autonomous.
     anomalies : list of dict
         Open anomaly flags (``kind``, ``symbol``).
+    similar_past : list of dict
+        The closest past contexts from semantic recall, each with its decision and
+        outcome (``summary``, ``action``, ``outcome``, ``similarity``).
+    patterns : list of dict
+        Regularities drawn from the record (for example the hit rate of an action in
+        a market state).
+    experiments : list of dict
+        Active experiments and the arm this decision falls in.
+    reflection : dict
+        The latest end-of-day reflection (``day``, ``summary``, lessons).
+    performance : dict
+        The performance window (return, drawdown, win rate over recent trades).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -150,6 +162,11 @@ class ReasoningContext(BaseModel):
     strategy_state: dict[str, Any] = Field(default_factory=dict)
     autonomy_level: int = Field(default=1, ge=1, le=4)
     anomalies: list[dict[str, Any]] = Field(default_factory=list)
+    similar_past: list[dict[str, Any]] = Field(default_factory=list)
+    patterns: list[dict[str, Any]] = Field(default_factory=list)
+    experiments: list[dict[str, Any]] = Field(default_factory=list)
+    reflection: dict[str, Any] = Field(default_factory=dict)
+    performance: dict[str, Any] = Field(default_factory=dict)
 
 
 @runtime_checkable
