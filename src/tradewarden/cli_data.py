@@ -254,14 +254,17 @@ def _bundled_other() -> list[tuple[str, str, str, str, str]]:
     rows = [("vix", ("VIX, the CBOE volatility index: context (the volatility regime), not "
                      "tradable (data.equities.load_vix_daily)"),
              _day(q.first_ts), _day(q.last_ts), f"{q.rows:,}")]
-    chain = pd.read_csv(bundled_equity_path("aapl_options"),
-                        usecols=["quote_date", "underlying", "expiration"])
-    rows.append(("aapl_options",
-                 (f"{'/'.join(sorted(chain['underlying'].unique()))} option chain, end of day, "
-                  f"{chain['expiration'].nunique()} expirations: quotes for the put writer "
-                  "(data.options.load_option_chain)"),
-                 str(chain["quote_date"].min())[:10], str(chain["quote_date"].max())[:10],
-                 f"{len(chain):,}"))
+    for name, what in (("aapl_options", "option chain, end of day, {n} expirations: quotes "
+                                         "(data.options.load_option_chain)"),
+                       ("spx_puts", "puts, end of day, {n} expirations: the put writer's "
+                                    "replay sample (warden replay --strategy put_writer)")):
+        chain = pd.read_csv(bundled_equity_path(name),
+                            usecols=["quote_date", "underlying", "expiration"])
+        rows.append((name,
+                     (f"{'/'.join(sorted(chain['underlying'].unique()))} "
+                      + what.format(n=chain["expiration"].nunique())),
+                     str(chain["quote_date"].min())[:10], str(chain["quote_date"].max())[:10],
+                     f"{len(chain):,}"))
     panel = load_adj_close_panel()
     dates = panel.prices.index
     rows.append(("adj_close",

@@ -127,6 +127,7 @@ BUNDLED_EQUITY_FILES: dict[str, str] = {
     "adj_close": "adj_close_panel_yahoo_AAPL-AMZN-GOOG-META-SPY_2020-2022.csv.gz",
     "vix": "vix_daily_cboe_2004.csv.gz",
     "aapl_options": "aapl_option_chain_ivolatility_2014-08-07.csv.gz",
+    "spx_puts": "spx_puts_ivolatility_2011-01-03_07.csv.gz",
 }
 
 #: Tradable tickers of the bundled daily samples -> the sample holding them: the
