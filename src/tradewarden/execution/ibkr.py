@@ -58,6 +58,40 @@ Venue rules and their sources
   reported in the order their news arrived, an entry before its legs and a leg's fill
   before its sibling's OCA cancel, whatever order TWS's messages came in.
 
+Equity options
+--------------
+* An order whose ``symbol`` is an OCC option symbol
+  (:func:`~tradewarden.domain.options.parse_occ_symbol`: ``"AAPL  260220P00180000"``, the
+  padding optional) goes to IBKR as an ``ib_async.Option`` (root as the symbol, expiry
+  ``YYYYMMDD``, strike, right, ``SMART``, multiplier 100, ``USD``), qualified once by
+  ``reqContractDetails`` and cached. ``quantity`` is in **contracts** (whole numbers: a
+  fraction is refused, nothing rounded), prices in USD **per share** (the premium).
+  Market and limit orders only (``SELL`` to open a short put, ``BUY`` to close), no
+  bracket legs; ``tif`` DAY.
+* Limit prices go on the option tick, against the trader: a sell UP (never less credit
+  than asked), a buy DOWN (never pays more). The tick is :func:`option_tick`: 0.01 USD
+  below 3.00 and 0.05 USD from 3.00 (the Penny Interval Program's increments, Cboe
+  Options Rules 5.4 and "Penny Interval Program"; Nasdaq PHLX Options 3 Section 3), never
+  finer than the contract details' ``minTick``.
+* The fill snapshot: the adapter subscribes to the contract's streaming market data
+  (``reqMktData``: bid, ask and IBKR's model greeks, tick type 13) when it first
+  qualifies the contract, before any order is sent, and waits up to ``ack_timeout`` for
+  the first model greeks. In the execution handler (ib_async's ``execDetailsEvent``, as
+  the execution arrives, not at the next poll) it reads that ticker
+  (:meth:`~tradewarden.execution.ibkr_options.IbkrOptions.fill_snapshot`: delta, gamma,
+  theta, vega, implied volatility, the underlying's price, bid and ask) and keeps it
+  with the execution's client order id and ``execId`` until
+  :meth:`IbkrBroker.drain_option_snapshots`. ib_async decodes TWS's messages in order,
+  so the ticker holds the market TWS had sent before the execution. An execution first
+  seen in a lookup after a reconnect has no snapshot (the moment is gone).
+* Positions: :meth:`IbkrBroker.option_positions` (OCC key, signed contracts, average
+  cost per share); an assignment shows as the option position gone and 100 shares per
+  contract in the stock position, as IBKR reports them.
+* Fills of an option order are reported by :meth:`IbkrBroker.process` for a bar whose
+  ``symbol`` is the order's OCC symbol; the commission is IBKR's report (Fixed pricing,
+  US options: USD 0.65 per contract, minimum USD 1.00 per order; ibkr.com "Commissions -
+  Options").
+
 Never doubled
 -------------
 A disconnect or no acknowledgement within ``ack_timeout`` seconds after ``placeOrder``
@@ -100,7 +134,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
@@ -115,6 +149,12 @@ from tradewarden.domain import (
     Side,
 )
 from tradewarden.domain.instrument import to_decimal
+from tradewarden.domain.options import (
+    OptionFieldError,
+    OptionFillSnapshot,
+    format_occ_symbol,
+    parse_occ_symbol,
+)
 from tradewarden.execution.base import (
     BrokerCapabilities,
     OrderEvent,
@@ -126,7 +166,7 @@ from tradewarden.execution.base import (
 from tradewarden.execution.venue import Preflight, VenueError, VenueUnavailable
 
 __all__ = ["BROKER_DISCONNECTED", "LIVE_PORT", "PAPER_PORT", "RECONNECT_EVERY", "IbkrAccountSummary",
-           "IbkrBroker", "IbkrPosition", "connect_hint"]
+           "IbkrBroker", "IbkrOptionPosition", "IbkrPosition", "connect_hint", "option_tick"]
 
 
 class Clock(Protocol):
@@ -234,6 +274,25 @@ class IbkrPosition:
     currency: str
 
 
+class IbkrOptionPosition(NamedTuple):
+    """One option position of the account, as IBKR reports it.
+
+    Attributes
+    ----------
+    occ_symbol : str
+        The 21-character OCC key (``"AAPL  260220P00180000"``).
+    contracts : Decimal
+        Signed: negative when short.
+    avg_cost : Decimal
+        Average cost per share, USD (IBKR's per-contract ``avgCost`` divided by the
+        multiplier); for a short position, the average credit received.
+    """
+
+    occ_symbol: str
+    contracts: Decimal
+    avg_cost: Decimal
+
+
 @dataclass(eq=False)
 class _Track:
     """One engine order sent (or adopted) as one IBKR order."""
@@ -330,8 +389,59 @@ def _round(value: Decimal, step: Decimal, mode: str) -> Decimal:
     return (steps * step).quantize(step) if step.as_tuple().exponent < 0 else steps * step
 
 
+_PENNY = Decimal("0.01")
+_NICKEL = Decimal("0.05")
+_PENNY_BELOW = Decimal(3)
+
+
+def option_tick(price: Decimal, min_tick: Decimal | None = None) -> Decimal:
+    """Return the price increment of a US equity option quoted at ``price``.
+
+    Parameters
+    ----------
+    price : Decimal
+        The premium, USD per share.
+    min_tick : Decimal, optional
+        The contract details' ``minTick`` (USD); the increment is never finer.
+
+    Returns
+    -------
+    Decimal
+        0.01 USD below 3.00 USD, 0.05 USD from 3.00 USD (the Penny Interval Program's
+        minimum increments: Cboe Options Rule 5.4 and "Penny Interval Program"), or
+        ``min_tick`` where that is coarser.
+    """
+    rule = _PENNY if price < _PENNY_BELOW else _NICKEL
+    return max(rule, min_tick) if min_tick is not None and min_tick > 0 else rule
+
+
+def _occ_of(contract: Any) -> str | None:
+    """The 21-character OCC key of an ib_async option contract, or None."""
+    local = (getattr(contract, "localSymbol", "") or "").strip()
+    if local:
+        with contextlib.suppress(OptionFieldError):
+            o = parse_occ_symbol(local)
+            return format_occ_symbol(o.root, o.expiration, o.right, o.strike)
+    try:
+        exp = datetime.strptime(str(contract.lastTradeDateOrContractMonth)[:8], "%Y%m%d").date()
+        return format_occ_symbol(contract.tradingClass or contract.symbol, exp,
+                                 str(contract.right)[:1], to_decimal(float(contract.strike)))
+    except (ValueError, OptionFieldError, ArithmeticError):
+        return None
+
+
+def _occ_key(symbol: str) -> str | None:
+    """``symbol`` as a 21-character OCC key when it is an OCC option symbol, else None."""
+    try:
+        o = parse_occ_symbol(symbol)
+    except OptionFieldError:
+        return None
+    return format_occ_symbol(o.root, o.expiration, o.right, o.strike)
+
+
 class IbkrBroker:
-    """Interactive Brokers (US equities) through ``ib_async``; implements the ``Broker`` port.
+    """Interactive Brokers (US equities and equity options) through ``ib_async``; implements
+    the ``Broker`` port.
 
     Build it with :meth:`connect`. Module notes give the venue rules, the never-doubled
     discipline and the connection handling. Use it from the thread that connected it:
@@ -418,6 +528,14 @@ class IbkrBroker:
         self._last_api_error = ""
         self._conn_errors: list[tuple[int, str]] = []
         self._thread = threading.get_ident()
+        # equity options: per order symbol (as the desk spells it) its instrument (the
+        # option tick), qualified contract and streaming ticker; snapshots taken at fills
+        self._opt_instruments: dict[str, Instrument] = {}
+        self._opt_contracts: dict[str, Any] = {}
+        self._tickers: dict[str, Any] = {}
+        self._snapshots: list[tuple[str, str, OptionFillSnapshot]] = []
+        self._snapped: set[str] = set()
+        self._options: Any = None
         self._wire(ib)
 
     # -- construction --------------------------------------------------------------------
@@ -595,11 +713,49 @@ class IbkrBroker:
         self._touch(self._cid_of(trade))
 
     def _on_exec(self, trade: Any, fill: Any) -> None:
-        self._touch(fill.execution.orderRef if fill.execution.orderRef in self._tracks
-                    else self._cid_of(trade))
+        cid = (fill.execution.orderRef if fill.execution.orderRef in self._tracks
+               else self._cid_of(trade))
+        self._touch(cid)
+        if cid is not None and cid in self._tracks:
+            self._snapshot(self._tracks[cid], fill)
 
     def _on_commission(self, trade: Any, fill: Any, _report: Any) -> None:
-        self._on_exec(trade, fill)
+        cid = (fill.execution.orderRef if fill.execution.orderRef in self._tracks
+               else self._cid_of(trade))
+        self._touch(cid)
+
+    def _snapshot(self, t: _Track, fill: Any) -> None:
+        """Keep the option's market at this execution (module notes, "Equity options")."""
+        eid = fill.execution.execId
+        ticker = self._tickers.get(t.order.symbol)
+        if ticker is None or eid in self._snapped:
+            return
+        self._snapped.add(eid)
+        self._snapshots.append((t.order.client_order_id, eid, self._opts().fill_snapshot(ticker)))
+
+    def _opts(self) -> Any:
+        if self._options is None:
+            from tradewarden.execution.ibkr_options import IbkrOptions
+            self._options = IbkrOptions(self.ib, lambda: float(self.clock.now()))
+        return self._options
+
+    def drain_option_snapshots(self) -> list[tuple[str, str, OptionFillSnapshot]]:
+        """Return the fill snapshots taken since the last call, oldest first, and forget them.
+
+        Each is taken in the execution handler, as the execution arrives (module notes,
+        "Equity options"); the options desk drains them after each step and writes them
+        to ``option_fill_snapshots`` keyed by the fill's sequence number.
+
+        Returns
+        -------
+        list of (str, str, OptionFillSnapshot)
+            The client order id, IBKR's ``execId`` (the port's fill carries the same
+            execution), and the snapshot (prices USD per share; ``captured_ts`` UTC epoch
+            seconds of the adapter's clock).
+        """
+        self._pump()
+        out, self._snapshots = self._snapshots, []
+        return out
 
     def _on_api_error(self, msg: str) -> None:
         self._last_api_error = str(msg)
@@ -833,6 +989,8 @@ class IbkrBroker:
             if t is not None and t.uncertain is None:
                 raise ValueError(f"duplicate client order id {i!r}")
         inst = self.instruments.get(order.symbol)
+        if inst is None and _occ_key(order.symbol) is not None:
+            return self._check_option(order, legs)
         if inst is None:
             raise ValueError(f"unknown symbol {order.symbol!r} (ibkr contracts read: "
                              f"{', '.join(self.instruments) or 'none'})")
@@ -862,8 +1020,84 @@ class IbkrBroker:
                 raise ValueError(f"order {leg.client_order_id}: stop-loss must be a stop order")
         return qty
 
+    def _check_option(self, order: Order, legs: tuple[Order, ...]) -> Decimal:
+        """Validate an option order (module notes, "Equity options"), qualify its
+        contract and subscribe to its market; return the contracts to send."""
+        cid = order.client_order_id
+        if legs:
+            raise ValueError(f"order {cid}: option orders take no bracket legs at IBKR here")
+        if order.type not in (OrderType.MARKET, OrderType.LIMIT):
+            raise ValueError(f"order {cid}: option orders are market or limit, got "
+                             f"{order.type.value}")
+        if order.type is OrderType.LIMIT and (order.price is None or order.price <= 0):
+            raise ValueError(f"order {cid}: limit order needs a positive price (USD per share)")
+        qty = order.quantity
+        if qty <= 0 or qty != qty.to_integral_value():
+            raise ValueError(f"order {cid}: {qty} contracts: option orders are whole "
+                             "contracts; nothing sent")
+        self._option_spec(order.symbol)
+        return qty.quantize(Decimal(1))
+
+    def _option_spec(self, symbol: str) -> tuple[Instrument, Any]:
+        """The option instrument and qualified contract of an OCC ``symbol``, read once
+        (``reqContractDetails``) with its market data subscribed (module notes).
+
+        Raises
+        ------
+        ValueError
+            IBKR lists no such option (nothing sent).
+        VenueUnavailable
+            The session is down.
+        """
+        inst = self._opt_instruments.get(symbol)
+        if inst is not None:
+            return inst, self._opt_contracts[symbol]
+        from ib_async import Option
+        occ = parse_occ_symbol(symbol)
+        self._same_thread()
+        self._require_session(f"option {symbol.strip()} not qualified")
+        try:
+            details = self.ib.reqContractDetails(Option(
+                occ.root, f"{occ.expiration:%Y%m%d}", float(occ.strike), occ.right, "SMART",
+                multiplier="100", currency="USD"))
+        except (ConnectionError, TimeoutError) as exc:
+            self._pump()
+            raise VenueUnavailable(VENUE, f"option {symbol.strip()}: {type(exc).__name__}: "
+                                   f"{exc}") from None
+        details = [d for d in details if d.contract is not None and d.contract.secType == "OPT"
+                   and str(d.contract.multiplier or "100") == "100"]
+        if len(details) != 1:
+            raise ValueError(f"option {symbol.strip()}: IBKR lists {len(details) or 'no'} "
+                             f"matching contract(s) (reqContractDetails {occ.root} "
+                             f"{occ.expiration:%Y%m%d} {occ.strike} {occ.right} SMART x100)")
+        d = details[0]
+        c = d.contract
+        c.exchange = "SMART"
+        tick = _dec(d.minTick)
+        inst = Instrument(symbol, occ.root, "USD", tick if tick and tick > 0 else _PENNY,
+                          Decimal(1), min_notional=_ZERO,
+                          source=f"ibkr reqContractDetails conId {c.conId} (minTick {tick})")
+        self._opt_instruments[symbol], self._opt_contracts[symbol] = inst, c
+        ticker = self.ib.reqMktData(c, "", False, False)
+        self._tickers[symbol] = ticker
+        if not self._wait_for(lambda: ticker.modelGreeks is not None, self.ack_timeout):
+            self.alerts.append(f"{symbol.strip()}: no model greeks from IBKR within "
+                               f"{self.ack_timeout:g} s of subscribing; a fill before they come "
+                               "has NaN greeks in its snapshot")
+        return inst, c
+
+    def _spec(self, symbol: str) -> tuple[Instrument, Any]:
+        """The instrument and contract an order of ``symbol`` is sent with."""
+        if symbol in self.instruments:
+            return self.instruments[symbol], self.contracts[symbol]
+        return self._option_spec(symbol)
+
     def _limit(self, o: Order, inst: Instrument) -> Decimal:
-        """Limit price on the tick: a buy DOWN, a sell DOWN (take-profit; module notes)."""
+        """Limit price on the tick: a buy DOWN, a sell DOWN (take-profit; module notes);
+        an option's on the option tick, a sell UP ("Equity options")."""
+        if o.symbol in self._opt_instruments:
+            tick = option_tick(o.price, inst.price_increment)
+            return _round(o.price, tick, ROUND_CEILING if o.side is Side.SELL else ROUND_FLOOR)
         return _round(o.price, inst.price_increment, ROUND_FLOOR)
 
     def _trigger(self, o: Order, inst: Instrument) -> Decimal:
@@ -908,12 +1142,16 @@ class IbkrBroker:
         An id placed before whose outcome was unknown is looked up by ``orderRef`` first
         and sent again only when IBKR has no order under it.
 
+        An order of an OCC option symbol is an option order (module notes, "Equity
+        options"): whole contracts, a market or limit order with the premium in USD per
+        share, its contract qualified and its market subscribed before it is sent.
+
         Parameters
         ----------
         order : Order
         legs : tuple of Order
             At most one take-profit (sell limit) and one stop-loss (sell stop) of the
-            same symbol, opposite side to the entry.
+            same symbol, opposite side to the entry; none for an option order.
 
         Returns
         -------
@@ -928,7 +1166,8 @@ class IbkrBroker:
         ValueError
             A duplicate client order id, an unknown symbol, a quantity below one share,
             a limit order without a price, a stop order without a stop price, or
-            malformed legs. Nothing is sent.
+            malformed legs; for an option: a fraction of a contract, a stop order, legs,
+            or an OCC symbol IBKR does not list. Nothing is sent.
         VenueUnavailable
             The session is down (entries are blocked then): nothing is sent.
         """
@@ -948,8 +1187,7 @@ class IbkrBroker:
                 return self._settle([t for t in earlier], self.clock.now())
             for t in earlier:
                 self._forget(t)
-        inst = self.instruments[order.symbol]
-        contract = self.contracts[order.symbol]
+        inst, contract = self._spec(order.symbol)
         entry = _Track(order, qty)
         self._tracks[cid] = entry
         tracks = [entry]
@@ -1367,8 +1605,14 @@ class IbkrBroker:
         """A track for an order placed by an earlier process, from IBKR's record."""
         tr = trades[-1] if trades else None
         contract = tr.contract if tr is not None else execs[0].contract
-        sym = next((s for s, c in self.contracts.items() if c.conId == contract.conId
-                    or c.symbol == contract.symbol), None)
+        if contract.secType == "OPT":
+            sym = next((s for s, c in self._opt_contracts.items() if c.conId == contract.conId),
+                       None) or _occ_of(contract)
+            if sym is not None and sym not in self._opt_instruments:
+                self._option_spec(sym)
+        else:
+            sym = next((s for s, c in self.contracts.items() if c.conId == contract.conId
+                        or c.symbol == contract.symbol), None)
         if sym is None:
             return None
         if tr is not None:
@@ -1405,7 +1649,8 @@ class IbkrBroker:
     def account(self, symbols: list[str]) -> VenueAccount:
         """Return the account's positions, open orders and USD cash for ``symbols``.
 
-        Positions: ``IB.positions(account)`` in shares per symbol (stocks only).
+        Positions: ``IB.positions(account)`` in shares per stock symbol and in signed
+        contracts per OCC option symbol among ``symbols``.
         Open orders: every open IBKR order of these symbols (``reqAllOpenOrders``),
         named by its ``orderRef`` (``ibkr:<permId>`` without one). Balances:
         ``{"USD": TotalCashValue}`` (``reqAccountUpdates``).
@@ -1424,14 +1669,25 @@ class IbkrBroker:
             raise VenueUnavailable(VENUE, f"account: {type(exc).__name__}: {exc} (no answer "
                                    f"within {self.request_timeout:g} s?)") from None
         conids = {c.conId: s for s, c in self.contracts.items() if s in symbols}
+        conids.update({c.conId: s for s, c in self._opt_contracts.items() if s in symbols})
+        occs = {k: s for s in symbols if s not in self.instruments
+                and (k := _occ_key(s)) is not None}
         positions: dict[str, Decimal] = {s: _ZERO for s in symbols}
         for p in self.ib.positions(self.account_id):
-            sym = conids.get(p.contract.conId)
-            if sym is not None and p.contract.secType == "STK":
+            c = p.contract
+            if c.secType == "STK":
+                sym = conids.get(c.conId)
+            elif c.secType == "OPT":
+                sym = conids.get(c.conId) or occs.get(_occ_of(c) or "")
+            else:
+                sym = None
+            if sym is not None:
                 positions[sym] += _qty(p.position)
         ids: list[str] = []
         for tr in open_now:
-            if tr.orderStatus.status in _DONE or tr.contract.conId not in conids:
+            if tr.orderStatus.status in _DONE or (
+                    tr.contract.conId not in conids
+                    and (tr.contract.secType != "OPT" or _occ_of(tr.contract) not in occs)):
                 continue
             if tr.order.account and self.account_id and tr.order.account != self.account_id:
                 continue
@@ -1532,6 +1788,53 @@ class IbkrBroker:
                                     else c.symbol, c.secType, _qty(p.position),
                                     _dec(p.avgCost) or _ZERO, c.currency))
         return out
+
+    def option_positions(self) -> list[IbkrOptionPosition]:
+        """Return the account's option positions as IBKR reports them.
+
+        An assignment shows as the option position gone (or smaller) and 100 shares per
+        contract more (a put) or fewer (a call) in :meth:`positions`; what that means is
+        the options desk's to decide.
+
+        Returns
+        -------
+        list of IbkrOptionPosition
+            Per option: the OCC key, signed contracts (negative short) and the average
+            cost per share in USD (IBKR's ``avgCost`` per contract / multiplier), by
+            OCC key.
+
+        Raises
+        ------
+        VenueUnavailable
+            The session is down.
+        """
+        self._require_session("option positions not read")
+        self._pump()
+        out = []
+        for p in self.ib.positions(self.account_id):
+            c = p.contract
+            occ = _occ_of(c) if c.secType == "OPT" else None
+            if occ is None or not _qty(p.position):
+                continue
+            mult = _dec(c.multiplier) or Decimal(100)
+            out.append(IbkrOptionPosition(occ, _qty(p.position),
+                                          ((_dec(p.avgCost) or _ZERO) / mult).normalize()))
+        return sorted(out)
+
+    def execution_ids(self, client_order_id: str) -> list[str]:
+        """Return the ``execId`` of each execution of an order reported as a fill, in the
+        order :meth:`process` reported them (to key a fill snapshot,
+        :meth:`drain_option_snapshots`, to its fill).
+
+        Returns
+        -------
+        list of str
+            Empty for an unknown order.
+        """
+        t = self._tracks.get(client_order_id)
+        if t is None:
+            return []
+        return [f.execution.execId for f in self._fills(t) if f.execution.execId in t.seen]
 
     def preflight(self) -> Preflight:
         """Return what a person checks before live trading: the account and its cash.
