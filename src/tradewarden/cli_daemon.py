@@ -642,6 +642,60 @@ def costs(config: Optional[Path] = CONFIG_OPT, db: Optional[str] = DB_OPT,
     Console().print(table)
 
 
+@daemon_app.command("experiments")
+def experiments_(config: Optional[Path] = CONFIG_OPT, db: Optional[str] = DB_OPT,
+                 deployment: Optional[str] = typer.Option(None, "--deployment",
+                                                          help="Only this deployment's."),
+                 status: Optional[str] = typer.Option(
+                     None, "--status", help="proposed, running, accepted, rejected or "
+                     "abandoned."),
+                 json_: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """List the A/B experiments with their results: the change tried (control ->
+    variant), who proposed it, observations per arm, mean effect, p value and verdict
+    (accepted only when p < alpha and the effect reaches its minimum)."""
+    from sqlalchemy import select
+
+    from tradewarden.agent import experiments as ex
+    from tradewarden.ledger import Ledger, schema
+    if status is not None and status not in ex.STATUSES:
+        raise _fail(f"--status {status}: use one of {', '.join(ex.STATUSES)}")
+    loaded = settings_for(config, db)
+    try:
+        led = Ledger(loaded.ledger.url(), create=False)
+        try:
+            with led.engine.connect() as conn:
+                names = dict(conn.execute(select(schema.deployments.c.deployment_id,
+                                                 schema.deployments.c.name)).all())
+            rows = ex.experiments(led, status=status)
+            for r in rows:
+                r["deployment"] = names.get(r["scope"], r["scope"])
+                r["n"] = {k: len(v) for k, v in ex.observations(led, r["id"]).items()}
+        finally:
+            led.close()
+    except _known_errors() as exc:
+        raise _fail(str(exc)) from None
+    if deployment is not None:
+        rows = [r for r in rows if deployment in (r["deployment"], r["scope"])]
+    if json_:
+        typer.echo(json.dumps(rows, indent=2, default=str))
+        return
+    from rich.console import Console
+    from rich.table import Table
+    table = Table(title=f"{len(rows)} experiment(s)")
+    for col in ("id", "deployment", "name", "change", "status", "proposed by", "n (c/v)",
+                "effect", "p", "verdict"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        res = r["result"] or {}
+        effect, p = res.get("effect"), res.get("p_value")
+        table.add_row(str(r["id"]), r["deployment"], r["name"],
+                      f"{r['parameter']}: {r['control']} -> {r['variant']}", r["status"],
+                      r["proposed_by"], f"{r['n'].get('control', 0)}/{r['n'].get('variant', 0)}",
+                      "" if effect is None else f"{effect:+.4g}",
+                      "" if p is None else f"{p:.3g}", str(res.get("reason") or ""))
+    Console().print(table)
+
+
 @daemon_app.command("set-autonomy")
 def set_autonomy(level: int = typer.Option(..., "--level",
                                            help="1 recommend only, 2 supervised, 3 "
