@@ -903,6 +903,8 @@ class IbkrBroker:
             return False
         self._down = None
         self._reconnected = True
+        for sym, c in self._opt_contracts.items():    # a new session streams nothing yet
+            self._tickers[sym] = self.ib.reqMktData(c, "", False, False)
         self.alerts.append(f"ibkr: reconnected to {self.host}:{self.port}; reconciling before "
                            "entries resume")
         return True

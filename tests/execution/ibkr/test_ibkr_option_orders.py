@@ -188,3 +188,22 @@ def test_an_assignment_shows_as_the_option_gone_and_the_shares_there(
     until(desk, lambda ev: desk.option_positions() == [])
     assert {p.symbol: p.quantity for p in desk.positions()} == {"AAPL": 300}
     assert not math.isnan(float(desk.account_summary().net_liquidation))
+
+
+def test_after_a_reconnect_the_market_is_streamed_again_for_the_snapshot(
+        desk: IbkrBroker, tws: Any, clock: Any) -> None:
+    tws.set_option_quote("AAPL", EXPIRY, 190, "P", bid="4.00", ask="4.20")
+    put = "AAPL  260220P00190000"
+    events = desk.submit(opt("tw-p-8-entry", Side.SELL, "1", OrderType.LIMIT, price="4.31",
+                             symbol=put))
+    assert tws.order_by_ref("tw-p-8-entry").lmt_price == D("4.35")   # a sell UP, 0.05 from 3
+    assert [e.kind for e in events] == [K.ACCEPTED, K.WORKING]
+    tws.drop_connections()
+    assert desk.maintain(clock()) is False and not desk.connected
+    clock.advance(60)
+    assert desk.maintain(clock()) is True                           # reconnected
+    tws.set_option_quote("AAPL", EXPIRY, 190, "P", bid="4.40", ask="4.60", iv=0.31)
+    until(desk, lambda ev: any(e.kind is K.FILLED for e in ev), symbol=put)
+    ((cid, _eid, snap),) = desk.drain_option_snapshots()
+    assert cid == "tw-p-8-entry" and (snap.bid, snap.ask) == (D("4.40"), D("4.60"))
+    assert snap.iv == pytest.approx(0.31) and snap.captured_ts == int(clock())
