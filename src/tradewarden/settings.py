@@ -64,6 +64,7 @@ from pydantic_settings.sources import NestedSecretsSettingsSource
 
 from tradewarden.agent.autonomy_settings import AutonomySettings
 from tradewarden.ops.api_settings import ApiSettings
+from tradewarden.ops.reasoning_settings import ReasoningSettings
 from tradewarden.analytics.gates import GateConfig
 from tradewarden.ops.alert_settings import AlertSettings
 from tradewarden.engine.config import RunConfig
@@ -245,7 +246,8 @@ class DaemonSettings(BaseModel):
 SECTIONS: dict[str, type[BaseModel]] = {"gates": GateSettings, "ledger": LedgerSettings,
                                         "report": ReportSettings, "venue": VenueSettings,
                                         "daemon": DaemonSettings, "autonomy": AutonomySettings,
-                                        "alerts": AlertSettings, "api": ApiSettings}
+                                        "alerts": AlertSettings, "api": ApiSettings,
+                                        "reasoning": ReasoningSettings}
 
 
 class _SettingsBase(BaseSettings):
@@ -841,6 +843,25 @@ token_name = "api"              # recorded as who acted through the API
 cors_origins = []               # browser origins allowed to call the API (none: no CORS)
 write_limit_per_minute = 30     # approve/reject/pause/resume calls per minute
 # token: a secret, only from TRADEWARDEN_API__TOKEN or a secret file
+
+[reasoning]                     # the agent's reasoning engine (README: "The reasoning layer (LLM)")
+provider = "rules"              # rules (no model calls) | anthropic (key from ANTHROPIC_API_KEY)
+# model = "claude-sonnet-5-5"   # decides; needs a price in [reasoning.prices]
+# reflection_model = "claude-haiku-5-5"   # the daily reflection (cheaper)
+# max_tokens = 2048             # output tokens per call, reasoning included
+daily_cost_cap_usd = 5.0        # US dollars per UTC day; at the cap decisions fall to recommend-only
+# alert_fraction = 0.8          # one warning alert a day at this share of the cap
+# timeout_seconds = 30.0        # per HTTP request
+# max_retries = 1               # the SDK's own retries
+# deadline_seconds = 45.0       # the whole decision, retries included
+# prices: USD per million tokens; built in for Claude Opus/Sonnet/Haiku 5.5, add others:
+# [reasoning.prices."claude-opus-5"]
+# input_per_mtok = 5.0
+# output_per_mtok = 25.0
+# cache_read_per_mtok = 0.5
+# cache_write_per_mtok = 6.25   # 5-minute cache writes
+# read_on = 2026-11-29
+# source = "https://platform.claude.com/docs/en/about-claude/pricing"
 
 # Several deployments in one file (warden daemon start runs them all); each entry may
 # set the run keys and [venue]; the top level gives the defaults.
