@@ -64,6 +64,7 @@ from pydantic_settings.sources import NestedSecretsSettingsSource
 
 from tradewarden.agent.autonomy_settings import AutonomySettings
 from tradewarden.ops.api_settings import ApiSettings
+from tradewarden.ml.settings import MlSettings
 from tradewarden.ops.reasoning_settings import ReasoningSettings
 from tradewarden.analytics.gates import GateConfig
 from tradewarden.ops.alert_settings import AlertSettings
@@ -247,7 +248,7 @@ SECTIONS: dict[str, type[BaseModel]] = {"gates": GateSettings, "ledger": LedgerS
                                         "report": ReportSettings, "venue": VenueSettings,
                                         "daemon": DaemonSettings, "autonomy": AutonomySettings,
                                         "alerts": AlertSettings, "api": ApiSettings,
-                                        "reasoning": ReasoningSettings}
+                                        "reasoning": ReasoningSettings, "ml": MlSettings}
 
 
 class _SettingsBase(BaseSettings):
