@@ -9,7 +9,7 @@ live in ``cli.py`` (replay, bench), ``cli_ledger.py`` (runs, report, trades) and
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 from pydantic import ValidationError
@@ -149,6 +149,9 @@ def replay(
         cli["mode"] = ("replay", "warden replay")
         loaded = load_settings(config, cli)
         cfg = loaded.run_config()
+        if cfg.strategy == "put_writer":        # option chains: the options desk
+            _replay_options(loaded, cfg, err_console)
+            return
         cfg, strategy = resolve_config(cfg)     # the strategy and its parameters, before any ledger
         fmt = ReportFormat(loaded.report.format)
         out_dir = _writable_dir(loaded.report.out, loaded.origin("report.out")) \
@@ -181,6 +184,46 @@ def replay(
         raise _fail(str(exc)) from None
     if loaded.gates.enforce and not passed:
         raise typer.Exit(EXIT_GATE_FAILED)
+
+
+def _replay_options(loaded: Any, cfg: Any, err_console: Console) -> None:
+    """``warden replay --strategy put_writer``: the put writer over an option chain
+    (``--data`` a chain file, default the bundled SPX puts) through the options desk."""
+    from tradewarden.ledger import Ledger
+    from tradewarden.ops.options_replay import (
+        DEFAULT_CHAIN,
+        DEFAULT_OPTIONS_CAPITAL,
+        OptionsRunConfig,
+        run_options_replay,
+    )
+    from tradewarden.strategy.put_writer import PutWriterParams
+
+    params = dict(cfg.params)
+    if cfg.data is None and "underlying" not in params:
+        params["underlying"] = "SPX"            # the bundled sample's underlying
+    capital = (DEFAULT_OPTIONS_CAPITAL if loaded.origin("capital").kind == "default"
+               else cfg.capital)
+    try:
+        ocfg = OptionsRunConfig(chain=str(cfg.data) if cfg.data else DEFAULT_CHAIN,
+                                params=PutWriterParams(**params), capital=capital)
+    except ValidationError as exc:
+        raise _fail("--param: " + _validation_message(exc)) from None
+    fmt = ReportFormat(loaded.report.format)
+    out_dir = _writable_dir(loaded.report.out, loaded.origin("report.out")) \
+        if fmt is not ReportFormat.console else loaded.report.out
+    ledger = Ledger(loaded.ledger.url(), background=True)
+    with Progress(TextColumn("[bold]replay[/]"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("quote dates"), TimeElapsedColumn(), console=err_console,
+                  transient=True) as bar:
+        task = bar.add_task("replay", total=None)
+        result = run_options_replay(ocfg, ledger, progress=lambda d, t: bar.update(
+            task, completed=d, total=t))
+    c = result.counts
+    err_console.print(f"options desk: {result.snapshots} quote dates, {c.decisions} decisions, "
+                      f"{c.trades_closed} trades closed, {c.assignments} assignments; "
+                      f"final net liquidation {result.final_equity:,.2f} USD", highlight=False)
+    _emit_report(ledger, result.run_id, loaded.gates.gate_config(), fmt, out_dir)
+    ledger.close()
 
 
 @config_app.command("show")

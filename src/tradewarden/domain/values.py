@@ -115,6 +115,12 @@ class ExitReason(str, Enum):
     END_OF_DATA = "end_of_data"
     MANUAL = "manual"
     EMERGENCY = "emergency"
+    # options (the options desk): how a short option position ended
+    EXPIRED = "expired"                  # expired worthless: the whole credit kept
+    ASSIGNED = "assigned"                # exercised against us (closed at intrinsic value)
+    PROFIT_TARGET = "profit_target"      # bought back after earning the target share
+    LOSS_LIMIT = "loss_limit"            # bought back at the loss limit
+    DAYS_TO_EXPIRY = "days_to_expiry"    # bought back a set number of days before expiry
 
 
 @dataclass(frozen=True, slots=True)
