@@ -30,7 +30,8 @@ from tradewarden.cli_common import CONFIG_OPT, DB_OPT, _fail, _known_errors, set
 
 daemon_app = typer.Typer(no_args_is_help=True, add_completion=False,
                          help="Run deployments as a service (start, stop, install-service) "
-                         "and oversee it: status, context, audit, costs, pause, resume, "
+                         "and oversee it: status, context, audit, costs, thoughts, pause, "
+                         "resume, "
                          "emergency-stop, set-autonomy, override, clear-anomaly.")
 
 
@@ -551,23 +552,73 @@ def context(config: Optional[Path] = CONFIG_OPT, db: Optional[str] = DB_OPT,
                        + f": {x['reasoning'] or '-'} [{x['outcome']}]")
 
 
+#: JSON and reasoning lines shown of a model call before it is folded (--full: all).
+FOLD_LINES = 12
+
+
+def _folded(title: str, lines: list[str], full: bool) -> list[str]:
+    """``title:`` and ``lines`` indented, cut after :data:`FOLD_LINES` unless ``full``."""
+    if not full and len(lines) > FOLD_LINES:
+        lines = lines[:FOLD_LINES] + [f"... {len(lines) - FOLD_LINES} more line(s); --full "
+                                      "shows everything"]
+    return [f"  {title}:"] + ["    " + line for line in lines]
+
+
+def _call_lines(c: dict[str, Any], full: bool) -> list[str]:
+    """One model call of a decision, for a person: what was sent, what came back, what
+    it led to, what it cost."""
+    head = (f"call {c['id']} ({c['call_type']}, attempt {c['attempt']}) at {_when(c['ts'])} "
+            f"UTC: {c['provider']} {c['model']}, status {c['status']}"
+            + (f", {c['latency_ms']} ms" if c["latency_ms"] is not None else "")
+            + (f", autonomy L{c['autonomy_level']}" if c["autonomy_level"] else ""))
+    parsed = c["parsed"] if isinstance(c["parsed"], dict) else None
+    out = [head,
+           f"  tokens: input {c['input_tokens']:,}, output {c['output_tokens']:,}, cache read "
+           f"{c['cache_read_tokens']:,}, cache write {c['cache_write_tokens']:,}; cost "
+           f"{float(c['cost_usd']):.4f} USD",
+           f"  parsed: {'yes' if parsed is not None else 'no'}; action "
+           f"{(parsed or {}).get('action') or '-'}; outcome {c['outcome'] or '-'}"]
+    if c["error"]:
+        out.append(f"  error: {c['error']}")
+    blocks = (c["response"] or {}).get("content") if isinstance(c["response"], dict) else None
+    for b in blocks if isinstance(blocks, list) else ():
+        if isinstance(b, dict) and isinstance(b.get(b.get("type")), str):
+            out += _folded(f"{b['type']} (as returned)", b[b["type"]].splitlines(), full)
+    for title, value in (("context sent", c["request"]), ("response", c["response"]),
+                         ("parsed answer", parsed)):
+        if value is not None:
+            body = json.dumps(value, indent=2, default=str, sort_keys=True).splitlines()
+            out += _folded(title, body, full)
+    return out
+
+
 @daemon_app.command("audit")
 def audit(config: Optional[Path] = CONFIG_OPT, db: Optional[str] = DB_OPT,
           days: Optional[float] = typer.Option(None, "--days",
                                                help="The decisions of the last N days."),
           decision_id: Optional[int] = typer.Option(None, "--decision-id",
                                                     help="One decision, in full."),
+          full: bool = typer.Option(False, "--full", help="With --decision-id: every "
+                                    "model call's context, response and reasoning unfolded "
+                                    f"(default: folded after {FOLD_LINES} lines)."),
           json_: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Show the full reasoning of the agent's decisions: the context each was sent, its
     output, the governor's verdicts, and the approvals and commands that followed.
 
-    Give --days N (a table; --json for everything) or --decision-id ID (in full)."""
+    Give --days N (a table; --json for everything) or --decision-id ID (in full: also
+    every model call it made, with the context sent, the response and its reasoning,
+    whether it parsed, the action taken and its outcome, the autonomy level and the
+    cost)."""
     if (days is None) == (decision_id is None):
         raise _fail("give --days N or --decision-id ID (one of them)")
     if days is not None and not days > 0:
         raise _fail(f"--days {days:g}: give a number of days above 0")
     with _oversight(config, db) as o:
         found = o.audit(days=days, decision_id=decision_id)
+        if decision_id is not None:
+            from tradewarden.agent.calls import decision_calls
+            d = found["decision"]
+            found["calls"] = decision_calls(o.ledger, d["id"], event_id=d.get("event_id"))
     if json_:
         typer.echo(json.dumps(found, indent=2, default=str))
         return
@@ -593,6 +644,12 @@ def audit(config: Optional[Path] = CONFIG_OPT, db: Optional[str] = DB_OPT,
             typer.echo(f"command {c['id']} {c['kind']} by {c['actor']}: {c['status']}"
                        + (f": {c['result']}" if c["result"] else ""))
         typer.echo(f"outcome: {found['outcome']}")
+        spent = sum(float(c["cost_usd"]) for c in found["calls"])
+        typer.echo(f"model calls: {len(found['calls'])}, {spent:.4f} USD" if found["calls"]
+                   else "model calls: none recorded (the rules reasoner calls no model)")
+        for c in found["calls"]:
+            for line in _call_lines(c, full):
+                typer.echo(line)
         return
     from rich.console import Console
     from rich.table import Table
@@ -614,13 +671,28 @@ def audit(config: Optional[Path] = CONFIG_OPT, db: Optional[str] = DB_OPT,
 @daemon_app.command("costs")
 def costs(config: Optional[Path] = CONFIG_OPT, db: Optional[str] = DB_OPT,
           days: float = typer.Option(7.0, "--days", help="The last N days."),
+          csv_: Optional[str] = typer.Option(None, "--csv", metavar="FILE",
+                                             help="Write the rows and the total as CSV to "
+                                             "FILE ('-': standard output)."),
           json_: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Show what the reasoning models cost: calls, tokens and US dollars by day, model
-    and call type, with totals (prices as recorded with each call)."""
+    and call type, with totals (prices as recorded with each call), the daily cap
+    ([reasoning] daily_cost_cap_usd) and today's (UTC) share of it."""
     if not days > 0:
         raise _fail(f"--days {days:g}: give a number of days above 0")
+    from tradewarden.agent.costs import CostGuard
+    from tradewarden.domain import iso
+    reasoning = settings_for(config, db).settings.reasoning
     with _oversight(config, db) as o:
         found = o.costs(days)
+        now = o.now()
+        today = CostGuard(o.ledger, reasoning).spent(now)
+    cap = float(reasoning.daily_cost_cap_usd)
+    found.update(cap_usd=cap, today=iso(now)[:10], today_usd=today,
+                 today_share=today / cap if cap > 0 else None)
+    if csv_ is not None:
+        _costs_csv(found, csv_)
+        return
     if json_:
         typer.echo(json.dumps(found, indent=2, default=str))
         return
@@ -639,7 +711,86 @@ def costs(config: Optional[Path] = CONFIG_OPT, db: Optional[str] = DB_OPT,
                       f"{r['cost_usd']:.4f}")
     table.add_row("total", "", "", *(f"{total[k]:,}" for k in keys), f"{total['cost_usd']:.4f}",
                   style="bold")
+    share = (f" = {found['today_share']:.1%} of the cap" if found["today_share"] is not None
+             else " (a cap of 0: no model is called)")
+    table.caption = (f"daily cap {cap:.2f} USD; today ({found['today']} UTC) "
+                     f"{today:.4f} USD{share}")
     Console().print(table)
+
+
+def _costs_csv(found: dict[str, Any], target: str) -> None:
+    """Write the cost rows and the total as CSV to ``target`` (``-``: standard output)."""
+    import csv
+    import io
+    cols = ("day", "provider", "model", "call_type", "calls", "input_tokens", "output_tokens",
+            "cache_read_tokens", "cache_write_tokens", "cost_usd")
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(cols)
+    for r in found["rows"]:
+        w.writerow([r[c] for c in cols])
+    total = found["total"]
+    w.writerow(["total", "", "", "", *(total[c] for c in cols[4:])])
+    if target == "-":
+        typer.echo(buf.getvalue(), nl=False)
+        return
+    try:
+        Path(target).write_text(buf.getvalue(), encoding="utf-8")
+    except OSError as exc:
+        raise _fail(f"--csv {target}: cannot write ({exc.strerror or exc})") from None
+    typer.echo(f"{len(found['rows'])} row(s) written to {target}")
+
+
+@daemon_app.command("thoughts")
+def thoughts(config: Optional[Path] = CONFIG_OPT, db: Optional[str] = DB_OPT,
+             day: Optional[str] = typer.Option(None, "--day", metavar="YYYY-MM-DD",
+                                               help="The UTC day. [default: today]"),
+             deployment: Optional[str] = typer.Option(None, "--deployment",
+                                                      help="Only this deployment (its name)."),
+             json_: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Show the thought log: every reasoning-model call of a UTC day, by cycle (one
+    decision's or reflection's calls together): time, deployment, call type, model,
+    status, action, tokens, cost and the first line of its reasoning.
+
+    One decision's calls in full: warden daemon audit --decision-id ID."""
+    from datetime import date
+
+    from tradewarden.agent.calls import thought_log
+    from tradewarden.domain import iso
+    if day is not None:
+        try:
+            date.fromisoformat(day)
+        except ValueError:
+            raise _fail(f"--day {day}: give a date as YYYY-MM-DD") from None
+    with _oversight(config, db) as o:
+        day = day or iso(o.now())[:10]
+        rows = thought_log(o.ledger, day=day, deployment=deployment)
+    if json_:
+        typer.echo(json.dumps({"day": day, "calls": rows}, indent=2, default=str))
+        return
+    from rich.console import Console
+    from rich.table import Table
+    cycles = list(dict.fromkeys(r["cycle"] for r in rows))
+    spent = sum(float(r["cost_usd"]) for r in rows)
+    table = Table(title=f"thought log {day} UTC: {len(rows)} call(s) in {len(cycles)} "
+                        f"cycle(s), {spent:.4f} USD", caption="one decision's calls in "
+                        "full: warden daemon audit --decision-id ID")
+    for col in ("time", "deployment", "cycle", "type", "model", "status", "action",
+                "decision", "tokens in/out", "USD", "reasoning"):
+        table.add_column(col, overflow="fold",
+                         justify="right" if col in ("decision", "tokens in/out", "USD") else "left")
+    last = None
+    for r in rows:
+        if last is not None and r["cycle"] != last:
+            table.add_section()
+        last = r["cycle"]
+        tokens_in = r["input_tokens"] + r["cache_read_tokens"] + r["cache_write_tokens"]
+        table.add_row(r["time"][11:19], r["deployment"] or r["deployment_id"] or "-",
+                      f"{r['cycle']} #{r['attempt']}", r["call_type"], r["model"], r["status"],
+                      r["action"] or r["outcome"] or "-", str(r["agent_decision_id"] or "-"),
+                      f"{tokens_in:,}/{r['output_tokens']:,}", f"{float(r['cost_usd']):.4f}",
+                      r["thought"])
+    Console(width=max(Console().width, 160)).print(table)
 
 
 @daemon_app.command("experiments")

@@ -114,7 +114,7 @@ def _matured(days: int, agree: bool) -> pd.DataFrame:
 
 
 def test_performance_decay_against_the_floors():
-    good = performance(_matured(12, True), SETTINGS, {"ic": 0.05, "hit_rate": 0.52})
+    good = performance(_matured(12, True), SETTINGS, {"mean": {"ic": 0.05, "hit_rate": 0.52}})
     assert good.judged and good.ic == pytest.approx(1.0) and good.hit_rate == 1.0
     assert good.status == "ok" and good.validation_ic == 0.05 and good.dates == 12
     bad = performance(_matured(12, False), SETTINGS)

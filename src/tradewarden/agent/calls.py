@@ -13,6 +13,7 @@ field or the record. Times named ``ts`` are UTC epoch seconds.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import select, update
@@ -33,7 +34,8 @@ from tradewarden.agent.records import (
 from tradewarden.ledger import Ledger, LedgerError, schema
 from tradewarden.ledger.store import utcnow_iso
 
-__all__ = ["CALL_STATUSES", "calls", "record_call", "set_call_outcome"]
+__all__ = ["CALL_STATUSES", "calls", "decision_calls", "first_thought", "record_call",
+           "set_call_outcome", "thought_log"]
 
 #: ``reasoning_calls.status``: ok (parsed and valid), invalid (did not validate),
 #: refused (the model declined), error (the API failed), timeout, capped (the daily
@@ -213,6 +215,15 @@ def set_call_outcome(ledger: Ledger, call_id: int, *, outcome: str,
     return _write(ledger, f"reasoning call {call_id} outcome", work)
 
 
+def _reads(ledger: Ledger, q: Any) -> list[dict[str, Any]]:
+    """Run a ``reasoning_calls`` query; parse each row's JSON columns."""
+    rows = _read(ledger, "reasoning calls", lambda conn: _rows(conn, q))
+    for r in rows:
+        for col in ("request", "response", "parsed"):
+            r[col] = _parse(f"reasoning call {r['id']}: {col}", r[col], None)
+    return rows
+
+
 def calls(ledger: Ledger, *, since_ts: Any = None, until_ts: Any = None,
           cycle: str | None = None, agent_decision_id: int | None = None,
           deployment_id: str | None = None) -> list[dict[str, Any]]:
@@ -253,8 +264,130 @@ def calls(ledger: Ledger, *, since_ts: Any = None, until_ts: Any = None,
         q = q.where(t.c.agent_decision_id == agent_decision_id)
     if deployment_id is not None:
         q = q.where(t.c.deployment_id == deployment_id)
-    rows = _read(ledger, "reasoning calls", lambda conn: _rows(conn, q))
+    return _reads(ledger, q)
+
+
+def decision_calls(ledger: Ledger, decision_id: int, *,
+                   event_id: int | None = None) -> list[dict[str, Any]]:
+    """Return every model call of one agent decision, oldest first.
+
+    The calls linked to it (``agent_decision_id``) and, when ``event_id`` is given, the
+    calls of its cycle (``event:<event_id>``) not linked to any decision yet (an
+    attempt that failed before the decision was recorded).
+
+    Raises
+    ------
+    LedgerError
+        Stored JSON that does not parse, or a ledger that cannot be read.
+    """
+    t = schema.reasoning_calls
+    cond = t.c.agent_decision_id == decision_id
+    if event_id is not None:
+        cond = cond | ((t.c.cycle == f"event:{event_id}") & t.c.agent_decision_id.is_(None))
+    return _reads(ledger, select(t).where(cond).order_by(t.c.ts, t.c.id))
+
+
+def _first_line(text: Any, longest: int) -> str | None:
+    if not isinstance(text, str):
+        return None
+    for line in text.splitlines():
+        line = line.strip()
+        if line:
+            return line if len(line) <= longest else line[:longest - 3] + "..."
+    return None
+
+
+def first_thought(call: Mapping[str, Any], longest: int = 160) -> str:
+    """Return the first line of a call's reasoning, for a list.
+
+    The parsed answer's ``reasoning`` (a ``DecisionOutput``'s) when it parsed; else the
+    first thinking or text block of the response (the Messages API's ``content``
+    blocks); else the error; ``""`` when there is none. Cut to ``longest`` characters.
+    """
+    parsed = call.get("parsed")
+    if isinstance(parsed, Mapping):
+        for key in ("reasoning", "summary", "text"):
+            line = _first_line(parsed.get(key), longest)
+            if line:
+                return line
+    response = call.get("response")
+    blocks = response.get("content") if isinstance(response, Mapping) else None
+    if isinstance(blocks, list):
+        for kind in ("thinking", "text"):
+            for b in blocks:
+                if isinstance(b, Mapping) and b.get("type") == kind:
+                    line = _first_line(b.get(kind), longest)
+                    if line:
+                        return line
+    return _first_line(call.get("error"), longest) or ""
+
+
+def _day(value: Any) -> date:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).date()
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise LedgerError(f"day {value!r}: give a date as YYYY-MM-DD") from None
+
+
+def thought_log(ledger: Ledger, *, day: Any,
+                deployment: str | None = None) -> list[dict[str, Any]]:
+    """Return the thought log of one UTC day: every model call, grouped by cycle.
+
+    Cycles come in the order of their first call, each cycle's calls by attempt.
+
+    Parameters
+    ----------
+    ledger : Ledger
+    day : datetime.date or str
+        The UTC day (``YYYY-MM-DD``).
+    deployment : str, optional
+        Only this deployment's calls: its name, or its id.
+
+    Returns
+    -------
+    list of dict
+        Per call: ``id``, ``ts`` (UTC epoch s), ``time`` (ISO UTC), ``cycle``,
+        ``attempt``, ``deployment_id``, ``deployment`` (its name, else ``None``),
+        ``call_type``, ``provider``, ``model``, ``status``, ``action`` (the parsed
+        answer's, else ``None``), ``outcome``, ``autonomy_level``, ``agent_decision_id``,
+        the four token counts, ``cost_usd`` (US dollars), ``latency_ms`` and
+        ``thought`` (:func:`first_thought`).
+
+    Raises
+    ------
+    LedgerError
+        A bad day, an unknown deployment, or a ledger that cannot be read.
+    """
+    start = int(datetime.combine(_day(day), datetime.min.time(), UTC).timestamp())
+    names = {d["deployment_id"]: d["name"] for d in ledger.deployments()}
+    dep_id = None
+    if deployment is not None:
+        dep_id = deployment if deployment in names else next(
+            (i for i, n in names.items() if n == deployment), None)
+        if dep_id is None:
+            raise LedgerError(f"deployment {deployment!r}: no such deployment in {ledger.url}")
+    rows = calls(ledger, since_ts=start, until_ts=start + 86_400, deployment_id=dep_id)
+    first: dict[str, tuple[int, int]] = {}
     for r in rows:
-        for col in ("request", "response", "parsed"):
-            r[col] = _parse(f"reasoning call {r['id']}: {col}", r[col], None)
-    return rows
+        first.setdefault(r["cycle"], (r["ts"], r["id"]))
+    rows.sort(key=lambda r: (first[r["cycle"]], r["attempt"], r["id"]))
+    out = []
+    for r in rows:
+        parsed = r["parsed"] if isinstance(r["parsed"], Mapping) else {}
+        out.append({
+            "id": r["id"], "ts": r["ts"],
+            "time": datetime.fromtimestamp(r["ts"], UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "cycle": r["cycle"], "attempt": r["attempt"], "deployment_id": r["deployment_id"],
+            "deployment": names.get(r["deployment_id"]), "call_type": r["call_type"],
+            "provider": r["provider"], "model": r["model"], "status": r["status"],
+            "action": parsed.get("action"), "outcome": r["outcome"],
+            "autonomy_level": r["autonomy_level"], "agent_decision_id": r["agent_decision_id"],
+            "input_tokens": r["input_tokens"], "output_tokens": r["output_tokens"],
+            "cache_read_tokens": r["cache_read_tokens"],
+            "cache_write_tokens": r["cache_write_tokens"], "cost_usd": r["cost_usd"],
+            "latency_ms": r["latency_ms"], "thought": first_thought(r)})
+    return out

@@ -123,8 +123,6 @@ class _Short:
     entry_fee: Decimal
     settlement: str                     # physical | cash
     multiplier: int = 100
-    high_ask: Decimal | None = None     # worst (highest) price to close seen while held
-    low_ask: Decimal | None = None      # best (lowest)
     last_mark: Decimal | None = None    # the last mid, USD per share
 
     def to_dict(self) -> dict[str, Any]:
@@ -133,7 +131,7 @@ class _Short:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> _Short:
-        dec = {"strike", "credit", "entry_fee", "high_ask", "low_ask", "last_mark"}
+        dec = {"strike", "credit", "entry_fee", "last_mark"}
         kw = {k: (None if v is None else Decimal(v)) if k in dec else v for k, v in d.items()}
         kw["expiration"] = date.fromisoformat(d["expiration"])
         return cls(**kw)
@@ -375,9 +373,6 @@ class OptionsDesk:
     def _manage(self, s: _Short, row: dict[str, Any] | None, quote_date: date, ts: int,
                 underlying_price: Decimal, report: StepReport) -> None:
         ask = None if row is None else _dec_or_none(row["ask"])
-        if ask is not None:
-            s.high_ask = ask if s.high_ask is None else max(s.high_ask, ask)
-            s.low_ask = ask if s.low_ask is None else min(s.low_ask, ask)
         position = ShortPut(s.occ, s.strike, s.expiration, s.credit, s.contracts, s.multiplier)
         verdict = manage_short_put(position, quote_date=quote_date, ask=ask,
                                    underlying_close=underlying_price, params=self.params)

@@ -368,8 +368,9 @@ def performance(matured: pd.DataFrame, settings: Any,
     settings : MlSettings
         ``ic_floor``, ``hit_rate_floor``.
     validation : dict, optional
-        The version's validation figures; ``ic`` and ``hit_rate`` are reported beside
-        the rolling ones.
+        The version's validation figures (``TrainResult.validation``): ``mean`` ``ic``
+        and ``hit_rate`` (or top-level ``ic`` / ``hit_rate``) are reported beside the
+        rolling ones.
 
     Returns
     -------
@@ -386,6 +387,7 @@ def performance(matured: pd.DataFrame, settings: Any,
     """
     from tradewarden.ml.validation import split_metrics
     val = validation or {}
+    val = val.get("mean", val) if isinstance(val.get("mean"), dict) else val
     v_ic = _metric(val.get("ic"))
     v_hit = _metric(val.get("hit_rate"))
     frame = matured.dropna(subset=["score", "realised"])

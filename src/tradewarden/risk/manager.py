@@ -379,3 +379,94 @@ class RiskManager:
             return RiskVerdict(False, reason, detail=detail)
         detail["quantity"] = str(quantity)
         return RiskVerdict(True, "approved", quantity, detail)
+
+    def evaluate_rebalance(self, *, account: str, instrument: Instrument, ts: int, price: float,
+                           held: Decimal, target_weight: float, equity: float,
+                           peak_equity: float, cash: float) -> RiskVerdict:
+        """Size the order that brings a held long position to its target weight.
+
+        The difference between the target and the holding is traded, never the whole
+        position sold and bought again. A buy is checked like an entry (halts, the
+        position cap ``max_position_fraction`` of equity on the whole position, free cash
+        less ``cash_buffer``) but does not count against ``max_open_positions`` (the
+        position is open already); a sale always passes the halts (it reduces exposure,
+        like an exit) and never sells the whole position (that is an exit's job).
+
+        Parameters
+        ----------
+        account : str
+        instrument : Instrument
+        ts : int
+            Decision bar time, UTC epoch seconds.
+        price : float
+            Reference price (the decision bar's close), quote currency per base unit.
+        held : Decimal
+            The position, base units (> 0).
+        target_weight : float
+            The target, a fraction of ``equity`` in (0, 1].
+        equity, peak_equity, cash : float
+            Account equity marked at ``price``, its running peak, and free cash (quote
+            currency).
+
+        Returns
+        -------
+        RiskVerdict
+            Approved with ``quantity`` the signed difference in base units (positive:
+            buy more, negative: sell part), rounded towards zero to the quantity
+            increment; or rejected: ``bad_target_weight``, ``no_equity``, ``no_position``,
+            ``halted:<kind>`` (a buy), ``no_cash`` (a buy with no free cash),
+            ``no_change`` (the difference rounds to zero), ``would_close`` (a sale of the
+            whole position), ``below_min_notional`` / ``below_min_quantity`` (the
+            difference is too small to trade). ``detail`` says the target, the figures
+            and any cap.
+        """
+        detail: dict[str, Any] = {"target_weight": target_weight, "held": str(held)}
+        if not 0 < target_weight <= 1:
+            return RiskVerdict(False, "bad_target_weight", detail=detail)
+        if not price > 0 or not equity > 0:
+            return RiskVerdict(False, "no_equity", detail={**detail, "equity": equity,
+                                                           "price": price})
+        if not held > 0:
+            return RiskVerdict(False, "no_position", detail=detail)
+        detail["equity"] = round(equity, 2)
+        weight = target_weight
+        if weight > self._max_fraction:
+            detail["capped_from"] = weight
+            weight = self._max_fraction
+        want = weight * equity / price - float(held)
+        if want > 0:
+            st = self._acct[account]
+            self._roll_day(st, ts, equity)
+            if (self._dd_limit is not None and peak_equity > 0
+                    and (peak_equity - equity) / peak_equity >= self._dd_limit):
+                self.halt(account, ts, f"max_drawdown:{(peak_equity - equity) / peak_equity:.4f}")
+            if (self._daily_limit is not None
+                    and equity - st.day_start_equity <= -self._daily_limit * st.day_start_equity):
+                self.halt(account, ts, f"daily_loss:{st.day_start_equity - equity:.2f}",
+                          (ts // DAY + 1) * DAY)
+            why = self.halted(account, ts) if st.halts else None
+            if why is not None:
+                return RiskVerdict(False, f"halted:{why.split(':')[0]}",
+                                   detail={**detail, "halt": why})
+            room = cash * self._cash_kept / price
+            if not room > 0:
+                return RiskVerdict(False, "no_cash", detail={**detail, "cash": cash})
+            if want > room:
+                detail["cash_capped_from"] = round(want, 10)
+                want = room
+            quantity = instrument.round_quantity(want)
+        else:
+            quantity = -instrument.round_quantity(-want)
+            if -quantity >= held:
+                return RiskVerdict(False, "would_close", detail=detail)
+        if quantity == 0:
+            return RiskVerdict(False, "no_change", detail=detail)
+        problem = instrument.check_order_size(abs(quantity), to_decimal(price))
+        if problem is not None:
+            detail["problem"] = problem
+            reason = ("below_min_notional" if "below minimum" in problem and "notional" in problem
+                      else "above_max_notional" if "above maximum" in problem
+                      else "below_min_quantity")
+            return RiskVerdict(False, reason, detail=detail)
+        detail["quantity"] = str(quantity)
+        return RiskVerdict(True, "approved", quantity, detail)

@@ -28,8 +28,12 @@ the positive scores in the top N (``score``), capped at ``max_fraction``. The ri
 manager sizes the entry to that notional (still capped by ``[risk]
 max_position_fraction``, free cash and ``max_open_positions``). Rebalancing is the
 difference between the target set and the positions held: entries for symbols that
-joined the top N, sales for those that left it; a holding whose weight drifted is not
-resized.
+joined the top N, sales for those that left it, and a holding whose weight is off its
+target (the target changed, or the price moved) by more than ``rebalance_tolerance``
+of the target is resized to it (:meth:`RankStrategy.rebalance`; the risk manager sizes
+the difference, :meth:`~tradewarden.risk.RiskManager.evaluate_rebalance`), never sold
+and bought again. The engine acts on that once it carries resize orders (see
+``/work/notes/s22/rebalance_engine.md``); until then a drifted holding stays as it is.
 
 In paper and live trading the file is read again whenever it changes (its modification
 time), so a nightly job that appends the next day's scores feeds the deployment.
@@ -70,6 +74,7 @@ class RankParams(StrategyParams):
     weighting: Literal["equal", "score"] = Field("equal", description="target weight: 1/top_n (equal) or the share of the top scores (score)")
     max_fraction: float = Field(0.25, gt=0, le=1, description="largest target weight of one position, fraction of equity")
     stop_loss_fraction: float | None = Field(None, gt=0, lt=1, description="protective stop this fraction below the entry close (none: no bracket)")
+    rebalance_tolerance: float = Field(0.2, ge=0, le=1, description="resize a holding whose weight is off its target by more than this fraction of the target")
 
 
 class ScoreTable:
@@ -252,3 +257,45 @@ class RankStrategy(Strategy):
         if sig.action is Action.ENTER_LONG:
             return sig._replace(weight=float(frame.inputs["weight"].item(t)))
         return sig
+
+    def rebalance(self, frame: SignalFrame, t: int, weight_now: float) -> float | None:
+        """Return the weight to resize an open position to at bar ``t``, or ``None``.
+
+        A holding is resized when its weight is off the bar's target by more than
+        ``rebalance_tolerance`` of the target: ``|weight_now - target| > tolerance *
+        target``. Nothing is resized on a bar without a score (when in doubt, do
+        nothing), on an exit bar (the exit sells it all), or while the holding ranks
+        between ``top_n`` and ``exit_rank`` (target 0: it is kept as it is, which is
+        what ``exit_rank`` is for).
+
+        Parameters
+        ----------
+        frame : SignalFrame
+            From :meth:`prepare`.
+        t : int
+            Bar index into ``frame``.
+        weight_now : float
+            The holding's weight at the bar's close: its market value over the
+            account's equity (a fraction, >= 0).
+
+        Returns
+        -------
+        float or None
+            The target weight (a fraction of equity in (0, ``max_fraction``]), or
+            ``None`` when the holding stays as it is.
+
+        Raises
+        ------
+        ValueError
+            ``weight_now`` is negative, NaN or infinite.
+        """
+        if not (weight_now >= 0 and np.isfinite(weight_now)):
+            raise ValueError(f"weight_now must be a finite fraction >= 0, got {weight_now!r}")
+        if frame.exit[t] or np.isnan(frame.inputs["score"].item(t)):
+            return None
+        target = float(frame.inputs["weight"].item(t))
+        if not target > 0:
+            return None
+        if abs(weight_now - target) <= self.params.rebalance_tolerance * target:
+            return None
+        return target
