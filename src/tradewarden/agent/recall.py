@@ -375,7 +375,8 @@ class SemanticRecall:
         Returns
         -------
         int
-            How many were embedded.
+            How many were embedded. With pgvector, rows of this model without a value
+            in the vector column (stored before it existed) get one too.
 
         Raises
         ------
@@ -399,7 +400,24 @@ class SemanticRecall:
                                  records._decision_rows(conn, records._rows(
                                      conn, select(t).where(t.c.id.in_(p)).order_by(t.c.id))))
             total += self._store(rows)
+        if self.uses_pgvector():
+            self._backfill_pgvector()
         return total
+
+    def _backfill_pgvector(self) -> None:
+        """Fill the pgvector column of this model's rows that have none (rows stored
+        before the column existed), from their float32 bytes."""
+        e = schema.memory_embeddings
+
+        def work(conn: Any) -> None:
+            rows = conn.execute(select(e.c.id, e.c.dim, e.c.vector).where(
+                e.c.model == self.embedder.name, text(f"{PGVECTOR_COLUMN} is null"))).all()
+            for r in rows:
+                conn.execute(text(f"update memory_embeddings set {PGVECTOR_COLUMN} = "
+                                  "cast(:v as vector) where id = :id"),
+                             {"v": _vector_literal(_unpack(r.vector, r.dim)), "id": r.id})
+
+        records._write(self.ledger, "the embeddings' vector column", work)
 
     # -- searching ------------------------------------------------------------------------
     def retrieve_similar_context(self, query: str, k: int = 5, *,
