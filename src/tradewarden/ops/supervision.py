@@ -25,7 +25,10 @@ What each event does
 event                  effect
 =====================  =============================================================
 end_of_day             promotion/demotion review per deployment (an alert on a
-                       change), then the day's summary as an ``end_of_day`` alert
+                       change), the day's reflection and experiments
+                       (:func:`~tradewarden.agent.reflection.learn`: an
+                       ``experiment_result`` event and alert per verdict), then the
+                       day's summary as an ``end_of_day`` alert
 broker_disconnected    a critical ``broker_disconnect`` alert
 broker_reconnected     an info alert (the deployment reconciled before trading)
 anomaly_detected       the anomaly opened for its deployment (a person must decide
@@ -94,6 +97,7 @@ class Supervisor:
         self.folder = None
         self.bot = None
         self._oversight = None
+        self._reflector: Any = None
 
     def start(self) -> None:
         """Start the watched folder (a scan for files that came while down) and the
@@ -536,10 +540,69 @@ class Supervisor:
                             f"L{change['to_level']} ({change['kind']})", change["reason"],
                             dedupe_key=effect_key(event, f"level-{slot.label}"),
                             deployment_id=slot.opened.dep.deployment_id)
+        self._learn(event)
         summary = self._summary()
         self._alert("info", "end_of_day",
                     f"end of day {event.payload.get('session', '')}".strip(), summary,
                     dedupe_key=effect_key(event, "summary"))
+
+    def reflector(self) -> Any:
+        """The end-of-day reflector: the model's (:class:`~tradewarden.agent.reflection.
+        ModelReflector`) with ``[reasoning] provider = "anthropic"`` and
+        ``ANTHROPIC_API_KEY`` set, else the rules' (built once)."""
+        if self._reflector is None:
+            from tradewarden.agent.reflection import ModelReflector, RulesReflector
+            reasoning = getattr(self.loaded.settings, "reasoning", None)
+            floor = self.loaded.settings.autonomy.min_confidence
+            if (reasoning is not None and reasoning.provider == "anthropic"
+                    and os.environ.get("ANTHROPIC_API_KEY")):
+                self._reflector = ModelReflector(self.ledger, reasoning, alerter=self.alerter,
+                                                 min_confidence=floor)
+            else:
+                self._reflector = RulesReflector(floor)
+        return self._reflector
+
+    def _learn(self, event: Any) -> None:
+        """After the close, per deployment under the governor: the day's reflection,
+        experiment proposals filed, started and judged
+        (:func:`tradewarden.agent.reflection.learn`); a verdict becomes an
+        ``experiment_result`` event and an alert. A failure is alerted and the end of
+        day goes on."""
+        from datetime import UTC, datetime
+
+        from tradewarden.agent.reflection import learn
+        from tradewarden.ops.events import effect_key, emit_experiment_result
+        now = self.clock.now()
+        day = str(event.payload.get("session")
+                  or datetime.fromtimestamp(now, UTC).date().isoformat())
+        for slot in self._targets(event):
+            if slot.extras.get("governor") is None:
+                continue
+            dep = slot.opened.dep
+            try:
+                done = learn(self.ledger, dep.deployment_id, day, int(now),
+                             reflector=self.reflector())
+            except Exception as exc:        # noqa: BLE001 - learning never blocks the day's end
+                self.log.error("learning_failed", deployment=slot.label, day=day,
+                               error=f"{type(exc).__name__}: {exc}")
+                self._alert("warning", "daemon_error",
+                            f"{slot.label}: the reflection of {day} failed: {exc}"[:300],
+                            dedupe_key=effect_key(event, f"learn-{dep.deployment_id}"),
+                            deployment_id=dep.deployment_id)
+                continue
+            self.log.info("reflected", deployment=slot.label, day=day,
+                          reflection_id=done["reflection"]["id"], started=done["started"],
+                          judged=sorted(done["judged"]))
+            for eid, result in done["judged"].items():
+                emit_experiment_result(self.ledger, now, experiment_id=str(eid),
+                                       status=result["status"],
+                                       summary={k: result.get(k) for k in (
+                                           "n", "mean", "effect", "p_value", "reason")})
+                self._alert("info", "experiment_result",
+                            f"{slot.label}: experiment {eid} {result['status']}",
+                            str(result.get("reason") or ""),
+                            dedupe_key=f"experiment-{eid}-{result['status']}",
+                            deployment_id=dep.deployment_id)
 
     def _summary(self) -> str:
         from tradewarden.ops.oversight import Oversight
