@@ -390,7 +390,8 @@ class RiskManager:
         position cap ``max_position_fraction`` of equity on the whole position, free cash
         less ``cash_buffer``) but does not count against ``max_open_positions`` (the
         position is open already); a sale always passes the halts (it reduces exposure,
-        like an exit) and never sells the whole position (that is an exit's job).
+        like an exit) and, the target being above zero, never sells the whole position
+        (that is an exit's job).
 
         Parameters
         ----------
@@ -415,9 +416,8 @@ class RiskManager:
             buy more, negative: sell part), rounded towards zero to the quantity
             increment; or rejected: ``bad_target_weight``, ``no_equity``, ``no_position``,
             ``halted:<kind>`` (a buy), ``no_cash`` (a buy with no free cash),
-            ``no_change`` (the difference rounds to zero), ``would_close`` (a sale of the
-            whole position), ``below_min_notional`` / ``below_min_quantity`` (the
-            difference is too small to trade). ``detail`` says the target, the figures
+            ``no_change`` (the difference rounds to zero), ``below_min_notional`` /
+            ``below_min_quantity`` (the difference is too small to trade). ``detail`` says the target, the figures
             and any cap.
         """
         detail: dict[str, Any] = {"target_weight": target_weight, "held": str(held)}
@@ -455,10 +455,8 @@ class RiskManager:
                 detail["cash_capped_from"] = round(want, 10)
                 want = room
             quantity = instrument.round_quantity(want)
-        else:
+        else:       # the target is > 0, so the sale (rounded towards zero) never closes
             quantity = -instrument.round_quantity(-want)
-            if -quantity >= held:
-                return RiskVerdict(False, "would_close", detail=detail)
         if quantity == 0:
             return RiskVerdict(False, "no_change", detail=detail)
         problem = instrument.check_order_size(abs(quantity), to_decimal(price))
