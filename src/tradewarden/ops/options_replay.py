@@ -143,8 +143,8 @@ def run_options_replay(config: OptionsRunConfig, ledger: Any, *, chain: Any = No
     mine = frame[frame["underlying"] == under]
     if mine.empty:
         have = ", ".join(sorted(map(str, frame["underlying"].unique()))) or "none"
-        raise DataError(f"{chain.source}: no option of underlying {under!r} "
-                        f"(the file has: {have}); set -p underlying=...")
+        raise DataError(chain.source, f"no option of underlying {under!r} (the file has: "
+                                      f"{have}); set -p underlying=...", field="underlying")
     days = sorted(d.date() for d in mine["quote_date"].unique())
     run_id = run_id or uuid.uuid4().hex[:12]
     ledger.create_run({
