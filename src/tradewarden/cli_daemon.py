@@ -564,6 +564,20 @@ def _folded(title: str, lines: list[str], full: bool) -> list[str]:
     return [f"  {title}:"] + ["    " + line for line in lines]
 
 
+def _clipped(value: Any, full: bool, longest: int = 200) -> Any:
+    """``value`` with every text longer than ``longest`` cut (unless ``full``): the
+    reasoning is shown apart, line by line."""
+    if full:
+        return value
+    if isinstance(value, str) and len(value) > longest:
+        return value[:longest] + f"... ({len(value):,} characters; --full shows all)"
+    if isinstance(value, dict):
+        return {k: _clipped(v, full, longest) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clipped(v, full, longest) for v in value]
+    return value
+
+
 def _call_lines(c: dict[str, Any], full: bool) -> list[str]:
     """One model call of a decision, for a person: what was sent, what came back, what
     it led to, what it cost."""
@@ -587,7 +601,8 @@ def _call_lines(c: dict[str, Any], full: bool) -> list[str]:
     for title, value in (("context sent", c["request"]), ("response", c["response"]),
                          ("parsed answer", parsed)):
         if value is not None:
-            body = json.dumps(value, indent=2, default=str, sort_keys=True).splitlines()
+            body = json.dumps(_clipped(value, full), indent=2, default=str,
+                              sort_keys=True).splitlines()
             out += _folded(title, body, full)
     return out
 
@@ -680,6 +695,8 @@ def costs(config: Optional[Path] = CONFIG_OPT, db: Optional[str] = DB_OPT,
     ([reasoning] daily_cost_cap_usd) and today's (UTC) share of it."""
     if not days > 0:
         raise _fail(f"--days {days:g}: give a number of days above 0")
+    from decimal import Decimal
+
     from tradewarden.agent.costs import CostGuard
     from tradewarden.domain import iso
     reasoning = settings_for(config, db).settings.reasoning
@@ -714,7 +731,7 @@ def costs(config: Optional[Path] = CONFIG_OPT, db: Optional[str] = DB_OPT,
     share = (f" = {found['today_share']:.1%} of the cap" if found["today_share"] is not None
              else " (a cap of 0: no model is called)")
     table.caption = (f"daily cap {cap:.2f} USD; today ({found['today']} UTC) "
-                     f"{today:.4f} USD{share}")
+                     f"{Decimal(repr(today)):.4f} USD{share}")
     Console().print(table)
 
 
