@@ -351,6 +351,8 @@ def _register_commands() -> None:
     cli_daemon.register(app)
     from tradewarden import cli_serve
     cli_serve.register(app)
+    from tradewarden import cli_ml
+    cli_ml.register(app)
 
 
 _register_commands()

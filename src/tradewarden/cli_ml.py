@@ -1,0 +1,334 @@
+"""``warden ml``: the ML pipeline's commands (issue 16).
+
+``warden ml train`` trains a model version on the universe (``[ml]`` in the config),
+validates it walk-forward with a purge and an embargo, and registers it;
+``warden ml models`` lists the versions with their training window, validation and
+which one is in production; ``warden ml promote VERSION`` and ``warden ml rollback``
+move the production alias, each recorded in the ledger's ``ml_model_events`` with its
+reason. Every command takes ``--config`` and ``--db``; bad input prints one
+``error: ...`` line and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from tradewarden.cli_common import CONFIG_OPT, DB_OPT, _fail, _known_errors
+
+ml_app = typer.Typer(no_args_is_help=True, add_completion=False,
+                     help="ML pipeline: train, list, promote and roll back model versions.")
+
+BY_OPT = typer.Option(None, "--by", help="Who gives the command, recorded with the event. "
+                                         "[default: the OS user]")
+JSON_OPT = typer.Option(False, "--json", help="Print JSON instead of a table.")
+_DAY = 86_400
+
+
+def load_ml(config: Path | None, db: str | None, **flags: tuple[Any, str]) -> Any:
+    """Load the settings a ``warden ml`` command needs, with its flags on top.
+
+    Parameters
+    ----------
+    config : pathlib.Path or None
+        ``--config``.
+    db : str or None
+        ``--db``.
+    **flags : tuple of (value, flag)
+        ``ml`` keys set by flags, e.g. ``algorithm=("lightgbm", "--algorithm")``;
+        a ``None`` value is not set.
+
+    Returns
+    -------
+    LoadedSettings
+        ``.settings.ml`` the :class:`~tradewarden.ml.settings.MlSettings`.
+
+    Raises
+    ------
+    typer.Exit
+        Status 2 with one line naming the bad value and its source.
+    """
+    from tradewarden.settings import load_settings
+    given = {"ledger.db": (db, "--db"), **{f"ml.{k}": v for k, v in flags.items()}}
+    try:
+        return load_settings(config, {k: v for k, v in given.items() if v[0] is not None})
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+
+
+def registry_for(loaded: Any) -> Any:
+    """Return the :class:`~tradewarden.ml.registry.ModelRegistry` of loaded settings:
+    ``[ml] registry_uri``, else ``mlflow.db`` beside the ledger."""
+    from tradewarden.ml.registry import ModelRegistry, default_registry_uri
+    return ModelRegistry(default_registry_uri(loaded.settings.ml.registry_uri,
+                                              loaded.ledger.db))
+
+
+def parse_day(value: str | None, flag: str) -> int | None:
+    """Return a date given on the command line as its session label (00:00 UTC, epoch
+    seconds), or ``None``.
+
+    Raises
+    ------
+    typer.Exit
+        Status 2 naming the flag when the value is not an ISO date.
+    """
+    if value is None:
+        return None
+    from tradewarden.data.calendars import as_date
+    try:
+        d = as_date(value, flag)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    return (d - datetime(1970, 1, 1).date()).days * _DAY
+
+
+def day_text(ts: int | None) -> str:
+    """Return a date label (UTC epoch seconds) as ``YYYY-MM-DD`` (``-`` for ``None``)."""
+    if ts is None:
+        return "-"
+    return datetime.fromtimestamp(int(ts), tz=timezone.utc).strftime("%Y-%m-%d")
+
+
+def _num(value: Any, fmt: str = "{:+.3f}") -> str:
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return "-"
+    return fmt.format(x) if math.isfinite(x) else "-"
+
+
+def _ledger(loaded: Any) -> Any:
+    from tradewarden.ledger import Ledger
+    return Ledger(loaded.ledger.url())
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with non-finite floats as ``None`` (JSON has no NaN)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _dump(obj: Any) -> str:
+    return json.dumps(_plain(obj), sort_keys=True, default=str, allow_nan=False)
+
+
+def _errors() -> tuple[type[BaseException], ...]:
+    from tradewarden.ml.registry import RegistryError
+    return (RegistryError, *_known_errors())
+
+
+def _by(by: str | None) -> str:
+    from tradewarden.cli_approvals import actor_name
+    return actor_name(by)
+
+
+def _console() -> Console:
+    """A console that does not squeeze the tables into 80 columns when piped."""
+    console = Console()
+    return console if console.is_terminal else Console(width=160)
+
+
+def _split_table(validation: dict[str, Any], title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    for col in ("split", "train to", "test window", "train rows", "test rows", "IC",
+                "hit rate", "spread"):
+        table.add_column(col, justify="left" if col in ("train to", "test window") else "right")
+    for k, s in enumerate(validation.get("splits") or [], start=1):
+        table.add_row(str(k), day_text(s.get("train_end")),
+                      f"{day_text(s.get('test_start'))} .. {day_text(s.get('test_end'))}",
+                      str(s.get("n_train", "-")), str(s.get("n_test", "-")), _num(s.get("ic")),
+                      _num(s.get("hit_rate"), "{:.3f}"), _num(s.get("spread"), "{:+.4f}"))
+    mean = validation.get("mean") or {}
+    table.add_row("mean", "", "", "", "", _num(mean.get("ic")),
+                  _num(mean.get("hit_rate"), "{:.3f}"), _num(mean.get("spread"), "{:+.4f}"))
+    return table
+
+
+@ml_app.command("train")
+def train_cmd(config: Optional[Path] = CONFIG_OPT, db: Optional[str] = DB_OPT,
+              as_of: Optional[str] = typer.Option(
+                  None, "--as-of", help="Train as of this date (YYYY-MM-DD): no bar after it "
+                                        "is read. [default: the data's last session]"),
+              algorithm: Optional[str] = typer.Option(
+                  None, help="ridge or lightgbm. [default: the config's [ml] algorithm, "
+                             "else ridge]"),
+              data: Optional[str] = typer.Option(
+                  None, help="Universe file (daily OHLCV with a symbol column). [default: "
+                             "[ml] data, else the bundled AAPL/JPM/MSFT/NVDA/XOM 2012-2015]"),
+              promote: bool = typer.Option(False, "--promote",
+                                           help="Make the new version production."),
+              reason: str = typer.Option("trained with warden ml train", "--reason",
+                                         help="Why, recorded with the promotion."),
+              by: Optional[str] = BY_OPT, as_json: bool = JSON_OPT) -> None:
+    """Train a model version, validate it walk-forward (purge, embargo) and register it.
+
+    Prints the information coefficient, hit rate and top-minus-bottom spread of each
+    validation split. The version is not in production until promoted (--promote
+    here, or `warden ml promote VERSION`).
+    """
+    loaded = load_ml(config, db, algorithm=(algorithm, "--algorithm"), data=(data, "--data"))
+    ml = loaded.settings.ml
+    end_ts = parse_day(as_of, "--as-of")
+    actor = _by(by)
+    from tradewarden.ml.features import load_universe
+    from tradewarden.ml.train import train
+    try:
+        panel = load_universe(ml)
+        result = train(panel, ml, end_ts=end_ts)
+        registry = registry_for(loaded)
+        led = _ledger(loaded)
+        try:
+            now = int(time.time())
+            version = registry.register(
+                result.estimator, name=ml.model_name, features=result.features,
+                params=result.params, training_window=result.training_window,
+                validation=result.validation, data_hash=result.data_hash,
+                train_sample=result.train_sample, ledger=led, actor=actor, ts=now)
+            before = None
+            if promote:
+                before = registry.promote(ml.model_name, version, reason=reason, actor=actor,
+                                          ledger=led, ts=now)
+        finally:
+            led.close()
+    except _errors() as exc:
+        raise _fail(str(exc)) from None
+    symbols = sorted(panel["symbol"].unique())
+    if as_json:
+        typer.echo(_dump({"model": ml.model_name, "version": version,
+                          "promoted": promote, "previous_production": before,
+                          "training_window": list(result.training_window),
+                          "end_ts": result.end_ts, "rows": result.n_rows,
+                          "symbols": symbols, "params": result.params,
+                          "data_hash": result.data_hash,
+                          "validation": result.validation}))
+        return
+    console = _console()
+    console.print(_split_table(result.validation, f"{ml.model_name}: walk-forward validation "
+                               f"({ml.algorithm}, horizon {ml.horizon_days} sessions, purge "
+                               f"{ml.purge_days}, embargo {ml.embargo_days})"))
+    console.print(f"registered {ml.model_name} version {version}: {result.n_rows} rows, "
+                  f"{', '.join(symbols)}, window {day_text(result.training_window[0])} .. "
+                  f"{day_text(result.training_window[1])}, data {result.data_hash[:12]}",
+                  highlight=False)
+    if promote:
+        console.print(f"production: version {version} (was {before or 'none'})",
+                      highlight=False)
+    else:
+        console.print(f"not in production; `warden ml promote {version}` makes it so",
+                      highlight=False)
+
+
+@ml_app.command("models")
+def models_cmd(config: Optional[Path] = CONFIG_OPT, db: Optional[str] = DB_OPT,
+               as_json: bool = JSON_OPT) -> None:
+    """List the model's versions: training window, validation IC / hit rate / spread, and
+    which is production."""
+    loaded = load_ml(config, db)
+    name = loaded.settings.ml.model_name
+    try:
+        registry = registry_for(loaded)
+        found = registry.versions(name)
+    except _errors() as exc:
+        raise _fail(str(exc)) from None
+    if as_json:
+        for v in found:
+            typer.echo(_dump({"name": v.name, "version": v.version,
+                              "production": v.is_production,
+                              "training_window": list(v.training_window),
+                              "params": v.params, "data_hash": v.data_hash,
+                              "validation": v.validation.get("mean"),
+                              "created_ms": v.created_ms}))
+        return
+    console = _console()
+    if not found:
+        console.print(f"no versions of {name} in {registry.uri}; train one with "
+                      "`warden ml train`", highlight=False)
+        return
+    table = Table(title=f"{name} ({registry.uri})", title_justify="left")
+    for col in ("version", "", "algorithm", "training window", "IC", "hit rate", "spread",
+                "data"):
+        table.add_column(col, justify="right" if col in ("IC", "hit rate", "spread",
+                                                         "version") else "left")
+    for v in found:
+        mean = v.validation.get("mean") or {}
+        table.add_row(v.version, "production" if v.is_production else "",
+                      str(v.params.get("algorithm", "-")),
+                      f"{day_text(v.training_window[0])} .. {day_text(v.training_window[1])}",
+                      _num(mean.get("ic")), _num(mean.get("hit_rate"), "{:.3f}"),
+                      _num(mean.get("spread"), "{:+.4f}"), v.data_hash[:12])
+    console.print(table)
+
+
+@ml_app.command("promote")
+def promote_cmd(version: str = typer.Argument(..., help="The version to put in production."),
+                config: Optional[Path] = CONFIG_OPT, db: Optional[str] = DB_OPT,
+                reason: str = typer.Option("promoted with warden ml promote", "--reason",
+                                           help="Why, recorded in the ledger."),
+                by: Optional[str] = BY_OPT) -> None:
+    """Make VERSION the production version (also undoes a rollback); recorded with its
+    reason in the ledger."""
+    if not reason.strip():
+        raise _fail("--reason: give a non-empty reason")
+    loaded = load_ml(config, db)
+    name = loaded.settings.ml.model_name
+    actor = _by(by)
+    try:
+        registry = registry_for(loaded)
+        led = _ledger(loaded)
+        try:
+            before = registry.promote(name, version, reason=reason, actor=actor, ledger=led,
+                                      ts=int(time.time()))
+        finally:
+            led.close()
+    except _errors() as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(f"{name}: production is version {version} (was {before or 'none'})")
+
+
+@ml_app.command("rollback")
+def rollback_cmd(config: Optional[Path] = CONFIG_OPT, db: Optional[str] = DB_OPT,
+                 reason: str = typer.Option("rolled back with warden ml rollback", "--reason",
+                                            help="Why, recorded in the ledger."),
+                 by: Optional[str] = BY_OPT) -> None:
+    """Return production to the version that was production before; recorded with its
+    reason in the ledger (`warden ml promote VERSION` undoes it)."""
+    if not reason.strip():
+        raise _fail("--reason: give a non-empty reason")
+    loaded = load_ml(config, db)
+    name = loaded.settings.ml.model_name
+    actor = _by(by)
+    try:
+        registry = registry_for(loaded)
+        current = registry.production(name)
+        led = _ledger(loaded)
+        try:
+            target = registry.rollback(name, reason=reason, actor=actor, ledger=led,
+                                       ts=int(time.time()))
+        finally:
+            led.close()
+    except _errors() as exc:
+        raise _fail(str(exc)) from None
+    was = current.version if current is not None else "none"
+    typer.echo(f"{name}: production is version {target} (rolled back from {was})")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``warden ml`` to the CLI."""
+    app.add_typer(ml_app, name="ml")
+
+
+__all__ = ["day_text", "load_ml", "ml_app", "parse_day", "register", "registry_for"]
