@@ -93,8 +93,8 @@ def test_summaries_and_queries_say_the_market_in_words():
 def test_puts_on_nvda_with_a_high_vix_come_first(ledger_db):
     led = Ledger(ledger_db)
     ids = _record(led)
-    recall = SemanticRecall(led)
-    assert not recall.uses_pgvector()          # no column for it: numpy on both backends
+    recall = SemanticRecall(led, pgvector=False)       # numpy on both backends
+    assert not recall.uses_pgvector()
     assert recall.index() == len(ids)
     assert recall.index() == 0                 # once per decision and model
     assert recall.remember(ids[14.2]) is False
@@ -136,14 +136,17 @@ def test_pgvector_searches_in_sql_with_the_same_order(postgres_url):
     db = postgres_url.rsplit("/", 1)[0] + f"/{name}"
     led = Ledger(db)
     ids = _record(led)
-    numpy_recall = SemanticRecall(led)
+    numpy_recall = SemanticRecall(led, pgvector=False)
     numpy_recall.index()
     queries = ["put on NVDA with VIX above 25", "NVDA put, VIX 23", "calm market put on AAPL"]
     expected = [numpy_recall.retrieve_similar_context(q, 9) for q in queries]
-    # what the requested migration does where the extension is installed (schema_requests.md)
+    # what migration 0011 does where the extension can be created (a no-op once it ran),
+    # with the column emptied: rows stored before it existed
     with led.engine.begin() as conn:
         conn.execute(text("create extension if not exists vector"))
-        conn.execute(text("alter table memory_embeddings add column embedding vector(256)"))
+        conn.execute(text("alter table memory_embeddings add column if not exists "
+                          "embedding vector"))
+        conn.execute(text("update memory_embeddings set embedding = null"))
     recall = SemanticRecall(led)
     assert recall.uses_pgvector()
     assert recall.index() == 0          # embedded already: the column is filled from the bytes

@@ -268,6 +268,9 @@ class SemanticRecall:
     ledger : Ledger
     embedder : Embedder, optional
         Default :func:`default_embedder` (WordLlama, offline).
+    pgvector : bool, optional
+        ``None`` (default): search with pgvector when the database has it (see
+        :meth:`uses_pgvector`); ``False``: always numpy over the stored bytes.
 
     Raises
     ------
@@ -275,10 +278,11 @@ class SemanticRecall:
         The default model cannot be loaded.
     """
 
-    def __init__(self, ledger: Ledger, embedder: Embedder | None = None) -> None:
+    def __init__(self, ledger: Ledger, embedder: Embedder | None = None, *,
+                 pgvector: bool | None = None) -> None:
         self.ledger = ledger
         self.embedder = embedder if embedder is not None else default_embedder()
-        self._pgvector: bool | None = None
+        self._pgvector: bool | None = False if pgvector is False else None
 
     # -- backend --------------------------------------------------------------------------
     def uses_pgvector(self) -> bool:
