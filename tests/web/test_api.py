@@ -45,6 +45,7 @@ ENDPOINTS = {
     ("post", "/api/decisions/{approval_id}/reject"), ("post", "/api/daemon/pause"),
     ("post", "/api/daemon/resume"), ("get", "/api/costs"), ("get", "/api/runs"),
     ("get", "/api/runs/{run_id}"), ("get", "/api/runs/{run_id}/trades"), ("get", "/api/equity"),
+    ("get", "/api/thoughts"),
 }
 
 # the session's PostgreSQL server of the ledger tests (tests/ledger/conftest.py, by path)

@@ -418,6 +418,23 @@ def test_the_page_shows_the_desk(browser, built, tmp_path):
         costs = page.locator("#costs-table tbody tr")
         assert costs.count() == 2 and "m-small" in costs.nth(0).inner_text()
         assert page.inner_text("#costs-total") == "(7 days: 2 calls, 0.0114 USD)"
+        # the thought log: a model call recorded now shows on "Show" for its UTC day
+        from tradewarden.agent.calls import record_call
+        from tradewarden.agent.costs import Usage
+        from tradewarden.ops.reasoning_settings import DEFAULT_PRICES
+        now = desk.clock.now()
+        record_call(desk.ledger, ts=now - 60, cycle="event:3", call_type="decide", attempt=1,
+                    provider="anthropic", model="claude-haiku-5-5", status="ok",
+                    request={"context": {}}, response=None, latency_ms=500,
+                    parsed={"action": "MONITOR_ONLY", "reasoning": "Volume too thin\nmore"},
+                    error=None, usage=Usage(1000, 100), prices=DEFAULT_PRICES,
+                    deployment_id=desk.dep_id)
+        page.fill("#thoughts-day", time.strftime("%Y-%m-%d", time.gmtime(now - 60)))
+        page.click("#thoughts-form button[type=submit]")
+        page.wait_for_selector("#thoughts-table tbody tr")
+        row = page.locator("#thoughts-table tbody tr").nth(0).inner_text()
+        assert "event:3 #1" in row and "MONITOR_ONLY" in row and "Volume too thin" in row
+        assert "more" not in row and page.is_hidden("#thoughts-empty")
         for chart in ("#chart-equity", "#chart-drawdown"):           # inside their panel
             inner = page.locator(chart).bounding_box()
             panel = page.locator("#charts").bounding_box()

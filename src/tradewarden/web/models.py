@@ -42,6 +42,8 @@ __all__ = [
     "RunOut",
     "RunsOut",
     "StatusOut",
+    "ThoughtOut",
+    "ThoughtsOut",
     "TradeOut",
     "TradesOut",
     "VerdictOut",
@@ -241,6 +243,11 @@ class AuditOut(_Out):
     approvals: list[ApprovalOut]
     commands: list[CommandOut]
     outcome: str
+    calls: list[dict[str, Any]] = Field(
+        default_factory=list, description="Every reasoning-model call of the decision "
+        "(reasoning_calls rows, oldest first): request (the full context sent), response "
+        "(reasoning included), parsed, status, error, outcome, autonomy_level, tokens, "
+        "cost_usd (US dollars).")
 
 
 class QueueOut(_Out):
@@ -298,6 +305,45 @@ class CostsOut(_Out):
     rows: list[CostRow]
     by_model: dict[str, dict[str, Any]]
     total: dict[str, Any]
+
+
+# ---------------------------------------------------------------- thought log
+
+
+class ThoughtOut(_Out):
+    """One reasoning-model call in the thought log."""
+
+    id: int = Field(description="reasoning_calls.id")
+    ts: int
+    time: str
+    cycle: str = Field(description="The calls of one decision or reflection: event:<id>, "
+                                   "reflection:<deployment>:<day>.")
+    attempt: int
+    deployment_id: str | None = None
+    deployment: str | None = Field(None, description="The deployment's name.")
+    call_type: str
+    provider: str
+    model: str
+    status: Literal["ok", "invalid", "refused", "error", "timeout", "capped"]
+    action: str | None = Field(None, description="The parsed answer's action.")
+    outcome: str | None = Field(None, description="What was done with the answer.")
+    autonomy_level: int | None = None
+    agent_decision_id: int | None = None
+    input_tokens: int
+    output_tokens: int
+    cache_read_tokens: int
+    cache_write_tokens: int
+    cost_usd: Decimal = Field(description="US dollars.")
+    latency_ms: int | None = None
+    thought: str = Field(description="The first line of its reasoning.")
+
+
+class ThoughtsOut(_Out):
+    """``GET /api/thoughts``: every reasoning-model call of one UTC day, by cycle."""
+
+    day: str = Field(description="The UTC day, YYYY-MM-DD.")
+    calls: list[ThoughtOut]
+    cost_usd: Decimal = Field(description="The calls' total, US dollars.")
 
 
 # ---------------------------------------------------------------- runs

@@ -81,9 +81,13 @@ def install(app: FastAPI, state: Any, *, auth: Callable[..., None]) -> None:
                  ) -> m.AuditOut:
         """The full audit of one agent decision, as ``warden daemon audit --decision-id``:
         the context sent to the reasoner, its output, the verdicts, the approvals it led
-        to and the commands that acted on them."""
+        to and the commands that acted on them, and every model call it made."""
+        from tradewarden.agent.calls import decision_calls
         with _answers():
-            full = state.oversight().audit(decision_id=decision_id)
+            o = state.oversight()
+            full = o.audit(decision_id=decision_id)
+            d = full["decision"]
+            full["calls"] = decision_calls(o.ledger, d["id"], event_id=d.get("event_id"))
         return _audit(full)
 
     @router.get("/queue", response_model=m.QueueOut, summary="Approvals waiting for a person")
@@ -151,6 +155,35 @@ def install(app: FastAPI, state: Any, *, auth: Callable[..., None]) -> None:
         type, by model and in total."""
         with _answers():
             return m.CostsOut(**state.oversight().costs(days=days))
+
+    @router.get("/thoughts", response_model=m.ThoughtsOut,
+                responses={400: {"model": m.ErrorOut}, 404: {"model": m.ErrorOut}},
+                summary="The thought log: a day's model calls")
+    def thoughts(day: Annotated[str | None, Query(description="The UTC day, YYYY-MM-DD "
+                                                  "(default: today).")] = None,
+                 deployment: Annotated[str | None, Query(description="Deployment name.")] = None
+                 ) -> m.ThoughtsOut:
+        """Every reasoning-model call of one UTC day, by cycle (a decision's or a
+        reflection's calls together), as ``warden daemon thoughts``: time, deployment,
+        call type, model, status, action, tokens, cost and the first line of the
+        reasoning."""
+        from datetime import date
+
+        from tradewarden.agent.calls import thought_log
+        o = state.oversight()
+        if day is not None:
+            try:
+                date.fromisoformat(day)
+            except ValueError:
+                raise HTTPException(400, f"day {day!r}: give a date as YYYY-MM-DD") from None
+        if deployment is not None and deployment not in {
+                d["name"] for d in o.ledger.deployments()}:
+            raise HTTPException(404, f"deployment {deployment}: no such deployment")
+        day = day or _iso(o.now())[:10]
+        rows = thought_log(o.ledger, day=day, deployment=deployment)
+        return m.ThoughtsOut(day=day, calls=[m.ThoughtOut(**r) for r in rows],
+                             cost_usd=sum((Decimal(repr(float(r["cost_usd"]))) for r in rows),
+                                          Decimal(0)))
 
     @router.get("/runs", response_model=m.RunsOut, summary="Runs, newest first")
     def runs(limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> m.RunsOut:
@@ -306,7 +339,7 @@ def _audit(full: dict[str, Any]) -> m.AuditOut:
     approvals = [m.ApprovalOut(**a, time=_iso(int(a["ts"]))) for a in full["approvals"]]
     return m.AuditOut(decision=full["decision"], approvals=approvals,
                       commands=[m.CommandOut(**c) for c in full["commands"]],
-                      outcome=full["outcome"])
+                      outcome=full["outcome"], calls=full.get("calls", []))
 
 
 def _trades(ledger: Any, run_id: str) -> list[dict[str, Any]]:

@@ -411,6 +411,35 @@
     $('costs-total').textContent = '(' + COST_DAYS + ' days: ' + (t.calls || 0) + ' calls, ' + money(t.cost_usd || 0, 4) + ' USD)';
   }
 
+  // ------------------------------------------------------------------ thought log
+  // every model call of a UTC day by cycle (GET /api/thoughts; default: the server's today)
+  function thoughtsPath() {
+    const day = $('thoughts-day').value;
+    return 'thoughts' + (day ? '?day=' + encodeURIComponent(day) : '');
+  }
+
+  function drawThoughts(t) {
+    const rows = t.calls.map((c) => el('tr', {},
+      td(c.time.slice(11, 19)), td(c.deployment || c.deployment_id), td(c.cycle + ' #' + c.attempt),
+      td(c.call_type), td(c.model), td(c.status), td(c.action || c.outcome),
+      td((c.input_tokens + c.cache_read_tokens + c.cache_write_tokens) + '/' + c.output_tokens, 'num'),
+      td(money(c.cost_usd, 4), 'num'), td(c.thought)));
+    fill($('thoughts-table').tBodies[0], rows, 'thoughts-empty');
+    $('thoughts-total').textContent = '(' + t.day + ': ' + t.calls.length + ' calls, ' + money(t.cost_usd, 4) + ' USD)';
+  }
+
+  async function showThoughts(event) {
+    if (event) event.preventDefault();
+    try {
+      const data = await api(thoughtsPath());
+      delete last.thoughts;
+      changed('thoughts', data);
+      drawThoughts(data);
+    } catch (err) {
+      if (err.status !== 401) notice('thought log: ' + err.message);
+    }
+  }
+
   // ------------------------------------------------------------------ runs and reports
   function drawRuns(r) {
     const rows = r.runs.map((x) => el('tr', { dataset: { run: x.run_id } },
@@ -632,6 +661,7 @@
       if (full || polls % SLOW_EVERY === 0) {
         await Promise.all([
           section('costs', 'costs?days=' + COST_DAYS, drawCosts),
+          section('thoughts', thoughtsPath(), drawThoughts),
           section('runs', 'runs', drawRuns),
         ]);
         await loadEquity(false);
@@ -677,6 +707,7 @@
     $('curve-select').addEventListener('change', () => loadEquity(true));
     $('decision-filter').addEventListener('submit', filterDecisions);
     $('decision-filter').addEventListener('reset', filterDecisions);
+    $('thoughts-form').addEventListener('submit', showThoughts);
     document.addEventListener('visibilitychange', () => { if (!document.hidden && loggedIn) refresh(false); });
 
     refresh(true);
