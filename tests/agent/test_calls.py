@@ -114,3 +114,48 @@ def test_the_old_cost_record_still_works_without_a_call(tmp_path):
                         input_tokens=1, output_tokens=1, cost_usd=0.5)
     assert records.costs(led)[0]["call_id"] is None
     led.close()
+
+
+def test_the_thought_log_groups_a_day_by_cycle_with_the_first_thought(ledger_db):
+    led = Ledger(ledger_db)
+    dep = led.open_deployment("desk", mode="paper", config="{}", config_hash="0" * 64)
+    did = dep["deployment_id"]
+    a1 = _call(led, ts=T0 + 10, cycle="event:7", status="invalid", parsed=None,
+               response={"content": [{"type": "thinking", "thinking": "\n  Thin volume.\nMore."}]},
+               error="bad", deployment_id=did)
+    r1 = _call(led, ts=T0 + 20, cycle="reflection:desk:2026-01-01", call_type="reflect",
+               parsed=None, response={"content": [{"type": "text", "text": "A quiet day."}]},
+               deployment_id=did)
+    a2 = _call(led, ts=T0 + 30, cycle="event:7", attempt=2, deployment_id=did,
+               parsed={"action": "MONITOR_ONLY", "reasoning": "x" * 300})
+    _call(led, ts=T0 - 1, cycle="event:6", deployment_id=did)           # the day before
+    _call(led, ts=T0 + 40, cycle="event:8", deployment_id="other", status="error",
+          response=None, parsed=None, error="HTTP 529 overloaded\ntraceback", usage=None)
+    log = C.thought_log(led, day="2026-01-01")
+    assert [(r["id"], r["cycle"], r["attempt"]) for r in log][:3] == [
+        (a1, "event:7", 1), (a2, "event:7", 2), (r1, "reflection:desk:2026-01-01", 1)]
+    assert [r["thought"] for r in log] == ["Thin volume.", "x" * 157 + "...", "A quiet day.",
+                                           "HTTP 529 overloaded"]
+    assert log[1]["action"] == "MONITOR_ONLY" and log[0]["deployment"] == "desk"
+    assert log[3]["deployment"] is None and log[3]["cost_usd"] == 0.0
+    assert log[0]["time"] == "2026-01-01T00:00:10Z"
+    assert [r["id"] for r in C.thought_log(led, day="2026-01-01", deployment="desk")] == [
+        a1, a2, r1]
+    assert [r["id"] for r in C.thought_log(led, day="2026-01-01", deployment=did)] == [a1, a2, r1]
+    with pytest.raises(LedgerError, match="deployment 'nope': no such deployment"):
+        C.thought_log(led, day="2026-01-01", deployment="nope")
+    with pytest.raises(LedgerError, match="day '1/1/2026': give a date as YYYY-MM-DD"):
+        C.thought_log(led, day="1/1/2026")
+    led.close()
+
+
+def test_a_decisions_calls_include_its_cycles_unlinked_attempts(tmp_path):
+    led = Ledger(tmp_path / "l.db")
+    failed = _call(led, status="timeout", response=None, parsed=None, usage=None)
+    linked = _call(led, attempt=2, agent_decision_id=5)
+    _call(led, cycle="event:8", agent_decision_id=6)                   # another decision's
+    _call(led, cycle="event:7", attempt=3, agent_decision_id=6)        # linked elsewhere
+    assert [c["id"] for c in C.decision_calls(led, 5)] == [linked]
+    assert [c["id"] for c in C.decision_calls(led, 5, event_id=7)] == [failed, linked]
+    assert C.first_thought({"parsed": None, "response": None, "error": None}) == ""
+    led.close()
