@@ -78,7 +78,7 @@ class Counting:
 
 
 def test_the_rules_separate_reasoning_from_luck_and_store_one_row_per_day(day):
-    led, (good_won, good_lost, poor_won, refused, yesterday) = day
+    led, (good_won, good_lost, poor_won, refused, _yesterday) = day
     who = Counting()
     row = rf.reflect(led, DEP, DAY, EOD, reflector=who)
     reviews = {r["decision_id"]: (r["quality"], r["outcome"]) for r in row["content"]["reviews"]}
