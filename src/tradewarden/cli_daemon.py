@@ -594,9 +594,9 @@ def _call_lines(c: dict[str, Any], full: bool) -> list[str]:
            f"{(parsed or {}).get('action') or '-'}; outcome {c['outcome'] or '-'}"]
     if c["error"]:
         out.append(f"  error: {c['error']}")
-    blocks = (c["response"] or {}).get("content") if isinstance(c["response"], dict) else None
-    for b in blocks if isinstance(blocks, list) else ():
-        if isinstance(b, dict) and isinstance(b.get(b.get("type")), str):
+    from tradewarden.agent.calls import response_blocks
+    for b in response_blocks(c["response"]):
+        if isinstance(b.get(b.get("type")), str):
             out += _folded(f"{b['type']} (as returned)", b[b["type"]].splitlines(), full)
     for title, value in (("context sent", c["request"]), ("response", c["response"]),
                          ("parsed answer", parsed)):

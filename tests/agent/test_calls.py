@@ -158,4 +158,10 @@ def test_a_decisions_calls_include_its_cycles_unlinked_attempts(tmp_path):
     assert [c["id"] for c in C.decision_calls(led, 5)] == [linked]
     assert [c["id"] for c in C.decision_calls(led, 5, event_id=7)] == [failed, linked]
     assert C.first_thought({"parsed": None, "response": None, "error": None}) == ""
+    # the Anthropic reasoner keeps the message body beside its HTTP attempts
+    wrapped = {"http_attempts": [{"status": 200}], "body": {"type": "message", "content": [
+        {"type": "thinking", "thinking": "Spread is wide."}, {"type": "text", "text": "{}"}]}}
+    assert C.first_thought({"parsed": None, "response": wrapped}) == "Spread is wide."
+    assert [b["type"] for b in C.response_blocks(wrapped)] == ["thinking", "text"]
+    assert C.response_blocks({"http_attempts": []}) == [] and C.response_blocks("x") == []
     led.close()

@@ -35,7 +35,7 @@ from tradewarden.ledger import Ledger, LedgerError, schema
 from tradewarden.ledger.store import utcnow_iso
 
 __all__ = ["CALL_STATUSES", "calls", "decision_calls", "first_thought", "record_call",
-           "set_call_outcome", "thought_log"]
+           "response_blocks", "set_call_outcome", "thought_log"]
 
 #: ``reasoning_calls.status``: ok (parsed and valid), invalid (did not validate),
 #: refused (the model declined), error (the API failed), timeout, capped (the daily
@@ -297,12 +297,26 @@ def _first_line(text: Any, longest: int) -> str | None:
     return None
 
 
+def response_blocks(response: Any) -> list[Mapping[str, Any]]:
+    """Return the content blocks (``thinking``, ``text``, ...) of a recorded response.
+
+    A Messages API body has them in ``content``; the Anthropic reasoner records the body
+    under ``body`` beside its HTTP attempts. Anything else has none (``[]``).
+    """
+    if not isinstance(response, Mapping):
+        return []
+    blocks = response.get("content")
+    if blocks is None and isinstance(response.get("body"), Mapping):
+        blocks = response["body"].get("content")
+    return [b for b in blocks if isinstance(b, Mapping)] if isinstance(blocks, list) else []
+
+
 def first_thought(call: Mapping[str, Any], longest: int = 160) -> str:
     """Return the first line of a call's reasoning, for a list.
 
     The parsed answer's ``reasoning`` (a ``DecisionOutput``'s) when it parsed; else the
-    first thinking or text block of the response (the Messages API's ``content``
-    blocks); else the error; ``""`` when there is none. Cut to ``longest`` characters.
+    first thinking or text block of the response (:func:`response_blocks`); else the
+    error; ``""`` when there is none. Cut to ``longest`` characters.
     """
     parsed = call.get("parsed")
     if isinstance(parsed, Mapping):
@@ -310,15 +324,13 @@ def first_thought(call: Mapping[str, Any], longest: int = 160) -> str:
             line = _first_line(parsed.get(key), longest)
             if line:
                 return line
-    response = call.get("response")
-    blocks = response.get("content") if isinstance(response, Mapping) else None
-    if isinstance(blocks, list):
-        for kind in ("thinking", "text"):
-            for b in blocks:
-                if isinstance(b, Mapping) and b.get("type") == kind:
-                    line = _first_line(b.get(kind), longest)
-                    if line:
-                        return line
+    blocks = response_blocks(call.get("response"))
+    for kind in ("thinking", "text"):
+        for b in blocks:
+            if b.get("type") == kind:
+                line = _first_line(b.get(kind), longest)
+                if line:
+                    return line
     return _first_line(call.get("error"), longest) or ""
 
 
