@@ -108,9 +108,15 @@ order IBKR works or reports, and the bracket is sent again whole under the same 
 Connection
 ----------
 A lost session (ib_async's ``disconnectedEvent``) blocks entries
-(:meth:`IbkrBroker.entry_blocks`: ``broker_disconnected: <why>`` for every symbol),
-appends an alert, and makes :meth:`IbkrBroker.submit` raise
-:class:`~tradewarden.execution.venue.VenueUnavailable`. :meth:`IbkrBroker.maintain`
+(:meth:`IbkrBroker.entry_blocks`: ``broker_disconnected: <why>`` for every symbol) and
+exits (:meth:`IbkrBroker.exit_blocks`, the same), and appends an alert. Meanwhile
+nothing is sent: :meth:`IbkrBroker.submit` answers a new order ``rejected`` (``not sent:
+broker_disconnected: <why>``) and raises
+:class:`~tradewarden.execution.venue.VenueUnavailable` for an order whose earlier placing
+had an unknown outcome (the reconnect's lookup settles it); :meth:`IbkrBroker.cancel` and
+:meth:`IbkrBroker.cancel_all` cancel nothing: the orders at IBKR, the protective
+stop-loss and take-profit legs first of all, stay there and keep working while the
+adapter is away (TWS holds them, not the API session). :meth:`IbkrBroker.maintain`
 tries to reconnect every ``reconnect_every`` (60) seconds of the deployment's clock
 and returns ``True`` once after a reconnect: the deployment then reconciles before
 anything else trades. TWS's own loss of its link to IBKR (error 1100) blocks entries
@@ -855,6 +861,20 @@ class IbkrBroker:
             return {}
         return {s: f"{BROKER_DISCONNECTED}: {why}" for s in self.instruments}
 
+    def exit_blocks(self) -> dict[str, str]:
+        """Return ``symbol -> reason`` for every symbol whose exit cannot be sent now.
+
+        While the API session is down or TWS has lost IBKR (error 1100): every stock
+        and every option symbol this adapter has traded, ``broker_disconnected: <why>``
+        (as :meth:`entry_blocks`); empty otherwise. The position and its protective
+        orders stay at IBKR meanwhile (module notes, "Connection").
+        """
+        blocks = self.entry_blocks()
+        if not blocks:
+            return {}
+        why = next(iter(blocks.values()))
+        return {**blocks, **{s: why for s in self._opt_instruments}}
+
     def maintain(self, now: float) -> bool:
         """Keep the session up; return ``True`` exactly once after it came back.
 
@@ -1159,9 +1179,11 @@ class IbkrBroker:
         -------
         list of OrderEvent
             ``accepted`` (``working`` for a resting limit or stop) for each order TWS
-            acknowledged, fills TWS reported at once, ``rejected`` with TWS's words; or
-            nothing when the outcome is unknown (a disconnect or no answer in time:
-            :attr:`alerts` says so; :meth:`lookup` and :meth:`process` settle it).
+            acknowledged, fills TWS reported at once, ``rejected`` with TWS's words;
+            ``rejected`` (``not sent: broker_disconnected: <why>``) for a new order and
+            its legs while the session is down (nothing is sent); or nothing when the
+            outcome is unknown (a disconnect or no answer in time: :attr:`alerts` says
+            so; :meth:`lookup` and :meth:`process` settle it).
 
         Raises
         ------
@@ -1171,10 +1193,14 @@ class IbkrBroker:
             malformed legs; for an option: a fraction of a contract, a stop order, legs,
             or an OCC symbol IBKR does not list. Nothing is sent.
         VenueUnavailable
-            The session is down (entries are blocked then): nothing is sent.
+            The session is down and the order was placed before with an unknown outcome:
+            nothing is sent until the reconnect's lookup says IBKR never received it.
         """
+        self._pump()                # a disconnect TWS already told us of is known first
+        if not self.connected and not any(x.client_order_id in self._tracks
+                                          for x in (order, *legs)):
+            return self._not_sent(order, legs)
         qty = self._check(order, legs)
-        self._same_thread()
         self._require_session(f"{order.client_order_id} not sent")
         cid = order.client_order_id
         earlier = [self._tracks[x.client_order_id] for x in (order, *legs)
@@ -1226,6 +1252,13 @@ class IbkrBroker:
                     self.alerts.append(f"{t.order.client_order_id}: {why}; followed at the next poll")
         return self._settle(tracks, ts)
 
+    def _not_sent(self, order: Order, legs: tuple[Order, ...]) -> list[OrderEvent]:
+        """``rejected`` for a new order (and its legs) while the session is down."""
+        why = f"not sent: {BROKER_DISCONNECTED}: {self._down or 'no session'}"
+        self.alerts.append(f"{order.client_order_id}: {why}")
+        ts = self.clock.now()
+        return [OrderEvent(o, K.REJECTED, ts, why) for o in (order, *legs)]
+
     def _acked(self, t: _Track) -> bool:
         tr = self._trade(t)
         if tr is None:
@@ -1267,12 +1300,8 @@ class IbkrBroker:
         list of OrderEvent
             ``cancelled`` for each order TWS confirmed within ``ack_timeout`` seconds;
             nothing for an unknown or finished id (a later confirmation, or a fill that
-            beat the cancel, arrives through :meth:`process`).
-
-        Raises
-        ------
-        VenueUnavailable
-            The session is down.
+            beat the cancel, arrives through :meth:`process`); nothing while the session
+            is down: the order stays at IBKR and keeps working (an alert says so).
         """
         t = self._tracks.get(client_order_id)
         if t is None or not self._is_open(client_order_id):
@@ -1286,20 +1315,21 @@ class IbkrBroker:
         Returns
         -------
         list of OrderEvent
-            ``cancelled`` for each confirmed order, in submission order.
-
-        Raises
-        ------
-        VenueUnavailable
-            The session is down.
+            ``cancelled`` for each confirmed order, in submission order; nothing while
+            the session is down: the orders stay at IBKR and keep working (an alert says
+            so), the protective legs of a held position first of all.
         """
         tracks = [t for t in self._tracks.values()
                   if t.order.symbol == symbol and self._is_open(t.order.client_order_id)]
         return self._cancel_tracks(tracks, ts, reason) if tracks else []
 
     def _cancel_tracks(self, tracks: list[_Track], ts: int, reason: str) -> list[OrderEvent]:
-        self._same_thread()
-        self._require_session("cancel not sent")
+        self._pump()
+        if not self.connected:
+            self.alerts.append(f"ibkr: not connected ({self._down or 'no session'}): "
+                               f"{', '.join(t.order.client_order_id for t in tracks)} not "
+                               f"cancelled ({reason}); they stay at IBKR and keep working")
+            return []
         family = list(tracks)
         for t in tracks:        # an entry's cancel ends its legs at IBKR too
             family += [x for x in self._tracks.values() if x.parent == t.order.client_order_id

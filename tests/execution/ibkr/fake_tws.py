@@ -66,6 +66,7 @@ Test-control API (stable; other tests use it): :meth:`~FakeTws.start`, :meth:`~F
 prices :meth:`~FakeTws.set_quote`, :meth:`~FakeTws.set_option_quote`, :meth:`~FakeTws.step`;
 lifecycle :meth:`~FakeTws.end_of_day`, :meth:`~FakeTws.expire`, :meth:`~FakeTws.assign`;
 faults :meth:`~FakeTws.drop_connections`, :meth:`~FakeTws.drop_on_next_order`,
+:meth:`~FakeTws.drop_after_next_history`,
 :meth:`~FakeTws.reject_next_order`, :meth:`~FakeTws.partial_fill_next`,
 :meth:`~FakeTws.refuse_client_id`, :meth:`~FakeTws.set_delay`, :meth:`~FakeTws.notify`,
 :attr:`~FakeTws.handshake`;
@@ -452,6 +453,7 @@ class FakeTws:
         self._event_id = 0
         self._refused: set[int] = set()
         self._drop_next_order: str | None = None
+        self._drop_after_history = False
         self._reject_next: tuple[str, bool] | None = None
         self._partial_next: tuple[float, str] | None = None
         self._delay = 0.0
@@ -931,6 +933,12 @@ class FakeTws:
         """
         self._call(setattr, self, "_drop_next_order", "after" if after_accept else "before")
 
+    def drop_after_next_history(self) -> None:
+        """Close the connection right after answering the next ``reqHistoricalData``: the
+        client has its bars, then finds the socket gone (a gateway's nightly restart
+        between a deployment's poll and its orders)."""
+        self._call(setattr, self, "_drop_after_history", True)
+
     def reject_next_order(self, reason: str = "Insufficient margin",
                           error_first: bool = True) -> None:
         """Reject the next new order: error 201 ``Order rejected - reason:<reason>`` and
@@ -1316,6 +1324,9 @@ class FakeTws:
             wap = ((h + lo + c) / 3).quantize(Decimal("0.0001"))
             out += [date, o, h, lo, c, v, wap, max(int(v // 100), 1)]
         self._send(conn, *out)
+        if self._drop_after_history:
+            self._drop_after_history = False
+            conn.close()
 
     def _req_head_timestamp(self, conn: _Conn, fields: list[str]) -> None:
         cur = _Cursor(fields, 1)

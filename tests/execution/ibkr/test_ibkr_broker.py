@@ -212,10 +212,11 @@ def test_disconnect_mid_submit_then_lookup_finds_it_and_nothing_is_sent_twice(
     assert any("outcome unknown" in a for a in broker.alerts)
     blocks = broker.entry_blocks()
     assert blocks["AAPL"].startswith(f"{BROKER_DISCONNECTED}: disconnected from")
+    fresh = broker.submit(_order("tw-d-7-entry"))               # a new order: not sent
+    assert [(e.kind, e.reason.split(":")[0]) for e in fresh] == [(K.REJECTED, "not sent")]
+    assert f"{BROKER_DISCONNECTED}: disconnected from" in fresh[0].reason
     with pytest.raises(VenueUnavailable):
-        broker.submit(_order("tw-d-7-entry"))
-    with pytest.raises(VenueUnavailable):
-        broker.submit(order)                                   # not while down
+        broker.submit(order)                    # its outcome is unknown: not while down
     assert broker.process(BAR) == []
     assert broker.maintain(bclock.now() + 59) is False         # 60 clock seconds not passed
     bclock.c.t += 60
@@ -469,3 +470,34 @@ def test_engine_live_on_spy_daily_bars_through_brackets_a_signal_exit_and_a_rest
         (e.order.order_ref, e.shares, e.price, e.commission) for e in ex)
     assert con.execute("select count(*) from reconciliations").fetchone()[0] == 0
     assert tws.positions() == {} and all(not o.is_open for o in tws.orders())
+
+
+def test_while_down_the_legs_stay_at_ibkr_and_keep_protecting(
+        make_broker, tws: Any, bclock: BrokerClock) -> None:
+    broker = make_broker(timeout=0.5)
+    entry, take, stop = _bracket("tw-d-20", tp="230.00", sl="185.00")
+    events = broker.submit(entry, (take, stop))
+    _until(broker, BAR, lambda ev: sum(e.kind is K.WORKING for e in ev) == 2, events)
+    assert broker.exit_blocks() == {}
+    tws.drop_connections()
+    assert broker.maintain(bclock.now()) is False
+    assert set(broker.exit_blocks()) == {"AAPL"}
+    assert broker.exit_blocks()["AAPL"].startswith(f"{BROKER_DISCONNECTED}: disconnected from")
+    # the engine's exit: cancel the legs, then sell; neither reaches IBKR while away
+    assert broker.cancel_all("AAPL", bclock.now(), "signal exit") == []
+    assert any("not cancelled (signal exit); they stay at IBKR" in a for a in broker.alerts)
+    exit_ = _order("tw-d-21-exit", Side.SELL, role=OrderRole.EXIT)
+    assert [e.kind for e in broker.submit(exit_)] == [K.REJECTED]
+    assert tws.order_by_ref("tw-d-21-exit") is None
+    legs = [tws.order_by_ref(c.client_order_id) for c in (take, stop)]
+    assert [o.status for o in legs] == ["Submitted", "Submitted"]
+    tws.set_quote("AAPL", "184.00", "184.02", "184.00")          # the stop fires at IBKR
+    assert tws.order_by_ref(stop.client_order_id).status == "Filled"
+    assert tws.order_by_ref(take.client_order_id).status == "Cancelled"
+    assert tws.positions() == {}
+    bclock.c.t += 60
+    assert broker.maintain(bclock.now()) is True
+    assert broker.exit_blocks() == {}
+    back = _until(broker, BAR, lambda ev: any(e.kind is K.CANCELLED for e in ev))
+    kinds = {(e.order.client_order_id, e.kind) for e in back}
+    assert (stop.client_order_id, K.FILLED) in kinds and (take.client_order_id, K.CANCELLED) in kinds
