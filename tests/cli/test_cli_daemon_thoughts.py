@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tradewarden.agent.calls import record_call
+from tradewarden.agent.calls import calls, record_call
 from tradewarden.agent.costs import Usage
 from tradewarden.cli import app
 from tradewarden.ops.reasoning_settings import DEFAULT_PRICES
@@ -123,8 +123,7 @@ def test_the_thought_log_lists_every_call_by_cycle(desk):
 
 
 def test_costs_show_the_cap_and_today_share_and_write_csv(desk, tmp_path):
-    spent = sum(c["cost_usd"] for c in json.loads(
-        warden(desk, "thoughts", "--day", desk.day, "--json").output)["calls"])
+    spent = sum(c["cost_usd"] for c in calls(desk.ledger))
     cfg = tmp_path / "c.toml"
     cfg.write_text(f'[ledger]\ndb = "{desk.db}"\n[reasoning]\ndaily_cost_cap_usd = 0.5\n')
     r = CliRunner().invoke(app, ["daemon", "costs", "--config", str(cfg), "--json"])
