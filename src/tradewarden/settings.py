@@ -66,6 +66,7 @@ from tradewarden.agent.autonomy_settings import AutonomySettings
 from tradewarden.ops.api_settings import ApiSettings
 from tradewarden.ml.settings import MlSettings
 from tradewarden.ops.reasoning_settings import ReasoningSettings
+from tradewarden.agent.learning_settings import LearningSettings
 from tradewarden.analytics.gates import GateConfig
 from tradewarden.ops.alert_settings import AlertSettings
 from tradewarden.engine.config import RunConfig
@@ -248,7 +249,8 @@ SECTIONS: dict[str, type[BaseModel]] = {"gates": GateSettings, "ledger": LedgerS
                                         "report": ReportSettings, "venue": VenueSettings,
                                         "daemon": DaemonSettings, "autonomy": AutonomySettings,
                                         "alerts": AlertSettings, "api": ApiSettings,
-                                        "reasoning": ReasoningSettings, "ml": MlSettings}
+                                        "reasoning": ReasoningSettings, "ml": MlSettings,
+                                        "learning": LearningSettings}
 
 
 class _SettingsBase(BaseSettings):
@@ -863,6 +865,12 @@ daily_cost_cap_usd = 5.0        # US dollars per UTC day; at the cap decisions f
 # cache_write_per_mtok = 6.25   # 5-minute cache writes
 # read_on = 2026-11-29
 # source = "https://platform.claude.com/docs/en/about-claude/pricing"
+
+[learning]                      # end-of-day experiments (README: "Learning"); p < 0.05 is fixed
+experiments = true              # file, start and judge proposed experiments (false: reflect only)
+min_samples = 20                # observations per arm before judging
+min_effect = 0.25               # the variant's mean must beat the control's by this (pct points)
+allocation = 0.5                # the variant's share of decisions unless a proposal says
 
 # Several deployments in one file (warden daemon start runs them all); each entry may
 # set the run keys and [venue]; the top level gives the defaults.

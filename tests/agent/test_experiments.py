@@ -194,13 +194,44 @@ def test_it_keeps_running_until_both_arms_have_their_samples(tmp_path):
     led.close()
 
 
-def test_paper_mode_needs_a_paper_deployment(tmp_path):
+def test_share_mode_needs_a_paper_deployment_and_paper_mode_a_filter(tmp_path):
     led = _ledger(tmp_path, mode="live")
     eid = ex.propose(led, scope=DEP, name="p", parameter="min_confidence", control=0.4,
-                     variant=0.7, ts=T0, proposed_by="ana", mode="paper")
-    with pytest.raises(ex.ExperimentError, match="is live, not paper"):
+                     variant=0.7, ts=T0, proposed_by="ana", mode="share")
+    with pytest.raises(ex.ExperimentError, match="mode share, but deployment dep1 is live"):
         ex.start(led, eid, T0)
     assert ex.experiment(led, eid)["status"] == "proposed"
+    with pytest.raises(ex.ExperimentError, match="only a filter .* can be tried on paper"):
+        ex.propose(led, scope=DEP, name="w", parameter="entry_window", control=20, variant=30,
+                   ts=T0, proposed_by="ana", mode="paper")
+    # on paper nothing the deployment does changes: a live one may run it
+    eid2 = ex.propose_from(led, scope=DEP, ts=T0, proposed_by="ana", proposal={
+        "parameter": "min_confidence", "control": 0.4, "variant": 0.8})
+    assert ex.start(led, eid2, T0)["mode"] == "paper"
+    led.close()
+
+
+def test_on_paper_a_filter_arm_scores_what_its_filter_would_have_stopped_as_zero(tmp_path):
+    led = _ledger(tmp_path)
+    eid = ex.propose(led, scope=DEP, name="f", parameter="min_confidence", control=0.4,
+                     variant=0.6, ts=T0, proposed_by="ana", mode="paper", min_samples=5)
+    ex.start(led, eid, T0)
+    want = {"control": [], "variant": []}
+    for i in range(40):
+        conf = 0.5 if i % 2 else 0.9
+        did = records.record_decision(led, deployment_id=DEP, run_id="r1", ts=T0 + i,
+                                      event_kind="entry_signal", reasoner="rules",
+                                      autonomy_level=3, context={},
+                                      output={"action": "EXECUTE_TRADES", "confidence": conf})
+        with led.engine.begin() as conn:
+            conn.execute(schema.decision_outcomes.insert().values(
+                agent_decision_id=did, deployment_id=DEP, kind="taken", return_pct=-1.0,
+                ts=T0 + i, created_at="x"))
+        side = ex.arm(eid, did, 0.5)
+        want[side].append(-1.0 if side == "control" or conf >= 0.6 else 0.0)
+    assert ex.collect(led, eid, T0 + 100) == 40
+    assert ex.observations(led, eid) == want
+    assert 0.0 in want["variant"] and 0.0 not in want["control"]
     led.close()
 
 

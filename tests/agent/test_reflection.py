@@ -262,3 +262,14 @@ def test_learn_files_decision_proposals_starts_and_later_judges_experiments(day)
     assert again["started"] == [] and [x["experiment_id"] for x in
                                        again["decision_proposals"][:1]] == [e["id"]]
     assert len(ex.experiments(led)) == 1
+
+
+def test_with_experiments_off_a_day_is_reflected_and_nothing_proposed(day):
+    from tradewarden.agent.learning_settings import LearningSettings
+    led, _ = day
+    _decision(led, T0 + 10, action="PROPOSE_EXPERIMENT", verdict="monitor",
+              experiment={"parameter": "min_confidence", "control": 0.4, "variant": 0.6})
+    done = rf.learn(led, DEP, DAY, EOD, reflector=rf.RulesReflector(),
+                    learning=LearningSettings(experiments=False))
+    assert done["reflection"]["day"] == DAY and done["decision_proposals"] == []
+    assert ex.experiments(led) == []

@@ -30,9 +30,19 @@ lands in the same arm, across restarts and processes; :func:`assign` records it 
 observation without a value) when the decision is made, :func:`collect` when its
 outcome is known.
 
-Mode ``share``: the split applies to the live decisions of the scope. Mode ``paper``:
-the same split, allowed only on a deployment in paper mode (:func:`start` checks the
-``deployments`` row).
+Modes
+-----
+``paper`` (filters only; the default for them): the variant is tried *on paper*. The
+deployment's decisions are not changed; each decision of an arm is scored as if that
+arm's value were in force: a decision the arm's filter would have stopped (confidence
+below the arm's ``min_confidence``) earned 0, any other earned its outcome. Nothing a
+deployment does depends on the experiment, so it may run anywhere.
+
+``share`` (strategy parameters): the variant is in force for its share of the
+decisions; whoever applies parameters reads the decision's arm (:func:`arm`,
+:func:`active_experiments` with ``decision_id``). Allowed only on a deployment in
+paper mode (:func:`start` checks the ``deployments`` row): a live deployment never
+runs an untested change.
 
 Observations
 ------------
@@ -78,7 +88,8 @@ from tradewarden.ledger.store import utcnow_iso
 TESTS = ("welch_t", "mann_whitney")
 #: Outcome metrics an experiment observes (``decision_outcomes`` columns).
 METRICS = ("return_pct", "pnl")
-#: ``share``: a share of the scope's decisions; ``paper``: the same, on a paper deployment.
+#: ``paper``: a filter's variant scored on paper; ``share``: in force for a share of the
+#: decisions of a paper deployment (module docstring).
 MODES = ("paper", "share")
 #: ``experiments.status`` values.
 STATUSES = ("proposed", "running", "accepted", "rejected", "abandoned")
@@ -261,6 +272,7 @@ def propose(ledger: Ledger, *, scope: str, name: str, parameter: str, control: A
         ``reflection:<id>``, ``decision:<id>`` or a person (1-64 characters).
     rationale : str, optional
     mode : {"share", "paper"}
+        ``paper`` for filters only (module docstring).
     allocation : float
         The variant's share of decisions, strictly between 0 and 1.
     metric : {"return_pct", "pnl"}
@@ -307,6 +319,9 @@ def propose(ledger: Ledger, *, scope: str, name: str, parameter: str, control: A
     if strategy is None and parameter not in FILTERS:
         strategy = _strategy_of(ledger, scope)
     control, variant = check_change(parameter, control, variant, strategy=strategy)
+    if mode == "paper" and parameter not in FILTERS:
+        raise ExperimentError(f"experiment mode paper: only a filter ({', '.join(FILTERS)}) can "
+                              f"be tried on paper, not {parameter}; use mode share")
     t = schema.experiments
     values = {"scope": scope, "name": name, "parameter": parameter,
               "control": _json("experiment control", control),
@@ -328,12 +343,14 @@ def propose(ledger: Ledger, *, scope: str, name: str, parameter: str, control: A
 
 
 def propose_from(ledger: Ledger, *, scope: str, proposal: Mapping[str, Any], ts: Any,
-                 proposed_by: str) -> int:
+                 proposed_by: str, min_samples: int = MIN_SAMPLES,
+                 min_effect: float = MIN_EFFECT, allocation: float = 0.5) -> int:
     """Record a proposal given as a mapping (a reflection's or a ``PROPOSE_EXPERIMENT``
     decision's ``experiment``): ``parameter``, ``control``, ``variant`` and optionally
-    ``name``, ``rationale``, ``mode``, ``allocation``, ``metric``; the test settings
-    (``test``, ``alpha``, ``min_effect``, ``min_samples``) are this module's defaults,
-    never the proposer's.
+    ``name``, ``rationale``, ``mode`` (default ``paper`` for a filter, ``share``
+    otherwise), ``allocation``, ``metric``. The test settings (``test``, ``alpha``,
+    ``min_effect``, ``min_samples``) are the caller's (``[learning]``), never the
+    proposer's.
 
     Returns
     -------
@@ -364,9 +381,10 @@ def propose_from(ledger: Ledger, *, scope: str, proposal: Mapping[str, Any], ts:
                    control=proposal["control"], variant=proposal["variant"], ts=ts,
                    proposed_by=proposed_by,
                    rationale=None if rationale is None else str(rationale),
-                   mode=proposal.get("mode", "share"),
-                   allocation=proposal.get("allocation", 0.5),
-                   metric=proposal.get("metric", "return_pct"))
+                   mode=proposal.get("mode", "paper" if parameter in FILTERS else "share"),
+                   allocation=proposal.get("allocation", allocation),
+                   metric=proposal.get("metric", "return_pct"), min_samples=min_samples,
+                   min_effect=min_effect)
 
 
 def _set_status(ledger: Ledger, experiment_id: int, frm: tuple[str, ...], to: str,
@@ -396,16 +414,16 @@ def start(ledger: Ledger, experiment_id: int, ts: Any) -> dict[str, Any]:
     Raises
     ------
     ExperimentError
-        Not ``proposed``, or mode ``paper`` on a deployment that is not in paper mode.
+        Not ``proposed``, or mode ``share`` on a deployment that is not in paper mode.
     """
     when = _ts("experiment start ts", ts)
     row = experiment(ledger, experiment_id)
-    if row["mode"] == "paper":
+    if row["mode"] == "share":
         d = schema.deployments
         mode = _read(ledger, "the deployment", lambda conn: conn.execute(
             select(d.c.mode).where(d.c.deployment_id == row["scope"])).scalar())
         if mode != "paper":
-            raise ExperimentError(f"experiment {experiment_id}: mode paper, but deployment "
+            raise ExperimentError(f"experiment {experiment_id}: mode share, but deployment "
                                   f"{row['scope']} is {mode or 'unknown'}, not paper")
     return _set_status(ledger, experiment_id, ("proposed",), "running", started_ts=when)
 
@@ -473,7 +491,8 @@ def collect(ledger: Ledger, experiment_id: int, ts: Any) -> int:
 
     The decisions are the scope's ``agent_decisions`` from ``started_ts`` on; each with
     an outcome in ``decision_outcomes`` gets its arm (:func:`arm`) and its metric (see
-    the module docstring) recorded once.
+    the module docstring; in mode ``paper`` as the arm's filter would have scored it)
+    recorded once.
 
     Returns
     -------
@@ -494,16 +513,25 @@ def collect(ledger: Ledger, experiment_id: int, ts: Any) -> int:
             raise ExperimentError(f"experiment {experiment_id} is {row['status']}, not running")
         col = do.c.return_pct if row["metric"] == "return_pct" else do.c.pnl
         found = conn.execute(
-            select(do.c.agent_decision_id, do.c.kind, col)
+            select(do.c.agent_decision_id, do.c.kind, col, ad.c.confidence)
             .join(ad, ad.c.id == do.c.agent_decision_id)
             .where(ad.c.deployment_id == row["scope"], ad.c.ts >= row["started_ts"])
             .order_by(do.c.agent_decision_id, do.c.id)).all()
         metric: dict[int, float] = {}
-        for did, kind, value in found:
+        confidence: dict[int, float | None] = {}
+        for did, kind, value, conf in found:
+            confidence[int(did)] = conf
             if kind == "taken" and value is not None:
                 metric[int(did)] = float(value)       # a taken outcome wins over skipped
             elif kind == "skipped":
                 metric.setdefault(int(did), 0.0)
+        if row["mode"] == "paper":                    # as the arm's filter would have had it
+            for did in metric:
+                floor = row["variant"] if arm(experiment_id, did, row["allocation"]) \
+                    == "variant" else row["control"]
+                conf = confidence[did]
+                if conf is None or conf < float(floor):
+                    metric[did] = 0.0
         seen = {int(d): v for d, v in conn.execute(
             select(o.c.agent_decision_id, o.c.value).where(o.c.experiment_id == experiment_id))}
         n = 0

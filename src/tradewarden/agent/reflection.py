@@ -57,6 +57,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select, update
 
 from tradewarden.agent import experiments as ex
+from tradewarden.agent.learning_settings import LearningSettings
 from tradewarden.agent.records import _json, _parse, _read, _rows, _text, _ts, _write
 from tradewarden.ledger import Ledger, LedgerError, schema
 from tradewarden.ledger.store import utcnow_iso
@@ -557,8 +558,8 @@ def reflections(ledger: Ledger, scope: str | None = None) -> list[dict[str, Any]
     return [_decode(r) for r in _read(ledger, "reflections", lambda conn: _rows(conn, q))]
 
 
-def reflect(ledger: Ledger, scope: str, day: str, ts: Any, *, reflector: Reflector
-            ) -> dict[str, Any]:
+def reflect(ledger: Ledger, scope: str, day: str, ts: Any, *, reflector: Reflector,
+            learning: LearningSettings | None = None) -> dict[str, Any]:
     """Reflect on ``scope``'s ``day`` once, store it, and file its proposals.
 
     Parameters
@@ -571,6 +572,8 @@ def reflect(ledger: Ledger, scope: str, day: str, ts: Any, *, reflector: Reflect
     ts : int
         Now, UTC epoch seconds.
     reflector : Reflector
+    learning : LearningSettings, optional
+        ``[learning]``: with ``experiments = false`` proposals are stored, not filed.
 
     Returns
     -------
@@ -618,12 +621,19 @@ def reflect(ledger: Ledger, scope: str, day: str, ts: Any, *, reflector: Reflect
         row = reflection(ledger, scope, day)
         if row is None:
             raise LedgerError(f"the reflection of {scope} on {day} was not stored")
-    if any(set(p) == {"proposal"} for p in row["proposals"]):
-        row = _file_proposals(ledger, row, when)
+    learning = learning or LearningSettings()
+    if learning.experiments and any(set(p) == {"proposal"} for p in row["proposals"]):
+        row = _file_proposals(ledger, row, when, learning)
     return row
 
 
-def _file_proposals(ledger: Ledger, row: dict[str, Any], ts: int) -> dict[str, Any]:
+def _limits(learning: LearningSettings) -> dict[str, Any]:
+    return {"min_samples": learning.min_samples, "min_effect": learning.min_effect,
+            "allocation": learning.allocation}
+
+
+def _file_proposals(ledger: Ledger, row: dict[str, Any], ts: int,
+                    learning: LearningSettings) -> dict[str, Any]:
     """Turn a stored reflection's unfiled proposals into experiments (idempotent:
     :func:`~tradewarden.agent.experiments.propose` finds an open one again)."""
     filed = []
@@ -633,7 +643,7 @@ def _file_proposals(ledger: Ledger, row: dict[str, Any], ts: int) -> dict[str, A
             continue
         try:
             eid = ex.propose_from(ledger, scope=row["scope"], proposal=p["proposal"], ts=ts,
-                                  proposed_by=f"reflection:{row['id']}")
+                                  proposed_by=f"reflection:{row['id']}", **_limits(learning))
             filed.append({**p, "experiment_id": eid})
         except ex.ExperimentError as exc:
             filed.append({**p, "refused": str(exc)})
@@ -679,8 +689,10 @@ def latest_reflection(ledger: Ledger, scope: str, *, before_day: str | None = No
 
 
 # -- the end of the day -----------------------------------------------------------------
-def file_decision_proposals(ledger: Ledger, scope: str, day: str, ts: Any) -> list[dict[str, Any]]:
-    """Turn the day's ``PROPOSE_EXPERIMENT`` decisions of ``scope`` into experiments.
+def file_decision_proposals(ledger: Ledger, scope: str, day: str, ts: Any,
+                            learning: LearningSettings | None = None) -> list[dict[str, Any]]:
+    """Turn the day's ``PROPOSE_EXPERIMENT`` decisions of ``scope`` into experiments
+    (with ``[learning]``'s sample size, effect and allocation).
 
     Each proposal goes through :func:`tradewarden.agent.experiments.propose_from`
     (``proposed_by`` ``decision:<id>``), which refuses anything but an allowed change.
@@ -691,6 +703,7 @@ def file_decision_proposals(ledger: Ledger, scope: str, day: str, ts: Any) -> li
         Per decision: ``decision_id`` and ``experiment_id`` or ``refused``.
     """
     when = _ts("proposal ts", ts)
+    limits = _limits(learning or LearningSettings())
     start, end = day_bounds(day)
     ad = schema.agent_decisions
     q = (select(ad.c.id, ad.c.output).where(ad.c.deployment_id == scope, ad.c.ts >= start,
@@ -701,15 +714,15 @@ def file_decision_proposals(ledger: Ledger, scope: str, day: str, ts: Any) -> li
         proposal = (_parse(f"agent decision {did}: output", text, {}) or {}).get("experiment")
         try:
             eid = ex.propose_from(ledger, scope=scope, proposal=proposal or {}, ts=when,
-                                  proposed_by=f"decision:{did}")
+                                  proposed_by=f"decision:{did}", **limits)
             out.append({"decision_id": did, "experiment_id": eid})
         except ex.ExperimentError as exc:
             out.append({"decision_id": did, "refused": str(exc)})
     return out
 
 
-def learn(ledger: Ledger, scope: str, day: str, ts: Any, *, reflector: Reflector
-          ) -> dict[str, Any]:
+def learn(ledger: Ledger, scope: str, day: str, ts: Any, *, reflector: Reflector,
+          learning: LearningSettings | None = None) -> dict[str, Any]:
     """The end of a day for one deployment: reflect, file proposals, start and judge
     experiments (module docstring). Idempotent: a second run of the same day reflects
     nothing again and re-judges only what still runs.
@@ -724,6 +737,8 @@ def learn(ledger: Ledger, scope: str, day: str, ts: Any, *, reflector: Reflector
     ts : int
         Now, UTC epoch seconds.
     reflector : Reflector
+    learning : LearningSettings, optional
+        ``[learning]`` (default: its defaults); ``experiments = false`` reflects only.
 
     Returns
     -------
@@ -737,8 +752,11 @@ def learn(ledger: Ledger, scope: str, day: str, ts: Any, *, reflector: Reflector
         The ledger cannot be read or written.
     """
     when = _ts("learning ts", ts)
-    row = reflect(ledger, scope, day, when, reflector=reflector)
-    proposals = file_decision_proposals(ledger, scope, day, when)
+    learning = learning or LearningSettings()
+    row = reflect(ledger, scope, day, when, reflector=reflector, learning=learning)
+    if not learning.experiments:
+        return {"reflection": row, "decision_proposals": [], "started": [], "judged": {}}
+    proposals = file_decision_proposals(ledger, scope, day, when, learning)
     judged: dict[int, dict[str, Any]] = {}
     for e in ex.experiments(ledger, scope=scope, status="running"):
         result = ex.judge(ledger, e["id"], when)
