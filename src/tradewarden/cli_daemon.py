@@ -515,11 +515,22 @@ def _block(title: str, value: Any) -> list[str]:
 def context(config: Optional[Path] = CONFIG_OPT, db: Optional[str] = DB_OPT,
             deployment: Optional[str] = typer.Option(None, "--deployment",
                                                      help="Only this deployment (its name)."),
+            query: Optional[str] = typer.Option(
+                None, "--query", help="Recall the past decisions closest to this situation "
+                "(e.g. 'put on NVDA with VIX above 25'); default: the latest decision's."),
+            k: int = typer.Option(5, "--k", min=1, max=50,
+                                  help="How many similar past decisions to show (1-50)."),
             json_: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Show what a reasoner would see now: positions, account, recent decisions with
-    their outcomes, strategy state, autonomy level, pending approvals, anomalies."""
+    their verdicts and results, similar past decisions, patterns, the performance
+    window, strategy state, autonomy level, pending approvals, anomalies."""
     with _oversight(config, db) as o:
         ctx = o.context(deployment)
+        try:
+            for d in ctx["deployments"]:
+                d.update(_memory_parts(o.ledger, d, query=query, k=k, now=ctx["now"]))
+        except _known_errors() as exc:
+            raise _fail(str(exc)) from None
     if json_:
         typer.echo(json.dumps(ctx, indent=2, default=str))
         return
@@ -549,7 +560,76 @@ def context(config: Optional[Path] = CONFIG_OPT, db: Optional[str] = DB_OPT,
         for x in d["recent_decisions"]:
             typer.echo(f"  decision {x['id']} {_when(x['ts'])} {x['action']}"
                        + (f" {x['symbol']}" if x["symbol"] else "")
-                       + f": {x['reasoning'] or '-'} [{x['outcome']}]")
+                       + f": {x['reasoning'] or '-'} [{x['outcome']}]"
+                       + (f" -> {_result(x['result'])}" if x.get("result") else ""))
+        perf = d["performance"]
+        if perf.get("trades"):
+            figures = [f"{perf['trades']} trades", f"win rate {perf['win_rate']:.0%}",
+                       f"pnl {float(perf['pnl']):,.2f} {quote}"]
+            figures += [f"{name} {perf[key]:+.2f}%" for key, name in (
+                ("return_pct", "return"), ("max_drawdown_pct", "max drawdown"))
+                if perf.get(key) is not None]
+            typer.echo("  performance: " + ", ".join(figures))
+        for p in d["patterns"]:
+            typer.echo(f"  pattern {p['kind']} {p['action']} {p['market_state']}: {p['n']}, "
+                       f"hit rate {p['hit_rate']:.0%}, mean {p['mean_return_pct']:+.2f}%")
+        for x in d["similar_past"]:
+            typer.echo(f"  similar {x['similarity']:.2f} decision {x['agent_decision_id']} "
+                       f"{_when(x['ts'])}: {x['summary']}"
+                       + (f" -> {_result(x['outcome'])}" if x.get("outcome") else ""))
+
+
+def _result(outcome: dict[str, Any]) -> str:
+    """A decision's recorded outcome in a few words (``taken pnl 12.50 (+1.25%)``)."""
+    words = [outcome.get("kind") or "?"]
+    if outcome.get("pnl") is not None:
+        words.append(f"pnl {float(outcome['pnl']):,.2f}")
+    if outcome.get("return_pct") is not None:
+        ret = f"{outcome['return_pct']:+.2f}%"
+        words.append(f"({ret})" if outcome.get("pnl") is not None else
+                     f"{ret} over {int(outcome.get('horizon_s') or 0) // 3600} h")
+    return " ".join(words)
+
+
+def _memory_parts(ledger: Any, d: dict[str, Any], *, query: str | None, k: int,
+                  now: int) -> dict[str, Any]:
+    """The record's parts of a deployment's context, read only: each recent decision's
+    ``result`` (its ``decision_outcomes`` row), ``similar_past`` (for ``query``, default
+    the latest decision's situation; the embedding model is loaded only when a decision
+    has been embedded), ``patterns`` and ``performance``."""
+    from tradewarden.agent import outcomes, records
+    from tradewarden.agent.memory import build_context_extras
+    from tradewarden.agent.recall import event_query
+    dep_id = d["deployment_id"]
+    found = outcomes.outcomes_by_decision(ledger, [x["id"] for x in d["recent_decisions"]])
+    for x in d["recent_decisions"]:
+        x["result"] = found.get(x["id"])
+    if query is None:
+        latest = records.agent_decisions(ledger, deployment_id=dep_id, limit=1)
+        if latest:
+            c = latest[-1]["context"]
+            query = event_query(latest[-1]["event_kind"], latest[-1]["symbol"],
+                                (c.get("event") or {}).get("payload"), c.get("market"))
+    recall = None
+    if query and _has_embeddings(ledger, dep_id):
+        from tradewarden.agent.recall import SemanticRecall
+        recall = SemanticRecall(ledger)
+    else:
+        query = None
+    extras = build_context_extras(ledger, dep_id, query=query, k=k, now=now, recall=recall,
+                                  persist=False)
+    return {"similar_past": extras["similar_past"], "patterns": extras["patterns"],
+            "performance": extras["performance"]}
+
+
+def _has_embeddings(ledger: Any, deployment_id: str) -> bool:
+    from sqlalchemy import select
+
+    from tradewarden.ledger import schema
+    e = schema.memory_embeddings
+    with ledger.engine.connect() as conn:
+        return conn.execute(select(e.c.id).where(e.c.deployment_id == deployment_id)
+                            .limit(1)).first() is not None
 
 
 #: JSON and reasoning lines shown of a model call before it is folded (--full: all).

@@ -440,8 +440,10 @@ def build_context_extras(ledger: Ledger, deployment_id: str, *, query: str | Non
                          memory: WorkingMemory | None = None,
                          experiments: Callable[..., Any] | None = None,
                          reflection: Callable[..., Any] | None = None,
+                         market: Mapping[str, Any] | None = None,
                          recent: int = RECENT_DECISIONS,
-                         trades: int = PERFORMANCE_TRADES) -> dict[str, Any]:
+                         trades: int = PERFORMANCE_TRADES,
+                         persist: bool = True) -> dict[str, Any]:
     """Return the parts of a reasoning context drawn from the record, and write them to
     the deployment's working memory.
 
@@ -470,8 +472,17 @@ def build_context_extras(ledger: Ledger, deployment_id: str, *, query: str | Non
     reflection : callable, optional
         ``reflection(ledger, deployment_id, now=now) -> dict``: the latest end-of-day
         reflection (L3's :mod:`tradewarden.agent.reflection`); default: none.
+    market : mapping, optional
+        The market picture of the moment, kept as the memory's ``market_context``.
     recent, trades : int
         Decisions in ``recent_decisions``; closed trades in ``performance``.
+    persist : bool
+        Record what is due first (the deployment's new outcomes,
+        :func:`~tradewarden.agent.outcomes.record_outcomes`, and the embeddings of
+        decisions not embedded yet) and write the memory's ``recent_decisions``,
+        ``performance_window``, ``anomalies``, ``autonomy_metrics`` and
+        ``market_context`` (only the keys that changed, one transaction). ``False``
+        (a reading command): read only.
 
     Returns
     -------
@@ -492,6 +503,8 @@ def build_context_extras(ledger: Ledger, deployment_id: str, *, query: str | Non
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise LedgerError(f"recall k {k!r}: give at least 1")
     when = records._ts("context ts", now)
+    if persist:
+        outcomes.record_outcomes(ledger, deployment_id, now=when)
     decisions = outcomes.recent_decisions(ledger, deployment_id, limit=recent)
     perf = outcomes.performance(ledger, deployment_id, last_n=trades)
     pats = outcomes.patterns(ledger, deployment_id)
@@ -500,14 +513,25 @@ def build_context_extras(ledger: Ledger, deployment_id: str, *, query: str | Non
         if recall is None:
             from tradewarden.agent.recall import SemanticRecall
             recall = SemanticRecall(ledger)
-        recall.index(deployment_id=deployment_id)
+        if persist:
+            recall.index(deployment_id=deployment_id)
         similar = recall.retrieve_similar_context(query, k, deployment_id=deployment_id,
                                                   symbol=symbol)
     active = list(experiments(ledger, deployment_id, now=when, symbol=symbol)) if experiments \
         else []
     latest = dict(reflection(ledger, deployment_id, now=when) or {}) if reflection else {}
-    mem = memory if memory is not None else WorkingMemory.load(ledger, deployment_id, now=when)
-    mem.refresh({"recent_decisions": decisions, "performance_window": perf}, ts=when)
+    if persist:
+        mem = memory if memory is not None else WorkingMemory.load(ledger, deployment_id,
+                                                                   now=when)
+        values = {"recent_decisions": decisions, "performance_window": perf,
+                  "anomalies": [{"id": a["id"], "kind": a["kind"], "symbol": a["symbol"],
+                                 "opened_ts": a["opened_ts"],
+                                 "deployment_id": a["deployment_id"]}
+                                for a in records.anomalies(ledger, deployment_id=deployment_id)],
+                  "autonomy_metrics": _autonomy_metrics(ledger, deployment_id)}
+        if market is not None:
+            values["market_context"] = dict(market)
+        mem.refresh(values, ts=when)
     return {"recent_decisions": decisions, "similar_past": similar, "patterns": pats,
             "performance": perf, "experiments": active, "reflection": latest}
 

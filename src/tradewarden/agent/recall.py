@@ -181,7 +181,8 @@ def decision_summary(decision: dict[str, Any]) -> str:
     market = ctx.get("market") or {}
     symbol = decision.get("symbol") or event.get("symbol")
     targets = list(out.get("target_symbols") or ([symbol] if symbol else []))
-    head = f"{decision.get('action') or out.get('action')} {' '.join(targets)}".strip()
+    action = decision.get("action") or out.get("action") or ""
+    head = f"{action} {' '.join(targets)}".strip()
     head += f" on {decision.get('event_kind') or event.get('kind')}"
     if payload.get("signal"):
         head += f" (signal {payload['signal']})"
@@ -205,6 +206,28 @@ def decision_summary(decision: dict[str, Any]) -> str:
     if first:
         parts.append(first)
     return ". ".join(parts) + "."
+
+
+def event_query(kind: str | None, symbol: str | None, payload: dict[str, Any] | None = None,
+                market: dict[str, Any] | None = None) -> str:
+    """Return the recall query for a situation about to be decided: a summary as
+    :func:`decision_summary` writes it, without an action or reasoning (``NVDA on
+    entry_signal (signal sell_put). VIX high (27.9). NVDA down sharply (-4.1%).``).
+
+    Parameters
+    ----------
+    kind : str or None
+        The event's kind (``entry_signal``, ``stop_approaching``, ...).
+    symbol : str or None
+    payload : dict, optional
+        The event's payload (``signal``, ``move`` as a signed fraction).
+    market : dict, optional
+        The market context (``vix``, ``vix_open``, ``moves``).
+    """
+    row = {"action": "", "symbol": symbol, "event_kind": kind or "decision",
+           "context": {"event": {"payload": dict(payload or {})}, "market": dict(market or {})},
+           "output": {}}
+    return decision_summary(row).strip()
 
 
 _PARENS = re.compile(r"\s*\([^()]*\)")
@@ -510,4 +533,5 @@ class SemanticRecall:
 
 
 __all__ = ["PGVECTOR_COLUMN", "Embedder", "RecallError", "SemanticRecall", "WordLlamaEmbedder",
-           "decision_summary", "default_embedder", "normalise_query", "semantic_text"]
+           "decision_summary", "default_embedder", "event_query", "normalise_query",
+           "semantic_text"]

@@ -152,7 +152,8 @@ class Supervisor:
         if slot.loaded.run_config().governor != "monitor":
             gov = AutonomyGovernor(dep.ledger, dep.deployment_id, dep.run_id, dep.clock,
                                    settings=self.loaded.settings.autonomy,
-                                   context=lambda d=dep: deployment_context(d),
+                                   context=lambda d=dep, s=slot: {
+                                       **deployment_context(d), **self.context_extras(s)},
                                    market=lambda s=slot: self.market_context(s))
             engine.governor = gov
             slot.extras["governor"] = gov
@@ -281,6 +282,41 @@ class Supervisor:
                               price=Decimal(str(r["price"])), fee=Decimal(str(r["fee"])),
                               deployment_id=dep.deployment_id, ts=r["ts"])
             slot.extras["fill_seq"] = int(r["fill_seq"])
+
+    def context_extras(self, slot: Any, *, kind: str | None = None, symbol: str | None = None,
+                       payload: dict[str, Any] | None = None) -> dict[str, Any]:
+        """What a reasoner sees of the deployment's record besides its book: recent
+        decisions with their outcomes, similar past contexts, patterns and the
+        performance window (:func:`tradewarden.agent.memory.build_context_extras`, which
+        first records new outcomes and embeddings and writes the working memory, loaded
+        once per opening). The recall query is the situation in words
+        (:func:`tradewarden.agent.recall.event_query`: the event, its symbol, the market);
+        without an event (the governor's entries and exits), the deployment's symbols.
+        A failure (the ledger away, the embedding model missing) is logged and the
+        context goes without these parts: a decision never waits on memory."""
+        from tradewarden.agent.memory import WorkingMemory, build_context_extras
+        from tradewarden.agent.recall import event_query
+        if slot.opened is None:
+            return {}
+        dep = slot.opened.dep
+        now = int(self.clock.now())
+        market = self.market_context(slot)
+        if kind is None and symbol is None:
+            names = " ".join(s.name for s in dep.kernel.engine.syms)
+            query = event_query("entry or exit decision", None, None, market) + f" {names}"
+        else:
+            query = event_query(kind, symbol, payload, market)
+        try:
+            memory = slot.extras.get("memory")
+            if memory is None:
+                memory = slot.extras["memory"] = WorkingMemory.load(
+                    dep.ledger, dep.deployment_id, now=now)
+            return build_context_extras(dep.ledger, dep.deployment_id, query=query, now=now,
+                                        symbol=symbol, memory=memory, market=market)
+        except Exception as exc:            # noqa: BLE001 - memory informs, never blocks
+            self.log.warning("context_memory_failed", deployment=dep.name,
+                             error=f"{type(exc).__name__}: {exc}")
+            return {}
 
     def market_context(self, slot: Any) -> dict[str, Any]:
         """What the governor knows of the market: ``last_data_ts``, the close of the
@@ -446,10 +482,12 @@ class Supervisor:
             given = deployment_context(dep)
             rev = ReasoningEvent(kind=event.kind, ts=int(now), symbol=symbol,
                                  payload=dict(event.payload))
+            extras = self.context_extras(slot, kind=event.kind, symbol=symbol,
+                                         payload=dict(event.payload))
             ctx = ReasoningContext(
                 positions=given["positions"], account=given["account"],
                 market=self.market_context(slot), strategy_state=given["strategy_state"],
-                autonomy_level=level,
+                autonomy_level=level, **extras,
                 anomalies=[{"id": a["id"], "kind": a["kind"], "symbol": a["symbol"]}
                            for a in open_flags])
             triggers = [Trigger("anomaly_flag", {"anomaly": a["kind"], "id": a["id"]})
