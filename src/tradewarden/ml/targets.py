@@ -94,18 +94,22 @@ def slots(settings: MlSettings) -> int:
 
 def _scores(scores: Mapping[str, float] | pd.Series) -> pd.Series:
     """Return the scores as a float Series ordered best first (ties alphabetical)."""
-    s = pd.Series(scores, dtype="float64") if not isinstance(scores, pd.Series) \
-        else scores.astype("float64")
-    s.index = s.index.map(str)
-    bad = ~np.isfinite(s.to_numpy())
+    if isinstance(scores, pd.Series):
+        symbols = np.asarray([str(k) for k in scores.index], dtype=object)
+        values = scores.to_numpy(dtype=np.float64)
+    else:
+        symbols = np.asarray([str(k) for k in scores], dtype=object)
+        values = np.asarray([float(v) for v in scores.values()], dtype=np.float64)
+    bad = ~np.isfinite(values)
     if bad.any():
-        sym = s.index[np.flatnonzero(bad)[0]]
-        raise ValueError(f"score of {sym}: {s[sym]!r} is not a finite number")
-    if s.index.has_duplicates:
-        raise ValueError(f"score of {s.index[s.index.duplicated()][0]}: given twice")
-    frame = pd.DataFrame({"symbol": s.index, "score": s.to_numpy()})
-    frame = frame.sort_values(["score", "symbol"], ascending=[False, True], kind="stable")
-    return pd.Series(frame["score"].to_numpy(), index=frame["symbol"].to_numpy(), name="score")
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"score of {symbols[i]}: {values[i]!r} is not a finite number")
+    if len(set(symbols.tolist())) != len(symbols):
+        seen: set[str] = set()
+        dup = next(s for s in symbols.tolist() if s in seen or seen.add(s))
+        raise ValueError(f"score of {dup}: given twice")
+    order = np.lexsort((symbols.astype(str), -values)) if len(symbols) else np.arange(0)
+    return pd.Series(values[order], index=symbols[order], name="score")
 
 
 def select(scores: Mapping[str, float] | pd.Series, settings: MlSettings) -> list[str]:
@@ -129,7 +133,11 @@ def select(scores: Mapping[str, float] | pd.Series, settings: MlSettings) -> lis
     ValueError
         A score that is NaN or infinite, or a symbol given twice (named).
     """
-    s = _scores(scores)
+    return _select(_scores(scores), settings)
+
+
+def _select(s: pd.Series, settings: MlSettings) -> list[str]:
+    """:func:`select` on scores already ordered by :func:`_scores`."""
     n = slots(settings)
     if settings.conversion == "rank":
         return list(s.index[:n])
@@ -179,7 +187,7 @@ def target_weights(scores: Mapping[str, float] | pd.Series, settings: MlSettings
         A score that is NaN or infinite, or a symbol given twice (named).
     """
     s = _scores(scores)
-    raw = _raw_weights(s, select(s, settings), settings)
+    raw = _raw_weights(s, _select(s, settings), settings)
     return {sym: min(w, settings.max_fraction) for sym, w in raw.items() if w > 0}
 
 
@@ -297,7 +305,7 @@ def scores_frame(predictions: pd.DataFrame, settings: MlSettings) -> pd.DataFram
     days = pd.to_datetime(predictions["as_of"]).dt.strftime("%Y-%m-%d")
     for day, group in predictions.assign(_day=days.to_numpy()).groupby("_day", sort=True):
         s = _scores(pd.Series(group["score"].to_numpy(), index=group["symbol"].to_numpy()))
-        raw = {k: w for k, w in _raw_weights(s, select(s, settings), settings).items() if w > 0}
+        raw = {k: w for k, w in _raw_weights(s, _select(s, settings), settings).items() if w > 0}
         for sym, score in sorted(s.items()):
             rows.append((day, sym, float(score), raw.get(sym, NOT_SELECTED)))
         rows.extend((day, f"{EMPTY_SLOT}{i}", math.nan, 0.0)
