@@ -201,11 +201,13 @@ class ModelVersion:
         if missing:
             raise ValueError(f"model {self.name} v{self.version} needs feature column(s) "
                              f"{', '.join(missing)}")
-        x = frame.loc[:, list(self.features)].to_numpy(dtype=np.float64)
+        x = np.ascontiguousarray(frame.loc[:, list(self.features)].to_numpy(dtype=np.float64))
         out = np.full(x.shape[0], np.nan)
         ok = np.isfinite(x).all(axis=1)
         if ok.any():
-            out[ok] = np.asarray(self.estimator.predict(x[ok]), dtype=np.float64)
+            # C-ordered rows, as in training: the same rows give the same bits
+            out[ok] = np.asarray(self.estimator.predict(np.ascontiguousarray(x[ok])),
+                                 dtype=np.float64)
         return out
 
 

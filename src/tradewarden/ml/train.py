@@ -90,7 +90,7 @@ def fit(features: pd.DataFrame, labels: pd.Series, settings: Any) -> Any:
     if int(keep.sum()) < 10:
         raise ValueError(f"only {int(keep.sum())} complete rows (features and label) to "
                          "train on; need at least 10: give more history")
-    x, y = x[keep], y[keep]
+    x, y = np.ascontiguousarray(x[keep]), y[keep]
     params = model_params(settings)
     if settings.algorithm == "ridge":
         from sklearn.linear_model import Ridge
@@ -227,7 +227,7 @@ def train(panel: pd.DataFrame, settings: Any, *, end_ts: int | None = None) -> T
                                "n_test": int(sp.test.shape[0])}
         if sp.train.shape[0] >= 10:
             est = fit(x.iloc[sp.train], y.iloc[sp.train], settings)
-            pred = est.predict(x.iloc[sp.test].to_numpy(dtype=np.float64))
+            pred = est.predict(np.ascontiguousarray(x.iloc[sp.test].to_numpy(dtype=np.float64)))
             row.update(split_metrics(y.iloc[sp.test].to_numpy(), pred, times[sp.test]))
         per_split.append(row)
 
