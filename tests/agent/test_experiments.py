@@ -187,7 +187,8 @@ def test_it_keeps_running_until_both_arms_have_their_samples(tmp_path):
     assert result["status"] == "running" and "5 each are needed" in result["reason"]
     assert sum(result["n"].values()) == 5 and ex.experiment(led, eid)["status"] == "running"
     assert 0.0 in [x for arm in ex.observations(led, eid).values() for x in arm]
-    (active,) = ex.active_experiments(led, DEP, decision_id=123)
+    assert ex.active_experiments(led, DEP, now=T0 - 1) == []       # proposed at T0
+    (active,) = ex.active_experiments(led, DEP, decision_id=123, now=T0, symbol="SPY")
     assert active["arm"] == ex.arm(eid, 123, 0.5) and active["n"] == result["n"]
     ex.abandon(led, eid, T0 + 60, "superseded")
     assert ex.active_experiments(led, DEP) == []

@@ -101,6 +101,8 @@ def test_the_rules_separate_reasoning_from_luck_and_store_one_row_per_day(day):
     assert latest["day"] == DAY and latest["summary"] == row["summary"]
     assert latest["outcomes"] == {"deserved": 1, "unlucky": 1, "lucky": 1, "pending": 1}
     assert rf.latest_reflection(led, DEP, before_day=DAY) == {}
+    assert rf.latest_reflection(led, DEP, now=EOD - 1) == {}        # not written yet then
+    assert rf.latest_reflection(led, DEP, now=EOD)["day"] == DAY
     assert rf.latest_reflection(led, "other") == {}
     with pytest.raises(Exception, match="give a date YYYY-MM-DD"):
         rf.reflect(led, DEP, "05/01/2026", EOD, reflector=who)

@@ -748,8 +748,8 @@ def parameter_changes(ledger: Ledger, scope: str) -> list[dict[str, Any]]:
 
 
 # -- what the reasoner sees -------------------------------------------------------------
-def active_experiments(ledger: Ledger, scope: str, *, decision_id: int | None = None
-                       ) -> list[dict[str, Any]]:
+def active_experiments(ledger: Ledger, scope: str, *, decision_id: int | None = None,
+                       now: Any = None, symbol: str | None = None) -> list[dict[str, Any]]:
     """Return the scope's open experiments as the reasoning context shows them
     (``ReasoningContext.experiments``).
 
@@ -761,6 +761,12 @@ def active_experiments(ledger: Ledger, scope: str, *, decision_id: int | None = 
     decision_id : int, optional
         A decision being made: each running experiment then names the ``arm`` it falls
         in.
+    now : int, optional
+        UTC epoch seconds: only experiments proposed by then (a replay sees no later
+        one).
+    symbol : str, optional
+        Accepted for the context hooks' signature; experiments are per deployment, so
+        every symbol sees the same ones.
 
     Returns
     -------
@@ -770,6 +776,8 @@ def active_experiments(ledger: Ledger, scope: str, *, decision_id: int | None = 
         (with ``decision_id``), oldest first.
     """
     rows = experiments(ledger, scope=scope, status=OPEN_STATUSES)
+    if now is not None:
+        rows = [r for r in rows if r["created_ts"] <= _ts("now", now)]
     out = []
     for r in rows:
         n = {k: len(v) for k, v in observations(ledger, r["id"]).items()}

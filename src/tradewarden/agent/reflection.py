@@ -654,8 +654,8 @@ def _file_proposals(ledger: Ledger, row: dict[str, Any], ts: int,
     return {**row, "proposals": filed}
 
 
-def latest_reflection(ledger: Ledger, scope: str, *, before_day: str | None = None
-                      ) -> dict[str, Any]:
+def latest_reflection(ledger: Ledger, scope: str, *, before_day: str | None = None,
+                      now: Any = None) -> dict[str, Any]:
     """Return the latest reflection of ``scope`` as the reasoning context shows it
     (``ReasoningContext.reflection``), or ``{}``.
 
@@ -666,6 +666,8 @@ def latest_reflection(ledger: Ledger, scope: str, *, before_day: str | None = No
         The deployment id.
     before_day : str, optional
         Only reflections of days before this one (``YYYY-MM-DD``).
+    now : int, optional
+        UTC epoch seconds: only reflections written by then (``ts <= now``).
 
     Returns
     -------
@@ -678,6 +680,8 @@ def latest_reflection(ledger: Ledger, scope: str, *, before_day: str | None = No
     q = select(t).where(t.c.scope == scope).order_by(t.c.day.desc(), t.c.id.desc()).limit(1)
     if before_day is not None:
         q = q.where(t.c.day < before_day)
+    if now is not None:
+        q = q.where(t.c.ts <= _ts("now", now))
     rows = _read(ledger, "the latest reflection", lambda conn: _rows(conn, q))
     if not rows:
         return {}
