@@ -42,6 +42,11 @@ def test_context_extras_recall_and_remember(tmp_path):
             reasoner="rules", autonomy_level=2, symbol="NVDA", context={"market": {"vix": vix}},
             output={"action": "EXECUTE_TRADES", "target_symbols": ["NVDA"], "confidence": 1.0,
                     "reasoning": "The strategy signals an entry in NVDA"})
+    with led.engine.begin() as conn:             # yesterday's reflection (L3's table)
+        conn.exec_driver_sql(
+            "insert into reflections (scope, day, ts, created_at, model, summary, content, "
+            "proposals) values ('dep1', '2025-12-31', ?, 'x', 'rules', 'a calm day', "
+            "'{\"lessons\": [\"wait for volume\"]}', '[]')", (T0 - 3600,))
     host, slot = _Host(), _slot(led)
     extras = Supervisor.context_extras(host, slot, kind="entry_signal", symbol="NVDA",
                                        payload={"signal": "sell_put"})
@@ -49,7 +54,8 @@ def test_context_extras_recall_and_remember(tmp_path):
     assert [d["action"] for d in ctx.recent_decisions] == ["EXECUTE_TRADES"] * 2
     assert ctx.similar_past[0]["summary"].startswith("EXECUTE_TRADES NVDA on entry_signal. VIX "
                                                      "high (28)")       # the VIX now is high
-    assert ctx.performance == {"trades": 0}
+    assert ctx.performance == {"trades": 0} and ctx.experiments == []
+    assert (ctx.reflection["day"], ctx.reflection["lessons"]) == ("2025-12-31", ["wait for volume"])
     memory = slot.extras["memory"]                  # loaded once per opening, written through
     again = WorkingMemory.load(led, "dep1", now=T0)
     assert again.get("market_context") == {"vix": 27.5, "market_open": True}

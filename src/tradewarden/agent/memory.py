@@ -122,10 +122,11 @@ class WorkingMemory:
         Returns
         -------
         WorkingMemory
-            With every stored key; ``rebuilt`` is true when the scope had no rows and
-            was rebuilt from its agent decisions, trades, anomalies and autonomy
-            changes (then every key is written, in one transaction). A scope without
-            rows or history stays empty.
+            With every stored key of :data:`MEMORY_KEYS` (other keys of the scope, such
+            as the experiments' ``parameters``, are their writers'); ``rebuilt`` is true
+            when the scope had none of them and was rebuilt from its agent decisions,
+            trades, anomalies and autonomy changes (then every key is written, in one
+            transaction). A scope without them or history stays empty.
 
         Raises
         ------
@@ -137,7 +138,8 @@ class WorkingMemory:
         when = records._ts("memory ts", now)
         t = schema.agent_memory
         rows = records._read(ledger, f"working memory {scope}", lambda conn: conn.execute(
-            select(t.c.key, t.c.value, t.c.ts).where(t.c.scope == scope)).all())
+            select(t.c.key, t.c.value, t.c.ts).where(t.c.scope == scope,
+                                                    t.c.key.in_(MEMORY_KEYS))).all())
         for key, value, ts in rows:
             mem._values[key] = records._parse(f"working memory {scope}/{key}", value, None)
             mem._ts[key] = int(ts)

@@ -286,16 +286,21 @@ class Supervisor:
     def context_extras(self, slot: Any, *, kind: str | None = None, symbol: str | None = None,
                        payload: dict[str, Any] | None = None) -> dict[str, Any]:
         """What a reasoner sees of the deployment's record besides its book: recent
-        decisions with their outcomes, similar past contexts, patterns and the
-        performance window (:func:`tradewarden.agent.memory.build_context_extras`, which
+        decisions with their outcomes, similar past contexts, patterns, the
+        performance window, the open experiments
+        (:func:`tradewarden.agent.experiments.active_experiments`) and the latest
+        reflection (:func:`tradewarden.agent.reflection.latest_reflection`)
+        (:func:`tradewarden.agent.memory.build_context_extras`, which
         first records new outcomes and embeddings and writes the working memory, loaded
         once per opening). The recall query is the situation in words
         (:func:`tradewarden.agent.recall.event_query`: the event, its symbol, the market);
         without an event (the governor's entries and exits), the deployment's symbols.
         A failure (the ledger away, the embedding model missing) is logged and the
         context goes without these parts: a decision never waits on memory."""
+        from tradewarden.agent.experiments import active_experiments
         from tradewarden.agent.memory import WorkingMemory, build_context_extras
         from tradewarden.agent.recall import event_query
+        from tradewarden.agent.reflection import latest_reflection
         if slot.opened is None:
             return {}
         dep = slot.opened.dep
@@ -312,7 +317,9 @@ class Supervisor:
                 memory = slot.extras["memory"] = WorkingMemory.load(
                     dep.ledger, dep.deployment_id, now=now)
             return build_context_extras(dep.ledger, dep.deployment_id, query=query, now=now,
-                                        symbol=symbol, memory=memory, market=market)
+                                        symbol=symbol, memory=memory, market=market,
+                                        experiments=active_experiments,
+                                        reflection=latest_reflection)
         except Exception as exc:            # noqa: BLE001 - memory informs, never blocks
             self.log.warning("context_memory_failed", deployment=dep.name,
                              error=f"{type(exc).__name__}: {exc}")
