@@ -246,7 +246,7 @@ def test_a_ledger_made_at_revision_0004_gets_the_daemon_tables_keeping_its_rows(
     led = Ledger(path)
     with led.engine.connect() as conn:
         assert conn.exec_driver_sql("select version_num from alembic_version").scalar_one() \
-            == HEAD_REVISION == "0010"
+            == HEAD_REVISION == "0011"
     assert led.deployment("alpha")["next_order_seq"] == 5
     assert [(r["kind"], r["actor"]) for r in led.pending_commands("d1")] == [("pause", "ana")]
     eid = led.enqueue_event("market_open", {}, due_at=T0, dedupe_key="open:1")

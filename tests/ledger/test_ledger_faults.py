@@ -194,7 +194,7 @@ def test_an_older_ledger_is_migrated_in_place_keeping_its_runs(tmp_path):
         version = conn.exec_driver_sql("select version_num from alembic_version").scalar_one()
         status = conn.exec_driver_sql("select status from runs where run_id='old'").scalar_one()
     from tradewarden.ledger.migrate import HEAD_REVISION
-    assert version == HEAD_REVISION == "0010"
+    assert version == HEAD_REVISION == "0011"
     assert {"pid", "host", "process_start", "heartbeat_at", "summary"} <= {
         c["name"] for c in inspect(reader).get_columns("runs")}
     assert "order_events" in inspect(reader).get_table_names()        # 0003: the order journal

@@ -202,7 +202,7 @@ def test_a_ledger_made_at_revision_0003_gets_the_inbox_keeping_its_rows(tmp_path
     led = Ledger(path)
     with led.engine.connect() as conn:
         assert conn.exec_driver_sql("select version_num from alembic_version").scalar_one() \
-            == HEAD_REVISION == "0010"
+            == HEAD_REVISION == "0011"
     assert led.deployment("alpha")["next_order_seq"] == 5
     cid = led.enqueue_command("d1", "approve", actor="ana", target="1")
     assert [(r["id"], r["kind"], r["target"]) for r in led.pending_commands("d1")] == [

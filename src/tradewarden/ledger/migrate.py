@@ -33,7 +33,7 @@ VERSION_TABLE = "alembic_version"
 #: Every migration's revision, oldest first (the ``revision`` of each script in
 #: ``migrations/versions``); the last is the head this version of tradewarden writes.
 REVISIONS: tuple[str, ...] = ("0001", "0002", "0003", "0004", "0005", "0006", "0007",
-                              "0008", "0009", "0010")
+                              "0008", "0009", "0010", "0011")
 HEAD_REVISION = REVISIONS[-1]
 
 
@@ -96,8 +96,11 @@ def create_at_head(engine: Engine) -> None:
 
     version = Table(VERSION_TABLE, MetaData(),
                     Column("version_num", String(32), primary_key=True, nullable=False))
+    from tradewarden.ledger.pgvector import add_embedding_column
+
     with engine.begin() as conn:
         metadata.create_all(conn)
+        add_embedding_column(conn)          # PostgreSQL with pgvector only (migration 0011)
         version.create(conn)
         conn.execute(version.insert().values(version_num=HEAD_REVISION))
 

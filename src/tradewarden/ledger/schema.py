@@ -41,6 +41,8 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
+import tradewarden.ledger.pgvector  # noqa: F401,E402 - registers pgvector's type for reflection
+
 
 class DecimalText(TypeDecorator):
     """Exact decimal column: TEXT on SQLite (no precision loss), NUMERIC elsewhere."""
