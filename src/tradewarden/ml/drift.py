@@ -1095,6 +1095,4 @@ def open_registry(settings: Any, ledger: Any) -> Any:
     tradewarden.ml.registry.ModelRegistry
     """
     from tradewarden.ml.registry import ModelRegistry, default_registry_uri
-    url = ledger.engine.url
-    db = url.database if url.get_backend_name() == "sqlite" else None
-    return ModelRegistry(default_registry_uri(settings.registry_uri, db))
+    return ModelRegistry(default_registry_uri(settings.registry_uri, ledger.db))

@@ -76,18 +76,26 @@ class MlSettings(BaseModel):
     min_order_value : float
         Smallest order sent, quote currency (default 100.0 USD).
     psi_warning, psi_drift : float
-        Population stability index per feature above which a feature warns (0.1) or
-        has drifted (0.25).
+        Population stability index per feature at or above which a feature warns (0.1)
+        or has drifted (0.25), when its KS p value is also below ``ks_pvalue``.
     ks_pvalue : float
-        Two-sample Kolmogorov-Smirnov p value below which a feature has drifted (0.01).
+        Two-sample Kolmogorov-Smirnov p value (calibrated on the training period's own
+        windows, :mod:`tradewarden.ml.drift`) below which a feature's shift is unusual
+        (0.01).
     ic_floor : float
-        Rolling information coefficient below which performance has decayed (0.0).
+        Rolling information coefficient below which performance has decayed: drift (0.0).
     hit_rate_floor : float
-        Rolling hit rate below which performance has decayed (0.5).
+        Rolling hit rate below which performance warns (0.5).
     drift_persist_days : int
-        Consecutive sessions of drift or decay before a rollback is due (default 3).
+        Consecutive drift reports (sessions) of the production version before a
+        rollback is due (default 3).
     auto_rollback : bool
         Roll back automatically when due (default ``False``: alert only).
+    daemon : bool
+        Run the ML jobs in ``warden daemon`` (default ``False``): after each close the
+        prediction job and the drift report, each week a retraining (registered, not
+        promoted); needs ``[daemon] calendar`` (e.g. ``XNYS``). See
+        :mod:`tradewarden.ml.jobs`.
 
     Raises
     ------
@@ -125,6 +133,7 @@ class MlSettings(BaseModel):
     hit_rate_floor: float = Field(0.5, ge=0, le=1)
     drift_persist_days: int = Field(3, ge=1)
     auto_rollback: bool = False
+    daemon: bool = False
 
     @model_validator(mode="before")
     @classmethod

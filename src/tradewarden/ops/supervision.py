@@ -28,7 +28,11 @@ end_of_day             promotion/demotion review per deployment (an alert on a
                        change), the day's reflection and experiments
                        (:func:`~tradewarden.agent.reflection.learn`: an
                        ``experiment_result`` event and alert per verdict), then the
-                       day's summary as an ``end_of_day`` alert
+                       day's summary as an ``end_of_day`` alert; with ``[ml] daemon``
+                       first queues ``ml_daily`` (the prediction, then the drift
+                       report: :mod:`tradewarden.ml.jobs`)
+weekly_learning        with ``[ml] daemon`` queues ``ml_retrain``; then as below
+ml_daily, ml_retrain   the ML jobs (:class:`~tradewarden.ml.jobs.MlJobs`)
 broker_disconnected    a critical ``broker_disconnect`` alert
 broker_reconnected     an info alert (the deployment reconciled before trading)
 anomaly_detected       the anomaly opened for its deployment (a person must decide
@@ -73,6 +77,7 @@ class Supervisor:
     """
 
     def __init__(self, ledger: Any, loaded: Any, *, daemon_id: str, clock: Any, log: Any) -> None:
+        from tradewarden.ml.jobs import MlJobs
         from tradewarden.ops.alerts import Alerter
         from tradewarden.ops.events import Dispatcher
         from tradewarden.ops.schedule import ALWAYS_OPEN, Scheduler, market_calendar
@@ -93,6 +98,8 @@ class Supervisor:
                                    end_of_day_utc=daemon.end_of_day_utc, log=log)
         self.dispatcher = Dispatcher(ledger, clock, f"{daemon_id}:{os.getpid()}", log=log,
                                      on_error=self._event_failed)
+        #: The ML jobs (``[ml] daemon = true``), else None.
+        self.ml = MlJobs.for_daemon(loaded, ledger, alerter=self.alerter, clock=clock, log=log)
         self._register()
         self.folder = None
         self.bot = None
@@ -429,6 +436,9 @@ class Supervisor:
                      ev.NEW_DATA_FILE, ev.EXPERIMENT_RESULT):
             d.register(kind, self.consider)
         d.register(ev.END_OF_DAY, self._end_of_day)
+        if self.ml is not None:             # ml_daily, ml_retrain; weekly queues a retrain
+            self.ml.register(d)
+            d.register(ev.WEEKLY_LEARNING, self._weekly_learning)
         d.register(ev.BROKER_DISCONNECTED, self._broker_down)
         d.register(ev.BROKER_RECONNECTED, self._broker_up)
         d.register(ev.ANOMALY_DETECTED, self._anomaly)
@@ -569,8 +579,15 @@ class Supervisor:
         self._alert("warning", "daemon_error", f"event {event.id} ({event.kind}) failed: "
                     f"{type(exc).__name__}: {exc}", dedupe_key=f"event-failed-{event.id}")
 
+    def _weekly_learning(self, event: Any) -> None:
+        """``[ml] daemon``: queue the week's retraining, then reason about the event."""
+        self.ml.after_week(event)
+        self.consider(event)
+
     def _end_of_day(self, event: Any) -> None:
         from tradewarden.ops.events import effect_key
+        if self.ml is not None:
+            self.ml.after_close(event)      # the day's prediction and drift, queued once
         now = self.clock.now()
         for slot in self._targets(event):
             gov = slot.extras.get("governor")
