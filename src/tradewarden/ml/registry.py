@@ -57,6 +57,8 @@ EVENT_KINDS = ("register", "promote", "rollback")
 _HISTORY_TAG = "production_history"
 _ARTIFACT_DIR = "model"
 _TAG_LIMIT = 5_000
+#: MLflow's error code for a model or version that does not exist.
+_MISSING = "RESOURCE_DOES_NOT_EXIST"
 
 
 class RegistryError(ValueError):
@@ -99,6 +101,9 @@ def _quiet_mlflow() -> None:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("DO_NOT_TRACK", "true")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # an unreachable tracking server fails in seconds, not after minutes of retries
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
     for name in ("mlflow", "alembic", "alembic.runtime.migration"):
         logging.getLogger(name).setLevel(logging.WARNING)
 
@@ -236,7 +241,9 @@ class ModelRegistry:
             artifact_root = Path(self.uri[len("sqlite:///"):]).parent / "mlartifacts"
         self.artifact_root = None if artifact_root is None else Path(artifact_root).resolve()
         self._client_obj: Any = None
-        self._cache = Path(tempfile.mkdtemp(prefix="tw-mlreg-"))
+        # downloaded artifacts; removed when the registry object is garbage-collected
+        self._tmp = tempfile.TemporaryDirectory(prefix="tw-mlreg-")
+        self._cache = Path(self._tmp.name)
 
     # -- plumbing ---------------------------------------------------------------------
     def _client(self) -> Any:
@@ -267,8 +274,11 @@ class ModelRegistry:
         from mlflow.exceptions import MlflowException
         try:
             return self._client().get_registered_model(name)
-        except MlflowException:
-            return None
+        except MlflowException as exc:
+            if exc.error_code == _MISSING:
+                return None
+            raise RegistryError(f"cannot read model {name} in {self.uri}: "
+                                f"{exc.message}") from None
 
     def _history(self, name: str) -> list[str]:
         model = self._registered(name)
@@ -462,18 +472,35 @@ class ModelRegistry:
             No such model or version (the message lists the versions there are).
         """
         from mlflow.exceptions import MlflowException
-        try:
-            mv = self._client().get_model_version(name, str(version))
-        except MlflowException:
+
+        def missing() -> RegistryError:
             have = [v.version for v in self.versions(name)]
-            raise RegistryError(f"model {name} has no version {version} (versions: "
-                                f"{', '.join(have) or 'none'})") from None
+            return RegistryError(f"model {name} has no version {version} (versions: "
+                                 f"{', '.join(have) or 'none'})")
+        if not str(version).strip().isdigit():
+            raise missing()
+        try:
+            mv = self._client().get_model_version(name, str(version).strip())
+        except MlflowException as exc:
+            if exc.error_code == _MISSING:
+                raise missing() from None
+            raise RegistryError(f"cannot read model {name} version {version} in {self.uri}: "
+                                f"{exc.message}") from None
         return self._summary(mv, self._production_version(name))
 
     def versions(self, name: str) -> list[ModelVersion]:
-        """Return every version of ``name``, oldest first (empty when it has none).
+        """Return every version of ``name``, oldest first.
 
-        The estimators are not loaded until used.
+        Returns
+        -------
+        list of ModelVersion
+            Empty when the model has none; the estimators and training samples are
+            not loaded until used.
+
+        Raises
+        ------
+        RegistryError
+            The store cannot be read.
         """
         from mlflow.exceptions import MlflowException
         try:
@@ -485,9 +512,14 @@ class ModelRegistry:
         return sorted((self._summary(mv, prod) for mv in found), key=lambda v: int(v.version))
 
     def _set_production(self, name: str, version: str, history: list[str]) -> None:
+        from mlflow.exceptions import MlflowException
         client = self._client()
-        client.set_registered_model_alias(name, ALIAS, version)
-        client.set_registered_model_tag(name, _HISTORY_TAG, json.dumps(history[-100:]))
+        try:
+            client.set_registered_model_alias(name, ALIAS, version)
+            client.set_registered_model_tag(name, _HISTORY_TAG, json.dumps(history[-100:]))
+        except MlflowException as exc:
+            raise RegistryError(f"cannot mark version {version} of {name} production in "
+                                f"{self.uri}: {exc.message}") from None
 
     def promote(self, name: str, version: str | int, *, reason: str, actor: str, ledger: Any,
                 ts: int) -> str | None:

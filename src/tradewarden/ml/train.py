@@ -168,6 +168,9 @@ class TrainResult:
         ``symbol``)): the reference distribution for drift.
     n_rows : int
         Training rows of the final fit.
+    labels : pandas.Series
+        The labels of those rows (forward returns, fractions), aligned with
+        ``train_sample``.
     """
 
     estimator: Any
