@@ -113,6 +113,13 @@ def test_feature_hash_byte_format_is_stable() -> None:
 
 
 def test_data_hash_ignores_row_order_but_not_values(panel: pd.DataFrame) -> None:
+    small = panel[panel["ts"] <= 1_325_808_000]                 # 2012-01-03 .. 2012-01-06
+    digest = hashlib.sha256(b"tw-ml-panel-v2\n")
+    for symbol, g in small.sort_values(["symbol", "ts"]).groupby("symbol", sort=True):
+        digest.update(symbol.encode() + b"\n" + struct.pack(">q", len(g)))
+        for r in g.itertuples():
+            digest.update(struct.pack(">q5d", r.ts, r.open, r.high, r.low, r.close, r.volume))
+    assert data_hash(small) == digest.hexdigest()
     h = data_hash(panel)
     assert data_hash(panel.sample(frac=1.0, random_state=1)) == h
     changed = panel.copy()

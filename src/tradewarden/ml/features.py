@@ -363,10 +363,11 @@ def data_hash(panel: pd.DataFrame) -> str:
     Returns
     -------
     str
-        64 hex digits: SHA-256 of ``b"tw-ml-panel-v1\\n"`` then, for each row sorted by
-        ``symbol`` then ``ts``, the UTF-8 symbol and a newline, ``ts`` as a big-endian
-        int64 and open, high, low, close, volume as big-endian binary64 (NaN
-        canonical). Independent of row order and of other columns.
+        64 hex digits: SHA-256 of ``b"tw-ml-panel-v2\n"`` then, for each symbol in
+        sorted order, its UTF-8 name, a newline and its row count as a big-endian
+        int64, then its rows in ``ts`` order, each ``ts`` as a big-endian int64 and
+        open, high, low, close, volume as big-endian binary64 (NaN canonical, -0.0 as
+        0.0). Independent of row order and of other columns.
 
     Raises
     ------
@@ -374,12 +375,15 @@ def data_hash(panel: pd.DataFrame) -> str:
         A missing column or duplicate rows.
     """
     frame = _check_panel(panel)
-    digest = hashlib.sha256(b"tw-ml-panel-v1\n")
-    ts = frame["ts"].to_numpy(dtype=np.int64)
-    prices = frame[["open", "high", "low", "close", "volume"]].to_numpy(dtype=np.float64)
-    prices = np.where(np.isnan(prices), np.nan, prices) + 0.0   # canonical NaN, -0.0 -> 0.0
-    symbols = frame["symbol"].astype(str).to_numpy()
-    for i in range(ts.shape[0]):
-        digest.update(symbols[i].encode("utf-8") + b"\n")
-        digest.update(struct.pack(">q5d", int(ts[i]), *prices[i].tolist()))
+    digest = hashlib.sha256(b"tw-ml-panel-v2\n")
+    row = np.dtype([("ts", ">i8"), ("open", ">f8"), ("high", ">f8"), ("low", ">f8"),
+                    ("close", ">f8"), ("volume", ">f8")])
+    for symbol, g in frame.groupby("symbol", sort=True):
+        block = np.empty(len(g), dtype=row)
+        block["ts"] = g["ts"].to_numpy(dtype=np.int64)
+        for col in ("open", "high", "low", "close", "volume"):
+            x = g[col].to_numpy(dtype=np.float64)
+            block[col] = np.where(np.isnan(x), np.nan, x) + 0.0   # canonical NaN, -0.0 -> 0.0
+        digest.update(str(symbol).encode("utf-8") + b"\n" + struct.pack(">q", len(g)))
+        digest.update(block.tobytes())
     return digest.hexdigest()
