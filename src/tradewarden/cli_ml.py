@@ -5,7 +5,9 @@ validates it walk-forward with a purge and an embargo, and registers it;
 ``warden ml models`` lists the versions with their training window, validation and
 which one is in production; ``warden ml promote VERSION`` and ``warden ml rollback``
 move the production alias, each recorded in the ledger's ``ml_model_events`` with its
-reason. Every command takes ``--config`` and ``--db``; bad input prints one
+reason. ``warden ml drift [--as-of DATE]`` checks the production version
+for drift, records the report and applies the rollback policy (exit status 3 on
+drift). Every command takes ``--config`` and ``--db``; bad input prints one
 ``error: ...`` line and exits with status 2.
 """
 
@@ -324,6 +326,103 @@ def rollback_cmd(config: Optional[Path] = CONFIG_OPT, db: Optional[str] = DB_OPT
         raise _fail(str(exc)) from None
     was = current.version if current is not None else "none"
     typer.echo(f"{name}: production is version {target} (rolled back from {was})")
+
+
+#: Exit status of ``warden ml drift`` when the report's status is ``drift``.
+EXIT_DRIFT = 3
+
+
+@ml_app.command("drift")
+def drift_cmd(config: Optional[Path] = CONFIG_OPT, db: Optional[str] = DB_OPT,
+              as_of: Optional[str] = typer.Option(
+                  None, "--as-of", help="The NYSE session (YYYY-MM-DD) to check as of. "
+                                        "[default: the data's last session]"),
+              data: Optional[str] = typer.Option(
+                  None, help="Universe file (daily OHLCV with a symbol column). [default: "
+                             "[ml] data, else the bundled AAPL/JPM/MSFT/NVDA/XOM 2012-2015]"),
+              by: Optional[str] = BY_OPT, as_json: bool = JSON_OPT) -> None:
+    """Check the production model for drift as of a session; record the report.
+
+    Per feature of the model: the population stability index and a two-sample
+    Kolmogorov-Smirnov test of the last 20 sessions against the training sample (the p
+    value calibrated on the training period's own 20-session windows); the same for
+    the model's scores; the rolling IC and hit rate of matured predictions against the
+    validation figures and the [ml] floors. The report is recorded once per version and
+    session (ml_drift_reports); when drift persists for [ml] drift_persist_days reports
+    the production version is rolled back only with [ml] auto_rollback = true (undo with
+    `warden ml promote VERSION`), else the report says what would be done.
+
+    Exit status: 0 when the status is ok or warning, 3 when it is drift, 2 on bad input.
+    """
+    loaded = load_ml(config, db, data=(data, "--data"))
+    ml = loaded.settings.ml
+    from tradewarden.ml.drift import drift_report
+    from tradewarden.ml.features import load_universe
+    try:
+        panel = load_universe(ml)
+        day = as_of if as_of is not None else day_text(int(panel["ts"].max()))
+        led = _ledger(loaded)
+        try:
+            report = drift_report(ml, led, as_of=day, now=int(time.time()), panel=panel,
+                                  registry=registry_for(loaded), actor=_by(by))
+        finally:
+            led.close()
+    except _errors() as exc:
+        raise _fail(str(exc)) from None
+    if as_json:
+        typer.echo(_dump({"id": report.id, "model": report.model_name,
+                          "version": report.model_version, "as_of": day,
+                          "as_of_ts": report.as_of_ts, "status": report.status,
+                          "recorded": report.recorded, "window": report.window,
+                          "features": [s.as_dict() for s in report.features],
+                          "predictions": report.predictions.as_dict()
+                          if report.predictions else None,
+                          "performance": report.performance.as_dict(),
+                          "breaches": [b.as_dict() for b in report.breaches],
+                          "policy": report.policy.as_dict()}))
+    else:
+        _print_drift(report, day)
+    if report.status == "drift":
+        raise typer.Exit(EXIT_DRIFT)
+
+
+def _print_drift(report: Any, day: str) -> None:
+    console = _console()
+    colour = {"ok": "green", "warning": "yellow", "drift": "red"}
+    w = report.window
+    table = Table(title=f"{report.model_name} version {report.model_version}: drift as of "
+                        f"{day} (recent window {day_text(w.get('first_ts'))} .. "
+                        f"{day_text(w.get('last_ts'))}, {w.get('sessions')} sessions, "
+                        f"{w.get('rows')} rows)", title_justify="left")
+    for col in ("feature", "PSI", "KS", "p", "p (iid)", "status"):
+        table.add_column(col, justify="left" if col in ("feature", "status") else "right")
+    shifts = list(report.features) + ([report.predictions] if report.predictions else [])
+    for s in shifts:
+        name = "score (predictions)" if s is report.predictions else s.name
+        table.add_row(name, _num(s.psi, "{:.3f}"), _num(s.ks_statistic, "{:.3f}"),
+                      _num(s.ks_pvalue, "{:.3g}"), _num(s.ks_pvalue_iid, "{:.2g}"),
+                      f"[{colour[s.status]}]{s.status}[/]")
+    console.print(table)
+    p = report.performance
+    if p.judged:
+        console.print(f"performance: IC {_num(p.ic)} (validation {_num(p.validation_ic)}, "
+                      f"floor {p.ic_floor:g}), hit rate {_num(p.hit_rate, '{:.3f}')} "
+                      f"(validation {_num(p.validation_hit_rate, '{:.3f}')}, floor "
+                      f"{p.hit_rate_floor:g}) over {p.dates} matured sessions "
+                      f"({p.predictions} predictions): [{colour[p.status]}]{p.status}[/]",
+                      highlight=False, soft_wrap=True)
+    else:
+        console.print(f"performance: not judged, {p.dates} matured sessions of predictions "
+                      f"(at least 10 needed; `warden ml predict` records them)",
+                      highlight=False, soft_wrap=True)
+    for b in report.breaches:
+        console.print(f"  breach: {b.text()}", highlight=False, soft_wrap=True)
+    state = "recorded" if report.recorded else "recorded before"
+    console.print(f"status: [{colour[report.status]}]{report.status}[/] (report {report.id}, "
+                  f"{state})", highlight=False)
+    if report.policy.message:
+        console.print(f"policy: {report.policy.action}: {report.policy.message}",
+                      highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

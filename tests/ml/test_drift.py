@@ -5,6 +5,7 @@ once, whatever the re-runs)."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -188,6 +189,9 @@ def _drifted(panel: pd.DataFrame, start: str) -> pd.DataFrame:
         for col in ("open", "high", "low", "close"):
             g[col] = g[col] * factor
         g["volume"] = g["volume"] * np.where((k > 0) & (k % 3 == 0), 6.0, 1.0)
+        prices = g[["open", "high", "low", "close"]].round(4)     # as a file holds them
+        g[["open", "high", "low", "close"]] = prices
+        g["high"], g["low"] = prices.max(axis=1), prices.min(axis=1)
         out.append(g)
     return pd.concat(out).sort_values(["ts", "symbol"]).reset_index(drop=True)
 
@@ -376,3 +380,43 @@ def test_data_that_ends_before_the_as_of_is_refused(world, panels):
                                          r"2014-07-01"):
         drift_report(SETTINGS, ledger, as_of="2014-07-01", now=1, registry=registry,
                      panel=panels[0])
+
+
+def test_warden_ml_drift_prints_the_report_and_exits_by_status(world, panels, tmp_path):
+    from typer.testing import CliRunner
+
+    from tradewarden.cli import app
+    from tradewarden.ml.drift import drift_reports
+    from tradewarden.ml.features import FEATURES
+    ledger, _ = world
+    db = str(tmp_path / "ledger.db")
+    drifted = tmp_path / "drifted.csv"
+    frame = panels[1].assign(date=pd.to_datetime(panels[1]["ts"], unit="s")
+                             .dt.strftime("%Y-%m-%d"))
+    frame[["date", "symbol", "open", "high", "low", "close", "volume"]].to_csv(drifted,
+                                                                               index=False)
+    runner = CliRunner()
+    ok = runner.invoke(app, ["ml", "drift", "--db", db, "--as-of", "2013-10-31",
+                             "--data", str(drifted)])
+    assert ok.exit_code == 0, ok.output
+    assert "equity_rank version 2: drift as of 2013-10-31" in ok.output
+    assert "rsi_14" in ok.output and "score (predictions)" in ok.output
+    assert "status: ok (report 1, recorded)" in ok.output
+    bad = runner.invoke(app, ["ml", "drift", "--db", db, "--as-of", "2014-04-03",
+                              "--data", str(drifted), "--json"])
+    assert bad.exit_code == 3, bad.output
+    out = json.loads(bad.output)
+    assert out["status"] == "drift" and out["policy"]["action"] == "watch"
+    assert [f["name"] for f in out["features"]] == list(FEATURES)
+    assert any(b["metric"] == "psi" and b["level"] == "drift" for b in out["breaches"])
+    again = runner.invoke(app, ["ml", "drift", "--db", db, "--as-of", "2014-04-03",
+                                "--data", str(drifted)])
+    assert again.exit_code == 3 and "(report 2, recorded before)" in again.output
+    for args, message in ((["--as-of", "2014-04-05"], "is not an NYSE session"),
+                          (["--as-of", "2014-13-01"], "as-of"),
+                          (["--as-of", "2014-07-01"], "ends on 2014-06-30")):
+        res = runner.invoke(app, ["ml", "drift", "--db", db, "--data", str(drifted), *args])
+        assert res.exit_code == 2 and "error:" in res.output and message in res.output, \
+            res.output
+        assert "Traceback" not in res.output
+    assert len(drift_reports(ledger, "equity_rank")) == 2     # nothing lost, nothing added

@@ -706,7 +706,8 @@ def _day(ts: int) -> str:
 
 
 def _source(settings: Any) -> str:
-    return settings.data or "the bundled equities (AAPL, JPM, MSFT, NVDA, XOM, 2012-2015)"
+    from tradewarden.ml.predict import universe_source
+    return universe_source(settings)
 
 
 def recent_window(panel: pd.DataFrame, label: int, settings: Any, *,
