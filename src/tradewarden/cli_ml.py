@@ -5,7 +5,10 @@ validates it walk-forward with a purge and an embargo, and registers it;
 ``warden ml models`` lists the versions with their training window, validation and
 which one is in production; ``warden ml promote VERSION`` and ``warden ml rollback``
 move the production alias, each recorded in the ledger's ``ml_model_events`` with its
-reason. ``warden ml drift [--as-of DATE]`` checks the production version
+reason. ``warden ml predict --as-of DATE`` scores a session's close with the production
+version (``ml_predictions``, optionally the rank strategy's scores file);
+``warden ml backtest`` walks forward over history and replays the targets through the
+engine. ``warden ml drift [--as-of DATE]`` checks the production version
 for drift, records the report and applies the rollback policy (exit status 3 on
 drift). Every command takes ``--config`` and ``--db``; bad input prints one
 ``error: ...`` line and exits with status 2.
@@ -27,7 +30,8 @@ from rich.table import Table
 from tradewarden.cli_common import CONFIG_OPT, DB_OPT, _fail, _known_errors
 
 ml_app = typer.Typer(no_args_is_help=True, add_completion=False,
-                     help="ML pipeline: train, list, promote and roll back model versions.")
+                     help="ML pipeline: train, list, promote and roll back model versions; "
+                          "predict a session, backtest walk-forward, check drift.")
 
 BY_OPT = typer.Option(None, "--by", help="Who gives the command, recorded with the event. "
                                          "[default: the OS user]")
@@ -326,6 +330,162 @@ def rollback_cmd(config: Optional[Path] = CONFIG_OPT, db: Optional[str] = DB_OPT
         raise _fail(str(exc)) from None
     was = current.version if current is not None else "none"
     typer.echo(f"{name}: production is version {target} (rolled back from {was})")
+
+
+def _pct(value: Any) -> str:
+    return _num(value, "{:+.2%}")
+
+
+@ml_app.command("predict")
+def predict_cmd(as_of: str = typer.Option(..., "--as-of",
+                                          help="The NYSE session (YYYY-MM-DD) whose close the "
+                                               "features are as of."),
+                config: Optional[Path] = CONFIG_OPT, db: Optional[str] = DB_OPT,
+                data: Optional[str] = typer.Option(
+                    None, help="Universe file (daily OHLCV with a symbol column). [default: "
+                               "[ml] data, else the bundled AAPL/JPM/MSFT/NVDA/XOM 2012-2015]"),
+                scores: Optional[Path] = typer.Option(
+                    None, "--scores", dir_okay=False,
+                    help="Also write the rank strategy's scores file here, from every "
+                         "session the ledger holds predictions of this model for, for a "
+                         "replay or deployment with strategy = \"rank\" (the parameters to "
+                         "use are printed)."),
+                as_json: bool = JSON_OPT) -> None:
+    """Score the universe with the production model as of a session's close.
+
+    The predictions (score, rank, the feature row's hash, the model version and the
+    close in UTC epoch seconds) go to the ledger's ml_predictions; running it again for
+    the same session and version writes nothing and says so. Refused in one line when
+    there is no production version or the data does not reach the date.
+    """
+    loaded = load_ml(config, db, data=(data, "--data"))
+    ml = loaded.settings.ml
+    from tradewarden.ml.predict import predict, predictions_frame, recorded_predictions
+    from tradewarden.ml.targets import rank_params, target_weights, write_scores_file
+    try:
+        led = _ledger(loaded)
+        try:
+            out = predict(ml, led, as_of=as_of)
+            written_file = None
+            if scores is not None:
+                frame = predictions_frame(recorded_predictions(led, ml.model_name))
+                written_file = write_scores_file(frame, scores, ml)
+        finally:
+            led.close()
+    except _errors() as exc:
+        raise _fail(str(exc)) from None
+    weights = target_weights(dict(zip(out["symbol"], out["score"])), ml)
+    version, close_ts, day = out["model_version"][0], int(out["as_of_ts"][0]), out["as_of"][0]
+    if as_json:
+        typer.echo(_dump({"model": ml.model_name, "version": version, "as_of": day,
+                          "as_of_ts": close_ts, "written": out.attrs["written"],
+                          "scores_file": str(written_file) if written_file else None,
+                          "predictions": [{**{k: r[k] for k in ("symbol", "score", "rank",
+                                                                "feature_hash")},
+                                           "target_weight": weights.get(r["symbol"], 0.0)}
+                                          for r in out.to_dict("records")]}))
+        return
+    console = _console()
+    close = datetime.fromtimestamp(close_ts, tz=timezone.utc).strftime("%H:%M")
+    table = Table(title=f"{ml.model_name} version {version} as of {day} close ({close} UTC): "
+                        f"{ml.conversion} targets, {ml.weighting} weights", title_justify="left")
+    for col in ("rank", "symbol", "score", "target weight", "features (SHA-256)"):
+        table.add_column(col, justify="left" if col in ("symbol", "features (SHA-256)")
+                         else "right")
+    for r in out.to_dict("records"):
+        w = weights.get(r["symbol"])
+        table.add_row(str(r["rank"]), r["symbol"], _num(r["score"], "{:+.5f}"),
+                      f"{w:.1%}" if w else "-", r["feature_hash"][:16])
+    console.print(table)
+    if out.attrs["written"]:
+        console.print(f"recorded {out.attrs['written']} predictions in {loaded.ledger.url()}",
+                      highlight=False, soft_wrap=True)
+    else:
+        console.print(f"already recorded for {day} by version {version}: nothing new written",
+                      highlight=False)
+    if written_file is not None:
+        p = rank_params(ml, written_file)
+        console.print(f"scores file {written_file}: trade it with strategy = \"rank\" and "
+                      + ", ".join(f"{k} = {v!r}" for k, v in p.items() if k != "scores"),
+                      highlight=False, soft_wrap=True)
+
+
+@ml_app.command("backtest")
+def backtest_cmd(config: Optional[Path] = CONFIG_OPT, db: Optional[str] = DB_OPT,
+                 start: Optional[str] = typer.Option(
+                     None, "--start", help="First session to predict (YYYY-MM-DD). "
+                                           "[default: train_years after the data starts]"),
+                 end: Optional[str] = typer.Option(
+                     None, "--end", help="Last session to predict (YYYY-MM-DD, inclusive). "
+                                         "[default: the data's last]"),
+                 data: Optional[str] = typer.Option(
+                     None, help="Universe file (daily OHLCV with a symbol column). [default: "
+                                "[ml] data, else the bundled AAPL/JPM/MSFT/NVDA/XOM "
+                                "2012-2015]"),
+                 algorithm: Optional[str] = typer.Option(
+                     None, help="ridge or lightgbm. [default: the config's [ml] algorithm, "
+                                "else ridge]"),
+                 out: Path = typer.Option(Path("warden-out/ml"), "--out", file_okay=False,
+                                          help="Directory for the scores file "
+                                               "backtest-ID.csv."),
+                 as_json: bool = JSON_OPT) -> None:
+    """Walk forward over history: what the pipeline would have done.
+
+    Retrains every [ml] retrain_every_days sessions on bars strictly before the
+    retraining day (labels that need a later close left out), predicts each session's
+    close (recorded in ml_predictions with job backtest), converts the scores to targets
+    and replays them through the engine with the rank strategy (the same risk manager,
+    governor and ledger as warden replay; capital, fees and [risk] from the config).
+    Prints the out-of-sample IC and hit rate and the run's return against the
+    equal-weight universe; `warden report RUN_ID` shows the run.
+    """
+    loaded = load_ml(config, db, data=(data, "--data"), algorithm=(algorithm, "--algorithm"))
+    ml = loaded.settings.ml
+    from tradewarden.cli_common import _progress
+    from tradewarden.ml.backtest import backtest
+    console = _console()
+    try:
+        run_config = loaded.run_config()
+        with _progress(Console(stderr=True), "retrain", "models") as bar:
+            res = backtest(ml, loaded.ledger.url(), run_config=run_config, start=start, end=end,
+                           out_dir=out, progress=None if as_json else bar)
+    except _errors() as exc:
+        raise _fail(str(exc)) from None
+    m = res.metrics
+    if as_json:
+        typer.echo(_dump({"backtest_id": res.backtest_id, "run_id": res.run_id,
+                          "ledger": res.ledger, "scores_file": str(res.scores_path),
+                          "start": res.start.isoformat(), "end": res.end.isoformat(),
+                          "sessions": res.sessions, "retrains": res.retrains,
+                          "predictions_written": res.written, "skipped_rows": res.skipped,
+                          "metrics": m, "run_return": res.run_return,
+                          "equal_weight_return": res.equal_weight_return,
+                          "warnings": res.warnings}))
+        return
+    console.print(f"{ml.model_name} walk-forward backtest {res.backtest_id}: {res.start} .. "
+                  f"{res.end}, {ml.algorithm}, {ml.conversion} targets, {ml.weighting} weights",
+                  highlight=False, soft_wrap=True)
+    table = Table()
+    table.add_column("")
+    table.add_column("value", justify="right")
+    rows = [("sessions predicted", f"{res.sessions}"),
+            ("models (retrained every)", f"{res.retrains} ({ml.retrain_every_days} sessions)"),
+            (f"IC (mean daily Spearman, {ml.horizon_days}-session returns)", _num(m["ic"])),
+            ("IC standard deviation", _num(m["ic_std"], "{:.3f}")),
+            ("hit rate (sign)", _num(m["hit_rate"], "{:.3f}")),
+            ("top minus bottom spread", _num(m["spread"], "{:+.4f}")),
+            ("run return", _pct(res.run_return)),
+            ("equal-weight universe, buy and hold", _pct(res.equal_weight_return))]
+    for k, v in rows:
+        table.add_row(k, v)
+    console.print(table)
+    for w in res.warnings:
+        console.print(f"warning: {w}", highlight=False, style="yellow", soft_wrap=True)
+    kept = "recorded" if res.written else "already recorded (same backtest id)"
+    console.print(f"predictions: {kept}, job backtest, versions bt-{res.backtest_id}-YYYYMMDD; "
+                  f"scores file {res.scores_path}", highlight=False, soft_wrap=True)
+    console.print(f"run {res.run_id} in {res.ledger}: `warden report {res.run_id}` and "
+                  f"`warden trades {res.run_id}` show it", highlight=False, soft_wrap=True)
 
 
 #: Exit status of ``warden ml drift`` when the report's status is ``drift``.
