@@ -171,6 +171,6 @@ def test_a_stored_vector_of_the_wrong_length_is_named(tmp_path):
     with led.engine.begin() as conn:
         conn.execute(text("update memory_embeddings set vector = :v where agent_decision_id = :i"),
                      {"v": b"\x00" * 8, "i": ids[14.2]})
-    with pytest.raises(RecallError, match="a stored vector has 2 values, not 256"):
+    with pytest.raises(RecallError, match=r"a stored vector has 2 values, not 256 \(memory_embeddings id \d+\)"):
         recall.retrieve_similar_context("put", 3)
     led.close()

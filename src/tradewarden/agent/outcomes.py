@@ -38,7 +38,7 @@ from collections import defaultdict
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from tradewarden.agent import records
@@ -98,6 +98,38 @@ def deployment_runs(conn: Any, deployment_id: str) -> list[str]:
 
 def _final_verdict(decision: dict[str, Any]) -> str | None:
     return decision["verdicts"][-1]["verdict"] if decision["verdicts"] else None
+
+
+def _candidates(conn: Any, deployment_id: str) -> list[dict[str, Any]]:
+    """The deployment's entry candidates (an ``entry_signal`` decision, or an entry
+    action about a symbol) without an outcome yet, oldest first, each with its
+    ``verdicts`` (``verdict`` only) and its context still as JSON text (parsed only for
+    the outcomes written): the cost follows the decisions still open, not the history."""
+    ad, o, v = schema.agent_decisions, schema.decision_outcomes, schema.governor_verdicts
+    resolved = select(o.c.agent_decision_id).where(o.c.deployment_id == deployment_id)
+    q = (select(ad.c.id, ad.c.run_id, ad.c.ts, ad.c.symbol, ad.c.decision_seq, ad.c.action,
+                ad.c.event_kind, ad.c.context)
+         .where(ad.c.deployment_id == deployment_id, ad.c.symbol.is_not(None),
+                or_(ad.c.event_kind == "entry_signal", ad.c.action.in_(ENTRY_ACTIONS)),
+                ad.c.id.not_in(resolved))
+         .order_by(ad.c.ts, ad.c.id))
+    rows = records._rows(conn, q)
+    by_id = {r["id"]: r for r in rows}
+    for r in rows:
+        r["verdicts"] = []
+    ids = list(by_id)
+    for i in range(0, len(ids), 500):
+        for did, verdict in conn.execute(select(v.c.agent_decision_id, v.c.verdict)
+                                         .where(v.c.agent_decision_id.in_(ids[i:i + 500]))
+                                         .order_by(v.c.id)):
+            by_id[did]["verdicts"].append({"verdict": verdict})
+    return rows
+
+
+def _market(decision: dict[str, Any]) -> Any:
+    """The ``market`` of a candidate's context (parsed here, once)."""
+    ctx = records._parse(f"agent decision {decision['id']}: context", decision["context"], {})
+    return ctx.get("market") if isinstance(ctx, dict) else None
 
 
 def _insert(conn: Any, values: dict[str, Any]) -> bool:
@@ -160,7 +192,8 @@ def record_outcomes(ledger: Ledger, deployment_id: str, *, now: Any,
     when = records._ts("outcome ts", now)
     if isinstance(horizon_s, bool) or not isinstance(horizon_s, int) or horizon_s <= 0:
         raise LedgerError(f"outcome horizon {horizon_s!r}: give whole seconds > 0")
-    decisions = records.agent_decisions(ledger, deployment_id=deployment_id)
+    decisions = records._read(ledger, "the decisions without an outcome",
+                              lambda conn: _candidates(conn, deployment_id))
     if not decisions:
         return {"taken": 0, "skipped": 0}
     o, tr, od, d, ap = (schema.decision_outcomes, schema.trades, schema.orders, schema.decisions,
@@ -217,7 +250,7 @@ def record_outcomes(ledger: Ledger, deployment_id: str, *, now: Any,
             "detail": records._json("outcome detail", {
                 "action": dec["action"], "event_kind": dec["event_kind"],
                 "verdict": _final_verdict(dec),
-                "market_state": market_state(dec["context"].get("market")),
+                "market_state": market_state(_market(dec)),
                 "exit_reason": trade["exit_reason"], "entry_price": trade["entry_price"],
                 "exit_price": trade["exit_price"], "quantity": trade["quantity"],
                 "holding_seconds": trade["holding_seconds"]}),
@@ -232,6 +265,8 @@ def record_outcomes(ledger: Ledger, deployment_id: str, *, now: Any,
             continue
         if (dec["run_id"], dec["decision_seq"]) in ordered:
             continue
+        if dec["ts"] + horizon_s > when:
+            continue                # its horizon has not passed on the clock yet
         verdict = _final_verdict(dec)
         if verdict in ("monitor", "refuse"):
             pending.append((dec, verdict))
@@ -278,7 +313,7 @@ def record_outcomes(ledger: Ledger, deployment_id: str, *, now: Any,
                 "horizon_s": horizon_s, "pnl": None, "return_pct": ret,
                 "detail": records._json("outcome detail", {
                     "action": dec["action"], "event_kind": dec["event_kind"], "verdict": why,
-                    "market_state": market_state(dec["context"].get("market")),
+                    "market_state": market_state(_market(dec)),
                     "p0": float(p0.close), "p1": float(p1.close)}),
                 "ts": when, "created_at": utcnow_iso()}
             if _insert(conn, values):

@@ -497,15 +497,25 @@ class SemanticRecall:
                 q, {"q": _vector_literal(qvec)}).all())
             scored = [(float(r.sim), r) for r in rows]
         else:
-            rows = records._read(self.ledger, "similar decisions", lambda conn: conn.execute(
-                select(*cols, e.c.dim, e.c.vector).where(*where).order_by(e.c.id)).all())
-            if not rows:
+            found = records._read(self.ledger, "similar decisions", lambda conn: conn.execute(
+                select(e.c.id, e.c.dim, e.c.vector).where(*where).order_by(e.c.id)).all())
+            if not found:
                 return []
-            mat = np.stack([_unpack(r.vector, r.dim) for r in rows]).astype(np.float64)
+            dim = self.embedder.dim
+            for r in found:
+                if r.dim != dim or len(r.vector) != 4 * dim:
+                    raise RecallError(f"a stored vector has {len(r.vector) // 4} values, "
+                                      f"not {dim} (memory_embeddings id {r.id})")
+            mat = np.frombuffer(b"".join(r.vector for r in found), dtype="<f4").reshape(-1, dim)
             norms = np.linalg.norm(mat, axis=1) * float(np.linalg.norm(qvec))
-            sims = mat @ qvec.astype(np.float64) / np.where(norms > 0, norms, 1.0)
+            sims = (mat @ qvec.astype(np.float32)).astype(np.float64) / np.where(
+                norms > 0, norms, 1.0)
             order = np.argsort(-sims, kind="stable")[:k]
-            scored = [(float(sims[i]), rows[i]) for i in order]
+            top = [int(found[i].id) for i in order]
+            details = {r.id: r for r in records._read(
+                self.ledger, "similar decisions", lambda conn: conn.execute(
+                    select(*cols).where(e.c.id.in_(top))).all())}
+            scored = [(float(sims[i]), details[int(found[i].id)]) for i in order]
         return [{"agent_decision_id": r.agent_decision_id, "deployment_id": r.deployment_id,
                  "symbol": r.symbol, "ts": r.ts, "summary": r.summary,
                  "action": r.summary.split(" ", 1)[0],
