@@ -174,7 +174,7 @@ universe = ["AAPL"]
     ledger.close()
 
 
-def test_the_ml_jobs_are_off_unless_configured(tmp_path):
+def test_the_ml_jobs_are_off_unless_configured_and_need_the_nyse_calendar(tmp_path):
     from tradewarden.ops.supervision import Supervisor
     cfg = tmp_path / "warden.toml"
     cfg.write_text(f'[ledger]\ndb = "{tmp_path / "ledger.db"}"\n[daemon]\ncalendar = "XNYS"\n')
@@ -187,4 +187,8 @@ def test_the_ml_jobs_are_off_unless_configured(tmp_path):
         assert "ml_daily" not in sup.dispatcher._handlers
     finally:
         sup.close()
-        ledger.close()
+    cfg.write_text(f'[ledger]\ndb = "{tmp_path / "ledger.db"}"\n[ml]\ndaemon = true\n')
+    with pytest.raises(ValueError, match=r'needs \[daemon\] calendar = "XNYS".*not 24/7'):
+        Supervisor(ledger, load_settings(cfg), daemon_id="t",
+                   clock=ReplayClock(_ts("2014-04-16")), log=structlog.get_logger("test"))
+    ledger.close()

@@ -107,10 +107,21 @@ class MlJobs:
         Returns
         -------
         MlJobs or None
+
+        Raises
+        ------
+        ValueError
+            ``[ml] daemon = true`` without ``[daemon] calendar = "XNYS"``: the jobs run
+            on NYSE sessions (the predictions' and the universe's), which a 24/7 or
+            another exchange's calendar does not give.
         """
         ml = getattr(loaded.settings, "ml", None)
         if ml is None or not getattr(ml, "daemon", False):
             return None
+        calendar = getattr(loaded.daemon, "calendar", None)
+        if calendar != "XNYS":
+            raise ValueError(f"[ml] daemon = true needs [daemon] calendar = \"XNYS\" (the "
+                             f"ML jobs run after NYSE sessions), not {calendar or '24/7'}")
         return cls(ml, ledger, alerter=alerter, clock=clock, log=log)
 
     @property
