@@ -11,13 +11,17 @@ from decimal import Decimal
 import pytest
 
 from tradewarden.agent import records
-from tradewarden.agent.autonomy import AutonomyGovernor, AutonomySettings, engine_context
+from tradewarden.agent.autonomy import (
+    AutonomyGovernor,
+    AutonomySettings,
+    engine_context,
+)
 from tradewarden.agent.outcomes import (
     market_state,
     patterns,
     performance,
-    record_outcomes,
     recent_decisions,
+    record_outcomes,
     vix_band,
 )
 from tradewarden.agent.reasoning import Action, DecisionOutput, RulesReasoner

@@ -18,7 +18,7 @@ from tradewarden.agent.recall import SemanticRecall
 from tradewarden.cli import app
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "ops"))
-from oversight_support import Desk  # noqa: E402
+from oversight_support import Desk
 
 
 def test_context_shows_results_patterns_performance_and_similar_decisions(tmp_path):

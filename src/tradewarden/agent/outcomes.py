@@ -517,6 +517,16 @@ def patterns(ledger: Ledger, deployment_id: str | None, *, min_n: int = 1) -> li
     return out
 
 
-__all__ = ["DEFAULT_HORIZON_S", "ENTRY_ACTIONS", "VIX_BANDS", "deployment_runs",
-           "market_state", "outcomes_by_decision", "patterns", "performance",
-           "record_outcomes", "recent_decisions", "vix_band"]
+__all__ = [
+    "DEFAULT_HORIZON_S",
+    "ENTRY_ACTIONS",
+    "VIX_BANDS",
+    "deployment_runs",
+    "market_state",
+    "outcomes_by_decision",
+    "patterns",
+    "performance",
+    "recent_decisions",
+    "record_outcomes",
+    "vix_band",
+]

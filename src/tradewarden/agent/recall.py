@@ -421,11 +421,9 @@ class SemanticRecall:
                                            lambda conn: conn.execute(q).all())]
         total = 0
         for i in range(0, len(ids), batch):
-            part = set(ids[i:i + batch])
-            t = schema.agent_decisions
-            rows = records._read(self.ledger, "decisions to embed", lambda conn, p=part:
-                                 records._decision_rows(conn, records._rows(
-                                     conn, select(t).where(t.c.id.in_(p)).order_by(t.c.id))))
+            part = select(ad).where(ad.c.id.in_(ids[i:i + batch])).order_by(ad.c.id)
+            rows = records._read(self.ledger, "decisions to embed", lambda conn, q=part:
+                                 records._decision_rows(conn, records._rows(conn, q)))
             total += self._store(rows)
         if self.uses_pgvector():
             self._backfill_pgvector()
