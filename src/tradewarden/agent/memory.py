@@ -81,7 +81,7 @@ def _roundtrip(key: str, value: Any) -> tuple[str, Any]:
 
 
 class WorkingMemory:
-    """The reasoning layer's working memory of one scope, written through to the ledger.
+    """Keep the reasoning layer's working memory of one scope, written through to the ledger.
 
     Build it with :meth:`load` (which rebuilds an empty memory from the record); the
     constructor alone starts from nothing and reads nothing.

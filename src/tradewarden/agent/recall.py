@@ -54,8 +54,8 @@ WORDLLAMA_CONFIG, WORDLLAMA_DIM = "l2_supercat", 256
 
 
 class RecallError(LedgerError):
-    """Semantic recall cannot work: the embedding model cannot be loaded, or a vector
-    is not what the model gives."""
+    """Signal that semantic recall cannot work: the embedding model cannot be loaded,
+    or a stored vector is not what the model gives."""
 
 
 @runtime_checkable
@@ -81,7 +81,8 @@ class Embedder(Protocol):
 
 
 class WordLlamaEmbedder:
-    """The default :class:`Embedder`: WordLlama, loaded offline from its wheel's files.
+    """Embed texts with WordLlama, loaded offline from its wheel's files (the default
+    :class:`Embedder`).
 
     Parameters
     ----------

@@ -292,7 +292,7 @@ class Supervisor:
 
     def context_extras(self, slot: Any, *, kind: str | None = None, symbol: str | None = None,
                        payload: dict[str, Any] | None = None) -> dict[str, Any]:
-        """What a reasoner sees of the deployment's record besides its book: recent
+        """Return what a reasoner sees of the deployment's record besides its book: recent
         decisions with their outcomes, similar past contexts, patterns, the
         performance window, the open experiments
         (:func:`tradewarden.agent.experiments.active_experiments`) and the latest
