@@ -1100,6 +1100,7 @@ class IbkrBroker:
                           Decimal(1), min_notional=_ZERO,
                           source=f"ibkr reqContractDetails conId {c.conId} (minTick {tick})")
         self._opt_instruments[symbol], self._opt_contracts[symbol] = inst, c
+        self._opts()            # built now, not in the first fill's handler
         ticker = self.ib.reqMktData(c, "", False, False)
         self._tickers[symbol] = ticker
         if not self._wait_for(lambda: ticker.modelGreeks is not None, self.ack_timeout):
@@ -1849,8 +1850,8 @@ class IbkrBroker:
             if occ is None or not _qty(p.position):
                 continue
             mult = _dec(c.multiplier) or Decimal(100)
-            out.append(IbkrOptionPosition(occ, _qty(p.position),
-                                          ((_dec(p.avgCost) or _ZERO) / mult).normalize()))
+            per_share = (_dec(p.avgCost) or _ZERO) / mult
+            out.append(IbkrOptionPosition(occ, _qty(p.position), _qty(per_share)))
         return sorted(out)
 
     def execution_ids(self, client_order_id: str) -> list[str]:
