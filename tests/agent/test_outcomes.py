@@ -204,3 +204,39 @@ def test_vix_bands():
         "calm", "calm", "elevated", "elevated", "high", "high", "very high", "very high"]
     assert vix_band(None) is None and vix_band("nan") is None
     assert market_state({"vix": 31}) == "vix_very_high" and market_state({}) == "unknown"
+
+
+def test_a_rejected_approval_is_skipped_and_a_pending_one_waits(tmp_path):
+    led = Ledger(tmp_path / "l.db")
+    t0 = 1_767_225_600
+    with led.engine.begin() as conn:            # the symbol's closes, one an hour for 2 days
+        for i in range(48):
+            conn.exec_driver_sql(
+                "insert into decisions (run_id, seq, ts, symbol, action, reason, state, close) "
+                "values ('r1', ?, ?, 'ETH-USD', 'hold', 'x', 'flat', ?)",
+                (i, t0 + i * 3600, 100.0 + i))
+    ids = {}
+    for seq, status in ((2, "rejected"), (3, "pending"), (4, "expired")):
+        ids[status] = records.record_decision(
+            led, deployment_id="dep1", run_id="r1", ts=t0 + seq * 3600,
+            event_kind="entry_signal", reasoner="rules", autonomy_level=1, symbol="ETH-USD",
+            decision_seq=seq, context={"market": {"vix": 21.0}},
+            output={"action": "EXECUTE_TRADES", "confidence": 1.0})
+        records.record_verdict(led, agent_decision_id=ids[status], deployment_id="dep1",
+                               ts=t0 + seq * 3600, autonomy_level=1, verdict="queue",
+                               reason="L1")
+        with led.engine.begin() as conn:
+            conn.exec_driver_sql(
+                "insert into approvals (run_id, deployment_id, decision_seq, ts, symbol, action, "
+                "intent, status) values ('r1', 'dep1', ?, ?, 'ETH-USD', 'enter_long', '{}', ?)",
+                (seq, t0 + seq * 3600, status))
+    # before the day has passed nothing is scored; after it, the final ones are
+    assert record_outcomes(led, "dep1", now=t0 + 10 * 3600) == {"taken": 0, "skipped": 0}
+    assert record_outcomes(led, "dep1", now=t0 + 40 * 3600) == {"taken": 0, "skipped": 2}
+    found = {r["id"]: r["outcome"] for r in recent_decisions(led, "dep1")}
+    assert found[ids["pending"]] is None
+    assert found[ids["rejected"]]["return_pct"] == pytest.approx((126 / 102 - 1) * 100)
+    assert found[ids["expired"]]["horizon_s"] == DAY
+    assert [(p["kind"], p["market_state"], p["n"], p["hit_rate"]) for p in patterns(led, "dep1")
+            ] == [("skipped", "vix_elevated", 2, 1.0)]
+    led.close()
