@@ -623,13 +623,16 @@ def _memory_parts(ledger: Any, d: dict[str, Any], *, query: str | None, k: int,
 
 
 def _has_embeddings(ledger: Any, deployment_id: str) -> bool:
+    """Whether any decision of the deployment was embedded (a database error is a
+    :class:`~tradewarden.ledger.LedgerError` naming what was read)."""
     from sqlalchemy import select
 
+    from tradewarden.agent import records
     from tradewarden.ledger import schema
     e = schema.memory_embeddings
-    with ledger.engine.connect() as conn:
-        return conn.execute(select(e.c.id).where(e.c.deployment_id == deployment_id)
-                            .limit(1)).first() is not None
+    q = select(e.c.id).where(e.c.deployment_id == deployment_id).limit(1)
+    return records._read(ledger, "the decision embeddings",
+                         lambda conn: conn.execute(q).first()) is not None
 
 
 #: JSON and reasoning lines shown of a model call before it is folded (--full: all).
