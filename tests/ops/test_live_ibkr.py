@@ -454,8 +454,6 @@ def test_an_exit_while_the_gateway_is_away_keeps_the_position_and_its_stop_prote
     assert len(rejected) == sum(decision_at(db, ts[i])[0] == "exit" for i in (x1, x2))
 
 
-@pytest.mark.xfail(strict=True, reason="the engine does not block an exit the venue cannot "
-                   "take yet (IbkrBroker.exit_blocks): /work/notes/s22/rebalance_engine.md part B")
 def test_an_exit_while_the_gateway_is_away_is_blocked_and_retried_after_reconnecting(
         world, aapl, tmp_path):
     clock, make, _config, db = world

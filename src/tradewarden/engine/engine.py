@@ -46,6 +46,7 @@ import orjson
 import pyarrow as pa
 
 from tradewarden.domain import (
+    Action,
     Bar,
     BarSeries,
     Decision,
@@ -58,6 +59,7 @@ from tradewarden.domain import (
     Position,
     PositionState,
     Side,
+    Signal,
     Trade,
     Verdict,
     to_decimal,
@@ -156,6 +158,7 @@ class _Sym:
     frame: SignalFrame | None = None
     cursor: int = 0
     exit_reason: ExitReason | None = None    # set while close_all flattens the symbol
+    exit_owed: str | None = None     # an exit signal the venue could not take yet (retried)
 
     @property
     def position(self) -> Position | None:
@@ -276,6 +279,9 @@ class TradingEngine(Operations):
         self._reconciling = False
         #: Symbols whose venue status blocks entries (``cancel_only``, ...): symbol -> why.
         self.venue_blocks: dict[str, str] = {}
+        #: The venue's symbols that cannot take an exit now (an IBKR session down):
+        #: ``broker.exit_blocks() -> {symbol: why}``, asked at the exit itself.
+        self._exit_blocks = getattr(broker, "exit_blocks", None)
         # A venue whose stop-loss may fill below its trigger (Coinbase's stop-limit) says
         # how far: risk sizes by that price.
         self._worst_stop = getattr(broker, "worst_stop_fill", None)
@@ -455,7 +461,9 @@ class TradingEngine(Operations):
             "accounts": [{"name": a.name, "cash": str(a.cash), "peak": a.peak} for a in self.accounts],
             "symbols": [{"name": s.name, "state": s.state, "holding": s.holding.to_dict(),
                          "levels": [None if v is None else str(v) for v in s.levels],
-                         "last_close": s.last_close, "mark": s.mark} for s in self.syms],
+                         "last_close": s.last_close, "mark": s.mark,
+                         **({"exit_owed": s.exit_owed} if s.exit_owed else {})}
+                        for s in self.syms],
             "orders": [{**_order_dict(o), "run_id": self._order_run.get(c, self.run_id)}
                        for c, o in self._open.items()],
             "held_legs": {e: [leg.client_order_id for leg in legs] for e, legs in self.held_legs.items()},
@@ -501,6 +509,7 @@ class TradingEngine(Operations):
             s.levels = tuple(None if v is None else Decimal(v) for v in d["levels"])
             s.qty = float(s.holding.quantity)
             s.last_close, s.mark = float(d["last_close"]), float(d["mark"])
+            s.exit_owed = d.get("exit_owed")
         self.risk.restore(state["risk"])
         self._open = dict(orders)
         self._issued.update(orders)
@@ -629,8 +638,8 @@ class TradingEngine(Operations):
             v = self.equity(s.acct)
             if v > a.peak:
                 a.peak = v
-            code = (self._exit(s, frame, i, ts, c, k, bar.close_ts) if frame.exit[i]
-                    else self._code(HOLD, frame.hold_reason, OPEN))
+            code = (self._exit(s, frame, i, ts, c, k, bar.close_ts)
+                    if frame.exit[i] or s.exit_owed else self._code(HOLD, frame.hold_reason, OPEN))
         else:
             code = self._code(HOLD, "entry_pending" if st == ENTRY_PENDING else "exit_pending", st)
         self._bar_ctx = None
@@ -742,7 +751,7 @@ class TradingEngine(Operations):
                 if p == len(sig):
                     return
                 i = sig[p]
-            elif st == OPEN and skip_open:
+            elif st == OPEN and skip_open and not s.exit_owed:
                 lo, hi = (s.band_lo, s.band_hi) if s.active else (-inf, inf)
                 lw, hg, xs = L[j], H[j], X[j]
                 n, q = lens[j], i
@@ -809,7 +818,7 @@ class TradingEngine(Operations):
                 if v > a.peak:
                     a.peak = v
                 codes[k] = (self._exit(s, F[j], i, TS[j][i], c, k, TS[j][i] + s.bar_seconds)
-                            if X[j][i] else hold_open)
+                            if X[j][i] or s.exit_owed else hold_open)
             else:
                 codes[k] = pending_code[st]
             schedule(j, i + 1)
@@ -942,6 +951,16 @@ class TradingEngine(Operations):
               close_ts: int) -> int:
         self.clock.wait_until(close_ts)
         sig = self.strategy.decide(frame, i, True)
+        if not frame.exit[i]:           # an exit owed since the venue could not take it
+            sig = Signal(Action.EXIT, s.exit_owed or sig.reason, sig.inputs)
+        why = self._exit_blocks().get(s.name) if self._exit_blocks is not None else None
+        if why is not None:             # keep the position (and its protective orders at
+            s.exit_owed = sig.reason    # the venue); exit at the first bar it takes orders
+            self.counts.blocked += 1
+            self._details[k] = _dumps({"signal": sig.reason, "why": why,
+                                       "kept": "the position and its protective orders"})
+            return self._code(BLOCKED, "venue_status", OPEN)
+        s.exit_owed = None
         seq = self._seq + k
         detail: dict[str, Any] = {}
         if getattr(self.governor, "bar_context", False):
@@ -1252,6 +1271,7 @@ class TradingEngine(Operations):
         self.counts.trades_closed += 1
         s.qty = 0.0
         s.state = FLAT
+        s.exit_owed = None              # a protective leg ended it while the exit waited
         eq = self.equity(s.acct)
         if k >= 0:
             self._changes.append((k, s.acct, acct.cash_f, s.idx, 0.0))
