@@ -32,8 +32,8 @@ joined the top N, sales for those that left it, and a holding whose weight is of
 target (the target changed, or the price moved) by more than ``rebalance_tolerance``
 of the target is resized to it (:meth:`RankStrategy.rebalance`; the risk manager sizes
 the difference, :meth:`~tradewarden.risk.RiskManager.evaluate_rebalance`), never sold
-and bought again. The engine acts on that once it carries resize orders (see
-``/work/notes/s22/rebalance_engine.md``); until then a drifted holding stays as it is.
+and bought again. The engine does not carry resize orders yet: until it does, a
+drifted holding stays as it is.
 
 In paper and live trading the file is read again whenever it changes (its modification
 time), so a nightly job that appends the next day's scores feeds the deployment.
