@@ -360,16 +360,15 @@ def predict_cmd(as_of: str = typer.Option(..., "--as-of",
     """
     loaded = load_ml(config, db, data=(data, "--data"))
     ml = loaded.settings.ml
-    from tradewarden.ml.predict import predict, predictions_frame, recorded_predictions
-    from tradewarden.ml.targets import rank_params, target_weights, write_scores_file
+    from tradewarden.ml.predict import predict, update_scores_file
+    from tradewarden.ml.targets import rank_params, target_weights
     try:
         led = _ledger(loaded)
         try:
             out = predict(ml, led, as_of=as_of)
             written_file = None
             if scores is not None:
-                frame = predictions_frame(recorded_predictions(led, ml.model_name))
-                written_file = write_scores_file(frame, scores, ml)
+                written_file = update_scores_file(ml, led, scores)
         finally:
             led.close()
     except _errors() as exc:

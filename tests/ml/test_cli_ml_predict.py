@@ -13,9 +13,10 @@ from typer.testing import CliRunner
 
 from tradewarden.cli import app
 from tradewarden.ledger import Ledger, schema
+from tradewarden.ml.features import data_hash
 from tradewarden.ml.registry import ModelRegistry
 from tradewarden.ml.settings import MlSettings
-from tradewarden.ml.train import train
+from tradewarden.ml.train import fit, model_params, training_rows
 
 TRAIN_END = 1_420_070_400                   # 2015-01-01
 
@@ -37,14 +38,16 @@ def store(tmp_path_factory, _mlflow_template, bundled_panel):
     """A ledger directory with a production ridge version in mlflow.db beside it."""
     root = tmp_path_factory.mktemp("cli-predict")
     shutil.copyfile(_mlflow_template, root / "mlflow.db")
-    settings = MlSettings(n_splits=2, train_years=1.0)
-    result = train(bundled_panel, settings, end_ts=TRAIN_END)
+    settings = MlSettings(train_years=1.0)
+    x, y = training_rows(bundled_panel, settings.horizon_days, end_ts=TRAIN_END,
+                         train_years=settings.train_years)
+    times = x.index.get_level_values("ts")
     registry = ModelRegistry(f"sqlite:///{root / 'mlflow.db'}")
-    version = registry.register(result.estimator, name=settings.model_name,
-                                features=result.features, params=result.params,
-                                training_window=result.training_window,
-                                validation=result.validation, data_hash=result.data_hash,
-                                train_sample=result.train_sample)
+    version = registry.register(fit(x, y, settings), name=settings.model_name,
+                                features=tuple(x.columns), params=model_params(settings),
+                                training_window=(int(times.min()), int(times.max())),
+                                validation={"splits": [], "mean": {}},
+                                data_hash=data_hash(bundled_panel), train_sample=x)
     led = Ledger(root / "ledger.db")
     registry.promote(settings.model_name, version, reason="test", actor="test", ledger=led,
                      ts=TRAIN_END)

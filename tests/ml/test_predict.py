@@ -19,11 +19,11 @@ from tradewarden.ml.predict import (
     recorded_predictions,
     session_close_ts,
     session_label,
+    update_scores_file,
 )
 from tradewarden.ml.registry import ModelRegistry
 from tradewarden.ml.settings import MlSettings
-from tradewarden.ml.targets import write_scores_file
-from tradewarden.ml.train import train
+from tradewarden.ml.train import fit, model_params, training_rows
 
 SETTINGS = MlSettings(n_splits=2, train_years=1.0)
 TRAIN_END = 1_420_070_400                   # 2015-01-01: the model sees nothing later
@@ -36,18 +36,21 @@ def store(tmp_path_factory, _mlflow_template, bundled_panel):
     one ridge version trained on the bundled bars up to 2015-01-01, in production."""
     root = tmp_path_factory.mktemp("predict")
     shutil.copyfile(_mlflow_template, root / "mlflow.db")
-    result = train(bundled_panel, SETTINGS, end_ts=TRAIN_END)
+    x, y = training_rows(bundled_panel, SETTINGS.horizon_days, end_ts=TRAIN_END,
+                         train_years=SETTINGS.train_years)
+    model = fit(x, y, SETTINGS)
+    times = x.index.get_level_values("ts")
     registry = ModelRegistry(f"sqlite:///{root / 'mlflow.db'}")
-    version = registry.register(result.estimator, name=SETTINGS.model_name,
-                                features=result.features, params=result.params,
-                                training_window=result.training_window,
-                                validation=result.validation, data_hash=result.data_hash,
-                                train_sample=result.train_sample)
+    version = registry.register(model, name=SETTINGS.model_name, features=tuple(x.columns),
+                                params=model_params(SETTINGS),
+                                training_window=(int(times.min()), int(times.max())),
+                                validation={"splits": [], "mean": {}}, data_hash="0" * 64,
+                                train_sample=x)
     led = Ledger(root / "ledger.db")
     registry.promote(SETTINGS.model_name, version, reason="test", actor="test", ledger=led,
                      ts=TRAIN_END)
     led.close()
-    return root, result
+    return root, model
 
 
 @pytest.fixture
@@ -70,7 +73,7 @@ def test_session_closes_are_utc_epoch_seconds_of_the_nyse_close():
 
 def test_predict_scores_the_universe_as_of_the_close_and_records_it(store, ledger,
                                                                     bundled_panel):
-    _root, result = store
+    _root, model = store
     out = predict(SETTINGS, ledger, as_of="2015-06-01")
     assert out.attrs == {"written": 5, "already_recorded": False}
     assert sorted(out["symbol"]) == ["AAPL", "JPM", "MSFT", "NVDA", "XOM"]
@@ -81,7 +84,7 @@ def test_predict_scores_the_universe_as_of_the_close_and_records_it(store, ledge
     label = session_label(JUNE_1_CLOSE)
     feats = compute_features(bundled_panel[bundled_panel["ts"] <= label]).xs(label, level="ts")
     feats = feats.loc[out["symbol"]]
-    want = result.estimator.predict(feats[list(FEATURES)].to_numpy())
+    want = model.predict(feats[list(FEATURES)].to_numpy())
     np.testing.assert_allclose(out["score"].to_numpy(), want, rtol=1e-12)
     assert list(out["feature_hash"]) == [feature_hash(feats.loc[s]) for s in out["symbol"]]
     rows = recorded_predictions(ledger, SETTINGS.model_name, as_of_ts=JUNE_1_CLOSE)
@@ -102,7 +105,7 @@ def test_recorded_predictions_become_the_rank_strategys_scores_file(store, ledge
         predict(SETTINGS, ledger, as_of=day)
     frame = predictions_frame(recorded_predictions(ledger, SETTINGS.model_name))
     assert {"2015-06-03", "2015-06-04"} <= set(frame["as_of"].dt.strftime("%Y-%m-%d"))
-    path = write_scores_file(frame, tmp_path / "scores.csv", SETTINGS)
+    path = update_scores_file(SETTINGS, ledger, tmp_path / "scores.csv")
     back = pd.read_csv(path)
     day = back[back["timestamp"] == "2015-06-04"].set_index("symbol")
     preds = frame[frame["as_of"] == "2015-06-04"].set_index("symbol")["score"]
@@ -117,6 +120,9 @@ def test_no_production_version_is_refused(tmp_path, mlflow_db):
         with pytest.raises(PredictionRefused, match="model 'equity_rank' has no production "
                                                     "version"):
             predict(SETTINGS, led, as_of="2015-06-01")
+        with pytest.raises(PredictionRefused, match="no predictions of model 'equity_rank'"):
+            update_scores_file(SETTINGS, led, tmp_path / "scores.csv")
+        assert not (tmp_path / "scores.csv").exists()
     finally:
         led.close()
 

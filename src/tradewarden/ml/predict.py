@@ -28,8 +28,10 @@ session's daily bar with that evening's scores and trades at the next open.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -41,7 +43,8 @@ from tradewarden.ledger import Ledger, LedgerError, schema
 from tradewarden.ledger.store import utcnow_iso
 
 __all__ = ["JOBS", "PredictionRefused", "predict", "predictions_frame", "record_predictions",
-           "recorded_predictions", "session_close_ts", "session_label", "universe_source"]
+           "recorded_predictions", "score_rows", "session_close_ts", "session_label",
+           "universe_source", "update_scores_file"]
 
 #: ``ml_predictions.job`` values: the daily job and the walk-forward backtest.
 JOBS = ("predict", "backtest")
@@ -331,6 +334,45 @@ def predictions_frame(recorded: pd.DataFrame) -> pd.DataFrame:
                         "score": last["score"].to_numpy(dtype=float),
                         "model_version": last["model_version"].to_numpy()})
     return out.sort_values(["as_of", "symbol"], kind="stable").reset_index(drop=True)
+
+
+def update_scores_file(settings: Any, ledger: Ledger, path: str | os.PathLike[str]) -> Path:
+    """Write the rank strategy's scores file from every prediction the daily job recorded.
+
+    Call it after :func:`predict` (the daemon's daily job, a cron line after
+    ``warden ml predict``) so that a deployment with ``strategy = "rank"`` and
+    :func:`~tradewarden.ml.targets.rank_params` trades the new session's targets; the
+    strategy reads the file again when it changes.
+
+    Parameters
+    ----------
+    settings : MlSettings
+        ``model_name`` and the conversion (see :mod:`tradewarden.ml.targets`).
+    ledger : Ledger
+    path : str or os.PathLike
+        The scores file (replaced atomically).
+
+    Returns
+    -------
+    Path
+        The file written.
+
+    Raises
+    ------
+    PredictionRefused
+        The ledger holds no prediction of the model yet.
+    LedgerError
+        The ledger cannot be read.
+    OSError
+        The file cannot be written.
+    """
+    from tradewarden.ml.targets import write_scores_file
+
+    frame = predictions_frame(recorded_predictions(ledger, settings.model_name))
+    if frame.empty:
+        raise PredictionRefused(f"no predictions of model {settings.model_name!r} in the "
+                                f"ledger yet: run `warden ml predict --as-of DATE` first")
+    return write_scores_file(frame, path, settings)
 
 
 def predict(settings: Any, ledger: Ledger, *, as_of: object) -> pd.DataFrame:
