@@ -304,6 +304,8 @@ class OptionsDesk:
             self.broker.set_quotes(ts, {o: OptionQuoteSnapshot(*q) for o, q in quotes.items()})
         report = StepReport()
         self._mark(rows, underlying_price)      # today's marks before sizing anything
+        for cid in sorted(self._open):          # what did not fill since: decided afresh
+            self._apply(self.broker.cancel(cid, ts, "a new snapshot: decided afresh"), rows, ts)
         px = float(underlying_price)
         self._apply(self.broker.process(Bar(p.underlying, ts, px, px, px, px, 0.0, ts + 1)),
                     rows, ts)
@@ -333,6 +335,21 @@ class OptionsDesk:
         self._flush(ts, equity)
         self.counts.steps += 1
         return report
+
+    def poll(self, ts: int) -> int:
+        """Apply what the venue reported since the last call (fills of orders still open)
+        and commit it; return how many orders are still open.
+
+        Parameters
+        ----------
+        ts : int
+            Now, UTC epoch seconds (the mode's clock).
+        """
+        px = float(self._underlying_last or 0) or 1.0
+        self._apply(self.broker.process(Bar(self.params.underlying, ts, px, px, px, px, 0.0,
+                                            ts + 1)), {}, ts)
+        self.ledger.commit()
+        return len(self._open)
 
     def close_all(self, ts: int, chain: pd.DataFrame, *, quote_date: date,
                   underlying_price: Decimal) -> StepReport:

@@ -31,8 +31,8 @@ from tradewarden.engine.options_desk import DeskCounts, OptionsDesk
 from tradewarden.risk.options import OptionRiskConfig
 from tradewarden.strategy.put_writer import PutWriterParams
 
-__all__ = ["OptionsRunConfig", "OptionsReplayResult", "run_options_replay",
-           "DEFAULT_OPTIONS_CAPITAL", "DEFAULT_CHAIN"]
+__all__ = ["OptionsRunConfig", "OptionsReplayResult", "create_options_run",
+           "run_options_replay", "DEFAULT_OPTIONS_CAPITAL", "DEFAULT_CHAIN"]
 
 #: Starting cash of an options replay when none is given (USD): one SPX put needs
 #: about USD 25,000 of margin, which a 40 % utilisation cap allows from about 63,000.
@@ -99,6 +99,48 @@ def _epoch(d: date) -> int:
     return int(datetime(d.year, d.month, d.day, tzinfo=timezone.utc).timestamp())
 
 
+def create_options_run(ledger: Any, config: OptionsRunConfig, *, run_id: str, mode: str,
+                       range_start: int, range_end: int | None = None,
+                       created_by: str | None = None, quality: dict[str, Any] | None = None,
+                       notes: str | None = None) -> None:
+    """Write the ``runs`` row of an options run (replay, paper or live).
+
+    Parameters
+    ----------
+    ledger : Ledger
+    config : OptionsRunConfig
+    run_id : str
+    mode : {"replay", "paper", "live"}
+    range_start, range_end : int
+        First and last snapshot, UTC epoch seconds (``range_end`` unknown while live).
+    created_by : str, optional
+    quality : dict, optional
+        What the data was (per underlying), recorded as ``data_quality``.
+    notes : str, optional
+    """
+    from tradewarden.ops.kernel import _user
+    from tradewarden.ops.replay import git_sha
+
+    def iso(ts: int) -> str:
+        return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    under = config.params.underlying
+    ledger.create_run({
+        "run_id": run_id, "mode": mode, "capital_mode": "portfolio",
+        "market_time_basis": ("option chain snapshot: end of day, labelled with the quote date "
+                              "(00:00 UTC)" if mode == "replay" else
+                              "option chain snapshot: read from the venue at the decision time"),
+        "data_integrity": "ok", "data_quality": json.dumps(quality or {}),
+        "created_by": created_by or _user(), "git_sha": git_sha(),
+        "config_hash": config.config_hash(), "config": config.canonical_json(),
+        "strategy": "put_writer", "input_names": json.dumps([]),
+        "symbols": json.dumps([under]), "timeframe": "1d",
+        "range_start": iso(range_start),
+        "range_end": None if range_end is None else iso(range_end),
+        "initial_capital": config.capital, "notes": notes,
+    })
+
+
 def run_options_replay(config: OptionsRunConfig, ledger: Any, *, chain: Any = None,
                        run_id: str | None = None, created_by: str | None = None,
                        progress: Callable[[int, int], None] | None = None) -> OptionsReplayResult:
@@ -130,8 +172,7 @@ def run_options_replay(config: OptionsRunConfig, ledger: Any, *, chain: Any = No
     from tradewarden.data import DataError
     from tradewarden.data.options import load_option_chain
     from tradewarden.execution.sim_options import SimOptionsBroker
-    from tradewarden.ops.kernel import _user, _utcnow
-    from tradewarden.ops.replay import git_sha
+    from tradewarden.ops.kernel import _utcnow
 
     if chain is None:
         from tradewarden.data.equities import bundled_equity_path
@@ -147,20 +188,10 @@ def run_options_replay(config: OptionsRunConfig, ledger: Any, *, chain: Any = No
                                       f"{have}); set -p underlying=...", field="underlying")
     days = sorted(d.date() for d in mine["quote_date"].unique())
     run_id = run_id or uuid.uuid4().hex[:12]
-    ledger.create_run({
-        "run_id": run_id, "mode": "replay", "capital_mode": "portfolio",
-        "market_time_basis": "option chain snapshot: end of day, labelled with the quote date "
-                             "(00:00 UTC)",
-        "data_integrity": "ok", "data_quality": json.dumps({under: {"rows": int(len(mine)),
-                                                                    "quote_dates": len(days)}}),
-        "created_by": created_by or _user(), "git_sha": git_sha(),
-        "config_hash": config.config_hash(), "config": config.canonical_json(),
-        "strategy": "put_writer", "input_names": json.dumps([]),
-        "symbols": json.dumps([under]), "timeframe": "1d",
-        "range_start": days[0].isoformat() + "T00:00:00Z",
-        "range_end": days[-1].isoformat() + "T00:00:00Z", "initial_capital": config.capital,
-        "notes": None,
-    })
+    create_options_run(ledger, config, run_id=run_id, mode="replay",
+                       range_start=_epoch(days[0]), range_end=_epoch(days[-1]),
+                       created_by=created_by,
+                       quality={under: {"rows": int(len(mine)), "quote_dates": len(days)}})
     broker = SimOptionsBroker(commission_per_contract=config.commission_per_contract,
                               min_commission=config.min_commission)
     desk = OptionsDesk(run_id=run_id, params=config.params, risk=config.risk, broker=broker,
