@@ -217,6 +217,7 @@ def test_an_invalid_answer_is_retried_once_with_the_error_then_the_rules_reflect
     row2 = rf.reflect(led, DEP, day2, EOD + 86_400,
                       reflector=rf.ModelReflector(led, SETTINGS, client=api2.client()))
     assert row2["content"]["fallback"] == "the answer did not validate twice"
+    assert row2["model"] == "rules" and row["model"] == SETTINGS.reflection_model
     assert row2["content"]["reflector"] == "anthropic" and row2["summary"].startswith(day2)
 
 

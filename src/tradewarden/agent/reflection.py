@@ -475,6 +475,7 @@ class ModelReflector:
 
         def fallback(why: str) -> tuple[ReflectionOutput, dict[str, Any]]:
             note["fallback"] = why
+            note["model"] = RulesReflector.name          # the rules wrote it, not the model
             return rules_reflection(record, min_confidence=self.min_confidence), note
 
         for attempt in (1, 2):
