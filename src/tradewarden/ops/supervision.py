@@ -625,13 +625,15 @@ class Supervisor:
         return self._reflector
 
     def _learn(self, event: Any) -> None:
-        """After the close, per deployment under the governor: the day's reflection,
-        experiment proposals filed, started and judged
-        (:func:`tradewarden.agent.reflection.learn`); a verdict becomes an
+        """After the close, per deployment under the governor: the outcomes known now
+        (:func:`tradewarden.agent.outcomes.record_outcomes`), then the day's reflection,
+        experiment proposals filed, started and judged (``[learning]``;
+        :func:`tradewarden.agent.reflection.learn`); a verdict becomes an
         ``experiment_result`` event and an alert. A failure is alerted and the end of
         day goes on."""
         from datetime import UTC, datetime
 
+        from tradewarden.agent.outcomes import record_outcomes
         from tradewarden.agent.reflection import learn
         from tradewarden.ops.events import effect_key, emit_experiment_result
         now = self.clock.now()
@@ -642,8 +644,10 @@ class Supervisor:
                 continue
             dep = slot.opened.dep
             try:
+                record_outcomes(self.ledger, dep.deployment_id, now=int(now))
                 done = learn(self.ledger, dep.deployment_id, day, int(now),
-                             reflector=self.reflector())
+                             reflector=self.reflector(),
+                             learning=getattr(self.loaded.settings, "learning", None))
             except Exception as exc:        # noqa: BLE001 - learning never blocks the day's end
                 self.log.error("learning_failed", deployment=slot.label, day=day,
                                error=f"{type(exc).__name__}: {exc}")
