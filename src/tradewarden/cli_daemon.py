@@ -30,8 +30,8 @@ from tradewarden.cli_common import CONFIG_OPT, DB_OPT, _fail, _known_errors, set
 
 daemon_app = typer.Typer(no_args_is_help=True, add_completion=False,
                          help="Run deployments as a service (start, stop, install-service) "
-                         "and oversee it: status, context, audit, costs, thoughts, pause, "
-                         "resume, "
+                         "and oversee it: status, context, audit, costs, thoughts, "
+                         "experiments, pause, resume, "
                          "emergency-stop, set-autonomy, override, clear-anomaly.")
 
 
