@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import spearmanr
 
@@ -32,6 +32,7 @@ def layouts(draw):
     return times[list(order)], n_splits, horizon, purge, embargo, train_days
 
 
+@settings(max_examples=60, deadline=None)      # deadline: no timing in unit tests
 @given(layouts())
 def test_no_training_label_overlaps_a_test_window_and_embargo_holds(layout) -> None:
     times, n_splits, horizon, purge, embargo, train_days = layout
