@@ -216,18 +216,20 @@ def fitted(panels):
     return out
 
 
-@pytest.fixture
-def world(tmp_path, fitted, mlflow_db):
-    """A ledger with an MLflow store beside it holding v1 (trained to 2013-06-28) and
-    v2 (trained to 2013-12-31, production after v1)."""
+@pytest.fixture(scope="module")
+def _registry_template(tmp_path_factory, fitted, _mlflow_template):
+    """An MLflow store holding v1 (trained to 2013-06-28) and v2 (trained to
+    2013-12-31, production after v1), built once; tests copy its ``mlflow.db`` (the
+    artifacts stay here, read only)."""
+    import shutil
+
     from tradewarden.ledger import Ledger
     from tradewarden.ml.drift import open_registry
     from tradewarden.ml.train import model_params
-
-    mlflow_db(tmp_path)
-    ledger = Ledger(str(tmp_path / "ledger.db"))
+    folder = tmp_path_factory.mktemp("drift-registry")
+    shutil.copyfile(_mlflow_template, folder / "mlflow.db")
+    ledger = Ledger(str(folder / "ledger.db"))
     registry = open_registry(SETTINGS, ledger)
-    assert registry.uri == f"sqlite:///{tmp_path / 'mlflow.db'}"
     for n, (est, x) in enumerate(fitted, start=1):
         v = registry.register(est, name=SETTINGS.model_name, features=tuple(x.columns),
                               params=model_params(SETTINGS),
@@ -236,6 +238,22 @@ def world(tmp_path, fitted, mlflow_db):
                               data_hash=f"h{n}", train_sample=x)
         registry.promote(SETTINGS.model_name, v, reason=f"test v{n}", actor="test",
                          ledger=ledger, ts=n)
+    ledger.close()
+    return folder / "mlflow.db"
+
+
+@pytest.fixture
+def world(tmp_path, _registry_template):
+    """A fresh ledger with a copy of the two-version store beside it."""
+    import shutil
+
+    from tradewarden.ledger import Ledger
+    from tradewarden.ml.drift import open_registry
+    shutil.copyfile(_registry_template, tmp_path / "mlflow.db")
+    ledger = Ledger(str(tmp_path / "ledger.db"))
+    registry = open_registry(SETTINGS, ledger)
+    assert registry.uri == f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert registry.production(SETTINGS.model_name).version == "2"
     yield ledger, registry
     ledger.close()
 
