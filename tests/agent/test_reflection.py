@@ -276,3 +276,20 @@ def test_with_experiments_off_a_day_is_reflected_and_nothing_proposed(day):
                     learning=LearningSettings(experiments=False))
     assert done["reflection"]["day"] == DAY and done["decision_proposals"] == []
     assert ex.experiments(led) == []
+
+
+def test_a_decision_stamped_before_the_last_reflection_is_reviewed_the_next_day_once(day):
+    """A daily bar is stamped with its session's date and decided after the close: after
+    that day's reflection. The next day's reflection reviews it; none reviews it twice."""
+    led, ids = day
+    first = rf.reflect(led, DEP, DAY, EOD, reflector=rf.RulesReflector())
+    assert first["content"]["decision_ids"] == ids[:4]
+    late = _decision(led, T0 - 15 * 3600, outcome=0.4)     # 2026-01-05T00:00Z, recorded now
+    today = _decision(led, T0 + 86_400)
+    second = rf.reflect(led, DEP, "2026-01-06", EOD + 86_400, reflector=rf.RulesReflector())
+    # ids[4], stamped the day before the first reflection's day, was never reviewed: now
+    assert second["content"]["decision_ids"] == [ids[4], late, today]
+    assert second["content"]["last_decision_id"] == today
+    third = rf.reflect(led, DEP, "2026-01-07", EOD + 2 * 86_400, reflector=rf.RulesReflector())
+    assert third["content"]["decision_ids"] == [] and third["content"]["last_decision_id"] == today
+    assert third["summary"] == "2026-01-07: no decisions."

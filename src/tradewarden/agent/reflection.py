@@ -165,7 +165,14 @@ def day_bounds(day: str) -> tuple[int, int]:
 
 
 def day_record(ledger: Ledger, scope: str, day: str) -> dict[str, Any]:
-    """Return what a reflector reviews: the deployment's decisions of the UTC day.
+    """Return what a reflector reviews: the deployment's decisions of the day.
+
+    The decisions are those not reviewed yet up to the end of the UTC day ``day``: with
+    an earlier reflection of the scope, every decision after the last one it reviewed
+    (by id) with ``ts`` before the day's end, so a decision recorded after that
+    reflection but stamped earlier (a daily bar is stamped with its session's date and
+    decided after the close) is reviewed the next day rather than never; without one,
+    the decisions stamped within the UTC day.
 
     Parameters
     ----------
@@ -192,12 +199,19 @@ def day_record(ledger: Ledger, scope: str, day: str) -> dict[str, Any]:
         A bad day or a ledger that cannot be read.
     """
     start, end = day_bounds(day)
-    ad, gv, do = schema.agent_decisions, schema.governor_verdicts, schema.decision_outcomes
+    ad, gv, do, rt = (schema.agent_decisions, schema.governor_verdicts,
+                      schema.decision_outcomes, schema.reflections)
 
     def work(conn: Any) -> dict[str, Any]:
+        last = None
+        for (text,) in conn.execute(select(rt.c.content).where(rt.c.scope == scope,
+                                                                rt.c.day < day)
+                                    .order_by(rt.c.day.desc()).limit(1)):
+            last = _parse("the latest reflection", text, {}).get("last_decision_id")
+        window = (ad.c.ts >= start) if last is None else (ad.c.id > int(last))
         rows = _rows(conn, select(ad.c.id, ad.c.ts, ad.c.event_kind, ad.c.symbol, ad.c.action,
                                   ad.c.confidence, ad.c.output)
-                     .where(ad.c.deployment_id == scope, ad.c.ts >= start, ad.c.ts < end)
+                     .where(ad.c.deployment_id == scope, window, ad.c.ts < end)
                      .order_by(ad.c.id.desc()).limit(MAX_DECISIONS))[::-1]
         ids = [r["id"] for r in rows]
         verdicts: dict[int, list[dict[str, Any]]] = {}
@@ -595,7 +609,9 @@ def reflect(ledger: Ledger, scope: str, day: str, ts: Any, *, reflector: Reflect
         record = day_record(ledger, scope, day)
         out, note = reflector.reflect(record, scope=scope, day=day, ts=when)
         known = {d["id"] for d in record["decisions"]}
-        content = {"reviews": [r.model_dump(mode="json") for r in out.reviews
+        content = {"decision_ids": sorted(known),
+                   "last_decision_id": max(known, default=_last_reviewed(ledger, scope, day)),
+                   "reviews": [r.model_dump(mode="json") for r in out.reviews
                                if r.decision_id in known],
                    "ignored_reviews": [r.decision_id for r in out.reviews
                                        if r.decision_id not in known],
@@ -631,6 +647,12 @@ def reflect(ledger: Ledger, scope: str, day: str, ts: Any, *, reflector: Reflect
 def _limits(learning: LearningSettings) -> dict[str, Any]:
     return {"min_samples": learning.min_samples, "min_effect": learning.min_effect,
             "allocation": learning.allocation}
+
+
+def _last_reviewed(ledger: Ledger, scope: str, day: str) -> int | None:
+    """The last decision id the scope's latest reflection before ``day`` reviewed."""
+    row = latest_reflection(ledger, scope, before_day=day)
+    return row.get("last_decision_id") if row else None
 
 
 def _file_proposals(ledger: Ledger, row: dict[str, Any], ts: int,
@@ -690,14 +712,16 @@ def latest_reflection(ledger: Ledger, scope: str, *, before_day: str | None = No
     c = row["content"]
     return {"day": row["day"], "summary": row["summary"], "lessons": c.get("lessons", []),
             "counts": c.get("counts", {}), "outcomes": c.get("outcomes", {}),
-            "proposals": row["proposals"], "model": row["model"]}
+            "proposals": row["proposals"], "model": row["model"],
+            "last_decision_id": c.get("last_decision_id")}
 
 
 # -- the end of the day -----------------------------------------------------------------
 def file_decision_proposals(ledger: Ledger, scope: str, day: str, ts: Any,
                             learning: LearningSettings | None = None) -> list[dict[str, Any]]:
-    """Turn the day's ``PROPOSE_EXPERIMENT`` decisions of ``scope`` into experiments
-    (with ``[learning]``'s sample size, effect and allocation).
+    """Turn the ``PROPOSE_EXPERIMENT`` decisions the day's reflection reviewed (its
+    ``content.decision_ids``; without a reflection, those stamped within the UTC day)
+    into experiments (with ``[learning]``'s sample size, effect and allocation).
 
     Each proposal goes through :func:`tradewarden.agent.experiments.propose_from`
     (``proposed_by`` ``decision:<id>``), which refuses anything but an allowed change.
@@ -711,8 +735,12 @@ def file_decision_proposals(ledger: Ledger, scope: str, day: str, ts: Any,
     limits = _limits(learning or LearningSettings())
     start, end = day_bounds(day)
     ad = schema.agent_decisions
-    q = (select(ad.c.id, ad.c.output).where(ad.c.deployment_id == scope, ad.c.ts >= start,
-                                            ad.c.ts < end, ad.c.action == "PROPOSE_EXPERIMENT")
+    row = reflection(ledger, scope, day)
+    ids = (row or {}).get("content", {}).get("decision_ids")
+    window = (ad.c.id.in_(ids or [-1]) if ids is not None
+              else (ad.c.ts >= start) & (ad.c.ts < end))
+    q = (select(ad.c.id, ad.c.output).where(ad.c.deployment_id == scope, window,
+                                            ad.c.action == "PROPOSE_EXPERIMENT")
          .order_by(ad.c.id))
     out = []
     for did, text in _read(ledger, "experiment proposals", lambda conn: conn.execute(q).all()):
