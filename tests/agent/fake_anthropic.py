@@ -201,8 +201,8 @@ class FakeAnthropic:
     Parameters
     ----------
     default : callable, optional
-        ``default(received) -> Reply`` once the script is used up (default: a valid
-        decision for the symbol... the :func:`decision` default).
+        ``default(received) -> Reply`` once the script is used up (default: the
+        :func:`decision` default, an ``EXECUTE_TRADES`` of BTC-USD at 0.8).
     """
 
     def __init__(self, default: Callable[[Received], Reply] | None = None) -> None:
@@ -222,10 +222,10 @@ class FakeAnthropic:
             def log_message(self, *args: Any) -> None:      # quiet
                 pass
 
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            def do_POST(self) -> None:
                 fake._handle(self)
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 fake._send(self, 404, {"type": "error", "error": {
                     "type": "not_found_error", "message": f"{self.path}: not found"}})
 

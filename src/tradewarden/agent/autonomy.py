@@ -108,6 +108,7 @@ import numpy as np
 from sqlalchemy import and_, bindparam, func, or_, select
 
 from tradewarden.agent import records
+from tradewarden.agent.autonomy_settings import AutonomySettings
 from tradewarden.agent.governor import Authorization
 from tradewarden.agent.reasoning import (
     SAFE_ACTIONS,
@@ -119,7 +120,6 @@ from tradewarden.agent.reasoning import (
     RulesReasoner,
 )
 from tradewarden.domain import Verdict
-from tradewarden.agent.autonomy_settings import AutonomySettings
 from tradewarden.ledger import Ledger, LedgerError, schema
 
 DAY = 86_400
@@ -678,6 +678,10 @@ class AutonomyGovernor:
         notional, price = None, None
         payload: dict[str, Any] = {k: detail[k] for k in ("signal", "stop_loss", "take_profit",
                                                           "quantity", "equity") if k in detail}
+        for k in ("stop_loss", "take_profit", "quantity", "equity"):
+            number = _decimal(payload.get(k))     # the risk manager's text, exact; recorded
+            if number is not None:                # as text, shown to a model as a number
+                payload[k] = number
         if action == "enter_long":
             qty = _decimal(detail.get("quantity"))
             price = _decimal(detail.get("price"))
@@ -731,6 +735,9 @@ class AutonomyGovernor:
                                deployment_id=self.deployment_id, ts=ts, autonomy_level=level,
                                verdict=verdict, reason=reason,
                                triggers=[t.as_dict() for t in triggers])
+        settle = getattr(self.reasoner, "settle", None)
+        if settle is not None:          # a model reasoner links its calls to the decision
+            settle(decision_id, verdict)
         return Authorization(_VERDICT[verdict], reason)
 
     # -- levels ---------------------------------------------------------------------------

@@ -157,8 +157,14 @@ class Supervisor:
         engine = dep.kernel.engine
         daemon = self.loaded.daemon
         if slot.loaded.run_config().governor != "monitor":
+            reasoner = None                 # [reasoning] provider: the rules by default
+            if self.loaded.settings.reasoning.provider != "rules":
+                from tradewarden.agent.anthropic_reasoner import reasoner_from_settings
+                reasoner = reasoner_from_settings(
+                    self.loaded.settings.reasoning, dep.ledger, deployment_id=dep.deployment_id,
+                    alerter=self.alerter, log=self.log)
             gov = AutonomyGovernor(dep.ledger, dep.deployment_id, dep.run_id, dep.clock,
-                                   settings=self.loaded.settings.autonomy,
+                                   settings=self.loaded.settings.autonomy, reasoner=reasoner,
                                    context=lambda d=dep, s=slot: {
                                        **deployment_context(d), **self.context_extras(s)},
                                    market=lambda s=slot: self.market_context(s))
@@ -536,6 +542,8 @@ class Supervisor:
                                        deployment_id=dep.deployment_id, ts=int(now),
                                        autonomy_level=level, verdict=verdict, reason=reason,
                                        triggers=[t.as_dict() for t in triggers])
+                if earlier is None and hasattr(gov.reasoner, "settle"):
+                    gov.reasoner.settle(decision_id, verdict)     # its model calls linked
             key = effect_key(event, dep.deployment_id)
             if verdict == "execute" and decision.action == Action.CLOSE_POSITION:
                 for sym in decision.target_symbols or ((symbol,) if symbol else ()):
