@@ -456,7 +456,7 @@ class Performance:
     predictions : int
         Matured predictions scored.
     first_ts, last_ts : int or None
-        First and last matured as-of (session close, UTC epoch seconds).
+        First and last matured as-of session (date labels, 00:00 UTC, epoch seconds).
     validation_ic, validation_hit_rate : float or None
         The version's validation figures (``ModelVersion.validation``).
     ic_floor, hit_rate_floor : float
@@ -701,6 +701,20 @@ class DriftError(ValueError):
 _DAY = 86_400
 
 
+def _read(ledger: Any, what: str, work: Any) -> Any:
+    """Drain the ledger's queued batches, run ``work(conn)`` on a connection; a database
+    error becomes a :class:`~tradewarden.ledger.LedgerError` naming ``what``."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from tradewarden.ledger import LedgerError
+    ledger.drain()
+    try:
+        with ledger.engine.connect() as conn:
+            return work(conn)
+    except SQLAlchemyError as exc:
+        raise LedgerError(f"cannot read {what}: {ledger.describe(exc)}") from None
+
+
 def _day(ts: int) -> str:
     return pd.Timestamp(int(ts) // _DAY * _DAY, unit="s").strftime("%Y-%m-%d")
 
@@ -768,13 +782,11 @@ def _matured(ledger: Any, model: Any, cut: pd.DataFrame, label: int,
     times = np.unique(cut["ts"].to_numpy(dtype=np.int64))
     first = int(times[-PERFORMANCE_SESSIONS:][0])
     p = schema.ml_predictions
-    ledger.drain()
-    with ledger.engine.connect() as conn:
-        rows = conn.execute(
-            select(p.c.as_of_ts, p.c.symbol, p.c.score)
-            .where(p.c.model_name == model.name, p.c.model_version == str(model.version),
-                   p.c.job == "predict", p.c.as_of_ts >= first,
-                   p.c.as_of_ts < label + _DAY)).all()
+    rows = _read(ledger, "the recorded predictions", lambda conn: conn.execute(
+        select(p.c.as_of_ts, p.c.symbol, p.c.score)
+        .where(p.c.model_name == model.name, p.c.model_version == str(model.version),
+               p.c.job == "predict", p.c.as_of_ts >= first,
+               p.c.as_of_ts < label + _DAY)).all())
     frame = pd.DataFrame(rows, columns=["as_of_ts", "symbol", "score"])
     if frame.empty:
         return frame.assign(realised=pd.Series(dtype=float))
@@ -810,12 +822,9 @@ def _recorded(ledger: Any, name: str, version: str, as_of_ts: int) -> Any:
 
     from tradewarden.ledger import schema
     r = schema.ml_drift_reports
-    ledger.drain()
-    with ledger.engine.connect() as conn:
-        return conn.execute(select(r).where(r.c.model_name == name,
-                                            r.c.model_version == version,
-                                            r.c.as_of_ts == as_of_ts)
-                            .order_by(r.c.id)).mappings().first()
+    return _read(ledger, "drift reports", lambda conn: conn.execute(
+        select(r).where(r.c.model_name == name, r.c.model_version == version,
+                        r.c.as_of_ts == as_of_ts).order_by(r.c.id)).mappings().first())
 
 
 def drift_reports(ledger: Any, model_name: str, *, limit: int = 20) -> list[dict[str, Any]]:
@@ -839,18 +848,12 @@ def drift_reports(ledger: Any, model_name: str, *, limit: int = 20) -> list[dict
         The table cannot be read.
     """
     from sqlalchemy import select
-    from sqlalchemy.exc import SQLAlchemyError
 
-    from tradewarden.ledger import LedgerError, schema
+    from tradewarden.ledger import schema
     r = schema.ml_drift_reports
-    ledger.drain()
-    try:
-        with ledger.engine.connect() as conn:
-            rows = conn.execute(select(r).where(r.c.model_name == model_name)
-                                .order_by(r.c.as_of_ts.desc(), r.c.id.desc())
-                                .limit(limit)).mappings().all()
-    except SQLAlchemyError as exc:
-        raise LedgerError(f"cannot read drift reports: {ledger.describe(exc)}") from None
+    rows = _read(ledger, "drift reports", lambda conn: conn.execute(
+        select(r).where(r.c.model_name == model_name)
+        .order_by(r.c.as_of_ts.desc(), r.c.id.desc()).limit(limit)).mappings().all())
     out = []
     for row in rows:
         d = dict(row)
@@ -869,13 +872,16 @@ def _streak(ledger: Any, name: str, version: str, as_of_ts: int,
 
     from tradewarden.ledger import schema
     r = schema.ml_drift_reports
-    with ledger.engine.connect() as conn:
+
+    def work(conn: Any) -> tuple[Any, Any]:
         newer = conn.execute(select(r.c.id).where(r.c.model_name == name,
                                                   r.c.as_of_ts > as_of_ts).limit(1)).first()
         rows = conn.execute(select(r.c.id, r.c.model_version, r.c.status)
                             .where(r.c.model_name == name, r.c.as_of_ts <= as_of_ts)
                             .order_by(r.c.as_of_ts.desc(), r.c.id.desc())
                             .limit(max(persist, 1))).all()
+        return newer, rows
+    newer, rows = _read(ledger, "drift reports", work)
     ids = []
     for rid, ver, status in rows:
         if ver != version or status != "drift":
@@ -889,10 +895,10 @@ def _last_rollback(ledger: Any, name: str, version: str) -> Any:
 
     from tradewarden.ledger import schema
     e = schema.ml_model_events
-    with ledger.engine.connect() as conn:
-        return conn.execute(select(e).where(e.c.model_name == name, e.c.kind == "rollback",
-                                            e.c.from_version == version)
-                            .order_by(e.c.id.desc())).mappings().first()
+    return _read(ledger, "model events", lambda conn: conn.execute(
+        select(e).where(e.c.model_name == name, e.c.kind == "rollback",
+                        e.c.from_version == version)
+        .order_by(e.c.id.desc())).mappings().first())
 
 
 def apply_policy(settings: Any, ledger: Any, registry: Any, report: DriftReport, *,
