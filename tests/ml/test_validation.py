@@ -131,3 +131,16 @@ def test_split_metrics_skip_thin_cross_sections_and_nan() -> None:
     assert got["spread"] == pytest.approx(((0.01 + 0.01) + (0.02 + 0.02)) / 2)
     with pytest.raises(ValueError, match="one length"):
         split_metrics(y, p[:3], times)
+
+
+def test_split_metrics_with_ties_and_uneven_cross_sections_match_scipy() -> None:
+    rng = np.random.default_rng(5)
+    sizes = rng.integers(3, 9, 40)
+    times = np.repeat(np.arange(40) * DAY, sizes)
+    y = np.round(rng.normal(0, 0.02, times.shape[0]), 2)         # many ties
+    pred = np.round(y + rng.normal(0, 0.02, times.shape[0]), 2)
+    got = split_metrics(y, pred, times)
+    ics = [spearmanr(pred[times == t], y[times == t]).statistic for t in np.unique(times)]
+    ics = [v for v in ics if np.isfinite(v)]
+    assert got["n_dates"] == len(ics)
+    assert got["ic"] == pytest.approx(np.mean(ics), rel=1e-12)

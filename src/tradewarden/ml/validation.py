@@ -166,7 +166,9 @@ def split_metrics(y_true: Sequence[float] | np.ndarray, y_pred: Sequence[float] 
     -------
     dict
         ``ic``: mean over sessions of the Spearman rank correlation of ``y_pred`` and
-        ``y_true`` within the session (:func:`scipy.stats.spearmanr`; the
+        ``y_true`` within the session (the Pearson correlation of their average ranks,
+        :func:`scipy.stats.rankdata`, which is :func:`scipy.stats.spearmanr`'s value,
+        computed for all sessions of one size at once; the
         information coefficient of Grinold and Kahn, *Active Portfolio Management*,
         1999), over sessions with at least 3 names and neither side constant;
         ``ic_std``: its standard deviation across sessions (ddof 1; NaN below 2);
@@ -182,7 +184,7 @@ def split_metrics(y_true: Sequence[float] | np.ndarray, y_pred: Sequence[float] 
     ValueError
         Arrays of different lengths, or ``quantile`` outside (0, 0.5].
     """
-    from scipy.stats import spearmanr
+    from scipy.stats import rankdata
 
     yt = np.asarray(y_true, dtype=np.float64)
     yp = np.asarray(y_pred, dtype=np.float64)
@@ -194,20 +196,36 @@ def split_metrics(y_true: Sequence[float] | np.ndarray, y_pred: Sequence[float] 
         raise ValueError(f"quantile {quantile!r}: give a share in (0, 0.5]")
     keep = np.isfinite(yt) & np.isfinite(yp)
     yt, yp, tt = yt[keep], yp[keep], tt[keep]
-    ics: list[float] = []
-    spreads: list[float] = []
-    order = np.argsort(tt, kind="stable")
+    order = np.lexsort((yp, tt))            # by session, then by prediction (ascending)
     yt, yp, tt = yt[order], yp[order], tt[order]
     cuts = np.flatnonzero(np.diff(tt)) + 1
-    for a, b in zip(np.r_[0, cuts], np.r_[cuts, tt.shape[0]]):
-        t_, p_ = yt[a:b], yp[a:b]
-        n = t_.shape[0]
-        if n >= 3 and np.ptp(t_) > 0 and np.ptp(p_) > 0:
-            ics.append(float(spearmanr(p_, t_).statistic))
-        if n >= 2 and np.ptp(p_) > 0:
+    starts, ends = np.r_[0, cuts], np.r_[cuts, tt.shape[0]]
+    ics: list[float] = []
+    spreads: list[float] = []
+    # sessions grouped by cross-section size: one vectorised pass per size
+    sizes = ends - starts
+    for n in np.unique(sizes):
+        first = starts[sizes == n]
+        take = first[:, None] + np.arange(n)[None, :]
+        t_, p_ = yt[take], yp[take]                     # shape (sessions, n)
+        varied = (np.ptp(p_, axis=1) > 0)
+        if n >= 2:
             k = max(1, int(np.floor(n * quantile)))
-            ranked = t_[np.argsort(p_, kind="stable")]
-            spreads.append(float(ranked[-k:].mean() - ranked[:k].mean()))
+            # rows are sorted by prediction: the top bucket is the last k
+            spread = t_[:, -k:].mean(axis=1) - t_[:, :k].mean(axis=1)
+            spreads.extend(spread[varied].tolist())
+        if n >= 3:
+            ok = varied & (np.ptp(t_, axis=1) > 0)
+            if ok.any():
+                # Spearman's rho = Pearson correlation of the average ranks (ties share
+                # the mean rank), as scipy.stats.spearmanr computes it
+                rp = rankdata(p_[ok], axis=1)
+                rt = rankdata(t_[ok], axis=1)
+                rp -= rp.mean(axis=1, keepdims=True)
+                rt -= rt.mean(axis=1, keepdims=True)
+                rho = (rp * rt).sum(axis=1) / np.sqrt((rp ** 2).sum(axis=1)
+                                                      * (rt ** 2).sum(axis=1))
+                ics.extend(rho.tolist())
     nz = (np.sign(yt) != 0) & (np.sign(yp) != 0)
     ic = float(np.mean(ics)) if ics else float("nan")
     ic_std = float(np.std(ics, ddof=1)) if len(ics) > 1 else float("nan")
