@@ -6,7 +6,8 @@ Conventions
   the session date at 00:00 UTC in epoch seconds (``days since 1970-01-01 * 86400``).
   The bar it labels closes at 16:00 America/New_York that day; features "as of ``ts``"
   use that session's close and earlier ones. (The ledger's ``ml_predictions.as_of_ts``
-  holds the same label.)
+  holds the session's close instead; :func:`tradewarden.ml.predict.session_label`
+  converts.)
 - **Days are sessions.** Windows and the label horizon count bars of the panel (NYSE
   sessions), not calendar days.
 - **Prices** are split- and dividend-adjusted US dollars per share (the vendor's
