@@ -617,9 +617,10 @@ class Supervisor:
                     dedupe_key=effect_key(event, "summary"))
 
     def reflector(self) -> Any:
-        """The end-of-day reflector: the model's (:class:`~tradewarden.agent.reflection.
-        ModelReflector`) with ``[reasoning] provider = "anthropic"`` and
-        ``ANTHROPIC_API_KEY`` set, else the rules' (built once)."""
+        """Return the end-of-day reflector: the model's
+        (:class:`~tradewarden.agent.reflection.ModelReflector`) with ``[reasoning]
+        provider = "anthropic"`` and ``ANTHROPIC_API_KEY`` set, else the rules'
+        (:class:`~tradewarden.agent.reflection.RulesReflector`); built once."""
         if self._reflector is None:
             from tradewarden.agent.reflection import ModelReflector, RulesReflector
             reasoning = getattr(self.loaded.settings, "reasoning", None)
