@@ -2,9 +2,9 @@
 ``rebalance_tolerance`` of the target is resized to it (the strategy says to what, the
 risk manager sizes the difference), never sold and bought again.
 
-The strategy and risk sides run now; the engine side (a resize order through risk, the
-governor and the journal) is the request in ``/work/notes/s22/rebalance_engine.md``: its
-replay test is a strict xfail until the engine carries it.
+The replay test runs the whole path: the engine asks the strategy's hook on every open
+bar, sizes the difference through the risk manager and the governor, and sends one
+``-rebalance`` order (``TradingEngine._rebalance``).
 """
 
 from __future__ import annotations
@@ -164,9 +164,6 @@ def _replay(tmp_path, panel, strat, capital=Decimal(100_000)):
     return sqlite3.connect(tmp_path / "ledger.db")
 
 
-@pytest.mark.xfail(strict=True, reason="the engine does not carry resize orders yet: "
-                   "/work/notes/s22/rebalance_engine.md (Signal rebalance, the engine sizing "
-                   "the difference through RiskManager.evaluate_rebalance and the governor)")
 def test_a_replay_resizes_drifted_holdings_without_selling_and_buying_again(
         tmp_path, panel, scores):
     strat = RankStrategy(RankStrategy.Params(scores=str(scores), top_n=2, weighting="score",

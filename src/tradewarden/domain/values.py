@@ -42,12 +42,14 @@ class OrderType(str, Enum):
 
 
 class OrderRole(str, Enum):
-    """Why an order exists: the entry, a bracket leg, or a signal/manual exit."""
+    """Why an order exists: the entry, a bracket leg, a signal/manual exit, or a resize of
+    a held position to its target weight (``rebalance``: a buy or a partial sale)."""
 
     ENTRY = "entry"
     TAKE_PROFIT = "take_profit"
     STOP_LOSS = "stop_loss"
     EXIT = "exit"
+    REBALANCE = "rebalance"
 
 
 class OrderStatus(str, Enum):

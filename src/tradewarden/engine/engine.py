@@ -85,8 +85,11 @@ _ZERO = Decimal(0)
 _EXECUTE, _QUEUE = Verdict.EXECUTE, Verdict.QUEUE
 
 # Packed decision code: (reason_id << 8) | (state << 4) | action
-HOLD, ENTER, EXIT, REJECTED, BLOCKED, QUEUED, MONITORED = range(7)
-ACTIONS = ("hold", "enter_long", "exit", "rejected", "blocked", "queued", "monitored")
+HOLD, ENTER, EXIT, REJECTED, BLOCKED, QUEUED, MONITORED, REBALANCE = range(8)
+ACTIONS = ("hold", "enter_long", "exit", "rejected", "blocked", "queued", "monitored",
+           "rebalance")
+#: A resize the risk manager finds too small to trade: the bar is a plain hold.
+_DUST = frozenset({"no_change", "below_min_notional", "below_min_quantity"})
 FLAT, ENTRY_PENDING, OPEN, EXIT_PENDING = range(4)
 _STATE_ENUMS = (PositionState.FLAT, PositionState.ENTRY_PENDING, PositionState.OPEN,
                 PositionState.EXIT_PENDING)
@@ -159,6 +162,7 @@ class _Sym:
     cursor: int = 0
     exit_reason: ExitReason | None = None    # set while close_all flattens the symbol
     exit_owed: str | None = None     # an exit signal the venue could not take yet (retried)
+    rebalancing: str | None = None   # the client order id of a resize still working
 
     @property
     def position(self) -> Position | None:
@@ -238,6 +242,9 @@ class TradingEngine(Operations):
             raise ValueError(f"strategy {strategy.name!r} declares more than 4 decision inputs")
         self.run_id = run_id
         self.strategy = strategy
+        #: The strategy's resize hook (``rebalance(frame, t, weight_now) -> target or
+        #: None``: the rank strategy), asked on every open bar without an exit.
+        self._rebalance_hook = getattr(strategy, "rebalance", None)
         self.risk = risk
         self.broker = broker
         self.governor = governor
@@ -462,7 +469,8 @@ class TradingEngine(Operations):
             "symbols": [{"name": s.name, "state": s.state, "holding": s.holding.to_dict(),
                          "levels": [None if v is None else str(v) for v in s.levels],
                          "last_close": s.last_close, "mark": s.mark,
-                         **({"exit_owed": s.exit_owed} if s.exit_owed else {})}
+                         **({"exit_owed": s.exit_owed} if s.exit_owed else {}),
+                         **({"rebalancing": s.rebalancing} if s.rebalancing else {})}
                         for s in self.syms],
             "orders": [{**_order_dict(o), "run_id": self._order_run.get(c, self.run_id)}
                        for c, o in self._open.items()],
@@ -510,6 +518,7 @@ class TradingEngine(Operations):
             s.qty = float(s.holding.quantity)
             s.last_close, s.mark = float(d["last_close"]), float(d["mark"])
             s.exit_owed = d.get("exit_owed")
+            s.rebalancing = d.get("rebalancing")
         self.risk.restore(state["risk"])
         self._open = dict(orders)
         self._issued.update(orders)
@@ -638,8 +647,12 @@ class TradingEngine(Operations):
             v = self.equity(s.acct)
             if v > a.peak:
                 a.peak = v
-            code = (self._exit(s, frame, i, ts, c, k, bar.close_ts)
-                    if frame.exit[i] or s.exit_owed else self._code(HOLD, frame.hold_reason, OPEN))
+            if frame.exit[i] or s.exit_owed:
+                code = self._exit(s, frame, i, ts, c, k, bar.close_ts)
+            elif self._rebalance_hook is not None and s.rebalancing is None:
+                code = self._rebalance(s, frame, i, ts, c, k, bar.close_ts)
+            else:
+                code = self._code(HOLD, frame.hold_reason, OPEN)
         else:
             code = self._code(HOLD, "entry_pending" if st == ENTRY_PENDING else "exit_pending", st)
         self._bar_ctx = None
@@ -704,6 +717,7 @@ class TradingEngine(Operations):
             s.cursor = len(s.bars)
 
         hold_open = self._code(HOLD, F[0].hold_reason, OPEN)
+        rebalance = self._rebalance_hook is not None
         flat_codes = []
         for f in F:
             lut = np.array([self._code(HOLD, r, FLAT) for r in f.reasons], dtype=np.int64)
@@ -738,7 +752,8 @@ class TradingEngine(Operations):
         portfolio = self.capital_mode == "portfolio"
         cuts = self.shortcuts
         skip_flat, skip_band = cuts.skip_flat, cuts.skip_quiet_band
-        skip_open = cuts.skip_quiet_open and not portfolio
+        # a resize hook must see every open bar (the drift moves with the price)
+        skip_open = cuts.skip_quiet_open and not portfolio and self._rebalance_hook is None
         inf = float("inf")
 
         def schedule(j: int, i: int) -> None:
@@ -817,8 +832,13 @@ class TradingEngine(Operations):
                     v = a.cash_f + s.qty * c
                 if v > a.peak:
                     a.peak = v
-                codes[k] = (self._exit(s, F[j], i, TS[j][i], c, k, TS[j][i] + s.bar_seconds)
-                            if X[j][i] or s.exit_owed else hold_open)
+                if X[j][i] or s.exit_owed:
+                    codes[k] = self._exit(s, F[j], i, TS[j][i], c, k, TS[j][i] + s.bar_seconds)
+                elif rebalance and s.rebalancing is None:
+                    codes[k] = self._rebalance(s, F[j], i, TS[j][i], c, k,
+                                               TS[j][i] + s.bar_seconds)
+                else:
+                    codes[k] = hold_open
             else:
                 codes[k] = pending_code[st]
             schedule(j, i + 1)
@@ -993,6 +1013,91 @@ class TradingEngine(Operations):
         self._sync_band(s)
         return code
 
+    def _rebalance(self, s: _Sym, frame: SignalFrame, i: int, ts: int, close: float, k: int,
+                   close_ts: int) -> int:
+        """Resize a held position to the strategy's target weight, or hold.
+
+        The strategy's hook names a target when the holding drifted off it; the risk
+        manager sizes the difference (``evaluate_rebalance``: a buy within cash and the
+        caps, or a partial sale, never the whole position); the governor authorises it;
+        one market order of role ``rebalance`` is sent. A resize too small to trade, and
+        a position with protective legs (their quantity would no longer match), are a
+        plain hold with the reason in the detail. A buy is blocked as an entry is
+        (paused, halted, venue status, stale data); a sale only by a venue that cannot
+        take orders. A governor verdict other than execute is recorded as monitored:
+        the drift is decided afresh at every bar, so there is nothing to approve later.
+        """
+        hold = self._code(HOLD, frame.hold_reason, OPEN)
+        acct = self.accounts[s.acct]
+        eq = self.equity(s.acct)
+        if not eq > 0 or not close > 0:
+            return hold
+        weight_now = float(s.holding.quantity) * close / eq
+        target = self._rebalance_hook(frame, i, weight_now)
+        if target is None:
+            return hold
+        self.clock.wait_until(close_ts)
+        detail: dict[str, Any] = {"target_weight": target, "weight_now": round(weight_now, 6)}
+        if s.levels != (None, None):
+            self._details[k] = _dumps({**detail, "rebalance": "rebalance_with_bracket"})
+            return hold
+        verdict = self.risk.evaluate_rebalance(
+            account=acct.name, instrument=s.inst, ts=ts, price=close, held=s.holding.quantity,
+            target_weight=target, equity=eq, peak_equity=acct.peak, cash=acct.cash_f)
+        self._drain_risk_events()
+        if not verdict.approved and verdict.reason in _DUST:
+            self._details[k] = _dumps({**detail, "rebalance": verdict.reason})
+            return hold
+        detail.update(verdict.detail)
+        if not verdict.approved:
+            self._details[k] = _dumps(detail)
+            if verdict.reason.startswith("halted"):
+                self.counts.blocked += 1
+                return self._code(BLOCKED, verdict.reason, OPEN)
+            self.counts.rejected += 1
+            return self._code(REJECTED, verdict.reason, OPEN)
+        qty = verdict.quantity
+        buy = qty > 0
+        block = why = None
+        if buy and self.paused:
+            block = "paused"
+        elif buy and self.blocks:
+            block = next(iter(self.blocks))
+            why = self.blocks[block]
+        elif buy and self.venue_blocks and s.name in self.venue_blocks:
+            block, why = "venue_status", self.venue_blocks[s.name]
+        elif buy and self.stale_after is not None and self.clock.now() - close_ts > self.stale_after:
+            block = "stale_data"
+        elif self._exit_blocks is not None and s.name in self._exit_blocks():
+            block, why = "venue_status", self._exit_blocks()[s.name]
+        if block is not None:
+            self.counts.blocked += 1
+            self._details[k] = _dumps({**detail, "why": why})
+            return self._code(BLOCKED, block, OPEN)
+        seq = self._seq + k
+        if getattr(self.governor, "bar_context", False):
+            detail.update(price=close, ts=ts, decision_seq=seq)
+        auth = self.governor.authorize(s.name, "rebalance", detail)
+        detail["governor"] = auth.verdict
+        if auth.verdict != _EXECUTE:
+            self._details[k] = _dumps(detail)
+            return self._code(MONITORED, auth.reason, OPEN)
+        order = Order(f"{self.order_ids.prefix(s.name, seq)}-rebalance", s.name,
+                      Side.BUY if buy else Side.SELL, OrderType.MARKET, abs(qty),
+                      OrderRole.REBALANCE, ts, decision_seq=seq)
+        detail["orders"] = [order.client_order_id]
+        detail["quantity"] = str(qty)
+        self._details[k] = _dumps(detail)
+        self._submit_record([order])
+        code = self._code(REBALANCE, "weight_drift", OPEN)
+        if self.journal:
+            k = self._commit_intent(k, code)
+        s.rebalancing = order.client_order_id
+        events = self._submit(order)
+        self._after_submit(s, events, k, close)
+        self._sync_band(s)
+        return code
+
     def _submit(self, order: Order, legs: tuple[Order, ...] = ()) -> list[OrderEvent]:
         """``broker.submit``; an order the venue adapter refuses before sending anything
         (``ValueError``: a bracket it cannot place, a size it cannot express) is answered
@@ -1074,6 +1179,9 @@ class TradingEngine(Operations):
             if self.journal and order.status.is_open:
                 self._filled[order.client_order_id] = self._filled.get(order.client_order_id, _ZERO) + f.quantity
             h = s.holding
+            if s.rebalancing is not None and not order.status.is_open \
+                    and order.client_order_id == s.rebalancing:
+                s.rebalancing = None
             if f.side is _BUY:
                 acct.add_cash(-(f.price * f.quantity + f.fee))
                 if not h.fills:         # the first fill of a round trip
@@ -1248,6 +1356,11 @@ class TradingEngine(Operations):
         elif role is OrderRole.EXIT and not s.holding.is_flat:
             s.state = OPEN
             self.event(e.ts, f"order_{e.kind.value}", s.name, f"{order.client_order_id}: {e.reason}")
+        elif role is OrderRole.REBALANCE:
+            if s.rebalancing == order.client_order_id:
+                s.rebalancing = None
+            if e.kind is _REJECTED:
+                self.event(e.ts, "order_rejected", s.name, f"{order.client_order_id}: {e.reason}")
         elif (role is OrderRole.STOP_LOSS and not s.holding.is_flat
               and not (e.reason or "").startswith("oco")):
             # the venue ended the protection while the position is held: say so loudly
