@@ -11,6 +11,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from drift_support import drifted, label, write_panel
 
 from tradewarden.ml.drift import (
     PSI_EPSILON,
@@ -173,36 +174,13 @@ def test_the_window_calibrated_p_value():
 START = "2014-03-03"                                    # the synthetic drift begins
 
 
-def _label(day: str) -> int:
-    return int(pd.Timestamp(day).timestamp())
-
-
-def _drifted(panel: pd.DataFrame, start: str) -> pd.DataFrame:
-    """The bundled panel with a market that stops looking like the training set from
-    ``start``: prices climb 3 % a session with a 6 % zig-zag, volume 6x every third
-    session."""
-    out = []
-    for _, g in panel.groupby("symbol"):
-        g = g.sort_values("ts").copy()
-        k = np.cumsum(g["ts"].to_numpy() >= _label(start))
-        factor = np.exp(0.03 * k) * np.where((k % 2 == 1) & (k > 0), 1.06, 1.0)
-        for col in ("open", "high", "low", "close"):
-            g[col] = g[col] * factor
-        g["volume"] = g["volume"] * np.where((k > 0) & (k % 3 == 0), 6.0, 1.0)
-        prices = g[["open", "high", "low", "close"]].round(4)     # as a file holds them
-        g[["open", "high", "low", "close"]] = prices
-        g["high"], g["low"] = prices.max(axis=1), prices.min(axis=1)
-        out.append(g)
-    return pd.concat(out).sort_values(["ts", "symbol"]).reset_index(drop=True)
-
-
 @pytest.fixture(scope="module")
 def panels():
     """(bundled, drifted) panels of three symbols up to mid-2014."""
     from tradewarden.ml.features import load_universe
     panel = load_universe(MlSettings(universe=("AAPL", "JPM", "XOM")))
-    panel = panel[panel["ts"] <= _label("2014-06-30")].reset_index(drop=True)
-    return panel, _drifted(panel, START)
+    panel = panel[panel["ts"] <= label("2014-06-30")].reset_index(drop=True)
+    return panel, drifted(panel, START)
 
 
 @pytest.fixture(scope="module")
@@ -211,7 +189,7 @@ def fitted(panels):
     from tradewarden.ml.train import fit, training_rows
     out = []
     for end in ("2013-06-28", "2013-12-31"):
-        x, y = training_rows(panels[0], 5, end_ts=_label(end), train_years=2.0)
+        x, y = training_rows(panels[0], 5, end_ts=label(end), train_years=2.0)
         out.append((fit(x, y, SETTINGS), x))
     return out
 
@@ -274,7 +252,7 @@ def test_a_session_like_the_training_period_is_ok_and_recorded(world, panels):
     assert all(s.null_windows > 100 for s in report.features)
     assert report.window["sessions"] == 20 and report.window["rows"] == 60
     # the as-of is the session's close (16:00 New York = 20:00 UTC in October)
-    assert report.as_of_ts == _label("2013-10-31") + 20 * 3600
+    assert report.as_of_ts == label("2013-10-31") + 20 * 3600
     rows = drift_reports(ledger, "equity_rank")
     assert len(rows) == 1 and rows[0]["status"] == "ok" and rows[0]["ts"] == 1_000
     assert len(rows[0]["features"]["features"]) == 13 and rows[0]["breaches"] == []
@@ -361,7 +339,7 @@ def test_performance_decay_from_recorded_predictions(world, panels):
     from tradewarden.ml.predict import session_close_ts
     ledger, registry = world
     panel = panels[0]
-    realised = forward_returns(panel[panel["ts"] <= _label("2013-10-31")], 5).dropna()
+    realised = forward_returns(panel[panel["ts"] <= label("2013-10-31")], 5).dropna()
     days = sorted(set(realised.index.get_level_values("ts")))[-15:]
     rows = [{"model_name": "equity_rank", "model_version": "2",
              "as_of_ts": session_close_ts(pd.Timestamp(t, unit="s").date()),
@@ -408,32 +386,28 @@ def test_warden_ml_drift_prints_the_report_and_exits_by_status(world, panels, tm
     from tradewarden.ml.features import FEATURES
     ledger, _ = world
     db = str(tmp_path / "ledger.db")
-    drifted = tmp_path / "drifted.csv"
-    frame = panels[1].assign(date=pd.to_datetime(panels[1]["ts"], unit="s")
-                             .dt.strftime("%Y-%m-%d"))
-    frame[["date", "symbol", "open", "high", "low", "close", "volume"]].to_csv(drifted,
-                                                                               index=False)
+    data = write_panel(panels[1], tmp_path / "drifted.csv")
     runner = CliRunner()
     ok = runner.invoke(app, ["ml", "drift", "--db", db, "--as-of", "2013-10-31",
-                             "--data", str(drifted)])
+                             "--data", str(data)])
     assert ok.exit_code == 0, ok.output
     assert "equity_rank version 2: drift as of 2013-10-31" in ok.output
     assert "rsi_14" in ok.output and "score (predictions)" in ok.output
     assert "status: ok (report 1, recorded)" in ok.output
     bad = runner.invoke(app, ["ml", "drift", "--db", db, "--as-of", "2014-04-03",
-                              "--data", str(drifted), "--json"])
+                              "--data", str(data), "--json"])
     assert bad.exit_code == 3, bad.output
     out = json.loads(bad.output)
     assert out["status"] == "drift" and out["policy"]["action"] == "watch"
     assert [f["name"] for f in out["features"]] == list(FEATURES)
     assert any(b["metric"] == "psi" and b["level"] == "drift" for b in out["breaches"])
     again = runner.invoke(app, ["ml", "drift", "--db", db, "--as-of", "2014-04-03",
-                                "--data", str(drifted)])
+                                "--data", str(data)])
     assert again.exit_code == 3 and "(report 2, recorded before)" in again.output
     for args, message in ((["--as-of", "2014-04-05"], "is not an NYSE session"),
                           (["--as-of", "2014-13-01"], "as-of"),
                           (["--as-of", "2014-07-01"], "ends on 2014-06-30")):
-        res = runner.invoke(app, ["ml", "drift", "--db", db, "--data", str(drifted), *args])
+        res = runner.invoke(app, ["ml", "drift", "--db", db, "--data", str(data), *args])
         assert res.exit_code == 2 and "error:" in res.output and message in res.output, \
             res.output
         assert "Traceback" not in res.output

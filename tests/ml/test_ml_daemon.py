@@ -2,12 +2,14 @@
 
 The real :class:`~tradewarden.ops.supervision.Supervisor` with ``[daemon] calendar =
 "XNYS"`` and ``[ml] daemon = true`` is turned over NYSE sessions of April 2014 (Good
-Friday, 2014-04-18, is a holiday) on a replay clock, no deployment running. After each
-close the ``end_of_day`` event queues ``ml_daily``, which records the session's
-predictions and its drift report; after the week's last session (Thursday 04-17)
-``weekly_learning`` queues ``ml_retrain``, which trains and registers a version that
-stays unpromoted. Every job is an event of the durable queue, done once, and a
-restarted daemon does none of them again.
+Friday, 2014-04-18, is a holiday) on a replay clock, no deployment running, on a
+universe file that stops looking like the training set in March 2014. After each close
+the ``end_of_day`` event queues ``ml_daily``, which records the session's predictions
+and its drift report (drift: alerted, and from the third report in a row a person is
+asked to roll back, ``auto_rollback`` being off); after the week's last session
+(Thursday 04-17) ``weekly_learning`` queues ``ml_retrain``, which trains and registers
+a version that stays unpromoted. Every job is an event of the durable queue, done once,
+and a restarted daemon does none of them again.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import json
 import pandas as pd
 import pytest
 import structlog
+from drift_support import drifted, write_panel
 from sqlalchemy import select
 
 from tradewarden.engine.clock import ReplayClock
@@ -35,14 +38,18 @@ def _ts(text: str) -> int:
 
 @pytest.fixture
 def daemon_world(tmp_path, mlflow_db):
-    """A config with the ML jobs on, a ledger, and v1 (trained to 2013-12-31) in
-    production in the MLflow store beside the ledger."""
+    """A config with the ML jobs on a universe file that drifts from 2014-03-03, a
+    ledger, and v1 (trained to 2013-12-31) in production in the MLflow store beside
+    the ledger."""
     from tradewarden.ml.drift import open_registry
     from tradewarden.ml.features import load_universe
     from tradewarden.ml.train import train
 
     mlflow_db(tmp_path)
     db = tmp_path / "ledger.db"
+    bundled = load_universe(MlSettings(universe=UNIVERSE))
+    data = write_panel(drifted(bundled[bundled["ts"] <= _ts("2014-06-30")], "2014-03-03"),
+                       tmp_path / "universe.csv")
     cfg = tmp_path / "warden.toml"
     cfg.write_text(f"""
 [ledger]
@@ -51,12 +58,12 @@ db = "{db}"
 calendar = "XNYS"
 [ml]
 daemon = true
-universe = {json.dumps(list(UNIVERSE))}
+data = "{data}"
 n_splits = 3
 """)
     loaded = load_settings(cfg)
     settings: MlSettings = loaded.settings.ml
-    assert settings.daemon and settings.universe == UNIVERSE
+    assert settings.daemon and settings.data == str(data)
     ledger = Ledger(str(db))
     registry = open_registry(settings, ledger)
     result = train(load_universe(settings), settings, end_ts=_ts("2013-12-31"))
@@ -118,7 +125,7 @@ def test_the_daemon_predicts_checks_drift_after_each_close_and_retrains_weekly(d
     reports = _rows(ledger, d)
     assert [r["as_of_ts"] for r in reports] == closes
     assert {r["model_version"] for r in reports} == {"1"}
-    assert all(r["status"] in ("ok", "warning", "drift") for r in reports)
+    assert [r["status"] for r in reports] == ["drift"] * 4
 
     # weekly: once, after Thursday's close (the week's last session), on the data to it
     weekly = _rows(ledger, e, e.c.kind == "weekly_learning")
@@ -141,8 +148,15 @@ def test_the_daemon_predicts_checks_drift_after_each_close_and_retrains_weekly(d
     retrained = [r for r in alerts if r["trigger"] == "ml_retrain"]
     assert len(retrained) == 1 and "v2" in retrained[0]["subject"]
     assert "warden ml promote 2" in retrained[0]["body"]
-    flagged = {r["dedupe_key"] for r in alerts if r["trigger"] == "ml_drift"}
-    assert flagged == {f"ml-drift-{r['id']}" for r in reports if r["status"] != "ok"}
+    drift = [r for r in alerts if r["trigger"] == "ml_drift"]
+    assert [r["dedupe_key"] for r in drift] == [f"ml-drift-{r['id']}" for r in reports]
+    assert all(r["level"] == "warning" and "psi" in r["body"] for r in drift)
+    # auto_rollback is off: the third drift report in a row (and the fourth) asks a
+    # person; nothing is rolled back
+    asked = [r for r in alerts if r["trigger"] == "human_review"]
+    assert [r["dedupe_key"] for r in asked] == [f"ml-rollback-{r['id']}" for r in reports[2:]]
+    assert "warden ml rollback" in asked[0]["body"]
+    assert _rows(ledger, ev, ev.c.kind == "rollback") == []
 
     # a restarted daemon over the same days does nothing again
     counts = {t.name: len(_rows(ledger, t)) for t in (e, p, d, ev, a)}
