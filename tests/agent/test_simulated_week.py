@@ -173,7 +173,9 @@ db = "{db}"
 name = "coinbase"
 [daemon]
 end_of_day_utc = "23:30"
-inbox_seconds = 1800
+inbox_seconds = 3600
+stop_approach_fraction = 0.001
+significant_move_fraction = 0.5
 [autonomy]
 calendar = "24/7"
 [reasoning]
