@@ -32,7 +32,8 @@ from rich.table import Table
 from tradewarden.cli_common import CONFIG_OPT, _fail, _known_errors, _validation_message
 
 ibkr_app = typer.Typer(no_args_is_help=True, add_completion=False,
-                       help="Interactive Brokers: check a TWS or IB Gateway setup.")
+                       help="Interactive Brokers: check a TWS or IB Gateway setup; write "
+                       "puts (the put writer, once per session).")
 
 #: Account values shown by ``warden ibkr check`` (TWS ``accountValue`` tags), in order.
 SUMMARY_TAGS = (("NetLiquidation", "net liquidation"), ("BuyingPower", "buying power"),
@@ -380,3 +381,95 @@ def register(app: typer.Typer) -> None:
 
 
 __all__ = ["CheckReport", "IbkrCheckError", "check", "ibkr_app", "probe", "register", "show"]
+
+
+def make_clock() -> Any:
+    """Return the clock ``warden ibkr write-puts`` runs on: the wall clock (a test swaps
+    in its own, the one its fake gateway runs on)."""
+    from tradewarden.engine.clock import WallClock
+    return WallClock()
+
+
+@ibkr_app.command("write-puts")
+def write_puts(config: Path = typer.Option(..., "--config", "-c", exists=True, dir_okay=False,
+                                           help="Config: mode paper or live, strategy "
+                                           "put_writer, [params] (underlying, deltas, days to "
+                                           "expiry, ...), capital, [venue] name = \"ibkr\"."),
+               db: Optional[str] = typer.Option(None, "--db", help="Ledger database. "
+                                                "[default: the config's [ledger] db]"),
+               live_: bool = typer.Option(False, "--live", help="Required with mode = \"live\": "
+                                          "orders go to a live IBKR account.")) -> None:
+    """Run the put writer once at IBKR: read the chain, decide, send, follow the orders.
+
+    Run it after each session's close (cron, or the daemon's market_close): the options
+    desk reads IBKR's puts on the underlying (quotes with model greeks), manages the
+    short puts it holds (expiry, assignment, profit target, loss limit, days to expiry),
+    writes new ones within the risk limits, follows the orders until they end, saves its
+    state with the deployment (the next run resumes it) and reconciles its book with
+    IBKR's positions. Paper sends real orders to the IBKR paper account (DU...).
+    """
+    from tradewarden.execution.ibkr_options import IbkrOptions
+    from tradewarden.ledger import Ledger
+    from tradewarden.ops.live import connect_ibkr
+    from tradewarden.ops.options_live import OptionsDeployment
+    from tradewarden.ops.options_replay import DEFAULT_OPTIONS_CAPITAL, OptionsRunConfig
+    from tradewarden.settings import load_settings
+    from tradewarden.strategy.put_writer import PutWriterParams
+    from pydantic import ValidationError
+
+    console = Console()
+    try:
+        loaded = load_settings(config, {"ledger.db": (db, "--db")} if db else {})
+        cfg = loaded.run_config()
+        venue = loaded.settings.venue
+        if cfg.strategy != "put_writer":
+            raise _fail(f"--config {config}: strategy = \"{cfg.strategy}\"; write-puts runs "
+                        "strategy = \"put_writer\"")
+        if (venue.name or "") != "ibkr":
+            raise _fail(f"--config {config}: [venue] name must be \"ibkr\"")
+        if cfg.mode not in ("paper", "live"):
+            raise _fail(f"--config {config}: mode = \"{cfg.mode}\"; write-puts trades "
+                        "mode = \"paper\" (the IBKR paper account) or \"live\"")
+        if cfg.mode == "live" and not live_:
+            raise _fail("mode = \"live\" sends orders to a live account: add --live")
+        params = dict(cfg.params)
+        params.setdefault("underlying", cfg.symbols[0] if cfg.symbols else "SPY")
+        capital = (DEFAULT_OPTIONS_CAPITAL if loaded.origin("capital").kind == "default"
+                   else cfg.capital)
+        ocfg = OptionsRunConfig(chain="ibkr", params=PutWriterParams(**params),
+                                capital=capital, mode=cfg.mode)
+        clock = make_clock()
+        broker, _ = connect_ibkr(venue, cfg.model_copy(update={
+            "symbols": (ocfg.params.underlying,), "timeframe": "1d"}), clock)
+    except ValidationError as exc:
+        raise _fail(_validation_message(exc)) from None
+    except typer.Exit:
+        raise
+    except _known_errors() as exc:
+        raise _fail(str(exc)) from None
+    ledger = Ledger(loaded.ledger.url())
+    try:
+        dep = OptionsDeployment(
+            ledger=ledger, broker=broker, options=IbkrOptions(broker.ib, clock.now),
+            clock=clock.now, config=ocfg,
+            deployment_id=f"puts-{ocfg.params.underlying}-{cfg.mode}"[:32])
+        report = dep.step()
+        differences = dep.reconcile() if report is not None else []
+    finally:
+        broker.disconnect()
+        ledger.close()
+    if report is None:
+        raise _fail("nothing decided: the IBKR session is down or quoted no put "
+                    f"(see the run's events: warden runs --db {loaded.ledger.url()})")
+    table = Table("symbol", "action", "reason", "price", title=(
+        f"put writer {ocfg.params.underlying} ({cfg.mode}, run {dep.run_id}"
+        f"{', resumed' if dep.resumed else ''})"))
+    for d in report.decisions:
+        table.add_row(d["symbol"], d["action"], d["reason"],
+                      "" if d["close"] is None else f"{d['close']:.2f}")
+    console.print(table)
+    console.print(f"net liquidation {report.equity:,.2f} USD, margin {report.margin:,.2f} USD; "
+                  f"{len(dep.desk.shorts)} short put(s) held", highlight=False)
+    for d in differences:
+        console.print(f"[yellow]reconciliation:[/] {d['symbol']}: desk {d['desk']}, "
+                      f"IBKR {d['venue']}", highlight=False)

@@ -90,12 +90,15 @@ class OptionsDeployment:
     settle_polls : int
         Polls per step at most while orders are open (default 100).
     run_id : str, optional
+    resume : bool
+        Start from the deployment's latest saved state (its cash, short puts, shares and
+        sequence numbers), as a daily ``warden ibkr write-puts`` does; default ``True``.
     """
 
     def __init__(self, *, ledger: Any, broker: Any, options: Any, clock: Callable[[], float],
                  config: OptionsRunConfig, deployment_id: str, governor: Any = None,
                  pump: Callable[[], None] | None = None, settle_polls: int = 100,
-                 run_id: str | None = None) -> None:
+                 run_id: str | None = None, resume: bool = True) -> None:
         self.ledger, self.broker, self.options, self.clock = ledger, broker, options, clock
         self.config, self.deployment_id = config, deployment_id
         self.run_id = run_id or uuid.uuid4().hex[:12]
@@ -109,6 +112,12 @@ class OptionsDeployment:
                                 broker=broker, ledger=ledger, capital=config.capital,
                                 governor=governor, source="ibkr",
                                 fee_per_contract=config.commission_per_contract)
+        self.resumed = False
+        if resume:
+            state = ledger.latest_engine_state(deployment_id)
+            if state is not None and "shorts" in state:
+                self.desk.restore(state)
+                self.resumed = True
 
     def _event(self, ts: int, kind: str, message: str) -> None:
         self._event_seq += 1
