@@ -55,7 +55,7 @@ def _param_table(cls: type) -> Table:
 
 def _summary(cls: type) -> str:
     doc = (cls.__doc__ or "").strip()
-    return doc.split("\n\n")[0].replace("\n", " ").strip() if doc else ""
+    return " ".join(doc.split("\n\n")[0].split()) if doc else ""
 
 
 def _entry(console: Console, title: str, origin: str, cls: type | None, error: str | None) -> None:
@@ -91,6 +91,9 @@ def strategies_list() -> None:
     try:
         for name, cls in STRATEGIES.items():
             _entry(console, name, "built-in", cls, None)
+        from tradewarden.strategy.put_writer import PutWriter
+        _entry(console, PutWriter.name, "built-in, option chains: the options desk",
+               PutWriter, None)
         found = discover_entry_points()
         for ep in found:
             origin = f"entry point {ep.value} from {ep.dist}"

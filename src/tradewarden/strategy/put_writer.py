@@ -53,8 +53,8 @@ from tradewarden.domain.instrument import to_decimal
 from tradewarden.risk.options import short_put_margin
 from tradewarden.strategy.base import StrategyParams
 
-__all__ = ["BuyBack", "PutCandidate", "PutWriterParams", "ShortPut", "manage_short_put",
-           "select_puts"]
+__all__ = ["BuyBack", "PutCandidate", "PutWriter", "PutWriterParams", "ShortPut",
+           "manage_short_put", "select_puts"]
 
 ExitKind = Literal["expired_worthless", "assigned", "loss_limit", "profit_target",
                    "days_to_expiry"]
@@ -86,6 +86,20 @@ class PutWriterParams(StrategyParams):
         if self.iv_min is not None and self.iv_max is not None and self.iv_min > self.iv_max:
             raise ValueError(f"iv_min {self.iv_min} is above iv_max {self.iv_max}")
         return self
+
+
+class PutWriter:
+    """Sell puts in a delta and days-to-expiry range and buy them back at a profit target,
+    a loss limit or before expiry, on the options desk (replay: ``warden replay
+    --strategy put_writer``; IBKR: ``warden ibkr write-puts``).
+
+    Not a bar strategy: the desk (:mod:`tradewarden.engine.options_desk`) drives
+    :func:`select_puts` and :func:`manage_short_put` on each chain snapshot. The class
+    names the strategy and its parameters for ``warden strategies list``.
+    """
+
+    name = "put_writer"
+    Params = PutWriterParams
 
 
 @dataclass(frozen=True, slots=True)
