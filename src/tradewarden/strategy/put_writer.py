@@ -27,9 +27,10 @@ holds of:
 
 1. ``expiry``: the quote date is on or after the expiration. Worthless when the
    underlying closed at or above the strike (the trade closes at 0, the whole credit
-   kept); otherwise the put is assigned: the trade closes at its intrinsic value and
-   ``multiplier`` shares per contract are bought at the strike (recorded as an
-   assignment, not a trade decision);
+   kept); otherwise the put is assigned: the trade closes at its intrinsic value
+   ``strike - underlying`` and ``multiplier`` shares per contract are delivered, booked
+   by the desk at the underlying's price (with the intrinsic value: the strike), or,
+   for a cash-settled put, the intrinsic value is paid in cash;
 2. ``loss_limit``: the ask reached ``loss_multiple * c``;
 3. ``profit_target``: the ask fell to ``(1 - profit_target) * c`` or below;
 4. ``days_to_expiry``: at most ``close_days_before_expiry`` calendar days are left;
