@@ -21,8 +21,8 @@ T0 = 1_767_225_600          # 2026-01-01T00:00:00Z
 DEP = "dep1"
 
 
-def _ledger(tmp_path, strategy="donchian", mode="paper"):
-    led = Ledger(tmp_path / "x.db")
+def _ledger(tmp_path, strategy="donchian", mode="paper", url=None):
+    led = Ledger(url or tmp_path / "x.db")
     with led.engine.begin() as conn:
         conn.execute(schema.deployments.insert().values(
             deployment_id=DEP, name="alpha", mode=mode, config="{}", config_hash="h",
@@ -253,3 +253,43 @@ def test_warden_daemon_experiments_lists_them_with_their_results(tmp_path):
     assert rows[0]["result"]["p_value"] < 0.05
     r = CliRunner().invoke(app, ["daemon", "experiments", "--db", db, "--status", "bogus"])
     assert r.exit_code == 2 and r.output.startswith("error: --status bogus")
+
+
+def test_the_cycle_on_sqlite_and_postgresql(ledger_db, tmp_path):
+    """Reflect, propose from the reflection, start, observe, judge, apply: the same on
+    both databases (upserts of the working memory, the unique reflection per day)."""
+    from tradewarden.agent import reflection as rf
+
+    class Proposing:
+        name = "proposing"
+
+        def reflect(self, record, *, scope, day, ts):
+            out = rf.rules_reflection(record)
+            return out.model_copy(update={"proposals": [rf.ProposedExperiment(
+                parameter="min_confidence", control=0.4, variant=0.6)]}), {"model": "rules"}
+
+    from tradewarden.agent.learning_settings import LearningSettings
+    led = _ledger(tmp_path, url=ledger_db)
+    small = LearningSettings(min_samples=8)
+    row = rf.reflect(led, DEP, "2026-01-01", T0 + 80_000, reflector=Proposing(), learning=small)
+    again = rf.reflect(led, DEP, "2026-01-01", T0 + 80_001, reflector=Proposing(),
+                       learning=small)
+    assert again["id"] == row["id"] and len(rf.reflections(led)) == 1
+    (filed,) = row["proposals"]
+    assert ex.experiment(led, filed["experiment_id"])["min_samples"] == 8
+    eid = filed["experiment_id"]
+    ex.start(led, eid, T0 + 80_000)
+    rng = np.random.default_rng(5)
+    for i in range(40):
+        did = _decide(led, T0 + 80_100 + i, 0.0)
+        lift = 2.0 if ex.arm(eid, did, 0.5) == "variant" else 0.0
+        with led.engine.begin() as conn:
+            conn.execute(schema.decision_outcomes.update()
+                         .where(schema.decision_outcomes.c.agent_decision_id == did)
+                         .values(return_pct=float(rng.normal(lift, 0.5))))
+    result = ex.judge(led, eid, T0 + 90_000)
+    ex_row = ex.experiment(led, eid)
+    assert result["status"] == ex_row["status"] == "accepted"
+    assert ex.applied_parameters(led, DEP)["min_confidence"]["actor"] == f"experiment:{eid}"
+    assert rf.latest_reflection(led, DEP)["proposals"][0]["experiment_id"] == eid
+    led.close()
