@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 from tradewarden.agent.governor import MonitorOnlyGovernor
 from tradewarden.data.equities import bundled_equity_path
 from tradewarden.data.options import load_option_chain
-from tradewarden.engine.options_desk import OptionsDesk, option_tick
+from tradewarden.domain.options import option_tick
+from tradewarden.engine.options_desk import OptionsDesk
 from tradewarden.execution.sim_options import SimOptionsBroker
 from tradewarden.ledger import Ledger
 from tradewarden.ops.options_replay import DEFAULT_CHAIN, OptionsRunConfig, run_options_replay

@@ -35,7 +35,7 @@ __all__ = [
     "OCC_SYMBOL_LENGTH", "OccSymbol", "OptionContract", "OptionFieldError", "OptionFillSnapshot",
     "OptionQuote",
     "OptionRight", "OptionStyle", "format_occ_symbol", "occ_expiration_matches",
-    "parse_occ_symbol",
+    "option_tick", "parse_occ_symbol",
 ]
 
 OptionRight = Literal["C", "P"]
@@ -538,3 +538,29 @@ class OptionFillSnapshot:
                 "underlying_price": None if self.underlying_price is None else str(self.underlying_price),
                 "iv": num(self.iv), "delta": num(self.delta), "gamma": num(self.gamma),
                 "theta": num(self.theta), "vega": num(self.vega), "source": self.source}
+
+
+_PENNY, _NICKEL, _PENNY_BELOW = Decimal("0.01"), Decimal("0.05"), Decimal("3")
+
+
+def option_tick(price: Decimal, min_tick: Decimal | None = None) -> Decimal:
+    """Return the price increment of a US equity option quoted at ``price``.
+
+    Parameters
+    ----------
+    price : Decimal
+        The premium, USD per share.
+    min_tick : Decimal, optional
+        The venue's minimum tick for the contract (IBKR contract details' ``minTick``,
+        USD); the increment is never finer.
+
+    Returns
+    -------
+    Decimal
+        0.01 USD below 3.00 USD, 0.05 USD from 3.00 USD (the Penny Interval Program's
+        minimum increments: Cboe Options Rule 5.4 and "Penny Interval Program"), or
+        ``min_tick`` where that is coarser.
+    """
+    rule = _PENNY if price < _PENNY_BELOW else _NICKEL
+    return max(rule, min_tick) if min_tick is not None and min_tick > 0 else rule
+

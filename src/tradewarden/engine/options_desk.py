@@ -72,7 +72,7 @@ from tradewarden.domain import (
     Verdict,
 )
 from tradewarden.domain.instrument import to_decimal
-from tradewarden.domain.options import OptionFillSnapshot
+from tradewarden.domain.options import OptionFillSnapshot, option_tick
 from tradewarden.execution.base import OrderEvent, OrderEventKind, make_order_id
 from tradewarden.risk.options import OptionRiskConfig, short_put_margin, size_short_put
 from tradewarden.strategy.put_writer import (
@@ -82,26 +82,15 @@ from tradewarden.strategy.put_writer import (
     select_puts,
 )
 
-__all__ = ["DeskCounts", "OptionsDesk", "StepReport", "option_tick"]
+__all__ = ["DeskCounts", "OptionsDesk", "StepReport"]
 
 _ZERO = Decimal(0)
-_CENT = Decimal("0.01")
-_NICKEL = Decimal("0.05")
 
 #: How each buy-back kind of the put writer ends the trade.
 _EXIT_REASONS = {"expired_worthless": ExitReason.EXPIRED, "assigned": ExitReason.ASSIGNED,
                  "cash_settled": ExitReason.ASSIGNED, "loss_limit": ExitReason.LOSS_LIMIT,
                  "profit_target": ExitReason.PROFIT_TARGET,
                  "days_to_expiry": ExitReason.DAYS_TO_EXPIRY}
-
-
-def option_tick(price: Decimal) -> Decimal:
-    """Return the minimum price increment of a US equity option at ``price`` (USD).
-
-    USD 0.01 below USD 3.00, USD 0.05 from 3.00 (the CBOE/OCC standard increments for
-    options outside the Penny Interval Program's pennies-throughout classes).
-    """
-    return _CENT if price < 3 else _NICKEL
 
 
 class _GovernorLike(Protocol):
