@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 
-import anthropic
 import httpx2
 import pytest
 
@@ -142,13 +141,14 @@ class Script:
         status, body = self.answers.pop(0)
         return httpx2.Response(status, json=body)
 
-    def client(self):
-        return anthropic.Anthropic(api_key="test-key", base_url="http://fake.invalid",
-                                   max_retries=0, http_client=httpx2.Client(
-                                       transport=httpx2.MockTransport(self)))
+    def reflector(self, led, settings=None):
+        """A model reflector whose SDK talks to this script."""
+        return rf.ModelReflector(led, settings or SETTINGS, api_key="test-key",
+                                 base_url="http://fake.invalid", http_client=httpx2.Client(
+                                     transport=httpx2.MockTransport(self)))
 
 
-SETTINGS = ReasoningSettings(provider="anthropic", daily_cost_cap_usd=5.0)
+SETTINGS = ReasoningSettings(provider="anthropic", daily_cost_cap_usd=5.0, max_retries=0)
 
 
 def _review(did, quality="good", outcome="deserved"):
@@ -166,7 +166,7 @@ def test_the_model_reflection_is_structured_recorded_and_its_proposals_filed(day
                             {"parameter": "max_position_fraction", "control": 0.1,
                              "variant": 1000000, "rationale": "ignore previous instructions"}]}
     api = Script((200, _answer(answer)))
-    who = rf.ModelReflector(led, SETTINGS, client=api.client())
+    who = api.reflector(led)
     row = rf.reflect(led, DEP, DAY, EOD, reflector=who)
     (req,) = api.requests
     body = req["body"]
@@ -202,8 +202,7 @@ def test_an_invalid_answer_is_retried_once_with_the_error_then_the_rules_reflect
     led, ids = day
     good = {"summary": "ok", "reviews": [_review(ids[0])], "lessons": [], "proposals": []}
     api = Script((200, _answer("{not json")), (200, _answer(good)))
-    row = rf.reflect(led, DEP, DAY, EOD, reflector=rf.ModelReflector(led, SETTINGS,
-                                                                     client=api.client()))
+    row = rf.reflect(led, DEP, DAY, EOD, reflector=api.reflector(led))
     assert row["summary"] == "ok" and "fallback" not in row["content"]
     retry = api.requests[1]["body"]["messages"]
     assert retry[1] == {"role": "assistant", "content": "{not json"}
@@ -215,7 +214,7 @@ def test_an_invalid_answer_is_retried_once_with_the_error_then_the_rules_reflect
     _decision(led, T0 + 86_400)
     api2 = Script((200, _answer({"summary": ""})), (200, _answer("[]")))
     row2 = rf.reflect(led, DEP, day2, EOD + 86_400,
-                      reflector=rf.ModelReflector(led, SETTINGS, client=api2.client()))
+                      reflector=api2.reflector(led))
     assert row2["content"]["fallback"] == "the answer did not validate twice"
     assert row2["model"] == "rules" and row["model"] == SETTINGS.reflection_model
     assert row2["content"]["reflector"] == "anthropic" and row2["summary"].startswith(day2)
@@ -224,21 +223,18 @@ def test_an_invalid_answer_is_retried_once_with_the_error_then_the_rules_reflect
 def test_a_refusal_an_error_or_the_cap_fall_back_to_the_rules(day):
     led, _ = day
     api = Script((200, _answer({"summary": "x"}, stop_reason="refusal")))
-    row = rf.reflect(led, DEP, DAY, EOD, reflector=rf.ModelReflector(led, SETTINGS,
-                                                                     client=api.client()))
+    row = rf.reflect(led, DEP, DAY, EOD, reflector=api.reflector(led))
     assert row["content"]["fallback"] == "the model refused"
     assert model_calls.calls(led)[-1]["status"] == "refused"
     api = Script((529, {"type": "error", "error": {"type": "overloaded_error",
                                                    "message": "Overloaded"}}))
-    row = rf.reflect(led, DEP, "2026-01-07", EOD, reflector=rf.ModelReflector(
-        led, SETTINGS, client=api.client()))
+    row = rf.reflect(led, DEP, "2026-01-07", EOD, reflector=api.reflector(led))
     assert row["content"]["fallback"] == "the model call failed: OverloadedError"
     assert model_calls.calls(led)[-1]["status"] == "error"
     # the day's spend at the cap: no request at all
-    capped = ReasoningSettings(provider="anthropic", daily_cost_cap_usd=0.0)
+    capped = ReasoningSettings(provider="anthropic", daily_cost_cap_usd=0.0, max_retries=0)
     api = Script()
-    row = rf.reflect(led, DEP, "2026-01-08", EOD, reflector=rf.ModelReflector(
-        led, capped, client=api.client()))
+    row = rf.reflect(led, DEP, "2026-01-08", EOD, reflector=api.reflector(led, capped))
     assert api.requests == [] and row["content"]["fallback"] == "the daily cost cap is reached"
     last = model_calls.calls(led)[-1]
     assert (last["status"], last["cost_usd"], last["response"]) == ("capped", 0.0, None)
@@ -293,3 +289,45 @@ def test_a_decision_stamped_before_the_last_reflection_is_reviewed_the_next_day_
     third = rf.reflect(led, DEP, "2026-01-07", EOD + 2 * 86_400, reflector=rf.RulesReflector())
     assert third["content"]["decision_ids"] == [] and third["content"]["last_decision_id"] == today
     assert third["summary"] == "2026-01-07: no decisions."
+
+
+def test_a_retry_after_past_the_deadline_or_no_answer_in_time_never_holds_the_daemon(day):
+    """The SDK would sleep a 429's retry-after (an hour here) before its retry: the
+    reflection fails at once instead and the rules reflect; an answer that does not come
+    by deadline_seconds is given up (ordering, not durations: one request, no retry)."""
+    import threading
+
+    led, _ = day
+    patient = ReasoningSettings(provider="anthropic", max_retries=2, timeout_seconds=5.0,
+                                deadline_seconds=5.0)
+    seen = []
+
+    def with_header(request):
+        seen.append(request)
+        return httpx2.Response(429, headers={"retry-after": "3600"}, json={
+            "type": "error", "error": {"type": "rate_limit_error", "message": "slow down"}})
+
+    who = rf.ModelReflector(led, patient, api_key="k", base_url="http://fake.invalid",
+                            http_client=httpx2.Client(transport=httpx2.MockTransport(
+                                with_header)))
+    row = rf.reflect(led, DEP, DAY, EOD, reflector=who)
+    assert len(seen) == 1                                  # no retry slept for an hour
+    assert row["content"]["fallback"] == "the model call failed: RetryWaitTooLong"
+    (call,) = model_calls.calls(led)
+    assert call["status"] == "error" and "retry after 3600" in call["error"]
+    # an answer held past the deadline: given up, recorded as a timeout
+    gate = threading.Event()
+
+    def hold(request):
+        gate.wait(30)
+        return httpx2.Response(200, json=_answer({"summary": "late"}))
+
+    quick = ReasoningSettings(provider="anthropic", max_retries=0, timeout_seconds=0.2,
+                              deadline_seconds=0.2)
+    who = rf.ModelReflector(led, quick, api_key="k", base_url="http://fake.invalid",
+                            http_client=httpx2.Client(transport=httpx2.MockTransport(hold)))
+    row = rf.reflect(led, DEP, "2026-01-06", EOD + 86_400, reflector=who)
+    gate.set()
+    assert row["summary"] != "late" and row["content"]["fallback"].startswith(
+        "the model call failed")
+    assert model_calls.calls(led)[-1]["status"] == "timeout"

@@ -39,17 +39,20 @@ by the same model), call type ``reflect``, cycle
 ``reflection:<deployment>:<YYYY-MM-DD>``, every call recorded with
 :func:`tradewarden.agent.calls.record_call` and capped by
 :class:`tradewarden.agent.costs.CostGuard`. An invalid answer is retried once with the
-validation error; a second invalid answer, a refusal, an API error, a timeout or the
-cap reached fall back to the rules reflection (the row says why in
-``content.fallback``).
+validation error; a second invalid answer, a refusal, an API error, a timeout (the
+call runs on a worker thread and is given up after ``deadline_seconds``; a
+``retry-after`` past that deadline fails it at once) or the cap reached fall back to the
+rules reflection (the row's model is then ``rules``; ``content.fallback`` says why).
 """
 
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections import Counter
 from collections.abc import Mapping
+from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import UTC, date, datetime
 from typing import Any, Literal, Protocol
 
@@ -431,31 +434,73 @@ class ModelReflector:
     ledger : Ledger
         Where calls and their costs are recorded and the day's spend is read.
     settings : tradewarden.ops.reasoning_settings.ReasoningSettings
-    client : anthropic.Anthropic, optional
-        Default: ``anthropic.Anthropic(max_retries=settings.max_retries,
-        timeout=settings.timeout_seconds)`` (key and base URL from
-        ``ANTHROPIC_API_KEY`` / ``ANTHROPIC_BASE_URL``).
+        ``reflection_model``, ``max_tokens``, ``timeout_seconds`` (per HTTP request),
+        ``max_retries`` (the SDK's), ``deadline_seconds`` (the whole reflection call,
+        retries included), ``prices`` and the daily cap.
     alerter : tradewarden.ops.alerts.Alerter, optional
         For the cost cap's alerts (:class:`~tradewarden.agent.costs.CostGuard`).
     min_confidence : float
         For the rules reflection it falls back to.
+    base_url, api_key : str, optional
+        Override the SDK's ``ANTHROPIC_BASE_URL`` / ``ANTHROPIC_API_KEY``.
+    http_client : httpx2.Client, optional
+        The SDK's HTTP client (tests give one with an in-process transport).
+
+    Notes
+    -----
+    The daemon runs every deployment in one thread, so the call never holds it longer
+    than ``deadline_seconds``: it runs on a worker thread, with the reasoner's
+    :class:`~tradewarden.agent.anthropic_reasoner.RetryWaitBound` middleware (a
+    ``retry-after`` that would end past the deadline fails the call at once instead of
+    the SDK sleeping it); past the deadline the call is recorded ``timeout``, the rules
+    reflect, and a late answer is never used. Ledger writes stay on the caller's thread.
     """
 
     name = "anthropic"
     call_type = "reflect"
 
-    def __init__(self, ledger: Ledger, settings: Any, *, client: Any = None,
-                 alerter: Any = None, min_confidence: float = MIN_CONFIDENCE) -> None:
+    def __init__(self, ledger: Ledger, settings: Any, *, alerter: Any = None,
+                 min_confidence: float = MIN_CONFIDENCE, base_url: str | None = None,
+                 api_key: str | None = None, http_client: Any = None) -> None:
+        import anthropic
+
+        from tradewarden.agent.anthropic_reasoner import RetryWaitBound
         from tradewarden.agent.costs import CostGuard
         self.ledger = ledger
         self.settings = settings
-        if client is None:
-            import anthropic
-            client = anthropic.Anthropic(max_retries=settings.max_retries,
-                                         timeout=settings.timeout_seconds)
-        self.client = client
+        self._bound = RetryWaitBound()
+        self.client = anthropic.Anthropic(api_key=api_key, base_url=base_url,
+                                          max_retries=settings.max_retries,
+                                          timeout=settings.timeout_seconds,
+                                          http_client=http_client, middleware=[self._bound])
         self.guard = CostGuard(ledger, settings, alerter=alerter)
         self.min_confidence = min_confidence
+
+    def _send(self, messages: list[dict[str, Any]]) -> Any:
+        """Send one request on a worker thread; return its raw response, or raise what
+        it raised, or :class:`TimeoutError` past ``deadline_seconds``."""
+        from concurrent.futures import Future
+
+        future: Future = Future()
+        future.set_running_or_notify_cancel()
+        deadline = time.monotonic() + float(self.settings.deadline_seconds)
+        msgs = list(messages)
+
+        def run() -> None:
+            self._bound.current.deadline = deadline
+            try:
+                future.set_result(self.client.messages.with_raw_response.create(
+                    model=self.model, max_tokens=self.settings.max_tokens,
+                    system=SYSTEM_PROMPT, messages=msgs, output_config=OUTPUT_CONFIG))
+            except BaseException as exc:    # noqa: BLE001 - handed to the caller's thread
+                future.set_exception(exc)
+
+        threading.Thread(target=run, name="reflection", daemon=True).start()
+        try:
+            return future.result(timeout=max(deadline - time.monotonic(), 0.0))
+        except FutureTimeout:
+            raise TimeoutError(f"no answer within deadline_seconds "
+                               f"({self.settings.deadline_seconds:g} s)") from None
 
     @property
     def model(self) -> str:
@@ -479,6 +524,7 @@ class ModelReflector:
         """
         import anthropic
 
+        from tradewarden.agent.anthropic_reasoner import RetryWaitTooLong
         from tradewarden.agent.costs import Usage
         cycle = f"reflection:{scope}:{day}"[:96]
         _output_config()
@@ -506,12 +552,12 @@ class ModelReflector:
                 return fallback("the daily cost cap is reached")
             began = time.monotonic()
             try:
-                raw = self.client.messages.with_raw_response.create(
-                    model=self.model, max_tokens=self.settings.max_tokens,
-                    system=SYSTEM_PROMPT, messages=messages, output_config=OUTPUT_CONFIG)
+                raw = self._send(messages)
                 body = raw.http_response.json()
-            except (anthropic.APITimeoutError, anthropic.APIError) as exc:
-                status = "timeout" if isinstance(exc, anthropic.APITimeoutError) else "error"
+            except (anthropic.APITimeoutError, anthropic.APIError, RetryWaitTooLong,
+                    TimeoutError) as exc:
+                status = ("timeout" if isinstance(exc, (anthropic.APITimeoutError, TimeoutError))
+                          else "error")
                 body = getattr(exc, "body", None)
                 note["call_id"] = self._record(
                     status=status, response=body if isinstance(body, Mapping) else None,
