@@ -65,7 +65,7 @@ def world(tmp_path: Path):
                                                      profit_target=0.5,
                                                      close_days_before_expiry=0))
     dep = OptionsDeployment(ledger=ledger, broker=broker, options=IbkrOptions(broker.ib, clock),
-                            clock=clock, config=config, deployment_id="pw1")
+                            clock=clock, config=config, deployment_id="pw1", settle_polls=40)
     yield clock, tws, broker, dep, tmp_path / "l.db"
     broker.disconnect()
     ledger.close()
@@ -103,8 +103,10 @@ def test_a_put_written_at_ibkr_is_bought_back_at_the_profit_target(world: Any) -
                                       "f.client_order_id in (t.entry_order_id, t.exit_order_id)"))
     assert fees == 2 * D("0.65") * short.contracts          # IBKR's per-contract commission
     assert D(trade[3]) == (short.credit - D("0.25")) * 100 * short.contracts - fees
-    # the state is saved with the deployment after every step
-    assert q(db, "select count(*) from engine_state where deployment_id = 'pw1'")[0][0] == 2
+    # the state is saved with the deployment before every order and after every step
+    assert q(db, "select count(*) from engine_state where deployment_id = 'pw1'")[0][0] >= 4
+    latest = dep.ledger.latest_engine_state("pw1")
+    assert latest == dep.desk.snapshot()
 
 
 def test_a_put_held_to_expiry_in_the_money_is_assigned_at_the_desk_and_at_the_venue(
@@ -140,3 +142,44 @@ def test_nothing_is_decided_while_the_session_is_down(world: Any) -> None:
     assert dep.step() is None
     assert q(db, "select kind, message from events")[-1][0] == "venue"
     assert q(db, "select count(*) from orders")[0][0] == 0
+
+
+class Killed(BaseException):
+    """Stands for the process dying at that point (nothing after it runs)."""
+
+
+@pytest.mark.parametrize("where", ["before_send", "after_send"])
+def test_a_restart_after_dying_around_an_order_settles_it_with_ibkr(world: Any, where: str,
+                                                                     monkeypatch) -> None:
+    """Die after the order was journaled but before it was sent, or after IBKR took it
+    but before its fill was booked: the restarted deployment settles the order with
+    IBKR by its client order id, and the desk's book matches IBKR's positions."""
+    clock, tws, broker, dep, db = world
+    real_submit = broker.submit
+
+    def dying_submit(order, legs=()):
+        if where == "before_send":
+            raise Killed()
+        real_submit(order, legs)
+        tws.wait_for(lambda f: f.executions())      # IBKR filled it; we never heard
+        raise Killed()
+
+    monkeypatch.setattr(broker, "submit", dying_submit)
+    with pytest.raises(Killed):
+        dep.step()
+    monkeypatch.setattr(broker, "submit", real_submit)
+    (cid, status), = q(db, "select client_order_id, status from orders")
+    assert status == "submitted"                    # journaled before sending
+    # the restart: a new ledger connection and deployment resume the saved state
+    again = OptionsDeployment(ledger=Ledger(db), broker=broker,
+                              options=IbkrOptions(broker.ib, clock), clock=clock,
+                              config=dep.config, deployment_id="pw1")
+    assert again.resumed and len(again.recovered) == 1
+    ((status,),) = q(db, f"select status from orders where client_order_id = '{cid}'")
+    if where == "before_send":
+        assert status == "rejected" and not again.desk.shorts and tws.orders() == []
+    else:
+        assert status == "filled" and len(again.desk.shorts) == 1
+        assert q(db, "select count(*) from fills")[0][0] == 1
+    assert again.reconcile() == []
+    again.ledger.close()

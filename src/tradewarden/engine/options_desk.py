@@ -202,12 +202,18 @@ class OptionsDesk:
     fee_per_contract : Decimal
         Commission per contract each way, for sizing the loss at the stop (USD; the
         venue charges what it charges).
+    save_state : callable, optional
+        ``save_state(snapshot)`` writes the desk's state into the current ledger batch
+        (paper and live: an ``engine_state`` row). Called before every commit that
+        precedes sending an order and at the end of every step, so a restart knows every
+        order it may have sent (:meth:`recover` settles them with the venue).
     """
 
     def __init__(self, *, run_id: str, params: PutWriterParams, risk: OptionRiskConfig,
                  broker: Any, ledger: Any, capital: Decimal,
                  governor: _GovernorLike | None = None, source: str = "chain",
-                 fee_per_contract: Decimal = Decimal("0.65"), multiplier: int = 100) -> None:
+                 fee_per_contract: Decimal = Decimal("0.65"), multiplier: int = 100,
+                 save_state: Any = None) -> None:
         if capital <= 0:
             raise ValueError(f"capital {capital} must be positive")
         self.run_id = run_id
@@ -231,6 +237,8 @@ class OptionsDesk:
         self._open: dict[str, tuple[Order, int, dict[str, Any]]] = {}   # cid -> order, seq, why
         self._rows: list[dict[str, Any]] = []
         self._snapshots: dict[str, OptionFillSnapshot] = {}             # cid -> at the fill
+        self._order_run: dict[str, str] = {}    # an order journaled by an earlier run
+        self.save_state = save_state
         self.last_equity = capital
 
     # ------------------------------------------------------------------ state
@@ -242,7 +250,8 @@ class OptionsDesk:
                 "stock": [s.to_dict() for s in self.stock.values()],
                 "seq": self._seq, "fill_seq": self._fill_seq, "event_seq": self._event_seq,
                 "equity_seq": self._equity_seq, "counts": dict(self.counts.__dict__),
-                "open": {c: {"order": _order_dict(o), "seq": q, "why": w}
+                "open": {c: {"order": _order_dict(o), "seq": q, "why": w,
+                             "run_id": self._order_run.get(c, self.run_id)}
                          for c, (o, q, w) in self._open.items()},
                 "last_equity": str(self.last_equity)}
 
@@ -256,6 +265,7 @@ class OptionsDesk:
         self.counts = DeskCounts(**state["counts"])
         self._open = {c: (_order_from(v["order"]), v["seq"], v["why"])
                       for c, v in state["open"].items()}
+        self._order_run = {c: v.get("run_id", self.run_id) for c, v in state["open"].items()}
         self.last_equity = Decimal(state["last_equity"])
 
     # ------------------------------------------------------------------ stepping
@@ -324,6 +334,57 @@ class OptionsDesk:
         self._flush(ts, equity)
         self.counts.steps += 1
         return report
+
+    def recover(self, ts: int) -> list[str]:
+        """Settle the orders a restored state still holds open with the venue.
+
+        After a restart the desk may have journaled orders whose outcome it never saw
+        (killed after sending, or before the fill came back). Each is looked up by its
+        client order id: one the venue never received is recorded ``rejected`` (not
+        sent before the restart: nothing to undo), one it has is brought up to date from
+        its fills (booked as they would have been) and, if still working, followed from
+        then on (``broker.adopt``). Commits.
+
+        Parameters
+        ----------
+        ts : int
+            Now, UTC epoch seconds.
+
+        Returns
+        -------
+        list of str
+            One line per order settled, for the log.
+        """
+        out: list[str] = []
+        filled: dict[str, Decimal] = {}
+        for cid in sorted(self._open):
+            order, _seq, _why = self._open[cid]
+            venue = self.broker.lookup(cid)
+            if venue is None:
+                events = [OrderEvent(order, OrderEventKind.REJECTED, ts,
+                                     "not sent before the restart")]
+                out.append(f"{cid}: never reached the venue; recorded rejected")
+            else:
+                events = [OrderEvent(order, OrderEventKind.PARTIALLY_FILLED, f.ts, fill=f)
+                          for f in venue.fills]
+                if events and venue.status is OrderStatus.FILLED:
+                    events[-1] = OrderEvent(order, OrderEventKind.FILLED, events[-1].ts,
+                                            fill=events[-1].fill)
+                elif not venue.status.is_open:
+                    kind = {OrderStatus.CANCELLED: OrderEventKind.CANCELLED,
+                            OrderStatus.EXPIRED: OrderEventKind.EXPIRED}.get(
+                                venue.status, OrderEventKind.REJECTED)
+                    events.append(OrderEvent(order, kind, ts, venue.reason))
+                filled[cid] = venue.filled
+                out.append(f"{cid}: {venue.status.value} at the venue, {venue.filled} filled")
+            self._apply(events, {}, ts)
+        if self._open and hasattr(self.broker, "adopt"):
+            self.broker.adopt({c: o for c, (o, _q, _w) in self._open.items()},
+                              {c: filled.get(c, _ZERO) for c in self._open})
+        if self.save_state is not None:
+            self.save_state(self.snapshot())
+        self.ledger.commit()
+        return out
 
     def poll(self, ts: int) -> int:
         """Apply what the venue reported since the last call (fills of orders still open)
@@ -515,7 +576,9 @@ class OptionsDesk:
         """Journal the order, send it, and apply what the venue answered."""
         self._open[order.client_order_id] = (order, seq, why)
         self.ledger.write_orders(self.run_id, [self._ledger_order(order)])
-        self.ledger.commit()            # journaled before it is sent
+        if self.save_state is not None:
+            self.save_state(self.snapshot())
+        self.ledger.commit()            # journaled, with the state knowing it, before it is sent
         self.counts.orders += 1
         events = self.broker.submit(order)
         self._apply(events, {order.symbol: row} if row is not None else {}, ts)
@@ -535,11 +598,13 @@ class OptionsDesk:
             order.status = e.status
             order.status_reason = e.reason
             order.updated_ts = e.ts
-            self.ledger.update_orders(self.run_id, [(cid, e.status.value, e.reason, e.ts)])
+            self.ledger.update_orders(self._order_run.get(cid, self.run_id),
+                                      [(cid, e.status.value, e.reason, e.ts)])
             if e.fill is not None:
                 self._filled(order, e.fill, why, rows.get(order.symbol))
             if not order.status.is_open:
                 del self._open[cid]
+                self._order_run.pop(cid, None)
 
     def _filled(self, order: Order, fill: Fill, why: dict[str, Any],
                 row: dict[str, Any] | None) -> None:
@@ -669,6 +734,8 @@ class OptionsDesk:
                            for r in self._rows]})
             self._rows = []
         self._equity_seq += 1
+        if self.save_state is not None:
+            self.save_state(self.snapshot())
         self.ledger.write_columns("equity", {
             "run_id": [self.run_id], "seq": [self._equity_seq], "account": ["portfolio"],
             "ts": [ts], "cash": [float(self.cash)], "equity": [float(equity)]})

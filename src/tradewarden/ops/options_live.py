@@ -111,13 +111,25 @@ class OptionsDeployment:
         self.desk = OptionsDesk(run_id=self.run_id, params=config.params, risk=config.risk,
                                 broker=broker, ledger=ledger, capital=config.capital,
                                 governor=governor, source="ibkr",
-                                fee_per_contract=config.commission_per_contract)
+                                fee_per_contract=config.commission_per_contract,
+                                save_state=self._write_state)
         self.resumed = False
+        self.recovered: list[str] = []
         if resume:
             state = ledger.latest_engine_state(deployment_id)
             if state is not None and "shorts" in state:
                 self.desk.restore(state)
                 self.resumed = True
+                if broker.connected:
+                    self.recovered = self.desk.recover(int(clock()))
+                    for line in self.recovered:
+                        self._event(int(clock()), "reconciliation", line)
+
+    def _write_state(self, snapshot: dict[str, Any]) -> None:
+        """Put the desk's state in the current ledger batch (committed with it)."""
+        self._state_seq += 1
+        self.ledger.write_engine_state(self.run_id, self._state_seq, self.deployment_id,
+                                       int(self.clock()), json.dumps(snapshot))
 
     def _event(self, ts: int, kind: str, message: str) -> None:
         self._event_seq += 1
@@ -167,10 +179,8 @@ class OptionsDeployment:
         return report
 
     def save(self) -> None:
-        """Write the desk's state with the deployment (one ``engine_state`` row)."""
-        self._state_seq += 1
-        self.ledger.write_engine_state(self.run_id, self._state_seq, self.deployment_id,
-                                       int(self.clock()), json.dumps(self.desk.snapshot()))
+        """Write the desk's state with the deployment (one ``engine_state`` row) and commit."""
+        self._write_state(self.desk.snapshot())
         self.ledger.commit()
 
     def reconcile(self) -> list[dict[str, Any]]:
@@ -179,11 +189,23 @@ class OptionsDeployment:
         Returns
         -------
         list of dict
-            One per difference: ``symbol``, ``desk`` and ``venue`` quantities (contracts
-            for options, negative short; shares for stock). Each is also recorded as an
-            ``events`` row of kind ``reconciliation``.
+            One per difference still there after ``settle_polls`` pumps (IBKR reports a
+            position change a moment after the execution): ``symbol``, ``desk`` and
+            ``venue`` quantities (contracts for options, negative short; shares for
+            stock). Each is also recorded as an ``events`` row of kind ``reconciliation``.
         """
         now = int(self.clock())
+        out = self._differences()
+        for _ in range(self.settle_polls if out else 0):   # IBKR's position updates follow
+            self.pump()                                   # its executions by a moment
+            out = self._differences()
+            if not out:
+                break
+        for d in out:
+            self._event(now, "reconciliation", json.dumps(d, sort_keys=True))
+        return out
+
+    def _differences(self) -> list[dict[str, Any]]:
         venue = {p.occ_symbol: p.contracts for p in self.broker.option_positions()}
         desk = {o: Decimal(-s.contracts) for o, s in self.desk.shorts.items()}
         stocks = {p.symbol: p.quantity for p in self.broker.positions()
@@ -196,6 +218,4 @@ class OptionsDeployment:
             a, b = desk.get(sym, Decimal(0)), venue.get(sym, Decimal(0))
             if a != b:
                 out.append({"symbol": sym, "desk": str(a), "venue": str(b)})
-        for d in out:
-            self._event(now, "reconciliation", json.dumps(d, sort_keys=True))
         return out
