@@ -11,6 +11,7 @@ FORKSERVER_PRELOAD = [
     "tradewarden.ops.supervision", "typer.testing", "requests",
     "tradewarden.execution.coinbase", "coinbase.rest",
     "tradewarden.execution.ccxt_broker", "ccxt",
-    "tradewarden.execution.ibkr", "ib_async",
+    "tradewarden.execution.ibkr", "ib_async", "tradewarden.ops.options_live",
+    "tradewarden.execution.ibkr_options",
     "fake_exchange_server",
 ]

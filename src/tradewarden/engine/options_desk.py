@@ -238,6 +238,7 @@ class OptionsDesk:
         self._rows: list[dict[str, Any]] = []
         self._snapshots: dict[str, OptionFillSnapshot] = {}             # cid -> at the fill
         self._order_run: dict[str, str] = {}    # an order journaled by an earlier run
+        self._booked: dict[str, Decimal] = {}    # contracts booked of each open order
         self.save_state = save_state
         self.last_equity = capital
 
@@ -251,7 +252,8 @@ class OptionsDesk:
                 "seq": self._seq, "fill_seq": self._fill_seq, "event_seq": self._event_seq,
                 "equity_seq": self._equity_seq, "counts": dict(self.counts.__dict__),
                 "open": {c: {"order": _order_dict(o), "seq": q, "why": w,
-                             "run_id": self._order_run.get(c, self.run_id)}
+                             "run_id": self._order_run.get(c, self.run_id),
+                             "booked": str(self._booked.get(c, _ZERO))}
                          for c, (o, q, w) in self._open.items()},
                 "last_equity": str(self.last_equity)}
 
@@ -266,6 +268,7 @@ class OptionsDesk:
         self._open = {c: (_order_from(v["order"]), v["seq"], v["why"])
                       for c, v in state["open"].items()}
         self._order_run = {c: v.get("run_id", self.run_id) for c, v in state["open"].items()}
+        self._booked = {c: Decimal(v.get("booked", "0")) for c, v in state["open"].items()}
         self.last_equity = Decimal(state["last_equity"])
 
     # ------------------------------------------------------------------ stepping
@@ -305,9 +308,7 @@ class OptionsDesk:
         self._mark(rows, underlying_price)      # today's marks before sizing anything
         for cid in sorted(self._open):          # what did not fill since: decided afresh
             self._apply(self.broker.cancel(cid, ts, "a new snapshot: decided afresh"), rows, ts)
-        px = float(underlying_price)
-        self._apply(self.broker.process(Bar(p.underlying, ts, px, px, px, px, 0.0, ts + 1)),
-                    rows, ts)
+        self._apply(self._news(ts, float(underlying_price)), rows, ts)
         for st in self.stock.values():
             if st.symbol == p.underlying:
                 st.last = underlying_price
@@ -365,8 +366,15 @@ class OptionsDesk:
                                      "not sent before the restart")]
                 out.append(f"{cid}: never reached the venue; recorded rejected")
             else:
+                skip = self._booked.get(cid, _ZERO)     # the earliest fills, booked already
+                new = []
+                for f in venue.fills:
+                    if skip >= f.quantity:
+                        skip -= f.quantity
+                    else:
+                        new.append(f)
                 events = [OrderEvent(order, OrderEventKind.PARTIALLY_FILLED, f.ts, fill=f)
-                          for f in venue.fills]
+                          for f in new]
                 if events and venue.status is OrderStatus.FILLED:
                     events[-1] = OrderEvent(order, OrderEventKind.FILLED, events[-1].ts,
                                             fill=events[-1].fill)
@@ -386,6 +394,15 @@ class OptionsDesk:
         self.ledger.commit()
         return out
 
+    def _news(self, ts: int, px: float) -> list[OrderEvent]:
+        """Return what the venue reported since the last call for the underlying and
+        every symbol with an order open (``Broker.process`` answers per symbol)."""
+        out: list[OrderEvent] = []
+        for sym in sorted({self.params.underlying} | {o.symbol for o, _q, _w in
+                                                      self._open.values()}):
+            out += self.broker.process(Bar(sym, ts, px, px, px, px, 0.0, ts + 1))
+        return out
+
     def poll(self, ts: int) -> int:
         """Apply what the venue reported since the last call (fills of orders still open)
         and commit it; return how many orders are still open.
@@ -395,9 +412,9 @@ class OptionsDesk:
         ts : int
             Now, UTC epoch seconds (the mode's clock).
         """
-        px = float(self._underlying_last or 0) or 1.0
-        self._apply(self.broker.process(Bar(self.params.underlying, ts, px, px, px, px, 0.0,
-                                            ts + 1)), {}, ts)
+        self._apply(self._news(ts, float(self._underlying_last or 0) or 1.0), {}, ts)
+        if self.save_state is not None:         # the fills and the state they make: one commit
+            self.save_state(self.snapshot())
         self.ledger.commit()
         return len(self._open)
 
@@ -605,10 +622,14 @@ class OptionsDesk:
             if not order.status.is_open:
                 del self._open[cid]
                 self._order_run.pop(cid, None)
+                self._booked.pop(cid, None)
 
     def _filled(self, order: Order, fill: Fill, why: dict[str, Any],
                 row: dict[str, Any] | None) -> None:
         m = self.multiplier
+        if order.status.is_open:
+            self._booked[order.client_order_id] = (self._booked.get(order.client_order_id, _ZERO)
+                                                   + fill.quantity)
         shares = fill.quantity * m
         book = fill._replace(quantity=shares)
         self._fill_seq += 1
