@@ -248,8 +248,13 @@ def test_learn_files_decision_proposals_starts_and_later_judges_experiments(day)
     d_bad = _decision(led, T0 + 11, action="PROPOSE_EXPERIMENT", verdict="monitor",
                       experiment={"parameter": "risk_per_trade", "control": 0.01,
                                   "variant": 0.5})
+    d_share = _decision(led, T0 + 12, action="PROPOSE_EXPERIMENT", verdict="monitor",
+                        experiment={"parameter": "entry_window", "control": 20, "variant": 30})
     done = rf.learn(led, DEP, DAY, EOD, reflector=rf.RulesReflector())
-    (ok, bad) = done["decision_proposals"]
+    (ok, bad, share) = done["decision_proposals"]
+    # a share experiment waits for a person: nothing applies its variant yet
+    assert share["decision_id"] == d_share
+    assert ex.experiment(led, share["experiment_id"])["status"] == "proposed"
     assert ok["decision_id"] == d_ok and bad["decision_id"] == d_bad
     assert "risk_per_trade" in bad["refused"]
     assert done["started"] == [ok["experiment_id"]] and done["judged"] == {}
@@ -260,7 +265,7 @@ def test_learn_files_decision_proposals_starts_and_later_judges_experiments(day)
     again = rf.learn(led, DEP, DAY, EOD + 60, reflector=rf.RulesReflector())
     assert again["started"] == [] and [x["experiment_id"] for x in
                                        again["decision_proposals"][:1]] == [e["id"]]
-    assert len(ex.experiments(led)) == 1
+    assert len(ex.experiments(led)) == 2
 
 
 def test_with_experiments_off_a_day_is_reflected_and_nothing_proposed(day):

@@ -12,8 +12,9 @@ After the close (the daemon's ``end_of_day`` event,
    after a restart, finds it and calls nothing);
 2. the proposals (the reflection's, and those of the day's ``PROPOSE_EXPERIMENT``
    decisions) become experiments (:mod:`tradewarden.agent.experiments`), which refuses
-   anything but filters and strategy parameters in range; a proposed experiment is
-   started when no other experiment on the same parameter runs;
+   anything but filters and strategy parameters in range; a proposed experiment on
+   paper is started when no other experiment on the same parameter runs (a ``share``
+   experiment waits for a person: nothing applies its variant to decisions yet);
 3. running experiments are judged (:func:`tradewarden.agent.experiments.judge`).
 
 The next day's reasoning context carries the latest reflection
@@ -844,12 +845,14 @@ def learn(ledger: Ledger, scope: str, day: str, ts: Any, *, reflector: Reflector
     started = []
     running = {e["parameter"] for e in ex.experiments(ledger, scope=scope, status="running")}
     for e in ex.experiments(ledger, scope=scope, status="proposed"):
-        if e["parameter"] in running:
+        # only experiments on paper start by themselves: nothing in the engine applies a
+        # share experiment's variant to its decisions yet (started by a person, ex.start)
+        if e["parameter"] in running or e["mode"] != "paper":
             continue
         try:
             ex.start(ledger, e["id"], when)
         except ex.ExperimentError:
-            continue                 # e.g. paper mode on a live deployment: stays proposed
+            continue
         running.add(e["parameter"])
         started.append(e["id"])
     return {"reflection": row, "decision_proposals": proposals, "started": started,
