@@ -23,7 +23,8 @@ from tradewarden.risk import RiskConfig
 
 TABLES = ("runs", "decisions", "orders", "fills", "trades", "equity", "events")
 #: Wall-clock bookkeeping of the run row (when and where it ran), not outcomes.
-WALL_CLOCK = {"started_at", "completed_at", "pid", "host", "process_start", "heartbeat_at"}
+WALL_CLOCK = {"started_at", "completed_at", "pid", "host", "process_start", "heartbeat_at",
+              "git_sha"}     # the commit checked out: moves if one lands mid-test
 
 
 def ledger_rows(db) -> dict[str, list[tuple]]:
