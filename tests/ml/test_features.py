@@ -138,7 +138,13 @@ def test_user_universe_files_and_their_bad_rows(tmp_path, panel: pd.DataFrame) -
     loaded = load_universe(MlSettings(data=str(split_file)))
     expected = panel[panel["symbol"].isin(["JPM", "XOM"])].reset_index(drop=True)
     pd.testing.assert_frame_equal(loaded, expected)
-    # a file without one is taken as adjusted already
+    # a file without one is taken as adjusted already, rounding of the adjustment and all
+    adjusted = expected.copy()
+    adjusted["timestamp"] = pd.to_datetime(adjusted.pop("ts"), unit="s").dt.strftime("%Y-%m-%d")
+    adjusted.to_csv(tmp_path / "adjusted.csv", index=False)
+    again = load_universe(MlSettings(data=str(tmp_path / "adjusted.csv")))
+    np.testing.assert_allclose(again["close"], expected["close"], rtol=0)
+    np.testing.assert_allclose(again["high"], expected["high"], rtol=1e-9)
     plain = panel_from_bars(load_equity_panel(None, ["JPM", "XOM"]))
     plain["timestamp"] = pd.to_datetime(plain.pop("ts"), unit="s").dt.strftime("%Y-%m-%d")
     path = tmp_path / "universe.csv"

@@ -120,7 +120,9 @@ def load_universe(settings: Any) -> pd.DataFrame:
         (``.csv``, ``.csv.gz``, ``.parquet``; long format with a ``symbol`` column).
         A file with a split column (``split_coefficient``, ``Stock Splits``) is read
         as raw prices and adjusted like the bundled panel (to the adjusted close when
-        it has one, else for splits); a file without one is taken as already adjusted.
+        it has one, else for splits); a file without one is taken as already adjusted
+        (a high or low that misses the open or close by rounding, at most
+        :data:`ROUNDING_TOLERANCE` relative, is snapped to it).
         ``universe``: tickers to keep (empty: every symbol of the data). The bundled
         adjusted-close panel (2020-2022) is not offered: it has no open, high, low or
         volume, which ``atr_14_rel`` and ``volume_ratio_20`` need.
@@ -167,7 +169,7 @@ def _adjusted_file(path: str, wanted: list[str] | None) -> pd.DataFrame:
                               f"{', '.join(held[:30])})")
     out = {}
     for symbol in wanted or held:
-        rows = raw[(sym == symbol).to_numpy()]
+        rows = _snap_rounding(raw[(sym == symbol).to_numpy()])
         clean, _quality = validate_frame(rows, path, _DAY, symbol=symbol)
         ts = clean["ts"].to_numpy(dtype=np.int64)
         off = np.flatnonzero(ts % _DAY != 0)
@@ -180,6 +182,35 @@ def _adjusted_file(path: str, wanted: list[str] | None) -> pd.DataFrame:
                                        for c in ("open", "high", "low", "close", "volume")}})
     panel = pd.concat(list(out.values()), ignore_index=True)
     return panel.sort_values(["ts", "symbol"], kind="stable").reset_index(drop=True)
+
+
+#: Relative gap below which an adjusted bar's high (low) under its open or close is
+#: floating-point rounding of the adjustment (``62.98547571419999`` against
+#: ``62.9854757142``), not a bad row.
+ROUNDING_TOLERANCE = 1e-9
+
+
+def _snap_rounding(rows: pd.DataFrame) -> pd.DataFrame:
+    """Raise ``high`` to ``max(open, close)`` and lower ``low`` to ``min(open, close)``
+    where they miss it by at most :data:`ROUNDING_TOLERANCE` (relative); anything else
+    is left for validation to report with its row and field."""
+    num = {c: pd.to_numeric(rows[c], errors="coerce") for c in ("open", "high", "low", "close")}
+    top = np.fmax(num["open"].to_numpy(dtype=np.float64), num["close"].to_numpy(dtype=np.float64))
+    bottom = np.fmin(num["open"].to_numpy(dtype=np.float64),
+                     num["close"].to_numpy(dtype=np.float64))
+    high = num["high"].to_numpy(dtype=np.float64)
+    low = num["low"].to_numpy(dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        lift = (high < top) & (top - high <= ROUNDING_TOLERANCE * np.abs(top))
+        drop = (low > bottom) & (low - bottom <= ROUNDING_TOLERANCE * np.abs(bottom))
+    if not (lift.any() or drop.any()):
+        return rows
+    rows = rows.copy()
+    if lift.any():
+        rows["high"] = rows["high"].where(~lift, pd.Series(top, index=rows.index))
+    if drop.any():
+        rows["low"] = rows["low"].where(~drop, pd.Series(bottom, index=rows.index))
+    return rows
 
 
 def _check_panel(panel: pd.DataFrame) -> pd.DataFrame:
