@@ -872,6 +872,37 @@ min_samples = 20                # observations per arm before judging
 min_effect = 0.25               # the variant's mean must beat the control's by this (pct points)
 allocation = 0.5                # the variant's share of decisions unless a proposal says
 
+[ml]                            # the ML pipeline (README: "ML pipeline"); days are NYSE sessions
+model_name = "equity_rank"      # registered model name
+# registry_uri = "http://mlflow:5000"   # default: sqlite mlflow.db beside the ledger
+algorithm = "ridge"             # ridge | lightgbm
+# ridge_alpha = 10.0            # ridge L2 penalty
+# n_estimators = 200            # lightgbm boosting rounds
+horizon_days = 5                # label: close[t+h] / close[t] - 1
+train_years = 2.0               # training window, calendar years
+# purge_days = 5                # sessions dropped before each test window (default: horizon_days; >= it)
+embargo_days = 5                # sessions after each test window kept out of training
+n_splits = 5                    # walk-forward validation splits
+retrain_every_days = 5          # sessions between retrainings (backtest, daemon)
+universe = []                   # tickers; empty: every symbol of the data
+# data = "universe.csv"         # daily OHLCV with a symbol column; default: bundled AAPL/JPM/MSFT/NVDA/XOM 2012-2015
+conversion = "rank"             # rank | threshold | zscore
+top_n = 2
+threshold = 0.0                 # predicted horizon return, a fraction
+zscore = 1.0
+weighting = "equal"             # equal | score
+max_positions = 3
+max_fraction = 0.4              # of equity per position
+min_order_value = 100.0         # quote currency
+psi_warning = 0.1               # population stability index per feature
+psi_drift = 0.25
+ks_pvalue = 0.01                # Kolmogorov-Smirnov p value below which a feature drifted
+ic_floor = 0.0                  # rolling information coefficient floor
+hit_rate_floor = 0.5
+drift_persist_days = 3          # sessions of drift before a rollback is due
+auto_rollback = false           # true: roll back automatically when due
+# daemon = true                 # the daemon predicts after each close, checks drift daily, retrains weekly (needs [daemon] calendar = "XNYS")
+
 # Several deployments in one file (warden daemon start runs them all); each entry may
 # set the run keys and [venue]; the top level gives the defaults.
 # [[deployments]]
