@@ -17,7 +17,7 @@
 4. The predictions become the rank strategy's scores file
    (:func:`~tradewarden.ml.targets.write_scores_file`), and the universe is replayed
    through the engine with ``strategy = "rank"`` and :func:`~tradewarden.ml.targets.rank_params`
-   (``tradewarden.replay``, as ``warden replay`` does): the same risk manager, governor
+   (:func:`~tradewarden.ops.kernel.run_replay`, as ``warden replay`` does): the same risk manager, governor
    and ledger as every other run, in one portfolio account.
 5. The result: the out-of-sample information coefficient, hit rate and top-minus-bottom
    spread of the predictions against the realised ``horizon_days`` returns
@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sqlalchemy import select
 
 from tradewarden.engine.config import RunConfig
 
@@ -248,8 +249,8 @@ def backtest(ml: Any, db: str, *, run_config: RunConfig | None = None, start: ob
     tradewarden.strategy.StrategyConfigError, tradewarden.settings.ConfigError
         The replay's settings are refused (named).
     """
-    from tradewarden.api import replay
-    from tradewarden.ledger import Ledger
+    from tradewarden.analytics import load_equity_curve
+    from tradewarden.ledger import Ledger, schema
     from tradewarden.ml.features import (
         FEATURES,
         compute_features,
@@ -261,6 +262,8 @@ def backtest(ml: Any, db: str, *, run_config: RunConfig | None = None, start: ob
     from tradewarden.ml.targets import rank_params, write_scores_file
     from tradewarden.ml.train import fit, training_rows
     from tradewarden.ml.validation import split_metrics
+    from tradewarden.ops.kernel import run_replay
+    from tradewarden.ops.replay import load_inputs, resolve_config
 
     source = universe_source(ml)
     panel = load_universe(ml)
@@ -331,13 +334,26 @@ def backtest(ml: Any, db: str, *, run_config: RunConfig | None = None, start: ob
         "strategy": "rank", "strategy_source": None, "params": rank_params(ml, scores_path),
         "capital_mode": "portfolio", "exchange": None,
         "adjust": base.adjust or ("split_dividend" if ml.data is None else None)})
-    cfg = RunConfig.model_validate(cfg.model_dump())
-    run = replay(cfg, db=db)
-    equity = run.equity["total"]
-    equity = equity[equity.index >= pd.Timestamp(first_day, tz="UTC")]   # marks of the sessions
-    capital = float(run.config.capital)
+    cfg, strategy = resolve_config(RunConfig.model_validate(cfg.model_dump()))
+    led = Ledger(db, background=True)            # the replay `warden replay` runs
+    try:
+        inputs = load_inputs(cfg, strategy=strategy)
+        run = run_replay(inputs.config, led, inputs=inputs)
+    finally:
+        led.close()
+    reader = Ledger(db)
+    try:
+        curve = load_equity_curve(reader.engine, run.run_id)
+        d = schema.decisions.c
+        with reader.engine.connect() as conn:
+            rows = conn.execute(select(d.ts, d.symbol, d.close).where(
+                d.run_id == run.run_id, d.ts >= int(days[0])).order_by(d.seq)).all()
+    finally:
+        reader.close()
+    equity = curve.total[curve.total.index >= int(days[0])]   # the sessions' marks
+    capital = float(inputs.config.capital)
     run_return = float(equity.iloc[-1]) / capital - 1.0 if len(equity) else float("nan")
-    decided = run.decisions
+    decided = pd.DataFrame([tuple(r) for r in rows], columns=["ts", "symbol", "close"])
     wide = decided.pivot_table(index="ts", columns="symbol", values="close", aggfunc="last")
     return BacktestResult(backtest_id=bt, run_id=run.run_id, ledger=shown,
                           scores_path=scores_path, start=first_day, end=last_day,
