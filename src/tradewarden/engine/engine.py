@@ -844,6 +844,7 @@ class TradingEngine(Operations):
             schedule(j, i + 1)
         for s in S:
             s.mark = float(s.bars.close[-1])
+        self._last_ts = max(int(s.bars.ts[-1]) for s in S)
         self._flush(prepared, order, m, start_state)
         self.counts.bars += m
         return m
@@ -1419,7 +1420,12 @@ class TradingEngine(Operations):
                 if not s.last_close > 0:
                     self.event(self._last_ts, "error", s.name, "cannot close: no price seen yet")
                     continue
-            ts = int(s.tail.ts[-1]) if s.tail is not None and len(s.tail) else int(self._last_ts or 0)
+            if s.tail is not None and len(s.tail):
+                ts = int(s.tail.ts[-1])
+            elif s.bars is not None and len(s.bars):    # no warm-up tail kept (rank)
+                ts = int(s.bars.ts[-1])
+            else:
+                ts = int(self._last_ts or 0)
             close = float(s.tail.close[-1]) if s.tail is not None and len(s.tail) else s.last_close
             self.clock.wait_until(ts + s.bar_seconds)
             s.last_close = close
