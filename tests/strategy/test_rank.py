@@ -185,3 +185,31 @@ def test_a_changed_scores_file_is_read_again(tmp_path, panel):
     p.write_text(f"timestamp,symbol,score\n{day[0]},AAPL,1\n{day[0]},MSFT,2\n"
                  f"{day[1]},AAPL,3\n{day[1]},MSFT,2\n")
     assert list(strat.prepare(first).enter) == [False, True]
+
+
+def test_the_batch_path_closes_a_rank_portfolio_at_its_last_bar(tmp_path, panel, scores_file):
+    """A strategy without warm-up keeps no bar tail: the end-of-data exits are still
+    stamped with each symbol's last bar (they were stamped 1970-01-01)."""
+    from tradewarden.domain import ExitReason
+    strat = build_strategy("rank", {"scores": str(scores_file), "top_n": 2})
+    ledger = Ledger(tmp_path / "ledger.db")
+    ledger.create_run({"run_id": "b", "mode": "replay", "capital_mode": "portfolio",
+                       "market_time_basis": "test", "data_integrity": "ok", "config_hash": "h",
+                       "config": "{}", "strategy": "rank", "symbols": ",".join(SYMS),
+                       "timeframe": "1d", "initial_capital": Decimal(100_000)})
+    insts = {s: Instrument(s, s, "USD", Decimal("0.01"), Decimal(1)) for s in SYMS}
+    kernel = assemble("replay", run_id="b", strategy=strat, instruments=insts, ledger=ledger,
+                      capital=Decimal(100_000), capital_mode="portfolio",
+                      risk=RiskConfig(max_position_fraction=0.5, max_drawdown_halt=None,
+                                      daily_loss_limit=None, max_consecutive_losses=None),
+                      clock=ReplayClock(int(panel["AAPL"].ts[0])))
+    kernel.run([{s: panel[s] for s in SYMS}], close=ExitReason.END_OF_DATA)
+    ledger.close()
+    last = int(panel["AAPL"].ts[-1])
+    with sqlite3.connect(tmp_path / "ledger.db") as c:
+        ends = c.execute("SELECT entry_ts, exit_ts FROM trades WHERE exit_reason = "
+                         "'end_of_data'").fetchall()
+        first = c.execute("SELECT min(ts) FROM decisions").fetchone()[0]
+        bad = c.execute("SELECT count(*) FROM trades WHERE exit_ts < entry_ts").fetchone()[0]
+    assert ends and all(exit_ts == last for _entry, exit_ts in ends)
+    assert first >= int(panel["AAPL"].ts[0]) and bad == 0
