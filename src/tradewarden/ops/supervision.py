@@ -546,8 +546,14 @@ class Supervisor:
                     gov.reasoner.settle(decision_id, verdict)     # its model calls linked
             key = effect_key(event, dep.deployment_id)
             if verdict == "execute" and decision.action == Action.CLOSE_POSITION:
-                for sym in decision.target_symbols or ((symbol,) if symbol else ()):
-                    self._command(dep, "close", sym, f"decision {decision_id} ({key})", key)
+                own = {x.name for x in dep.kernel.engine.syms}
+                wanted = decision.target_symbols or ((symbol,) if symbol else ())
+                for sym in wanted:          # only this deployment's symbols: a model's text
+                    if sym in own:          # is data, never a command target of its own
+                        self._command(dep, "close", sym, f"decision {decision_id} ({key})", key)
+                    else:
+                        self.log.warning("close_target_refused", deployment=dep.name,
+                                         decision_id=decision_id, target=str(sym)[:64])
             elif verdict == "execute" and decision.action == Action.EMERGENCY_HALT:
                 self._command(dep, "kill", None, f"decision {decision_id} ({key})", key)
                 self._command(dep, "flatten", None, f"decision {decision_id} ({key})", key)
