@@ -159,6 +159,7 @@ from tradewarden.domain.options import (
     OptionFieldError,
     OptionFillSnapshot,
     format_occ_symbol,
+    option_tick,
     parse_occ_symbol,
 )
 from tradewarden.execution.base import (
@@ -396,29 +397,6 @@ def _round(value: Decimal, step: Decimal, mode: str) -> Decimal:
 
 
 _PENNY = Decimal("0.01")
-_NICKEL = Decimal("0.05")
-_PENNY_BELOW = Decimal(3)
-
-
-def option_tick(price: Decimal, min_tick: Decimal | None = None) -> Decimal:
-    """Return the price increment of a US equity option quoted at ``price``.
-
-    Parameters
-    ----------
-    price : Decimal
-        The premium, USD per share.
-    min_tick : Decimal, optional
-        The contract details' ``minTick`` (USD); the increment is never finer.
-
-    Returns
-    -------
-    Decimal
-        0.01 USD below 3.00 USD, 0.05 USD from 3.00 USD (the Penny Interval Program's
-        minimum increments: Cboe Options Rule 5.4 and "Penny Interval Program"), or
-        ``min_tick`` where that is coarser.
-    """
-    rule = _PENNY if price < _PENNY_BELOW else _NICKEL
-    return max(rule, min_tick) if min_tick is not None and min_tick > 0 else rule
 
 
 def _occ_of(contract: Any) -> str | None:

@@ -31,9 +31,9 @@ difference between the target set and the positions held: entries for symbols th
 joined the top N, sales for those that left it, and a holding whose weight is off its
 target (the target changed, or the price moved) by more than ``rebalance_tolerance``
 of the target is resized to it (:meth:`RankStrategy.rebalance`; the risk manager sizes
-the difference, :meth:`~tradewarden.risk.RiskManager.evaluate_rebalance`), never sold
-and bought again. The engine does not carry resize orders yet: until it does, a
-drifted holding stays as it is.
+the difference, :meth:`~tradewarden.risk.RiskManager.evaluate_rebalance`; the engine
+sends one ``rebalance`` order, ``TradingEngine._rebalance``), never sold and bought
+again.
 
 In paper and live trading the file is read again whenever it changes (its modification
 time), so a nightly job that appends the next day's scores feeds the deployment.
