@@ -854,9 +854,9 @@ provider = "rules"              # rules (no model calls) | anthropic (key from A
 # max_tokens = 2048             # output tokens per call, reasoning included
 daily_cost_cap_usd = 5.0        # US dollars per UTC day; at the cap decisions fall to recommend-only
 # alert_fraction = 0.8          # one warning alert a day at this share of the cap
-# timeout_seconds = 30.0        # per HTTP request
+# timeout_seconds = 10.0        # per HTTP request
 # max_retries = 1               # the SDK's own retries
-# deadline_seconds = 45.0       # the whole decision, retries included
+# deadline_seconds = 15.0       # the whole decision, retries included
 # prices: USD per million tokens; built in for Claude Opus/Sonnet/Haiku 5.5, add others:
 # [reasoning.prices."claude-opus-5"]
 # input_per_mtok = 5.0

@@ -530,3 +530,30 @@ def test_an_entry_of_unknown_size_is_queued_at_l2_and_l3(env):
         assert auth.verdict == Verdict.QUEUE and "size is unknown" in auth.reason
     assert env.governor(4).authorize(SYM, "enter_long", {"quantity": "0.1"}).verdict == \
         Verdict.EXECUTE
+
+
+def test_the_reasoner_sees_the_memory_the_context_hook_gives(env):
+    """Entries and exits decided through the governor see what the daemon's events see:
+    similar past decisions, patterns, experiments, the latest reflection, performance and
+    recent decisions with their outcomes."""
+    seen = []
+
+    class Capture(Fixed):
+        def decide(self, event, context):
+            seen.append(context)
+            return self.output
+
+    memory = {"similar_past": [{"summary": "put on NVDA, VIX high", "similarity": 0.9}],
+              "patterns": [{"action": "EXECUTE_TRADES", "hit_rate": 0.6}],
+              "experiments": [{"id": 1, "arm": "control"}],
+              "reflection": {"day": "2026-01-05", "summary": "patient"},
+              "performance": {"win_rate": 0.55},
+              "recent_decisions": [{"id": 7, "action": "MONITOR_ONLY", "outcome": None}]}
+    gov = env.governor(level=4, reasoner=Capture(Action.EXECUTE_TRADES),
+                       context=lambda: {"positions": [], **memory})
+    gov.authorize(SYM, "enter_long", env.detail())
+    (ctx,) = seen
+    assert ctx.similar_past == memory["similar_past"] and ctx.patterns == memory["patterns"]
+    assert ctx.experiments == memory["experiments"] and ctx.reflection == memory["reflection"]
+    assert ctx.performance == memory["performance"]
+    assert ctx.recent_decisions == memory["recent_decisions"]

@@ -703,12 +703,15 @@ class AutonomyGovernor:
         ts = int(detail.get("ts", now))
         event = ReasoningEvent(kind="entry_signal" if action == "enter_long" else "exit_signal",
                                ts=ts, symbol=symbol, payload=payload)
+        memory = {k: given[k] for k in ("similar_past", "patterns", "experiments", "reflection",
+                                        "performance") if given.get(k)}
         context = ReasoningContext(
             positions=list(given.get("positions") or []), account=account, market=market,
-            candidates=list(given.get("candidates") or []), recent_decisions=bar.recent,
+            candidates=list(given.get("candidates") or []),
+            recent_decisions=list(given.get("recent_decisions") or bar.recent),
             strategy_state=dict(given.get("strategy_state") or {}), autonomy_level=level,
             anomalies=[{"id": a["id"], "kind": a["kind"], "symbol": a["symbol"]}
-                       for a in anomalies])
+                       for a in anomalies], **memory)
         try:
             decision = self.reasoner.decide(event, context)
         except Exception as exc:        # noqa: BLE001 - a failing reasoner hands over to a person

@@ -98,11 +98,12 @@ class ReasoningSettings(BaseModel):
     alert_fraction : float
         Share of the cap (0-1, default 0.8) at which one warning alert is sent per day.
     timeout_seconds : float
-        Per HTTP request, seconds (default 30).
+        Per HTTP request, seconds (default 10).
     max_retries : int
         The SDK's own retries of a failed request (0-5, default 1).
     deadline_seconds : float
-        The whole decision, retries included, seconds (default 45).
+        The whole decision, retries included, seconds (default 15: the daemon steps every
+        deployment in one thread, so this is the longest a hung provider delays the others).
     prices : dict of str to ModelPrice
         Price per model id; entries given in the config are added to (or replace those
         of) :data:`DEFAULT_PRICES`.
@@ -115,9 +116,9 @@ class ReasoningSettings(BaseModel):
     max_tokens: int = Field(2048, ge=1, le=128_000)
     daily_cost_cap_usd: float = Field(5.0, ge=0, allow_inf_nan=False)
     alert_fraction: float = Field(0.8, gt=0, le=1)
-    timeout_seconds: float = Field(30.0, gt=0, allow_inf_nan=False)
+    timeout_seconds: float = Field(10.0, gt=0, allow_inf_nan=False)
     max_retries: int = Field(1, ge=0, le=5)
-    deadline_seconds: float = Field(45.0, gt=0, allow_inf_nan=False)
+    deadline_seconds: float = Field(15.0, gt=0, allow_inf_nan=False)
     prices: dict[str, ModelPrice] = Field(default_factory=lambda: dict(DEFAULT_PRICES))
 
     @field_validator("prices", mode="before")
