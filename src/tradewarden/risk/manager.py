@@ -299,6 +299,19 @@ class RiskManager:
                       (ts // DAY + 1) * DAY)
 
     # -- pre-trade ---------------------------------------------------------------------
+    def _trip_breakers(self, st: Any, account: str, ts: int, equity: float,
+                       peak_equity: float) -> None:
+        """Halt ``account`` when the drawdown from ``peak_equity`` or the day's loss has
+        reached its limit (quote currency amounts; the day's loss halts until the next
+        UTC day)."""
+        if (self._dd_limit is not None and peak_equity > 0
+                and (peak_equity - equity) / peak_equity >= self._dd_limit):
+            self.halt(account, ts, f"max_drawdown:{(peak_equity - equity) / peak_equity:.4f}")
+        if (self._daily_limit is not None
+                and equity - st.day_start_equity <= -self._daily_limit * st.day_start_equity):
+            self.halt(account, ts, f"daily_loss:{st.day_start_equity - equity:.2f}",
+                      (ts // DAY + 1) * DAY)
+
     def evaluate_entry(self, *, account: str, instrument: Instrument, ts: int, price: float,
                        signal: Signal, equity: float, peak_equity: float, cash: float,
                        open_positions: int) -> RiskVerdict:
@@ -331,13 +344,7 @@ class RiskManager:
         day = ts // DAY
         if day != st.day:       # _roll_day, inline: this runs on every entry signal
             st.day, st.day_realized, st.day_start_equity = day, 0.0, equity
-        if (self._dd_limit is not None and peak_equity > 0
-                and (peak_equity - equity) / peak_equity >= self._dd_limit):
-            self.halt(account, ts, f"max_drawdown:{(peak_equity - equity) / peak_equity:.4f}")
-        if (self._daily_limit is not None
-                and equity - st.day_start_equity <= -self._daily_limit * st.day_start_equity):
-            self.halt(account, ts, f"daily_loss:{st.day_start_equity - equity:.2f}",
-                      (ts // DAY + 1) * DAY)
+        self._trip_breakers(st, account, ts, equity, peak_equity)
         why = self.halted(account, ts) if st.halts else None
         if why is not None:
             return RiskVerdict(False, f"halted:{why.split(':')[0]}", detail={"halt": why})
@@ -437,13 +444,7 @@ class RiskManager:
         if want > 0:
             st = self._acct[account]
             self._roll_day(st, ts, equity)
-            if (self._dd_limit is not None and peak_equity > 0
-                    and (peak_equity - equity) / peak_equity >= self._dd_limit):
-                self.halt(account, ts, f"max_drawdown:{(peak_equity - equity) / peak_equity:.4f}")
-            if (self._daily_limit is not None
-                    and equity - st.day_start_equity <= -self._daily_limit * st.day_start_equity):
-                self.halt(account, ts, f"daily_loss:{st.day_start_equity - equity:.2f}",
-                          (ts // DAY + 1) * DAY)
+            self._trip_breakers(st, account, ts, equity, peak_equity)
             why = self.halted(account, ts) if st.halts else None
             if why is not None:
                 return RiskVerdict(False, f"halted:{why.split(':')[0]}",
