@@ -11,29 +11,13 @@ import pytest
 from typer.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "execution" / "ibkr"))
-from fake_tws import START, FakeTws  # noqa: E402
+from fake_tws import START, FakeTws, SharedClock as Clock  # noqa: E402
 
 from tradewarden import cli_ibkr  # noqa: E402
 from tradewarden.cli import app  # noqa: E402
 
 runner = CliRunner()
 EXPIRY = "20260116"
-
-
-class Clock:
-    """The fake gateway's clock, also the command's (``now``, ``wait_until``)."""
-
-    def __init__(self, t: float) -> None:
-        self.t = float(t)
-
-    def __call__(self) -> float:
-        return self.t
-
-    def now(self) -> int:
-        return int(self.t)
-
-    def wait_until(self, ts: int) -> None:
-        self.t = max(self.t, float(ts))
 
 
 @pytest.fixture

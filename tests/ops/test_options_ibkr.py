@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "execution" / "ibkr"))
-from fake_tws import START, FakeTws  # noqa: E402
+from fake_tws import START, FakeTws, SharedClock as Clock  # noqa: E402
 
 from tradewarden.execution.ibkr import IbkrBroker  # noqa: E402
 from tradewarden.execution.ibkr_options import IbkrOptions  # noqa: E402
@@ -27,23 +27,6 @@ from tradewarden.strategy.put_writer import PutWriterParams  # noqa: E402
 DAY = 86_400
 EXPIRY = "20260116"                     # 14 days after START (2026-01-02)
 PUT = "AAPL  260116P00180000"
-
-
-class Clock:
-    """The test's clock: ``clock()`` for the fake and the options reader, ``now`` /
-    ``wait_until`` for the adapter."""
-
-    def __init__(self, t: float) -> None:
-        self.t = float(t)
-
-    def __call__(self) -> float:
-        return self.t
-
-    def now(self) -> int:
-        return int(self.t)
-
-    def wait_until(self, ts: int) -> None:
-        self.t = max(self.t, float(ts))
 
 
 @pytest.fixture

@@ -226,6 +226,37 @@ def implied_vol(right: str, price: float, spot: float, strike: float, years: flo
     return 0.5 * (lo + hi)
 
 
+class SharedClock:
+    """One settable clock (UTC epoch seconds) for the fake, the adapter and the options
+    reader: ``clock()`` as the fake and ``IbkrOptions`` call it, ``now()`` and
+    ``wait_until()`` as the broker port's ``Clock``."""
+
+    def __init__(self, t: float) -> None:
+        self.t = float(t)
+
+    def __call__(self) -> float:
+        return self.t
+
+    def now(self) -> int:
+        return int(self.t)
+
+    def wait_until(self, ts: int) -> None:
+        self.t = max(self.t, float(ts))
+
+
+class BrokerClock:
+    """The port's clock (``now``, ``wait_until``) over a settable clock with ``t``."""
+
+    def __init__(self, clock: Any) -> None:
+        self.c = clock
+
+    def now(self) -> int:
+        return int(self.c.t)
+
+    def wait_until(self, ts: int) -> None:
+        self.c.t = max(self.c.t, float(ts))
+
+
 @dataclass
 class Instrument:
     """One contract the fake knows: a stock (STK) or an equity option (OPT).

@@ -18,6 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from fake_tws import BrokerClock
 
 from tradewarden.domain import Bar, Order, OrderRole, OrderStatus, OrderType, Side
 from tradewarden.execution.base import Broker, OrderEventKind
@@ -28,17 +29,6 @@ K = OrderEventKind
 BAR = Bar("AAPL", 0, 190.0, 191.0, 189.0, 190.0, 1000.0, 86_400)
 
 
-class BrokerClock:
-    """The port's clock (``now``, ``wait_until``) over the fixture's settable clock."""
-
-    def __init__(self, clock: Any) -> None:
-        self.c = clock
-
-    def now(self) -> int:
-        return int(self.c.t)
-
-    def wait_until(self, ts: int) -> None:
-        self.c.t = max(self.c.t, float(ts))
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from decimal import Decimal as D
 from typing import Any
 
 import pytest
+from fake_tws import BrokerClock
 
 from tradewarden.domain import Bar, Order, OrderRole, OrderStatus, OrderType, Side
 from tradewarden.execution.base import OrderEventKind
@@ -26,17 +27,6 @@ PUT = "AAPL  260220P00180000"           # the 21-character OCC key
 EXPIRY = "20260220"
 
 
-class BrokerClock:
-    """The port's clock (``now``, ``wait_until``) over the fixture's settable clock."""
-
-    def __init__(self, clock: Any) -> None:
-        self.c = clock
-
-    def now(self) -> int:
-        return int(self.c.t)
-
-    def wait_until(self, ts: int) -> None:
-        self.c.t = max(self.c.t, float(ts))
 
 
 @pytest.fixture
