@@ -26,7 +26,6 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import SQLAlchemyError
 
 from tradewarden.ledger import Ledger, LedgerError, dumps, schema
 from tradewarden.ledger.store import utcnow_iso
@@ -99,25 +98,14 @@ def _parse(what: str, text: str | None, empty: Any) -> Any:
 
 # -- transactions -----------------------------------------------------------------------
 def _write(ledger: Ledger, what: str, work: Callable[[Any], Any]) -> Any:
-    """Drain the ledger's queued batches, run ``work(conn)`` in a transaction of its own,
-    commit, and return its result; raise :class:`LedgerError` naming ``what``."""
-    ledger.drain()
-    try:
-        with ledger.engine.begin() as conn:
-            return work(conn)
-    except SQLAlchemyError as exc:
-        raise LedgerError(f"cannot record {what}: {ledger.describe(exc)}") from None
+    """``ledger.write(what, work)``: a transaction of its own, :class:`LedgerError` naming
+    ``what``."""
+    return ledger.write(what, work)
 
 
 def _read(ledger: Ledger, what: str, work: Callable[[Any], Any]) -> Any:
-    """Drain the queued batches, then run ``work(conn)`` on a connection; raise
-    :class:`LedgerError` naming ``what``."""
-    ledger.drain()
-    try:
-        with ledger.engine.connect() as conn:
-            return work(conn)
-    except SQLAlchemyError as exc:
-        raise LedgerError(f"cannot read {what}: {ledger.describe(exc)}") from None
+    """``ledger.read(what, work)``: :class:`LedgerError` naming ``what``."""
+    return ledger.read(what, work)
 
 
 def _rows(conn: Any, query: Any) -> list[dict[str, Any]]:

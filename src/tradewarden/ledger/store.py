@@ -727,6 +727,39 @@ class Ledger:
         self.heartbeat_seconds = heartbeat_seconds
         self._last_beat = -math.inf
 
+    def read(self, what: str, work: Callable[[Any], Any]) -> Any:
+        """Drain the queued batches, run ``work(conn)`` on a connection and return its
+        result.
+
+        Raises
+        ------
+        LedgerError
+            ``cannot read <what>: <cause>`` for a database error.
+        """
+        self.drain()
+        try:
+            with self.engine.connect() as conn:
+                return work(conn)
+        except SQLAlchemyError as exc:
+            raise LedgerError(f"cannot read {what}: {self.describe(exc)}") from None
+
+    def write(self, what: str, work: Callable[[Any], Any]) -> Any:
+        """Drain the queued batches, run ``work(conn)`` in a transaction of its own,
+        commit, and return its result.
+
+        Raises
+        ------
+        LedgerError
+            ``cannot record <what>: <cause>`` for a database error (nothing of
+            ``work`` is kept).
+        """
+        self.drain()
+        try:
+            with self.engine.begin() as conn:
+                return work(conn)
+        except SQLAlchemyError as exc:
+            raise LedgerError(f"cannot record {what}: {self.describe(exc)}") from None
+
     def describe(self, exc: BaseException) -> str:
         """One line for a database error (see :func:`describe_db_error`)."""
         if isinstance(exc, LedgerError):

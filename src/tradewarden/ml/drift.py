@@ -701,20 +701,6 @@ class DriftError(ValueError):
 _DAY = 86_400
 
 
-def _read(ledger: Any, what: str, work: Any) -> Any:
-    """Drain the ledger's queued batches, run ``work(conn)`` on a connection; a database
-    error becomes a :class:`~tradewarden.ledger.LedgerError` naming ``what``."""
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from tradewarden.ledger import LedgerError
-    ledger.drain()
-    try:
-        with ledger.engine.connect() as conn:
-            return work(conn)
-    except SQLAlchemyError as exc:
-        raise LedgerError(f"cannot read {what}: {ledger.describe(exc)}") from None
-
-
 def _day(ts: int) -> str:
     return pd.Timestamp(int(ts) // _DAY * _DAY, unit="s").strftime("%Y-%m-%d")
 
@@ -782,7 +768,7 @@ def _matured(ledger: Any, model: Any, cut: pd.DataFrame, label: int,
     times = np.unique(cut["ts"].to_numpy(dtype=np.int64))
     first = int(times[-PERFORMANCE_SESSIONS:][0])
     p = schema.ml_predictions
-    rows = _read(ledger, "the recorded predictions", lambda conn: conn.execute(
+    rows = ledger.read("the recorded predictions", lambda conn: conn.execute(
         select(p.c.as_of_ts, p.c.symbol, p.c.score)
         .where(p.c.model_name == model.name, p.c.model_version == str(model.version),
                p.c.job == "predict", p.c.as_of_ts >= first,
@@ -822,7 +808,7 @@ def _recorded(ledger: Any, name: str, version: str, as_of_ts: int) -> Any:
 
     from tradewarden.ledger import schema
     r = schema.ml_drift_reports
-    return _read(ledger, "drift reports", lambda conn: conn.execute(
+    return ledger.read("drift reports", lambda conn: conn.execute(
         select(r).where(r.c.model_name == name, r.c.model_version == version,
                         r.c.as_of_ts == as_of_ts).order_by(r.c.id)).mappings().first())
 
@@ -851,7 +837,7 @@ def drift_reports(ledger: Any, model_name: str, *, limit: int = 20) -> list[dict
 
     from tradewarden.ledger import schema
     r = schema.ml_drift_reports
-    rows = _read(ledger, "drift reports", lambda conn: conn.execute(
+    rows = ledger.read("drift reports", lambda conn: conn.execute(
         select(r).where(r.c.model_name == model_name)
         .order_by(r.c.as_of_ts.desc(), r.c.id.desc()).limit(limit)).mappings().all())
     out = []
@@ -881,7 +867,7 @@ def _streak(ledger: Any, name: str, version: str, as_of_ts: int,
                             .order_by(r.c.as_of_ts.desc(), r.c.id.desc())
                             .limit(max(persist, 1))).all()
         return newer, rows
-    newer, rows = _read(ledger, "drift reports", work)
+    newer, rows = ledger.read("drift reports", work)
     ids = []
     for rid, ver, status in rows:
         if ver != version or status != "drift":
@@ -895,7 +881,7 @@ def _last_rollback(ledger: Any, name: str, version: str) -> Any:
 
     from tradewarden.ledger import schema
     e = schema.ml_model_events
-    return _read(ledger, "model events", lambda conn: conn.execute(
+    return ledger.read("model events", lambda conn: conn.execute(
         select(e).where(e.c.model_name == name, e.c.kind == "rollback",
                         e.c.from_version == version)
         .order_by(e.c.id.desc())).mappings().first())

@@ -34,12 +34,11 @@ from decimal import Decimal
 from typing import Any, Self
 
 from sqlalchemy import or_, select
-from sqlalchemy.exc import SQLAlchemyError
 
 from tradewarden.agent import records
 from tradewarden.domain import iso
 from tradewarden.engine.portfolio import Holding
-from tradewarden.ledger import Ledger, LedgerError, schema
+from tradewarden.ledger import Ledger, schema
 from tradewarden.ops.daemon import lock_path, running_daemon
 from tradewarden.risk import RiskConfig
 
@@ -293,12 +292,8 @@ class Oversight:
 
     def _select(self, query: Any, what: str) -> list[dict[str, Any]]:
         """Rows of a SELECT on the ledger as dicts; a database error as :class:`LedgerError`."""
-        self.ledger.drain()
-        try:
-            with self.ledger.engine.connect() as conn:
-                return [dict(r) for r in conn.execute(query).mappings()]
-        except SQLAlchemyError as exc:
-            raise LedgerError(f"cannot read {what}: {self.ledger.describe(exc)}") from None
+        return self.ledger.read(what, lambda conn: [dict(r) for r in
+                                                    conn.execute(query).mappings()])
 
     def _trades(self, dep: dict[str, Any]) -> list[dict[str, Any]]:
         """Closed round trips of every run of a deployment, by exit time."""
