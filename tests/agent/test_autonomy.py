@@ -557,3 +557,25 @@ def test_the_reasoner_sees_the_memory_the_context_hook_gives(env):
     assert ctx.experiments == memory["experiments"] and ctx.reflection == memory["reflection"]
     assert ctx.performance == memory["performance"]
     assert ctx.recent_decisions == memory["recent_decisions"]
+
+
+def test_an_accepted_experiment_can_raise_the_confidence_floor_never_lower_it(env):
+    import json
+
+    from tradewarden.agent.experiments import PARAMETERS_KEY
+    gov = env.governor(level=4, reasoner=Fixed(Action.EXECUTE_TRADES, confidence=0.6))
+    assert gov.min_confidence() == AutonomySettings().min_confidence == 0.4
+    assert gov.authorize(SYM, "enter_long", env.detail()).verdict.value == "execute"
+
+    def applied(value):
+        with env.led.engine.begin() as conn:
+            conn.execute(schema.agent_memory.delete())
+            conn.execute(schema.agent_memory.insert(), [{
+                "scope": DEP, "key": PARAMETERS_KEY, "ts": T0, "updated_at": "x",
+                "value": json.dumps({"min_confidence": {"value": value, "actor": "experiment:1"}})}])
+    applied(0.8)                    # accepted: decisions below 0.8 go to a person
+    assert gov.min_confidence() == 0.8
+    assert gov.authorize(SYM, "enter_long", env.detail()).verdict.value == "queue"
+    assert "low_confidence" in env.verdicts()[-1][1]
+    applied(0.1)                    # an experiment cannot loosen the configured floor
+    assert gov.min_confidence() == 0.4

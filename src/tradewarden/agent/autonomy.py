@@ -727,9 +727,10 @@ class AutonomyGovernor:
         detail["agent_decision_id"] = decision_id
         triggers = self._triggers(action, symbol, now, bar, notional, average, anomalies, account,
                                   market)
-        if decision.confidence < self.settings.min_confidence:
+        floor = self.min_confidence()
+        if decision.confidence < floor:
             triggers.append(Trigger("low_confidence", {"confidence": decision.confidence,
-                                                       "minimum": self.settings.min_confidence}))
+                                                       "minimum": floor}))
         verdict, reason = gate(level, action, decision, triggers, notional=notional,
                                average=average, new_symbol=symbol not in bar.traded,
                                anomaly_event=event.kind == "anomaly_detected",
@@ -742,6 +743,17 @@ class AutonomyGovernor:
         if settle is not None:          # a model reasoner links its calls to the decision
             settle(decision_id, verdict)
         return Authorization(_VERDICT[verdict], reason)
+
+    def min_confidence(self) -> float:
+        """Return the confidence below which a person must decide: ``[autonomy]
+        min_confidence``, or higher where an accepted experiment raised it for this
+        deployment (:func:`tradewarden.agent.experiments.applied_parameters`; an
+        experiment can only make the floor stricter)."""
+        from tradewarden.agent.experiments import applied_parameters
+        applied = applied_parameters(self.ledger, self.deployment_id).get("min_confidence")
+        value = applied.get("value") if isinstance(applied, dict) else None
+        base = self.settings.min_confidence
+        return max(base, float(value)) if isinstance(value, (int, float)) else base
 
     # -- levels ---------------------------------------------------------------------------
     def level(self) -> int:

@@ -529,7 +529,7 @@ class Supervisor:
                     reasoner=gov.reasoner.name, autonomy_level=level, symbol=symbol,
                     context={"event": rev.model_dump(mode="json"), **ctx.model_dump(mode="json")},
                     output=decision)
-            if decision.confidence < gov.settings.min_confidence:
+            if decision.confidence < gov.min_confidence():
                 triggers.append(Trigger("low_confidence", {"confidence": decision.confidence}))
             if earlier is not None and earlier["verdicts"]:
                 verdict, reason = earlier["verdicts"][-1]["verdict"], earlier["verdicts"][-1]["reason"]
