@@ -36,6 +36,8 @@ ml_app = typer.Typer(no_args_is_help=True, add_completion=False,
 BY_OPT = typer.Option(None, "--by", help="Who gives the command, recorded with the event. "
                                          "[default: the OS user]")
 JSON_OPT = typer.Option(False, "--json", help="Print JSON instead of a table.")
+DATA_OPT = typer.Option(None, "--data", help="Universe file (daily OHLCV with a symbol column). "
+                        "[default: [ml] data, else the bundled AAPL/JPM/MSFT/NVDA/XOM 2012-2015]")
 _DAY = 86_400
 
 
@@ -172,9 +174,7 @@ def train_cmd(config: Optional[Path] = CONFIG_OPT, db: Optional[str] = DB_OPT,
               algorithm: Optional[str] = typer.Option(
                   None, help="ridge or lightgbm. [default: the config's [ml] algorithm, "
                              "else ridge]"),
-              data: Optional[str] = typer.Option(
-                  None, help="Universe file (daily OHLCV with a symbol column). [default: "
-                             "[ml] data, else the bundled AAPL/JPM/MSFT/NVDA/XOM 2012-2015]"),
+              data: Optional[str] = DATA_OPT,
               promote: bool = typer.Option(False, "--promote",
                                            help="Make the new version production."),
               reason: str = typer.Option("trained with warden ml train", "--reason",
@@ -341,9 +341,7 @@ def predict_cmd(as_of: str = typer.Option(..., "--as-of",
                                           help="The NYSE session (YYYY-MM-DD) whose close the "
                                                "features are as of."),
                 config: Optional[Path] = CONFIG_OPT, db: Optional[str] = DB_OPT,
-                data: Optional[str] = typer.Option(
-                    None, help="Universe file (daily OHLCV with a symbol column). [default: "
-                               "[ml] data, else the bundled AAPL/JPM/MSFT/NVDA/XOM 2012-2015]"),
+                data: Optional[str] = DATA_OPT,
                 scores: Optional[Path] = typer.Option(
                     None, "--scores", dir_okay=False,
                     help="Also write the rank strategy's scores file here, from every "
@@ -417,10 +415,7 @@ def backtest_cmd(config: Optional[Path] = CONFIG_OPT, db: Optional[str] = DB_OPT
                  end: Optional[str] = typer.Option(
                      None, "--end", help="Last session to predict (YYYY-MM-DD, inclusive). "
                                          "[default: the data's last]"),
-                 data: Optional[str] = typer.Option(
-                     None, help="Universe file (daily OHLCV with a symbol column). [default: "
-                                "[ml] data, else the bundled AAPL/JPM/MSFT/NVDA/XOM "
-                                "2012-2015]"),
+                 data: Optional[str] = DATA_OPT,
                  algorithm: Optional[str] = typer.Option(
                      None, help="ridge or lightgbm. [default: the config's [ml] algorithm, "
                                 "else ridge]"),
@@ -496,9 +491,7 @@ def drift_cmd(config: Optional[Path] = CONFIG_OPT, db: Optional[str] = DB_OPT,
               as_of: Optional[str] = typer.Option(
                   None, "--as-of", help="The NYSE session (YYYY-MM-DD) to check as of. "
                                         "[default: the data's last session]"),
-              data: Optional[str] = typer.Option(
-                  None, help="Universe file (daily OHLCV with a symbol column). [default: "
-                             "[ml] data, else the bundled AAPL/JPM/MSFT/NVDA/XOM 2012-2015]"),
+              data: Optional[str] = DATA_OPT,
               by: Optional[str] = BY_OPT, as_json: bool = JSON_OPT) -> None:
     """Check the production model for drift as of a session; record the report.
 
